@@ -1,0 +1,132 @@
+//! `serve --target all` in one process: every target answers health, reflection and every RPC
+//! of its contract over a real socket.
+
+use fastbreak_integration_tests::{TestMesh, contract_services, target_names};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+#[tokio::test]
+async fn every_target_reports_serving_for_itself_and_each_of_its_services() {
+    let mesh = TestMesh::spawn("all").await;
+    assert_eq!(mesh.addrs().len(), target_names().len());
+    for service in contract_services() {
+        let mut health = HealthClient::new(mesh.channel(&service.target).await);
+        for name in ["", service.full_name.as_str()] {
+            let status = health
+                .check(HealthCheckRequest { service: name.to_owned() })
+                .await
+                .unwrap_or_else(|e| panic!("{}: health of {name:?}: {e}", service.target))
+                .into_inner()
+                .status();
+            assert_eq!(status, ServingStatus::Serving, "{}: {name:?}", service.target);
+        }
+    }
+    mesh.shutdown().await.expect("a clean stop");
+}
+
+async fn listed_services_v1(channel: tonic::transport::Channel) -> Vec<String> {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection v1 answers")
+        .into_inner();
+    let answer = answers.message().await.unwrap().expect("one answer");
+    match answer.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
+        other => panic!("unexpected reflection answer {other:?}"),
+    }
+}
+
+async fn listed_services_v1alpha(channel: tonic::transport::Channel) -> Vec<String> {
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection v1alpha answers")
+        .into_inner();
+    let answer = answers.message().await.unwrap().expect("one answer");
+    match answer.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
+        other => panic!("unexpected reflection answer {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn reflection_lists_each_targets_own_services_in_v1_and_v1alpha() {
+    let mesh = TestMesh::spawn("all").await;
+    let services = contract_services();
+    for target in target_names() {
+        let v1 = listed_services_v1(mesh.channel(target).await).await;
+        let v1alpha = listed_services_v1alpha(mesh.channel(target).await).await;
+        for listed in [&v1, &v1alpha] {
+            assert!(listed.contains(&"grpc.health.v1.Health".to_owned()), "{target}: {listed:?}");
+            for service in services.iter().filter(|s| s.target == target) {
+                assert!(listed.contains(&service.full_name), "{target} does not list {}: {listed:?}", service.full_name);
+            }
+            for service in services.iter().filter(|s| s.target != target) {
+                assert!(!listed.contains(&service.full_name), "{target} lists {} of another target", service.full_name);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_rpc_of_every_contract_is_routed_and_answers_unimplemented() {
+    let mesh = TestMesh::spawn("all").await;
+    let mut checked = 0;
+    for service in contract_services() {
+        let channel = mesh.channel(&service.target).await;
+        for method in &service.methods {
+            let path: http::uri::PathAndQuery =
+                format!("/{}/{}", service.full_name, method.name()).parse().unwrap();
+            let mut grpc = tonic::client::Grpc::new(channel.clone());
+            grpc.ready().await.unwrap();
+            // An empty message is a valid encoding of every request type.
+            let codec = tonic_prost::ProstCodec::<(), ()>::default();
+            let status = if method.server_streaming() {
+                grpc.server_streaming(tonic::Request::new(()), path, codec).await.map(|_| ())
+            } else {
+                grpc.unary(tonic::Request::new(()), path, codec).await.map(|_| ())
+            }
+            .expect_err("no RPC is implemented yet");
+            assert_eq!(
+                status.code(),
+                tonic::Code::Unimplemented,
+                "{}/{} at {}: {status:?}",
+                service.full_name,
+                method.name(),
+                service.target
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 80, "only {checked} RPCs were checked");
+}
+
+#[tokio::test]
+async fn a_target_not_started_is_not_served() {
+    let mesh = TestMesh::spawn("risk").await;
+    assert_eq!(mesh.addrs().keys().copied().collect::<Vec<_>>(), ["risk"]);
+    let mut health = HealthClient::new(mesh.channel("risk").await);
+    let missing = health
+        .check(HealthCheckRequest { service: "fastbreak.trading.v1.TradingService".to_owned() })
+        .await
+        .expect_err("trading is not part of this process");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+}

@@ -1,0 +1,255 @@
+//! The server every FastBreak target runs: its gRPC services plus `grpc.health.v1` and server
+//! reflection (v1 and v1alpha), on a listener it binds itself so that port 0 works in tests.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::service::{Routes, RoutesBuilder};
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+/// Why a server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listen address could not be bound.
+    #[error("{target}: cannot listen on {addr}: {source}")]
+    Bind {
+        /// The target that tried to bind.
+        target: &'static str,
+        /// The address it asked for.
+        addr: SocketAddr,
+        /// Why the bind failed.
+        source: std::io::Error,
+    },
+    /// The reflection service could not be built from the descriptor sets.
+    #[error("{target}: cannot build the reflection service: {source}")]
+    Reflection {
+        /// The target being built.
+        target: &'static str,
+        /// Why reflection failed.
+        source: tonic_reflection::server::Error,
+    },
+    /// The transport failed while serving.
+    #[error("{target}: serving failed: {source}")]
+    Serve {
+        /// The target that was serving.
+        target: &'static str,
+        /// The transport error.
+        source: tonic::transport::Error,
+    },
+}
+
+/// A server being put together: the target's name and its gRPC services.
+pub struct MeshServer {
+    target: &'static str,
+    routes: RoutesBuilder,
+    public_services: Vec<&'static str>,
+    internal_services: Vec<&'static str>,
+}
+
+impl std::fmt::Debug for MeshServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshServer")
+            .field("target", &self.target)
+            .field("public_services", &self.public_services)
+            .field("internal_services", &self.internal_services)
+            .finish()
+    }
+}
+
+impl MeshServer {
+    /// Starts a server for the target named `target` (such as "risk").
+    pub fn new(target: &'static str) -> Self {
+        Self {
+            target,
+            routes: Routes::builder(),
+            public_services: Vec::new(),
+            internal_services: Vec::new(),
+        }
+    }
+
+    /// Adds a public service: one clients reach through the gateway.
+    pub fn add_public_service<S>(mut self, service: S) -> Self
+    where
+        S: tower_service::Service<
+                http::Request<Body>,
+                Response = http::Response<Body>,
+                Error = Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.public_services.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
+    /// Adds an internal service: one only other FastBreak services call.
+    pub fn add_internal_service<S>(mut self, service: S) -> Self
+    where
+        S: tower_service::Service<
+                http::Request<Body>,
+                Response = http::Response<Body>,
+                Error = Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.internal_services.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
+    /// The target's name.
+    pub fn target(&self) -> &'static str {
+        self.target
+    }
+
+    /// The fully-qualified names of the public services added so far.
+    pub fn public_services(&self) -> &[&'static str] {
+        &self.public_services
+    }
+
+    /// The fully-qualified names of the internal services added so far.
+    pub fn internal_services(&self) -> &[&'static str] {
+        &self.internal_services
+    }
+
+    /// Binds the listener (port 0 picks a free port), adds health and reflection, and returns a
+    /// server ready to run. Every service reports NOT_SERVING until [`Readiness::set_serving`].
+    pub async fn bind(self, addr: SocketAddr) -> Result<BoundServer, ServerError> {
+        let target = self.target;
+        let incoming = TcpIncoming::bind(addr)
+            .map_err(|source| ServerError::Bind { target, addr, source })?
+            .with_nodelay(Some(true));
+        let local_addr = incoming
+            .local_addr()
+            .map_err(|source| ServerError::Bind { target, addr, source })?;
+
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let services: Vec<&'static str> = self
+            .public_services
+            .iter()
+            .chain(self.internal_services.iter())
+            .copied()
+            .collect();
+        let readiness = Readiness { reporter, services: services.clone() };
+        readiness.set(ServingStatus::NotServing).await;
+
+        let mut routes = self.routes;
+        routes.add_service(health_service);
+        let reflection = |builder: tonic_reflection::server::Builder<'static>| {
+            let builder = builder
+                .register_encoded_file_descriptor_set(fastbreak_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name("grpc.health.v1.Health");
+            services.iter().fold(builder, |builder, name| builder.with_service_name(*name))
+        };
+        let reflection_v1 = reflection(tonic_reflection::server::Builder::configure())
+            .build_v1()
+            .map_err(|source| ServerError::Reflection { target, source })?;
+        let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure())
+            .build_v1alpha()
+            .map_err(|source| ServerError::Reflection { target, source })?;
+        routes.add_service(reflection_v1);
+        routes.add_service(reflection_v1alpha);
+
+        Ok(BoundServer { target, local_addr, incoming, routes: routes.routes(), readiness })
+    }
+}
+
+/// Sets what `grpc.health.v1` reports for every service of one server, and for the server as a
+/// whole (the empty service name).
+#[derive(Clone)]
+pub struct Readiness {
+    reporter: HealthReporter,
+    services: Vec<&'static str>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness").field("services", &self.services).finish()
+    }
+}
+
+impl Readiness {
+    /// Reports SERVING: the server's dependencies are reachable.
+    pub async fn set_serving(&self) {
+        self.set(ServingStatus::Serving).await;
+    }
+
+    /// Reports NOT_SERVING: a dependency is missing, or the server is draining.
+    pub async fn set_not_serving(&self) {
+        self.set(ServingStatus::NotServing).await;
+    }
+
+    async fn set(&self, status: ServingStatus) {
+        self.reporter.set_service_status("", status).await;
+        for service in &self.services {
+            self.reporter.set_service_status(service, status).await;
+        }
+    }
+}
+
+/// A server with its listener bound, not yet taking calls.
+pub struct BoundServer {
+    target: &'static str,
+    local_addr: SocketAddr,
+    incoming: TcpIncoming,
+    routes: Routes,
+    readiness: Readiness,
+}
+
+impl std::fmt::Debug for BoundServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundServer")
+            .field("target", &self.target)
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+impl BoundServer {
+    /// The address the listener is bound to (the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The target's name.
+    pub fn target(&self) -> &'static str {
+        self.target
+    }
+
+    /// The handle that sets what health checks report.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// Serves until `shutdown` completes, then reports NOT_SERVING, stops accepting connections
+    /// and lets the calls in flight finish.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
+        let target = self.target;
+        let readiness = self.readiness.clone();
+        tracing::info!(target_name = target, addr = %self.local_addr, "serving");
+        let draining = async move {
+            shutdown.await;
+            readiness.set_not_serving().await;
+            tracing::info!(target_name = target, "draining in-flight calls");
+        };
+        tonic::transport::Server::builder()
+            .add_routes(self.routes)
+            .serve_with_incoming_shutdown(self.incoming, draining)
+            .await
+            .map_err(|source| ServerError::Serve { target, source })
+    }
+}

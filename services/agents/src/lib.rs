@@ -1,0 +1,25 @@
+//! The agents service: the automation loop, its runs and its recorded decisions.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+use fastbreak_mesh::MeshServer;
+use fastbreak_proto::agents::v1::agent_service_server::{AgentService, AgentServiceServer};
+
+/// The target's name, as `fastbreak serve --target` takes it.
+pub const TARGET: &str = "agents";
+
+/// The port the target listens on unless configured otherwise.
+pub const DEFAULT_PORT: u16 = 50059;
+
+/// The public API: what clients reach through the gateway. Its RPCs answer
+/// UNIMPLEMENTED until they are built.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AgentApi;
+
+impl AgentService for AgentApi {}
+
+/// The target's server with all of its gRPC services, ready to bind.
+pub fn server() -> MeshServer {
+    MeshServer::new(TARGET)
+        .add_public_service(AgentServiceServer::new(AgentApi))
+}

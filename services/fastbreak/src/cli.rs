@@ -1,0 +1,91 @@
+//! The command line.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// FastBreak collects NBA Top Shot moments automatically. This one binary runs any set of its
+/// gRPC services and the tools around them.
+#[derive(Debug, Parser)]
+#[command(name = "fastbreak", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve one or more targets, each on its own port, until SIGTERM or ctrl-c.
+    ///
+    /// Each target listens on FASTBREAK_LISTEN_HOST (default 127.0.0.1) at its default port,
+    /// or at FASTBREAK_<TARGET>_LISTEN_ADDR when set (port 0 picks a free port). One line per
+    /// target, "<target> listening on <address>", is printed on standard output once bound.
+    Serve(ServeArgs),
+    /// Check a server's `grpc.health.v1` status; exit 0 only when it is SERVING.
+    ///
+    /// Prints one line saying why otherwise, and exits 1. Used as the container health check.
+    Health(HealthArgs),
+}
+
+/// Arguments of `fastbreak serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The targets to run: "all", or a comma-separated list of gateway, user, strategy, risk,
+    /// marketplace, scouting, trading, notification, agents.
+    #[arg(long, short, env = "FASTBREAK_TARGET", value_name = "NAME[,NAME...]|all")]
+    pub target: String,
+}
+
+/// Arguments of `fastbreak health`.
+#[derive(Debug, clap::Args)]
+pub struct HealthArgs {
+    /// The server to check, as HOST:PORT or an http:// URL.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: String,
+    /// The fully-qualified service to check, such as fastbreak.risk.v1.RiskService; the whole
+    /// server when omitted.
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub service: String,
+    /// How long to wait for an answer, such as 5s or 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Parses "500ms", "5s" or "2m".
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|at| text.split_at(at))
+        .ok_or_else(|| format!("{text:?} has no unit; use ms, s or m"))?;
+    let value: u64 = number.parse().map_err(|_| format!("{text:?} does not start with a number"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(value)),
+        "s" => Ok(Duration::from_secs(value)),
+        "m" => Ok(Duration::from_secs(value * 60)),
+        other => Err(format!("unknown unit {other:?} in {text:?}; use ms, s or m")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_only() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,8 @@
+//! The one FastBreak binary's library: its command line and what each subcommand does, so that
+//! tests can call them; `main` only parses, sets up logging and runs.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod cli;
+pub mod serve;
+pub mod targets;

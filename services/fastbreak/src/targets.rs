@@ -1,0 +1,94 @@
+//! The targets the binary can run, with their default ports.
+
+use fastbreak_mesh::MeshServer;
+
+/// One service the binary can run.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    /// Its name, as `--target` takes it.
+    pub name: &'static str,
+    /// The port it listens on unless configured otherwise.
+    pub default_port: u16,
+    /// Builds its server.
+    pub server: fn() -> MeshServer,
+}
+
+/// Every target, in start order: dependencies before the services that call them.
+pub const ALL: [Target; 9] = [
+    Target { name: fastbreak_user::TARGET, default_port: fastbreak_user::DEFAULT_PORT, server: fastbreak_user::server },
+    Target { name: fastbreak_strategy::TARGET, default_port: fastbreak_strategy::DEFAULT_PORT, server: fastbreak_strategy::server },
+    Target { name: fastbreak_risk::TARGET, default_port: fastbreak_risk::DEFAULT_PORT, server: fastbreak_risk::server },
+    Target { name: fastbreak_marketplace::TARGET, default_port: fastbreak_marketplace::DEFAULT_PORT, server: fastbreak_marketplace::server },
+    Target { name: fastbreak_scouting::TARGET, default_port: fastbreak_scouting::DEFAULT_PORT, server: fastbreak_scouting::server },
+    Target { name: fastbreak_notification::TARGET, default_port: fastbreak_notification::DEFAULT_PORT, server: fastbreak_notification::server },
+    Target { name: fastbreak_trading::TARGET, default_port: fastbreak_trading::DEFAULT_PORT, server: fastbreak_trading::server },
+    Target { name: fastbreak_agents::TARGET, default_port: fastbreak_agents::DEFAULT_PORT, server: fastbreak_agents::server },
+    Target { name: fastbreak_gateway::TARGET, default_port: fastbreak_gateway::DEFAULT_PORT, server: fastbreak_gateway::server },
+];
+
+/// A `--target` value that names no target.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown target {given:?}; expected \"all\" or a comma-separated list of: {}", names().join(", "))]
+pub struct UnknownTarget {
+    /// The name as given.
+    pub given: String,
+}
+
+/// The names of every target.
+pub fn names() -> Vec<&'static str> {
+    ALL.iter().map(|target| target.name).collect()
+}
+
+/// Parses `all` or a comma-separated list of target names, in start order, without repeats.
+pub fn parse(list: &str) -> Result<Vec<Target>, UnknownTarget> {
+    let asked: Vec<&str> = list.split(',').map(str::trim).filter(|name| !name.is_empty()).collect();
+    if asked.is_empty() {
+        return Err(UnknownTarget { given: list.to_owned() });
+    }
+    if asked.contains(&"all") {
+        return Ok(ALL.to_vec());
+    }
+    if let Some(unknown) = asked.iter().find(|name| !ALL.iter().any(|target| target.name == **name)) {
+        return Err(UnknownTarget { given: (*unknown).to_owned() });
+    }
+    Ok(ALL.iter().filter(|target| asked.contains(&target.name)).copied().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_means_every_target_in_start_order() {
+        let parsed = parse("all").unwrap();
+        assert_eq!(parsed.iter().map(|t| t.name).collect::<Vec<_>>(), names());
+        assert_eq!(parsed.first().unwrap().name, "user");
+        assert_eq!(parsed.last().unwrap().name, "gateway");
+    }
+
+    #[test]
+    fn a_list_is_deduplicated_and_put_in_start_order() {
+        let parsed = parse("gateway, risk,risk").unwrap();
+        assert_eq!(parsed.iter().map(|t| t.name).collect::<Vec<_>>(), ["risk", "gateway"]);
+    }
+
+    #[test]
+    fn an_unknown_name_is_refused_with_the_valid_ones() {
+        let error = parse("risk,bank").unwrap_err();
+        assert_eq!(error.given, "bank");
+        assert!(error.to_string().contains("user, strategy, risk"), "{error}");
+        assert!(parse(" , ").is_err());
+    }
+
+    #[test]
+    fn default_ports_follow_the_design_table() {
+        let ports: Vec<(&str, u16)> = ALL.iter().map(|t| (t.name, t.default_port)).collect();
+        for (name, port) in [
+            ("gateway", 50051), ("user", 50052), ("strategy", 50053), ("risk", 50054),
+            ("marketplace", 50055), ("scouting", 50056), ("trading", 50057),
+            ("notification", 50058), ("agents", 50059),
+        ] {
+            assert!(ports.contains(&(name, port)), "{name} should default to {port}");
+        }
+    }
+}

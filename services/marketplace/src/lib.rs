@@ -1,0 +1,34 @@
+//! The marketplace service: moments, listings, sales, price history and market sources.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+use fastbreak_mesh::MeshServer;
+use fastbreak_proto::marketplace::v1::marketplace_service_server::{MarketplaceService, MarketplaceServiceServer};
+use fastbreak_proto::marketplace::v1::marketplace_internal_service_server::{MarketplaceInternalService, MarketplaceInternalServiceServer};
+
+/// The target's name, as `fastbreak serve --target` takes it.
+pub const TARGET: &str = "marketplace";
+
+/// The port the target listens on unless configured otherwise.
+pub const DEFAULT_PORT: u16 = 50055;
+
+/// The public API: what clients reach through the gateway. Its RPCs answer
+/// UNIMPLEMENTED until they are built.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MarketplaceApi;
+
+impl MarketplaceService for MarketplaceApi {}
+
+/// The internal API: what only other FastBreak services call. Its RPCs answer
+/// UNIMPLEMENTED until they are built.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MarketplaceInternalApi;
+
+impl MarketplaceInternalService for MarketplaceInternalApi {}
+
+/// The target's server with all of its gRPC services, ready to bind.
+pub fn server() -> MeshServer {
+    MeshServer::new(TARGET)
+        .add_public_service(MarketplaceServiceServer::new(MarketplaceApi))
+        .add_internal_service(MarketplaceInternalServiceServer::new(MarketplaceInternalApi))
+}

@@ -1,0 +1,34 @@
+//! The scouting service: player stats, game events and explainable valuations.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+use fastbreak_mesh::MeshServer;
+use fastbreak_proto::scouting::v1::scouting_service_server::{ScoutingService, ScoutingServiceServer};
+use fastbreak_proto::scouting::v1::scouting_internal_service_server::{ScoutingInternalService, ScoutingInternalServiceServer};
+
+/// The target's name, as `fastbreak serve --target` takes it.
+pub const TARGET: &str = "scouting";
+
+/// The port the target listens on unless configured otherwise.
+pub const DEFAULT_PORT: u16 = 50056;
+
+/// The public API: what clients reach through the gateway. Its RPCs answer
+/// UNIMPLEMENTED until they are built.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ScoutingApi;
+
+impl ScoutingService for ScoutingApi {}
+
+/// The internal API: what only other FastBreak services call. Its RPCs answer
+/// UNIMPLEMENTED until they are built.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ScoutingInternalApi;
+
+impl ScoutingInternalService for ScoutingInternalApi {}
+
+/// The target's server with all of its gRPC services, ready to bind.
+pub fn server() -> MeshServer {
+    MeshServer::new(TARGET)
+        .add_public_service(ScoutingServiceServer::new(ScoutingApi))
+        .add_internal_service(ScoutingInternalServiceServer::new(ScoutingInternalApi))
+}

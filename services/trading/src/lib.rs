@@ -1,0 +1,34 @@
+//! The trading service: the ledger, trades, holdings, portfolio and leaderboards.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+use fastbreak_mesh::MeshServer;
+use fastbreak_proto::trading::v1::trading_service_server::{TradingService, TradingServiceServer};
+use fastbreak_proto::trading::v1::trading_internal_service_server::{TradingInternalService, TradingInternalServiceServer};
+
+/// The target's name, as `fastbreak serve --target` takes it.
+pub const TARGET: &str = "trading";
+
+/// The port the target listens on unless configured otherwise.
+pub const DEFAULT_PORT: u16 = 50057;
+
+/// The public API: what clients reach through the gateway. Its RPCs answer
+/// UNIMPLEMENTED until they are built.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TradingApi;
+
+impl TradingService for TradingApi {}
+
+/// The internal API: what only other FastBreak services call. Its RPCs answer
+/// UNIMPLEMENTED until they are built.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TradingInternalApi;
+
+impl TradingInternalService for TradingInternalApi {}
+
+/// The target's server with all of its gRPC services, ready to bind.
+pub fn server() -> MeshServer {
+    MeshServer::new(TARGET)
+        .add_public_service(TradingServiceServer::new(TradingApi))
+        .add_internal_service(TradingInternalServiceServer::new(TradingInternalApi))
+}
