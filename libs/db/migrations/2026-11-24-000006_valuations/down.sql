@@ -1,0 +1,1 @@
+DROP TABLE valuation_factors; DROP TABLE valuations;

@@ -1,0 +1,1 @@
+DROP TABLE decisions; DROP TABLE agent_runs;

@@ -1,0 +1,116 @@
+//! The one error type of the data crate; callers turn it into gRPC statuses.
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+/// What went wrong talking to PostgreSQL.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    /// No connection could be made to the server.
+    #[error("database at {addr} is unreachable: {reason}")]
+    Unreachable {
+        /// Host and port of the server (never the password).
+        addr: String,
+        /// Why the connection failed.
+        reason: String,
+    },
+    /// The row asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A unique constraint refused the write.
+    #[error("already exists (constraint {constraint})")]
+    UniqueViolation {
+        /// The constraint's name.
+        constraint: String,
+    },
+    /// A check constraint refused the write.
+    #[error("refused by the database check {constraint}")]
+    CheckViolation {
+        /// The constraint's name.
+        constraint: String,
+    },
+    /// A foreign key refused the write: something it refers to does not exist.
+    #[error("refers to something that does not exist (constraint {constraint})")]
+    ForeignKeyViolation {
+        /// The constraint's name.
+        constraint: String,
+    },
+    /// A NOT NULL column was left empty.
+    #[error("a required column was empty: {message}")]
+    NotNullViolation {
+        /// What the server said.
+        message: String,
+    },
+    /// A serializable transaction kept conflicting with others after every retry.
+    #[error("transaction conflicted with concurrent writes {attempts} times")]
+    SerializationConflict {
+        /// How many times it was tried.
+        attempts: u32,
+    },
+    /// The schema is not at the version this build needs.
+    #[error("database schema is not at the version this build needs: {pending} migration(s) pending ({first}...); run `fastbreak migrate`")]
+    SchemaBehind {
+        /// How many migrations are pending.
+        pending: usize,
+        /// The first pending migration.
+        first: String,
+    },
+    /// Migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Query(DieselError),
+}
+
+impl DatabaseError {
+    /// True when retrying the same work later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unreachable { .. } | Self::SerializationConflict { .. })
+    }
+
+    /// The name of the constraint that refused a write, if one did.
+    pub fn constraint(&self) -> Option<&str> {
+        match self {
+            Self::UniqueViolation { constraint }
+            | Self::CheckViolation { constraint }
+            | Self::ForeignKeyViolation { constraint } => Some(constraint),
+            _ => None,
+        }
+    }
+}
+
+impl From<DieselError> for DatabaseError {
+    fn from(error: DieselError) -> Self {
+        match error {
+            DieselError::NotFound => Self::NotFound("row"),
+            DieselError::DatabaseError(kind, info) => {
+                let constraint = info.constraint_name().unwrap_or("unnamed").to_owned();
+                match kind {
+                    DatabaseErrorKind::UniqueViolation => Self::UniqueViolation { constraint },
+                    DatabaseErrorKind::CheckViolation => Self::CheckViolation { constraint },
+                    DatabaseErrorKind::ForeignKeyViolation => Self::ForeignKeyViolation { constraint },
+                    DatabaseErrorKind::NotNullViolation => {
+                        Self::NotNullViolation { message: info.message().to_owned() }
+                    }
+                    DatabaseErrorKind::ClosedConnection => {
+                        Self::Unreachable { addr: "the server".to_owned(), reason: info.message().to_owned() }
+                    }
+                    // Our own triggers raise check_violation too (SQLSTATE 23514) with a message.
+                    other => Self::Query(DieselError::DatabaseError(other, info)),
+                }
+            }
+            other => Self::Query(other),
+        }
+    }
+}
+
+/// True when a diesel error is a serialization failure worth retrying.
+pub(crate) fn is_serialization_failure(error: &DatabaseError) -> bool {
+    match error {
+        DatabaseError::Query(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => true,
+        DatabaseError::Query(DieselError::DatabaseError(_, info)) => {
+            info.message().contains("deadlock detected")
+        }
+        _ => false,
+    }
+}

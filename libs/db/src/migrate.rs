@@ -1,0 +1,97 @@
+//! The embedded migrations: apply them (safely, even from several processes at once), and tell
+//! where a database stands.
+
+use diesel::migration::MigrationSource;
+use diesel::pg::Pg;
+use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::error::DatabaseError;
+use crate::pool::redact_url;
+
+/// Every migration, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// The advisory lock key that serialises concurrent `migrate` runs ("fastbreak" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6661_7374_6272_6561;
+
+/// A fingerprint of the migrations this build carries.
+pub const MIGRATIONS_FINGERPRINT: &str = env!("FASTBREAK_MIGRATIONS_FINGERPRINT");
+
+/// Where a database's schema stands against this build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// Migrations already applied, oldest first.
+    pub applied: Vec<String>,
+    /// Migrations of this build not yet applied, oldest first.
+    pub pending: Vec<String>,
+}
+
+impl SchemaStatus {
+    /// True when nothing is pending.
+    pub fn is_current(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+/// The versions of every migration this build carries, oldest first.
+pub fn known_versions() -> Vec<String> {
+    let mut versions: Vec<String> = MigrationSource::<Pg>::migrations(&MIGRATIONS)
+        .expect("embedded migrations load")
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    versions.sort();
+    versions
+}
+
+async fn establish(url: &str) -> Result<AsyncPgConnection, DatabaseError> {
+    AsyncPgConnection::establish(url)
+        .await
+        .map_err(|error| DatabaseError::Unreachable { addr: redact_url(url), reason: error.to_string() })
+}
+
+/// Applies every pending migration to the database at `url` and returns the versions applied
+/// (none when it was current). Concurrent runs wait for each other on an advisory lock, so two
+/// at once end with one correct schema. Needs a multi-threaded tokio runtime.
+pub async fn run_pending_migrations(url: &str) -> Result<Vec<String>, DatabaseError> {
+    let mut conn = establish(url).await?;
+    diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+        .execute(&mut conn)
+        .await?;
+    let mut harness = AsyncMigrationHarness::new(conn);
+    let applied = harness
+        .run_pending_migrations(MIGRATIONS)
+        .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
+        .map_err(|error| DatabaseError::Migration(error.to_string()));
+    let mut conn = harness.into_inner();
+    diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+        .execute(&mut conn)
+        .await?;
+    applied
+}
+
+/// Tells which migrations are applied and which are pending. Needs a multi-threaded runtime.
+pub async fn schema_status(url: &str) -> Result<SchemaStatus, DatabaseError> {
+    let conn = establish(url).await?;
+    let mut harness = AsyncMigrationHarness::new(conn);
+    let applied: Vec<String> = harness
+        .applied_migrations()
+        .map_err(|error| DatabaseError::Migration(error.to_string()))?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let mut applied_sorted = applied.clone();
+    applied_sorted.sort();
+    let pending = known_versions().into_iter().filter(|v| !applied.contains(v)).collect();
+    Ok(SchemaStatus { applied: applied_sorted, pending })
+}
+
+/// Fails with [`DatabaseError::SchemaBehind`] unless the schema is at this build's version.
+pub async fn ensure_schema_current(url: &str) -> Result<(), DatabaseError> {
+    let status = schema_status(url).await?;
+    match status.pending.iter().next() {
+        None => Ok(()),
+        Some(first) => Err(DatabaseError::SchemaBehind { pending: status.pending.len(), first: first.clone() }),
+    }
+}

@@ -1,0 +1,173 @@
+//! The pool every service reaches PostgreSQL through, and the one transaction helper every
+//! write goes through.
+
+use std::time::{Duration, Instant};
+
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures::future::BoxFuture;
+
+use crate::error::{DatabaseError, is_serialization_failure};
+
+/// A pooled connection.
+pub type Connection = Object<AsyncPgConnection>;
+
+/// How many times a transaction is tried when it conflicts with concurrent ones.
+const TRANSACTION_ATTEMPTS: u32 = 5;
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Most connections open at once.
+    pub max_size: usize,
+    /// How long to wait for a free connection, or for a new one to open.
+    pub timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self { max_size: 10, timeout: Duration::from_secs(5) }
+    }
+}
+
+/// The handle to the database: a pool of connections to one PostgreSQL database.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool<AsyncPgConnection>,
+    addr: String,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").field("addr", &self.addr).finish()
+    }
+}
+
+/// Host, port and database of a URL, without credentials: what errors and logs may show.
+pub fn redact_url(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    rest.split('?').next().unwrap_or(rest).to_owned()
+}
+
+/// True when `url` looks like a PostgreSQL connection URL.
+pub fn is_postgres_url(url: &str) -> bool {
+    (url.starts_with("postgres://") || url.starts_with("postgresql://")) && url.len() > "postgres://".len()
+}
+
+impl Database {
+    /// Builds a pool for `url`. No connection is made until one is needed.
+    pub fn connect_lazy(url: &str, options: &PoolOptions) -> Result<Self, DatabaseError> {
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        let pool = Pool::builder(manager)
+            .max_size(options.max_size)
+            .wait_timeout(Some(options.timeout))
+            .create_timeout(Some(options.timeout))
+            .recycle_timeout(Some(options.timeout))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|error| DatabaseError::Migration(format!("cannot build the pool: {error}")))?;
+        Ok(Self { pool, addr: redact_url(url) })
+    }
+
+    /// Where the database is (host:port/name), for messages.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Takes a connection from the pool.
+    pub async fn conn(&self) -> Result<Connection, DatabaseError> {
+        self.pool.get().await.map_err(|error| self.pool_error(error))
+    }
+
+    fn pool_error(&self, error: PoolError) -> DatabaseError {
+        let reason = match error {
+            PoolError::Backend(diesel_async::pooled_connection::PoolError::ConnectionError(e)) => e.to_string(),
+            PoolError::Backend(diesel_async::pooled_connection::PoolError::QueryError(e)) => {
+                return DatabaseError::from(e);
+            }
+            PoolError::Timeout(kind) => format!("timed out waiting for a connection ({kind:?})"),
+            other => other.to_string(),
+        };
+        DatabaseError::Unreachable { addr: self.addr.clone(), reason }
+    }
+
+    /// Checks that the server answers.
+    pub async fn ping(&self) -> Result<(), DatabaseError> {
+        let mut conn = self.conn().await?;
+        diesel::sql_query("SELECT 1").execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Runs `work` in a serializable transaction on one connection. A transaction that fails to serialize
+    /// against concurrent ones (or deadlocks) is tried again, up to five times in all, with a
+    /// short growing pause; any other error rolls back and is returned at once.
+    ///
+    /// `work` may run more than once, so it must not have effects outside the transaction.
+    pub async fn transaction<T, F>(&self, work: F) -> Result<T, DatabaseError>
+    where
+        T: Send,
+        F: for<'c> Fn(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<T, DatabaseError>> + Send + Sync,
+    {
+        let started = Instant::now();
+        let mut conn = self.conn().await?;
+        for attempt in 1..=TRANSACTION_ATTEMPTS {
+            let outcome = conn
+                .build_transaction()
+                .serializable()
+                .run(async |conn| work(conn).await)
+                .await;
+            match outcome {
+                Err(error) if is_serialization_failure(&error) && attempt < TRANSACTION_ATTEMPTS => {
+                    tracing::debug!(attempt, %error, "transaction conflicted; retrying");
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt * attempt))).await;
+                }
+                Err(error) if is_serialization_failure(&error) => {
+                    return Err(DatabaseError::SerializationConflict { attempts: attempt });
+                }
+                other => {
+                    tracing::trace!(elapsed_ms = started.elapsed().as_millis() as u64, attempt, "transaction done");
+                    return other;
+                }
+            }
+        }
+        unreachable!("the loop returns on its last attempt")
+    }
+
+    /// Runs read-only `work` on one connection, outside any explicit transaction.
+    pub async fn read<T, F>(&self, work: F) -> Result<T, DatabaseError>
+    where
+        T: Send,
+        F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<T, DatabaseError>> + Send,
+    {
+        let mut conn = self.conn().await?;
+        work(&mut conn).await
+    }
+
+    /// The pool's current size and idle connections, for metrics.
+    pub fn status(&self) -> (usize, usize) {
+        let status = self.pool.status();
+        (status.size, status.available)
+    }
+}
+
+impl From<diesel::ConnectionError> for DatabaseError {
+    fn from(error: diesel::ConnectionError) -> Self {
+        DatabaseError::Unreachable { addr: "the server".to_owned(), reason: error.to_string() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted_to_host_port_and_name() {
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/fastbreak?sslmode=disable"), "db:5432/fastbreak");
+        assert_eq!(redact_url("postgres://db/fastbreak"), "db/fastbreak");
+        assert!(is_postgres_url("postgresql://x/y"));
+        assert!(!is_postgres_url("mysql://x/y"));
+        assert!(!is_postgres_url("postgres://"));
+    }
+}

@@ -1,0 +1,119 @@
+//! The private cluster, the per-test databases and the migrations, against a real PostgreSQL.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use fastbreak_db::migrate::{known_versions, run_pending_migrations, schema_status};
+use fastbreak_db::schema;
+use fastbreak_db::testing::TestDatabase;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_test_database_is_fully_migrated() {
+    let db = TestDatabase::create().await;
+    let status = schema_status(db.url()).await.unwrap();
+    assert!(status.is_current(), "pending: {:?}", status.pending);
+    assert_eq!(status.applied, known_versions());
+    assert_eq!(known_versions().len(), 10);
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    count: i64,
+}
+
+macro_rules! check_tables {
+    ($conn:expr, $($table:ident),+ $(,)?) => {{
+        let mut checked = 0;
+        $(
+            // Every column diesel knows exists (the select fails otherwise)...
+            schema::$table::table
+                .select(schema::$table::all_columns)
+                .limit(0)
+                .execute($conn)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", stringify!($table)));
+            // ...and diesel knows every column the database has.
+            let sql = diesel::debug_query::<diesel::pg::Pg, _>(
+                &schema::$table::table.select(schema::$table::all_columns),
+            )
+            .to_string();
+            let known = sql.split(" FROM ").next().unwrap().matches("\".\"").count() as i64;
+            let actual: Count = diesel::sql_query(format!(
+                "SELECT count(*) AS count FROM information_schema.columns WHERE table_schema = 'public' AND table_name = '{}'",
+                stringify!($table)
+            ))
+            .get_result($conn)
+            .await
+            .unwrap();
+            assert_eq!(known, actual.count, "{}: schema.rs and the database disagree", stringify!($table));
+            checked += 1;
+        )+
+        checked
+    }};
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schema_matches_the_database() {
+    let db = TestDatabase::create().await;
+    let database = db.database();
+    let mut conn = database.conn().await.unwrap();
+    let conn = &mut *conn;
+    let checked = check_tables!(conn,
+        users, wallets, access_tokens, strategy_templates, strategies, strategy_performance,
+        strategy_outcomes, budget_limits, budget_limit_changes, holds, spending, emergency_stops,
+        risk_alerts, players, player_game_stats, game_events, market_sources, moments, listings,
+        sales, price_points, valuations, valuation_factors, ledger_accounts, ledger_transactions,
+        ledger_entries, trades, holdings, idempotency_keys, notifications, notification_preferences,
+        deliveries, system_alerts, agent_runs, decisions, outbox,
+    );
+    let tables: Count = diesel::sql_query(
+        "SELECT count(*) AS count FROM information_schema.tables WHERE table_schema = 'public' \
+         AND table_type = 'BASE TABLE' AND table_name <> '__diesel_schema_migrations'",
+    )
+    .get_result(conn)
+    .await
+    .unwrap();
+    assert_eq!(checked, tables.count, "every table of the database is in schema.rs");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrating_twice_in_a_row_applies_nothing_the_second_time() {
+    let db = TestDatabase::create().await;
+    let empty = db.cluster_url("postgres");
+    let name = format!("twice_{}", uuid::Uuid::new_v4().simple());
+    create_empty(&empty, &name).await;
+    let url = db.cluster_url(&name);
+    assert_eq!(run_pending_migrations(&url).await.unwrap(), known_versions());
+    assert!(run_pending_migrations(&url).await.unwrap().is_empty());
+    assert!(schema_status(&url).await.unwrap().is_current());
+    drop_db(&empty, &name).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrating_twice_at_once_ends_with_one_correct_schema() {
+    let db = TestDatabase::create().await;
+    let empty = db.cluster_url("postgres");
+    let name = format!("race_{}", uuid::Uuid::new_v4().simple());
+    create_empty(&empty, &name).await;
+    let url = db.cluster_url(&name);
+    let (a, b) = tokio::join!(run_pending_migrations(&url), run_pending_migrations(&url));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    // One run applied everything, the other found nothing left to do.
+    let mut applied = [a.len(), b.len()];
+    applied.sort();
+    assert_eq!(applied, [0, known_versions().len()]);
+    assert!(schema_status(&url).await.unwrap().is_current());
+    drop_db(&empty, &name).await;
+}
+
+async fn create_empty(admin_url: &str, name: &str) {
+    use diesel_async::AsyncConnection;
+    let mut admin = diesel_async::AsyncPgConnection::establish(admin_url).await.unwrap();
+    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+}
+
+async fn drop_db(admin_url: &str, name: &str) {
+    use diesel_async::AsyncConnection;
+    let mut admin = diesel_async::AsyncPgConnection::establish(admin_url).await.unwrap();
+    diesel::sql_query(format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await.unwrap();
+}
