@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod error;
 pub mod migrate;
 pub mod pool;
+pub mod repo;
 pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1,0 +1,207 @@
+//! Agent runs and the decisions they made, with their reasons.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::error::DatabaseError;
+use crate::repo::{Cursor, Page, PageRequest, text_enum};
+use crate::schema::{agent_runs, decisions};
+
+text_enum! {
+    /// What set a run off.
+    RunTrigger {
+        /// A listing event.
+        ListingEvent => "listing_event",
+        /// A game event.
+        GameEvent => "game_event",
+        /// The daily scan.
+        ScheduledScan => "scheduled_scan",
+        /// The user asked.
+        ManualScan => "manual_scan",
+    }
+}
+
+text_enum! {
+    /// Where a run stands.
+    RunState {
+        /// Working.
+        Running => "running",
+        /// Finished.
+        Succeeded => "succeeded",
+        /// Failed after every retry.
+        Failed => "failed",
+    }
+}
+
+/// One pass of the automation loop.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = agent_runs)]
+pub struct AgentRun {
+    /// Id.
+    pub id: Uuid,
+    /// For whom.
+    pub user_id: Uuid,
+    /// What set it off.
+    pub trigger: RunTrigger,
+    /// Where it stands.
+    pub state: RunState,
+    /// Listings looked at.
+    pub listings_evaluated: i32,
+    /// Decisions made.
+    pub decision_count: i32,
+    /// Purchases made.
+    pub purchase_count: i32,
+    /// Attempts.
+    pub attempt_count: i32,
+    /// Why it failed.
+    pub failure_reason: Option<String>,
+    /// Started.
+    pub started_at: DateTime<Utc>,
+    /// Ended.
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// Starts a run.
+pub async fn start_run(conn: &mut AsyncPgConnection, id: Uuid, user_id: Uuid, trigger: RunTrigger) -> Result<AgentRun, DatabaseError> {
+    Ok(diesel::insert_into(agent_runs::table)
+        .values((agent_runs::id.eq(id), agent_runs::user_id.eq(user_id), agent_runs::trigger.eq(trigger)))
+        .returning(AgentRun::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// Ends a running run with its counts; `failure` set means it failed.
+pub async fn finish_run(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    listings_evaluated: i32,
+    attempt_count: i32,
+    failure: Option<&str>,
+) -> Result<AgentRun, DatabaseError> {
+    let state = if failure.is_some() { RunState::Failed } else { RunState::Succeeded };
+    let decision_count = decisions::table.filter(decisions::run_id.eq(id)).count().get_result::<i64>(conn).await?;
+    let purchase_count = decisions::table
+        .filter(decisions::run_id.eq(id))
+        .filter(decisions::outcome.eq(DecisionOutcome::Buy))
+        .count()
+        .get_result::<i64>(conn)
+        .await?;
+    diesel::update(agent_runs::table.find(id).filter(agent_runs::state.eq(RunState::Running)))
+        .set((
+            agent_runs::state.eq(state),
+            agent_runs::listings_evaluated.eq(listings_evaluated),
+            agent_runs::decision_count.eq(i32::try_from(decision_count).unwrap_or(i32::MAX)),
+            agent_runs::purchase_count.eq(i32::try_from(purchase_count).unwrap_or(i32::MAX)),
+            agent_runs::attempt_count.eq(attempt_count),
+            agent_runs::failure_reason.eq(failure),
+            agent_runs::ended_at.eq(Some(Utc::now())),
+        ))
+        .returning(AgentRun::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?
+        .ok_or(DatabaseError::NotFound("running agent run"))
+}
+
+/// Finds one of a user's runs.
+pub async fn find_run(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid) -> Result<Option<AgentRun>, DatabaseError> {
+    Ok(agent_runs::table.find(id).filter(agent_runs::user_id.eq(user_id)).select(AgentRun::as_select()).first(conn).await.optional()?)
+}
+
+/// A user's runs, newest first.
+pub async fn list_runs(conn: &mut AsyncPgConnection, user_id: Uuid, page: PageRequest) -> Result<Page<AgentRun>, DatabaseError> {
+    let mut query = agent_runs::table
+        .filter(agent_runs::user_id.eq(user_id))
+        .select(AgentRun::as_select())
+        .order((agent_runs::started_at.desc(), agent_runs::id.desc()))
+        .limit(page.size + 1)
+        .into_boxed();
+    if let Some(after) = page.after {
+        query = query.filter(agent_runs::started_at.lt(after.time).or(agent_runs::started_at.eq(after.time).and(agent_runs::id.lt(after.id))));
+    }
+    let rows = query.load(conn).await?;
+    Ok(Page::from_rows(rows, page.size, |r| Cursor { time: r.started_at, id: r.id }))
+}
+
+text_enum! {
+    /// What was decided about a listing.
+    DecisionOutcome {
+        /// Bought.
+        Buy => "buy",
+        /// Not bought.
+        Skip => "skip",
+        /// Chosen, but the purchase was refused.
+        Refused => "refused",
+    }
+}
+
+/// A decision with its reasons.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = decisions)]
+pub struct Decision {
+    /// Id.
+    pub id: Uuid,
+    /// The run.
+    pub run_id: Uuid,
+    /// For whom.
+    pub user_id: Uuid,
+    /// The strategy.
+    pub strategy_id: Uuid,
+    /// The listing.
+    pub listing_id: Uuid,
+    /// The moment.
+    pub moment_id: Uuid,
+    /// What was decided.
+    pub outcome: DecisionOutcome,
+    /// Why; at least one, none empty.
+    pub reasons: Vec<String>,
+    /// The listing's price.
+    pub price_cents: i64,
+    /// The model's fair value.
+    pub fair_value_cents: i64,
+    /// The model's confidence.
+    pub confidence: f64,
+    /// The trade, when bought.
+    pub trade_id: Option<Uuid>,
+    /// Made.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Records a decision.
+pub async fn insert_decision(conn: &mut AsyncPgConnection, decision: &Decision) -> Result<Decision, DatabaseError> {
+    Ok(diesel::insert_into(decisions::table).values(decision).returning(Decision::as_returning()).get_result(conn).await?)
+}
+
+/// Finds one of a user's decisions.
+pub async fn find_decision(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid) -> Result<Option<Decision>, DatabaseError> {
+    Ok(decisions::table.find(id).filter(decisions::user_id.eq(user_id)).select(Decision::as_select()).first(conn).await.optional()?)
+}
+
+/// A user's decisions, newest first, optionally of one strategy or outcome.
+pub async fn list_decisions(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    strategy_id: Option<Uuid>,
+    outcome: Option<DecisionOutcome>,
+    page: PageRequest,
+) -> Result<Page<Decision>, DatabaseError> {
+    let mut query = decisions::table
+        .filter(decisions::user_id.eq(user_id))
+        .select(Decision::as_select())
+        .order((decisions::created_at.desc(), decisions::id.desc()))
+        .limit(page.size + 1)
+        .into_boxed();
+    if let Some(strategy) = strategy_id {
+        query = query.filter(decisions::strategy_id.eq(strategy));
+    }
+    if let Some(outcome) = outcome {
+        query = query.filter(decisions::outcome.eq(outcome));
+    }
+    if let Some(after) = page.after {
+        query = query.filter(decisions::created_at.lt(after.time).or(decisions::created_at.eq(after.time).and(decisions::id.lt(after.id))));
+    }
+    let rows = query.load(conn).await?;
+    Ok(Page::from_rows(rows, page.size, |d| Cursor { time: d.created_at, id: d.id }))
+}

@@ -1,0 +1,76 @@
+//! The outbox: messages written in the same transaction as the change they announce, and
+//! delivered afterwards, at least once.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::error::DatabaseError;
+use crate::schema::outbox;
+
+/// A message waiting for (or past) delivery.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = outbox)]
+pub struct OutboxMessage {
+    /// Sequence number.
+    pub id: i64,
+    /// Where it goes, such as "notification.send".
+    pub topic: String,
+    /// Its key (for example an idempotency key the receiver dedupes on).
+    pub message_key: String,
+    /// The message.
+    pub payload: serde_json::Value,
+    /// Written.
+    pub created_at: DateTime<Utc>,
+    /// Not delivered before this.
+    pub available_at: DateTime<Utc>,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// The last attempt's error.
+    pub last_error: String,
+    /// Delivered.
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// Writes a message (inside the caller's transaction).
+pub async fn enqueue(conn: &mut AsyncPgConnection, topic: &str, key: &str, payload: &serde_json::Value) -> Result<OutboxMessage, DatabaseError> {
+    Ok(diesel::insert_into(outbox::table)
+        .values((outbox::topic.eq(topic), outbox::message_key.eq(key), outbox::payload.eq(payload)))
+        .returning(OutboxMessage::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// Takes up to `size` due messages of a topic, oldest first, locking them so that concurrent
+/// deliverers take different ones (call inside a transaction).
+pub async fn claim_due(conn: &mut AsyncPgConnection, topic: &str, now: DateTime<Utc>, size: i64) -> Result<Vec<OutboxMessage>, DatabaseError> {
+    Ok(outbox::table
+        .filter(outbox::topic.eq(topic))
+        .filter(outbox::delivered_at.is_null())
+        .filter(outbox::available_at.le(now))
+        .order(outbox::id)
+        .limit(size)
+        .for_update()
+        .skip_locked()
+        .select(OutboxMessage::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Marks a message delivered.
+pub async fn mark_delivered(conn: &mut AsyncPgConnection, id: i64) -> Result<(), DatabaseError> {
+    diesel::update(outbox::table.find(id))
+        .set((outbox::delivered_at.eq(Some(Utc::now())), outbox::attempts.eq(outbox::attempts + 1)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records a failed attempt and when to try again.
+pub async fn mark_failed(conn: &mut AsyncPgConnection, id: i64, error: &str, retry_at: DateTime<Utc>) -> Result<(), DatabaseError> {
+    diesel::update(outbox::table.find(id))
+        .set((outbox::attempts.eq(outbox::attempts + 1), outbox::last_error.eq(error), outbox::available_at.eq(retry_at)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

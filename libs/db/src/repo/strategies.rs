@@ -1,0 +1,266 @@
+//! Strategies, templates and per-strategy performance.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::error::DatabaseError;
+use crate::repo::{Cursor, Page, PageRequest, text_enum};
+use crate::schema::{strategies, strategy_outcomes, strategy_performance, strategy_templates};
+
+text_enum! {
+    /// What a strategy looks for.
+    StrategyKind {
+        /// Rookies whose play is rising.
+        RookieRisers => "rookie_risers",
+        /// Right after a standout game.
+        PostGameSpike => "post_game_spike",
+        /// Cheaper on one marketplace than another.
+        ArbitrageMode => "arbitrage_mode",
+    }
+}
+
+text_enum! {
+    /// Whether the agents act on a strategy.
+    StrategyState {
+        /// Acted on.
+        Active => "active",
+        /// Ignored.
+        Paused => "paused",
+    }
+}
+
+/// A strategy template.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = strategy_templates)]
+pub struct StrategyTemplate {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub display_name: String,
+    /// What it does.
+    pub description: String,
+    /// Kind.
+    pub kind: StrategyKind,
+    /// Kind-specific parameters.
+    pub parameters: serde_json::Value,
+    /// Least confidence to buy.
+    pub min_confidence: f64,
+    /// Least discount to fair value, basis points.
+    pub min_discount_bps: i32,
+    /// Most paid for one moment.
+    pub max_price_cents: i64,
+    /// Most purchases a day.
+    pub max_purchases_per_day: i32,
+}
+
+/// A strategy.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = strategies)]
+pub struct Strategy {
+    /// Id.
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: Uuid,
+    /// Name.
+    pub display_name: String,
+    /// Kind.
+    pub kind: StrategyKind,
+    /// Active or paused.
+    pub state: StrategyState,
+    /// Kind-specific parameters, as validated by the strategy service.
+    pub parameters: serde_json::Value,
+    /// Least confidence to buy.
+    pub min_confidence: f64,
+    /// Least discount to fair value, basis points.
+    pub min_discount_bps: i32,
+    /// Most paid for one moment.
+    pub max_price_cents: i64,
+    /// Most purchases a day.
+    pub max_purchases_per_day: i32,
+    /// The template it came from.
+    pub template_id: Option<String>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A strategy's performance.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = strategy_performance)]
+pub struct StrategyPerformance {
+    /// The strategy.
+    pub strategy_id: Uuid,
+    /// Purchases made.
+    pub purchase_count: i64,
+    /// Sales made.
+    pub sale_count: i64,
+    /// Spent.
+    pub spent_cents: i64,
+    /// Brought in.
+    pub proceeds_cents: i64,
+    /// Realised profit or loss.
+    pub realized_pnl_cents: i64,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Lists the templates.
+pub async fn list_templates(conn: &mut AsyncPgConnection) -> Result<Vec<StrategyTemplate>, DatabaseError> {
+    Ok(strategy_templates::table.order(strategy_templates::id).select(StrategyTemplate::as_select()).load(conn).await?)
+}
+
+/// Creates a strategy and its (empty) performance record.
+pub async fn create_strategy(conn: &mut AsyncPgConnection, strategy: &Strategy) -> Result<Strategy, DatabaseError> {
+    let created = diesel::insert_into(strategies::table)
+        .values(strategy)
+        .returning(Strategy::as_returning())
+        .get_result(conn)
+        .await?;
+    diesel::insert_into(strategy_performance::table)
+        .values(strategy_performance::strategy_id.eq(created.id))
+        .execute(conn)
+        .await?;
+    Ok(created)
+}
+
+/// Finds one of a user's strategies.
+pub async fn find_strategy(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid) -> Result<Option<Strategy>, DatabaseError> {
+    Ok(strategies::table
+        .find(id)
+        .filter(strategies::user_id.eq(user_id))
+        .select(Strategy::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Lists a user's strategies, newest first, optionally in one state.
+pub async fn list_strategies(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    state: Option<StrategyState>,
+    page: PageRequest,
+) -> Result<Page<Strategy>, DatabaseError> {
+    let mut query = strategies::table
+        .filter(strategies::user_id.eq(user_id))
+        .select(Strategy::as_select())
+        .order((strategies::created_at.desc(), strategies::id.desc()))
+        .limit(page.size + 1)
+        .into_boxed();
+    if let Some(state) = state {
+        query = query.filter(strategies::state.eq(state));
+    }
+    if let Some(after) = page.after {
+        query = query.filter(
+            strategies::created_at.lt(after.time).or(strategies::created_at.eq(after.time).and(strategies::id.lt(after.id))),
+        );
+    }
+    let rows = query.load(conn).await?;
+    Ok(Page::from_rows(rows, page.size, |s| Cursor { time: s.created_at, id: s.id }))
+}
+
+/// Replaces a strategy's name, rules and parameters.
+pub async fn update_strategy(conn: &mut AsyncPgConnection, strategy: &Strategy) -> Result<Strategy, DatabaseError> {
+    diesel::update(strategies::table.find(strategy.id).filter(strategies::user_id.eq(strategy.user_id)))
+        .set((
+            strategies::display_name.eq(&strategy.display_name),
+            strategies::kind.eq(strategy.kind),
+            strategies::parameters.eq(&strategy.parameters),
+            strategies::min_confidence.eq(strategy.min_confidence),
+            strategies::min_discount_bps.eq(strategy.min_discount_bps),
+            strategies::max_price_cents.eq(strategy.max_price_cents),
+            strategies::max_purchases_per_day.eq(strategy.max_purchases_per_day),
+            strategies::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Strategy::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?
+        .ok_or(DatabaseError::NotFound("strategy"))
+}
+
+/// Activates or pauses a strategy.
+pub async fn set_strategy_state(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid, state: StrategyState) -> Result<Strategy, DatabaseError> {
+    diesel::update(strategies::table.find(id).filter(strategies::user_id.eq(user_id)))
+        .set((strategies::state.eq(state), strategies::updated_at.eq(diesel::dsl::now)))
+        .returning(Strategy::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?
+        .ok_or(DatabaseError::NotFound("strategy"))
+}
+
+/// Deletes a strategy; false when there was none.
+pub async fn delete_strategy(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid) -> Result<bool, DatabaseError> {
+    let deleted = diesel::delete(strategies::table.find(id).filter(strategies::user_id.eq(user_id))).execute(conn).await?;
+    Ok(deleted == 1)
+}
+
+/// Lists every user's active strategies, by id.
+pub async fn list_active_strategies(conn: &mut AsyncPgConnection, size: i64, after: Option<Uuid>) -> Result<Vec<Strategy>, DatabaseError> {
+    let mut query = strategies::table
+        .filter(strategies::state.eq(StrategyState::Active))
+        .select(Strategy::as_select())
+        .order(strategies::id)
+        .limit(size)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(strategies::id.gt(after));
+    }
+    Ok(query.load(conn).await?)
+}
+
+/// The outcome of one trade for a strategy.
+#[derive(Debug, Clone, PartialEq, Eq, Insertable)]
+#[diesel(table_name = strategy_outcomes)]
+pub struct StrategyOutcome {
+    /// The strategy.
+    pub strategy_id: Uuid,
+    /// The trade.
+    pub trade_id: Uuid,
+    /// Spent by a purchase.
+    pub spent_cents: i64,
+    /// Brought in by a sale.
+    pub proceeds_cents: i64,
+    /// Realised profit or loss.
+    pub realized_pnl_cents: i64,
+}
+
+/// Adds a trade's outcome to its strategy's performance; a trade already counted is not
+/// counted again.
+pub async fn record_outcome(conn: &mut AsyncPgConnection, outcome: &StrategyOutcome) -> Result<StrategyPerformance, DatabaseError> {
+    let inserted = diesel::insert_into(strategy_outcomes::table)
+        .values(outcome)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    if inserted == 1 {
+        let purchase = i64::from(outcome.spent_cents > 0);
+        let sale = i64::from(outcome.proceeds_cents > 0);
+        diesel::update(strategy_performance::table.find(outcome.strategy_id))
+            .set((
+                strategy_performance::purchase_count.eq(strategy_performance::purchase_count + purchase),
+                strategy_performance::sale_count.eq(strategy_performance::sale_count + sale),
+                strategy_performance::spent_cents.eq(strategy_performance::spent_cents + outcome.spent_cents),
+                strategy_performance::proceeds_cents.eq(strategy_performance::proceeds_cents + outcome.proceeds_cents),
+                strategy_performance::realized_pnl_cents.eq(strategy_performance::realized_pnl_cents + outcome.realized_pnl_cents),
+                strategy_performance::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    find_performance(conn, outcome.strategy_id).await?.ok_or(DatabaseError::NotFound("strategy performance"))
+}
+
+/// A strategy's performance.
+pub async fn find_performance(conn: &mut AsyncPgConnection, strategy_id: Uuid) -> Result<Option<StrategyPerformance>, DatabaseError> {
+    Ok(strategy_performance::table
+        .find(strategy_id)
+        .select(StrategyPerformance::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}

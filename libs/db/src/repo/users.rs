@@ -1,0 +1,214 @@
+//! Users, wallets and access tokens.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::error::DatabaseError;
+use crate::repo::{Cursor, Page, PageRequest};
+use crate::schema::{access_tokens, users, wallets};
+
+/// A user.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct User {
+    /// Id.
+    pub id: Uuid,
+    /// Shown name.
+    pub display_name: String,
+    /// Sign-in email.
+    pub email: String,
+    /// Salted password hash.
+    pub password_hash: String,
+    /// Left off leaderboards.
+    pub leaderboard_opt_out: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A user to create.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    /// Id.
+    pub id: Uuid,
+    /// Shown name.
+    pub display_name: &'a str,
+    /// Sign-in email.
+    pub email: &'a str,
+    /// Salted password hash.
+    pub password_hash: &'a str,
+}
+
+/// Creates a user.
+pub async fn create_user(conn: &mut AsyncPgConnection, new: &NewUser<'_>) -> Result<User, DatabaseError> {
+    Ok(diesel::insert_into(users::table).values(new).returning(User::as_returning()).get_result(conn).await?)
+}
+
+/// Finds a user by id.
+pub async fn find_user(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<User>, DatabaseError> {
+    Ok(users::table.find(id).select(User::as_select()).first(conn).await.optional()?)
+}
+
+/// Finds a user by email, ignoring case.
+pub async fn find_user_by_email(conn: &mut AsyncPgConnection, email: &str) -> Result<Option<User>, DatabaseError> {
+    Ok(users::table
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("lower(email) = lower(")
+            .bind::<diesel::sql_types::Text, _>(email)
+            .sql(")"))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Changes a user's settings; `None` leaves a setting as it is.
+pub async fn update_user_settings(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    display_name: Option<&str>,
+    leaderboard_opt_out: Option<bool>,
+) -> Result<User, DatabaseError> {
+    let current = find_user(conn, id).await?.ok_or(DatabaseError::NotFound("user"))?;
+    Ok(diesel::update(users::table.find(id))
+        .set((
+            users::display_name.eq(display_name.unwrap_or(&current.display_name)),
+            users::leaderboard_opt_out.eq(leaderboard_opt_out.unwrap_or(current.leaderboard_opt_out)),
+            users::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// A user's Flow wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = wallets)]
+pub struct Wallet {
+    /// The owner.
+    pub user_id: Uuid,
+    /// `0x` and 16 lowercase hex digits.
+    pub flow_address: String,
+    /// Trading is on.
+    pub connected: bool,
+    /// Registered.
+    pub registered_at: DateTime<Utc>,
+    /// Last connected or disconnected.
+    pub state_changed_at: DateTime<Utc>,
+}
+
+/// Registers (or replaces) a user's wallet; it starts connected.
+pub async fn register_wallet(conn: &mut AsyncPgConnection, user_id: Uuid, flow_address: &str) -> Result<Wallet, DatabaseError> {
+    Ok(diesel::insert_into(wallets::table)
+        .values((wallets::user_id.eq(user_id), wallets::flow_address.eq(flow_address), wallets::connected.eq(true)))
+        .on_conflict(wallets::user_id)
+        .do_update()
+        .set((
+            wallets::flow_address.eq(flow_address),
+            wallets::connected.eq(true),
+            wallets::registered_at.eq(diesel::dsl::now),
+            wallets::state_changed_at.eq(diesel::dsl::now),
+        ))
+        .returning(Wallet::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// Finds a user's wallet.
+pub async fn find_wallet(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<Option<Wallet>, DatabaseError> {
+    Ok(wallets::table.find(user_id).select(Wallet::as_select()).first(conn).await.optional()?)
+}
+
+/// Finds the wallet with a Flow address.
+pub async fn find_wallet_by_address(conn: &mut AsyncPgConnection, flow_address: &str) -> Result<Option<Wallet>, DatabaseError> {
+    Ok(wallets::table
+        .filter(wallets::flow_address.eq(flow_address))
+        .select(Wallet::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Connects or disconnects a user's wallet.
+pub async fn set_wallet_connected(conn: &mut AsyncPgConnection, user_id: Uuid, connected: bool) -> Result<Wallet, DatabaseError> {
+    diesel::update(wallets::table.find(user_id))
+        .set((wallets::connected.eq(connected), wallets::state_changed_at.eq(diesel::dsl::now)))
+        .returning(Wallet::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?
+        .ok_or(DatabaseError::NotFound("wallet"))
+}
+
+/// An access token (its secret is never stored, only its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = access_tokens)]
+pub struct AccessToken {
+    /// Id.
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: Uuid,
+    /// Hash of the secret.
+    pub token_hash: String,
+    /// The user's label.
+    pub label: String,
+    /// Issued.
+    pub created_at: DateTime<Utc>,
+    /// Stops being accepted.
+    pub expires_at: DateTime<Utc>,
+    /// Revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Stores a new access token.
+pub async fn insert_access_token(conn: &mut AsyncPgConnection, token: &AccessToken) -> Result<AccessToken, DatabaseError> {
+    Ok(diesel::insert_into(access_tokens::table)
+        .values(token)
+        .returning(AccessToken::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// Finds the token with this hash if it is valid at `now` (not expired, not revoked).
+pub async fn find_valid_token(conn: &mut AsyncPgConnection, token_hash: &str, now: DateTime<Utc>) -> Result<Option<AccessToken>, DatabaseError> {
+    Ok(access_tokens::table
+        .filter(access_tokens::token_hash.eq(token_hash))
+        .filter(access_tokens::revoked_at.is_null())
+        .filter(access_tokens::expires_at.gt(now))
+        .select(AccessToken::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Revokes one of a user's tokens (revoking twice keeps the first time).
+pub async fn revoke_access_token(conn: &mut AsyncPgConnection, user_id: Uuid, token_id: Uuid) -> Result<AccessToken, DatabaseError> {
+    diesel::update(access_tokens::table.find(token_id).filter(access_tokens::user_id.eq(user_id)))
+        .set(access_tokens::revoked_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>("COALESCE(revoked_at, now())")))
+        .returning(AccessToken::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?
+        .ok_or(DatabaseError::NotFound("access token"))
+}
+
+/// Lists a user's tokens, newest first.
+pub async fn list_access_tokens(conn: &mut AsyncPgConnection, user_id: Uuid, page: PageRequest) -> Result<Page<AccessToken>, DatabaseError> {
+    let mut query = access_tokens::table
+        .filter(access_tokens::user_id.eq(user_id))
+        .select(AccessToken::as_select())
+        .order((access_tokens::created_at.desc(), access_tokens::id.desc()))
+        .limit(page.size + 1)
+        .into_boxed();
+    if let Some(after) = page.after {
+        query = query.filter(
+            access_tokens::created_at.lt(after.time)
+                .or(access_tokens::created_at.eq(after.time).and(access_tokens::id.lt(after.id))),
+        );
+    }
+    let rows = query.load(conn).await?;
+    Ok(Page::from_rows(rows, page.size, |t| Cursor { time: t.created_at, id: t.id }))
+}
