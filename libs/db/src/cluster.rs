@@ -109,11 +109,13 @@ pub struct ClusterOptions {
     pub durable: bool,
     /// Most client connections.
     pub max_connections: u32,
+    /// The port to listen on; a free one when `None`.
+    pub port: Option<u16>,
 }
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        Self { durable: true, max_connections: 100 }
+        Self { durable: true, max_connections: 100, port: None }
     }
 }
 
@@ -230,7 +232,10 @@ impl PrivateCluster {
         let log = self.dir.join("postgres.log");
         let mut last_error = None;
         for _ in 0..3 {
-            let port = free_port().map_err(io_error(&self.dir))?;
+            let port = match options.port {
+                Some(port) => port,
+                None => free_port().map_err(io_error(&self.dir))?,
+            };
             let mut server_options = format!(
                 "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections={}",
                 options.max_connections

@@ -34,15 +34,20 @@ impl SchemaStatus {
     }
 }
 
-/// The versions of every migration this build carries, oldest first.
-pub fn known_versions() -> Vec<String> {
-    let mut versions: Vec<String> = MigrationSource::<Pg>::migrations(&MIGRATIONS)
+/// The version and full name of every migration this build carries, oldest first.
+pub fn known_migrations() -> Vec<(String, String)> {
+    let mut migrations: Vec<(String, String)> = MigrationSource::<Pg>::migrations(&MIGRATIONS)
         .expect("embedded migrations load")
         .iter()
-        .map(|m| m.name().version().to_string())
+        .map(|m| (m.name().version().to_string(), m.name().to_string()))
         .collect();
-    versions.sort();
-    versions
+    migrations.sort();
+    migrations
+}
+
+/// The versions of every migration this build carries, oldest first.
+pub fn known_versions() -> Vec<String> {
+    known_migrations().into_iter().map(|(version, _)| version).collect()
 }
 
 async fn establish(url: &str) -> Result<AsyncPgConnection, DatabaseError> {

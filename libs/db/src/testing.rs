@@ -46,7 +46,7 @@ impl Lease {
         start.lock().map_err(|e| format!("start.lock: {e}"))?;
         let users = open_lock(&dir.join("users.lock"));
         users.lock_shared().map_err(|e| format!("users.lock: {e}"))?;
-        let options = ClusterOptions { durable: false, max_connections: 300 };
+        let options = ClusterOptions { durable: false, max_connections: 300, port: None };
         let cluster = PrivateCluster::start(&dir.join("cluster"), &options)
             .map_err(|e| e.to_string())?
             .keep_running();
@@ -129,6 +129,15 @@ impl TestDatabase {
     /// Creates the database, starting the shared test cluster if needed. Panics with the reason
     /// when PostgreSQL cannot be had: a test that needs it never skips.
     pub async fn create() -> Self {
+        Self::create_from(Some(TEMPLATE)).await
+    }
+
+    /// Creates an empty database: no schema at all (for tests of migrations themselves).
+    pub async fn create_empty() -> Self {
+        Self::create_from(None).await
+    }
+
+    async fn create_from(template: Option<&str>) -> Self {
         let lease = tokio::task::spawn_blocking(|| std::thread::spawn(shared_lease).join())
             .await
             .expect("the lease task runs")
@@ -142,7 +151,8 @@ impl TestDatabase {
         // Copies of one template are made one at a time: PostgreSQL refuses a copy while another
         // session is connected to the template.
         diesel::sql_query(format!("SELECT pg_advisory_lock({CREATE_LOCK})")).execute(&mut admin).await.unwrap();
-        let created = diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}")).execute(&mut admin).await;
+        let template = template.unwrap_or("template0");
+        let created = diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {template}")).execute(&mut admin).await;
         diesel::sql_query(format!("SELECT pg_advisory_unlock({CREATE_LOCK})")).execute(&mut admin).await.unwrap();
         created.unwrap_or_else(|error| panic!("cannot create test database {name}: {error}"));
         let url = lease.cluster.url(&name);

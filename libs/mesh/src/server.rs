@@ -33,6 +33,14 @@ pub enum ServerError {
         /// Why reflection failed.
         source: tonic_reflection::server::Error,
     },
+    /// A dependency could not be set up.
+    #[error("{target}: {reason}")]
+    Dependency {
+        /// The dependency.
+        target: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// The transport failed while serving.
     #[error("{target}: serving failed: {source}")]
     Serve {

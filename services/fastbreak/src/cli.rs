@@ -27,6 +27,23 @@ pub enum Command {
     ///
     /// Prints one line saying why otherwise, and exits 1. Used as the container health check.
     Health(HealthArgs),
+    /// Apply the pending database migrations to DATABASE_URL and report what was applied.
+    ///
+    /// Safe to run twice, and from several processes at once: runs wait for each other and
+    /// the schema ends the same. With --status, changes nothing and lists every migration as
+    /// applied or pending; it exits 1 when some are pending.
+    Migrate(MigrateArgs),
+}
+
+/// Arguments of `fastbreak migrate`.
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// Only report which migrations are applied and which are pending.
+    #[arg(long)]
+    pub status: bool,
+    /// The database, as a postgres:// URL.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: String,
 }
 
 /// Arguments of `fastbreak serve`.

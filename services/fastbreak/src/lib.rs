@@ -4,5 +4,6 @@
 #![deny(rust_2018_idioms)]
 
 pub mod cli;
+pub mod database;
 pub mod serve;
 pub mod targets;

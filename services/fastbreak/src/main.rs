@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use fastbreak::cli::{Cli, Command, HealthArgs, ServeArgs};
+use fastbreak::cli::{Cli, Command, HealthArgs, MigrateArgs, ServeArgs};
 use fastbreak::serve::{ListenConfig, serve};
 use fastbreak::targets;
 
@@ -18,6 +18,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => run_serve(args).await,
         Command::Health(args) => run_health(args).await,
+        Command::Migrate(args) => run_migrate(args).await,
     }
 }
 
@@ -72,6 +73,56 @@ async fn run_health(args: HealthArgs) -> ExitCode {
         }
         Err(error) => {
             println!("NOT SERVING: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_migrate(args: MigrateArgs) -> ExitCode {
+    use fastbreak_db::migrate;
+    use fastbreak_db::pool::{is_postgres_url, redact_url};
+    if !is_postgres_url(&args.database_url) {
+        eprintln!("fastbreak migrate: DATABASE_URL: expected a postgres:// or postgresql:// URL (value not shown)");
+        return ExitCode::from(2);
+    }
+    let target = redact_url(&args.database_url);
+    if args.status {
+        return match migrate::schema_status(&args.database_url).await {
+            Ok(status) => {
+                for (version, name) in migrate::known_migrations() {
+                    let state = if status.applied.contains(&version) { "applied" } else { "pending" };
+                    println!("{state:8} {name}");
+                }
+                if status.is_current() {
+                    println!("{target}: schema is current");
+                    ExitCode::SUCCESS
+                } else {
+                    println!("{target}: {} migration(s) pending; run `fastbreak migrate`", status.pending.len());
+                    ExitCode::FAILURE
+                }
+            }
+            Err(error) => {
+                eprintln!("fastbreak migrate: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match migrate::run_pending_migrations(&args.database_url).await {
+        Ok(applied) if applied.is_empty() => {
+            println!("{target}: schema is current; nothing to apply");
+            ExitCode::SUCCESS
+        }
+        Ok(applied) => {
+            let names = migrate::known_migrations();
+            for version in &applied {
+                let name = names.iter().find(|(v, _)| v == version).map_or(version.as_str(), |(_, n)| n.as_str());
+                println!("applied {name}");
+            }
+            println!("{target}: applied {} migration(s)", applied.len());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("fastbreak migrate: {error}");
             ExitCode::FAILURE
         }
     }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use fastbreak_db::{Database, PoolOptions};
 use fastbreak_mesh::{BoundServer, ServerError};
 use futures::future::join_all;
 
@@ -16,6 +17,8 @@ pub struct ListenConfig {
     pub host: IpAddr,
     /// Addresses given per target (`FASTBREAK_<TARGET>_LISTEN_ADDR`), by target name.
     pub per_target: BTreeMap<String, SocketAddr>,
+    /// The database the targets serve from (`DATABASE_URL`), if one is configured.
+    pub database_url: Option<String>,
 }
 
 /// Variables of the listen configuration that are malformed, all of them at once.
@@ -54,7 +57,18 @@ impl ListenConfig {
                 }
             }
         }
-        if problems.is_empty() { Ok(Self { host, per_target }) } else { Err(ListenConfigError { problems }) }
+        let database_url = vars.get("DATABASE_URL").cloned();
+        if let Some(url) = &database_url {
+            if !fastbreak_db::pool::is_postgres_url(url) {
+                // The value may hold a password: it is never shown.
+                problems.push("DATABASE_URL: expected a postgres:// or postgresql:// URL (value not shown)".to_owned());
+            }
+        }
+        if problems.is_empty() {
+            Ok(Self { host, per_target, database_url })
+        } else {
+            Err(ListenConfigError { problems })
+        }
     }
 
     /// The address a target listens on.
@@ -85,9 +99,24 @@ pub async fn serve(
         on_bound(&server);
         bound.push(server);
     }
-    for server in &bound {
-        // No target has dependencies to wait for yet, so each is ready once bound.
+    let (needs_database, ready_now): (Vec<_>, Vec<_>) =
+        targets.iter().zip(&bound).partition(|(target, _)| target.needs_database);
+    for (_, server) in ready_now {
         server.readiness().set_serving().await;
+    }
+    let dependents: Vec<_> = needs_database.iter().map(|(_, server)| server.readiness()).collect();
+    match &config.database_url {
+        Some(url) if !dependents.is_empty() => {
+            let database = Database::connect_lazy(url, &PoolOptions::default())
+                .map_err(|error| ServerError::Dependency { target: "database", reason: error.to_string() })?;
+            tokio::spawn(crate::database::watch(database, url.clone(), dependents));
+        }
+        // Without a database, targets whose RPCs need none yet are ready once bound.
+        _ => {
+            for readiness in dependents {
+                readiness.set_serving().await;
+            }
+        }
     }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -11,19 +11,22 @@ pub struct Target {
     pub default_port: u16,
     /// Builds its server.
     pub server: fn() -> MeshServer,
+    /// Whether it serves from the database (and so is NOT_SERVING while the database is not
+    /// reachable at this build's schema version).
+    pub needs_database: bool,
 }
 
 /// Every target, in start order: dependencies before the services that call them.
 pub const ALL: [Target; 9] = [
-    Target { name: fastbreak_user::TARGET, default_port: fastbreak_user::DEFAULT_PORT, server: fastbreak_user::server },
-    Target { name: fastbreak_strategy::TARGET, default_port: fastbreak_strategy::DEFAULT_PORT, server: fastbreak_strategy::server },
-    Target { name: fastbreak_risk::TARGET, default_port: fastbreak_risk::DEFAULT_PORT, server: fastbreak_risk::server },
-    Target { name: fastbreak_marketplace::TARGET, default_port: fastbreak_marketplace::DEFAULT_PORT, server: fastbreak_marketplace::server },
-    Target { name: fastbreak_scouting::TARGET, default_port: fastbreak_scouting::DEFAULT_PORT, server: fastbreak_scouting::server },
-    Target { name: fastbreak_notification::TARGET, default_port: fastbreak_notification::DEFAULT_PORT, server: fastbreak_notification::server },
-    Target { name: fastbreak_trading::TARGET, default_port: fastbreak_trading::DEFAULT_PORT, server: fastbreak_trading::server },
-    Target { name: fastbreak_agents::TARGET, default_port: fastbreak_agents::DEFAULT_PORT, server: fastbreak_agents::server },
-    Target { name: fastbreak_gateway::TARGET, default_port: fastbreak_gateway::DEFAULT_PORT, server: fastbreak_gateway::server },
+    Target { name: fastbreak_user::TARGET, default_port: fastbreak_user::DEFAULT_PORT, server: fastbreak_user::server, needs_database: true },
+    Target { name: fastbreak_strategy::TARGET, default_port: fastbreak_strategy::DEFAULT_PORT, server: fastbreak_strategy::server, needs_database: true },
+    Target { name: fastbreak_risk::TARGET, default_port: fastbreak_risk::DEFAULT_PORT, server: fastbreak_risk::server, needs_database: true },
+    Target { name: fastbreak_marketplace::TARGET, default_port: fastbreak_marketplace::DEFAULT_PORT, server: fastbreak_marketplace::server, needs_database: true },
+    Target { name: fastbreak_scouting::TARGET, default_port: fastbreak_scouting::DEFAULT_PORT, server: fastbreak_scouting::server, needs_database: true },
+    Target { name: fastbreak_notification::TARGET, default_port: fastbreak_notification::DEFAULT_PORT, server: fastbreak_notification::server, needs_database: true },
+    Target { name: fastbreak_trading::TARGET, default_port: fastbreak_trading::DEFAULT_PORT, server: fastbreak_trading::server, needs_database: true },
+    Target { name: fastbreak_agents::TARGET, default_port: fastbreak_agents::DEFAULT_PORT, server: fastbreak_agents::server, needs_database: true },
+    Target { name: fastbreak_gateway::TARGET, default_port: fastbreak_gateway::DEFAULT_PORT, server: fastbreak_gateway::server, needs_database: false },
 ];
 
 /// A `--target` value that names no target.

@@ -1,0 +1,64 @@
+//! The database as a dependency of the targets that serve from it: reachable, at this build's
+//! schema version, or they report NOT_SERVING and say why, retrying with backoff.
+
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use fastbreak_db::{Database, DatabaseError, migrate};
+use fastbreak_mesh::Readiness;
+
+/// How often a healthy database is checked again.
+const CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Checks that the database answers and its schema is current.
+pub async fn check(database: &Database, url: &str) -> Result<(), DatabaseError> {
+    database.ping().await?;
+    migrate::ensure_schema_current(url).await
+}
+
+/// Watches the database for as long as the process runs: while it is reachable and current,
+/// every given server reports SERVING; while it is not, NOT_SERVING, with a log line naming the
+/// database and the reason, retried with exponential backoff and jitter (0.2s up to 10s).
+pub async fn watch(database: Database, url: String, dependents: Vec<Readiness>) {
+    let backoff = || {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(10))
+            .with_jitter()
+            .without_max_times()
+            .build()
+    };
+    let mut delays = backoff();
+    let mut healthy: Option<bool> = None;
+    loop {
+        match check(&database, &url).await {
+            Ok(()) => {
+                if healthy != Some(true) {
+                    tracing::info!(database = database.addr(), "database reachable and current; serving");
+                    for readiness in &dependents {
+                        readiness.set_serving().await;
+                    }
+                }
+                healthy = Some(true);
+                delays = backoff();
+                tokio::time::sleep(CHECK_INTERVAL).await;
+            }
+            Err(error) => {
+                let delay = delays.next().unwrap_or(Duration::from_secs(10));
+                tracing::warn!(
+                    database = database.addr(),
+                    error = %error,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "database not ready; NOT_SERVING until it is"
+                );
+                if healthy != Some(false) {
+                    for readiness in &dependents {
+                        readiness.set_not_serving().await;
+                    }
+                }
+                healthy = Some(false);
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
