@@ -14,7 +14,19 @@ use crate::error::{DatabaseError, is_serialization_failure};
 pub type Connection = Object<AsyncPgConnection>;
 
 /// How many times a transaction is tried when it conflicts with concurrent ones.
-const TRANSACTION_ATTEMPTS: u32 = 5;
+const TRANSACTION_ATTEMPTS: u32 = 10;
+
+/// The pauses between attempts: exponential from 2ms up to 250ms, with jitter so that the
+/// transactions that conflicted do not meet again at the same instant.
+fn retry_pauses() -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(2))
+        .with_max_delay(Duration::from_millis(250))
+        .with_jitter()
+        .with_max_times(TRANSACTION_ATTEMPTS as usize)
+        .build()
+}
 
 /// Pool settings.
 #[derive(Debug, Clone)]
@@ -101,8 +113,8 @@ impl Database {
     }
 
     /// Runs `work` in a serializable transaction on one connection. A transaction that fails to serialize
-    /// against concurrent ones (or deadlocks) is tried again, up to five times in all, with a
-    /// short growing pause; any other error rolls back and is returned at once.
+    /// against concurrent ones (or deadlocks) is tried again, up to ten times in all, with a
+    /// growing, jittered pause; any other error rolls back and is returned at once.
     ///
     /// `work` may run more than once, so it must not have effects outside the transaction.
     pub async fn transaction<T, F>(&self, work: F) -> Result<T, DatabaseError>
@@ -112,6 +124,7 @@ impl Database {
     {
         let started = Instant::now();
         let mut conn = self.conn().await?;
+        let mut pauses = retry_pauses();
         for attempt in 1..=TRANSACTION_ATTEMPTS {
             let outcome = conn
                 .build_transaction()
@@ -121,7 +134,7 @@ impl Database {
             match outcome {
                 Err(error) if is_serialization_failure(&error) && attempt < TRANSACTION_ATTEMPTS => {
                     tracing::debug!(attempt, %error, "transaction conflicted; retrying");
-                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt * attempt))).await;
+                    tokio::time::sleep(pauses.next().unwrap_or(Duration::from_millis(250))).await;
                 }
                 Err(error) if is_serialization_failure(&error) => {
                     return Err(DatabaseError::SerializationConflict { attempts: attempt });
