@@ -25,46 +25,31 @@ async fn every_target_reports_serving_for_itself_and_each_of_its_services() {
     mesh.shutdown().await.expect("a clean stop");
 }
 
-async fn listed_services_v1(channel: tonic::transport::Channel) -> Vec<String> {
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut answers = ServerReflectionClient::new(channel)
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await
-        .expect("reflection v1 answers")
-        .into_inner();
-    let answer = answers.message().await.unwrap().expect("one answer");
-    match answer.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
-        other => panic!("unexpected reflection answer {other:?}"),
-    }
-}
-
-async fn listed_services_v1alpha(channel: tonic::transport::Channel) -> Vec<String> {
-    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut answers = ServerReflectionClient::new(channel)
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await
-        .expect("reflection v1alpha answers")
-        .into_inner();
-    let answer = answers.message().await.unwrap().expect("one answer");
-    match answer.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
-        other => panic!("unexpected reflection answer {other:?}"),
-    }
+/// Asks a server's reflection service (of the given version's generated module) to list its
+/// services.
+macro_rules! list_services {
+    ($version:ident, $channel:expr) => {{
+        use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
+        use tonic_reflection::pb::$version::ServerReflectionRequest;
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut answers = ServerReflectionClient::new($channel)
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .expect("reflection answers")
+            .into_inner();
+        let answer = answers.message().await.unwrap().expect("one answer");
+        match answer.message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => {
+                list.service.into_iter().map(|s| s.name).collect::<Vec<String>>()
+            }
+            other => panic!("unexpected reflection answer {other:?}"),
+        }
+    }};
 }
 
 #[tokio::test]
@@ -72,8 +57,8 @@ async fn reflection_lists_each_targets_own_services_in_v1_and_v1alpha() {
     let mesh = TestMesh::spawn("all").await;
     let services = contract_services();
     for target in target_names() {
-        let v1 = listed_services_v1(mesh.channel(target).await).await;
-        let v1alpha = listed_services_v1alpha(mesh.channel(target).await).await;
+        let v1 = list_services!(v1, mesh.channel(target).await);
+        let v1alpha = list_services!(v1alpha, mesh.channel(target).await);
         for listed in [&v1, &v1alpha] {
             assert!(listed.contains(&"grpc.health.v1.Health".to_owned()), "{target}: {listed:?}");
             for service in services.iter().filter(|s| s.target == target) {

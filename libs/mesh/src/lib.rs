@@ -8,5 +8,5 @@ pub mod server;
 pub mod shutdown;
 
 pub use health::{HealthCheckError, check_health};
-pub use server::{BoundServer, MeshServer, Readiness, ServerError};
+pub use server::{BoundServer, GrpcService, MeshServer, Readiness, ServerError};
 pub use shutdown::shutdown_signal;

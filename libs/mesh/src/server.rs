@@ -51,6 +51,27 @@ pub enum ServerError {
     },
 }
 
+/// What a generated tonic server is: a named HTTP service that never fails at the transport.
+pub trait GrpcService:
+    tower_service::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+    + NamedService
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> GrpcService for S where
+    S: tower_service::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// A server being put together: the target's name and its gRPC services.
 pub struct MeshServer {
     target: &'static str,
@@ -83,15 +104,7 @@ impl MeshServer {
     /// Adds a public service: one clients reach through the gateway.
     pub fn add_public_service<S>(mut self, service: S) -> Self
     where
-        S: tower_service::Service<
-                http::Request<Body>,
-                Response = http::Response<Body>,
-                Error = Infallible,
-            > + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
+        S: GrpcService,
         S::Future: Send + 'static,
     {
         self.public_services.push(S::NAME);
@@ -102,15 +115,7 @@ impl MeshServer {
     /// Adds an internal service: one only other FastBreak services call.
     pub fn add_internal_service<S>(mut self, service: S) -> Self
     where
-        S: tower_service::Service<
-                http::Request<Body>,
-                Response = http::Response<Body>,
-                Error = Infallible,
-            > + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
+        S: GrpcService,
         S::Future: Send + 'static,
     {
         self.internal_services.push(S::NAME);
