@@ -1,0 +1,83 @@
+//! The context every call carries: the W3C trace context (`traceparent`) and the correlation id
+//! (`x-correlation-id`), read from incoming calls and written into outgoing ones.
+
+use std::future::Future;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// The header that carries the correlation id.
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+
+tokio::task_local! {
+    static CORRELATION_ID: String;
+}
+
+/// The correlation id of the call being served, if any.
+pub fn current_correlation_id() -> Option<String> {
+    CORRELATION_ID.try_with(Clone::clone).ok()
+}
+
+/// Runs `future` with `id` as the correlation id of the calls it makes.
+pub async fn with_correlation_id<F: Future>(id: String, future: F) -> F::Output {
+    CORRELATION_ID.scope(id, future).await
+}
+
+/// A new correlation id.
+pub fn new_correlation_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The correlation id in `headers`, if it is a sensible one (1 to 128 visible ASCII characters).
+pub fn correlation_id_of(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(CORRELATION_HEADER)?.to_str().ok()?;
+    let valid = !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic());
+    valid.then(|| value.to_owned())
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(&value)) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+/// The trace context an incoming call carries.
+pub fn extract_trace_context(headers: &HeaderMap) -> opentelemetry::Context {
+    TraceContextPropagator::new().extract(&HeaderExtractor(headers))
+}
+
+/// The trace id of a span, as 32 hex digits (all zeros when tracing is not set up).
+pub fn trace_id_of(span: &tracing::Span) -> String {
+    span.context().span().span_context().trace_id().to_string()
+}
+
+/// Writes the current span's trace context and the current correlation id (a new one when
+/// there is none) into the headers of an outgoing call; returns the correlation id sent.
+pub fn inject_outgoing(headers: &mut HeaderMap) -> String {
+    let context = tracing::Span::current().context();
+    TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
+    let id = current_correlation_id().unwrap_or_else(new_correlation_id);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        headers.insert(CORRELATION_HEADER, value);
+    }
+    id
+}

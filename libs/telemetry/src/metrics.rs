@@ -1,0 +1,139 @@
+//! Prometheus metrics of every RPC: calls by code, errors by code, latency; served as text on
+//! the metrics port.
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of a call counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// The target that served it.
+    pub target: String,
+    /// The fully-qualified gRPC service.
+    pub service: String,
+    /// The method.
+    pub method: String,
+    /// The gRPC status code name, such as "OK" or "UNAVAILABLE".
+    pub code: String,
+}
+
+/// Labels of a latency histogram.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    /// The target that served it.
+    pub target: String,
+    /// The fully-qualified gRPC service.
+    pub service: String,
+    /// The method.
+    pub method: String,
+}
+
+type HistogramFamily = Family<MethodLabels, Histogram, fn() -> Histogram>;
+
+struct Metrics {
+    registry: Registry,
+    calls: Family<CallLabels, Counter>,
+    errors: Family<CallLabels, Counter>,
+    latency: HistogramFamily,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let mut registry = Registry::with_prefix("fastbreak");
+        let calls = Family::<CallLabels, Counter>::default();
+        let errors = Family::<CallLabels, Counter>::default();
+        let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        registry.register("rpc_server_calls", "gRPC calls served, by status code", calls.clone());
+        registry.register("rpc_server_errors", "gRPC calls served that did not end OK, by status code", errors.clone());
+        registry.register("rpc_server_latency_seconds", "Time to answer a gRPC call", latency.clone());
+        Metrics { registry, calls, errors, latency }
+    })
+}
+
+/// Records one served call.
+pub fn record_call(target: &str, service: &str, method: &str, code: tonic_code::Code, elapsed: Duration) {
+    let metrics = metrics();
+    let labels = CallLabels {
+        target: target.to_owned(),
+        service: service.to_owned(),
+        method: method.to_owned(),
+        code: code.name().to_owned(),
+    };
+    metrics.calls.get_or_create(&labels).inc();
+    if code != tonic_code::Code::OK {
+        metrics.errors.get_or_create(&labels).inc();
+    }
+    metrics
+        .latency
+        .get_or_create(&MethodLabels { target: labels.target, service: labels.service, method: labels.method })
+        .observe(elapsed.as_secs_f64());
+}
+
+/// Every metric, in the Prometheus text format.
+pub fn render() -> String {
+    let mut text = String::new();
+    if prometheus_client::encoding::text::encode(&mut text, &metrics().registry).is_err() {
+        text.clear();
+    }
+    text
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` completes.
+pub async fn serve_metrics(listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], render())
+        }),
+    );
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// gRPC status codes, by number, without depending on tonic.
+pub mod tonic_code {
+    /// A gRPC status code.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Code(pub i32);
+
+    impl Code {
+        /// OK.
+        pub const OK: Code = Code(0);
+
+        /// The code's canonical name.
+        pub fn name(self) -> &'static str {
+            match self.0 {
+                0 => "OK",
+                1 => "CANCELLED",
+                2 => "UNKNOWN",
+                3 => "INVALID_ARGUMENT",
+                4 => "DEADLINE_EXCEEDED",
+                5 => "NOT_FOUND",
+                6 => "ALREADY_EXISTS",
+                7 => "PERMISSION_DENIED",
+                8 => "RESOURCE_EXHAUSTED",
+                9 => "FAILED_PRECONDITION",
+                10 => "ABORTED",
+                11 => "OUT_OF_RANGE",
+                12 => "UNIMPLEMENTED",
+                13 => "INTERNAL",
+                14 => "UNAVAILABLE",
+                15 => "DATA_LOSS",
+                16 => "UNAUTHENTICATED",
+                _ => "UNKNOWN",
+            }
+        }
+    }
+}
