@@ -6,11 +6,17 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use fastbreak::serve::{ListenConfig, listen_variable, serve};
+use fastbreak::config::{ServeConfig, listen_variable};
+use fastbreak::serve::serve;
+use fastbreak_config::Reader;
+use fastbreak_db::testing::TestDatabase;
 use fastbreak::targets::{self, Target};
 use prost::Message as _;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
+
+/// The internal credential of test meshes.
+pub const TEST_TOKEN: &str = "integration-test-internal-credential-0123456789";
 
 /// A running mesh: every target's address, and a handle that stops it on drop.
 #[derive(Debug)]
@@ -18,17 +24,28 @@ pub struct TestMesh {
     addrs: BTreeMap<&'static str, SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), fastbreak_mesh::ServerError>>>,
+    _database: TestDatabase,
 }
 
 impl TestMesh {
-    /// Starts the given targets (`"all"` for every one), each on a free port of 127.0.0.1.
+    /// Starts the given targets (`"all"` for every one), each on a free port of 127.0.0.1,
+    /// on a fresh database, and waits until every one reports SERVING.
     pub async fn spawn(list: &str) -> Self {
         let chosen = targets::parse(list).expect("a valid target list");
-        let vars: BTreeMap<String, String> = targets::ALL
+        let database = TestDatabase::create().await;
+        let mut vars: BTreeMap<String, String> = targets::ALL
             .iter()
             .map(|target| (listen_variable(target.name), "127.0.0.1:0".to_owned()))
             .collect();
-        let config = ListenConfig::from_vars(&vars).expect("a valid listen configuration");
+        vars.insert("DATABASE_URL".to_owned(), database.url().to_owned());
+        vars.insert("FASTBREAK_INTERNAL_TOKEN".to_owned(), TEST_TOKEN.to_owned());
+        vars.insert("FASTBREAK_METRICS_ADDR".to_owned(), "off".to_owned());
+        for target in &chosen {
+            for peer in target.peers {
+                vars.insert(format!("FASTBREAK_{}_ENDPOINTS", peer.to_uppercase()), "http://127.0.0.1:1".to_owned());
+            }
+        }
+        let config = ServeConfig::read(Reader::new(vars), &chosen).expect("a valid configuration");
         let (bound_tx, mut bound_rx) = tokio::sync::mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let count = chosen.len();
@@ -50,7 +67,10 @@ impl TestMesh {
             let (name, addr) = bound_rx.recv().await.expect("every target binds");
             addrs.insert(name, addr);
         }
-        Self { addrs, stop: Some(stop_tx), task: Some(task) }
+        for (name, addr) in &addrs {
+            wait_serving(*addr).await.unwrap_or_else(|why| panic!("{name} at {addr} never became SERVING: {why}"));
+        }
+        Self { addrs, stop: Some(stop_tx), task: Some(task), _database: database }
     }
 
     /// The address a target listens on.
@@ -83,6 +103,25 @@ impl Drop for TestMesh {
             let _ = stop.send(());
         }
     }
+}
+
+/// Waits (20 s at most) until the server at `addr` reports SERVING.
+pub async fn wait_serving(addr: SocketAddr) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match fastbreak_mesh::check_health(&addr.to_string(), "", std::time::Duration::from_secs(1)).await {
+            Ok(()) => return Ok(()),
+            Err(error) if tokio::time::Instant::now() > deadline => return Err(error.to_string()),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// A request carrying the mesh's internal credential.
+pub fn internal_request<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(fastbreak_mesh::auth::INTERNAL_TOKEN_HEADER, TEST_TOKEN.parse().unwrap());
+    request
 }
 
 /// Opens a channel to an address.

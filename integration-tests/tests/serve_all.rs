@@ -1,7 +1,7 @@
 //! `serve --target all` in one process: every target answers health, reflection and every RPC
 //! of its contract over a real socket.
 
-use fastbreak_integration_tests::{TestMesh, contract_services, target_names};
+use fastbreak_integration_tests::{TestMesh, contract_services, internal_request, target_names};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -85,9 +85,9 @@ async fn every_rpc_of_every_contract_is_routed_and_answers_unimplemented() {
             // An empty message is a valid encoding of every request type.
             let codec = tonic_prost::ProstCodec::<(), ()>::default();
             let status = if method.server_streaming() {
-                grpc.server_streaming(tonic::Request::new(()), path, codec).await.map(|_| ())
+                grpc.server_streaming(internal_request(()), path, codec).await.map(|_| ())
             } else {
-                grpc.unary(tonic::Request::new(()), path, codec).await.map(|_| ())
+                grpc.unary(internal_request(()), path, codec).await.map(|_| ())
             }
             .expect_err("no RPC is implemented yet");
             assert_eq!(
@@ -114,4 +114,35 @@ async fn a_target_not_started_is_not_served() {
         .await
         .expect_err("trading is not part of this process");
     assert_eq!(missing.code(), tonic::Code::NotFound);
+}
+
+async fn call_empty(channel: tonic::transport::Channel, path: &str, request: tonic::Request<()>) -> tonic::Status {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    grpc.unary(request, path.parse().unwrap(), tonic_prost::ProstCodec::<(), ()>::default())
+        .await
+        .expect_err("no RPC is implemented yet")
+}
+
+#[tokio::test]
+async fn backends_refuse_calls_without_the_internal_credential() {
+    let mesh = TestMesh::spawn("risk,gateway").await;
+    let path = "/fastbreak.risk.v1.RiskInternalService/GetHold";
+    let missing = call_empty(mesh.channel("risk").await, path, tonic::Request::new(())).await;
+    assert_eq!(missing.code(), tonic::Code::Unauthenticated, "{missing:?}");
+    assert!(missing.message().contains("x-fastbreak-internal-token"), "{missing:?}");
+
+    let mut forged = tonic::Request::new(());
+    forged.metadata_mut().insert("x-fastbreak-internal-token", "not-the-credential".parse().unwrap());
+    let wrong = call_empty(mesh.channel("risk").await, path, forged).await;
+    assert_eq!(wrong.code(), tonic::Code::Unauthenticated, "{wrong:?}");
+
+    let public = call_empty(mesh.channel("risk").await, "/fastbreak.risk.v1.RiskService/GetBudgetLimits", tonic::Request::new(())).await;
+    assert_eq!(public.code(), tonic::Code::Unauthenticated, "backends' public services are reached through the gateway only");
+
+    let edge = call_empty(mesh.channel("gateway").await, "/fastbreak.gateway.v1.SystemHealthService/GetSystemHealth", tonic::Request::new(())).await;
+    assert_eq!(edge.code(), tonic::Code::Unimplemented, "the gateway's public services need no internal credential: {edge:?}");
+
+    let with = call_empty(mesh.channel("risk").await, path, internal_request(())).await;
+    assert_eq!(with.code(), tonic::Code::Unimplemented);
 }

@@ -76,20 +76,31 @@ pub async fn run_pending_migrations(url: &str) -> Result<Vec<String>, DatabaseEr
     applied
 }
 
-/// Tells which migrations are applied and which are pending. Needs a multi-threaded runtime.
+#[derive(diesel::QueryableByName)]
+struct AppliedVersion {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    version: String,
+}
+
+/// Tells which migrations are applied and which are pending. Changes nothing, and runs on any
+/// tokio runtime.
 pub async fn schema_status(url: &str) -> Result<SchemaStatus, DatabaseError> {
-    let conn = establish(url).await?;
-    let mut harness = AsyncMigrationHarness::new(conn);
-    let applied: Vec<String> = harness
-        .applied_migrations()
-        .map_err(|error| DatabaseError::Migration(error.to_string()))?
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    let mut applied_sorted = applied.clone();
-    applied_sorted.sort();
+    let mut conn = establish(url).await?;
+    let rows: Vec<AppliedVersion> = diesel::sql_query(
+        "SELECT version FROM __diesel_schema_migrations WHERE to_regclass('__diesel_schema_migrations') IS NOT NULL \
+         UNION ALL SELECT NULL WHERE to_regclass('__diesel_schema_migrations') IS NULL",
+    )
+    .load(&mut conn)
+    .await
+    .or_else(|error| match error {
+        // The bookkeeping table does not exist: nothing is applied.
+        diesel::result::Error::DatabaseError(_, ref info) if info.message().contains("does not exist") => Ok(Vec::new()),
+        other => Err(other),
+    })?;
+    let mut applied: Vec<String> = rows.into_iter().map(|row| row.version).collect();
+    applied.sort();
     let pending = known_versions().into_iter().filter(|v| !applied.contains(v)).collect();
-    Ok(SchemaStatus { applied: applied_sorted, pending })
+    Ok(SchemaStatus { applied, pending })
 }
 
 /// Fails with [`DatabaseError::SchemaBehind`] unless the schema is at this build's version.

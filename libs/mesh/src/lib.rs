@@ -3,9 +3,20 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod auth;
+pub mod client;
 pub mod health;
+pub mod retry;
 pub mod server;
 pub mod shutdown;
+
+pub use client::{PeerChannel, PeerError, PeerOptions};
+pub use retry::RetryPolicy;
+
+/// Writes the trace context and correlation id into an outgoing call's headers.
+pub(crate) fn context_inject(headers: &mut http::HeaderMap) {
+    fastbreak_telemetry::inject_outgoing(headers);
+}
 
 pub use health::{HealthCheckError, check_health};
 pub use server::{BoundServer, GrpcService, MeshServer, Readiness, ServerError};

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tonic::body::Body;
 use tonic::server::NamedService;
@@ -11,6 +12,11 @@ use tonic::service::{Routes, RoutesBuilder};
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+
+use fastbreak_config::Secret;
+use fastbreak_telemetry::ServerTelemetryLayer;
+
+use crate::auth::InternalAuthLayer;
 
 /// Why a server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +84,9 @@ pub struct MeshServer {
     routes: RoutesBuilder,
     public_services: Vec<&'static str>,
     internal_services: Vec<&'static str>,
+    credential: Option<Secret<String>>,
+    public_edge: bool,
+    drain_timeout: Duration,
 }
 
 impl std::fmt::Debug for MeshServer {
@@ -98,7 +107,31 @@ impl MeshServer {
             routes: Routes::builder(),
             public_services: Vec::new(),
             internal_services: Vec::new(),
+            credential: None,
+            public_edge: false,
+            drain_timeout: Duration::from_secs(30),
         }
+    }
+
+    /// Refuses every call that does not carry this internal credential (health checks and
+    /// reflection excepted) with UNAUTHENTICATED.
+    pub fn with_credential(mut self, credential: Secret<String>) -> Self {
+        self.credential = Some(credential);
+        self
+    }
+
+    /// Marks the server as the public edge (the gateway): its public services are called by
+    /// clients, who authenticate otherwise, so they need no internal credential.
+    pub fn public_edge(mut self) -> Self {
+        self.public_edge = true;
+        self
+    }
+
+    /// How long calls in flight may take to finish once shutdown begins (30 s by default);
+    /// connections still open after that are closed.
+    pub fn with_drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
     }
 
     /// Adds a public service: one clients reach through the gateway.
@@ -177,7 +210,17 @@ impl MeshServer {
         routes.add_service(reflection_v1);
         routes.add_service(reflection_v1alpha);
 
-        Ok(BoundServer { target, local_addr, incoming, routes: routes.routes(), readiness })
+        let exempt: Vec<&'static str> = if self.public_edge { self.public_services.clone() } else { Vec::new() };
+        let auth = self.credential.map(|token| InternalAuthLayer::new(token.expose(), &exempt));
+        Ok(BoundServer {
+            target,
+            local_addr,
+            incoming,
+            routes: routes.routes(),
+            readiness,
+            auth,
+            drain_timeout: self.drain_timeout,
+        })
     }
 }
 
@@ -221,6 +264,8 @@ pub struct BoundServer {
     incoming: TcpIncoming,
     routes: Routes,
     readiness: Readiness,
+    auth: Option<InternalAuthLayer>,
+    drain_timeout: Duration,
 }
 
 impl std::fmt::Debug for BoundServer {
@@ -249,20 +294,44 @@ impl BoundServer {
     }
 
     /// Serves until `shutdown` completes, then reports NOT_SERVING, stops accepting connections
-    /// and lets the calls in flight finish.
+    /// and lets the calls in flight finish, for the drain timeout at most.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
         let target = self.target;
         let readiness = self.readiness.clone();
+        let drain_timeout = self.drain_timeout;
         tracing::info!(target_name = target, addr = %self.local_addr, "serving");
+        let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let draining = async move {
             shutdown.await;
             readiness.set_not_serving().await;
             tracing::info!(target_name = target, "draining in-flight calls");
+            let _ = draining_tx.send(());
         };
-        tonic::transport::Server::builder()
+        let layers = tower::ServiceBuilder::new()
+            // Telemetry first: every call, refused ones too, gets a span with its correlation
+            // id and trace id, and is counted.
+            .layer(ServerTelemetryLayer::new(target))
+            // Then the internal credential: backends take calls from the mesh only.
+            .option_layer(self.auth)
+            .into_inner();
+        let serving = tonic::transport::Server::builder()
+            .layer(layers)
             .add_routes(self.routes)
-            .serve_with_incoming_shutdown(self.incoming, draining)
-            .await
-            .map_err(|source| ServerError::Serve { target, source })
+            .serve_with_incoming_shutdown(self.incoming, draining);
+        tokio::pin!(serving);
+        let deadline = async move {
+            if draining_rx.await.is_ok() {
+                tokio::time::sleep(drain_timeout).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            outcome = &mut serving => outcome.map_err(|source| ServerError::Serve { target, source }),
+            () = deadline => {
+                tracing::warn!(target_name = target, timeout_ms = drain_timeout.as_millis() as u64, "calls still in flight after the drain timeout; closing");
+                Ok(())
+            }
+        }
     }
 }

@@ -8,6 +8,9 @@ use fastbreak_proto::agents::v1::agent_service_server::{AgentService, AgentServi
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "agents";
 
+/// The services this target calls, by target name.
+pub const PEERS: &[&str] = &["strategy", "scouting", "marketplace", "trading", "notification"];
+
 /// The port the target listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 50059;
 

@@ -2,29 +2,33 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
 use fastbreak::cli::{Cli, Command, HealthArgs, MigrateArgs, ServeArgs};
-use fastbreak::serve::{ListenConfig, serve};
+use fastbreak::config::{MetricsAddr, ServeConfig};
+use fastbreak::serve::serve;
+use fastbreak_config::Reader;
 use fastbreak::targets;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     match cli.command {
         Command::Serve(args) => run_serve(args).await,
         Command::Health(args) => run_health(args).await,
-        Command::Migrate(args) => run_migrate(args).await,
+        Command::Migrate(args) => {
+            init_logging();
+            run_migrate(args).await
+        }
     }
 }
 
+/// Plain logging for the one-shot commands.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -40,20 +44,45 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let vars: BTreeMap<String, String> = std::env::vars().collect();
-    let config = match ListenConfig::from_vars(&vars) {
+    // Every variable is checked before anything is bound or started.
+    let config = match ServeConfig::read(Reader::from_process_env(), &targets) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("fastbreak serve: {error}");
             return ExitCode::from(2);
         }
     };
-    let announce = |server: &fastbreak_mesh::BoundServer| {
-        let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{} listening on {}", server.target(), server.local_addr());
-        let _ = stdout.flush();
+    let telemetry = match fastbreak_telemetry::init(&config.telemetry) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("fastbreak serve: {error}");
+            return ExitCode::from(2);
+        }
     };
-    match serve(&targets, &config, announce, fastbreak_mesh::shutdown_signal()).await {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let MetricsAddr::At(addr) = config.metrics {
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                eprintln!("fastbreak serve: metrics: cannot listen on {addr} (FASTBREAK_METRICS_ADDR): {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Ok(bound) = listener.local_addr() {
+            announce("metrics", bound);
+        }
+        let mut stop = stop_rx.clone();
+        tokio::spawn(fastbreak_telemetry::metrics::serve_metrics(listener, async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        }));
+    }
+    let shutdown = async move {
+        fastbreak_mesh::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    let outcome = serve(&targets, &config, |server| announce(server.target(), server.local_addr()), shutdown).await;
+    telemetry.shutdown();
+    match outcome {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
@@ -63,6 +92,13 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints "<name> listening on <address>" on a line of its own.
+fn announce(name: &str, addr: std::net::SocketAddr) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{name} listening on {addr}");
+    let _ = stdout.flush();
 }
 
 async fn run_health(args: HealthArgs) -> ExitCode {

@@ -1,80 +1,23 @@
-//! The real `fastbreak` binary: `serve`, `health`, `--help`, and SIGTERM.
+//! The real `fastbreak` binary: `serve`, `health`, `--help`, configuration errors, SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fastbreak");
-const TARGETS: [&str; 9] =
-    ["gateway", "user", "strategy", "risk", "marketplace", "scouting", "trading", "notification", "agents"];
+use std::process::Command;
 
-/// A `fastbreak serve` child process, killed on drop if still running.
-struct Served {
-    child: Child,
-    addrs: Vec<(String, String)>,
-}
+use common::{BIN, Served, TARGETS, fastbreak, stdout};
+use fastbreak_db::testing::TestDatabase;
 
-impl Served {
-    fn start(target: &str) -> Self {
-        let mut command = Command::new(BIN);
-        command.args(["serve", "--target", target]).stdout(Stdio::piped()).stderr(Stdio::null());
-        for name in TARGETS {
-            command.env(format!("FASTBREAK_{}_LISTEN_ADDR", name.to_uppercase()), "127.0.0.1:0");
-        }
-        let mut child = command.spawn().expect("the binary starts");
-        let expected = if target == "all" { TARGETS.len() } else { target.split(',').count() };
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut addrs = Vec::new();
-        while addrs.len() < expected {
-            let line = lines.next().expect("a line per target").unwrap();
-            let (name, addr) = line.split_once(" listening on ").unwrap_or_else(|| panic!("unexpected line {line:?}"));
-            addrs.push((name.to_owned(), addr.to_owned()));
-        }
-        Self { child, addrs }
-    }
-
-    fn addr(&self, target: &str) -> &str {
-        &self.addrs.iter().find(|(name, _)| name == target).unwrap().1
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "no exit within 10s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn fastbreak(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("the binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-#[test]
-fn serve_all_answers_health_on_every_port_and_exits_0_on_sigterm() {
-    let served = Served::start("all");
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_all_answers_health_on_every_port_and_exits_0_on_sigterm() {
+    let db = TestDatabase::create().await;
+    let served = Served::start("all", &[("DATABASE_URL", db.url())]);
     let mut names: Vec<&str> = served.addrs.iter().map(|(name, _)| name.as_str()).collect();
     names.sort();
     let mut expected = TARGETS.to_vec();
     expected.sort();
     assert_eq!(names, expected);
 
+    served.wait_serving();
     for (name, addr) in &served.addrs {
         let output = fastbreak(&["health", "--addr", addr]);
         assert!(output.status.success(), "{name} at {addr}: {}", stdout(&output));
@@ -87,9 +30,10 @@ fn serve_all_answers_health_on_every_port_and_exits_0_on_sigterm() {
     assert_eq!(status.code(), Some(0), "serve exits 0 after SIGTERM");
 }
 
-#[test]
-fn health_fails_with_one_line_for_an_unknown_service() {
-    let served = Served::start("risk");
+#[tokio::test(flavor = "multi_thread")]
+async fn health_fails_with_one_line_for_an_unknown_service() {
+    let db = TestDatabase::create().await;
+    let served = Served::start("risk", &[("DATABASE_URL", db.url())]);
     let output = fastbreak(&["health", "--addr", served.addr("risk"), "--service", "fastbreak.nope.v1.Nope"]);
     assert_eq!(output.status.code(), Some(1));
     let text = stdout(&output);
@@ -121,16 +65,41 @@ fn serve_refuses_an_unknown_target_naming_the_valid_ones() {
 }
 
 #[test]
-fn serve_refuses_malformed_listen_variables_naming_each() {
+fn two_missing_variables_and_a_malformed_one_are_named_in_one_message_before_binding() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
     let output = Command::new(BIN)
         .args(["serve", "--target", "risk"])
-        .env("FASTBREAK_LISTEN_HOST", "localhost-ish")
-        .env("FASTBREAK_RISK_LISTEN_ADDR", "risk:50054")
+        .env_clear()
+        .env("FASTBREAK_RISK_LISTEN_ADDR", &listen)
+        .env("FASTBREAK_LOG_FORMAT", "yaml")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    let text = String::from_utf8_lossy(&output.stderr);
-    assert!(text.contains("FASTBREAK_LISTEN_HOST") && text.contains("FASTBREAK_RISK_LISTEN_ADDR"), "{text}");
+    let text = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(text.matches("invalid configuration").count(), 1, "one message: {text}");
+    assert!(text.contains("DATABASE_URL: missing"), "{text}");
+    assert!(text.contains("FASTBREAK_INTERNAL_TOKEN: missing"), "{text}");
+    assert!(text.contains("FASTBREAK_LOG_FORMAT: expected 'text' or 'json', got 'yaml'"), "{text}");
+    assert!(stdout(&output).is_empty(), "nothing was bound: {}", stdout(&output));
+    assert!(std::net::TcpListener::bind(&listen).is_ok(), "the port was never taken");
+}
+
+#[test]
+fn secret_values_never_appear_in_any_output() {
+    let output = Command::new(BIN)
+        .args(["serve", "--target", "trading"])
+        .env_clear()
+        .env("DATABASE_URL", "mysql://root:hunter2-password@db/x")
+        .env("FASTBREAK_INTERNAL_TOKEN", "short-secret-value")
+        .env("FASTBREAK_RISK_ENDPOINTS", "risk:50054")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(text.contains("DATABASE_URL") && text.contains("FASTBREAK_INTERNAL_TOKEN"), "{text}");
+    assert!(text.contains("FASTBREAK_RISK_ENDPOINTS: expected a comma-separated list of http(s) URLs, got 'risk:50054'"), "{text}");
+    assert!(!text.contains("hunter2") && !text.contains("short-secret-value"), "{text}");
 }
 
 #[test]
@@ -139,9 +108,32 @@ fn every_subcommand_says_what_it_does() {
         (vec!["--help"], "runs any set of its gRPC services"),
         (vec!["serve", "--help"], "Serve one or more targets"),
         (vec!["health", "--help"], "exit 0 only when it is SERVING"),
+        (vec!["migrate", "--help"], "Apply the pending database migrations"),
     ] {
         let output = fastbreak(&args);
         assert!(output.status.success(), "{args:?}");
         assert!(stdout(&output).contains(phrase), "{args:?}: {}", stdout(&output));
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_metrics_port_serves_prometheus_text_with_rpc_counts() {
+    let db = TestDatabase::create().await;
+    let served = Served::start("risk", &[("DATABASE_URL", db.url())]);
+    served.wait_serving();
+    let addr = served.metrics_addr.clone().expect("metrics are on");
+    let body = http_get(&addr, "/metrics");
+    assert!(body.contains("fastbreak_rpc_server_calls_total{"), "{body}");
+    assert!(body.contains("service=\"grpc.health.v1.Health\",method=\"Check\",code=\"OK\""), "{body}");
+    assert!(body.contains("fastbreak_rpc_server_latency_seconds_bucket{"), "{body}");
+}
+
+/// A bare HTTP/1.1 GET, to keep an HTTP client out of the dependencies.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
 }

@@ -1,15 +1,15 @@
 //! The real binary against a real PostgreSQL: `fastbreak migrate`, and targets that wait for
 //! their database.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{BIN, Served};
 
 use fastbreak_db::cluster::{ClusterOptions, PrivateCluster};
 use fastbreak_db::testing::TestDatabase;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fastbreak");
 
 fn migrate(url: &str, args: &[&str]) -> (i32, String) {
     let output = Command::new(BIN).arg("migrate").args(args).env("DATABASE_URL", url).output().unwrap();
@@ -60,76 +60,16 @@ fn migrate_refuses_a_malformed_url_without_printing_it() {
     assert!(text.contains("DATABASE_URL") && !text.contains("hunter2"), "{text}");
 }
 
-struct Served {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-    addrs: Vec<(String, String)>,
-}
-
-impl Served {
-    fn start(targets: &str, database_url: &str) -> Self {
-        let mut command = Command::new(BIN);
-        command
-            .args(["serve", "--target", targets])
-            .env("DATABASE_URL", database_url)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for name in targets.split(',') {
-            command.env(format!("FASTBREAK_{}_LISTEN_ADDR", name.to_uppercase()), "127.0.0.1:0");
-        }
-        let mut child = command.spawn().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut text = sink.lock().unwrap();
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut addrs = Vec::new();
-        while addrs.len() < targets.split(',').count() {
-            let line = lines.next().unwrap().unwrap();
-            let (name, addr) = line.split_once(" listening on ").unwrap();
-            addrs.push((name.to_owned(), addr.to_owned()));
-        }
-        Self { child, stderr, addrs }
-    }
-
-    fn health(&self, target: &str) -> (bool, String) {
-        let addr = &self.addrs.iter().find(|(name, _)| name == target).unwrap().1;
-        let output = Command::new(BIN).args(["health", "--addr", addr]).output().unwrap();
-        (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
-    }
-
-    fn wait_until(&self, what: &str, mut condition: impl FnMut(&Self) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !condition(self) {
-            assert!(Instant::now() < deadline, "timed out waiting until {what}; log:\n{}", self.stderr.lock().unwrap());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn log(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_target_waits_for_its_database_and_serves_once_it_is_back() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    let served = Served::start("risk,gateway", &url);
+    let mut env: Vec<(String, String)> = vec![("DATABASE_URL".to_owned(), url.clone())];
+    for peer in fastbreak_gateway::PEERS.iter().filter(|p| **p != "risk") {
+        env.push((format!("FASTBREAK_{}_ENDPOINTS", peer.to_uppercase()), "http://127.0.0.1:1".to_owned()));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let served = Served::start("risk,gateway", &env);
 
     // Nothing listens at the database's address: risk is NOT_SERVING and says why.
     served.wait_until("the database is reported unreachable", |s| s.log().contains("is unreachable"));

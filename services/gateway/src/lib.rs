@@ -8,6 +8,9 @@ use fastbreak_proto::gateway::v1::system_health_service_server::{SystemHealthSer
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "gateway";
 
+/// The services this target calls, by target name.
+pub const PEERS: &[&str] = &["user", "strategy", "risk", "marketplace", "scouting", "trading", "notification", "agents"];
+
 /// The port the target listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 50051;
 

@@ -9,6 +9,9 @@ use fastbreak_proto::notification::v1::notification_internal_service_server::{No
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "notification";
 
+/// The services this target calls, by target name.
+pub const PEERS: &[&str] = &[];
+
 /// The port the target listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 50058;
 

@@ -9,6 +9,9 @@ use fastbreak_proto::risk::v1::risk_internal_service_server::{RiskInternalServic
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "risk";
 
+/// The services this target calls, by target name.
+pub const PEERS: &[&str] = &[];
+
 /// The port the target listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 50054;
 

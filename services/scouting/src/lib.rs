@@ -9,6 +9,9 @@ use fastbreak_proto::scouting::v1::scouting_internal_service_server::{ScoutingIn
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "scouting";
 
+/// The services this target calls, by target name.
+pub const PEERS: &[&str] = &[];
+
 /// The port the target listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 50056;
 

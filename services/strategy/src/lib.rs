@@ -9,6 +9,9 @@ use fastbreak_proto::strategy::v1::strategy_internal_service_server::{StrategyIn
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "strategy";
 
+/// The services this target calls, by target name.
+pub const PEERS: &[&str] = &[];
+
 /// The port the target listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 50053;
 

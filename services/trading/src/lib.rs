@@ -9,6 +9,9 @@ use fastbreak_proto::trading::v1::trading_internal_service_server::{TradingInter
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "trading";
 
+/// The services this target calls, by target name.
+pub const PEERS: &[&str] = &["user", "risk", "marketplace", "strategy", "notification"];
+
 /// The port the target listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 50057;
 

@@ -1,0 +1,97 @@
+//! The internal credential: every call between services carries it, and backends refuse calls
+//! without it (health checks and reflection excepted, and the gateway's public services, which
+//! authenticate users instead).
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::future::{BoxFuture, FutureExt};
+use http::{Request, Response};
+use tonic::body::Body;
+
+/// The header that carries the internal credential.
+pub const INTERNAL_TOKEN_HEADER: &str = "x-fastbreak-internal-token";
+
+/// Services that never need the credential.
+const ALWAYS_EXEMPT: [&str; 3] = ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
+
+/// Refuses calls without the internal credential with UNAUTHENTICATED.
+#[derive(Debug, Clone)]
+pub struct InternalAuthLayer {
+    token: Arc<str>,
+    exempt: Arc<[&'static str]>,
+}
+
+impl InternalAuthLayer {
+    /// Checks calls against `token`; the services named in `exempt` (and health and
+    /// reflection) are let through without it.
+    pub fn new(token: &str, exempt: &[&'static str]) -> Self {
+        let exempt: Vec<&'static str> = ALWAYS_EXEMPT.iter().chain(exempt).copied().collect();
+        Self { token: Arc::from(token), exempt: Arc::from(exempt) }
+    }
+}
+
+impl<S> tower::Layer<S> for InternalAuthLayer {
+    type Service = InternalAuth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        InternalAuth { inner, layer: self.clone() }
+    }
+}
+
+/// The service [`InternalAuthLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct InternalAuth<S> {
+    inner: S,
+    layer: InternalAuthLayer,
+}
+
+/// Compares without stopping at the first difference, so timing does not tell how much of a
+/// guess was right.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl<S, B> tower_service::Service<Request<B>> for InternalAuth<S>
+where
+    S: tower_service::Service<Request<B>, Response = Response<Body>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let service = request.uri().path().trim_start_matches('/').split('/').next().unwrap_or_default();
+        let exempt = self.layer.exempt.contains(&service);
+        let presented = request.headers().get(INTERNAL_TOKEN_HEADER).map(|v| v.as_bytes());
+        let allowed = exempt || presented.is_some_and(|token| same_secret(token, self.layer.token.as_bytes()));
+        if allowed {
+            self.inner.call(request).boxed()
+        } else {
+            let reason = if presented.is_some() { "is not valid" } else { "is missing" };
+            tracing::warn!(rpc.service = service, "refused a call whose internal credential {reason}");
+            let status = tonic::Status::unauthenticated(format!(
+                "the internal credential ({INTERNAL_TOKEN_HEADER}) {reason}: only FastBreak services may call {service}"
+            ));
+            futures::future::ready(Ok(status.into_http())).boxed()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"abcd"));
+    }
+}

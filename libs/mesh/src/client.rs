@@ -1,0 +1,337 @@
+//! The client side of the mesh: a channel to a peer service built from its endpoint list. It
+//! connects lazily, watches every endpoint's `grpc.health.v1` status and sends nothing to one
+//! that is not SERVING, keeps a circuit breaker per endpoint, puts a deadline on every call,
+//! and attaches the internal credential, the correlation id and the trace context. When no
+//! endpoint can take a call, the caller gets UNAVAILABLE naming the peer: at once, or within the
+//! deadline while the first health checks are still out — never a hang.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use fastbreak_config::{Endpoints, Secret};
+use futures::future::BoxFuture;
+use http::{HeaderValue, Request, Response};
+use tokio::sync::Notify;
+use tonic::body::Body;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+use tower::ServiceExt;
+use tracing::Instrument;
+
+use crate::auth::INTERNAL_TOKEN_HEADER;
+
+/// How a peer channel behaves.
+#[derive(Debug, Clone)]
+pub struct PeerOptions {
+    /// The deadline of a call that sets none itself.
+    pub call_timeout: Duration,
+    /// How long connecting to an endpoint may take.
+    pub connect_timeout: Duration,
+    /// How often every endpoint's health is checked.
+    pub health_interval: Duration,
+    /// Consecutive failures that open an endpoint's circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker keeps its endpoint out before one trial call.
+    pub breaker_cooldown: Duration,
+    /// The internal credential sent with every call.
+    pub credential: Option<Secret<String>>,
+}
+
+impl Default for PeerOptions {
+    fn default() -> Self {
+        Self {
+            call_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(1),
+            health_interval: Duration::from_secs(1),
+            breaker_failures: 3,
+            breaker_cooldown: Duration::from_secs(5),
+            credential: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Health {
+    Unknown,
+    Serving,
+    NotServing(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Breaker {
+    Closed { failures: u32 },
+    Open { until: Instant },
+    HalfOpen { since: Instant },
+}
+
+#[derive(Debug)]
+struct EndpointState {
+    uri: http::Uri,
+    channel: Channel,
+    health: Mutex<Health>,
+    breaker: Mutex<Breaker>,
+}
+
+impl EndpointState {
+    fn health(&self) -> Health {
+        self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// True when the breaker lets a call through (moving an expired open breaker to half-open,
+    /// which lets exactly one trial call through per cooldown).
+    fn breaker_allows(&self, cooldown: Duration) -> bool {
+        let mut breaker = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        match *breaker {
+            Breaker::Closed { .. } => true,
+            Breaker::Open { until } if now >= until => {
+                *breaker = Breaker::HalfOpen { since: now };
+                true
+            }
+            Breaker::Open { .. } => false,
+            Breaker::HalfOpen { since } if now >= since + cooldown => {
+                *breaker = Breaker::HalfOpen { since: now };
+                true
+            }
+            Breaker::HalfOpen { .. } => false,
+        }
+    }
+
+    fn succeeded(&self) {
+        *self.breaker.lock().unwrap_or_else(|p| p.into_inner()) = Breaker::Closed { failures: 0 };
+    }
+
+    fn failed(&self, threshold: u32, cooldown: Duration) {
+        let mut breaker = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
+        *breaker = match *breaker {
+            Breaker::Closed { failures } if failures + 1 < threshold => Breaker::Closed { failures: failures + 1 },
+            _ => {
+                tracing::warn!(endpoint = %self.uri, "circuit breaker open");
+                Breaker::Open { until: Instant::now() + cooldown }
+            }
+        };
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    peer: String,
+    endpoints: Vec<Arc<EndpointState>>,
+    next: AtomicUsize,
+    health_changed: Notify,
+    options: PeerOptions,
+}
+
+/// Why a peer channel could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("{peer}: invalid endpoint {endpoint}: {reason}")]
+pub struct PeerError {
+    /// The peer.
+    pub peer: String,
+    /// The endpoint.
+    pub endpoint: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A channel to one peer service over all of its endpoints. Clone it freely; generated tonic
+/// clients take it as their transport. Health checks stop when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct PeerChannel {
+    inner: Arc<Inner>,
+}
+
+impl PeerChannel {
+    /// Builds the channel and starts watching the health of `health_service` (a fully-qualified
+    /// service name, or "" for the whole server) on every endpoint. Needs a tokio runtime.
+    pub fn new(peer: &str, health_service: &str, endpoints: &Endpoints, options: PeerOptions) -> Result<Self, PeerError> {
+        let mut states = Vec::with_capacity(endpoints.0.len());
+        for uri in &endpoints.0 {
+            let endpoint = Endpoint::from_shared(uri.to_string())
+                .map_err(|error| PeerError { peer: peer.to_owned(), endpoint: uri.to_string(), reason: error.to_string() })?
+                .connect_timeout(options.connect_timeout)
+                .tcp_nodelay(true);
+            states.push(Arc::new(EndpointState {
+                uri: uri.clone(),
+                channel: endpoint.connect_lazy(),
+                health: Mutex::new(Health::Unknown),
+                breaker: Mutex::new(Breaker::Closed { failures: 0 }),
+            }));
+        }
+        let inner = Arc::new(Inner {
+            peer: peer.to_owned(),
+            endpoints: states,
+            next: AtomicUsize::new(0),
+            health_changed: Notify::new(),
+            options,
+        });
+        for index in 0..inner.endpoints.len() {
+            tokio::spawn(watch_health(Arc::downgrade(&inner), index, health_service.to_owned()));
+        }
+        Ok(Self { inner })
+    }
+
+    /// The peer's name.
+    pub fn peer(&self) -> &str {
+        &self.inner.peer
+    }
+
+    /// How many endpoints are SERVING now.
+    pub fn serving_endpoints(&self) -> usize {
+        self.inner.endpoints.iter().filter(|e| e.health() == Health::Serving).count()
+    }
+}
+
+async fn watch_health(inner: Weak<Inner>, index: usize, service: String) {
+    loop {
+        let Some(strong) = inner.upgrade() else { return };
+        let endpoint = strong.endpoints[index].clone();
+        let interval = strong.options.health_interval;
+        let check_timeout = interval.max(Duration::from_millis(200)).min(strong.options.call_timeout);
+        drop(strong);
+        let mut client = HealthClient::new(endpoint.channel.clone());
+        let answer = tokio::time::timeout(check_timeout, client.check(HealthCheckRequest { service: service.clone() })).await;
+        let health = match answer {
+            Ok(Ok(response)) if response.get_ref().status() == ServingStatus::Serving => Health::Serving,
+            Ok(Ok(response)) => Health::NotServing(response.get_ref().status().as_str_name().to_owned()),
+            Ok(Err(status)) if status.code() == tonic::Code::NotFound => Health::NotServing(format!("does not serve {service}")),
+            Ok(Err(status)) => Health::NotServing(format!("unreachable ({})", status.message())),
+            Err(_) => Health::NotServing("health check timed out".to_owned()),
+        };
+        let Some(strong) = inner.upgrade() else { return };
+        let changed = {
+            let mut current = endpoint.health.lock().unwrap_or_else(|p| p.into_inner());
+            let changed = *current != health;
+            *current = health.clone();
+            changed
+        };
+        if changed {
+            match &health {
+                Health::Serving => tracing::info!(peer = %strong.peer, endpoint = %endpoint.uri, "endpoint SERVING"),
+                Health::NotServing(why) => tracing::warn!(peer = %strong.peer, endpoint = %endpoint.uri, why = %why, "endpoint not serving"),
+                Health::Unknown => {}
+            }
+            strong.health_changed.notify_waiters();
+        }
+        drop(strong);
+        tokio::time::sleep(interval).await;
+    }
+}
+
+impl Inner {
+    /// A SERVING endpoint whose breaker lets a call through, round robin.
+    fn pick(&self) -> Option<Arc<EndpointState>> {
+        let count = self.endpoints.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..count)
+            .map(|offset| &self.endpoints[(start + offset) % count])
+            .find(|e| e.health() == Health::Serving && e.breaker_allows(self.options.breaker_cooldown))
+            .cloned()
+    }
+
+    fn unavailable(&self) -> tonic::Status {
+        let states: Vec<String> = self
+            .endpoints
+            .iter()
+            .map(|e| match e.health() {
+                Health::Unknown => format!("{}: not checked yet", e.uri),
+                Health::Serving => format!("{}: circuit breaker open", e.uri),
+                Health::NotServing(why) => format!("{}: {why}", e.uri),
+            })
+            .collect();
+        tonic::Status::unavailable(format!("no healthy endpoint of {} ({})", self.peer, states.join("; ")))
+    }
+
+    async fn call(self: Arc<Self>, mut request: Request<Body>) -> Response<Body> {
+        let timeout = request_timeout(&request).unwrap_or(self.options.call_timeout).min(self.options.call_timeout);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let endpoint = loop {
+            // Register for health news before looking, so none is missed in between.
+            let changed = self.health_changed.notified();
+            if let Some(endpoint) = self.pick() {
+                break endpoint;
+            }
+            let waiting_for_first_check = self.endpoints.iter().any(|e| e.health() == Health::Unknown);
+            if !waiting_for_first_check || tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return self.unavailable().into_http();
+            }
+        };
+
+        let span = tracing::info_span!("rpc.client", peer = %self.peer, endpoint = %endpoint.uri, rpc.path = %request.uri().path());
+        span.in_scope(|| crate::context_inject(request.headers_mut()));
+        if let Some(credential) = &self.options.credential {
+            if let Ok(value) = HeaderValue::from_str(credential.expose()) {
+                request.headers_mut().insert(INTERNAL_TOKEN_HEADER, value);
+            }
+        }
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if let Ok(value) = HeaderValue::from_str(&format!("{}m", remaining.as_millis().max(1))) {
+            request.headers_mut().insert("grpc-timeout", value);
+        }
+
+        let channel = endpoint.channel.clone();
+        let outcome = tokio::time::timeout_at(deadline, async move { channel.oneshot(request).await }).instrument(span).await;
+        let (threshold, cooldown) = (self.options.breaker_failures, self.options.breaker_cooldown);
+        match outcome {
+            Err(_) => {
+                endpoint.failed(threshold, cooldown);
+                tonic::Status::deadline_exceeded(format!(
+                    "{} at {} did not answer within {} ms",
+                    self.peer,
+                    endpoint.uri,
+                    timeout.as_millis()
+                ))
+                .into_http()
+            }
+            Ok(Err(error)) => {
+                endpoint.failed(threshold, cooldown);
+                tonic::Status::unavailable(format!("{} at {}: {}", self.peer, endpoint.uri, crate::health::error_chain(&error)))
+                    .into_http()
+            }
+            Ok(Ok(response)) => {
+                let code = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok());
+                if code == Some(tonic::Code::Unavailable as i32) {
+                    endpoint.failed(threshold, cooldown);
+                } else {
+                    endpoint.succeeded();
+                }
+                response
+            }
+        }
+    }
+}
+
+/// The deadline a caller set with `grpc-timeout`, if any.
+fn request_timeout<B>(request: &Request<B>) -> Option<Duration> {
+    let value = request.headers().get("grpc-timeout")?.to_str().ok()?;
+    let (number, unit) = value.split_at(value.len().checked_sub(1)?);
+    let number: u64 = number.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(number * 3600),
+        "M" => Duration::from_secs(number * 60),
+        "S" => Duration::from_secs(number),
+        "m" => Duration::from_millis(number),
+        "u" => Duration::from_micros(number),
+        "n" => Duration::from_nanos(number),
+        _ => return None,
+    })
+}
+
+impl tower_service::Service<Request<Body>> for PeerChannel {
+    type Response = Response<Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move { Ok(inner.call(request).await) })
+    }
+}

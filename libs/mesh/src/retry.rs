@@ -1,0 +1,73 @@
+//! Retries for calls that are safe to repeat: only on UNAVAILABLE, with exponential backoff and
+//! jitter, and within a retry budget so that a struggling peer is not buried in retries.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use tower::retry::budget::{Budget, TpsBudget};
+
+/// How calls marked safe to retry are retried.
+#[derive(Clone)]
+pub struct RetryPolicy {
+    /// Most attempts, the first included.
+    pub max_attempts: usize,
+    /// The first pause.
+    pub min_delay: Duration,
+    /// The longest pause.
+    pub max_delay: Duration,
+    budget: Arc<TpsBudget>,
+}
+
+impl std::fmt::Debug for RetryPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetryPolicy")
+            .field("max_attempts", &self.max_attempts)
+            .field("min_delay", &self.min_delay)
+            .field("max_delay", &self.max_delay)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        // Retries may add 20% to the calls made over the last 10 s, and 10 a second at least.
+        Self::new(4, Duration::from_millis(50), Duration::from_secs(1), TpsBudget::new(Duration::from_secs(10), 10, 0.2))
+    }
+}
+
+impl RetryPolicy {
+    /// A policy with its own budget.
+    pub fn new(max_attempts: usize, min_delay: Duration, max_delay: Duration, budget: TpsBudget) -> Self {
+        Self { max_attempts: max_attempts.max(1), min_delay, max_delay, budget: Arc::new(budget) }
+    }
+
+    /// Runs `call`, again while it fails with UNAVAILABLE, attempts and budget allowing.
+    /// Use it only for calls that are safe to repeat.
+    pub async fn call_idempotent<T, F, Fut>(&self, mut call: F) -> Result<T, tonic::Status>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, tonic::Status>>,
+    {
+        self.budget.deposit();
+        let mut pauses = backon::ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_jitter()
+            .with_max_times(self.max_attempts.saturating_sub(1))
+            .build();
+        loop {
+            match call().await {
+                Err(status) if status.code() == tonic::Code::Unavailable => match pauses.next() {
+                    Some(pause) if self.budget.withdraw() => {
+                        tracing::debug!(%status, pause_ms = pause.as_millis() as u64, "retrying an idempotent call");
+                        tokio::time::sleep(pause).await;
+                    }
+                    _ => return Err(status),
+                },
+                other => return other,
+            }
+        }
+    }
+}

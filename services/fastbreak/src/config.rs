@@ -1,0 +1,186 @@
+//! What `fastbreak serve` reads from the environment, for the targets it runs.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use fastbreak_config::{ConfigError, Endpoints, Reader, Secret, parse_duration};
+use fastbreak_telemetry::TelemetryConfig;
+
+use crate::targets::Target;
+
+/// The variable that sets a target's listen address.
+pub fn listen_variable(target: &str) -> String {
+    format!("FASTBREAK_{}_LISTEN_ADDR", target.to_uppercase())
+}
+
+/// The variable that lists a peer's endpoints.
+pub fn endpoints_variable(target: &str) -> String {
+    format!("FASTBREAK_{}_ENDPOINTS", target.to_uppercase())
+}
+
+/// Where the metrics are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAddr {
+    /// Not served.
+    Off,
+    /// Served at this address.
+    At(SocketAddr),
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Where every target without an address of its own listens.
+    pub host: IpAddr,
+    /// Addresses given per target, by target name.
+    pub per_target: BTreeMap<String, SocketAddr>,
+    /// The database, when a target needs one.
+    pub database_url: Option<Secret<String>>,
+    /// The internal credential every call between services carries.
+    pub internal_token: Secret<String>,
+    /// The endpoints of peers that run in other processes, by target name.
+    pub remote_peers: BTreeMap<String, Endpoints>,
+    /// Where the Prometheus metrics are served.
+    pub metrics: MetricsAddr,
+    /// How long calls in flight may take to finish at shutdown.
+    pub drain_timeout: Duration,
+    /// The deadline of calls to peers that set none.
+    pub call_timeout: Duration,
+    /// Logs and traces.
+    pub telemetry: TelemetryConfig,
+}
+
+/// The shortest internal credential accepted.
+pub const MIN_TOKEN_LENGTH: usize = 32;
+
+impl ServeConfig {
+    /// Reads the configuration for running `targets` out of `reader`: every problem at once.
+    pub fn read(mut reader: Reader, targets: &[Target]) -> Result<Self, ConfigError> {
+        let r = &mut reader;
+        let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
+        let host = r
+            .optional("FASTBREAK_LISTEN_HOST", "an IP address such as 127.0.0.1 or 0.0.0.0", |v| v.parse().ok())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let mut per_target = BTreeMap::new();
+        for target in crate::targets::ALL {
+            let expected = format!("HOST:PORT such as 127.0.0.1:{}", target.default_port);
+            if let Some(addr) = r.optional(&listen_variable(target.name), &expected, |v| v.parse::<SocketAddr>().ok()) {
+                per_target.insert(target.name.to_owned(), addr);
+            }
+        }
+
+        let needs_database = targets.iter().any(|t| t.needs_database);
+        let database_url = r.secret(
+            "DATABASE_URL",
+            "a postgres:// or postgresql:// URL",
+            needs_database,
+            fastbreak_db::pool::is_postgres_url,
+        );
+
+        // With every target in this process, no call leaves it: a fresh random credential does.
+        let everything_here = crate::targets::ALL.iter().all(|t| names.contains(&t.name));
+        let token_expected = format!("a random secret of at least {MIN_TOKEN_LENGTH} characters, the same for every service");
+        let internal_token = r
+            .secret("FASTBREAK_INTERNAL_TOKEN", &token_expected, !everything_here, |v| v.len() >= MIN_TOKEN_LENGTH)
+            .or_else(|| {
+                everything_here.then(|| Secret::new(format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())))
+            });
+
+        let mut remote_peers = BTreeMap::new();
+        for target in targets {
+            for peer in target.peers.iter().filter(|peer| !names.contains(peer)) {
+                if remote_peers.contains_key(*peer) {
+                    continue;
+                }
+                if let Some(endpoints) = r.required(&endpoints_variable(peer), Endpoints::EXPECTED, Endpoints::parse) {
+                    remote_peers.insert((*peer).to_owned(), endpoints);
+                }
+            }
+        }
+
+        let metrics = r
+            .optional("FASTBREAK_METRICS_ADDR", "HOST:PORT such as 0.0.0.0:9464, or 'off'", |v| {
+                if v.eq_ignore_ascii_case("off") { Some(MetricsAddr::Off) } else { v.parse().ok().map(MetricsAddr::At) }
+            })
+            .unwrap_or(MetricsAddr::At(SocketAddr::new(host, 9464)));
+        let drain_timeout = r
+            .optional("FASTBREAK_DRAIN_TIMEOUT", "a duration such as 30s or 500ms", parse_duration)
+            .unwrap_or(Duration::from_secs(30));
+        let call_timeout = r
+            .optional("FASTBREAK_CALL_TIMEOUT", "a duration such as 5s or 500ms", parse_duration)
+            .unwrap_or(Duration::from_secs(5));
+        let service_name = if everything_here { "fastbreak".to_owned() } else { format!("fastbreak-{}", names.join("-")) };
+        let telemetry = TelemetryConfig::read(r, &service_name);
+
+        reader.finish()?;
+        Ok(Self {
+            host,
+            per_target,
+            database_url,
+            internal_token: internal_token.expect("a missing token was reported"),
+            remote_peers,
+            metrics,
+            drain_timeout,
+            call_timeout,
+            telemetry,
+        })
+    }
+
+    /// The address a target listens on.
+    pub fn addr_of(&self, target: &Target) -> SocketAddr {
+        self.per_target.get(target.name).copied().unwrap_or(SocketAddr::new(self.host, target.default_port))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::targets;
+
+    fn read(vars: &[(&str, &str)], list: &str) -> Result<ServeConfig, ConfigError> {
+        ServeConfig::read(Reader::new(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))), &targets::parse(list).unwrap())
+    }
+
+    #[test]
+    fn a_lone_target_needs_its_database_its_credential_and_its_remote_peers() {
+        let error = read(&[("FASTBREAK_RISK_ENDPOINTS", "risk:50054")], "trading").unwrap_err();
+        let text = error.to_string();
+        for variable in [
+            "DATABASE_URL: missing",
+            "FASTBREAK_INTERNAL_TOKEN: missing",
+            "FASTBREAK_RISK_ENDPOINTS: expected a comma-separated list of http(s) URLs, got 'risk:50054'",
+            "FASTBREAK_USER_ENDPOINTS: missing",
+            "FASTBREAK_MARKETPLACE_ENDPOINTS: missing",
+        ] {
+            assert!(text.contains(variable), "{variable} in {text}");
+        }
+    }
+
+    #[test]
+    fn everything_in_one_process_needs_only_the_database() {
+        let config = read(&[("DATABASE_URL", "postgres://u:p@db/fastbreak")], "all").unwrap();
+        assert!(config.remote_peers.is_empty());
+        assert!(config.internal_token.expose().len() >= MIN_TOKEN_LENGTH, "a credential is made up");
+        assert_eq!(config.metrics, MetricsAddr::At("127.0.0.1:9464".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_gateway_alone_needs_no_database() {
+        let mut vars = vec![("FASTBREAK_INTERNAL_TOKEN".to_owned(), "x".repeat(40))];
+        for peer in fastbreak_gateway::PEERS {
+            vars.push((endpoints_variable(peer), format!("http://{peer}:1")));
+        }
+        let config = ServeConfig::read(Reader::new(vars), &targets::parse("gateway").unwrap()).unwrap();
+        assert!(config.database_url.is_none());
+        assert_eq!(config.remote_peers.len(), 8);
+    }
+
+    #[test]
+    fn secrets_are_never_shown() {
+        let error = read(&[("DATABASE_URL", "mysql://root:hunter2@db/x"), ("FASTBREAK_INTERNAL_TOKEN", "tooshort-secret")], "risk").unwrap_err();
+        let text = format!("{error} {error:?}");
+        assert!(text.contains("DATABASE_URL") && text.contains("FASTBREAK_INTERNAL_TOKEN"), "{text}");
+        assert!(!text.contains("hunter2") && !text.contains("tooshort-secret"), "{text}");
+    }
+}
