@@ -86,10 +86,7 @@ struct AppliedVersion {
 /// tokio runtime.
 pub async fn schema_status(url: &str) -> Result<SchemaStatus, DatabaseError> {
     let mut conn = establish(url).await?;
-    let rows: Vec<AppliedVersion> = diesel::sql_query(
-        "SELECT version FROM __diesel_schema_migrations WHERE to_regclass('__diesel_schema_migrations') IS NOT NULL \
-         UNION ALL SELECT NULL WHERE to_regclass('__diesel_schema_migrations') IS NULL",
-    )
+    let rows: Vec<AppliedVersion> = diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
     .load(&mut conn)
     .await
     .or_else(|error| match error {
