@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod echo;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 

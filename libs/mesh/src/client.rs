@@ -279,13 +279,11 @@ impl Inner {
         match outcome {
             Err(_) => {
                 endpoint.failed(threshold, cooldown);
-                tonic::Status::deadline_exceeded(format!(
-                    "{} at {} did not answer within {} ms",
-                    self.peer,
-                    endpoint.uri,
-                    timeout.as_millis()
-                ))
-                .into_http()
+                self.deadline_exceeded(&endpoint, timeout)
+            }
+            Ok(Err(error)) if timed_out(&error) => {
+                endpoint.failed(threshold, cooldown);
+                self.deadline_exceeded(&endpoint, timeout)
             }
             Ok(Err(error)) => {
                 endpoint.failed(threshold, cooldown);
@@ -303,6 +301,30 @@ impl Inner {
             }
         }
     }
+}
+
+impl Inner {
+    fn deadline_exceeded(&self, endpoint: &EndpointState, timeout: Duration) -> Response<Body> {
+        tonic::Status::deadline_exceeded(format!(
+            "{} at {} did not answer within {} ms",
+            self.peer,
+            endpoint.uri,
+            timeout.as_millis()
+        ))
+        .into_http()
+    }
+}
+
+/// True when a transport error is the channel's own deadline expiring.
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
 }
 
 /// The deadline a caller set with `grpc-timeout`, if any.

@@ -1,0 +1,137 @@
+//! A peer channel over several endpoints: it follows their health, breaks circuits, fails
+//! fast with UNAVAILABLE naming the peer, and recovers without a restart.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use fastbreak_integration_tests::echo::{Seen, risk_channel, spawn_echo, test_peer_options};
+use fastbreak_mesh::{PeerChannel, RetryPolicy};
+use fastbreak_proto::risk::v1::GetHoldRequest;
+use fastbreak_proto::risk::v1::risk_internal_service_client::RiskInternalServiceClient;
+
+async fn who(channel: &PeerChannel) -> Result<String, tonic::Status> {
+    let hold = RiskInternalServiceClient::new(channel.clone()).get_hold(GetHoldRequest::default()).await?.into_inner();
+    Ok(Seen::from_hold(&hold).name)
+}
+
+async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_follow_health_fail_fast_when_none_serve_and_recover_without_a_restart() {
+    let b1 = spawn_echo("b1", Duration::ZERO, Duration::from_secs(5)).await;
+    let b2 = spawn_echo("b2", Duration::ZERO, Duration::from_secs(5)).await;
+    let channel = risk_channel(&[b1.url(), b2.url()], test_peer_options());
+    wait_for("both endpoints are SERVING", || channel.serving_endpoints() == 2).await;
+
+    let mut answered = BTreeSet::new();
+    for _ in 0..10 {
+        answered.insert(who(&channel).await.unwrap());
+    }
+    assert_eq!(answered, BTreeSet::from(["b1".to_owned(), "b2".to_owned()]), "calls are spread over both");
+
+    // b1 says it is NOT_SERVING: every call goes to b2.
+    b1.readiness.set_not_serving().await;
+    wait_for("b1 is seen as NOT_SERVING", || channel.serving_endpoints() == 1).await;
+    for _ in 0..20 {
+        assert_eq!(who(&channel).await.unwrap(), "b2");
+    }
+
+    // b2 is killed as well: calls fail with UNAVAILABLE naming the peer, at once.
+    b2.shutdown().await.unwrap();
+    wait_for("b2 is seen as gone", || channel.serving_endpoints() == 0).await;
+    let started = Instant::now();
+    let status = who(&channel).await.expect_err("no endpoint can take the call");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("no healthy endpoint of risk"), "{status:?}");
+    assert!(started.elapsed() < Duration::from_millis(500), "failed fast: {:?}", started.elapsed());
+
+    // b1 comes back: calls succeed again, same channel, no restart.
+    b1.readiness.set_serving().await;
+    wait_for("b1 is SERVING again", || channel.serving_endpoints() == 1).await;
+    assert_eq!(who(&channel).await.unwrap(), "b1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_that_keeps_failing_is_taken_out_by_its_circuit_breaker() {
+    let b1 = spawn_echo("b1", Duration::ZERO, Duration::from_secs(5)).await;
+    let b2 = spawn_echo("b2", Duration::ZERO, Duration::from_secs(5)).await;
+    let channel = risk_channel(&[b1.url(), b2.url()], test_peer_options());
+    wait_for("both endpoints are SERVING", || channel.serving_endpoints() == 2).await;
+
+    // b1 reports SERVING but answers every call with UNAVAILABLE.
+    b1.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut failures = 0;
+    for _ in 0..20 {
+        if who(&channel).await.is_err() {
+            failures += 1;
+        }
+    }
+    assert!(failures <= 3, "the breaker opened after 3 failures, not {failures}");
+    for _ in 0..10 {
+        assert_eq!(who(&channel).await.unwrap(), "b2", "b1's breaker is open");
+    }
+
+    // After the cooldown one trial call goes to b1; it works now, so b1 is back.
+    b1.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut answered = BTreeSet::new();
+    for _ in 0..10 {
+        answered.insert(who(&channel).await.unwrap());
+    }
+    assert!(answered.contains("b1"), "b1 takes calls again: {answered:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_that_outlives_its_deadline_fails_with_deadline_exceeded() {
+    let slow = spawn_echo("slow", Duration::from_secs(3), Duration::from_secs(5)).await;
+    let mut options = test_peer_options();
+    options.call_timeout = Duration::from_millis(300);
+    let channel = risk_channel(&[slow.url()], options);
+    wait_for("the endpoint is SERVING", || channel.serving_endpoints() == 1).await;
+    let started = Instant::now();
+    let status = who(&channel).await.expect_err("too slow");
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    assert!(status.message().contains("risk"), "{status:?}");
+    assert!(started.elapsed() < Duration::from_millis(1000), "{:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotent_calls_are_retried_on_unavailable_until_the_peer_returns() {
+    let b1 = spawn_echo("b1", Duration::ZERO, Duration::from_secs(5)).await;
+    b1.readiness.set_not_serving().await;
+    let channel = risk_channel(&[b1.url()], test_peer_options());
+    wait_for("b1 is seen as NOT_SERVING", || channel.serving_endpoints() == 0).await;
+
+    let readiness = b1.readiness.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        readiness.set_serving().await;
+    });
+    let policy = RetryPolicy::new(10, Duration::from_millis(100), Duration::from_millis(300), tower::retry::budget::TpsBudget::new(Duration::from_secs(10), 10, 1.0));
+    let mut attempts = 0;
+    let answer = policy
+        .call_idempotent(|| {
+            attempts += 1;
+            who(&channel)
+        })
+        .await
+        .expect("the retries outlast the outage");
+    assert_eq!(answer, "b1");
+    assert!(attempts > 1, "it was retried ({attempts} attempts)");
+
+    // Calls that are not UNAVAILABLE are never retried.
+    let mut attempts = 0;
+    let refused = policy
+        .call_idempotent(|| {
+            attempts += 1;
+            async { Err::<(), _>(tonic::Status::failed_precondition("daily limit")) }
+        })
+        .await;
+    assert_eq!((refused.unwrap_err().code(), attempts), (tonic::Code::FailedPrecondition, 1));
+}
