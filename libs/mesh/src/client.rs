@@ -24,6 +24,9 @@ use tracing::Instrument;
 
 use crate::auth::INTERNAL_TOKEN_HEADER;
 
+/// How much later than the caller's deadline the server is told to give up.
+const DEADLINE_GRACE: Duration = Duration::from_millis(100);
+
 /// How a peer channel behaves.
 #[derive(Debug, Clone)]
 pub struct PeerOptions {
@@ -268,7 +271,9 @@ impl Inner {
                 request.headers_mut().insert(INTERNAL_TOKEN_HEADER, value);
             }
         }
-        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        // The server is told the deadline with a little grace, so that it is this side that
+        // reports DEADLINE_EXCEEDED when time runs out, the same way every time.
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now()) + DEADLINE_GRACE;
         if let Ok(value) = HeaderValue::from_str(&format!("{}m", remaining.as_millis().max(1))) {
             request.headers_mut().insert("grpc-timeout", value);
         }
