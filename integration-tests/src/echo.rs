@@ -50,7 +50,9 @@ impl RiskInternalService for Echo {
         if self.failing.load(Ordering::SeqCst) {
             return Err(tonic::Status::unavailable(format!("{} is failing on purpose", self.name)));
         }
-        tokio::time::sleep(self.delay).await;
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
         let correlation_id = request
             .metadata()
             .get(fastbreak_telemetry::CORRELATION_HEADER)
