@@ -55,9 +55,15 @@ pub struct PostgresBinaries {
 impl PostgresBinaries {
     /// Finds `initdb` and `pg_ctl` on PATH, then in the newest `/usr/lib/postgresql/<v>/bin`.
     pub fn find() -> Result<Self, ClusterError> {
-        let mut dirs: Vec<PathBuf> =
+        let path: Vec<PathBuf> =
             std::env::var_os("PATH").map(|path| std::env::split_paths(&path).collect()).unwrap_or_default();
-        if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
+        Self::find_in(path, Path::new("/usr/lib/postgresql"))
+    }
+
+    /// Finds `initdb` and `pg_ctl` in `path`, then in the newest `<versions>/<v>/bin`.
+    pub fn find_in(path: Vec<PathBuf>, versions: &Path) -> Result<Self, ClusterError> {
+        let mut dirs = path;
+        if let Ok(entries) = std::fs::read_dir(versions) {
             let mut versions: Vec<(u32, PathBuf)> = entries
                 .filter_map(Result::ok)
                 .filter_map(|e| Some((e.file_name().to_str()?.parse::<u32>().ok()?, e.path().join("bin"))))
@@ -290,4 +296,38 @@ impl Drop for PrivateCluster {
 fn free_port() -> std::io::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_binaries_the_error_says_how_to_install_them_or_to_set_database_url() {
+        let empty = std::env::temp_dir().join("fastbreak-no-postgres-here");
+        let error = PostgresBinaries::find_in(vec![empty.clone()], &empty).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("apt-get install postgresql"), "{text}");
+        assert!(text.contains("DATABASE_URL"), "{text}");
+    }
+
+    #[test]
+    fn the_newest_versioned_directory_is_used() {
+        let root = tempfile_dir();
+        for version in ["13", "15"] {
+            let bin = root.join(version).join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            std::fs::write(bin.join("initdb"), "").unwrap();
+            std::fs::write(bin.join("pg_ctl"), "").unwrap();
+        }
+        let found = PostgresBinaries::find_in(Vec::new(), &root).unwrap();
+        assert_eq!(found.initdb, root.join("15/bin/initdb"));
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("fastbreak-pg-bins-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
 }

@@ -137,3 +137,25 @@ fn http_get(addr: &str, path: &str) -> String {
     stream.read_to_string(&mut response).unwrap();
     response
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_tells_watchers_not_serving_then_drains_and_exits_0() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    let db = TestDatabase::create().await;
+    let mut served = Served::start("risk", &[("DATABASE_URL", db.url()), ("FASTBREAK_DRAIN_TIMEOUT", "1s")]);
+    served.wait_serving();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", served.addr("risk"))).unwrap().connect().await.unwrap();
+    // A Watch is a call that stays in flight until the server ends it.
+    let mut watch = HealthClient::new(channel).watch(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    assert_eq!(watch.message().await.unwrap().unwrap().status(), ServingStatus::Serving);
+
+    let started = std::time::Instant::now();
+    served.sigterm();
+    let update = tokio::time::timeout(std::time::Duration::from_secs(5), watch.message()).await.expect("an update").unwrap();
+    assert_eq!(update.map(|u| u.status()), Some(ServingStatus::NotServing), "the call in flight hears the drain");
+    let status = tokio::task::spawn_blocking(move || served.wait_exit()).await.unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "the drain timeout bounded the wait: {:?}", started.elapsed());
+}

@@ -110,18 +110,28 @@ impl Served {
         }
     }
 
-    /// Sends SIGTERM and waits (10 s at most) for the exit.
-    pub fn terminate(mut self) -> ExitStatus {
+    /// Sends SIGTERM.
+    pub fn sigterm(&self) {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    }
+
+    /// Waits (10 s at most) for the process to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "no exit within 10s of SIGTERM");
+            assert!(Instant::now() < deadline, "no exit within 10s; log:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Sends SIGTERM and waits (10 s at most) for the exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        self.sigterm();
+        self.wait_exit()
     }
 }
 
