@@ -108,3 +108,26 @@ pub async fn ensure_schema_current(url: &str) -> Result<(), DatabaseError> {
         Some(first) => Err(DatabaseError::SchemaBehind { pending: status.pending.len(), first: first.clone() }),
     }
 }
+
+/// Creates database `name` on the server at `admin_url` unless it exists; true when created.
+/// `name` must be lowercase letters, digits and underscores.
+pub async fn create_database_if_missing(admin_url: &str, name: &str) -> Result<bool, DatabaseError> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        return Err(DatabaseError::Migration(format!("invalid database name {name:?}")));
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        exists: bool,
+    }
+    let mut conn = establish(admin_url).await?;
+    let found: Exists = diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .get_result(&mut conn)
+        .await?;
+    if found.exists {
+        return Ok(false);
+    }
+    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+    Ok(true)
+}

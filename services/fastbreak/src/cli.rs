@@ -23,6 +23,13 @@ pub enum Command {
     /// or at FASTBREAK_<TARGET>_LISTEN_ADDR when set (port 0 picks a free port). One line per
     /// target, "<target> listening on <address>", is printed on standard output once bound.
     Serve(ServeArgs),
+    /// Run the whole system on this machine, each target on its default port.
+    ///
+    /// Without DATABASE_URL, starts a private PostgreSQL from the local PostgreSQL binaries
+    /// in FASTBREAK_DATA_DIR (default .fastbreak; kept between runs) and migrates it. Prints
+    /// each address, then "FastBreak is up" and the gateway address once every target reports
+    /// SERVING. Stops everything, the private PostgreSQL too, on SIGTERM or ctrl-c.
+    Up,
     /// Check a server's `grpc.health.v1` status; exit 0 only when it is SERVING.
     ///
     /// Prints one line saying why otherwise, and exits 1. Used as the container health check.

@@ -8,3 +8,4 @@ pub mod config;
 pub mod database;
 pub mod serve;
 pub mod targets;
+pub mod up;

@@ -18,6 +18,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => run_serve(args).await,
         Command::Health(args) => run_health(args).await,
+        Command::Up => run_up().await,
         Command::Migrate(args) => {
             init_logging();
             run_migrate(args).await
@@ -44,18 +45,84 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    run_targets("serve", &targets, Reader::from_process_env(), None).await
+}
+
+async fn run_up() -> ExitCode {
+    let mut vars: Vec<(String, String)> = std::env::vars().collect();
+    let configured_dir = vars.iter().find(|(k, _)| k == "FASTBREAK_DATA_DIR").map(|(_, v)| v.clone());
+    let database = if vars.iter().any(|(k, v)| k == "DATABASE_URL" && !v.trim().is_empty()) {
+        None
+    } else {
+        let dir = fastbreak::up::data_dir(configured_dir.as_deref());
+        match fastbreak::up::private_database(&dir).await {
+            Ok(database) => {
+                if let Some(cluster) = &database.cluster {
+                    println!("database: private PostgreSQL on 127.0.0.1:{} (data in {})", cluster.port(), cluster.dir().display());
+                }
+                vars.push(("DATABASE_URL".to_owned(), database.url.clone()));
+                Some(database)
+            }
+            Err(error) => {
+                eprintln!("fastbreak up: cannot start the private PostgreSQL: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let url = vars.iter().rev().find(|(k, _)| k == "DATABASE_URL").map(|(_, v)| v.clone()).unwrap_or_default();
+    if fastbreak_db::pool::is_postgres_url(&url) {
+        match fastbreak::up::migrate(&url).await {
+            Ok(line) => println!("database: {line}"),
+            Err(error) => {
+                eprintln!("fastbreak up: cannot migrate the database: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let code = run_targets("up", &targets::ALL, Reader::new(vars), Some(announce_up)).await;
+    drop(database); // stops the private PostgreSQL
+    code
+}
+
+/// Once every target is SERVING: says so, with the gateway's address on a line of its own.
+fn announce_up(addrs: Vec<(&'static str, std::net::SocketAddr)>) {
+    tokio::spawn(async move {
+        for (name, addr) in &addrs {
+            loop {
+                let check = fastbreak_mesh::check_health(&addr.to_string(), "", std::time::Duration::from_secs(1)).await;
+                if check.is_ok() {
+                    break;
+                }
+                tracing::debug!(target_name = name, "waiting for SERVING");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+        let gateway = addrs.iter().find(|(name, _)| *name == "gateway").map(|(_, addr)| *addr);
+        println!("FastBreak is up: every target is SERVING");
+        if let Some(gateway) = gateway {
+            println!("gateway: {gateway}");
+        }
+    });
+}
+
+async fn run_targets(
+    command: &str,
+    targets: &[fastbreak::targets::Target],
+    reader: Reader,
+    on_all_bound: Option<fn(Vec<(&'static str, std::net::SocketAddr)>)>,
+) -> ExitCode {
     // Every variable is checked before anything is bound or started.
-    let config = match ServeConfig::read(Reader::from_process_env(), &targets) {
+    let config = match ServeConfig::read(reader, targets) {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("fastbreak serve: {error}");
+            eprintln!("fastbreak {command}: {error}");
             return ExitCode::from(2);
         }
     };
     let telemetry = match fastbreak_telemetry::init(&config.telemetry) {
         Ok(telemetry) => telemetry,
         Err(error) => {
-            eprintln!("fastbreak serve: {error}");
+            eprintln!("fastbreak {command}: {error}");
             return ExitCode::from(2);
         }
     };
@@ -64,7 +131,7 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => listener,
             Err(error) => {
-                eprintln!("fastbreak serve: metrics: cannot listen on {addr} (FASTBREAK_METRICS_ADDR): {error}");
+                eprintln!("fastbreak {command}: metrics: cannot listen on {addr} (FASTBREAK_METRICS_ADDR): {error}");
                 return ExitCode::FAILURE;
             }
         };
@@ -80,7 +147,18 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
         fastbreak_mesh::shutdown_signal().await;
         let _ = stop_tx.send(true);
     };
-    let outcome = serve(&targets, &config, |server| announce(server.target(), server.local_addr()), shutdown).await;
+    let expected = targets.len();
+    let mut bound = Vec::with_capacity(expected);
+    let on_bound = |server: &fastbreak_mesh::BoundServer| {
+        announce(server.target(), server.local_addr());
+        bound.push((server.target(), server.local_addr()));
+        if bound.len() == expected {
+            if let Some(callback) = on_all_bound {
+                callback(std::mem::take(&mut bound));
+            }
+        }
+    };
+    let outcome = serve(targets, &config, on_bound, shutdown).await;
     telemetry.shutdown();
     match outcome {
         Ok(()) => {
@@ -88,7 +166,7 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("fastbreak serve: {error}");
+            eprintln!("fastbreak {command}: {error}");
             ExitCode::FAILURE
         }
     }
