@@ -51,7 +51,12 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         // Real telemetry, as in production, with logs at warn (the per-call info line is off).
-        let config = TelemetryConfig { service_name: "bench".into(), log_format: LogFormat::Json, filter: "warn".into(), otlp_endpoint: None };
+        let config = TelemetryConfig {
+            service_name: "bench".into(),
+            log_format: LogFormat::Json,
+            filter: "warn".into(),
+            otlp_endpoint: None,
+        };
         let _telemetry = fastbreak_telemetry::init::init_with_writer(&config, std::io::sink, false).unwrap();
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -95,7 +100,10 @@ fn main() {
 
         println!("unary call over loopback, best of {ROUNDS} rounds of {CALLS} sequential calls:");
         println!("  plain tonic client and server:        {plain:>7.1} us/call");
-        println!("  plain client, mesh server layers:     {server_layers:>7.1} us/call  (+{:.1} us)", server_layers - plain);
+        println!(
+            "  plain client, mesh server layers:     {server_layers:>7.1} us/call  (+{:.1} us)",
+            server_layers - plain
+        );
         println!("  mesh client and mesh server layers:   {both:>7.1} us/call  (+{:.1} us)", both - plain);
     });
 }

@@ -32,7 +32,11 @@ pub struct Seen {
 impl Seen {
     /// Decodes what [`Echo`] put in a hold.
     pub fn from_hold(hold: &Hold) -> Self {
-        Self { name: hold.hold_id.clone(), correlation_id: hold.idempotency_key.clone(), trace_id: hold.release_reason.clone() }
+        Self {
+            name: hold.hold_id.clone(),
+            correlation_id: hold.idempotency_key.clone(),
+            trace_id: hold.release_reason.clone(),
+        }
     }
 }
 
@@ -80,7 +84,10 @@ pub struct Relay {
 
 #[tonic::async_trait]
 impl UserInternalService for Relay {
-    async fn get_user_status(&self, request: tonic::Request<GetUserStatusRequest>) -> Result<tonic::Response<UserStatus>, tonic::Status> {
+    async fn get_user_status(
+        &self,
+        request: tonic::Request<GetUserStatusRequest>,
+    ) -> Result<tonic::Response<UserStatus>, tonic::Status> {
         let own = request
             .metadata()
             .get(fastbreak_telemetry::CORRELATION_HEADER)
@@ -159,7 +166,9 @@ async fn start(server: MeshServer, failing: Arc<AtomicBool>) -> TestServer {
 pub async fn spawn_echo(name: &'static str, delay: Duration, drain_timeout: Duration) -> TestServer {
     let failing = Arc::new(AtomicBool::new(false));
     let echo = Echo { name: name.to_owned(), delay, failing: failing.clone() };
-    let server = MeshServer::new(name).add_internal_service(RiskInternalServiceServer::new(echo)).with_drain_timeout(drain_timeout);
+    let server = MeshServer::new(name)
+        .add_internal_service(RiskInternalServiceServer::new(echo))
+        .with_drain_timeout(drain_timeout);
     start(server, failing).await
 }
 

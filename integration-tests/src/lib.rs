@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 
 use fastbreak::config::{ServeConfig, listen_variable};
 use fastbreak::serve::serve;
+use fastbreak::targets::{self, Target};
 use fastbreak_config::Reader;
 use fastbreak_db::testing::TestDatabase;
-use fastbreak::targets::{self, Target};
 use prost::Message as _;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
@@ -35,10 +35,8 @@ impl TestMesh {
     pub async fn spawn(list: &str) -> Self {
         let chosen = targets::parse(list).expect("a valid target list");
         let database = TestDatabase::create().await;
-        let mut vars: BTreeMap<String, String> = targets::ALL
-            .iter()
-            .map(|target| (listen_variable(target.name), "127.0.0.1:0".to_owned()))
-            .collect();
+        let mut vars: BTreeMap<String, String> =
+            targets::ALL.iter().map(|target| (listen_variable(target.name), "127.0.0.1:0".to_owned())).collect();
         vars.insert("DATABASE_URL".to_owned(), database.url().to_owned());
         vars.insert("FASTBREAK_INTERNAL_TOKEN".to_owned(), TEST_TOKEN.to_owned());
         vars.insert("FASTBREAK_METRICS_ADDR".to_owned(), "off".to_owned());
@@ -137,8 +135,7 @@ pub async fn connect(addr: SocketAddr) -> Channel {
 
 /// The decoded descriptor set of every FastBreak contract.
 pub fn descriptor_set() -> prost_types::FileDescriptorSet {
-    prost_types::FileDescriptorSet::decode(fastbreak_proto::FILE_DESCRIPTOR_SET)
-        .expect("the descriptor set decodes")
+    prost_types::FileDescriptorSet::decode(fastbreak_proto::FILE_DESCRIPTOR_SET).expect("the descriptor set decodes")
 }
 
 /// A gRPC service of a contract, with its methods.

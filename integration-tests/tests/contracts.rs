@@ -30,10 +30,7 @@ fn every_proto_file_under_proto_is_compiled_into_the_descriptor_set() {
 fn every_target_has_a_public_service_and_every_service_a_target() {
     let services = contract_services();
     for target in target_names() {
-        assert!(
-            services.iter().any(|s| s.target == target && !s.internal),
-            "target {target} has no public service"
-        );
+        assert!(services.iter().any(|s| s.target == target && !s.internal), "target {target} has no public service");
     }
     for service in &services {
         assert!(target_names().contains(&service.target.as_str()), "{} has no target", service.full_name);
@@ -49,9 +46,8 @@ fn every_service_rpc_message_field_and_enum_value_has_a_doc_comment() {
     let mut missing = Vec::new();
     for file in descriptor_set().file.iter().filter(|f| f.package().starts_with("fastbreak.")) {
         let info = file.source_code_info.as_ref().expect("source info is kept");
-        let documented = |path: &[i32]| {
-            info.location.iter().any(|l| l.path == path && !l.leading_comments().trim().is_empty())
-        };
+        let documented =
+            |path: &[i32]| info.location.iter().any(|l| l.path == path && !l.leading_comments().trim().is_empty());
         let mut check = |path: Vec<i32>, what: String| {
             if !documented(&path) {
                 missing.push(format!("{}: {what}", file.name()));
@@ -74,8 +70,11 @@ fn every_service_rpc_message_field_and_enum_value_has_a_doc_comment() {
             for (f, field) in message.field.iter().enumerate() {
                 check(vec![4, m as i32, 2, f as i32], format!("field {}.{}", message.name(), field.name()));
             }
-            assert!(message.nested_type.is_empty() && message.enum_type.is_empty(),
-                "{}: keep messages flat so every element is checked", message.name());
+            assert!(
+                message.nested_type.is_empty() && message.enum_type.is_empty(),
+                "{}: keep messages flat so every element is checked",
+                message.name()
+            );
         }
     }
     assert!(missing.is_empty(), "undocumented elements:\n{}", missing.join("\n"));
@@ -94,7 +93,9 @@ fn public_requests_never_carry_a_user_id_the_client_could_forge() {
             let (_, input) = messages.iter().find(|(name, _)| name == method.input_type()).unwrap();
             assert!(
                 input.field.iter().all(|f| f.name() != "user_id" && f.name() != "user_ids"),
-                "{}.{} takes a user id from the client", service.full_name, method.name()
+                "{}.{} takes a user id from the client",
+                service.full_name,
+                method.name()
             );
         }
     }
@@ -110,9 +111,15 @@ fn list_rpcs_page_with_page_size_and_page_token() {
                 let fields: Vec<&str> = message.field.iter().map(|f| f.name()).collect();
                 assert!(fields.contains(&"page_size") && fields.contains(&"page_token"), "{name} does not page");
                 let response = name.replace("Request", "Response");
-                let response = file.message_type.iter().find(|m| m.name() == response)
+                let response = file
+                    .message_type
+                    .iter()
+                    .find(|m| m.name() == response)
                     .unwrap_or_else(|| panic!("{name} has no {response}"));
-                assert!(response.field.iter().any(|f| f.name() == "next_page_token"), "{response:?} has no next_page_token");
+                assert!(
+                    response.field.iter().any(|f| f.name() == "next_page_token"),
+                    "{response:?} has no next_page_token"
+                );
             }
         }
     }
@@ -142,10 +149,14 @@ fn strategy_parameters_are_a_typed_oneof() {
     let file = set.file.iter().find(|f| f.package() == "fastbreak.strategy.v1").unwrap();
     let strategy = file.message_type.iter().find(|m| m.name() == "Strategy").unwrap();
     let oneof = strategy.oneof_decl.iter().position(|o| o.name() == "parameters").expect("a parameters oneof") as i32;
-    let kinds: Vec<&str> = strategy.field.iter().filter(|f| f.oneof_index == Some(oneof)).map(|f| f.type_name()).collect();
-    assert_eq!(kinds, [
-        ".fastbreak.strategy.v1.RookieRisersParameters",
-        ".fastbreak.strategy.v1.PostGameSpikeParameters",
-        ".fastbreak.strategy.v1.ArbitrageModeParameters",
-    ]);
+    let kinds: Vec<&str> =
+        strategy.field.iter().filter(|f| f.oneof_index == Some(oneof)).map(|f| f.type_name()).collect();
+    assert_eq!(
+        kinds,
+        [
+            ".fastbreak.strategy.v1.RookieRisersParameters",
+            ".fastbreak.strategy.v1.PostGameSpikeParameters",
+            ".fastbreak.strategy.v1.ArbitrageModeParameters",
+        ]
+    );
 }

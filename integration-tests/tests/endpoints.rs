@@ -113,7 +113,12 @@ async fn idempotent_calls_are_retried_on_unavailable_until_the_peer_returns() {
         tokio::time::sleep(Duration::from_millis(400)).await;
         readiness.set_serving().await;
     });
-    let policy = RetryPolicy::new(10, Duration::from_millis(100), Duration::from_millis(300), tower::retry::budget::TpsBudget::new(Duration::from_secs(10), 10, 1.0));
+    let policy = RetryPolicy::new(
+        10,
+        Duration::from_millis(100),
+        Duration::from_millis(300),
+        tower::retry::budget::TpsBudget::new(Duration::from_secs(10), 10, 1.0),
+    );
     let mut attempts = 0;
     let answer = policy
         .call_idempotent(|| {

@@ -19,7 +19,10 @@ struct Collector(Arc<Mutex<Vec<ExportTraceServiceRequest>>>);
 
 #[tonic::async_trait]
 impl TraceService for Collector {
-    async fn export(&self, request: tonic::Request<ExportTraceServiceRequest>) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         self.0.lock().unwrap().push(request.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
@@ -73,7 +76,10 @@ async fn one_request_through_two_services_is_one_exported_trace() {
         })
         .collect();
     let in_trace: Vec<&(String, String, String)> = spans.iter().filter(|(_, _, id)| id == trace_id).collect();
-    assert!(in_trace.iter().filter(|(_, name, _)| name == "rpc").count() >= 2, "a server span in A and in B: {spans:#?}");
+    assert!(
+        in_trace.iter().filter(|(_, name, _)| name == "rpc").count() >= 2,
+        "a server span in A and in B: {spans:#?}"
+    );
     assert!(in_trace.iter().any(|(_, name, _)| name == "rpc.client"), "A's call to B: {spans:#?}");
     assert!(in_trace.iter().all(|(service, _, _)| service.contains("otlp-test")), "{spans:#?}");
 }

@@ -29,10 +29,10 @@ async fn every_target_reports_serving_for_itself_and_each_of_its_services() {
 /// services.
 macro_rules! list_services {
     ($version:ident, $channel:expr) => {{
+        use tonic_reflection::pb::$version::ServerReflectionRequest;
         use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
         use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
         use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
-        use tonic_reflection::pb::$version::ServerReflectionRequest;
         let request = ServerReflectionRequest {
             host: String::new(),
             message_request: Some(MessageRequest::ListServices(String::new())),
@@ -62,7 +62,11 @@ async fn reflection_lists_each_targets_own_services_in_v1_and_v1alpha() {
         for listed in [&v1, &v1alpha] {
             assert!(listed.contains(&"grpc.health.v1.Health".to_owned()), "{target}: {listed:?}");
             for service in services.iter().filter(|s| s.target == target) {
-                assert!(listed.contains(&service.full_name), "{target} does not list {}: {listed:?}", service.full_name);
+                assert!(
+                    listed.contains(&service.full_name),
+                    "{target} does not list {}: {listed:?}",
+                    service.full_name
+                );
             }
             for service in services.iter().filter(|s| s.target != target) {
                 assert!(!listed.contains(&service.full_name), "{target} lists {} of another target", service.full_name);
@@ -78,8 +82,7 @@ async fn every_rpc_of_every_contract_is_routed_and_answers_unimplemented() {
     for service in contract_services() {
         let channel = mesh.channel(&service.target).await;
         for method in &service.methods {
-            let path: http::uri::PathAndQuery =
-                format!("/{}/{}", service.full_name, method.name()).parse().unwrap();
+            let path: http::uri::PathAndQuery = format!("/{}/{}", service.full_name, method.name()).parse().unwrap();
             let mut grpc = tonic::client::Grpc::new(channel.clone());
             grpc.ready().await.unwrap();
             // An empty message is a valid encoding of every request type.
@@ -137,11 +140,29 @@ async fn backends_refuse_calls_without_the_internal_credential() {
     let wrong = call_empty(mesh.channel("risk").await, path, forged).await;
     assert_eq!(wrong.code(), tonic::Code::Unauthenticated, "{wrong:?}");
 
-    let public = call_empty(mesh.channel("risk").await, "/fastbreak.risk.v1.RiskService/GetBudgetLimits", tonic::Request::new(())).await;
-    assert_eq!(public.code(), tonic::Code::Unauthenticated, "backends' public services are reached through the gateway only");
+    let public = call_empty(
+        mesh.channel("risk").await,
+        "/fastbreak.risk.v1.RiskService/GetBudgetLimits",
+        tonic::Request::new(()),
+    )
+    .await;
+    assert_eq!(
+        public.code(),
+        tonic::Code::Unauthenticated,
+        "backends' public services are reached through the gateway only"
+    );
 
-    let edge = call_empty(mesh.channel("gateway").await, "/fastbreak.gateway.v1.SystemHealthService/GetSystemHealth", tonic::Request::new(())).await;
-    assert_eq!(edge.code(), tonic::Code::Unimplemented, "the gateway's public services need no internal credential: {edge:?}");
+    let edge = call_empty(
+        mesh.channel("gateway").await,
+        "/fastbreak.gateway.v1.SystemHealthService/GetSystemHealth",
+        tonic::Request::new(()),
+    )
+    .await;
+    assert_eq!(
+        edge.code(),
+        tonic::Code::Unimplemented,
+        "the gateway's public services need no internal credential: {edge:?}"
+    );
 
     let with = call_empty(mesh.channel("risk").await, path, internal_request(())).await;
     assert_eq!(with.code(), tonic::Code::Unimplemented);

@@ -46,7 +46,8 @@ fn capture_logs() -> Captured {
         filter: "info".to_owned(),
         otlp_endpoint: None,
     };
-    let telemetry = fastbreak_telemetry::init::init_with_writer(&config, move || writer.clone(), false).expect("first setup in this process");
+    let telemetry = fastbreak_telemetry::init::init_with_writer(&config, move || writer.clone(), false)
+        .expect("first setup in this process");
     std::mem::forget(telemetry);
     captured
 }

@@ -58,16 +58,17 @@ impl Reader {
     {
         let all: BTreeMap<String, String> = vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
         // envy picks the FASTBREAK_ variables and names them as serde fields.
-        let fastbreak = envy::prefixed("FASTBREAK_")
-            .from_iter::<_, BTreeMap<String, String>>(all.clone())
-            .unwrap_or_default();
+        let fastbreak =
+            envy::prefixed("FASTBREAK_").from_iter::<_, BTreeMap<String, String>>(all.clone()).unwrap_or_default();
         Self { fastbreak, all, problems: Vec::new() }
     }
 
     /// A reader over this process's environment (variables that are not valid UTF-8 are
     /// reported as problems when read).
     pub fn from_process_env() -> Self {
-        Self::new(std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().unwrap_or_else(|_| "\u{FFFD}".to_owned())))))
+        Self::new(std::env::vars_os().filter_map(|(k, v)| {
+            Some((k.into_string().ok()?, v.into_string().unwrap_or_else(|_| "\u{FFFD}".to_owned())))
+        }))
     }
 
     fn raw(&self, variable: &str) -> Option<&str> {
@@ -110,7 +111,13 @@ impl Reader {
 
     /// A secret variable: like [`Reader::required`] (or optional when `required` is false), but
     /// a value that `check` refuses is never shown.
-    pub fn secret(&mut self, variable: &str, expected: &str, required: bool, check: impl FnOnce(&str) -> bool) -> Option<Secret<String>> {
+    pub fn secret(
+        &mut self,
+        variable: &str,
+        expected: &str,
+        required: bool,
+        check: impl FnOnce(&str) -> bool,
+    ) -> Option<Secret<String>> {
         let Some(value) = self.raw(variable).map(str::to_owned) else {
             if required {
                 self.problem(variable, format!("missing; expected {expected}"));
@@ -143,10 +150,8 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_at_once_naming_each_variable() {
-        let mut reader = Reader::new([
-            ("FASTBREAK_RISK_ENDPOINTS", "risk:50054"),
-            ("FASTBREAK_INTERNAL_TOKEN", "short"),
-        ]);
+        let mut reader =
+            Reader::new([("FASTBREAK_RISK_ENDPOINTS", "risk:50054"), ("FASTBREAK_INTERNAL_TOKEN", "short")]);
         let _ = reader.required("DATABASE_URL", "a postgres:// URL", |v| Some(v.to_owned()));
         let _ = reader.required("FASTBREAK_USER_ENDPOINTS", Endpoints::EXPECTED, Endpoints::parse);
         let _ = reader.required("FASTBREAK_RISK_ENDPOINTS", Endpoints::EXPECTED, Endpoints::parse);
@@ -156,9 +161,12 @@ mod tests {
         assert_eq!(error.problems.len(), 4, "{text}");
         assert!(text.contains("DATABASE_URL: missing"), "{text}");
         assert!(text.contains("FASTBREAK_USER_ENDPOINTS: missing"), "{text}");
-        assert!(text.contains(
-            "FASTBREAK_RISK_ENDPOINTS: expected a comma-separated list of http(s) URLs, got 'risk:50054'"
-        ), "{text}");
+        assert!(
+            text.contains(
+                "FASTBREAK_RISK_ENDPOINTS: expected a comma-separated list of http(s) URLs, got 'risk:50054'"
+            ),
+            "{text}"
+        );
         assert!(text.contains("FASTBREAK_INTERNAL_TOKEN: expected at least 32 characters (value not shown)"), "{text}");
         assert!(!text.contains("short"), "a secret's value is never shown: {text}");
     }
@@ -167,7 +175,10 @@ mod tests {
     fn blank_variables_count_as_unset_and_names_are_case_insensitive_after_the_prefix() {
         let mut reader = Reader::new([("FASTBREAK_LOG_FORMAT", "  "), ("FASTBREAK_Drain_Timeout", "5s")]);
         assert!(!reader.is_set("FASTBREAK_LOG_FORMAT"));
-        assert_eq!(reader.optional("FASTBREAK_DRAIN_TIMEOUT", "a duration", |v| Some(v.to_owned())), Some("5s".to_owned()));
+        assert_eq!(
+            reader.optional("FASTBREAK_DRAIN_TIMEOUT", "a duration", |v| Some(v.to_owned())),
+            Some("5s".to_owned())
+        );
         assert!(reader.finish().is_ok());
     }
 }

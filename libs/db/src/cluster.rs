@@ -19,7 +19,9 @@ pub enum ClusterError {
     )]
     BinariesNotFound,
     /// Running as root, but there is no `postgres` user to run the server as.
-    #[error("running as root, and PostgreSQL refuses to run as root, but there is no 'postgres' system user to run it as (create one, or run as another user)")]
+    #[error(
+        "running as root, and PostgreSQL refuses to run as root, but there is no 'postgres' system user to run it as (create one, or run as another user)"
+    )]
     NoPostgresUser,
     /// A command failed.
     #[error("{command} failed: {detail}")]
@@ -214,10 +216,15 @@ impl PrivateCluster {
 
     fn initdb(&self) -> Result<(), ClusterError> {
         let mut command = self.command(&self.binaries.initdb);
-        command
-            .arg("-D")
-            .arg(self.data_dir())
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"]);
+        command.arg("-D").arg(self.data_dir()).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
         self.run(command, "initdb").map(|_| ())
     }
 
@@ -250,13 +257,13 @@ impl PrivateCluster {
                 server_options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
             }
             let mut command = self.command(&self.binaries.pg_ctl);
-            command
-                .arg("start")
-                .arg("-D")
-                .arg(self.data_dir())
-                .arg("-l")
-                .arg(&log)
-                .args(["-w", "-t", "60", "-o", &server_options]);
+            command.arg("start").arg("-D").arg(self.data_dir()).arg("-l").arg(&log).args([
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                &server_options,
+            ]);
             match self.run(command, "pg_ctl start") {
                 Ok(_) => {
                     self.port = port;
@@ -264,7 +271,16 @@ impl PrivateCluster {
                 }
                 Err(ClusterError::Command { command, detail }) => {
                     let tail = std::fs::read_to_string(&log)
-                        .map(|text| text.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | "))
+                        .map(|text| {
+                            text.lines()
+                                .rev()
+                                .take(5)
+                                .collect::<Vec<_>>()
+                                .into_iter()
+                                .rev()
+                                .collect::<Vec<_>>()
+                                .join(" | ")
+                        })
                         .unwrap_or_default();
                     last_error = Some(ClusterError::Command { command, detail: format!("{detail}; log: {tail}") });
                     std::thread::sleep(Duration::from_millis(100));

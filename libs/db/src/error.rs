@@ -47,7 +47,9 @@ pub enum DatabaseError {
         attempts: u32,
     },
     /// The schema is not at the version this build needs.
-    #[error("database schema is not at the version this build needs: {pending} migration(s) pending ({first}...); run `fastbreak migrate`")]
+    #[error(
+        "database schema is not at the version this build needs: {pending} migration(s) pending ({first}...); run `fastbreak migrate`"
+    )]
     SchemaBehind {
         /// How many migrations are pending.
         pending: usize,
@@ -108,9 +110,7 @@ impl From<DieselError> for DatabaseError {
 pub(crate) fn is_serialization_failure(error: &DatabaseError) -> bool {
     match error {
         DatabaseError::Query(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => true,
-        DatabaseError::Query(DieselError::DatabaseError(_, info)) => {
-            info.message().contains("deadlock detected")
-        }
+        DatabaseError::Query(DieselError::DatabaseError(_, info)) => info.message().contains("deadlock detected"),
         _ => false,
     }
 }

@@ -61,18 +61,14 @@ async fn establish(url: &str) -> Result<AsyncPgConnection, DatabaseError> {
 /// at once end with one correct schema. Needs a multi-threaded tokio runtime.
 pub async fn run_pending_migrations(url: &str) -> Result<Vec<String>, DatabaseError> {
     let mut conn = establish(url).await?;
-    diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
-        .execute(&mut conn)
-        .await?;
+    diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(&mut conn).await?;
     let mut harness = AsyncMigrationHarness::new(conn);
     let applied = harness
         .run_pending_migrations(MIGRATIONS)
         .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
         .map_err(|error| DatabaseError::Migration(error.to_string()));
     let mut conn = harness.into_inner();
-    diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
-        .execute(&mut conn)
-        .await?;
+    diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).execute(&mut conn).await?;
     applied
 }
 
@@ -87,13 +83,15 @@ struct AppliedVersion {
 pub async fn schema_status(url: &str) -> Result<SchemaStatus, DatabaseError> {
     let mut conn = establish(url).await?;
     let rows: Vec<AppliedVersion> = diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
-    .load(&mut conn)
-    .await
-    .or_else(|error| match error {
-        // The bookkeeping table does not exist: nothing is applied.
-        diesel::result::Error::DatabaseError(_, ref info) if info.message().contains("does not exist") => Ok(Vec::new()),
-        other => Err(other),
-    })?;
+        .load(&mut conn)
+        .await
+        .or_else(|error| match error {
+            // The bookkeeping table does not exist: nothing is applied.
+            diesel::result::Error::DatabaseError(_, ref info) if info.message().contains("does not exist") => {
+                Ok(Vec::new())
+            }
+            other => Err(other),
+        })?;
     let mut applied: Vec<String> = rows.into_iter().map(|row| row.version).collect();
     applied.sort();
     let pending = known_versions().into_iter().filter(|v| !applied.contains(v)).collect();

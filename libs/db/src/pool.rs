@@ -126,11 +126,7 @@ impl Database {
         let mut conn = self.conn().await?;
         let mut pauses = retry_pauses();
         for attempt in 1..=TRANSACTION_ATTEMPTS {
-            let outcome = conn
-                .build_transaction()
-                .serializable()
-                .run(async |conn| work(conn).await)
-                .await;
+            let outcome = conn.build_transaction().serializable().run(async |conn| work(conn).await).await;
             match outcome {
                 Err(error) if is_serialization_failure(&error) && attempt < TRANSACTION_ATTEMPTS => {
                     tracing::debug!(attempt, %error, "transaction conflicted; retrying");

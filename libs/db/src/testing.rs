@@ -47,9 +47,7 @@ impl Lease {
         let users = open_lock(&dir.join("users.lock"));
         users.lock_shared().map_err(|e| format!("users.lock: {e}"))?;
         let options = ClusterOptions { durable: false, max_connections: 300, port: None };
-        let cluster = PrivateCluster::start(&dir.join("cluster"), &options)
-            .map_err(|e| e.to_string())?
-            .keep_running();
+        let cluster = PrivateCluster::start(&dir.join("cluster"), &options).map_err(|e| e.to_string())?.keep_running();
         let ready = dir.join("template.ready");
         if !ready.is_file() {
             build_template(&cluster)?;
@@ -152,7 +150,8 @@ impl TestDatabase {
         // session is connected to the template.
         diesel::sql_query(format!("SELECT pg_advisory_lock({CREATE_LOCK})")).execute(&mut admin).await.unwrap();
         let template = template.unwrap_or("template0");
-        let created = diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {template}")).execute(&mut admin).await;
+        let created =
+            diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {template}")).execute(&mut admin).await;
         diesel::sql_query(format!("SELECT pg_advisory_unlock({CREATE_LOCK})")).execute(&mut admin).await.unwrap();
         created.unwrap_or_else(|error| panic!("cannot create test database {name}: {error}"));
         let url = lease.cluster.url(&name);

@@ -58,13 +58,44 @@ async fn schema_matches_the_database() {
     let database = db.database();
     let mut conn = database.conn().await.unwrap();
     let conn = &mut *conn;
-    let checked = check_tables!(conn,
-        users, wallets, access_tokens, strategy_templates, strategies, strategy_performance,
-        strategy_outcomes, budget_limits, budget_limit_changes, holds, spending, emergency_stops,
-        risk_alerts, players, player_game_stats, game_events, market_sources, moments, listings,
-        sales, price_points, valuations, valuation_factors, ledger_accounts, ledger_transactions,
-        ledger_entries, trades, holdings, idempotency_keys, notifications, notification_preferences,
-        deliveries, system_alerts, agent_runs, decisions, outbox,
+    let checked = check_tables!(
+        conn,
+        users,
+        wallets,
+        access_tokens,
+        strategy_templates,
+        strategies,
+        strategy_performance,
+        strategy_outcomes,
+        budget_limits,
+        budget_limit_changes,
+        holds,
+        spending,
+        emergency_stops,
+        risk_alerts,
+        players,
+        player_game_stats,
+        game_events,
+        market_sources,
+        moments,
+        listings,
+        sales,
+        price_points,
+        valuations,
+        valuation_factors,
+        ledger_accounts,
+        ledger_transactions,
+        ledger_entries,
+        trades,
+        holdings,
+        idempotency_keys,
+        notifications,
+        notification_preferences,
+        deliveries,
+        system_alerts,
+        agent_runs,
+        decisions,
+        outbox,
     );
     let tables: Count = diesel::sql_query(
         "SELECT count(*) AS count FROM information_schema.tables WHERE table_schema = 'public' \
@@ -121,17 +152,20 @@ async fn drop_db(admin_url: &str, name: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn transactions_that_conflict_are_retried_until_both_succeed() {
     use fastbreak_db::repo::trading::{self, AccountKind, LedgerTransactionKind};
-    use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
 
     let db = TestDatabase::create().await;
     let database = db.database();
     let user_id = {
         let mut conn = database.conn().await.unwrap();
         let id = uuid::Uuid::new_v4();
-        fastbreak_db::repo::users::create_user(&mut conn, &fastbreak_db::repo::users::NewUser {
-            id, display_name: "c", email: "c@example.com", password_hash: "h",
-        }).await.unwrap();
+        fastbreak_db::repo::users::create_user(
+            &mut conn,
+            &fastbreak_db::repo::users::NewUser { id, display_name: "c", email: "c@example.com", password_hash: "h" },
+        )
+        .await
+        .unwrap();
         trading::user_account(&mut conn, id).await.unwrap();
         id
     };
@@ -150,8 +184,14 @@ async fn transactions_that_conflict_are_retried_until_both_succeed() {
                         let account = trading::user_account(conn, user_id).await?;
                         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
                         let funding = trading::system_account(conn, AccountKind::Funding).await?;
-                        trading::post_transaction(conn, uuid::Uuid::new_v4(), LedgerTransactionKind::Deposit, "deposit",
-                            &[(funding.id, -amount), (account.id, amount)]).await
+                        trading::post_transaction(
+                            conn,
+                            uuid::Uuid::new_v4(),
+                            LedgerTransactionKind::Deposit,
+                            "deposit",
+                            &[(funding.id, -amount), (account.id, amount)],
+                        )
+                        .await
                     })
                 })
                 .await

@@ -5,12 +5,16 @@ mod common;
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use fastbreak_db::repo::agents::{self, Decision, DecisionOutcome, RunState, RunTrigger};
 use fastbreak_db::repo::market::{self, ListingState, MomentFilter, Sale};
-use fastbreak_db::repo::notifications::{self, Category, DeliveryState, Notification, Preferences, Priority, SystemAlert};
+use fastbreak_db::repo::notifications::{
+    self, Category, DeliveryState, Notification, Preferences, Priority, SystemAlert,
+};
 use fastbreak_db::repo::risk::{self, AlertSeverity, HoldState, LimitChangeState, LimitValues, NewHold, RiskAlert};
 use fastbreak_db::repo::scouting::{self, GameEvent, GameStats, Recommendation, Valuation, ValuationFactor};
 use fastbreak_db::repo::strategies::{self, Strategy, StrategyKind, StrategyOutcome, StrategyState};
-use fastbreak_db::repo::trading::{self, AccountKind, Holding, IdempotencyClaim, LedgerTransactionKind, Trade, TradeKind, TradeOrigin, TradeState};
-use fastbreak_db::repo::{outbox, users, PageRequest, Rarity};
+use fastbreak_db::repo::trading::{
+    self, AccountKind, Holding, IdempotencyClaim, LedgerTransactionKind, Trade, TradeKind, TradeOrigin, TradeState,
+};
+use fastbreak_db::repo::{PageRequest, Rarity, outbox, users};
 use fastbreak_db::testing::TestDatabase;
 use uuid::Uuid;
 
@@ -35,10 +39,16 @@ async fn users_wallets_and_tokens_round_trip() {
     let wallet = users::register_wallet(conn, alice.id, "0x00000000000000aa").await.unwrap();
     assert!(wallet.connected);
     assert_eq!(users::find_wallet(conn, alice.id).await.unwrap(), Some(wallet.clone()));
-    assert_eq!(users::find_wallet_by_address(conn, "0x00000000000000aa").await.unwrap().map(|w| w.user_id), Some(alice.id));
+    assert_eq!(
+        users::find_wallet_by_address(conn, "0x00000000000000aa").await.unwrap().map(|w| w.user_id),
+        Some(alice.id)
+    );
     let off = users::set_wallet_connected(conn, alice.id, false).await.unwrap();
     assert!(!off.connected);
-    assert!(matches!(users::set_wallet_connected(conn, Uuid::new_v4(), true).await, Err(fastbreak_db::DatabaseError::NotFound(_))));
+    assert!(matches!(
+        users::set_wallet_connected(conn, Uuid::new_v4(), true).await,
+        Err(fastbreak_db::DatabaseError::NotFound(_))
+    ));
 
     let now = common::now();
     let token = users::AccessToken {
@@ -54,7 +64,12 @@ async fn users_wallets_and_tokens_round_trip() {
     assert_eq!(stored.id, token.id);
     assert_eq!(users::find_valid_token(conn, "hash-1", now).await.unwrap().map(|t| t.id), Some(token.id));
     assert!(users::find_valid_token(conn, "hash-1", now + Duration::days(31)).await.unwrap().is_none(), "expired");
-    let second = users::AccessToken { id: Uuid::new_v4(), token_hash: "hash-2".to_owned(), created_at: now + Duration::seconds(1), ..token.clone() };
+    let second = users::AccessToken {
+        id: Uuid::new_v4(),
+        token_hash: "hash-2".to_owned(),
+        created_at: now + Duration::seconds(1),
+        ..token.clone()
+    };
     users::insert_access_token(conn, &second).await.unwrap();
     let page = users::list_access_tokens(conn, alice.id, PageRequest::first(1)).await.unwrap();
     assert_eq!(page.items.iter().map(|t| t.id).collect::<Vec<_>>(), [second.id]);
@@ -109,13 +124,26 @@ async fn strategies_templates_and_performance_round_trip() {
 
     let active = strategies::set_strategy_state(conn, user.id, created.id, StrategyState::Active).await.unwrap();
     assert_eq!(active.state, StrategyState::Active);
-    let listed = strategies::list_strategies(conn, user.id, Some(StrategyState::Active), PageRequest::first(10)).await.unwrap();
+    let listed =
+        strategies::list_strategies(conn, user.id, Some(StrategyState::Active), PageRequest::first(10)).await.unwrap();
     assert_eq!(listed.items.len(), 1);
-    assert!(strategies::list_strategies(conn, user.id, Some(StrategyState::Paused), PageRequest::first(10)).await.unwrap().items.is_empty());
+    assert!(
+        strategies::list_strategies(conn, user.id, Some(StrategyState::Paused), PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     assert_eq!(strategies::list_active_strategies(conn, 10, None).await.unwrap().len(), 1);
 
     let trade_id = Uuid::new_v4();
-    let outcome = StrategyOutcome { strategy_id: created.id, trade_id, spent_cents: 2500, proceeds_cents: 0, realized_pnl_cents: 0 };
+    let outcome = StrategyOutcome {
+        strategy_id: created.id,
+        trade_id,
+        spent_cents: 2500,
+        proceeds_cents: 0,
+        realized_pnl_cents: 0,
+    };
     let performance = strategies::record_outcome(conn, &outcome).await.unwrap();
     assert_eq!((performance.purchase_count, performance.spent_cents), (1, 2500));
     let again = strategies::record_outcome(conn, &outcome).await.unwrap();
@@ -136,8 +164,14 @@ async fn limits_holds_spending_stops_and_alerts_round_trip() {
     let now = common::now();
 
     assert!(risk::find_limits(conn, user.id).await.unwrap().is_none());
-    let limits = LimitValues { daily_cents: Some(10_000), weekly_cents: Some(50_000), per_moment_cents: Some(5_000), ..LimitValues::default() };
-    let change = risk::propose_limit_change(conn, Uuid::new_v4(), user.id, &limits, now + Duration::minutes(10)).await.unwrap();
+    let limits = LimitValues {
+        daily_cents: Some(10_000),
+        weekly_cents: Some(50_000),
+        per_moment_cents: Some(5_000),
+        ..LimitValues::default()
+    };
+    let change =
+        risk::propose_limit_change(conn, Uuid::new_v4(), user.id, &limits, now + Duration::minutes(10)).await.unwrap();
     assert_eq!((change.state, change.limits()), (LimitChangeState::Pending, limits));
     assert!(risk::find_limits(conn, user.id).await.unwrap().is_none(), "not in force before confirmation");
     let confirmed = risk::resolve_limit_change(conn, user.id, change.id, true, now).await.unwrap();
@@ -145,28 +179,64 @@ async fn limits_holds_spending_stops_and_alerts_round_trip() {
     assert_eq!(risk::find_limits(conn, user.id).await.unwrap().map(|l| l.limits), Some(limits));
     assert_eq!(risk::find_limit_change(conn, user.id, change.id).await.unwrap(), Some(confirmed));
 
-    let late = risk::propose_limit_change(conn, Uuid::new_v4(), user.id, &LimitValues::default(), now + Duration::minutes(1)).await.unwrap();
+    let late =
+        risk::propose_limit_change(conn, Uuid::new_v4(), user.id, &LimitValues::default(), now + Duration::minutes(1))
+            .await
+            .unwrap();
     let expired = risk::resolve_limit_change(conn, user.id, late.id, true, now + Duration::minutes(2)).await.unwrap();
     assert_eq!(expired.state, LimitChangeState::Expired);
-    assert_eq!(risk::find_limits(conn, user.id).await.unwrap().map(|l| l.limits), Some(limits), "an expired change changes nothing");
+    assert_eq!(
+        risk::find_limits(conn, user.id).await.unwrap().map(|l| l.limits),
+        Some(limits),
+        "an expired change changes nothing"
+    );
 
     let moment = Uuid::new_v4();
-    let (hold, placed) = risk::place_hold(conn, &NewHold { id: Uuid::new_v4(), user_id: user.id, amount_cents: 3000, moment_id: moment, idempotency_key: "k1" }).await.unwrap();
+    let (hold, placed) = risk::place_hold(
+        conn,
+        &NewHold { id: Uuid::new_v4(), user_id: user.id, amount_cents: 3000, moment_id: moment, idempotency_key: "k1" },
+    )
+    .await
+    .unwrap();
     assert!(placed);
-    let (same, placed_again) = risk::place_hold(conn, &NewHold { id: Uuid::new_v4(), user_id: user.id, amount_cents: 3000, moment_id: moment, idempotency_key: "k1" }).await.unwrap();
+    let (same, placed_again) = risk::place_hold(
+        conn,
+        &NewHold { id: Uuid::new_v4(), user_id: user.id, amount_cents: 3000, moment_id: moment, idempotency_key: "k1" },
+    )
+    .await
+    .unwrap();
     assert_eq!((same.id, placed_again), (hold.id, false), "one hold per key");
     assert_eq!(risk::held_total(conn, user.id).await.unwrap(), 3000);
-    assert_eq!(risk::list_holds(conn, HoldState::Placed, common::now() + Duration::seconds(1), 10).await.unwrap().len(), 1);
+    assert_eq!(
+        risk::list_holds(conn, HoldState::Placed, common::now() + Duration::seconds(1), 10).await.unwrap().len(),
+        1
+    );
     let committed = risk::commit_hold(conn, hold.id).await.unwrap();
     assert_eq!(committed.state, HoldState::Committed);
-    assert_eq!(risk::commit_hold(conn, hold.id).await.unwrap().state, HoldState::Committed, "committing twice is a no-op");
+    assert_eq!(
+        risk::commit_hold(conn, hold.id).await.unwrap().state,
+        HoldState::Committed,
+        "committing twice is a no-op"
+    );
     assert_eq!(risk::spent_since(conn, user.id, now - Duration::hours(1)).await.unwrap(), 3000);
     assert_eq!(risk::held_total(conn, user.id).await.unwrap(), 0);
-    assert_eq!(risk::release_hold(conn, hold.id, "late").await.unwrap().state, HoldState::Committed, "a committed hold stays committed");
+    assert_eq!(
+        risk::release_hold(conn, hold.id, "late").await.unwrap().state,
+        HoldState::Committed,
+        "a committed hold stays committed"
+    );
 
-    let (other, _) = risk::place_hold(conn, &NewHold { id: Uuid::new_v4(), user_id: user.id, amount_cents: 700, moment_id: moment, idempotency_key: "k2" }).await.unwrap();
+    let (other, _) = risk::place_hold(
+        conn,
+        &NewHold { id: Uuid::new_v4(), user_id: user.id, amount_cents: 700, moment_id: moment, idempotency_key: "k2" },
+    )
+    .await
+    .unwrap();
     let released = risk::release_hold(conn, other.id, "listing sold to someone else").await.unwrap();
-    assert_eq!((released.state, released.release_reason.as_deref()), (HoldState::Released, Some("listing sold to someone else")));
+    assert_eq!(
+        (released.state, released.release_reason.as_deref()),
+        (HoldState::Released, Some("listing sold to someone else"))
+    );
     assert_eq!(risk::find_hold(conn, other.id).await.unwrap(), Some(released));
     assert_eq!(risk::spent_since(conn, user.id, now - Duration::hours(1)).await.unwrap(), 3000);
     risk::lock_user_risk(conn, user.id).await.unwrap();
@@ -179,11 +249,20 @@ async fn limits_holds_spending_stops_and_alerts_round_trip() {
     assert_eq!(risk::find_emergency_stop(conn, user.id).await.unwrap(), Some(off));
 
     let alert = RiskAlert {
-        id: Uuid::new_v4(), user_id: user.id, severity: AlertSeverity::Warning, kind: "limit_approached".to_owned(),
-        limit_name: Some("daily".to_owned()), message: "80% of the daily limit is used.".to_owned(), created_at: now, acknowledged_at: None,
+        id: Uuid::new_v4(),
+        user_id: user.id,
+        severity: AlertSeverity::Warning,
+        kind: "limit_approached".to_owned(),
+        limit_name: Some("daily".to_owned()),
+        message: "80% of the daily limit is used.".to_owned(),
+        created_at: now,
+        acknowledged_at: None,
     };
     assert_eq!(risk::insert_risk_alert(conn, &alert).await.unwrap(), alert);
-    assert_eq!(risk::list_risk_alerts(conn, user.id, true, PageRequest::first(10)).await.unwrap().items, vec![alert.clone()]);
+    assert_eq!(
+        risk::list_risk_alerts(conn, user.id, true, PageRequest::first(10)).await.unwrap().items,
+        vec![alert.clone()]
+    );
     let acknowledged = risk::acknowledge_risk_alert(conn, user.id, alert.id).await.unwrap();
     assert!(acknowledged.acknowledged_at.is_some());
     assert!(risk::list_risk_alerts(conn, user.id, true, PageRequest::first(10)).await.unwrap().items.is_empty());
@@ -198,12 +277,22 @@ async fn players_events_and_valuations_round_trip() {
 
     let player = common::player(conn, "p-1").await;
     assert_eq!(scouting::find_player(conn, "p-1").await.unwrap(), Some(player.clone()));
-    let traded = scouting::upsert_player(conn, &scouting::Player { team_code: "BOS".to_owned(), ..player }).await.unwrap();
+    let traded =
+        scouting::upsert_player(conn, &scouting::Player { team_code: "BOS".to_owned(), ..player }).await.unwrap();
     assert_eq!(traded.team_code, "BOS");
 
     let line = GameStats {
-        game_id: "g-1".to_owned(), player_id: "p-1".to_owned(), game_at: Utc.with_ymd_and_hms(2026, 11, 20, 1, 0, 0).unwrap(),
-        opponent_code: "NYK".to_owned(), minutes: 34, points: 28, rebounds: 17, assists: 4, steals: 1, blocks: 2, turnovers: 3,
+        game_id: "g-1".to_owned(),
+        player_id: "p-1".to_owned(),
+        game_at: Utc.with_ymd_and_hms(2026, 11, 20, 1, 0, 0).unwrap(),
+        opponent_code: "NYK".to_owned(),
+        minutes: 34,
+        points: 28,
+        rebounds: 17,
+        assists: 4,
+        steals: 1,
+        blocks: 2,
+        turnovers: 3,
     };
     assert_eq!(scouting::upsert_game_stats(conn, &line).await.unwrap(), line);
     let corrected = scouting::upsert_game_stats(conn, &GameStats { rebounds: 18, ..line.clone() }).await.unwrap();
@@ -211,22 +300,52 @@ async fn players_events_and_valuations_round_trip() {
 
     let before = common::now() - Duration::seconds(1);
     let event = GameEvent {
-        id: "e-1".to_owned(), game_id: "g-1".to_owned(), player_id: "p-1".to_owned(), is_final: true,
-        highlights: vec!["career_high_rebounds".to_owned()], occurred_at: common::now(), ingested_at: common::now(),
+        id: "e-1".to_owned(),
+        game_id: "g-1".to_owned(),
+        player_id: "p-1".to_owned(),
+        is_final: true,
+        highlights: vec!["career_high_rebounds".to_owned()],
+        occurred_at: common::now(),
+        ingested_at: common::now(),
     };
     assert!(scouting::insert_game_event(conn, &event).await.unwrap());
     assert!(!scouting::insert_game_event(conn, &event).await.unwrap(), "an event is recorded once");
     let since = scouting::game_events_since(conn, before, 10).await.unwrap();
-    assert_eq!(since.iter().map(|e| (e.id.as_str(), e.highlights.clone())).collect::<Vec<_>>(), [("e-1", vec!["career_high_rebounds".to_owned()])]);
+    assert_eq!(
+        since.iter().map(|e| (e.id.as_str(), e.highlights.clone())).collect::<Vec<_>>(),
+        [("e-1", vec!["career_high_rebounds".to_owned()])]
+    );
 
     let moment = common::moment(conn, "p-1", 7, &common::address(1)).await;
     let valuation = Valuation {
-        id: Uuid::new_v4(), moment_id: moment.id, fair_value_cents: 4200, confidence: 0.82, recommendation: Recommendation::Buy,
-        risk_score: 0.3, price_cents: Some(3500), discount_bps: Some(1667), model_version: "v1".to_owned(), computed_at: common::now(),
+        id: Uuid::new_v4(),
+        moment_id: moment.id,
+        fair_value_cents: 4200,
+        confidence: 0.82,
+        recommendation: Recommendation::Buy,
+        risk_score: 0.3,
+        price_cents: Some(3500),
+        discount_bps: Some(1667),
+        model_version: "v1".to_owned(),
+        computed_at: common::now(),
     };
     let factors = vec![
-        ValuationFactor { valuation_id: valuation.id, rank: 1, name: "recent_rebounds".to_owned(), weight: 0.6, impact_cents: 900, explanation: "Set a career high in rebounds last night.".to_owned() },
-        ValuationFactor { valuation_id: valuation.id, rank: 2, name: "serial_scarcity".to_owned(), weight: 0.4, impact_cents: 300, explanation: "Serial 7 of 1000 is a low serial.".to_owned() },
+        ValuationFactor {
+            valuation_id: valuation.id,
+            rank: 1,
+            name: "recent_rebounds".to_owned(),
+            weight: 0.6,
+            impact_cents: 900,
+            explanation: "Set a career high in rebounds last night.".to_owned(),
+        },
+        ValuationFactor {
+            valuation_id: valuation.id,
+            rank: 2,
+            name: "serial_scarcity".to_owned(),
+            weight: 0.4,
+            impact_cents: 300,
+            explanation: "Serial 7 of 1000 is a low serial.".to_owned(),
+        },
     ];
     let (stored, stored_factors) = scouting::insert_valuation(conn, &valuation, &factors).await.unwrap();
     assert_eq!((stored.id, stored_factors.len()), (valuation.id, 2));
@@ -255,9 +374,26 @@ async fn sources_moments_listings_sales_and_prices_round_trip() {
     let buyer = common::address(3);
     let moment = common::moment(conn, "p-2", 1, &seller).await;
     assert_eq!(market::find_moment(conn, moment.id).await.unwrap(), Some(moment.clone()));
-    let found = market::search_moments(conn, &MomentFilter { query: Some("series 4".to_owned()), rarity: Some(Rarity::Common), ..MomentFilter::default() }, 10, None).await.unwrap();
+    let found = market::search_moments(
+        conn,
+        &MomentFilter { query: Some("series 4".to_owned()), rarity: Some(Rarity::Common), ..MomentFilter::default() },
+        10,
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(found.iter().map(|m| m.id).collect::<Vec<_>>(), [moment.id]);
-    assert!(market::search_moments(conn, &MomentFilter { rarity: Some(Rarity::Legendary), ..MomentFilter::default() }, 10, None).await.unwrap().is_empty());
+    assert!(
+        market::search_moments(
+            conn,
+            &MomentFilter { rarity: Some(Rarity::Legendary), ..MomentFilter::default() },
+            10,
+            None
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
 
     let listing = common::listing(conn, &moment, 4000).await;
     assert_eq!(market::find_listing(conn, listing.id).await.unwrap(), Some(listing.clone()));
@@ -269,23 +405,47 @@ async fn sources_moments_listings_sales_and_prices_round_trip() {
 
     let sold = market::close_listing(conn, listing.id, ListingState::Sold).await.unwrap();
     assert_eq!(sold.state, ListingState::Sold);
-    assert!(market::close_listing(conn, listing.id, ListingState::Withdrawn).await.is_err(), "only active listings close");
+    assert!(
+        market::close_listing(conn, listing.id, ListingState::Withdrawn).await.is_err(),
+        "only active listings close"
+    );
     assert!(market::transfer_moment(conn, moment.id, &seller, &buyer).await.unwrap());
     assert!(!market::transfer_moment(conn, moment.id, &seller, &buyer).await.unwrap(), "the seller no longer owns it");
 
     let day = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
     for (price, minutes) in [(3500, 0), (5000, 10), (3000, 20)] {
-        market::record_sale(conn, &Sale {
-            id: Uuid::new_v4(), moment_id: moment.id, listing_id: None, source_id: "simulator".to_owned(), price_cents: price,
-            seller_address: seller.clone(), buyer_address: buyer.clone(), sold_at: day + Duration::minutes(minutes),
-        }).await.unwrap();
+        market::record_sale(
+            conn,
+            &Sale {
+                id: Uuid::new_v4(),
+                moment_id: moment.id,
+                listing_id: None,
+                source_id: "simulator".to_owned(),
+                price_cents: price,
+                seller_address: seller.clone(),
+                buyer_address: buyer.clone(),
+                sold_at: day + Duration::minutes(minutes),
+            },
+        )
+        .await
+        .unwrap();
     }
     let sales = market::list_sales(conn, moment.id, 10).await.unwrap();
     assert_eq!(sales.iter().map(|s| s.price_cents).collect::<Vec<_>>(), [3000, 5000, 3500]);
-    let history = market::price_history(conn, moment.id, NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(), NaiveDate::from_ymd_opt(2026, 11, 30).unwrap()).await.unwrap();
+    let history = market::price_history(
+        conn,
+        moment.id,
+        NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+        NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(history.len(), 1);
     let point = &history[0];
-    assert_eq!((point.open_cents, point.high_cents, point.low_cents, point.close_cents, point.sale_count), (3500, 5000, 3000, 3000, 3));
+    assert_eq!(
+        (point.open_cents, point.high_cents, point.low_cents, point.close_cents, point.sale_count),
+        (3500, 5000, 3000, 3000, 3)
+    );
 }
 
 #[tokio::test]
@@ -300,51 +460,120 @@ async fn ledger_trades_holdings_and_idempotency_round_trip() {
     assert_eq!(trading::user_account(conn, user.id).await.unwrap().id, account.id, "one account per user");
     let funding = trading::system_account(conn, AccountKind::Funding).await.unwrap();
     let market_account = trading::system_account(conn, AccountKind::Market).await.unwrap();
-    let deposit = trading::post_transaction(conn, Uuid::new_v4(), LedgerTransactionKind::Deposit, "paper deposit", &[(funding.id, -10_000), (account.id, 10_000)]).await.unwrap();
-    assert_eq!(trading::transaction_entries(conn, deposit.id).await.unwrap().iter().map(|e| e.amount_cents).collect::<Vec<_>>(), [-10_000, 10_000]);
+    let deposit = trading::post_transaction(
+        conn,
+        Uuid::new_v4(),
+        LedgerTransactionKind::Deposit,
+        "paper deposit",
+        &[(funding.id, -10_000), (account.id, 10_000)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        trading::transaction_entries(conn, deposit.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.amount_cents)
+            .collect::<Vec<_>>(),
+        [-10_000, 10_000]
+    );
     assert_eq!(trading::find_account(conn, account.id).await.unwrap().map(|a| a.balance_cents), Some(10_000));
     assert_eq!(trading::total_balance(conn).await.unwrap(), 0, "money is conserved");
 
     common::player(conn, "p-3").await;
     let moment = common::moment(conn, "p-3", 3, &common::address(9)).await;
     let trade = Trade {
-        id: Uuid::new_v4(), user_id: user.id, kind: TradeKind::Purchase, state: TradeState::Pending, origin: TradeOrigin::Automated,
-        moment_id: moment.id, listing_id: None, price_cents: 2500, fee_cents: 125, strategy_id: Some(Uuid::new_v4()),
-        decision_id: Some(Uuid::new_v4()), reasoning: vec!["Fair value is 4,200 cents; the listing is 40% below.".to_owned()],
-        idempotency_key: "decision-1".to_owned(), hold_id: None, ledger_transaction_id: None, failure_reason: None,
-        created_at: common::now(), settled_at: None,
+        id: Uuid::new_v4(),
+        user_id: user.id,
+        kind: TradeKind::Purchase,
+        state: TradeState::Pending,
+        origin: TradeOrigin::Automated,
+        moment_id: moment.id,
+        listing_id: None,
+        price_cents: 2500,
+        fee_cents: 125,
+        strategy_id: Some(Uuid::new_v4()),
+        decision_id: Some(Uuid::new_v4()),
+        reasoning: vec!["Fair value is 4,200 cents; the listing is 40% below.".to_owned()],
+        idempotency_key: "decision-1".to_owned(),
+        hold_id: None,
+        ledger_transaction_id: None,
+        failure_reason: None,
+        created_at: common::now(),
+        settled_at: None,
     };
     assert_eq!(trading::insert_trade(conn, &trade).await.unwrap().id, trade.id);
-    let purchase = trading::post_transaction(conn, Uuid::new_v4(), LedgerTransactionKind::Purchase, "bought", &[(account.id, -2500), (market_account.id, 2500)]).await.unwrap();
+    let purchase = trading::post_transaction(
+        conn,
+        Uuid::new_v4(),
+        LedgerTransactionKind::Purchase,
+        "bought",
+        &[(account.id, -2500), (market_account.id, 2500)],
+    )
+    .await
+    .unwrap();
     let settled = trading::settle_trade(conn, trade.id, purchase.id).await.unwrap();
     assert_eq!((settled.state, settled.ledger_transaction_id), (TradeState::Settled, Some(purchase.id)));
     assert!(trading::fail_trade(conn, trade.id, "late").await.is_err(), "a settled trade cannot fail");
     assert_eq!(trading::find_trade(conn, user.id, trade.id).await.unwrap(), Some(settled.clone()));
-    assert_eq!(trading::find_trade_by_key(conn, user.id, "decision-1", TradeKind::Purchase).await.unwrap().map(|t| t.id), Some(trade.id));
-    assert_eq!(trading::list_trades(conn, user.id, Some(TradeKind::Purchase), PageRequest::first(10)).await.unwrap().items, vec![settled]);
+    assert_eq!(
+        trading::find_trade_by_key(conn, user.id, "decision-1", TradeKind::Purchase).await.unwrap().map(|t| t.id),
+        Some(trade.id)
+    );
+    assert_eq!(
+        trading::list_trades(conn, user.id, Some(TradeKind::Purchase), PageRequest::first(10)).await.unwrap().items,
+        vec![settled]
+    );
 
-    let pending = Trade { id: Uuid::new_v4(), idempotency_key: "decision-2".to_owned(), created_at: common::now() - Duration::minutes(5), ..trade.clone() };
+    let pending = Trade {
+        id: Uuid::new_v4(),
+        idempotency_key: "decision-2".to_owned(),
+        created_at: common::now() - Duration::minutes(5),
+        ..trade.clone()
+    };
     trading::insert_trade(conn, &pending).await.unwrap();
-    assert_eq!(trading::list_pending_trades(conn, common::now(), 10).await.unwrap().iter().map(|t| t.id).collect::<Vec<_>>(), [pending.id]);
+    assert_eq!(
+        trading::list_pending_trades(conn, common::now(), 10).await.unwrap().iter().map(|t| t.id).collect::<Vec<_>>(),
+        [pending.id]
+    );
     let failed = trading::fail_trade(conn, pending.id, "the listing was withdrawn").await.unwrap();
     assert_eq!(failed.failure_reason.as_deref(), Some("the listing was withdrawn"));
 
-    let holding = Holding { moment_id: moment.id, user_id: user.id, cost_cents: 2500, trade_id: Some(trade.id), acquired_at: common::now() };
+    let holding = Holding {
+        moment_id: moment.id,
+        user_id: user.id,
+        cost_cents: 2500,
+        trade_id: Some(trade.id),
+        acquired_at: common::now(),
+    };
     assert_eq!(trading::put_holding(conn, &holding).await.unwrap().cost_cents, 2500);
     assert_eq!(trading::list_holdings(conn, user.id, PageRequest::first(10)).await.unwrap().items.len(), 1);
     assert!(trading::remove_holding(conn, user.id, moment.id).await.unwrap());
     assert!(!trading::remove_holding(conn, user.id, moment.id).await.unwrap());
 
-    assert_eq!(trading::claim_idempotency_key(conn, user.id, "buy-1", "purchase", "h1").await.unwrap(), IdempotencyClaim::New);
-    assert_eq!(trading::claim_idempotency_key(conn, user.id, "buy-1", "purchase", "h1").await.unwrap(), IdempotencyClaim::InProgress);
+    assert_eq!(
+        trading::claim_idempotency_key(conn, user.id, "buy-1", "purchase", "h1").await.unwrap(),
+        IdempotencyClaim::New
+    );
+    assert_eq!(
+        trading::claim_idempotency_key(conn, user.id, "buy-1", "purchase", "h1").await.unwrap(),
+        IdempotencyClaim::InProgress
+    );
     let answer = serde_json::json!({"trade_id": trade.id});
     trading::complete_idempotency_key(conn, user.id, "buy-1", &answer).await.unwrap();
-    assert_eq!(trading::claim_idempotency_key(conn, user.id, "buy-1", "purchase", "h1").await.unwrap(), IdempotencyClaim::Completed(answer));
+    assert_eq!(
+        trading::claim_idempotency_key(conn, user.id, "buy-1", "purchase", "h1").await.unwrap(),
+        IdempotencyClaim::Completed(answer)
+    );
     assert_eq!(
         trading::claim_idempotency_key(conn, user.id, "buy-1", "purchase", "other").await.unwrap(),
         IdempotencyClaim::Mismatch { operation: "purchase".to_owned() }
     );
-    assert!(trading::complete_idempotency_key(conn, user.id, "buy-1", &serde_json::json!({})).await.is_err(), "the first answer stays");
+    assert!(
+        trading::complete_idempotency_key(conn, user.id, "buy-1", &serde_json::json!({})).await.is_err(),
+        "the first answer stays"
+    );
 }
 
 #[tokio::test]
@@ -356,41 +585,85 @@ async fn notifications_preferences_deliveries_and_alerts_round_trip() {
     let user = common::user(conn, "nina").await;
 
     let notification = Notification {
-        id: Uuid::new_v4(), user_id: user.id, category: Category::Purchase, priority: Priority::High, title: "Bought a moment".to_owned(),
-        body: "Bought serial 7 for $35.00.".to_owned(), idempotency_key: "trade-1".to_owned(), created_at: common::now(), read_at: None,
+        id: Uuid::new_v4(),
+        user_id: user.id,
+        category: Category::Purchase,
+        priority: Priority::High,
+        title: "Bought a moment".to_owned(),
+        body: "Bought serial 7 for $35.00.".to_owned(),
+        idempotency_key: "trade-1".to_owned(),
+        created_at: common::now(),
+        read_at: None,
     };
     let (stored, created) = notifications::insert_notification(conn, &notification).await.unwrap();
     assert!(created && stored == notification);
-    let (same, created_again) = notifications::insert_notification(conn, &Notification { id: Uuid::new_v4(), ..notification.clone() }).await.unwrap();
+    let (same, created_again) =
+        notifications::insert_notification(conn, &Notification { id: Uuid::new_v4(), ..notification.clone() })
+            .await
+            .unwrap();
     assert_eq!((same.id, created_again), (notification.id, false), "one notification per key");
     assert_eq!(notifications::unread_count(conn, user.id).await.unwrap(), 1);
-    assert_eq!(notifications::list_notifications(conn, user.id, true, PageRequest::first(10)).await.unwrap().items.len(), 1);
+    assert_eq!(
+        notifications::list_notifications(conn, user.id, true, PageRequest::first(10)).await.unwrap().items.len(),
+        1
+    );
     assert!(notifications::mark_read(conn, user.id, notification.id).await.unwrap().read_at.is_some());
     assert_eq!(notifications::unread_count(conn, user.id).await.unwrap(), 0);
-    notifications::insert_notification(conn, &Notification { id: Uuid::new_v4(), idempotency_key: "trade-2".to_owned(), ..notification.clone() }).await.unwrap();
+    notifications::insert_notification(
+        conn,
+        &Notification { id: Uuid::new_v4(), idempotency_key: "trade-2".to_owned(), ..notification.clone() },
+    )
+    .await
+    .unwrap();
     assert_eq!(notifications::mark_all_read(conn, user.id).await.unwrap(), 1);
-    assert_eq!(notifications::list_notifications(conn, user.id, false, PageRequest::first(10)).await.unwrap().items.len(), 2);
+    assert_eq!(
+        notifications::list_notifications(conn, user.id, false, PageRequest::first(10)).await.unwrap().items.len(),
+        2
+    );
 
     assert!(notifications::find_preferences(conn, user.id).await.unwrap().is_none());
     let preferences = Preferences {
-        user_id: user.id, webhook_min_priority: Priority::Normal, webhook_url: Some("https://hooks.example.com/fb".to_owned()),
-        muted_categories: vec!["system".to_owned()], webhook_secret: Some("s3cret".to_owned()), updated_at: common::now(),
+        user_id: user.id,
+        webhook_min_priority: Priority::Normal,
+        webhook_url: Some("https://hooks.example.com/fb".to_owned()),
+        muted_categories: vec!["system".to_owned()],
+        webhook_secret: Some("s3cret".to_owned()),
+        updated_at: common::now(),
     };
     let put = notifications::put_preferences(conn, &preferences).await.unwrap();
-    assert_eq!((put.webhook_min_priority, put.webhook_url.clone()), (Priority::Normal, preferences.webhook_url.clone()));
+    assert_eq!(
+        (put.webhook_min_priority, put.webhook_url.clone()),
+        (Priority::Normal, preferences.webhook_url.clone())
+    );
     assert_eq!(notifications::find_preferences(conn, user.id).await.unwrap(), Some(put));
 
     let delivery = notifications::insert_delivery(conn, Uuid::new_v4(), notification.id).await.unwrap();
     assert_eq!(notifications::due_deliveries(conn, common::now() + Duration::seconds(1), 10).await.unwrap().len(), 1);
-    let retry = notifications::record_delivery_attempt(conn, delivery.id, 503, "service unavailable", false, Some(common::now() + Duration::seconds(30))).await.unwrap();
+    let retry = notifications::record_delivery_attempt(
+        conn,
+        delivery.id,
+        503,
+        "service unavailable",
+        false,
+        Some(common::now() + Duration::seconds(30)),
+    )
+    .await
+    .unwrap();
     assert_eq!((retry.state, retry.attempt_count, retry.last_http_status), (DeliveryState::Pending, 1, 503));
-    assert!(notifications::due_deliveries(conn, common::now(), 10).await.unwrap().is_empty(), "not due before its retry time");
+    assert!(
+        notifications::due_deliveries(conn, common::now(), 10).await.unwrap().is_empty(),
+        "not due before its retry time"
+    );
     let done = notifications::record_delivery_attempt(conn, delivery.id, 200, "", true, None).await.unwrap();
     assert_eq!((done.state, done.attempt_count, done.next_attempt_at), (DeliveryState::Delivered, 2, None));
 
     let alert = SystemAlert {
-        id: Uuid::new_v4(), severity: "critical".to_owned(), source: "agents".to_owned(),
-        message: "Purchases have failed for 10 minutes: risk is unavailable.".to_owned(), correlation_id: "c-1".to_owned(), created_at: common::now(),
+        id: Uuid::new_v4(),
+        severity: "critical".to_owned(),
+        source: "agents".to_owned(),
+        message: "Purchases have failed for 10 minutes: risk is unavailable.".to_owned(),
+        correlation_id: "c-1".to_owned(),
+        created_at: common::now(),
     };
     assert_eq!(notifications::insert_system_alert(conn, &alert).await.unwrap(), alert);
     assert_eq!(notifications::list_system_alerts(conn, PageRequest::first(10)).await.unwrap().items, vec![alert]);
@@ -407,23 +680,50 @@ async fn agent_runs_and_decisions_round_trip() {
     let run = agents::start_run(conn, Uuid::new_v4(), user.id, RunTrigger::ListingEvent).await.unwrap();
     assert_eq!(run.state, RunState::Running);
     let decision = Decision {
-        id: Uuid::new_v4(), run_id: run.id, user_id: user.id, strategy_id: Uuid::new_v4(), listing_id: Uuid::new_v4(),
-        moment_id: Uuid::new_v4(), outcome: DecisionOutcome::Skip,
+        id: Uuid::new_v4(),
+        run_id: run.id,
+        user_id: user.id,
+        strategy_id: Uuid::new_v4(),
+        listing_id: Uuid::new_v4(),
+        moment_id: Uuid::new_v4(),
+        outcome: DecisionOutcome::Skip,
         reasons: vec!["Confidence 0.55 is below the strategy's 0.70.".to_owned()],
-        price_cents: 3500, fair_value_cents: 3600, confidence: 0.55, trade_id: None, created_at: common::now(),
+        price_cents: 3500,
+        fair_value_cents: 3600,
+        confidence: 0.55,
+        trade_id: None,
+        created_at: common::now(),
     };
     assert_eq!(agents::insert_decision(conn, &decision).await.unwrap(), decision);
     assert_eq!(agents::find_decision(conn, user.id, decision.id).await.unwrap(), Some(decision.clone()));
-    let listed = agents::list_decisions(conn, user.id, Some(decision.strategy_id), Some(DecisionOutcome::Skip), PageRequest::first(10)).await.unwrap();
+    let listed = agents::list_decisions(
+        conn,
+        user.id,
+        Some(decision.strategy_id),
+        Some(DecisionOutcome::Skip),
+        PageRequest::first(10),
+    )
+    .await
+    .unwrap();
     assert_eq!(listed.items, vec![decision.clone()]);
-    assert!(agents::list_decisions(conn, user.id, None, Some(DecisionOutcome::Buy), PageRequest::first(10)).await.unwrap().items.is_empty());
+    assert!(
+        agents::list_decisions(conn, user.id, None, Some(DecisionOutcome::Buy), PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 
     let finished = agents::finish_run(conn, run.id, 4, 1, None).await.unwrap();
-    assert_eq!((finished.state, finished.listings_evaluated, finished.decision_count, finished.purchase_count), (RunState::Succeeded, 4, 1, 0));
+    assert_eq!(
+        (finished.state, finished.listings_evaluated, finished.decision_count, finished.purchase_count),
+        (RunState::Succeeded, 4, 1, 0)
+    );
     assert!(agents::finish_run(conn, run.id, 4, 1, None).await.is_err(), "a run ends once");
     assert_eq!(agents::find_run(conn, user.id, run.id).await.unwrap(), Some(finished.clone()));
     let failed_run = agents::start_run(conn, Uuid::new_v4(), user.id, RunTrigger::ScheduledScan).await.unwrap();
-    let failed = agents::finish_run(conn, failed_run.id, 0, 3, Some("risk unavailable after 3 attempts")).await.unwrap();
+    let failed =
+        agents::finish_run(conn, failed_run.id, 0, 3, Some("risk unavailable after 3 attempts")).await.unwrap();
     assert_eq!(failed.state, RunState::Failed);
     assert_eq!(agents::list_runs(conn, user.id, PageRequest::first(10)).await.unwrap().items.len(), 2);
 }
@@ -432,17 +732,28 @@ async fn agent_runs_and_decisions_round_trip() {
 async fn the_outbox_delivers_each_message_to_one_claimer() {
     let db = TestDatabase::create().await;
     let database = db.database();
-    let first = outbox::enqueue(&mut *database.conn().await.unwrap(), "notification.send", "trade-1", &serde_json::json!({"n": 1})).await.unwrap();
-    outbox::enqueue(&mut *database.conn().await.unwrap(), "notification.send", "trade-2", &serde_json::json!({"n": 2})).await.unwrap();
+    let first = outbox::enqueue(
+        &mut *database.conn().await.unwrap(),
+        "notification.send",
+        "trade-1",
+        &serde_json::json!({"n": 1}),
+    )
+    .await
+    .unwrap();
+    outbox::enqueue(&mut *database.conn().await.unwrap(), "notification.send", "trade-2", &serde_json::json!({"n": 2}))
+        .await
+        .unwrap();
 
     // Two deliverers claim at once, each in its own transaction: no message is taken twice.
     let claim = |database: fastbreak_db::Database| async move {
         database
-            .transaction(|conn| Box::pin(async move {
-                let claimed = outbox::claim_due(conn, "notification.send", common::now(), 1).await?;
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                Ok(claimed.into_iter().map(|m| m.message_key).collect::<Vec<_>>())
-            }))
+            .transaction(|conn| {
+                Box::pin(async move {
+                    let claimed = outbox::claim_due(conn, "notification.send", common::now(), 1).await?;
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    Ok(claimed.into_iter().map(|m| m.message_key).collect::<Vec<_>>())
+                })
+            })
             .await
             .unwrap()
     };
@@ -452,9 +763,21 @@ async fn the_outbox_delivers_each_message_to_one_claimer() {
     assert_eq!(keys, ["trade-1", "trade-2"]);
 
     let mut conn = database.conn().await.unwrap();
-    outbox::mark_failed(&mut conn, first.id, "notification unavailable", common::now() + Duration::minutes(1)).await.unwrap();
+    outbox::mark_failed(&mut conn, first.id, "notification unavailable", common::now() + Duration::minutes(1))
+        .await
+        .unwrap();
     let due = outbox::claim_due(&mut conn, "notification.send", common::now(), 10).await.unwrap();
-    assert_eq!(due.iter().map(|m| m.message_key.as_str()).collect::<Vec<_>>(), ["trade-2"], "trade-1 waits for its retry time");
+    assert_eq!(
+        due.iter().map(|m| m.message_key.as_str()).collect::<Vec<_>>(),
+        ["trade-2"],
+        "trade-1 waits for its retry time"
+    );
     outbox::mark_delivered(&mut conn, due[0].id).await.unwrap();
-    assert!(outbox::claim_due(&mut conn, "notification.send", common::now() + Duration::minutes(2), 10).await.unwrap().iter().all(|m| m.id == first.id));
+    assert!(
+        outbox::claim_due(&mut conn, "notification.send", common::now() + Duration::minutes(2), 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.id == first.id)
+    );
 }

@@ -13,7 +13,8 @@ use tonic::body::Body;
 pub const INTERNAL_TOKEN_HEADER: &str = "x-fastbreak-internal-token";
 
 /// Services that never need the credential.
-const ALWAYS_EXEMPT: [&str; 3] = ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
+const ALWAYS_EXEMPT: [&str; 3] =
+    ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
 
 /// Refuses calls without the internal credential with UNAUTHENTICATED.
 #[derive(Debug, Clone)]

@@ -16,9 +16,9 @@ use http::{HeaderValue, Request, Response};
 use tokio::sync::Notify;
 use tonic::body::Body;
 use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 use tower::ServiceExt;
 use tracing::Instrument;
 
@@ -151,11 +151,20 @@ pub struct PeerChannel {
 impl PeerChannel {
     /// Builds the channel and starts watching the health of `health_service` (a fully-qualified
     /// service name, or "" for the whole server) on every endpoint. Needs a tokio runtime.
-    pub fn new(peer: &str, health_service: &str, endpoints: &Endpoints, options: PeerOptions) -> Result<Self, PeerError> {
+    pub fn new(
+        peer: &str,
+        health_service: &str,
+        endpoints: &Endpoints,
+        options: PeerOptions,
+    ) -> Result<Self, PeerError> {
         let mut states = Vec::with_capacity(endpoints.0.len());
         for uri in &endpoints.0 {
             let endpoint = Endpoint::from_shared(uri.to_string())
-                .map_err(|error| PeerError { peer: peer.to_owned(), endpoint: uri.to_string(), reason: error.to_string() })?
+                .map_err(|error| PeerError {
+                    peer: peer.to_owned(),
+                    endpoint: uri.to_string(),
+                    reason: error.to_string(),
+                })?
                 .connect_timeout(options.connect_timeout)
                 .tcp_nodelay(true);
             states.push(Arc::new(EndpointState {
@@ -197,11 +206,14 @@ async fn watch_health(inner: Weak<Inner>, index: usize, service: String) {
         let check_timeout = interval.max(Duration::from_millis(200)).min(strong.options.call_timeout);
         drop(strong);
         let mut client = HealthClient::new(endpoint.channel.clone());
-        let answer = tokio::time::timeout(check_timeout, client.check(HealthCheckRequest { service: service.clone() })).await;
+        let answer =
+            tokio::time::timeout(check_timeout, client.check(HealthCheckRequest { service: service.clone() })).await;
         let health = match answer {
             Ok(Ok(response)) if response.get_ref().status() == ServingStatus::Serving => Health::Serving,
             Ok(Ok(response)) => Health::NotServing(response.get_ref().status().as_str_name().to_owned()),
-            Ok(Err(status)) if status.code() == tonic::Code::NotFound => Health::NotServing(format!("does not serve {service}")),
+            Ok(Err(status)) if status.code() == tonic::Code::NotFound => {
+                Health::NotServing(format!("does not serve {service}"))
+            }
             Ok(Err(status)) => Health::NotServing(format!("unreachable ({})", status.message())),
             Err(_) => Health::NotServing("health check timed out".to_owned()),
         };
@@ -215,7 +227,9 @@ async fn watch_health(inner: Weak<Inner>, index: usize, service: String) {
         if changed {
             match &health {
                 Health::Serving => tracing::info!(peer = %strong.peer, endpoint = %endpoint.uri, "endpoint SERVING"),
-                Health::NotServing(why) => tracing::warn!(peer = %strong.peer, endpoint = %endpoint.uri, why = %why, "endpoint not serving"),
+                Health::NotServing(why) => {
+                    tracing::warn!(peer = %strong.peer, endpoint = %endpoint.uri, why = %why, "endpoint not serving")
+                }
                 Health::Unknown => {}
             }
             strong.health_changed.notify_waiters();
@@ -279,7 +293,8 @@ impl Inner {
         }
 
         let channel = endpoint.channel.clone();
-        let outcome = tokio::time::timeout_at(deadline, async move { channel.oneshot(request).await }).instrument(span).await;
+        let outcome =
+            tokio::time::timeout_at(deadline, async move { channel.oneshot(request).await }).instrument(span).await;
         let (threshold, cooldown) = (self.options.breaker_failures, self.options.breaker_cooldown);
         match outcome {
             Err(_) => {
@@ -292,11 +307,20 @@ impl Inner {
             }
             Ok(Err(error)) => {
                 endpoint.failed(threshold, cooldown);
-                tonic::Status::unavailable(format!("{} at {}: {}", self.peer, endpoint.uri, crate::health::error_chain(&error)))
-                    .into_http()
+                tonic::Status::unavailable(format!(
+                    "{} at {}: {}",
+                    self.peer,
+                    endpoint.uri,
+                    crate::health::error_chain(&error)
+                ))
+                .into_http()
             }
             Ok(Ok(response)) => {
-                let code = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok());
+                let code = response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i32>().ok());
                 if code == Some(tonic::Code::Unavailable as i32) {
                     endpoint.failed(threshold, cooldown);
                 } else {

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 /// Why a health check did not answer SERVING.
 #[derive(Debug, thiserror::Error)]
@@ -55,23 +55,17 @@ pub enum HealthCheckError {
 
 /// Asks the server at `addr` (`HOST:PORT` or an `http://` URL) for the status of `service`
 /// ("" for the whole server). Succeeds only when the answer is SERVING.
-pub async fn check_health(
-    addr: &str,
-    service: &str,
-    timeout: Duration,
-) -> Result<(), HealthCheckError> {
+pub async fn check_health(addr: &str, service: &str, timeout: Duration) -> Result<(), HealthCheckError> {
     let url = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
     let endpoint = tonic::transport::Endpoint::from_shared(url)
         .map_err(|source| HealthCheckError::InvalidAddress { addr: addr.to_owned(), source })?
         .connect_timeout(timeout)
         .timeout(timeout);
-    let channel = endpoint.connect().await.map_err(|error| HealthCheckError::Unreachable {
-        addr: addr.to_owned(),
-        reason: error_chain(&error),
-    })?;
-    let response = HealthClient::new(channel)
-        .check(HealthCheckRequest { service: service.to_owned() })
-        .await;
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|error| HealthCheckError::Unreachable { addr: addr.to_owned(), reason: error_chain(&error) })?;
+    let response = HealthClient::new(channel).check(HealthCheckRequest { service: service.to_owned() }).await;
     match response {
         Ok(answer) => match answer.into_inner().status() {
             ServingStatus::Serving => Ok(()),

@@ -33,7 +33,12 @@ impl std::fmt::Debug for RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         // Retries may add 20% to the calls made over the last 10 s, and 10 a second at least.
-        Self::new(4, Duration::from_millis(50), Duration::from_secs(1), TpsBudget::new(Duration::from_secs(10), 10, 0.2))
+        Self::new(
+            4,
+            Duration::from_millis(50),
+            Duration::from_secs(1),
+            TpsBudget::new(Duration::from_secs(10), 10, 0.2),
+        )
     }
 }
 

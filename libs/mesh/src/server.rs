@@ -178,17 +178,11 @@ impl MeshServer {
         let incoming = TcpIncoming::bind(addr)
             .map_err(|source| ServerError::Bind { target, addr, source })?
             .with_nodelay(Some(true));
-        let local_addr = incoming
-            .local_addr()
-            .map_err(|source| ServerError::Bind { target, addr, source })?;
+        let local_addr = incoming.local_addr().map_err(|source| ServerError::Bind { target, addr, source })?;
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
-        let services: Vec<&'static str> = self
-            .public_services
-            .iter()
-            .chain(self.internal_services.iter())
-            .copied()
-            .collect();
+        let services: Vec<&'static str> =
+            self.public_services.iter().chain(self.internal_services.iter()).copied().collect();
         let readiness = Readiness { reporter, services: services.clone() };
         readiness.set(ServingStatus::NotServing).await;
 
@@ -270,10 +264,7 @@ pub struct BoundServer {
 
 impl std::fmt::Debug for BoundServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BoundServer")
-            .field("target", &self.target)
-            .field("local_addr", &self.local_addr)
-            .finish()
+        f.debug_struct("BoundServer").field("target", &self.target).field("local_addr", &self.local_addr).finish()
     }
 }
 

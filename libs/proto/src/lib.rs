@@ -6,8 +6,7 @@
 
 /// The encoded `FileDescriptorSet` of every FastBreak contract, for server reflection and for
 /// clients that discover methods at run time.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/fastbreak_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fastbreak_descriptor.bin"));
 
 macro_rules! package {
     ($name:ident, $package:literal) => {

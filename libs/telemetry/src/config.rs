@@ -18,18 +18,18 @@ pub struct TelemetryConfig {
 impl TelemetryConfig {
     /// Reads the settings, noting every problem in `reader`.
     pub fn read(reader: &mut Reader, default_service_name: &str) -> Self {
-        let log_format = reader
-            .optional("FASTBREAK_LOG_FORMAT", LogFormat::EXPECTED, LogFormat::parse)
-            .unwrap_or_default();
+        let log_format =
+            reader.optional("FASTBREAK_LOG_FORMAT", LogFormat::EXPECTED, LogFormat::parse).unwrap_or_default();
         let filter = reader
             .optional("RUST_LOG", "a log filter such as 'info' or 'info,fastbreak_mesh=debug'", |value| {
                 tracing_subscriber::EnvFilter::try_new(value).ok().map(|_| value.to_owned())
             })
             .unwrap_or_else(|| "info".to_owned());
-        let otlp_endpoint = reader.optional("OTEL_EXPORTER_OTLP_ENDPOINT", "an http(s) URL such as http://jaeger:4317", |value| {
-            let uri: http::Uri = value.parse().ok()?;
-            matches!(uri.scheme_str(), Some("http" | "https")).then(|| value.to_owned())
-        });
+        let otlp_endpoint =
+            reader.optional("OTEL_EXPORTER_OTLP_ENDPOINT", "an http(s) URL such as http://jaeger:4317", |value| {
+                let uri: http::Uri = value.parse().ok()?;
+                matches!(uri.scheme_str(), Some("http" | "https")).then(|| value.to_owned())
+            });
         let service_name = reader
             .optional("OTEL_SERVICE_NAME", "a service name", |value| Some(value.to_owned()))
             .unwrap_or_else(|| default_service_name.to_owned());

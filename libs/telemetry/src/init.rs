@@ -54,9 +54,8 @@ pub fn init_with_writer<W>(config: &TelemetryConfig, writer: W, ansi: bool) -> R
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let mut builder = SdkTracerProvider::builder().with_resource(
-        opentelemetry_sdk::Resource::builder().with_service_name(config.service_name.clone()).build(),
-    );
+    let mut builder = SdkTracerProvider::builder()
+        .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(config.service_name.clone()).build());
     if let Some(endpoint) = &config.otlp_endpoint {
         use opentelemetry_otlp::WithExportConfig;
         let exporter = opentelemetry_otlp::SpanExporter::builder()

@@ -10,7 +10,9 @@ use http::{HeaderValue, Request, Response};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::context::{CORRELATION_HEADER, correlation_id_of, extract_trace_context, new_correlation_id, trace_id_of, with_correlation_id};
+use crate::context::{
+    CORRELATION_HEADER, correlation_id_of, extract_trace_context, new_correlation_id, trace_id_of, with_correlation_id,
+};
 use crate::metrics::{record_call, tonic_code::Code};
 
 /// Adds telemetry to every call a server takes.
@@ -135,14 +137,16 @@ where
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::split_path;
 
     #[test]
     fn paths_split_into_service_and_method() {
-        assert_eq!(split_path("/fastbreak.risk.v1.RiskService/GetBudgetLimits"), ("fastbreak.risk.v1.RiskService".to_owned(), "GetBudgetLimits".to_owned()));
+        assert_eq!(
+            split_path("/fastbreak.risk.v1.RiskService/GetBudgetLimits"),
+            ("fastbreak.risk.v1.RiskService".to_owned(), "GetBudgetLimits".to_owned())
+        );
         assert_eq!(split_path("/"), (String::new(), String::new()));
     }
 }

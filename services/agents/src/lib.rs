@@ -23,6 +23,5 @@ impl AgentService for AgentApi {}
 
 /// The target's server with all of its gRPC services, ready to bind.
 pub fn server() -> MeshServer {
-    MeshServer::new(TARGET)
-        .add_public_service(AgentServiceServer::new(AgentApi))
+    MeshServer::new(TARGET).add_public_service(AgentServiceServer::new(AgentApi))
 }

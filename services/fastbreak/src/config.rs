@@ -80,11 +80,13 @@ impl ServeConfig {
 
         // With every target in this process, no call leaves it: a fresh random credential does.
         let everything_here = crate::targets::ALL.iter().all(|t| names.contains(&t.name));
-        let token_expected = format!("a random secret of at least {MIN_TOKEN_LENGTH} characters, the same for every service");
+        let token_expected =
+            format!("a random secret of at least {MIN_TOKEN_LENGTH} characters, the same for every service");
         let internal_token = r
             .secret("FASTBREAK_INTERNAL_TOKEN", &token_expected, !everything_here, |v| v.len() >= MIN_TOKEN_LENGTH)
             .or_else(|| {
-                everything_here.then(|| Secret::new(format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())))
+                everything_here
+                    .then(|| Secret::new(format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())))
             });
 
         let mut remote_peers = BTreeMap::new();
@@ -110,7 +112,8 @@ impl ServeConfig {
         let call_timeout = r
             .optional("FASTBREAK_CALL_TIMEOUT", "a duration such as 5s or 500ms", parse_duration)
             .unwrap_or(Duration::from_secs(5));
-        let service_name = if everything_here { "fastbreak".to_owned() } else { format!("fastbreak-{}", names.join("-")) };
+        let service_name =
+            if everything_here { "fastbreak".to_owned() } else { format!("fastbreak-{}", names.join("-")) };
         let telemetry = TelemetryConfig::read(r, &service_name);
 
         reader.finish()?;
@@ -139,7 +142,10 @@ mod tests {
     use crate::targets;
 
     fn read(vars: &[(&str, &str)], list: &str) -> Result<ServeConfig, ConfigError> {
-        ServeConfig::read(Reader::new(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))), &targets::parse(list).unwrap())
+        ServeConfig::read(
+            Reader::new(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))),
+            &targets::parse(list).unwrap(),
+        )
     }
 
     #[test]
@@ -178,7 +184,11 @@ mod tests {
 
     #[test]
     fn secrets_are_never_shown() {
-        let error = read(&[("DATABASE_URL", "mysql://root:hunter2@db/x"), ("FASTBREAK_INTERNAL_TOKEN", "tooshort-secret")], "risk").unwrap_err();
+        let error = read(
+            &[("DATABASE_URL", "mysql://root:hunter2@db/x"), ("FASTBREAK_INTERNAL_TOKEN", "tooshort-secret")],
+            "risk",
+        )
+        .unwrap_err();
         let text = format!("{error} {error:?}");
         assert!(text.contains("DATABASE_URL") && text.contains("FASTBREAK_INTERNAL_TOKEN"), "{text}");
         assert!(!text.contains("hunter2") && !text.contains("tooshort-secret"), "{text}");

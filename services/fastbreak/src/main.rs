@@ -9,8 +9,8 @@ use clap::Parser;
 use fastbreak::cli::{Cli, Command, HealthArgs, MigrateArgs, ServeArgs};
 use fastbreak::config::{MetricsAddr, ServeConfig};
 use fastbreak::serve::serve;
-use fastbreak_config::Reader;
 use fastbreak::targets;
+use fastbreak_config::Reader;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -58,7 +58,11 @@ async fn run_up() -> ExitCode {
         match fastbreak::up::private_database(&dir).await {
             Ok(database) => {
                 if let Some(cluster) = &database.cluster {
-                    println!("database: private PostgreSQL on 127.0.0.1:{} (data in {})", cluster.port(), cluster.dir().display());
+                    println!(
+                        "database: private PostgreSQL on 127.0.0.1:{} (data in {})",
+                        cluster.port(),
+                        cluster.dir().display()
+                    );
                 }
                 vars.push(("DATABASE_URL".to_owned(), database.url.clone()));
                 Some(database)
@@ -89,7 +93,8 @@ fn announce_up(addrs: Vec<(&'static str, std::net::SocketAddr)>) {
     tokio::spawn(async move {
         for (name, addr) in &addrs {
             loop {
-                let check = fastbreak_mesh::check_health(&addr.to_string(), "", std::time::Duration::from_secs(1)).await;
+                let check =
+                    fastbreak_mesh::check_health(&addr.to_string(), "", std::time::Duration::from_secs(1)).await;
                 if check.is_ok() {
                     break;
                 }

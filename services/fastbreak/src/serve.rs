@@ -20,9 +20,8 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let mut bound = Vec::with_capacity(targets.len());
     for target in targets {
-        let mut server = (target.server)()
-            .with_credential(config.internal_token.clone())
-            .with_drain_timeout(config.drain_timeout);
+        let mut server =
+            (target.server)().with_credential(config.internal_token.clone()).with_drain_timeout(config.drain_timeout);
         if target.name == fastbreak_gateway::TARGET {
             server = server.public_edge();
         }

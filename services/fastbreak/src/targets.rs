@@ -20,15 +20,69 @@ pub struct Target {
 
 /// Every target, in start order: dependencies before the services that call them.
 pub const ALL: [Target; 9] = [
-    Target { name: fastbreak_user::TARGET, default_port: fastbreak_user::DEFAULT_PORT, server: fastbreak_user::server, peers: fastbreak_user::PEERS, needs_database: true },
-    Target { name: fastbreak_strategy::TARGET, default_port: fastbreak_strategy::DEFAULT_PORT, server: fastbreak_strategy::server, peers: fastbreak_strategy::PEERS, needs_database: true },
-    Target { name: fastbreak_risk::TARGET, default_port: fastbreak_risk::DEFAULT_PORT, server: fastbreak_risk::server, peers: fastbreak_risk::PEERS, needs_database: true },
-    Target { name: fastbreak_marketplace::TARGET, default_port: fastbreak_marketplace::DEFAULT_PORT, server: fastbreak_marketplace::server, peers: fastbreak_marketplace::PEERS, needs_database: true },
-    Target { name: fastbreak_scouting::TARGET, default_port: fastbreak_scouting::DEFAULT_PORT, server: fastbreak_scouting::server, peers: fastbreak_scouting::PEERS, needs_database: true },
-    Target { name: fastbreak_notification::TARGET, default_port: fastbreak_notification::DEFAULT_PORT, server: fastbreak_notification::server, peers: fastbreak_notification::PEERS, needs_database: true },
-    Target { name: fastbreak_trading::TARGET, default_port: fastbreak_trading::DEFAULT_PORT, server: fastbreak_trading::server, peers: fastbreak_trading::PEERS, needs_database: true },
-    Target { name: fastbreak_agents::TARGET, default_port: fastbreak_agents::DEFAULT_PORT, server: fastbreak_agents::server, peers: fastbreak_agents::PEERS, needs_database: true },
-    Target { name: fastbreak_gateway::TARGET, default_port: fastbreak_gateway::DEFAULT_PORT, server: fastbreak_gateway::server, peers: fastbreak_gateway::PEERS, needs_database: false },
+    Target {
+        name: fastbreak_user::TARGET,
+        default_port: fastbreak_user::DEFAULT_PORT,
+        server: fastbreak_user::server,
+        peers: fastbreak_user::PEERS,
+        needs_database: true,
+    },
+    Target {
+        name: fastbreak_strategy::TARGET,
+        default_port: fastbreak_strategy::DEFAULT_PORT,
+        server: fastbreak_strategy::server,
+        peers: fastbreak_strategy::PEERS,
+        needs_database: true,
+    },
+    Target {
+        name: fastbreak_risk::TARGET,
+        default_port: fastbreak_risk::DEFAULT_PORT,
+        server: fastbreak_risk::server,
+        peers: fastbreak_risk::PEERS,
+        needs_database: true,
+    },
+    Target {
+        name: fastbreak_marketplace::TARGET,
+        default_port: fastbreak_marketplace::DEFAULT_PORT,
+        server: fastbreak_marketplace::server,
+        peers: fastbreak_marketplace::PEERS,
+        needs_database: true,
+    },
+    Target {
+        name: fastbreak_scouting::TARGET,
+        default_port: fastbreak_scouting::DEFAULT_PORT,
+        server: fastbreak_scouting::server,
+        peers: fastbreak_scouting::PEERS,
+        needs_database: true,
+    },
+    Target {
+        name: fastbreak_notification::TARGET,
+        default_port: fastbreak_notification::DEFAULT_PORT,
+        server: fastbreak_notification::server,
+        peers: fastbreak_notification::PEERS,
+        needs_database: true,
+    },
+    Target {
+        name: fastbreak_trading::TARGET,
+        default_port: fastbreak_trading::DEFAULT_PORT,
+        server: fastbreak_trading::server,
+        peers: fastbreak_trading::PEERS,
+        needs_database: true,
+    },
+    Target {
+        name: fastbreak_agents::TARGET,
+        default_port: fastbreak_agents::DEFAULT_PORT,
+        server: fastbreak_agents::server,
+        peers: fastbreak_agents::PEERS,
+        needs_database: true,
+    },
+    Target {
+        name: fastbreak_gateway::TARGET,
+        default_port: fastbreak_gateway::DEFAULT_PORT,
+        server: fastbreak_gateway::server,
+        peers: fastbreak_gateway::PEERS,
+        needs_database: false,
+    },
 ];
 
 /// A `--target` value that names no target.
@@ -89,9 +143,15 @@ mod tests {
     fn default_ports_follow_the_design_table() {
         let ports: Vec<(&str, u16)> = ALL.iter().map(|t| (t.name, t.default_port)).collect();
         for (name, port) in [
-            ("gateway", 50051), ("user", 50052), ("strategy", 50053), ("risk", 50054),
-            ("marketplace", 50055), ("scouting", 50056), ("trading", 50057),
-            ("notification", 50058), ("agents", 50059),
+            ("gateway", 50051),
+            ("user", 50052),
+            ("strategy", 50053),
+            ("risk", 50054),
+            ("marketplace", 50055),
+            ("scouting", 50056),
+            ("trading", 50057),
+            ("notification", 50058),
+            ("agents", 50059),
         ] {
             assert!(ports.contains(&(name, port)), "{name} should default to {port}");
         }

@@ -23,7 +23,8 @@ async fn serve_all_answers_health_on_every_port_and_exits_0_on_sigterm() {
         assert!(output.status.success(), "{name} at {addr}: {}", stdout(&output));
         assert_eq!(stdout(&output).trim(), "SERVING");
     }
-    let output = fastbreak(&["health", "--addr", served.addr("risk"), "--service", "fastbreak.risk.v1.RiskInternalService"]);
+    let output =
+        fastbreak(&["health", "--addr", served.addr("risk"), "--service", "fastbreak.risk.v1.RiskInternalService"]);
     assert!(output.status.success(), "{}", stdout(&output));
 
     let status = served.terminate();
@@ -98,7 +99,10 @@ fn secret_values_never_appear_in_any_output() {
     assert_eq!(output.status.code(), Some(2));
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(text.contains("DATABASE_URL") && text.contains("FASTBREAK_INTERNAL_TOKEN"), "{text}");
-    assert!(text.contains("FASTBREAK_RISK_ENDPOINTS: expected a comma-separated list of http(s) URLs, got 'risk:50054'"), "{text}");
+    assert!(
+        text.contains("FASTBREAK_RISK_ENDPOINTS: expected a comma-separated list of http(s) URLs, got 'risk:50054'"),
+        "{text}"
+    );
     assert!(!text.contains("hunter2") && !text.contains("short-secret-value"), "{text}");
 }
 
@@ -146,16 +150,26 @@ async fn sigterm_tells_watchers_not_serving_then_drains_and_exits_0() {
     let db = TestDatabase::create().await;
     let mut served = Served::start("risk", &[("DATABASE_URL", db.url()), ("FASTBREAK_DRAIN_TIMEOUT", "1s")]);
     served.wait_serving();
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", served.addr("risk"))).unwrap().connect().await.unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", served.addr("risk")))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     // A Watch is a call that stays in flight until the server ends it.
-    let mut watch = HealthClient::new(channel).watch(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    let mut watch =
+        HealthClient::new(channel).watch(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
     assert_eq!(watch.message().await.unwrap().unwrap().status(), ServingStatus::Serving);
 
     let started = std::time::Instant::now();
     served.sigterm();
-    let update = tokio::time::timeout(std::time::Duration::from_secs(5), watch.message()).await.expect("an update").unwrap();
+    let update =
+        tokio::time::timeout(std::time::Duration::from_secs(5), watch.message()).await.expect("an update").unwrap();
     assert_eq!(update.map(|u| u.status()), Some(ServingStatus::NotServing), "the call in flight hears the drain");
     let status = tokio::task::spawn_blocking(move || served.wait_exit()).await.unwrap();
     assert_eq!(status.code(), Some(0));
-    assert!(started.elapsed() < std::time::Duration::from_secs(5), "the drain timeout bounded the wait: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the drain timeout bounded the wait: {:?}",
+        started.elapsed()
+    );
 }

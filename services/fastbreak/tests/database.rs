@@ -10,7 +10,6 @@ use common::{BIN, Served};
 use fastbreak_db::cluster::{ClusterOptions, PrivateCluster};
 use fastbreak_db::testing::TestDatabase;
 
-
 fn migrate(url: &str, args: &[&str]) -> (i32, String) {
     let output = Command::new(BIN).arg("migrate").args(args).env("DATABASE_URL", url).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
@@ -43,7 +42,8 @@ async fn migrate_applies_everything_once_and_reports_status() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_migrate_processes_at_once_end_with_one_correct_schema() {
     let db = TestDatabase::create_empty().await;
-    let spawn = || Command::new(BIN).arg("migrate").env("DATABASE_URL", db.url()).stdout(Stdio::piped()).spawn().unwrap();
+    let spawn =
+        || Command::new(BIN).arg("migrate").env("DATABASE_URL", db.url()).stdout(Stdio::piped()).spawn().unwrap();
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(a.status.success() && b.status.success());
@@ -80,7 +80,11 @@ fn a_target_waits_for_its_database_and_serves_once_it_is_back() {
 
     // The server comes up, but unmigrated: still NOT_SERVING, saying to migrate.
     let dir = tempfile::tempdir().unwrap();
-    let cluster = PrivateCluster::start(dir.path(), &ClusterOptions { durable: false, port: Some(port), ..ClusterOptions::default() }).unwrap();
+    let cluster = PrivateCluster::start(
+        dir.path(),
+        &ClusterOptions { durable: false, port: Some(port), ..ClusterOptions::default() },
+    )
+    .unwrap();
     served.wait_until("the schema is reported behind", |s| s.log().contains("run `fastbreak migrate`"));
     assert!(!served.health("risk").0);
 

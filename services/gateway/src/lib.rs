@@ -9,7 +9,8 @@ use fastbreak_proto::gateway::v1::system_health_service_server::{SystemHealthSer
 pub const TARGET: &str = "gateway";
 
 /// The services this target calls, by target name.
-pub const PEERS: &[&str] = &["user", "strategy", "risk", "marketplace", "scouting", "trading", "notification", "agents"];
+pub const PEERS: &[&str] =
+    &["user", "strategy", "risk", "marketplace", "scouting", "trading", "notification", "agents"];
 
 /// The port the target listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 50051;
@@ -23,6 +24,5 @@ impl SystemHealthService for SystemHealthApi {}
 
 /// The target's server with all of its gRPC services, ready to bind.
 pub fn server() -> MeshServer {
-    MeshServer::new(TARGET)
-        .add_public_service(SystemHealthServiceServer::new(SystemHealthApi))
+    MeshServer::new(TARGET).add_public_service(SystemHealthServiceServer::new(SystemHealthApi))
 }

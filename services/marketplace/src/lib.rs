@@ -3,8 +3,10 @@
 #![deny(rust_2018_idioms)]
 
 use fastbreak_mesh::MeshServer;
+use fastbreak_proto::marketplace::v1::marketplace_internal_service_server::{
+    MarketplaceInternalService, MarketplaceInternalServiceServer,
+};
 use fastbreak_proto::marketplace::v1::marketplace_service_server::{MarketplaceService, MarketplaceServiceServer};
-use fastbreak_proto::marketplace::v1::marketplace_internal_service_server::{MarketplaceInternalService, MarketplaceInternalServiceServer};
 
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "marketplace";

@@ -3,8 +3,10 @@
 #![deny(rust_2018_idioms)]
 
 use fastbreak_mesh::MeshServer;
+use fastbreak_proto::notification::v1::notification_internal_service_server::{
+    NotificationInternalService, NotificationInternalServiceServer,
+};
 use fastbreak_proto::notification::v1::notification_service_server::{NotificationService, NotificationServiceServer};
-use fastbreak_proto::notification::v1::notification_internal_service_server::{NotificationInternalService, NotificationInternalServiceServer};
 
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "notification";

@@ -3,8 +3,8 @@
 #![deny(rust_2018_idioms)]
 
 use fastbreak_mesh::MeshServer;
-use fastbreak_proto::risk::v1::risk_service_server::{RiskService, RiskServiceServer};
 use fastbreak_proto::risk::v1::risk_internal_service_server::{RiskInternalService, RiskInternalServiceServer};
+use fastbreak_proto::risk::v1::risk_service_server::{RiskService, RiskServiceServer};
 
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "risk";

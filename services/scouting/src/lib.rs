@@ -3,8 +3,10 @@
 #![deny(rust_2018_idioms)]
 
 use fastbreak_mesh::MeshServer;
+use fastbreak_proto::scouting::v1::scouting_internal_service_server::{
+    ScoutingInternalService, ScoutingInternalServiceServer,
+};
 use fastbreak_proto::scouting::v1::scouting_service_server::{ScoutingService, ScoutingServiceServer};
-use fastbreak_proto::scouting::v1::scouting_internal_service_server::{ScoutingInternalService, ScoutingInternalServiceServer};
 
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "scouting";

@@ -3,8 +3,10 @@
 #![deny(rust_2018_idioms)]
 
 use fastbreak_mesh::MeshServer;
+use fastbreak_proto::strategy::v1::strategy_internal_service_server::{
+    StrategyInternalService, StrategyInternalServiceServer,
+};
 use fastbreak_proto::strategy::v1::strategy_service_server::{StrategyService, StrategyServiceServer};
-use fastbreak_proto::strategy::v1::strategy_internal_service_server::{StrategyInternalService, StrategyInternalServiceServer};
 
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "strategy";

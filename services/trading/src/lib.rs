@@ -3,8 +3,10 @@
 #![deny(rust_2018_idioms)]
 
 use fastbreak_mesh::MeshServer;
+use fastbreak_proto::trading::v1::trading_internal_service_server::{
+    TradingInternalService, TradingInternalServiceServer,
+};
 use fastbreak_proto::trading::v1::trading_service_server::{TradingService, TradingServiceServer};
-use fastbreak_proto::trading::v1::trading_internal_service_server::{TradingInternalService, TradingInternalServiceServer};
 
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "trading";

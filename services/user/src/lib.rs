@@ -3,8 +3,8 @@
 #![deny(rust_2018_idioms)]
 
 use fastbreak_mesh::MeshServer;
-use fastbreak_proto::user::v1::user_service_server::{UserService, UserServiceServer};
 use fastbreak_proto::user::v1::user_internal_service_server::{UserInternalService, UserInternalServiceServer};
+use fastbreak_proto::user::v1::user_service_server::{UserService, UserServiceServer};
 
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "user";

@@ -64,7 +64,12 @@ pub struct AgentRun {
 }
 
 /// Starts a run.
-pub async fn start_run(conn: &mut AsyncPgConnection, id: Uuid, user_id: Uuid, trigger: RunTrigger) -> Result<AgentRun, DatabaseError> {
+pub async fn start_run(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    user_id: Uuid,
+    trigger: RunTrigger,
+) -> Result<AgentRun, DatabaseError> {
     Ok(diesel::insert_into(agent_runs::table)
         .values((agent_runs::id.eq(id), agent_runs::user_id.eq(user_id), agent_runs::trigger.eq(trigger)))
         .returning(AgentRun::as_returning())
@@ -106,12 +111,26 @@ pub async fn finish_run(
 }
 
 /// Finds one of a user's runs.
-pub async fn find_run(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid) -> Result<Option<AgentRun>, DatabaseError> {
-    Ok(agent_runs::table.find(id).filter(agent_runs::user_id.eq(user_id)).select(AgentRun::as_select()).first(conn).await.optional()?)
+pub async fn find_run(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<AgentRun>, DatabaseError> {
+    Ok(agent_runs::table
+        .find(id)
+        .filter(agent_runs::user_id.eq(user_id))
+        .select(AgentRun::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// A user's runs, newest first.
-pub async fn list_runs(conn: &mut AsyncPgConnection, user_id: Uuid, page: PageRequest) -> Result<Page<AgentRun>, DatabaseError> {
+pub async fn list_runs(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    page: PageRequest,
+) -> Result<Page<AgentRun>, DatabaseError> {
     let mut query = agent_runs::table
         .filter(agent_runs::user_id.eq(user_id))
         .select(AgentRun::as_select())
@@ -119,7 +138,11 @@ pub async fn list_runs(conn: &mut AsyncPgConnection, user_id: Uuid, page: PageRe
         .limit(page.size + 1)
         .into_boxed();
     if let Some(after) = page.after {
-        query = query.filter(agent_runs::started_at.lt(after.time).or(agent_runs::started_at.eq(after.time).and(agent_runs::id.lt(after.id))));
+        query = query.filter(
+            agent_runs::started_at
+                .lt(after.time)
+                .or(agent_runs::started_at.eq(after.time).and(agent_runs::id.lt(after.id))),
+        );
     }
     let rows = query.load(conn).await?;
     Ok(Page::from_rows(rows, page.size, |r| Cursor { time: r.started_at, id: r.id }))
@@ -171,12 +194,26 @@ pub struct Decision {
 
 /// Records a decision.
 pub async fn insert_decision(conn: &mut AsyncPgConnection, decision: &Decision) -> Result<Decision, DatabaseError> {
-    Ok(diesel::insert_into(decisions::table).values(decision).returning(Decision::as_returning()).get_result(conn).await?)
+    Ok(diesel::insert_into(decisions::table)
+        .values(decision)
+        .returning(Decision::as_returning())
+        .get_result(conn)
+        .await?)
 }
 
 /// Finds one of a user's decisions.
-pub async fn find_decision(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid) -> Result<Option<Decision>, DatabaseError> {
-    Ok(decisions::table.find(id).filter(decisions::user_id.eq(user_id)).select(Decision::as_select()).first(conn).await.optional()?)
+pub async fn find_decision(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Decision>, DatabaseError> {
+    Ok(decisions::table
+        .find(id)
+        .filter(decisions::user_id.eq(user_id))
+        .select(Decision::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// A user's decisions, newest first, optionally of one strategy or outcome.
@@ -200,7 +237,11 @@ pub async fn list_decisions(
         query = query.filter(decisions::outcome.eq(outcome));
     }
     if let Some(after) = page.after {
-        query = query.filter(decisions::created_at.lt(after.time).or(decisions::created_at.eq(after.time).and(decisions::id.lt(after.id))));
+        query = query.filter(
+            decisions::created_at
+                .lt(after.time)
+                .or(decisions::created_at.eq(after.time).and(decisions::id.lt(after.id))),
+        );
     }
     let rows = query.load(conn).await?;
     Ok(Page::from_rows(rows, page.size, |d| Cursor { time: d.created_at, id: d.id }))

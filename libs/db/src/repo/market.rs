@@ -35,7 +35,11 @@ pub async fn list_market_sources(conn: &mut AsyncPgConnection) -> Result<Vec<Mar
 }
 
 /// Records the outcome of polling a source: `Ok` marks it healthy, `Err` keeps the error.
-pub async fn record_source_poll(conn: &mut AsyncPgConnection, id: &str, outcome: Result<(), &str>) -> Result<MarketSource, DatabaseError> {
+pub async fn record_source_poll(
+    conn: &mut AsyncPgConnection,
+    id: &str,
+    outcome: Result<(), &str>,
+) -> Result<MarketSource, DatabaseError> {
     let query = diesel::update(market_sources::table.find(id));
     let updated = match outcome {
         Ok(()) => {
@@ -95,7 +99,12 @@ pub async fn find_moment(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Optio
 }
 
 /// Moves a moment to a new owner, only if `from` owns it now; false otherwise.
-pub async fn transfer_moment(conn: &mut AsyncPgConnection, id: Uuid, from: &str, to: &str) -> Result<bool, DatabaseError> {
+pub async fn transfer_moment(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    from: &str,
+    to: &str,
+) -> Result<bool, DatabaseError> {
     let moved = diesel::update(moments::table.find(id).filter(moments::owner_address.eq(from)))
         .set(moments::owner_address.eq(to))
         .execute(conn)
@@ -125,7 +134,10 @@ pub async fn search_moments(
     if let Some(text) = filter.query.as_deref().filter(|t| !t.is_empty()) {
         let pattern = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
         query = query.filter(
-            moments::set_name.ilike(pattern.clone()).or(moments::play_category.ilike(pattern.clone())).or(moments::player_id.ilike(pattern)),
+            moments::set_name
+                .ilike(pattern.clone())
+                .or(moments::play_category.ilike(pattern.clone()))
+                .or(moments::player_id.ilike(pattern)),
         );
     }
     if let Some(player) = &filter.player_id {
@@ -212,7 +224,11 @@ pub async fn list_active_listings(
 }
 
 /// Changes an active listing's price.
-pub async fn update_listing_price(conn: &mut AsyncPgConnection, id: Uuid, price_cents: i64) -> Result<Listing, DatabaseError> {
+pub async fn update_listing_price(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    price_cents: i64,
+) -> Result<Listing, DatabaseError> {
     diesel::update(listings::table.find(id).filter(listings::state.eq(ListingState::Active)))
         .set((listings::price_cents.eq(price_cents), listings::updated_at.eq(diesel::dsl::now)))
         .returning(Listing::as_returning())
@@ -223,7 +239,11 @@ pub async fn update_listing_price(conn: &mut AsyncPgConnection, id: Uuid, price_
 }
 
 /// Closes an active listing as sold or withdrawn.
-pub async fn close_listing(conn: &mut AsyncPgConnection, id: Uuid, state: ListingState) -> Result<Listing, DatabaseError> {
+pub async fn close_listing(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    state: ListingState,
+) -> Result<Listing, DatabaseError> {
     diesel::update(listings::table.find(id).filter(listings::state.eq(ListingState::Active)))
         .set((listings::state.eq(state), listings::updated_at.eq(diesel::dsl::now)))
         .returning(Listing::as_returning())
@@ -257,7 +277,8 @@ pub struct Sale {
 
 /// Records a sale and folds it into the moment's daily price history.
 pub async fn record_sale(conn: &mut AsyncPgConnection, sale: &Sale) -> Result<Sale, DatabaseError> {
-    let stored = diesel::insert_into(sales::table).values(sale).returning(Sale::as_returning()).get_result(conn).await?;
+    let stored =
+        diesel::insert_into(sales::table).values(sale).returning(Sale::as_returning()).get_result(conn).await?;
     let day = stored.sold_at.date_naive();
     let price = stored.price_cents;
     diesel::insert_into(price_points::table)
@@ -273,8 +294,11 @@ pub async fn record_sale(conn: &mut AsyncPgConnection, sale: &Sale) -> Result<Sa
         .on_conflict((price_points::moment_id, price_points::day))
         .do_update()
         .set((
-            price_points::high_cents.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>("GREATEST(price_points.high_cents, excluded.high_cents)")),
-            price_points::low_cents.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>("LEAST(price_points.low_cents, excluded.low_cents)")),
+            price_points::high_cents.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "GREATEST(price_points.high_cents, excluded.high_cents)",
+            )),
+            price_points::low_cents
+                .eq(diesel::dsl::sql::<diesel::sql_types::BigInt>("LEAST(price_points.low_cents, excluded.low_cents)")),
             price_points::close_cents.eq(price),
             price_points::sale_count.eq(price_points::sale_count + 1),
         ))
@@ -315,7 +339,12 @@ pub struct PricePoint {
 }
 
 /// A moment's daily price history between two days (inclusive), oldest first.
-pub async fn price_history(conn: &mut AsyncPgConnection, moment_id: Uuid, from: NaiveDate, to: NaiveDate) -> Result<Vec<PricePoint>, DatabaseError> {
+pub async fn price_history(
+    conn: &mut AsyncPgConnection,
+    moment_id: Uuid,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<PricePoint>, DatabaseError> {
     Ok(price_points::table
         .filter(price_points::moment_id.eq(moment_id))
         .filter(price_points::day.between(from, to))

@@ -65,7 +65,10 @@ pub struct Notification {
 
 /// Stores a notification, or returns the one already stored under its key (the bool is true
 /// when this call stored it).
-pub async fn insert_notification(conn: &mut AsyncPgConnection, notification: &Notification) -> Result<(Notification, bool), DatabaseError> {
+pub async fn insert_notification(
+    conn: &mut AsyncPgConnection,
+    notification: &Notification,
+) -> Result<(Notification, bool), DatabaseError> {
     let inserted = diesel::insert_into(notifications::table)
         .values(notification)
         .on_conflict((notifications::user_id, notifications::idempotency_key))
@@ -106,7 +109,9 @@ pub async fn list_notifications(
     }
     if let Some(after) = page.after {
         query = query.filter(
-            notifications::created_at.lt(after.time).or(notifications::created_at.eq(after.time).and(notifications::id.lt(after.id))),
+            notifications::created_at
+                .lt(after.time)
+                .or(notifications::created_at.eq(after.time).and(notifications::id.lt(after.id))),
         );
     }
     let rows = query.load(conn).await?;
@@ -126,7 +131,9 @@ pub async fn unread_count(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result
 /// Marks one notification read (the first read time is kept).
 pub async fn mark_read(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid) -> Result<Notification, DatabaseError> {
     diesel::update(notifications::table.find(id).filter(notifications::user_id.eq(user_id)))
-        .set(notifications::read_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>("COALESCE(read_at, now())")))
+        .set(notifications::read_at.eq(
+            diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>("COALESCE(read_at, now())"),
+        ))
         .returning(Notification::as_returning())
         .get_result(conn)
         .await
@@ -136,10 +143,12 @@ pub async fn mark_read(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid) ->
 
 /// Marks every unread notification of a user read; returns how many changed.
 pub async fn mark_all_read(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<usize, DatabaseError> {
-    Ok(diesel::update(notifications::table.filter(notifications::user_id.eq(user_id)).filter(notifications::read_at.is_null()))
-        .set(notifications::read_at.eq(Some(Utc::now())))
-        .execute(conn)
-        .await?)
+    Ok(diesel::update(
+        notifications::table.filter(notifications::user_id.eq(user_id)).filter(notifications::read_at.is_null()),
+    )
+    .set(notifications::read_at.eq(Some(Utc::now())))
+    .execute(conn)
+    .await?)
 }
 
 /// How a user wants to be notified.
@@ -161,12 +170,18 @@ pub struct Preferences {
 }
 
 /// A user's preferences, if ever set.
-pub async fn find_preferences(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<Option<Preferences>, DatabaseError> {
+pub async fn find_preferences(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> Result<Option<Preferences>, DatabaseError> {
     Ok(notification_preferences::table.find(user_id).select(Preferences::as_select()).first(conn).await.optional()?)
 }
 
 /// Sets a user's preferences.
-pub async fn put_preferences(conn: &mut AsyncPgConnection, preferences: &Preferences) -> Result<Preferences, DatabaseError> {
+pub async fn put_preferences(
+    conn: &mut AsyncPgConnection,
+    preferences: &Preferences,
+) -> Result<Preferences, DatabaseError> {
     Ok(diesel::insert_into(notification_preferences::table)
         .values(preferences)
         .on_conflict(notification_preferences::user_id)
@@ -220,9 +235,17 @@ pub struct Delivery {
 }
 
 /// Schedules a delivery of a notification, due at once.
-pub async fn insert_delivery(conn: &mut AsyncPgConnection, id: Uuid, notification_id: Uuid) -> Result<Delivery, DatabaseError> {
+pub async fn insert_delivery(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    notification_id: Uuid,
+) -> Result<Delivery, DatabaseError> {
     Ok(diesel::insert_into(deliveries::table)
-        .values((deliveries::id.eq(id), deliveries::notification_id.eq(notification_id), deliveries::next_attempt_at.eq(Some(Utc::now()))))
+        .values((
+            deliveries::id.eq(id),
+            deliveries::notification_id.eq(notification_id),
+            deliveries::next_attempt_at.eq(Some(Utc::now())),
+        ))
         .returning(Delivery::as_returning())
         .get_result(conn)
         .await?)
@@ -260,7 +283,11 @@ pub async fn record_delivery_attempt(
 }
 
 /// Deliveries due at `now`, oldest due first.
-pub async fn due_deliveries(conn: &mut AsyncPgConnection, now: DateTime<Utc>, size: i64) -> Result<Vec<Delivery>, DatabaseError> {
+pub async fn due_deliveries(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    size: i64,
+) -> Result<Vec<Delivery>, DatabaseError> {
     Ok(deliveries::table
         .filter(deliveries::state.eq(DeliveryState::Pending))
         .filter(deliveries::next_attempt_at.le(now))
@@ -290,12 +317,22 @@ pub struct SystemAlert {
 }
 
 /// Raises an operator alert.
-pub async fn insert_system_alert(conn: &mut AsyncPgConnection, alert: &SystemAlert) -> Result<SystemAlert, DatabaseError> {
-    Ok(diesel::insert_into(system_alerts::table).values(alert).returning(SystemAlert::as_returning()).get_result(conn).await?)
+pub async fn insert_system_alert(
+    conn: &mut AsyncPgConnection,
+    alert: &SystemAlert,
+) -> Result<SystemAlert, DatabaseError> {
+    Ok(diesel::insert_into(system_alerts::table)
+        .values(alert)
+        .returning(SystemAlert::as_returning())
+        .get_result(conn)
+        .await?)
 }
 
 /// Operator alerts, newest first.
-pub async fn list_system_alerts(conn: &mut AsyncPgConnection, page: PageRequest) -> Result<Page<SystemAlert>, DatabaseError> {
+pub async fn list_system_alerts(
+    conn: &mut AsyncPgConnection,
+    page: PageRequest,
+) -> Result<Page<SystemAlert>, DatabaseError> {
     let mut query = system_alerts::table
         .select(SystemAlert::as_select())
         .order((system_alerts::created_at.desc(), system_alerts::id.desc()))
@@ -303,7 +340,9 @@ pub async fn list_system_alerts(conn: &mut AsyncPgConnection, page: PageRequest)
         .into_boxed();
     if let Some(after) = page.after {
         query = query.filter(
-            system_alerts::created_at.lt(after.time).or(system_alerts::created_at.eq(after.time).and(system_alerts::id.lt(after.id))),
+            system_alerts::created_at
+                .lt(after.time)
+                .or(system_alerts::created_at.eq(after.time).and(system_alerts::id.lt(after.id))),
         );
     }
     let rows = query.load(conn).await?;

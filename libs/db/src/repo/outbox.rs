@@ -33,7 +33,12 @@ pub struct OutboxMessage {
 }
 
 /// Writes a message (inside the caller's transaction).
-pub async fn enqueue(conn: &mut AsyncPgConnection, topic: &str, key: &str, payload: &serde_json::Value) -> Result<OutboxMessage, DatabaseError> {
+pub async fn enqueue(
+    conn: &mut AsyncPgConnection,
+    topic: &str,
+    key: &str,
+    payload: &serde_json::Value,
+) -> Result<OutboxMessage, DatabaseError> {
     Ok(diesel::insert_into(outbox::table)
         .values((outbox::topic.eq(topic), outbox::message_key.eq(key), outbox::payload.eq(payload)))
         .returning(OutboxMessage::as_returning())
@@ -43,7 +48,12 @@ pub async fn enqueue(conn: &mut AsyncPgConnection, topic: &str, key: &str, paylo
 
 /// Takes up to `size` due messages of a topic, oldest first, locking them so that concurrent
 /// deliverers take different ones (call inside a transaction).
-pub async fn claim_due(conn: &mut AsyncPgConnection, topic: &str, now: DateTime<Utc>, size: i64) -> Result<Vec<OutboxMessage>, DatabaseError> {
+pub async fn claim_due(
+    conn: &mut AsyncPgConnection,
+    topic: &str,
+    now: DateTime<Utc>,
+    size: i64,
+) -> Result<Vec<OutboxMessage>, DatabaseError> {
     Ok(outbox::table
         .filter(outbox::topic.eq(topic))
         .filter(outbox::delivered_at.is_null())
@@ -67,9 +77,18 @@ pub async fn mark_delivered(conn: &mut AsyncPgConnection, id: i64) -> Result<(),
 }
 
 /// Records a failed attempt and when to try again.
-pub async fn mark_failed(conn: &mut AsyncPgConnection, id: i64, error: &str, retry_at: DateTime<Utc>) -> Result<(), DatabaseError> {
+pub async fn mark_failed(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    error: &str,
+    retry_at: DateTime<Utc>,
+) -> Result<(), DatabaseError> {
     diesel::update(outbox::table.find(id))
-        .set((outbox::attempts.eq(outbox::attempts + 1), outbox::last_error.eq(error), outbox::available_at.eq(retry_at)))
+        .set((
+            outbox::attempts.eq(outbox::attempts + 1),
+            outbox::last_error.eq(error),
+            outbox::available_at.eq(retry_at),
+        ))
         .execute(conn)
         .await?;
     Ok(())

@@ -117,7 +117,10 @@ pub async fn propose_limit_change(
             .filter(budget_limit_changes::user_id.eq(user_id))
             .filter(budget_limit_changes::state.eq(LimitChangeState::Pending)),
     )
-    .set((budget_limit_changes::state.eq(LimitChangeState::Cancelled), budget_limit_changes::resolved_at.eq(diesel::dsl::now)))
+    .set((
+        budget_limit_changes::state.eq(LimitChangeState::Cancelled),
+        budget_limit_changes::resolved_at.eq(diesel::dsl::now),
+    ))
     .execute(conn)
     .await?;
     Ok(diesel::insert_into(budget_limit_changes::table)
@@ -138,7 +141,11 @@ pub async fn propose_limit_change(
 }
 
 /// Finds one of a user's limit changes.
-pub async fn find_limit_change(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid) -> Result<Option<LimitChange>, DatabaseError> {
+pub async fn find_limit_change(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<LimitChange>, DatabaseError> {
     Ok(budget_limit_changes::table
         .find(id)
         .filter(budget_limit_changes::user_id.eq(user_id))
@@ -301,7 +308,11 @@ pub async fn commit_hold(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Hold,
 /// Releases a placed hold. Releasing twice is a no-op; a committed hold stays committed.
 pub async fn release_hold(conn: &mut AsyncPgConnection, id: Uuid, reason: &str) -> Result<Hold, DatabaseError> {
     let updated = diesel::update(holds::table.find(id).filter(holds::state.eq(HoldState::Placed)))
-        .set((holds::state.eq(HoldState::Released), holds::resolved_at.eq(diesel::dsl::now), holds::release_reason.eq(reason)))
+        .set((
+            holds::state.eq(HoldState::Released),
+            holds::resolved_at.eq(diesel::dsl::now),
+            holds::release_reason.eq(reason),
+        ))
         .returning(Hold::as_returning())
         .get_result(conn)
         .await
@@ -330,7 +341,11 @@ pub async fn list_holds(
 }
 
 /// What a user committed since `since`, in cents.
-pub async fn spent_since(conn: &mut AsyncPgConnection, user_id: Uuid, since: DateTime<Utc>) -> Result<i64, DatabaseError> {
+pub async fn spent_since(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    since: DateTime<Utc>,
+) -> Result<i64, DatabaseError> {
     let total: Option<i64> = spending::table
         .filter(spending::user_id.eq(user_id))
         .filter(spending::spent_at.ge(since))
@@ -378,7 +393,12 @@ pub struct EmergencyStop {
 }
 
 /// Engages or releases a user's emergency stop.
-pub async fn set_emergency_stop(conn: &mut AsyncPgConnection, user_id: Uuid, engaged: bool, reason: &str) -> Result<EmergencyStop, DatabaseError> {
+pub async fn set_emergency_stop(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    engaged: bool,
+    reason: &str,
+) -> Result<EmergencyStop, DatabaseError> {
     let now = Utc::now();
     let (engaged_at, released_at) = if engaged { (Some(now), None) } else { (None, Some(now)) };
     Ok(diesel::insert_into(emergency_stops::table)
@@ -394,10 +414,14 @@ pub async fn set_emergency_stop(conn: &mut AsyncPgConnection, user_id: Uuid, eng
         .set((
             emergency_stops::engaged.eq(engaged),
             emergency_stops::reason.eq(reason),
-            emergency_stops::engaged_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>(
+            emergency_stops::engaged_at.eq(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+            >(
                 "CASE WHEN excluded.engaged THEN excluded.engaged_at ELSE emergency_stops.engaged_at END",
             )),
-            emergency_stops::released_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>(
+            emergency_stops::released_at.eq(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+            >(
                 "CASE WHEN excluded.engaged THEN emergency_stops.released_at ELSE excluded.released_at END",
             )),
         ))
@@ -407,7 +431,10 @@ pub async fn set_emergency_stop(conn: &mut AsyncPgConnection, user_id: Uuid, eng
 }
 
 /// A user's emergency stop, if it was ever used.
-pub async fn find_emergency_stop(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<Option<EmergencyStop>, DatabaseError> {
+pub async fn find_emergency_stop(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> Result<Option<EmergencyStop>, DatabaseError> {
     Ok(emergency_stops::table.find(user_id).select(EmergencyStop::as_select()).first(conn).await.optional()?)
 }
 
@@ -447,7 +474,11 @@ pub struct RiskAlert {
 
 /// Raises a risk alert.
 pub async fn insert_risk_alert(conn: &mut AsyncPgConnection, alert: &RiskAlert) -> Result<RiskAlert, DatabaseError> {
-    Ok(diesel::insert_into(risk_alerts::table).values(alert).returning(RiskAlert::as_returning()).get_result(conn).await?)
+    Ok(diesel::insert_into(risk_alerts::table)
+        .values(alert)
+        .returning(RiskAlert::as_returning())
+        .get_result(conn)
+        .await?)
 }
 
 /// Lists a user's risk alerts, newest first.
@@ -468,7 +499,9 @@ pub async fn list_risk_alerts(
     }
     if let Some(after) = page.after {
         query = query.filter(
-            risk_alerts::created_at.lt(after.time).or(risk_alerts::created_at.eq(after.time).and(risk_alerts::id.lt(after.id))),
+            risk_alerts::created_at
+                .lt(after.time)
+                .or(risk_alerts::created_at.eq(after.time).and(risk_alerts::id.lt(after.id))),
         );
     }
     let rows = query.load(conn).await?;
@@ -476,11 +509,15 @@ pub async fn list_risk_alerts(
 }
 
 /// Acknowledges one of a user's alerts (the first acknowledgement time is kept).
-pub async fn acknowledge_risk_alert(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid) -> Result<RiskAlert, DatabaseError> {
+pub async fn acknowledge_risk_alert(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<RiskAlert, DatabaseError> {
     diesel::update(risk_alerts::table.find(id).filter(risk_alerts::user_id.eq(user_id)))
-        .set(risk_alerts::acknowledged_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>(
-            "COALESCE(acknowledged_at, now())",
-        )))
+        .set(risk_alerts::acknowledged_at.eq(diesel::dsl::sql::<
+            diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+        >("COALESCE(acknowledged_at, now())")))
         .returning(RiskAlert::as_returning())
         .get_result(conn)
         .await

@@ -83,7 +83,11 @@ pub async fn upsert_game_stats(conn: &mut AsyncPgConnection, stats: &GameStats) 
 }
 
 /// A player's most recent game lines, newest first.
-pub async fn recent_game_stats(conn: &mut AsyncPgConnection, player_id: &str, size: i64) -> Result<Vec<GameStats>, DatabaseError> {
+pub async fn recent_game_stats(
+    conn: &mut AsyncPgConnection,
+    player_id: &str,
+    size: i64,
+) -> Result<Vec<GameStats>, DatabaseError> {
     Ok(player_game_stats::table
         .filter(player_game_stats::player_id.eq(player_id))
         .order(player_game_stats::game_at.desc())
@@ -120,7 +124,11 @@ pub async fn insert_game_event(conn: &mut AsyncPgConnection, event: &GameEvent) 
 }
 
 /// Game events ingested after `since`, oldest first (what a subscriber missed).
-pub async fn game_events_since(conn: &mut AsyncPgConnection, since: DateTime<Utc>, size: i64) -> Result<Vec<GameEvent>, DatabaseError> {
+pub async fn game_events_since(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+    size: i64,
+) -> Result<Vec<GameEvent>, DatabaseError> {
     Ok(game_events::table
         .filter(game_events::ingested_at.gt(since))
         .order((game_events::ingested_at, game_events::id))

@@ -127,7 +127,11 @@ pub async fn create_strategy(conn: &mut AsyncPgConnection, strategy: &Strategy) 
 }
 
 /// Finds one of a user's strategies.
-pub async fn find_strategy(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid) -> Result<Option<Strategy>, DatabaseError> {
+pub async fn find_strategy(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Strategy>, DatabaseError> {
     Ok(strategies::table
         .find(id)
         .filter(strategies::user_id.eq(user_id))
@@ -155,7 +159,9 @@ pub async fn list_strategies(
     }
     if let Some(after) = page.after {
         query = query.filter(
-            strategies::created_at.lt(after.time).or(strategies::created_at.eq(after.time).and(strategies::id.lt(after.id))),
+            strategies::created_at
+                .lt(after.time)
+                .or(strategies::created_at.eq(after.time).and(strategies::id.lt(after.id))),
         );
     }
     let rows = query.load(conn).await?;
@@ -183,7 +189,12 @@ pub async fn update_strategy(conn: &mut AsyncPgConnection, strategy: &Strategy) 
 }
 
 /// Activates or pauses a strategy.
-pub async fn set_strategy_state(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid, state: StrategyState) -> Result<Strategy, DatabaseError> {
+pub async fn set_strategy_state(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: Uuid,
+    state: StrategyState,
+) -> Result<Strategy, DatabaseError> {
     diesel::update(strategies::table.find(id).filter(strategies::user_id.eq(user_id)))
         .set((strategies::state.eq(state), strategies::updated_at.eq(diesel::dsl::now)))
         .returning(Strategy::as_returning())
@@ -195,12 +206,17 @@ pub async fn set_strategy_state(conn: &mut AsyncPgConnection, user_id: Uuid, id:
 
 /// Deletes a strategy; false when there was none.
 pub async fn delete_strategy(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid) -> Result<bool, DatabaseError> {
-    let deleted = diesel::delete(strategies::table.find(id).filter(strategies::user_id.eq(user_id))).execute(conn).await?;
+    let deleted =
+        diesel::delete(strategies::table.find(id).filter(strategies::user_id.eq(user_id))).execute(conn).await?;
     Ok(deleted == 1)
 }
 
 /// Lists every user's active strategies, by id.
-pub async fn list_active_strategies(conn: &mut AsyncPgConnection, size: i64, after: Option<Uuid>) -> Result<Vec<Strategy>, DatabaseError> {
+pub async fn list_active_strategies(
+    conn: &mut AsyncPgConnection,
+    size: i64,
+    after: Option<Uuid>,
+) -> Result<Vec<Strategy>, DatabaseError> {
     let mut query = strategies::table
         .filter(strategies::state.eq(StrategyState::Active))
         .select(Strategy::as_select())
@@ -231,12 +247,12 @@ pub struct StrategyOutcome {
 
 /// Adds a trade's outcome to its strategy's performance; a trade already counted is not
 /// counted again.
-pub async fn record_outcome(conn: &mut AsyncPgConnection, outcome: &StrategyOutcome) -> Result<StrategyPerformance, DatabaseError> {
-    let inserted = diesel::insert_into(strategy_outcomes::table)
-        .values(outcome)
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await?;
+pub async fn record_outcome(
+    conn: &mut AsyncPgConnection,
+    outcome: &StrategyOutcome,
+) -> Result<StrategyPerformance, DatabaseError> {
+    let inserted =
+        diesel::insert_into(strategy_outcomes::table).values(outcome).on_conflict_do_nothing().execute(conn).await?;
     if inserted == 1 {
         let purchase = i64::from(outcome.spent_cents > 0);
         let sale = i64::from(outcome.proceeds_cents > 0);
@@ -246,7 +262,8 @@ pub async fn record_outcome(conn: &mut AsyncPgConnection, outcome: &StrategyOutc
                 strategy_performance::sale_count.eq(strategy_performance::sale_count + sale),
                 strategy_performance::spent_cents.eq(strategy_performance::spent_cents + outcome.spent_cents),
                 strategy_performance::proceeds_cents.eq(strategy_performance::proceeds_cents + outcome.proceeds_cents),
-                strategy_performance::realized_pnl_cents.eq(strategy_performance::realized_pnl_cents + outcome.realized_pnl_cents),
+                strategy_performance::realized_pnl_cents
+                    .eq(strategy_performance::realized_pnl_cents + outcome.realized_pnl_cents),
                 strategy_performance::updated_at.eq(diesel::dsl::now),
             ))
             .execute(conn)
@@ -256,7 +273,10 @@ pub async fn record_outcome(conn: &mut AsyncPgConnection, outcome: &StrategyOutc
 }
 
 /// A strategy's performance.
-pub async fn find_performance(conn: &mut AsyncPgConnection, strategy_id: Uuid) -> Result<Option<StrategyPerformance>, DatabaseError> {
+pub async fn find_performance(
+    conn: &mut AsyncPgConnection,
+    strategy_id: Uuid,
+) -> Result<Option<StrategyPerformance>, DatabaseError> {
     Ok(strategy_performance::table
         .find(strategy_id)
         .select(StrategyPerformance::as_select())

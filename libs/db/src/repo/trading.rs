@@ -76,7 +76,9 @@ pub async fn find_account(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Opti
 /// The sum of every account's balance: zero, always (money is conserved).
 pub async fn total_balance(conn: &mut AsyncPgConnection) -> Result<i64, DatabaseError> {
     let total: Option<i64> = ledger_accounts::table
-        .select(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>("sum(balance_cents)::bigint"))
+        .select(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>(
+            "sum(balance_cents)::bigint",
+        ))
         .first(conn)
         .await?;
     Ok(total.unwrap_or(0))
@@ -157,7 +159,10 @@ pub async fn post_transaction(
 }
 
 /// The entries of a transaction.
-pub async fn transaction_entries(conn: &mut AsyncPgConnection, transaction_id: Uuid) -> Result<Vec<LedgerEntry>, DatabaseError> {
+pub async fn transaction_entries(
+    conn: &mut AsyncPgConnection,
+    transaction_id: Uuid,
+) -> Result<Vec<LedgerEntry>, DatabaseError> {
     Ok(ledger_entries::table
         .filter(ledger_entries::transaction_id.eq(transaction_id))
         .order(ledger_entries::id)
@@ -250,7 +255,11 @@ pub async fn insert_trade(conn: &mut AsyncPgConnection, trade: &Trade) -> Result
 }
 
 /// Marks a pending trade settled by a ledger transaction.
-pub async fn settle_trade(conn: &mut AsyncPgConnection, id: Uuid, ledger_transaction_id: Uuid) -> Result<Trade, DatabaseError> {
+pub async fn settle_trade(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    ledger_transaction_id: Uuid,
+) -> Result<Trade, DatabaseError> {
     diesel::update(trades::table.find(id).filter(trades::state.eq(TradeState::Pending)))
         .set((
             trades::state.eq(TradeState::Settled),
@@ -287,7 +296,12 @@ pub async fn find_trade(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uuid) -
 }
 
 /// Finds the trade of a kind made under a key.
-pub async fn find_trade_by_key(conn: &mut AsyncPgConnection, user_id: Uuid, key: &str, kind: TradeKind) -> Result<Option<Trade>, DatabaseError> {
+pub async fn find_trade_by_key(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    key: &str,
+    kind: TradeKind,
+) -> Result<Option<Trade>, DatabaseError> {
     Ok(trades::table
         .filter(trades::user_id.eq(user_id))
         .filter(trades::idempotency_key.eq(key))
@@ -299,7 +313,12 @@ pub async fn find_trade_by_key(conn: &mut AsyncPgConnection, user_id: Uuid, key:
 }
 
 /// A user's trades, newest first, optionally of one kind.
-pub async fn list_trades(conn: &mut AsyncPgConnection, user_id: Uuid, kind: Option<TradeKind>, page: PageRequest) -> Result<Page<Trade>, DatabaseError> {
+pub async fn list_trades(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    kind: Option<TradeKind>,
+    page: PageRequest,
+) -> Result<Page<Trade>, DatabaseError> {
     let mut query = trades::table
         .filter(trades::user_id.eq(user_id))
         .select(Trade::as_select())
@@ -310,14 +329,20 @@ pub async fn list_trades(conn: &mut AsyncPgConnection, user_id: Uuid, kind: Opti
         query = query.filter(trades::kind.eq(kind));
     }
     if let Some(after) = page.after {
-        query = query.filter(trades::created_at.lt(after.time).or(trades::created_at.eq(after.time).and(trades::id.lt(after.id))));
+        query = query.filter(
+            trades::created_at.lt(after.time).or(trades::created_at.eq(after.time).and(trades::id.lt(after.id))),
+        );
     }
     let rows = query.load(conn).await?;
     Ok(Page::from_rows(rows, page.size, |t| Cursor { time: t.created_at, id: t.id }))
 }
 
 /// Trades still pending that were asked for before `before`, oldest first (for the reconciler).
-pub async fn list_pending_trades(conn: &mut AsyncPgConnection, before: DateTime<Utc>, size: i64) -> Result<Vec<Trade>, DatabaseError> {
+pub async fn list_pending_trades(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+    size: i64,
+) -> Result<Vec<Trade>, DatabaseError> {
     Ok(trades::table
         .filter(trades::state.eq(TradeState::Pending))
         .filter(trades::created_at.lt(before))
@@ -362,13 +387,22 @@ pub async fn put_holding(conn: &mut AsyncPgConnection, holding: &Holding) -> Res
 }
 
 /// Removes a user's holding of a moment (it was sold); false when they did not hold it.
-pub async fn remove_holding(conn: &mut AsyncPgConnection, user_id: Uuid, moment_id: Uuid) -> Result<bool, DatabaseError> {
-    let removed = diesel::delete(holdings::table.find(moment_id).filter(holdings::user_id.eq(user_id))).execute(conn).await?;
+pub async fn remove_holding(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    moment_id: Uuid,
+) -> Result<bool, DatabaseError> {
+    let removed =
+        diesel::delete(holdings::table.find(moment_id).filter(holdings::user_id.eq(user_id))).execute(conn).await?;
     Ok(removed == 1)
 }
 
 /// A user's holdings, newest first.
-pub async fn list_holdings(conn: &mut AsyncPgConnection, user_id: Uuid, page: PageRequest) -> Result<Page<Holding>, DatabaseError> {
+pub async fn list_holdings(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    page: PageRequest,
+) -> Result<Page<Holding>, DatabaseError> {
     let mut query = holdings::table
         .filter(holdings::user_id.eq(user_id))
         .select(Holding::as_select())
@@ -377,7 +411,9 @@ pub async fn list_holdings(conn: &mut AsyncPgConnection, user_id: Uuid, page: Pa
         .into_boxed();
     if let Some(after) = page.after {
         query = query.filter(
-            holdings::acquired_at.lt(after.time).or(holdings::acquired_at.eq(after.time).and(holdings::moment_id.lt(after.id))),
+            holdings::acquired_at
+                .lt(after.time)
+                .or(holdings::acquired_at.eq(after.time).and(holdings::moment_id.lt(after.id))),
         );
     }
     let rows = query.load(conn).await?;
@@ -421,11 +457,12 @@ pub async fn claim_idempotency_key(
     if inserted == 1 {
         return Ok(IdempotencyClaim::New);
     }
-    let (stored_operation, stored_hash, response): (String, String, Option<serde_json::Value>) = idempotency_keys::table
-        .find((user_id, key))
-        .select((idempotency_keys::operation, idempotency_keys::request_hash, idempotency_keys::response))
-        .first(conn)
-        .await?;
+    let (stored_operation, stored_hash, response): (String, String, Option<serde_json::Value>) =
+        idempotency_keys::table
+            .find((user_id, key))
+            .select((idempotency_keys::operation, idempotency_keys::request_hash, idempotency_keys::response))
+            .first(conn)
+            .await?;
     Ok(if stored_operation != operation || stored_hash != request_hash {
         IdempotencyClaim::Mismatch { operation: stored_operation }
     } else {
@@ -437,10 +474,16 @@ pub async fn claim_idempotency_key(
 }
 
 /// Stores the first answer under a claimed key.
-pub async fn complete_idempotency_key(conn: &mut AsyncPgConnection, user_id: Uuid, key: &str, response: &serde_json::Value) -> Result<(), DatabaseError> {
-    let updated = diesel::update(idempotency_keys::table.find((user_id, key)).filter(idempotency_keys::completed_at.is_null()))
-        .set((idempotency_keys::response.eq(Some(response)), idempotency_keys::completed_at.eq(Some(Utc::now()))))
-        .execute(conn)
-        .await?;
+pub async fn complete_idempotency_key(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    key: &str,
+    response: &serde_json::Value,
+) -> Result<(), DatabaseError> {
+    let updated =
+        diesel::update(idempotency_keys::table.find((user_id, key)).filter(idempotency_keys::completed_at.is_null()))
+            .set((idempotency_keys::response.eq(Some(response)), idempotency_keys::completed_at.eq(Some(Utc::now()))))
+            .execute(conn)
+            .await?;
     if updated == 1 { Ok(()) } else { Err(DatabaseError::NotFound("claimed idempotency key")) }
 }

@@ -56,9 +56,11 @@ pub async fn find_user(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<
 /// Finds a user by email, ignoring case.
 pub async fn find_user_by_email(conn: &mut AsyncPgConnection, email: &str) -> Result<Option<User>, DatabaseError> {
     Ok(users::table
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("lower(email) = lower(")
-            .bind::<diesel::sql_types::Text, _>(email)
-            .sql(")"))
+        .filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("lower(email) = lower(")
+                .bind::<diesel::sql_types::Text, _>(email)
+                .sql(")"),
+        )
         .select(User::as_select())
         .first(conn)
         .await
@@ -101,7 +103,11 @@ pub struct Wallet {
 }
 
 /// Registers (or replaces) a user's wallet; it starts connected.
-pub async fn register_wallet(conn: &mut AsyncPgConnection, user_id: Uuid, flow_address: &str) -> Result<Wallet, DatabaseError> {
+pub async fn register_wallet(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    flow_address: &str,
+) -> Result<Wallet, DatabaseError> {
     Ok(diesel::insert_into(wallets::table)
         .values((wallets::user_id.eq(user_id), wallets::flow_address.eq(flow_address), wallets::connected.eq(true)))
         .on_conflict(wallets::user_id)
@@ -123,7 +129,10 @@ pub async fn find_wallet(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<
 }
 
 /// Finds the wallet with a Flow address.
-pub async fn find_wallet_by_address(conn: &mut AsyncPgConnection, flow_address: &str) -> Result<Option<Wallet>, DatabaseError> {
+pub async fn find_wallet_by_address(
+    conn: &mut AsyncPgConnection,
+    flow_address: &str,
+) -> Result<Option<Wallet>, DatabaseError> {
     Ok(wallets::table
         .filter(wallets::flow_address.eq(flow_address))
         .select(Wallet::as_select())
@@ -133,7 +142,11 @@ pub async fn find_wallet_by_address(conn: &mut AsyncPgConnection, flow_address: 
 }
 
 /// Connects or disconnects a user's wallet.
-pub async fn set_wallet_connected(conn: &mut AsyncPgConnection, user_id: Uuid, connected: bool) -> Result<Wallet, DatabaseError> {
+pub async fn set_wallet_connected(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    connected: bool,
+) -> Result<Wallet, DatabaseError> {
     diesel::update(wallets::table.find(user_id))
         .set((wallets::connected.eq(connected), wallets::state_changed_at.eq(diesel::dsl::now)))
         .returning(Wallet::as_returning())
@@ -164,7 +177,10 @@ pub struct AccessToken {
 }
 
 /// Stores a new access token.
-pub async fn insert_access_token(conn: &mut AsyncPgConnection, token: &AccessToken) -> Result<AccessToken, DatabaseError> {
+pub async fn insert_access_token(
+    conn: &mut AsyncPgConnection,
+    token: &AccessToken,
+) -> Result<AccessToken, DatabaseError> {
     Ok(diesel::insert_into(access_tokens::table)
         .values(token)
         .returning(AccessToken::as_returning())
@@ -173,7 +189,11 @@ pub async fn insert_access_token(conn: &mut AsyncPgConnection, token: &AccessTok
 }
 
 /// Finds the token with this hash if it is valid at `now` (not expired, not revoked).
-pub async fn find_valid_token(conn: &mut AsyncPgConnection, token_hash: &str, now: DateTime<Utc>) -> Result<Option<AccessToken>, DatabaseError> {
+pub async fn find_valid_token(
+    conn: &mut AsyncPgConnection,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<AccessToken>, DatabaseError> {
     Ok(access_tokens::table
         .filter(access_tokens::token_hash.eq(token_hash))
         .filter(access_tokens::revoked_at.is_null())
@@ -185,9 +205,15 @@ pub async fn find_valid_token(conn: &mut AsyncPgConnection, token_hash: &str, no
 }
 
 /// Revokes one of a user's tokens (revoking twice keeps the first time).
-pub async fn revoke_access_token(conn: &mut AsyncPgConnection, user_id: Uuid, token_id: Uuid) -> Result<AccessToken, DatabaseError> {
+pub async fn revoke_access_token(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    token_id: Uuid,
+) -> Result<AccessToken, DatabaseError> {
     diesel::update(access_tokens::table.find(token_id).filter(access_tokens::user_id.eq(user_id)))
-        .set(access_tokens::revoked_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>("COALESCE(revoked_at, now())")))
+        .set(access_tokens::revoked_at.eq(diesel::dsl::sql::<
+            diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+        >("COALESCE(revoked_at, now())")))
         .returning(AccessToken::as_returning())
         .get_result(conn)
         .await
@@ -196,7 +222,11 @@ pub async fn revoke_access_token(conn: &mut AsyncPgConnection, user_id: Uuid, to
 }
 
 /// Lists a user's tokens, newest first.
-pub async fn list_access_tokens(conn: &mut AsyncPgConnection, user_id: Uuid, page: PageRequest) -> Result<Page<AccessToken>, DatabaseError> {
+pub async fn list_access_tokens(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    page: PageRequest,
+) -> Result<Page<AccessToken>, DatabaseError> {
     let mut query = access_tokens::table
         .filter(access_tokens::user_id.eq(user_id))
         .select(AccessToken::as_select())
@@ -205,7 +235,8 @@ pub async fn list_access_tokens(conn: &mut AsyncPgConnection, user_id: Uuid, pag
         .into_boxed();
     if let Some(after) = page.after {
         query = query.filter(
-            access_tokens::created_at.lt(after.time)
+            access_tokens::created_at
+                .lt(after.time)
                 .or(access_tokens::created_at.eq(after.time).and(access_tokens::id.lt(after.id))),
         );
     }
