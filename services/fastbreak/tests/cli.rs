@@ -113,6 +113,7 @@ fn every_subcommand_says_what_it_does() {
         (vec!["serve", "--help"], "Serve one or more targets"),
         (vec!["health", "--help"], "exit 0 only when it is SERVING"),
         (vec!["migrate", "--help"], "Apply the pending database migrations"),
+        (vec!["up", "--help"], "Run the whole system on this machine"),
     ] {
         let output = fastbreak(&args);
         assert!(output.status.success(), "{args:?}");
