@@ -70,7 +70,7 @@ impl PostgresBinaries {
                 .filter_map(Result::ok)
                 .filter_map(|e| Some((e.file_name().to_str()?.parse::<u32>().ok()?, e.path().join("bin"))))
                 .collect();
-            versions.sort_by(|a, b| b.0.cmp(&a.0));
+            versions.sort_by_key(|v| std::cmp::Reverse(v.0));
             dirs.extend(versions.into_iter().map(|(_, dir)| dir));
         }
         dirs.into_iter()
@@ -301,10 +301,10 @@ impl PrivateCluster {
 
 impl Drop for PrivateCluster {
     fn drop(&mut self) {
-        if self.stop_on_drop {
-            if let Err(error) = self.stop() {
-                tracing::warn!(%error, dir = %self.dir.display(), "cannot stop the private PostgreSQL");
-            }
+        if self.stop_on_drop
+            && let Err(error) = self.stop()
+        {
+            tracing::warn!(%error, dir = %self.dir.display(), "cannot stop the private PostgreSQL");
         }
     }
 }

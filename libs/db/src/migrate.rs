@@ -101,7 +101,7 @@ pub async fn schema_status(url: &str) -> Result<SchemaStatus, DatabaseError> {
 /// Fails with [`DatabaseError::SchemaBehind`] unless the schema is at this build's version.
 pub async fn ensure_schema_current(url: &str) -> Result<(), DatabaseError> {
     let status = schema_status(url).await?;
-    match status.pending.iter().next() {
+    match <[String]>::first(&status.pending) {
         None => Ok(()),
         Some(first) => Err(DatabaseError::SchemaBehind { pending: status.pending.len(), first: first.clone() }),
     }

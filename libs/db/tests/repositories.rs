@@ -733,14 +733,14 @@ async fn the_outbox_delivers_each_message_to_one_claimer() {
     let db = TestDatabase::create().await;
     let database = db.database();
     let first = outbox::enqueue(
-        &mut *database.conn().await.unwrap(),
+        &mut database.conn().await.unwrap(),
         "notification.send",
         "trade-1",
         &serde_json::json!({"n": 1}),
     )
     .await
     .unwrap();
-    outbox::enqueue(&mut *database.conn().await.unwrap(), "notification.send", "trade-2", &serde_json::json!({"n": 2}))
+    outbox::enqueue(&mut database.conn().await.unwrap(), "notification.send", "trade-2", &serde_json::json!({"n": 2}))
         .await
         .unwrap();
 

@@ -280,10 +280,10 @@ impl Inner {
 
         let span = tracing::info_span!("rpc.client", peer = %self.peer, endpoint = %endpoint.uri, rpc.path = %request.uri().path());
         span.in_scope(|| crate::context_inject(request.headers_mut()));
-        if let Some(credential) = &self.options.credential {
-            if let Ok(value) = HeaderValue::from_str(credential.expose()) {
-                request.headers_mut().insert(INTERNAL_TOKEN_HEADER, value);
-            }
+        if let Some(credential) = &self.options.credential
+            && let Ok(value) = HeaderValue::from_str(credential.expose())
+        {
+            request.headers_mut().insert(INTERNAL_TOKEN_HEADER, value);
         }
         // The server is told the deadline with a little grace, so that it is this side that
         // reports DEADLINE_EXCEEDED when time runs out, the same way every time.

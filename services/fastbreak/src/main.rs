@@ -89,7 +89,7 @@ async fn run_up() -> ExitCode {
 }
 
 /// Once every target is SERVING: says so, with the gateway's address on a line of its own.
-fn announce_up(addrs: Vec<(&'static str, std::net::SocketAddr)>) {
+fn announce_up(addrs: Vec<BoundTarget>) {
     tokio::spawn(async move {
         for (name, addr) in &addrs {
             loop {
@@ -110,11 +110,14 @@ fn announce_up(addrs: Vec<(&'static str, std::net::SocketAddr)>) {
     });
 }
 
+/// A target's name and the address it is bound to.
+type BoundTarget = (&'static str, std::net::SocketAddr);
+
 async fn run_targets(
     command: &str,
     targets: &[fastbreak::targets::Target],
     reader: Reader,
-    on_all_bound: Option<fn(Vec<(&'static str, std::net::SocketAddr)>)>,
+    on_all_bound: Option<fn(Vec<BoundTarget>)>,
 ) -> ExitCode {
     // Every variable is checked before anything is bound or started.
     let config = match ServeConfig::read(reader, targets) {
@@ -157,10 +160,10 @@ async fn run_targets(
     let on_bound = |server: &fastbreak_mesh::BoundServer| {
         announce(server.target(), server.local_addr());
         bound.push((server.target(), server.local_addr()));
-        if bound.len() == expected {
-            if let Some(callback) = on_all_bound {
-                callback(std::mem::take(&mut bound));
-            }
+        if bound.len() == expected
+            && let Some(callback) = on_all_bound
+        {
+            callback(std::mem::take(&mut bound));
         }
     };
     let outcome = serve(targets, &config, on_bound, shutdown).await;
