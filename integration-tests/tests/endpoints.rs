@@ -61,7 +61,10 @@ async fn calls_follow_health_fail_fast_when_none_serve_and_recover_without_a_res
 async fn an_endpoint_that_keeps_failing_is_taken_out_by_its_circuit_breaker() {
     let b1 = spawn_echo("b1", Duration::ZERO, Duration::from_secs(5)).await;
     let b2 = spawn_echo("b2", Duration::ZERO, Duration::from_secs(5)).await;
-    let channel = risk_channel(&[b1.url(), b2.url()], test_peer_options());
+    // A cooldown long enough that a loaded machine cannot reach its end during the 30 calls.
+    let mut options = test_peer_options();
+    options.breaker_cooldown = Duration::from_millis(1500);
+    let channel = risk_channel(&[b1.url(), b2.url()], options);
     wait_for("both endpoints are SERVING", || channel.serving_endpoints() == 2).await;
 
     // b1 reports SERVING but answers every call with UNAVAILABLE.
@@ -79,7 +82,7 @@ async fn an_endpoint_that_keeps_failing_is_taken_out_by_its_circuit_breaker() {
 
     // After the cooldown one trial call goes to b1; it works now, so b1 is back.
     b1.failing.store(false, std::sync::atomic::Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     let mut answered = BTreeSet::new();
     for _ in 0..10 {
         answered.insert(who(&channel).await.unwrap());
