@@ -4,6 +4,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod database;
 pub mod serve;

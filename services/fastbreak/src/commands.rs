@@ -1,0 +1,241 @@
+//! What each subcommand does, from configuration to exit code: a library so that tests can
+//! run it, with `main` only parsing the command line and dispatching.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use fastbreak_config::Reader;
+
+use crate::cli::{HealthArgs, MigrateArgs, ServeArgs};
+use crate::config::{MetricsAddr, ServeConfig};
+use crate::serve::serve;
+use crate::targets;
+
+/// Plain logging for the one-shot commands.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// `fastbreak serve`: the given targets until SIGTERM or ctrl-c.
+pub async fn run_serve(args: ServeArgs) -> ExitCode {
+    let targets = match targets::parse(&args.target) {
+        Ok(targets) => targets,
+        Err(error) => {
+            eprintln!("fastbreak serve: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    run_targets("serve", &targets, Reader::from_process_env(), None).await
+}
+
+/// `fastbreak up`: a private PostgreSQL (unless `DATABASE_URL` is set), migrated, and every
+/// target, until SIGTERM or ctrl-c.
+pub async fn run_up() -> ExitCode {
+    let mut vars: Vec<(String, String)> = std::env::vars().collect();
+    let configured_dir = vars.iter().find(|(k, _)| k == "FASTBREAK_DATA_DIR").map(|(_, v)| v.clone());
+    let database = if vars.iter().any(|(k, v)| k == "DATABASE_URL" && !v.trim().is_empty()) {
+        None
+    } else {
+        let dir = crate::up::data_dir(configured_dir.as_deref());
+        match crate::up::private_database(&dir).await {
+            Ok(database) => {
+                if let Some(cluster) = &database.cluster {
+                    println!(
+                        "database: private PostgreSQL on 127.0.0.1:{} (data in {})",
+                        cluster.port(),
+                        cluster.dir().display()
+                    );
+                }
+                vars.push(("DATABASE_URL".to_owned(), database.url.clone()));
+                Some(database)
+            }
+            Err(error) => {
+                eprintln!("fastbreak up: cannot start the private PostgreSQL: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let url = vars.iter().rev().find(|(k, _)| k == "DATABASE_URL").map(|(_, v)| v.clone()).unwrap_or_default();
+    if fastbreak_db::pool::is_postgres_url(&url) {
+        match crate::up::migrate(&url).await {
+            Ok(line) => println!("database: {line}"),
+            Err(error) => {
+                eprintln!("fastbreak up: cannot migrate the database: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let code = run_targets("up", &targets::ALL, Reader::new(vars), Some(announce_up)).await;
+    drop(database); // stops the private PostgreSQL
+    code
+}
+
+/// Once every target is SERVING: says so, with the gateway's address on a line of its own.
+fn announce_up(addrs: Vec<BoundTarget>) {
+    tokio::spawn(async move {
+        for (name, addr) in &addrs {
+            loop {
+                let check =
+                    fastbreak_mesh::check_health(&addr.to_string(), "", std::time::Duration::from_secs(1)).await;
+                if check.is_ok() {
+                    break;
+                }
+                tracing::debug!(target_name = name, "waiting for SERVING");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+        let gateway = addrs.iter().find(|(name, _)| *name == "gateway").map(|(_, addr)| *addr);
+        println!("FastBreak is up: every target is SERVING");
+        if let Some(gateway) = gateway {
+            println!("gateway: {gateway}");
+        }
+    });
+}
+
+/// A target's name and the address it is bound to.
+type BoundTarget = (&'static str, std::net::SocketAddr);
+
+async fn run_targets(
+    command: &str,
+    targets: &[crate::targets::Target],
+    reader: Reader,
+    on_all_bound: Option<fn(Vec<BoundTarget>)>,
+) -> ExitCode {
+    // Every variable is checked before anything is bound or started.
+    let config = match ServeConfig::read(reader, targets) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("fastbreak {command}: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let telemetry = match fastbreak_telemetry::init(&config.telemetry) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("fastbreak {command}: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let MetricsAddr::At(addr) = config.metrics {
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                eprintln!("fastbreak {command}: metrics: cannot listen on {addr} (FASTBREAK_METRICS_ADDR): {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Ok(bound) = listener.local_addr() {
+            announce("metrics", bound);
+        }
+        let mut stop = stop_rx.clone();
+        tokio::spawn(fastbreak_telemetry::metrics::serve_metrics(listener, async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        }));
+    }
+    let shutdown = async move {
+        fastbreak_mesh::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    let expected = targets.len();
+    let mut bound = Vec::with_capacity(expected);
+    let on_bound = |server: &fastbreak_mesh::BoundServer| {
+        announce(server.target(), server.local_addr());
+        bound.push((server.target(), server.local_addr()));
+        if bound.len() == expected
+            && let Some(callback) = on_all_bound
+        {
+            callback(std::mem::take(&mut bound));
+        }
+    };
+    let outcome = serve(targets, &config, on_bound, shutdown).await;
+    telemetry.shutdown();
+    match outcome {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("fastbreak {command}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints "<name> listening on <address>" on a line of its own.
+fn announce(name: &str, addr: std::net::SocketAddr) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{name} listening on {addr}");
+    let _ = stdout.flush();
+}
+
+/// `fastbreak health`: 0 only when the server answers SERVING; else one line saying why.
+pub async fn run_health(args: HealthArgs) -> ExitCode {
+    match fastbreak_mesh::check_health(&args.addr, &args.service, args.timeout).await {
+        Ok(()) => {
+            println!("SERVING");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            println!("NOT SERVING: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `fastbreak migrate`: apply pending migrations, or with `--status` list them.
+pub async fn run_migrate(args: MigrateArgs) -> ExitCode {
+    use fastbreak_db::migrate;
+    use fastbreak_db::pool::{is_postgres_url, redact_url};
+    if !is_postgres_url(&args.database_url) {
+        eprintln!("fastbreak migrate: DATABASE_URL: expected a postgres:// or postgresql:// URL (value not shown)");
+        return ExitCode::from(2);
+    }
+    let target = redact_url(&args.database_url);
+    if args.status {
+        return match migrate::schema_status(&args.database_url).await {
+            Ok(status) => {
+                for (version, name) in migrate::known_migrations() {
+                    let state = if status.applied.contains(&version) { "applied" } else { "pending" };
+                    println!("{state:8} {name}");
+                }
+                if status.is_current() {
+                    println!("{target}: schema is current");
+                    ExitCode::SUCCESS
+                } else {
+                    println!("{target}: {} migration(s) pending; run `fastbreak migrate`", status.pending.len());
+                    ExitCode::FAILURE
+                }
+            }
+            Err(error) => {
+                eprintln!("fastbreak migrate: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match migrate::run_pending_migrations(&args.database_url).await {
+        Ok(applied) if applied.is_empty() => {
+            println!("{target}: schema is current; nothing to apply");
+            ExitCode::SUCCESS
+        }
+        Ok(applied) => {
+            let names = migrate::known_migrations();
+            for version in &applied {
+                let name = names.iter().find(|(v, _)| v == version).map_or(version.as_str(), |(_, n)| n.as_str());
+                println!("applied {name}");
+            }
+            println!("{target}: applied {} migration(s)", applied.len());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("fastbreak migrate: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
