@@ -77,20 +77,9 @@ pub struct HealthArgs {
     pub timeout: Duration,
 }
 
-/// Parses "500ms", "5s" or "2m".
+/// Parses "500ms", "5s" or "2m" for clap, with the configuration's parser.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|at| text.split_at(at))
-        .ok_or_else(|| format!("{text:?} has no unit; use ms, s or m"))?;
-    let value: u64 = number.parse().map_err(|_| format!("{text:?} does not start with a number"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(value)),
-        "s" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value * 60)),
-        other => Err(format!("unknown unit {other:?} in {text:?}; use ms, s or m")),
-    }
+    fastbreak_config::parse_duration(text).ok_or_else(|| format!("{text:?} is not a duration such as 500ms, 5s or 2m"))
 }
 
 #[cfg(test)]
