@@ -81,9 +81,13 @@ struct AppliedVersion {
 /// Tells which migrations are applied and which are pending. Changes nothing, and runs on any
 /// tokio runtime.
 pub async fn schema_status(url: &str) -> Result<SchemaStatus, DatabaseError> {
-    let mut conn = establish(url).await?;
+    schema_status_on(&mut establish(url).await?).await
+}
+
+/// [`schema_status`] on a connection the caller already has (a pooled one, say).
+pub async fn schema_status_on(conn: &mut AsyncPgConnection) -> Result<SchemaStatus, DatabaseError> {
     let rows: Vec<AppliedVersion> = diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
-        .load(&mut conn)
+        .load(conn)
         .await
         .or_else(|error| match error {
             // The bookkeeping table does not exist: nothing is applied.
@@ -98,9 +102,10 @@ pub async fn schema_status(url: &str) -> Result<SchemaStatus, DatabaseError> {
     Ok(SchemaStatus { applied, pending })
 }
 
-/// Fails with [`DatabaseError::SchemaBehind`] unless the schema is at this build's version.
-pub async fn ensure_schema_current(url: &str) -> Result<(), DatabaseError> {
-    let status = schema_status(url).await?;
+/// Fails with [`DatabaseError::SchemaBehind`] unless the schema on `conn` is at this build's
+/// version.
+pub async fn ensure_schema_current(conn: &mut AsyncPgConnection) -> Result<(), DatabaseError> {
+    let status = schema_status_on(conn).await?;
     match <[String]>::first(&status.pending) {
         None => Ok(()),
         Some(first) => Err(DatabaseError::SchemaBehind { pending: status.pending.len(), first: first.clone() }),

@@ -10,16 +10,17 @@ use fastbreak_mesh::Readiness;
 /// How often a healthy database is checked again.
 const CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Checks that the database answers and its schema is current.
-pub async fn check(database: &Database, url: &str) -> Result<(), DatabaseError> {
-    database.ping().await?;
-    migrate::ensure_schema_current(url).await
+/// Checks that the database answers and its schema is current: one query on a pooled
+/// connection.
+pub async fn check(database: &Database) -> Result<(), DatabaseError> {
+    let mut conn = database.conn().await?;
+    migrate::ensure_schema_current(&mut conn).await
 }
 
 /// Watches the database for as long as the process runs: while it is reachable and current,
 /// every given server reports SERVING; while it is not, NOT_SERVING, with a log line naming the
 /// database and the reason, retried with exponential backoff and jitter (0.2s up to 10s).
-pub async fn watch(database: Database, url: String, dependents: Vec<Readiness>) {
+pub async fn watch(database: Database, dependents: Vec<Readiness>) {
     let backoff = || {
         backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
@@ -31,7 +32,7 @@ pub async fn watch(database: Database, url: String, dependents: Vec<Readiness>) 
     let mut delays = backoff();
     let mut healthy: Option<bool> = None;
     loop {
-        match check(&database, &url).await {
+        match check(&database).await {
             Ok(()) => {
                 if healthy != Some(true) {
                     tracing::info!(database = database.addr(), "database reachable and current; serving");

@@ -39,7 +39,7 @@ pub async fn serve(
     if let (Some(url), false) = (&config.database_url, dependents.is_empty()) {
         let database = Database::connect_lazy(url.expose(), &PoolOptions::default())
             .map_err(|error| ServerError::Dependency { target: "database", reason: error.to_string() })?;
-        tokio::spawn(crate::database::watch(database, url.expose().clone(), dependents));
+        tokio::spawn(crate::database::watch(database, dependents));
     }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
