@@ -68,7 +68,9 @@ impl TestMesh {
             addrs.insert(name, addr);
         }
         for (name, addr) in &addrs {
-            wait_serving(*addr).await.unwrap_or_else(|why| panic!("{name} at {addr} never became SERVING: {why}"));
+            fastbreak_mesh::wait_serving(&addr.to_string(), "", std::time::Duration::from_secs(20))
+                .await
+                .unwrap_or_else(|why| panic!("{name} at {addr} never became SERVING: {why}"));
         }
         Self { addrs, stop: Some(stop_tx), task: Some(task), _database: database }
     }
@@ -101,18 +103,6 @@ impl Drop for TestMesh {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
-        }
-    }
-}
-
-/// Waits (20 s at most) until the server at `addr` reports SERVING.
-pub async fn wait_serving(addr: SocketAddr) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        match fastbreak_mesh::check_health(&addr.to_string(), "", std::time::Duration::from_secs(1)).await {
-            Ok(()) => return Ok(()),
-            Err(error) if tokio::time::Instant::now() > deadline => return Err(error.to_string()),
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::AsyncPgConnection;
 use futures::future::BoxFuture;
 
 use crate::error::{DatabaseError, is_serialization_failure};
@@ -103,13 +103,6 @@ impl Database {
             other => other.to_string(),
         };
         DatabaseError::Unreachable { addr: self.addr.clone(), reason }
-    }
-
-    /// Checks that the server answers.
-    pub async fn ping(&self) -> Result<(), DatabaseError> {
-        let mut conn = self.conn().await?;
-        diesel::sql_query("SELECT 1").execute(&mut *conn).await?;
-        Ok(())
     }
 
     /// Runs `work` in a serializable transaction on one connection. A transaction that fails to serialize

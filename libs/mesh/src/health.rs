@@ -85,6 +85,19 @@ pub async fn check_health(addr: &str, service: &str, timeout: Duration) -> Resul
     }
 }
 
+/// Checks the server at `addr` until it answers SERVING for `service`, or `patience` runs
+/// out (then the last reason is returned).
+pub async fn wait_serving(addr: &str, service: &str, patience: Duration) -> Result<(), HealthCheckError> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        match check_health(addr, service, Duration::from_secs(1)).await {
+            Ok(()) => return Ok(()),
+            Err(error) if tokio::time::Instant::now() >= deadline => return Err(error),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 /// Writes an error and its causes on one line.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();

@@ -18,6 +18,6 @@ pub(crate) fn context_inject(headers: &mut http::HeaderMap) {
     fastbreak_telemetry::inject_outgoing(headers);
 }
 
-pub use health::{HealthCheckError, check_health};
+pub use health::{HealthCheckError, check_health, wait_serving};
 pub use server::{BoundServer, GrpcService, MeshServer, Readiness, ServerError};
 pub use shutdown::shutdown_signal;

@@ -3,6 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use fastbreak_config::Reader;
 
@@ -80,14 +81,9 @@ pub async fn run_up() -> ExitCode {
 fn announce_up(addrs: Vec<BoundTarget>) {
     tokio::spawn(async move {
         for (name, addr) in &addrs {
-            loop {
-                let check =
-                    fastbreak_mesh::check_health(&addr.to_string(), "", std::time::Duration::from_secs(1)).await;
-                if check.is_ok() {
-                    break;
-                }
-                tracing::debug!(target_name = name, "waiting for SERVING");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            // Targets wait for their database with no end; so does this announcement.
+            while let Err(error) = fastbreak_mesh::wait_serving(&addr.to_string(), "", Duration::from_secs(60)).await {
+                tracing::info!(target_name = name, %error, "still waiting for SERVING");
             }
         }
         let gateway = addrs.iter().find(|(name, _)| *name == "gateway").map(|(_, addr)| *addr);
