@@ -316,12 +316,8 @@ impl Inner {
                 .into_http()
             }
             Ok(Ok(response)) => {
-                let code = response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok());
-                if code == Some(tonic::Code::Unavailable as i32) {
+                let code = fastbreak_telemetry::server::response_code(&response);
+                if code.0 == tonic::Code::Unavailable as i32 {
                     endpoint.failed(threshold, cooldown);
                 } else {
                     endpoint.succeeded();

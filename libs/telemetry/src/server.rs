@@ -51,9 +51,10 @@ pub fn split_path(path: &str) -> (String, String) {
     (service, method)
 }
 
-fn status_code<B>(response: &Response<B>) -> Code {
-    // Errors come back trailers-only, with the status in the headers; a response without it
-    // carries its status in the trailers, which tonic sets to OK for a successful answer.
+/// The gRPC status code of a response as far as its headers tell: errors come back
+/// trailers-only, with the status in the headers; a response without it carries its status in
+/// the trailers, which tonic sets to OK for a successful answer.
+pub fn response_code<B>(response: &Response<B>) -> Code {
     response
         .headers()
         .get("grpc-status")
@@ -107,7 +108,7 @@ where
                 let elapsed = started.elapsed();
                 match &outcome {
                     Ok(response) => {
-                        let code = status_code(response);
+                        let code = response_code(response);
                         record_call(target, &service, &method, code, elapsed);
                         let latency_ms = elapsed.as_secs_f64() * 1000.0;
                         finished_span.in_scope(|| {
