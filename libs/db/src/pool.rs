@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
-use diesel_async::AsyncPgConnection;
 use futures::future::BoxFuture;
 
 use crate::error::{DatabaseError, is_serialization_failure};

@@ -479,41 +479,21 @@ diesel::joinable!(ledger_entries -> ledger_accounts (account_id));
 diesel::joinable!(holdings -> moments (moment_id));
 diesel::joinable!(decisions -> agent_runs (run_id));
 
-diesel::allow_tables_to_appear_in_same_query!(
-    users,
-    wallets,
-    access_tokens,
-    strategy_templates,
-    strategies,
-    strategy_performance,
-    strategy_outcomes,
-    budget_limits,
-    budget_limit_changes,
-    holds,
-    spending,
-    emergency_stops,
-    risk_alerts,
-    players,
-    player_game_stats,
-    game_events,
-    market_sources,
-    moments,
-    listings,
-    sales,
-    price_points,
-    valuations,
-    valuation_factors,
-    ledger_accounts,
-    ledger_transactions,
-    ledger_entries,
-    trades,
-    holdings,
-    idempotency_keys,
-    notifications,
-    notification_preferences,
-    deliveries,
-    system_alerts,
-    agent_runs,
-    decisions,
-    outbox,
-);
+/// Calls `$callback!(<args>, <every table>)`: the one list of the schema's tables.
+#[macro_export]
+macro_rules! for_all_tables {
+    ($callback:ident $(, $arg:expr)*) => {
+        $callback! {
+            $($arg,)*
+            users, wallets, access_tokens, strategy_templates, strategies, strategy_performance,
+            strategy_outcomes, budget_limits, budget_limit_changes, holds, spending,
+            emergency_stops, risk_alerts, players, player_game_stats, game_events, market_sources,
+            moments, listings, sales, price_points, valuations, valuation_factors, ledger_accounts,
+            ledger_transactions, ledger_entries, trades, holdings, idempotency_keys, notifications,
+            notification_preferences, deliveries, system_alerts, agent_runs, decisions, outbox
+        }
+    };
+}
+
+use diesel::allow_tables_to_appear_in_same_query;
+for_all_tables!(allow_tables_to_appear_in_same_query);

@@ -58,45 +58,7 @@ async fn schema_matches_the_database() {
     let database = db.database();
     let mut conn = database.conn().await.unwrap();
     let conn = &mut *conn;
-    let checked = check_tables!(
-        conn,
-        users,
-        wallets,
-        access_tokens,
-        strategy_templates,
-        strategies,
-        strategy_performance,
-        strategy_outcomes,
-        budget_limits,
-        budget_limit_changes,
-        holds,
-        spending,
-        emergency_stops,
-        risk_alerts,
-        players,
-        player_game_stats,
-        game_events,
-        market_sources,
-        moments,
-        listings,
-        sales,
-        price_points,
-        valuations,
-        valuation_factors,
-        ledger_accounts,
-        ledger_transactions,
-        ledger_entries,
-        trades,
-        holdings,
-        idempotency_keys,
-        notifications,
-        notification_preferences,
-        deliveries,
-        system_alerts,
-        agent_runs,
-        decisions,
-        outbox,
-    );
+    let checked = fastbreak_db::for_all_tables!(check_tables, conn);
     let tables: Count = diesel::sql_query(
         "SELECT count(*) AS count FROM information_schema.tables WHERE table_schema = 'public' \
          AND table_type = 'BASE TABLE' AND table_name <> '__diesel_schema_migrations'",
