@@ -1,6 +1,18 @@
 -- Budget limits, pending limit changes, holds, spending, emergency stops and risk alerts
 -- (owned by the risk service).
 
+-- daily <= weekly <= monthly <= total, for whichever of them are set: limits in force and
+-- proposed ones obey the same rule.
+CREATE FUNCTION budget_limits_ordered(daily bigint, weekly bigint, monthly bigint, total bigint)
+RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+    SELECT (daily   IS NULL OR weekly  IS NULL OR daily   <= weekly)
+       AND (daily   IS NULL OR monthly IS NULL OR daily   <= monthly)
+       AND (daily   IS NULL OR total   IS NULL OR daily   <= total)
+       AND (weekly  IS NULL OR monthly IS NULL OR weekly  <= monthly)
+       AND (weekly  IS NULL OR total   IS NULL OR weekly  <= total)
+       AND (monthly IS NULL OR total   IS NULL OR monthly <= total)
+$$;
+
 CREATE TABLE budget_limits (
     user_id           uuid PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
     daily_cents       bigint CONSTRAINT budget_limits_daily_positive CHECK (daily_cents > 0),
@@ -10,15 +22,7 @@ CREATE TABLE budget_limits (
     per_moment_cents  bigint CONSTRAINT budget_limits_per_moment_positive CHECK (per_moment_cents > 0),
     reserve_cents     bigint CONSTRAINT budget_limits_reserve_non_negative CHECK (reserve_cents >= 0),
     effective_at      timestamptz NOT NULL DEFAULT now(),
-    -- daily <= weekly <= monthly <= total, for whichever of them are set.
-    CONSTRAINT budget_limits_ordered CHECK (
-        (daily_cents   IS NULL OR weekly_cents  IS NULL OR daily_cents   <= weekly_cents)  AND
-        (daily_cents   IS NULL OR monthly_cents IS NULL OR daily_cents   <= monthly_cents) AND
-        (daily_cents   IS NULL OR total_cents   IS NULL OR daily_cents   <= total_cents)   AND
-        (weekly_cents  IS NULL OR monthly_cents IS NULL OR weekly_cents  <= monthly_cents) AND
-        (weekly_cents  IS NULL OR total_cents   IS NULL OR weekly_cents  <= total_cents)   AND
-        (monthly_cents IS NULL OR total_cents   IS NULL OR monthly_cents <= total_cents)
-    )
+    CONSTRAINT budget_limits_ordered CHECK (budget_limits_ordered(daily_cents, weekly_cents, monthly_cents, total_cents))
 );
 
 CREATE TABLE budget_limit_changes (
@@ -34,14 +38,7 @@ CREATE TABLE budget_limit_changes (
     created_at        timestamptz NOT NULL DEFAULT now(),
     expires_at        timestamptz NOT NULL,
     resolved_at       timestamptz,
-    CONSTRAINT budget_limit_changes_ordered CHECK (
-        (daily_cents   IS NULL OR weekly_cents  IS NULL OR daily_cents   <= weekly_cents)  AND
-        (daily_cents   IS NULL OR monthly_cents IS NULL OR daily_cents   <= monthly_cents) AND
-        (daily_cents   IS NULL OR total_cents   IS NULL OR daily_cents   <= total_cents)   AND
-        (weekly_cents  IS NULL OR monthly_cents IS NULL OR weekly_cents  <= monthly_cents) AND
-        (weekly_cents  IS NULL OR total_cents   IS NULL OR weekly_cents  <= total_cents)   AND
-        (monthly_cents IS NULL OR total_cents   IS NULL OR monthly_cents <= total_cents)
-    ),
+    CONSTRAINT budget_limit_changes_ordered CHECK (budget_limits_ordered(daily_cents, weekly_cents, monthly_cents, total_cents)),
     CONSTRAINT budget_limit_changes_resolved CHECK ((state = 'pending') = (resolved_at IS NULL))
 );
 -- At most one change waits for confirmation per user.
