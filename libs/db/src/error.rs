@@ -56,6 +56,12 @@ pub enum DatabaseError {
         /// The first pending migration.
         first: String,
     },
+    /// The pool could not be set up (a malformed URL, say).
+    #[error("cannot set up the database pool: {0}")]
+    Pool(String),
+    /// A name given to the database layer is not acceptable.
+    #[error("{0}")]
+    InvalidName(String),
     /// Migrations failed.
     #[error("migration failed: {0}")]
     Migration(String),

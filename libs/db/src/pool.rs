@@ -79,7 +79,7 @@ impl Database {
             .recycle_timeout(Some(options.timeout))
             .runtime(deadpool::Runtime::Tokio1)
             .build()
-            .map_err(|error| DatabaseError::Migration(format!("cannot build the pool: {error}")))?;
+            .map_err(|error| DatabaseError::Pool(error.to_string()))?;
         Ok(Self { pool, addr: redact_url(url) })
     }
 
