@@ -279,7 +279,7 @@ impl Inner {
         };
 
         let span = tracing::info_span!("rpc.client", peer = %self.peer, endpoint = %endpoint.uri, rpc.path = %request.uri().path());
-        span.in_scope(|| crate::context_inject(request.headers_mut()));
+        span.in_scope(|| fastbreak_telemetry::inject_outgoing(request.headers_mut()));
         if let Some(credential) = &self.options.credential
             && let Ok(value) = HeaderValue::from_str(credential.expose())
         {

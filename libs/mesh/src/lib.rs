@@ -13,11 +13,6 @@ pub mod shutdown;
 pub use client::{PeerChannel, PeerError, PeerOptions};
 pub use retry::RetryPolicy;
 
-/// Writes the trace context and correlation id into an outgoing call's headers.
-pub(crate) fn context_inject(headers: &mut http::HeaderMap) {
-    fastbreak_telemetry::inject_outgoing(headers);
-}
-
 pub use health::{HealthCheckError, check_health, wait_serving};
 pub use server::{BoundServer, GrpcService, MeshServer, Readiness, ServerError};
 pub use shutdown::shutdown_signal;
