@@ -116,7 +116,9 @@ pub async fn ensure_schema_current(conn: &mut AsyncPgConnection) -> Result<(), D
 /// `name` must be lowercase letters, digits and underscores.
 pub async fn create_database_if_missing(admin_url: &str, name: &str) -> Result<bool, DatabaseError> {
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-        return Err(DatabaseError::InvalidName(format!("invalid database name {name:?}: use lowercase letters, digits and _")));
+        return Err(DatabaseError::InvalidName(format!(
+            "invalid database name {name:?}: use lowercase letters, digits and _"
+        )));
     }
     #[derive(diesel::QueryableByName)]
     struct Exists {
