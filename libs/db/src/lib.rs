@@ -15,4 +15,4 @@ pub mod schema;
 pub mod testing;
 
 pub use error::DatabaseError;
-pub use pool::{Database, PoolOptions};
+pub use pool::{Database, PgConnection, PoolOptions};

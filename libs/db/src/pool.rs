@@ -10,6 +10,9 @@ use futures::future::BoxFuture;
 
 use crate::error::{DatabaseError, is_serialization_failure};
 
+/// The connection repositories run on.
+pub type PgConnection = AsyncPgConnection;
+
 /// A pooled connection.
 pub type Connection = Object<AsyncPgConnection>;
 

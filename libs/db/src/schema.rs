@@ -65,6 +65,9 @@ diesel::table! {
         template_id -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        priority -> Int4,
+        scan_time -> Nullable<Text>,
+        scan_time_zone -> Nullable<Text>,
     }
 }
 
@@ -380,6 +383,7 @@ diesel::table! {
         idempotency_key -> Text,
         created_at -> Timestamptz,
         read_at -> Nullable<Timestamptz>,
+        links -> Jsonb,
     }
 }
 
@@ -397,7 +401,7 @@ diesel::table! {
 diesel::table! {
     deliveries (id) {
         id -> Uuid,
-        notification_id -> Uuid,
+        notification_id -> Nullable<Uuid>,
         state -> Text,
         attempt_count -> Int4,
         last_http_status -> Int4,
@@ -405,6 +409,30 @@ diesel::table! {
         next_attempt_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        system_alert_id -> Nullable<Uuid>,
+        url -> Text,
+        lease_owner -> Nullable<Uuid>,
+        lease_expires_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    delivery_attempts (delivery_id, attempt) {
+        delivery_id -> Uuid,
+        attempt -> Int4,
+        http_status -> Int4,
+        error -> Text,
+        started_at -> Timestamptz,
+        duration_ms -> Int4,
+    }
+}
+
+diesel::table! {
+    sign_in_failures (email_key) {
+        email_key -> Text,
+        failures -> Int4,
+        window_started_at -> Timestamptz,
+        locked_until -> Nullable<Timestamptz>,
     }
 }
 
@@ -416,6 +444,7 @@ diesel::table! {
         message -> Text,
         correlation_id -> Text,
         created_at -> Timestamptz,
+        dedup_key -> Nullable<Text>,
     }
 }
 
@@ -478,6 +507,8 @@ diesel::joinable!(valuation_factors -> valuations (valuation_id));
 diesel::joinable!(ledger_entries -> ledger_accounts (account_id));
 diesel::joinable!(holdings -> moments (moment_id));
 diesel::joinable!(decisions -> agent_runs (run_id));
+diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
+diesel::joinable!(deliveries -> notifications (notification_id));
 
 /// Calls `$callback!(<args>, <every table>)`: the one list of the schema's tables.
 #[macro_export]
@@ -490,7 +521,8 @@ macro_rules! for_all_tables {
             emergency_stops, risk_alerts, players, player_game_stats, game_events, market_sources,
             moments, listings, sales, price_points, valuations, valuation_factors, ledger_accounts,
             ledger_transactions, ledger_entries, trades, holdings, idempotency_keys, notifications,
-            notification_preferences, deliveries, system_alerts, agent_runs, decisions, outbox
+            notification_preferences, deliveries, delivery_attempts, system_alerts, agent_runs, decisions, outbox,
+            sign_in_failures
         }
     };
 }

@@ -6,7 +6,8 @@ use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use fastbreak_db::repo::agents::{self, Decision, DecisionOutcome, RunState, RunTrigger};
 use fastbreak_db::repo::market::{self, ListingState, MomentFilter, Sale};
 use fastbreak_db::repo::notifications::{
-    self, Category, DeliveryState, Notification, Preferences, Priority, SystemAlert,
+    self, AttemptOutcome, Category, DeliveryAttempt, DeliveryState, DeliverySubject, Notification, Preferences,
+    Priority, SystemAlert,
 };
 use fastbreak_db::repo::risk::{self, AlertSeverity, HoldState, LimitChangeState, LimitValues, NewHold, RiskAlert};
 use fastbreak_db::repo::scouting::{self, GameEvent, GameStats, Recommendation, Valuation, ValuationFactor};
@@ -97,6 +98,9 @@ fn strategy(user_id: Uuid) -> Strategy {
         template_id: Some("rookie-risers-starter".to_owned()),
         created_at: now,
         updated_at: now,
+        priority: 50,
+        scan_time: Some("09:30".to_owned()),
+        scan_time_zone: Some("America/New_York".to_owned()),
     }
 }
 
@@ -124,17 +128,18 @@ async fn strategies_templates_and_performance_round_trip() {
 
     let active = strategies::set_strategy_state(conn, user.id, created.id, StrategyState::Active).await.unwrap();
     assert_eq!(active.state, StrategyState::Active);
-    let listed =
-        strategies::list_strategies(conn, user.id, Some(StrategyState::Active), PageRequest::first(10)).await.unwrap();
+    let listed = strategies::list_strategies(conn, user.id, Some(StrategyState::Active), None, PageRequest::first(10))
+        .await
+        .unwrap();
     assert_eq!(listed.items.len(), 1);
     assert!(
-        strategies::list_strategies(conn, user.id, Some(StrategyState::Paused), PageRequest::first(10))
+        strategies::list_strategies(conn, user.id, Some(StrategyState::Paused), None, PageRequest::first(10))
             .await
             .unwrap()
             .items
             .is_empty()
     );
-    assert_eq!(strategies::list_active_strategies(conn, 10, None).await.unwrap().len(), 1);
+    assert_eq!(strategies::list_active_strategies(conn, &Default::default(), 10, None).await.unwrap().len(), 1);
 
     let trade_id = Uuid::new_v4();
     let outcome = StrategyOutcome {
@@ -594,6 +599,7 @@ async fn notifications_preferences_deliveries_and_alerts_round_trip() {
         idempotency_key: "trade-1".to_owned(),
         created_at: common::now(),
         read_at: None,
+        links: serde_json::json!([{"kind": "trade", "id": "7"}]),
     };
     let (stored, created) = notifications::insert_notification(conn, &notification).await.unwrap();
     assert!(created && stored == notification);
@@ -604,7 +610,7 @@ async fn notifications_preferences_deliveries_and_alerts_round_trip() {
     assert_eq!((same.id, created_again), (notification.id, false), "one notification per key");
     assert_eq!(notifications::unread_count(conn, user.id).await.unwrap(), 1);
     assert_eq!(
-        notifications::list_notifications(conn, user.id, true, PageRequest::first(10)).await.unwrap().items.len(),
+        notifications::list_notifications(conn, user.id, true, None, PageRequest::first(10)).await.unwrap().items.len(),
         1
     );
     assert!(notifications::mark_read(conn, user.id, notification.id).await.unwrap().read_at.is_some());
@@ -617,7 +623,11 @@ async fn notifications_preferences_deliveries_and_alerts_round_trip() {
     .unwrap();
     assert_eq!(notifications::mark_all_read(conn, user.id).await.unwrap(), 1);
     assert_eq!(
-        notifications::list_notifications(conn, user.id, false, PageRequest::first(10)).await.unwrap().items.len(),
+        notifications::list_notifications(conn, user.id, false, None, PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .len(),
         2
     );
 
@@ -637,25 +647,84 @@ async fn notifications_preferences_deliveries_and_alerts_round_trip() {
     );
     assert_eq!(notifications::find_preferences(conn, user.id).await.unwrap(), Some(put));
 
-    let delivery = notifications::insert_delivery(conn, Uuid::new_v4(), notification.id).await.unwrap();
-    assert_eq!(notifications::due_deliveries(conn, common::now() + Duration::seconds(1), 10).await.unwrap().len(), 1);
+    assert_eq!(
+        notifications::list_notifications(conn, user.id, false, Some(Priority::Urgent), PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        0,
+        "nothing urgent"
+    );
+
+    let url = "https://hooks.example.com/fb";
+    let delivery =
+        notifications::insert_delivery(conn, Uuid::new_v4(), DeliverySubject::Notification(notification.id), url)
+            .await
+            .unwrap();
+    let worker = Uuid::new_v4();
+    let lease = Duration::seconds(30);
+    let claimed = notifications::claim_due_deliveries(conn, worker, common::now() + Duration::seconds(1), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.iter().map(|d| d.id).collect::<Vec<_>>(), vec![delivery.id]);
+    assert!(
+        notifications::claim_due_deliveries(conn, Uuid::new_v4(), common::now() + Duration::seconds(1), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a leased delivery is not claimed twice"
+    );
+    let attempt = |n: i32, status: i32, error: &str| DeliveryAttempt {
+        delivery_id: delivery.id,
+        attempt: n,
+        http_status: status,
+        error: error.to_owned(),
+        started_at: common::now(),
+        duration_ms: 12,
+    };
+    let stranger =
+        notifications::record_delivery_attempt(conn, Uuid::new_v4(), &attempt(1, 200, ""), AttemptOutcome::Delivered)
+            .await
+            .unwrap();
+    assert!(stranger.is_none(), "only the lease holder records");
     let retry = notifications::record_delivery_attempt(
         conn,
-        delivery.id,
-        503,
-        "service unavailable",
-        false,
-        Some(common::now() + Duration::seconds(30)),
+        worker,
+        &attempt(1, 503, "service unavailable"),
+        AttemptOutcome::RetryAt(common::now() + Duration::seconds(30)),
     )
     .await
+    .unwrap()
     .unwrap();
     assert_eq!((retry.state, retry.attempt_count, retry.last_http_status), (DeliveryState::Pending, 1, 503));
     assert!(
-        notifications::due_deliveries(conn, common::now(), 10).await.unwrap().is_empty(),
+        notifications::claim_due_deliveries(conn, worker, common::now(), lease, 10).await.unwrap().is_empty(),
         "not due before its retry time"
     );
-    let done = notifications::record_delivery_attempt(conn, delivery.id, 200, "", true, None).await.unwrap();
-    assert_eq!((done.state, done.attempt_count, done.next_attempt_at), (DeliveryState::Delivered, 2, None));
+    let later = common::now() + Duration::seconds(31);
+    let expired =
+        notifications::claim_due_deliveries(conn, worker, later, Duration::milliseconds(1), 10).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    let taken_over = notifications::claim_due_deliveries(conn, Uuid::new_v4(), later + Duration::seconds(1), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(taken_over.len(), 1, "an expired lease is taken over");
+    let done = notifications::record_delivery_attempt(conn, worker, &attempt(2, 200, ""), AttemptOutcome::Delivered)
+        .await
+        .unwrap();
+    assert!(done.is_none(), "the worker whose lease expired records nothing");
+    let listed =
+        notifications::list_deliveries(conn, user.id, Some(notification.id), PageRequest::first(10)).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    let attempts = notifications::list_delivery_attempts(conn, &[delivery.id]).await.unwrap();
+    assert_eq!(
+        attempts,
+        vec![attempt(1, 503, "service unavailable")]
+            .into_iter()
+            .map(|a| DeliveryAttempt { started_at: attempts[0].started_at, ..a })
+            .collect::<Vec<_>>()
+    );
 
     let alert = SystemAlert {
         id: Uuid::new_v4(),
@@ -664,9 +733,23 @@ async fn notifications_preferences_deliveries_and_alerts_round_trip() {
         message: "Purchases have failed for 10 minutes: risk is unavailable.".to_owned(),
         correlation_id: "c-1".to_owned(),
         created_at: common::now(),
+        dedup_key: Some("agents-risk-down".to_owned()),
     };
-    assert_eq!(notifications::insert_system_alert(conn, &alert).await.unwrap(), alert);
-    assert_eq!(notifications::list_system_alerts(conn, PageRequest::first(10)).await.unwrap().items, vec![alert]);
+    assert_eq!(notifications::insert_system_alert(conn, &alert).await.unwrap(), (alert.clone(), true));
+    let again =
+        notifications::insert_system_alert(conn, &SystemAlert { id: Uuid::new_v4(), ..alert.clone() }).await.unwrap();
+    assert_eq!(again, (alert.clone(), false), "one alert per key");
+    assert_eq!(
+        notifications::list_system_alerts(conn, None, PageRequest::first(10)).await.unwrap().items,
+        vec![alert.clone()]
+    );
+    assert!(
+        notifications::list_system_alerts(conn, Some(&["warning"]), PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
 
 #[tokio::test]

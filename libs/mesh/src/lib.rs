@@ -4,14 +4,23 @@
 #![deny(rust_2018_idioms)]
 
 pub mod auth;
+pub mod caller;
 pub mod client;
+pub mod context;
 pub mod health;
+pub mod paging;
 pub mod retry;
 pub mod server;
 pub mod shutdown;
+pub mod status;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod worker;
 
 pub use client::{PeerChannel, PeerError, PeerOptions};
+pub use context::{Context, Peers};
 pub use retry::RetryPolicy;
+pub use worker::Draining;
 
 pub use health::{HealthCheckError, check_health, wait_serving};
 pub use server::{BoundServer, GrpcService, MeshServer, Readiness, ServerError};

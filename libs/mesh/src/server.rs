@@ -17,6 +17,7 @@ use fastbreak_config::Secret;
 use fastbreak_telemetry::ServerTelemetryLayer;
 
 use crate::auth::InternalAuthLayer;
+use crate::worker::{Draining, Worker};
 
 /// Why a server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +88,7 @@ pub struct MeshServer {
     credential: Option<Secret<String>>,
     public_edge: bool,
     drain_timeout: Duration,
+    workers: Vec<Worker>,
 }
 
 impl std::fmt::Debug for MeshServer {
@@ -110,7 +112,19 @@ impl MeshServer {
             credential: None,
             public_edge: false,
             drain_timeout: Duration::from_secs(30),
+            workers: Vec::new(),
         }
+    }
+
+    /// Adds background work: `run` starts when the server starts serving, is told through
+    /// [`Draining`] when it begins to drain, and is awaited (for the drain timeout at most)
+    /// before the server stops.
+    pub fn add_worker<F>(mut self, name: &'static str, run: impl FnOnce(Draining) -> F + Send + Sync + 'static) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.workers.push(Worker { name, run: Box::new(move |draining| Box::pin(run(draining))) });
+        self
     }
 
     /// Refuses every call that does not carry this internal credential (health checks and
@@ -174,11 +188,20 @@ impl MeshServer {
     /// Binds the listener (port 0 picks a free port), adds health and reflection, and returns a
     /// server ready to run. Every service reports NOT_SERVING until [`Readiness::set_serving`].
     pub async fn bind(self, addr: SocketAddr) -> Result<BoundServer, ServerError> {
+        let listener = bind_listener(self.target, addr).await?;
+        self.on_listener(listener).await
+    }
+
+    /// Like [`MeshServer::bind`], on a listener bound beforehand (so that every target of a
+    /// process can know the others' addresses before any is built).
+    pub async fn on_listener(self, listener: tokio::net::TcpListener) -> Result<BoundServer, ServerError> {
         let target = self.target;
-        let incoming = TcpIncoming::bind(addr)
-            .map_err(|source| ServerError::Bind { target, addr, source })?
-            .with_nodelay(Some(true));
-        let local_addr = incoming.local_addr().map_err(|source| ServerError::Bind { target, addr, source })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            target,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            source,
+        })?;
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let services: Vec<&'static str> =
@@ -214,8 +237,14 @@ impl MeshServer {
             readiness,
             auth,
             drain_timeout: self.drain_timeout,
+            workers: self.workers,
         })
     }
+}
+
+/// Binds a listener for `target` (port 0 picks a free port).
+pub async fn bind_listener(target: &'static str, addr: SocketAddr) -> Result<tokio::net::TcpListener, ServerError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { target, addr, source })
 }
 
 /// Sets what `grpc.health.v1` reports for every service of one server, and for the server as a
@@ -260,6 +289,7 @@ pub struct BoundServer {
     readiness: Readiness,
     auth: Option<InternalAuthLayer>,
     drain_timeout: Duration,
+    workers: Vec<Worker>,
 }
 
 impl std::fmt::Debug for BoundServer {
@@ -291,11 +321,21 @@ impl BoundServer {
         let readiness = self.readiness.clone();
         let drain_timeout = self.drain_timeout;
         tracing::info!(target_name = target, addr = %self.local_addr, "serving");
+        let (trigger, draining_signal) = Draining::channel();
+        let workers: Vec<_> = self
+            .workers
+            .into_iter()
+            .map(|worker| {
+                tracing::info!(target_name = target, worker = worker.name, "worker started");
+                tokio::spawn((worker.run)(draining_signal.clone()))
+            })
+            .collect();
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let draining = async move {
             shutdown.await;
             readiness.set_not_serving().await;
             tracing::info!(target_name = target, "draining in-flight calls");
+            trigger.drain();
             let _ = draining_tx.send(());
         };
         let layers = tower::ServiceBuilder::new()
@@ -317,12 +357,31 @@ impl BoundServer {
                 std::future::pending::<()>().await;
             }
         };
-        tokio::select! {
-            outcome = &mut serving => outcome.map_err(|source| ServerError::Serve { target, source }),
-            () = deadline => {
-                tracing::warn!(target_name = target, timeout_ms = drain_timeout.as_millis() as u64, "calls still in flight after the drain timeout; closing");
-                Ok(())
-            }
+        let deadline = async move {
+            deadline.await;
+            tracing::warn!(
+                target_name = target,
+                timeout_ms = drain_timeout.as_millis() as u64,
+                "calls still in flight after the drain timeout; closing"
+            );
+        };
+        tokio::pin!(deadline);
+        let (outcome, timed_out) = tokio::select! {
+            outcome = &mut serving => (outcome.map_err(|source| ServerError::Serve { target, source }), false),
+            () = &mut deadline => (Ok(()), true),
+        };
+        if timed_out || !draining_signal.is_draining() {
+            // The drain timeout is spent, or serving failed before any shutdown (so nothing
+            // will tell the workers to drain): the workers stop where they are.
+            workers.iter().for_each(tokio::task::JoinHandle::abort);
+            return outcome;
         }
+        // Workers were told to drain with the calls; they get what is left of the drain timeout.
+        let workers = futures::future::join_all(workers);
+        tokio::select! {
+            _ = workers => {}
+            () = &mut deadline => {}
+        }
+        outcome
     }
 }

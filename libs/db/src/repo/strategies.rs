@@ -85,6 +85,13 @@ pub struct Strategy {
     pub created_at: DateTime<Utc>,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
+    /// Among the user's strategies, which is served first when opportunities compete for one
+    /// budget: 1 to 100, higher first.
+    pub priority: i32,
+    /// The local time of the daily scan, `HH:MM`, if one is scheduled.
+    pub scan_time: Option<String>,
+    /// The IANA time zone of `scan_time`.
+    pub scan_time_zone: Option<String>,
 }
 
 /// A strategy's performance.
@@ -141,11 +148,12 @@ pub async fn find_strategy(
         .optional()?)
 }
 
-/// Lists a user's strategies, newest first, optionally in one state.
+/// Lists a user's strategies, newest first, optionally in one state and of one kind.
 pub async fn list_strategies(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     state: Option<StrategyState>,
+    kind: Option<StrategyKind>,
     page: PageRequest,
 ) -> Result<Page<Strategy>, DatabaseError> {
     let mut query = strategies::table
@@ -156,6 +164,9 @@ pub async fn list_strategies(
         .into_boxed();
     if let Some(state) = state {
         query = query.filter(strategies::state.eq(state));
+    }
+    if let Some(kind) = kind {
+        query = query.filter(strategies::kind.eq(kind));
     }
     if let Some(after) = page.after {
         query = query.filter(
@@ -179,6 +190,9 @@ pub async fn update_strategy(conn: &mut AsyncPgConnection, strategy: &Strategy) 
             strategies::min_discount_bps.eq(strategy.min_discount_bps),
             strategies::max_price_cents.eq(strategy.max_price_cents),
             strategies::max_purchases_per_day.eq(strategy.max_purchases_per_day),
+            strategies::priority.eq(strategy.priority),
+            strategies::scan_time.eq(&strategy.scan_time),
+            strategies::scan_time_zone.eq(&strategy.scan_time_zone),
             strategies::updated_at.eq(diesel::dsl::now),
         ))
         .returning(Strategy::as_returning())
@@ -211,9 +225,38 @@ pub async fn delete_strategy(conn: &mut AsyncPgConnection, user_id: Uuid, id: Uu
     Ok(deleted == 1)
 }
 
-/// Lists every user's active strategies, by id.
+/// Which active strategies to list: `None` matches any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActiveFilter {
+    /// Only strategies of this kind.
+    pub kind: Option<StrategyKind>,
+    /// Only strategies that may buy this player's moments (those that name no players match).
+    pub player_id: Option<String>,
+    /// Only strategies that may buy this rarity (those that name no rarities match).
+    pub rarity: Option<crate::repo::Rarity>,
+}
+
+/// SQL true when the strategy's parameter list `key` is absent, empty, or holds `value`.
+fn list_allows(
+    key: &'static str,
+    value: String,
+) -> Box<dyn diesel::BoxableExpression<strategies::table, diesel::pg::Pg, SqlType = diesel::sql_types::Bool>> {
+    use diesel::sql_types::{Bool, Text};
+    Box::new(
+        diesel::dsl::sql::<Bool>("(coalesce(jsonb_array_length(parameters -> ")
+            .bind::<Text, _>(key)
+            .sql("), 0) = 0 OR (parameters -> ")
+            .bind::<Text, _>(key)
+            .sql(") ? ")
+            .bind::<Text, _>(value)
+            .sql(")"),
+    )
+}
+
+/// Lists every user's active strategies that pass `filter`, by id.
 pub async fn list_active_strategies(
     conn: &mut AsyncPgConnection,
+    filter: &ActiveFilter,
     size: i64,
     after: Option<Uuid>,
 ) -> Result<Vec<Strategy>, DatabaseError> {
@@ -223,6 +266,15 @@ pub async fn list_active_strategies(
         .order(strategies::id)
         .limit(size)
         .into_boxed();
+    if let Some(kind) = filter.kind {
+        query = query.filter(strategies::kind.eq(kind));
+    }
+    if let Some(player_id) = &filter.player_id {
+        query = query.filter(list_allows("player_ids", player_id.clone()));
+    }
+    if let Some(rarity) = filter.rarity {
+        query = query.filter(list_allows("rarities", rarity.as_str().to_owned()));
+    }
     if let Some(after) = after {
         query = query.filter(strategies::id.gt(after));
     }

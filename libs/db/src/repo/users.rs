@@ -243,3 +243,104 @@ pub async fn list_access_tokens(
     let rows = query.load(conn).await?;
     Ok(Page::from_rows(rows, page.size, |t| Cursor { time: t.created_at, id: t.id }))
 }
+
+/// The users among `ids` that exist, each with its wallet if one is registered.
+pub async fn find_users_with_wallets(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<(User, Option<Wallet>)>, DatabaseError> {
+    Ok(users::table
+        .left_join(wallets::table)
+        .filter(users::id.eq_any(ids))
+        .select((User::as_select(), Option::<Wallet>::as_select()))
+        .load(conn)
+        .await?)
+}
+
+/// How failed sign-ins for one email are slowed down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInPolicy {
+    /// Failures allowed in one window before the email is locked.
+    pub free_failures: i32,
+    /// How long a window of failures lasts, counted from its first failure.
+    pub window: chrono::Duration,
+    /// The first lock; each failure after it doubles the lock.
+    pub first_lock: chrono::Duration,
+    /// The longest lock.
+    pub max_lock: chrono::Duration,
+}
+
+/// When sign-ins for this email (lower case) are allowed again, if they are locked at `now`.
+pub async fn sign_in_locked_until(
+    conn: &mut AsyncPgConnection,
+    email_key: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, DatabaseError> {
+    use crate::schema::sign_in_failures::dsl as f;
+    let locked: Option<Option<DateTime<Utc>>> =
+        f::sign_in_failures.find(email_key).select(f::locked_until).first(conn).await.optional()?;
+    Ok(locked.flatten().filter(|until| *until > now))
+}
+
+/// Counts a failed sign-in for this email (lower case); returns when sign-ins are allowed again
+/// if this failure locked it.
+pub async fn record_sign_in_failure(
+    conn: &mut AsyncPgConnection,
+    email_key: &str,
+    now: DateTime<Utc>,
+    policy: &SignInPolicy,
+) -> Result<Option<DateTime<Utc>>, DatabaseError> {
+    use crate::schema::sign_in_failures::dsl as f;
+    let current: Option<(i32, DateTime<Utc>)> = f::sign_in_failures
+        .find(email_key)
+        .select((f::failures, f::window_started_at))
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    let (failures, window_started_at) = match current {
+        Some((failures, started)) if now - started < policy.window => (failures + 1, started),
+        _ => (1, now),
+    };
+    let over = failures - policy.free_failures;
+    let locked_until = (over > 0).then(|| {
+        let doublings = u32::try_from(over - 1).unwrap_or(0).min(20);
+        let lock = policy.first_lock * 2_i32.pow(doublings);
+        now + lock.min(policy.max_lock)
+    });
+    diesel::insert_into(f::sign_in_failures)
+        .values((
+            f::email_key.eq(email_key),
+            f::failures.eq(failures),
+            f::window_started_at.eq(window_started_at),
+            f::locked_until.eq(locked_until),
+        ))
+        .on_conflict(f::email_key)
+        .do_update()
+        .set((f::failures.eq(failures), f::window_started_at.eq(window_started_at), f::locked_until.eq(locked_until)))
+        .execute(conn)
+        .await?;
+    Ok(locked_until)
+}
+
+/// Forgets the failed sign-ins of this email (lower case), after a successful one.
+pub async fn clear_sign_in_failures(conn: &mut AsyncPgConnection, email_key: &str) -> Result<(), DatabaseError> {
+    use crate::schema::sign_in_failures::dsl as f;
+    diesel::delete(f::sign_in_failures.find(email_key)).execute(conn).await?;
+    Ok(())
+}
+
+/// Finds one of a user's tokens by id.
+pub async fn find_access_token(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    token_id: Uuid,
+) -> Result<Option<AccessToken>, DatabaseError> {
+    Ok(access_tokens::table
+        .find(token_id)
+        .filter(access_tokens::user_id.eq(user_id))
+        .select(AccessToken::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}

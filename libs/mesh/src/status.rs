@@ -1,0 +1,224 @@
+//! gRPC statuses with rich details, built one way by every service: `google.rpc.BadRequest`
+//! field violations for bad input, `ErrorInfo` with a FastBreak reason code on every error, and
+//! `RetryInfo` when the caller should come back later. A service maps its own errors to these in
+//! one place (its `error.rs`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use fastbreak_proto::common::v1::ErrorReason;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// The `ErrorInfo.domain` of every FastBreak error.
+pub const ERROR_DOMAIN: &str = "fastbreak.app";
+
+/// A status with an `ErrorInfo` carrying `reason` and `metadata`, and any further details.
+pub fn with_reason(
+    code: Code,
+    message: impl Into<String>,
+    reason: ErrorReason,
+    metadata: impl IntoIterator<Item = (String, String)>,
+    mut details: ErrorDetails,
+) -> Status {
+    details.set_error_info(reason.as_str_name(), ERROR_DOMAIN, metadata.into_iter().collect::<HashMap<_, _>>());
+    Status::with_error_details(code, message, details)
+}
+
+/// The field violations of one request, collected so that every one is reported at once.
+#[derive(Debug, Default, Clone)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    /// No violation yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Notes that `field` (a dotted path such as `strategy.rules.min_confidence`) is wrong.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// Notes a violation unless `ok`.
+    pub fn check(&mut self, ok: bool, field: impl Into<String>, description: impl Into<String>) {
+        if !ok {
+            self.add(field, description);
+        }
+    }
+
+    /// Takes the violations of a nested part, prefixing each field with `prefix.`.
+    pub fn nest(&mut self, prefix: &str, inner: Violations) {
+        for violation in inner.0 {
+            self.add(format!("{prefix}.{}", violation.field), violation.description);
+        }
+    }
+
+    /// Parses a UUID field, noting a violation when it is not one.
+    pub fn uuid(&mut self, text: &str, field: impl Into<String>) -> Option<uuid::Uuid> {
+        let parsed = uuid::Uuid::parse_str(text.trim()).ok();
+        self.check(parsed.is_some(), field, "must be a UUID");
+        parsed
+    }
+
+    /// Takes every violation of another collection, as they are.
+    pub fn nest_all(&mut self, other: Violations) {
+        self.0.extend(other.0);
+    }
+
+    /// True when nothing was wrong.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The violations so far.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|v| (v.field.as_str(), v.description.as_str()))
+    }
+
+    /// `Ok(value)` when nothing was wrong, else INVALID_ARGUMENT naming every field.
+    pub fn into_result<T>(self, value: T) -> Result<T, Status> {
+        if self.is_empty() { Ok(value) } else { Err(self.into_status()) }
+    }
+
+    /// INVALID_ARGUMENT with a `BadRequest` naming every field, and the fields in the message.
+    pub fn into_status(self) -> Status {
+        let message = self.0.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ");
+        with_reason(
+            Code::InvalidArgument,
+            format!("invalid request: {message}"),
+            ErrorReason::InvalidField,
+            [],
+            ErrorDetails::with_bad_request(self.0),
+        )
+    }
+}
+
+/// A time as the contracts carry it.
+pub fn timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp::from(std::time::SystemTime::from(time))
+}
+
+/// INVALID_ARGUMENT naming one field.
+pub fn invalid_field(field: impl Into<String>, description: impl Into<String>) -> Status {
+    let mut violations = Violations::new();
+    violations.add(field, description);
+    violations.into_status()
+}
+
+/// NOT_FOUND: the thing does not exist, or is not the caller's (the two are not told apart).
+pub fn not_found(what: &str) -> Status {
+    with_reason(Code::NotFound, format!("{what} not found"), ErrorReason::NotFound, [], ErrorDetails::new())
+}
+
+/// UNAUTHENTICATED with a reason for the caller.
+pub fn unauthenticated(message: impl Into<String>) -> Status {
+    with_reason(Code::Unauthenticated, message, ErrorReason::UnauthenticatedCaller, [], ErrorDetails::new())
+}
+
+/// FAILED_PRECONDITION with a reason code and the figures behind it.
+pub fn failed_precondition(
+    message: impl Into<String>,
+    reason: ErrorReason,
+    metadata: impl IntoIterator<Item = (String, String)>,
+) -> Status {
+    with_reason(Code::FailedPrecondition, message, reason, metadata, ErrorDetails::new())
+}
+
+/// ALREADY_EXISTS naming the field whose value is taken.
+pub fn already_exists(field: &str, message: impl Into<String>) -> Status {
+    let mut details = ErrorDetails::new();
+    details.add_bad_request_violation(field, "already taken");
+    with_reason(
+        Code::AlreadyExists,
+        message,
+        ErrorReason::InvalidField,
+        [("field".to_owned(), field.to_owned())],
+        details,
+    )
+}
+
+/// RESOURCE_EXHAUSTED: too many requests; come back after `retry_after`.
+pub fn rate_limited(message: impl Into<String>, retry_after: Duration) -> Status {
+    with_reason(
+        Code::ResourceExhausted,
+        message,
+        ErrorReason::RateLimited,
+        [],
+        ErrorDetails::with_retry_info(Some(retry_after)),
+    )
+}
+
+/// UNAVAILABLE: a dependency of this call (a peer service, the database) cannot be reached.
+/// The metadata names it, so that callers do not blame this server for it.
+pub fn dependency_unavailable(service: &str, retry_after: Duration) -> Status {
+    with_reason(
+        Code::Unavailable,
+        format!("{service} is unavailable; try again later"),
+        ErrorReason::DependencyUnavailable,
+        [("service".to_owned(), service.to_owned())],
+        ErrorDetails::with_retry_info(Some(retry_after)),
+    )
+}
+
+/// INTERNAL for a fault of this server: the whole cause chain is logged, the caller is told
+/// nothing of it.
+pub fn internal(error: &(dyn std::error::Error + 'static)) -> Status {
+    tracing::error!(error = %crate::health::error_chain(error), "internal error");
+    Status::internal("internal error; it has been logged")
+}
+
+/// The status for a database error that no rule of the service explains: the database being
+/// unreachable or contended is UNAVAILABLE naming it (worth a retry); a missing row NOT_FOUND;
+/// anything else is this server's fault (INTERNAL, logged).
+pub fn from_database(error: &fastbreak_db::DatabaseError) -> Status {
+    use fastbreak_db::DatabaseError as E;
+    match error {
+        E::NotFound(what) => not_found(what),
+        E::Unreachable { .. } | E::SchemaBehind { .. } => {
+            tracing::warn!(%error, "database unavailable");
+            dependency_unavailable("database", Duration::from_secs(1))
+        }
+        E::SerializationConflict { .. } => {
+            tracing::warn!(%error, "transaction kept conflicting");
+            with_reason(
+                Code::Aborted,
+                "the change conflicted with concurrent ones; try again",
+                ErrorReason::Unspecified,
+                [],
+                ErrorDetails::with_retry_info(Some(Duration::from_millis(100))),
+            )
+        }
+        other => internal(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_violation_is_in_the_details_and_the_message() {
+        let mut violations = Violations::new();
+        violations.check(false, "email", "must contain @");
+        violations.check(true, "display_name", "never shown");
+        let mut inner = Violations::new();
+        inner.add("min_confidence", "must be between 0 and 1");
+        violations.nest("rules", inner);
+        let status = violations.into_result(()).unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let fields: Vec<String> =
+            status.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
+        assert_eq!(fields, ["email", "rules.min_confidence"]);
+        assert_eq!(status.get_details_error_info().unwrap().reason, "INVALID_FIELD");
+        assert!(status.message().contains("rules.min_confidence: must be between 0 and 1"), "{status:?}");
+    }
+
+    #[test]
+    fn rate_limits_say_when_to_retry() {
+        let status = rate_limited("slow down", Duration::from_secs(3));
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(status.get_details_retry_info().unwrap().retry_delay, Some(Duration::from_secs(3)));
+        assert_eq!(status.get_details_error_info().unwrap().reason, "RATE_LIMITED");
+    }
+}
