@@ -75,8 +75,12 @@ async fn reflection_lists_each_targets_own_services_in_v1_and_v1alpha() {
     }
 }
 
+/// The targets whose RPCs are built: every one of their RPCs answers something other than
+/// UNIMPLEMENTED.
+const BUILT: [&str; 3] = ["user", "strategy", "notification"];
+
 #[tokio::test]
-async fn every_rpc_of_every_contract_is_routed_and_answers_unimplemented() {
+async fn every_rpc_of_every_contract_is_routed_and_answers_unless_unbuilt() {
     let mesh = TestMesh::spawn("all").await;
     let mut checked = 0;
     for service in contract_services() {
@@ -92,15 +96,33 @@ async fn every_rpc_of_every_contract_is_routed_and_answers_unimplemented() {
             } else {
                 grpc.unary(internal_request(()), path, codec).await.map(|_| ())
             }
-            .expect_err("no RPC is implemented yet");
-            assert_eq!(
-                status.code(),
-                tonic::Code::Unimplemented,
-                "{}/{} at {}: {status:?}",
-                service.full_name,
-                method.name(),
-                service.target
-            );
+            .err();
+            let code = status.as_ref().map_or(tonic::Code::Ok, tonic::Status::code);
+            if BUILT.contains(&service.target.as_str()) {
+                assert_ne!(
+                    code,
+                    tonic::Code::Unimplemented,
+                    "{}/{} is built: {status:?}",
+                    service.full_name,
+                    method.name()
+                );
+                assert_ne!(
+                    code,
+                    tonic::Code::Internal,
+                    "{}/{} on an empty request: {status:?}",
+                    service.full_name,
+                    method.name()
+                );
+            } else {
+                assert_eq!(
+                    code,
+                    tonic::Code::Unimplemented,
+                    "{}/{} at {}: {status:?}",
+                    service.full_name,
+                    method.name(),
+                    service.target
+                );
+            }
             checked += 1;
         }
     }

@@ -49,6 +49,12 @@ pub struct ServeConfig {
     pub call_timeout: Duration,
     /// Logs and traces.
     pub telemetry: TelemetryConfig,
+    /// Most connections the process opens to the database.
+    pub database_pool_size: usize,
+    /// The user service's settings.
+    pub user: fastbreak_user::Settings,
+    /// The notification service's settings.
+    pub notification: fastbreak_notification::Settings,
 }
 
 /// The shortest internal credential accepted.
@@ -115,6 +121,13 @@ impl ServeConfig {
         let service_name =
             if everything_here { "fastbreak".to_owned() } else { format!("fastbreak-{}", names.join("-")) };
         let telemetry = TelemetryConfig::read(r, &service_name);
+        let database_pool_size = r
+            .optional("FASTBREAK_DATABASE_POOL_SIZE", "a whole number from 1 to 500", |v| {
+                v.parse::<usize>().ok().filter(|n| (1..=500).contains(n))
+            })
+            .unwrap_or(10 + 2 * targets.iter().filter(|t| t.needs_database).count());
+        let user = fastbreak_user::Settings::read(r);
+        let notification = fastbreak_notification::Settings::read(r);
 
         reader.finish()?;
         Ok(Self {
@@ -127,6 +140,9 @@ impl ServeConfig {
             drain_timeout,
             call_timeout,
             telemetry,
+            database_pool_size,
+            user,
+            notification,
         })
     }
 

@@ -1,13 +1,16 @@
 //! `fastbreak serve`: runs a set of targets in one process, each on its own port.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
+use fastbreak_config::Endpoints;
 use fastbreak_db::{Database, PoolOptions};
-use fastbreak_mesh::{BoundServer, ServerError};
+use fastbreak_mesh::server::bind_listener;
+use fastbreak_mesh::{BoundServer, PeerChannel, PeerOptions, Peers, ServerError};
 use futures::future::join_all;
 
 use crate::config::ServeConfig;
-use crate::targets::Target;
+use crate::targets::{Build, Target};
 
 /// Binds every target, reports each one's address through `on_bound`, and serves until
 /// `shutdown` completes; then every target drains its in-flight calls. Targets that need the
@@ -18,14 +21,55 @@ pub async fn serve(
     mut on_bound: impl FnMut(&BoundServer),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let mut bound = Vec::with_capacity(targets.len());
+    // Every listener first, so that each target's peers in this process have known addresses.
+    let mut listeners = Vec::with_capacity(targets.len());
+    let mut here: BTreeMap<&'static str, Endpoints> = BTreeMap::new();
     for target in targets {
-        let mut server =
-            (target.server)().with_credential(config.internal_token.clone()).with_drain_timeout(config.drain_timeout);
+        let listener = bind_listener(target.name, config.addr_of(target)).await?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            target: target.name,
+            addr: config.addr_of(target),
+            source,
+        })?;
+        let uri = format!("http://{addr}").parse().expect("an address makes a valid URI");
+        here.insert(target.name, Endpoints::single(uri));
+        listeners.push(listener);
+    }
+
+    let database = match (&config.database_url, targets.iter().any(|t| t.needs_database)) {
+        (Some(url), true) => Some(
+            Database::connect_lazy(
+                url.expose(),
+                &PoolOptions { max_size: config.database_pool_size, ..PoolOptions::default() },
+            )
+            .map_err(|error| ServerError::Dependency { target: "database", reason: error.to_string() })?,
+        ),
+        _ => None,
+    };
+
+    let mut bound = Vec::with_capacity(targets.len());
+    for (target, listener) in targets.iter().zip(listeners) {
+        let mut peers = Peers::default();
+        for peer in target.peers {
+            let endpoints = config.remote_peers.get(*peer).or_else(|| here.get(peer));
+            let Some(endpoints) = endpoints else { continue };
+            let options = PeerOptions {
+                call_timeout: config.call_timeout,
+                credential: Some(config.internal_token.clone()),
+                ..PeerOptions::default()
+            };
+            let channel = PeerChannel::new(peer, "", endpoints, options)
+                .map_err(|error| ServerError::Dependency { target: target.name, reason: error.to_string() })?;
+            peers.insert(peer, channel);
+        }
+        let build = Build { config, database: database.as_ref(), peers };
+        let mut server = (target.server)(&build)
+            .with_credential(config.internal_token.clone())
+            .with_drain_timeout(config.drain_timeout);
         if target.name == fastbreak_gateway::TARGET {
             server = server.public_edge();
         }
-        let server = server.bind(config.addr_of(target)).await?;
+        let server = server.on_listener(listener).await?;
         on_bound(&server);
         bound.push(server);
     }
@@ -36,9 +80,7 @@ pub async fn serve(
         server.readiness().set_serving().await;
     }
     let dependents: Vec<_> = needs_database.iter().map(|(_, server)| server.readiness()).collect();
-    if let (Some(url), false) = (&config.database_url, dependents.is_empty()) {
-        let database = Database::connect_lazy(url.expose(), &PoolOptions::default())
-            .map_err(|error| ServerError::Dependency { target: "database", reason: error.to_string() })?;
+    if let (Some(database), false) = (database, dependents.is_empty()) {
         tokio::spawn(crate::database::watch(database, dependents));
     }
 

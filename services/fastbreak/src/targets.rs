@@ -1,6 +1,30 @@
 //! The targets the binary can run, with their default ports.
 
-use fastbreak_mesh::MeshServer;
+use fastbreak_db::Database;
+use fastbreak_mesh::{Context, MeshServer, Peers};
+
+use crate::config::ServeConfig;
+
+/// What a target is built from: the process's configuration, its database pool (for the
+/// targets that need one; configuration made sure it is there), and channels to its peers.
+#[derive(Debug)]
+pub struct Build<'a> {
+    /// The validated configuration.
+    pub config: &'a ServeConfig,
+    /// The pool, when any target of the process needs the database.
+    pub database: Option<&'a Database>,
+    /// Channels to the target's peers.
+    pub peers: Peers,
+}
+
+impl Build<'_> {
+    /// The target's context with its own settings.
+    pub fn context<S>(&self, settings: S) -> Context<S> {
+        let database =
+            self.database.cloned().expect("DATABASE_URL is required (and checked) for targets that need the database");
+        Context { database, peers: self.peers.clone(), settings }
+    }
+}
 
 /// One service the binary can run.
 #[derive(Debug, Clone, Copy)]
@@ -9,8 +33,8 @@ pub struct Target {
     pub name: &'static str,
     /// The port it listens on unless configured otherwise.
     pub default_port: u16,
-    /// Builds its server.
-    pub server: fn() -> MeshServer,
+    /// Builds its server from its context.
+    pub server: fn(&Build<'_>) -> MeshServer,
     /// The targets it calls.
     pub peers: &'static [&'static str],
     /// Whether it serves from the database (and so is NOT_SERVING while the database is not
@@ -23,63 +47,63 @@ pub const ALL: [Target; 9] = [
     Target {
         name: fastbreak_user::TARGET,
         default_port: fastbreak_user::DEFAULT_PORT,
-        server: fastbreak_user::server,
+        server: |build| fastbreak_user::server(build.context(build.config.user.clone())),
         peers: fastbreak_user::PEERS,
         needs_database: true,
     },
     Target {
         name: fastbreak_strategy::TARGET,
         default_port: fastbreak_strategy::DEFAULT_PORT,
-        server: fastbreak_strategy::server,
+        server: |build| fastbreak_strategy::server(build.context(())),
         peers: fastbreak_strategy::PEERS,
         needs_database: true,
     },
     Target {
         name: fastbreak_risk::TARGET,
         default_port: fastbreak_risk::DEFAULT_PORT,
-        server: fastbreak_risk::server,
+        server: |_| fastbreak_risk::server(),
         peers: fastbreak_risk::PEERS,
         needs_database: true,
     },
     Target {
         name: fastbreak_marketplace::TARGET,
         default_port: fastbreak_marketplace::DEFAULT_PORT,
-        server: fastbreak_marketplace::server,
+        server: |_| fastbreak_marketplace::server(),
         peers: fastbreak_marketplace::PEERS,
         needs_database: true,
     },
     Target {
         name: fastbreak_scouting::TARGET,
         default_port: fastbreak_scouting::DEFAULT_PORT,
-        server: fastbreak_scouting::server,
+        server: |_| fastbreak_scouting::server(),
         peers: fastbreak_scouting::PEERS,
         needs_database: true,
     },
     Target {
         name: fastbreak_notification::TARGET,
         default_port: fastbreak_notification::DEFAULT_PORT,
-        server: fastbreak_notification::server,
+        server: |build| fastbreak_notification::server(build.context(build.config.notification.clone())),
         peers: fastbreak_notification::PEERS,
         needs_database: true,
     },
     Target {
         name: fastbreak_trading::TARGET,
         default_port: fastbreak_trading::DEFAULT_PORT,
-        server: fastbreak_trading::server,
+        server: |_| fastbreak_trading::server(),
         peers: fastbreak_trading::PEERS,
         needs_database: true,
     },
     Target {
         name: fastbreak_agents::TARGET,
         default_port: fastbreak_agents::DEFAULT_PORT,
-        server: fastbreak_agents::server,
+        server: |_| fastbreak_agents::server(),
         peers: fastbreak_agents::PEERS,
         needs_database: true,
     },
     Target {
         name: fastbreak_gateway::TARGET,
         default_port: fastbreak_gateway::DEFAULT_PORT,
-        server: fastbreak_gateway::server,
+        server: |_| fastbreak_gateway::server(),
         peers: fastbreak_gateway::PEERS,
         needs_database: false,
     },

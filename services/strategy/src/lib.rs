@@ -1,12 +1,15 @@
-//! The strategy service: collecting strategies, their templates and performance.
+//! The strategy service: strategies, templates and per-strategy performance.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
-use fastbreak_mesh::MeshServer;
-use fastbreak_proto::strategy::v1::strategy_internal_service_server::{
-    StrategyInternalService, StrategyInternalServiceServer,
-};
-use fastbreak_proto::strategy::v1::strategy_service_server::{StrategyService, StrategyServiceServer};
+mod api;
+mod convert;
+pub mod domain;
+mod error;
+
+use fastbreak_mesh::{Context, MeshServer};
+use fastbreak_proto::strategy::v1::strategy_internal_service_server::StrategyInternalServiceServer;
+use fastbreak_proto::strategy::v1::strategy_service_server::StrategyServiceServer;
 
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "strategy";
@@ -17,23 +20,11 @@ pub const PEERS: &[&str] = &[];
 /// The port the target listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 50053;
 
-/// The public API: what clients reach through the gateway. Its RPCs answer
-/// UNIMPLEMENTED until they are built.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct StrategyApi;
-
-impl StrategyService for StrategyApi {}
-
-/// The internal API: what only other FastBreak services call. Its RPCs answer
-/// UNIMPLEMENTED until they are built.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct StrategyInternalApi;
-
-impl StrategyInternalService for StrategyInternalApi {}
-
-/// The target's server with all of its gRPC services, ready to bind.
-pub fn server() -> MeshServer {
+/// The target's server with all of its gRPC services, ready to bind. It has no settings of its
+/// own.
+pub fn server(context: Context<()>) -> MeshServer {
+    let api = api::StrategyApi::new(context.database);
     MeshServer::new(TARGET)
-        .add_public_service(StrategyServiceServer::new(StrategyApi))
-        .add_internal_service(StrategyInternalServiceServer::new(StrategyInternalApi))
+        .add_public_service(StrategyServiceServer::new(api.clone()))
+        .add_internal_service(StrategyInternalServiceServer::new(api))
 }

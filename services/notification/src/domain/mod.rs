@@ -1,0 +1,184 @@
+//! The notification domain: what a notification may hold, which deliveries it gets, how a
+//! webhook body is signed, and when a failed delivery is tried again. No gRPC, no SQL.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use fastbreak_db::repo::notifications::{Category, Priority};
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::json;
+use sha2::Sha256;
+
+/// The header with the Unix time (seconds) a delivery was signed at.
+pub const TIMESTAMP_HEADER: &str = "x-fastbreak-timestamp";
+/// The header with the signature: `v1=<hex HMAC-SHA256 of "<timestamp>.<body>">`.
+pub const SIGNATURE_HEADER: &str = "x-fastbreak-signature";
+/// The header with the delivery's id (the same on every attempt, for deduplication).
+pub const DELIVERY_HEADER: &str = "x-fastbreak-delivery";
+
+/// A link from a notification to what it is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// A trade.
+    Trade(uuid::Uuid),
+    /// A moment.
+    Moment(uuid::Uuid),
+    /// A strategy.
+    Strategy(uuid::Uuid),
+    /// A risk alert.
+    RiskAlert(uuid::Uuid),
+}
+
+impl Link {
+    /// As stored: `{"kind": "trade", "id": "<uuid>"}`.
+    pub fn to_json(self) -> serde_json::Value {
+        let (kind, id) = match self {
+            Link::Trade(id) => ("trade", id),
+            Link::Moment(id) => ("moment", id),
+            Link::Strategy(id) => ("strategy", id),
+            Link::RiskAlert(id) => ("risk_alert", id),
+        };
+        json!({"kind": kind, "id": id.to_string()})
+    }
+
+    /// Reads stored links back, skipping any this build does not know.
+    pub fn from_json(value: &serde_json::Value) -> Vec<Link> {
+        let Some(items) = value.as_array() else { return Vec::new() };
+        items
+            .iter()
+            .filter_map(|item| {
+                let id = uuid::Uuid::parse_str(item.get("id")?.as_str()?).ok()?;
+                Some(match item.get("kind")?.as_str()? {
+                    "trade" => Link::Trade(id),
+                    "moment" => Link::Moment(id),
+                    "strategy" => Link::Strategy(id),
+                    "risk_alert" => Link::RiskAlert(id),
+                    _ => return None,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Why a webhook URL is refused.
+pub fn webhook_url(text: &str) -> Result<String, &'static str> {
+    let text = text.trim();
+    if text.len() > 2048 {
+        return Err("must be at most 2048 characters");
+    }
+    let url = reqwest::Url::parse(text).map_err(|_| "must be an http(s) URL such as https://example.com/hook")?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err("must be an http(s) URL such as https://example.com/hook");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials; deliveries are signed instead");
+    }
+    Ok(url.to_string())
+}
+
+/// Whether a notification goes out by webhook, given the user's preferences.
+pub fn wants_webhook(priority: Priority, category: Category, min_priority: Priority, muted: &[String]) -> bool {
+    priority >= min_priority && !muted.iter().any(|m| m == category.as_str())
+}
+
+/// A new random signing secret (shown once to the user).
+pub fn new_signing_secret() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("whsec_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+/// The signature of a body sent at `timestamp` (Unix seconds): what `x-fastbreak-signature`
+/// carries.
+pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    format!("v1={}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// Checks a signature as a receiver should: the right secret, and a timestamp within
+/// `tolerance` of `now` (older ones are replays).
+pub fn verify(secret: &str, timestamp: i64, body: &[u8], signature: &str, now: i64, tolerance: Duration) -> bool {
+    let fresh = now.abs_diff(timestamp) <= tolerance.as_secs();
+    let Some(hex) = signature.strip_prefix("v1=") else { return false };
+    let Some(expected) = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+    else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    fresh && mac.verify_slice(&expected).is_ok()
+}
+
+/// The pause before attempt `next_attempt` (2 for the first retry): exponential from `min`,
+/// at most `max`, with jitter so that failed deliveries do not all come back at once.
+pub fn retry_delay(next_attempt: i32, min: Duration, max: Duration) -> Duration {
+    use backon::BackoffBuilder;
+    let retries = usize::try_from(next_attempt - 1).unwrap_or(1).max(1);
+    backon::ExponentialBuilder::default()
+        .with_min_delay(min)
+        .with_max_delay(max)
+        .with_jitter()
+        .with_max_times(retries)
+        .build()
+        .nth(retries - 1)
+        .unwrap_or(max)
+        .min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_verifies_with_its_secret_and_timestamp_only() {
+        let body = br#"{"title":"Bought"}"#;
+        let signature = sign("whsec_test", 1_700_000_000, body);
+        let five_minutes = Duration::from_secs(300);
+        assert!(verify("whsec_test", 1_700_000_000, body, &signature, 1_700_000_060, five_minutes));
+        assert!(!verify("whsec_other", 1_700_000_000, body, &signature, 1_700_000_060, five_minutes));
+        assert!(
+            !verify("whsec_test", 1_700_000_001, body, &signature, 1_700_000_060, five_minutes),
+            "timestamp is signed"
+        );
+        assert!(!verify("whsec_test", 1_700_000_000, b"{}", &signature, 1_700_000_060, five_minutes));
+        assert!(!verify("whsec_test", 1_700_000_000, body, &signature, 1_700_001_000, five_minutes), "a replay");
+    }
+
+    #[test]
+    fn retries_back_off_exponentially_within_bounds() {
+        let (min, max) = (Duration::from_secs(2), Duration::from_secs(60));
+        for attempt in 2..20 {
+            let delay = retry_delay(attempt, min, max);
+            assert!(delay >= min && delay <= max, "attempt {attempt}: {delay:?}");
+        }
+        assert!(retry_delay(8, min, max) >= Duration::from_secs(60) / 2, "later retries wait longer");
+    }
+
+    #[test]
+    fn webhook_urls_are_http_or_https_without_credentials() {
+        assert!(webhook_url("https://hooks.example.com/fb?x=1").is_ok());
+        assert!(webhook_url("http://127.0.0.1:8080/hook").is_ok());
+        for bad in ["ftp://example.com", "example.com/hook", "https://", "https://user:pw@example.com/"] {
+            assert!(webhook_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn links_round_trip_and_muted_categories_stay_in_app() {
+        let links = vec![Link::Trade(uuid::Uuid::new_v4()), Link::RiskAlert(uuid::Uuid::new_v4())];
+        let stored = serde_json::Value::Array(links.iter().map(|l| l.to_json()).collect());
+        assert_eq!(Link::from_json(&stored), links);
+        assert!(wants_webhook(Priority::High, Category::Purchase, Priority::Normal, &[]));
+        assert!(!wants_webhook(Priority::Low, Category::Purchase, Priority::Normal, &[]));
+        assert!(!wants_webhook(Priority::Urgent, Category::Purchase, Priority::Low, &["purchase".to_owned()]));
+    }
+}

@@ -1,0 +1,140 @@
+use std::time::Duration;
+
+use fastbreak_db::repo::users::SignInPolicy;
+use fastbreak_proto::user::v1::{
+    AuthenticateAccessTokenRequest, CreateAccessTokenRequest, ListAccessTokensRequest, RevokeAccessTokenRequest,
+};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::{PASSWORD, as_user, internal, spawn_app, spawn_app_with, test_settings, violated_fields};
+
+async fn authenticate(app: &mut crate::App, secret: &str) -> Result<String, tonic::Status> {
+    let request = AuthenticateAccessTokenRequest { secret: secret.to_owned() };
+    Ok(app.internal.authenticate_access_token(internal(request)).await?.into_inner().user_id)
+}
+
+#[tokio::test]
+async fn a_token_authenticates_its_user_until_revoked() {
+    let mut app = spawn_app().await;
+    let id = app.user("ada@example.com").await;
+    let secret = app.sign_in("ADA@example.com", PASSWORD).await.unwrap();
+    assert!(secret.starts_with("fbt_"));
+    assert_eq!(authenticate(&mut app, &secret).await.unwrap(), id.to_string());
+
+    let listed =
+        app.public.list_access_tokens(as_user(ListAccessTokensRequest::default(), id)).await.unwrap().into_inner();
+    assert_eq!(listed.access_tokens.len(), 1);
+    let token = &listed.access_tokens[0];
+    assert!(token.secret.is_empty(), "a secret is shown once only");
+    assert_eq!(token.label, "laptop");
+    assert!(token.expire_time.as_ref().unwrap().seconds > token.create_time.as_ref().unwrap().seconds + 29 * 86_400);
+
+    let request = RevokeAccessTokenRequest { token_id: token.token_id.clone() };
+    let revoked = app.public.revoke_access_token(as_user(request, id)).await.unwrap().into_inner();
+    assert!(revoked.revoke_time.is_some());
+    let refused = authenticate(&mut app, &secret).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_email_are_refused_alike() {
+    let mut app = spawn_app().await;
+    app.user("ada@example.com").await;
+    let wrong = app.sign_in("ada@example.com", "not the password at all").await.unwrap_err();
+    let unknown = app.sign_in("nobody@example.com", "not the password at all").await.unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    assert_eq!((wrong.code(), wrong.message()), (unknown.code(), unknown.message()));
+    assert_eq!(wrong.get_details_error_info().unwrap().reason, unknown.get_details_error_info().unwrap().reason);
+    let forged = authenticate(&mut app, "fbt_not-a-real-token").await.unwrap_err();
+    assert_eq!(forged.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn repeated_failed_sign_ins_are_slowed_down_with_a_retry_delay() {
+    let settings = fastbreak_user::Settings {
+        sign_in: SignInPolicy {
+            free_failures: 3,
+            window: chrono::Duration::minutes(15),
+            first_lock: chrono::Duration::seconds(30),
+            max_lock: chrono::Duration::minutes(15),
+        },
+        ..test_settings()
+    };
+    let mut app = spawn_app_with(settings).await;
+    app.user("ada@example.com").await;
+    for _ in 0..3 {
+        let status = app.sign_in("ada@example.com", "wrong password guess").await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+    }
+    // The fourth failure locks the email; from then on even the right password waits.
+    app.sign_in("ada@example.com", "wrong password guess").await.unwrap_err();
+    let locked = app.sign_in("ada@example.com", PASSWORD).await.unwrap_err();
+    assert_eq!(locked.code(), Code::ResourceExhausted, "{locked:?}");
+    let delay = locked.get_details_retry_info().unwrap().retry_delay.unwrap();
+    assert!(delay > Duration::from_secs(20) && delay <= Duration::from_secs(30), "{delay:?}");
+    // Another email is not affected.
+    app.user("bob@example.com").await;
+    app.sign_in("bob@example.com", PASSWORD).await.unwrap();
+}
+
+#[tokio::test]
+async fn token_requests_are_validated() {
+    let mut app = spawn_app().await;
+    let request = CreateAccessTokenRequest {
+        email: "ada".into(),
+        password: String::new(),
+        label: "l".repeat(65),
+        ttl: Some(prost_types::Duration { seconds: 10, nanos: 0 }),
+    };
+    let status = app.public.create_access_token(internal(request)).await.unwrap_err();
+    assert_eq!(violated_fields(&status), ["email", "password", "label", "ttl"]);
+}
+
+#[tokio::test]
+async fn one_user_can_neither_see_nor_revoke_anothers_tokens() {
+    let mut app = spawn_app().await;
+    let ada = app.user("ada@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let secret = app.sign_in("ada@example.com", PASSWORD).await.unwrap();
+    let adas =
+        app.public.list_access_tokens(as_user(ListAccessTokensRequest::default(), ada)).await.unwrap().into_inner();
+    let bobs =
+        app.public.list_access_tokens(as_user(ListAccessTokensRequest::default(), bob)).await.unwrap().into_inner();
+    assert!(bobs.access_tokens.is_empty());
+    let request = RevokeAccessTokenRequest { token_id: adas.access_tokens[0].token_id.clone() };
+    let status = app.public.revoke_access_token(as_user(request, bob)).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(authenticate(&mut app, &secret).await.unwrap(), ada.to_string(), "still valid");
+}
+
+#[tokio::test]
+async fn tokens_page_newest_first() {
+    let mut app = spawn_app().await;
+    let id = app.user("ada@example.com").await;
+    for _ in 0..3 {
+        app.sign_in("ada@example.com", PASSWORD).await.unwrap();
+    }
+    let first = app
+        .public
+        .list_access_tokens(as_user(ListAccessTokensRequest { page_size: 2, page_token: String::new() }, id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.access_tokens.len(), 2);
+    assert!(!first.next_page_token.is_empty());
+    let second = app
+        .public
+        .list_access_tokens(as_user(ListAccessTokensRequest { page_size: 2, page_token: first.next_page_token }, id))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.access_tokens.len(), 1);
+    assert!(second.next_page_token.is_empty());
+    let bad = app
+        .public
+        .list_access_tokens(as_user(ListAccessTokensRequest { page_size: 500, page_token: "nope".into() }, id))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&bad), ["page_size", "page_token"]);
+}
