@@ -130,6 +130,30 @@ async fn every_rpc_of_every_contract_is_routed_and_answers_unless_unbuilt() {
 }
 
 #[tokio::test]
+async fn the_built_public_rpcs_need_a_user_but_sign_up_sign_in_and_templates() {
+    let open = ["CreateUser", "CreateAccessToken", "ListStrategyTemplates"];
+    let mesh = TestMesh::spawn("all").await;
+    let mut checked = 0;
+    for service in contract_services().iter().filter(|s| !s.internal && BUILT.contains(&s.target.as_str())) {
+        let channel = mesh.channel(&service.target).await;
+        for method in &service.methods {
+            let path = format!("/{}/{}", service.full_name, method.name());
+            let mut grpc = tonic::client::Grpc::new(channel.clone());
+            grpc.ready().await.unwrap();
+            let codec = tonic_prost::ProstCodec::<(), ()>::default();
+            let code = grpc.unary(internal_request(()), path.parse().unwrap(), codec).await.err().map(|s| s.code());
+            if open.contains(&method.name()) {
+                assert_ne!(code, Some(tonic::Code::Unauthenticated), "{path} needs no user");
+            } else {
+                assert_eq!(code, Some(tonic::Code::Unauthenticated), "{path} without a user");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 25, "only {checked} public RPCs checked");
+}
+
+#[tokio::test]
 async fn a_target_not_started_is_not_served() {
     let mesh = TestMesh::spawn("risk").await;
     assert_eq!(mesh.addrs().keys().copied().collect::<Vec<_>>(), ["risk"]);

@@ -864,3 +864,44 @@ async fn the_outbox_delivers_each_message_to_one_claimer() {
             .all(|m| m.id == first.id)
     );
 }
+
+#[test]
+fn types_that_hold_secrets_never_show_them_in_debug_output() {
+    let now = common::now();
+    let user = users::User {
+        id: Uuid::new_v4(),
+        display_name: "Ada".into(),
+        email: "ada@example.com".into(),
+        password_hash: "$argon2id$SECRET-HASH".into(),
+        leaderboard_opt_out: false,
+        created_at: now,
+        updated_at: now,
+    };
+    let new_user = users::NewUser {
+        id: user.id,
+        display_name: "Ada",
+        email: "ada@example.com",
+        password_hash: "$argon2id$SECRET-HASH",
+    };
+    let token = users::AccessToken {
+        id: Uuid::new_v4(),
+        user_id: user.id,
+        token_hash: "SECRET-TOKEN-DIGEST".into(),
+        label: "laptop".into(),
+        created_at: now,
+        expires_at: now,
+        revoked_at: None,
+    };
+    let preferences = Preferences {
+        user_id: user.id,
+        webhook_min_priority: Priority::High,
+        webhook_url: Some("https://hooks.example.com".into()),
+        muted_categories: vec![],
+        webhook_secret: Some("whsec_SECRET".into()),
+        updated_at: now,
+    };
+    for shown in [format!("{user:?}"), format!("{new_user:?}"), format!("{token:?}"), format!("{preferences:?}")] {
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("***"), "{shown}");
+    }
+}

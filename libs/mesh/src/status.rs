@@ -25,9 +25,13 @@ pub fn with_reason(
     Status::with_error_details(code, message, details)
 }
 
+/// The most violations one status reports: a request with a huge list of bad items gets the
+/// first ones and a count of the rest, not a status too big to send.
+pub const MAX_VIOLATIONS: usize = 100;
+
 /// The field violations of one request, collected so that every one is reported at once.
 #[derive(Debug, Default, Clone)]
-pub struct Violations(Vec<FieldViolation>);
+pub struct Violations(Vec<FieldViolation>, usize);
 
 impl Violations {
     /// No violation yet.
@@ -37,7 +41,11 @@ impl Violations {
 
     /// Notes that `field` (a dotted path such as `strategy.rules.min_confidence`) is wrong.
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation::new(field, description));
+        if self.0.len() < MAX_VIOLATIONS {
+            self.0.push(FieldViolation::new(field, description));
+        } else {
+            self.1 += 1;
+        }
     }
 
     /// Notes a violation unless `ok`.
@@ -52,6 +60,7 @@ impl Violations {
         for violation in inner.0 {
             self.add(format!("{prefix}.{}", violation.field), violation.description);
         }
+        self.1 += inner.1;
     }
 
     /// Parses a UUID field, noting a violation when it is not one.
@@ -63,7 +72,10 @@ impl Violations {
 
     /// Takes every violation of another collection, as they are.
     pub fn nest_all(&mut self, other: Violations) {
-        self.0.extend(other.0);
+        for violation in other.0 {
+            self.add(violation.field, violation.description);
+        }
+        self.1 += other.1;
     }
 
     /// True when nothing was wrong.
@@ -83,7 +95,11 @@ impl Violations {
 
     /// INVALID_ARGUMENT with a `BadRequest` naming every field, and the fields in the message.
     pub fn into_status(self) -> Status {
-        let message = self.0.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ");
+        let mut message =
+            self.0.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ");
+        if self.1 > 0 {
+            message.push_str(&format!("; and {} more", self.1));
+        }
         with_reason(
             Code::InvalidArgument,
             format!("invalid request: {message}"),
@@ -212,6 +228,17 @@ mod tests {
         assert_eq!(fields, ["email", "rules.min_confidence"]);
         assert_eq!(status.get_details_error_info().unwrap().reason, "INVALID_FIELD");
         assert!(status.message().contains("rules.min_confidence: must be between 0 and 1"), "{status:?}");
+    }
+
+    #[test]
+    fn a_flood_of_bad_items_is_reported_in_bounded_space() {
+        let mut violations = Violations::new();
+        for i in 0..100_000 {
+            violations.add(format!("user_ids[{i}]"), "must be a UUID");
+        }
+        let status = violations.into_status();
+        assert_eq!(status.get_details_bad_request().unwrap().field_violations.len(), MAX_VIOLATIONS);
+        assert!(status.message().ends_with("and 99900 more"), "{}", &status.message()[status.message().len() - 40..]);
     }
 
     #[test]

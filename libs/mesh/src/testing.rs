@@ -84,3 +84,84 @@ pub fn as_user<T>(message: T, user: Uuid) -> tonic::Request<T> {
     crate::caller::set_user_id(&mut request, user);
     request
 }
+
+/// What a closed-loop load run measured.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    /// Calls that succeeded.
+    pub calls: usize,
+    /// Calls that failed.
+    pub errors: usize,
+    /// How long the run took.
+    pub elapsed: std::time::Duration,
+    /// Latencies of the successful calls, sorted.
+    pub latencies: Vec<std::time::Duration>,
+}
+
+impl LoadReport {
+    /// Successful calls per second.
+    pub fn rate(&self) -> f64 {
+        self.calls as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The latency below which `q` (0 to 1) of the calls finished.
+    pub fn quantile(&self, q: f64) -> std::time::Duration {
+        if self.latencies.is_empty() {
+            return std::time::Duration::ZERO;
+        }
+        let index = ((self.latencies.len() - 1) as f64 * q).round() as usize;
+        self.latencies[index.min(self.latencies.len() - 1)]
+    }
+
+    /// One line: rate, p50, p99 and errors.
+    pub fn summary(&self) -> String {
+        format!(
+            "{:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms ({} calls, {} errors, {:.1} s)",
+            self.rate(),
+            self.quantile(0.5).as_secs_f64() * 1000.0,
+            self.quantile(0.99).as_secs_f64() * 1000.0,
+            self.calls,
+            self.errors,
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// Runs `concurrency` callers, each calling `call(caller, n)` back to back for `duration`.
+pub async fn closed_loop<F, Fut, T, E>(concurrency: usize, duration: std::time::Duration, call: F) -> LoadReport
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, E>> + Send,
+    T: Send,
+    E: Send,
+{
+    let started = std::time::Instant::now();
+    let callers: Vec<_> = (0..concurrency)
+        .map(|caller| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let (mut latencies, mut errors) = (Vec::new(), 0);
+                let mut n = 0;
+                while started.elapsed() < duration {
+                    let sent = std::time::Instant::now();
+                    match call(caller, n).await {
+                        Ok(_) => latencies.push(sent.elapsed()),
+                        Err(_) => errors += 1,
+                    }
+                    n += 1;
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut report = LoadReport { calls: 0, errors: 0, elapsed: std::time::Duration::ZERO, latencies: Vec::new() };
+    for caller in callers {
+        let (latencies, errors) = caller.await.expect("a caller does not panic");
+        report.latencies.extend(latencies);
+        report.errors += errors;
+    }
+    report.elapsed = started.elapsed();
+    report.calls = report.latencies.len();
+    report.latencies.sort();
+    report
+}

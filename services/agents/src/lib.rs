@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
-use fastbreak_mesh::MeshServer;
+use fastbreak_mesh::{Context, MeshServer};
 use fastbreak_proto::agents::v1::agent_service_server::{AgentService, AgentServiceServer};
 
 /// The target's name, as `fastbreak serve --target` takes it.
@@ -21,7 +21,8 @@ pub struct AgentApi;
 
 impl AgentService for AgentApi {}
 
-/// The target's server with all of its gRPC services, ready to bind.
-pub fn server() -> MeshServer {
+/// The target's server with all of its gRPC services, ready to bind. Built from its context
+/// (database pool and peers), which its RPCs will use as they are built.
+pub fn server(_context: Context<()>) -> MeshServer {
     MeshServer::new(TARGET).add_public_service(AgentServiceServer::new(AgentApi))
 }

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
-use fastbreak_mesh::MeshServer;
+use fastbreak_mesh::{MeshServer, Peers};
 use fastbreak_proto::gateway::v1::system_health_service_server::{SystemHealthService, SystemHealthServiceServer};
 
 /// The target's name, as `fastbreak serve --target` takes it.
@@ -23,6 +23,6 @@ pub struct SystemHealthApi;
 impl SystemHealthService for SystemHealthApi {}
 
 /// The target's server with all of its gRPC services, ready to bind.
-pub fn server() -> MeshServer {
+pub fn server(_peers: Peers) -> MeshServer {
     MeshServer::new(TARGET).add_public_service(SystemHealthServiceServer::new(SystemHealthApi))
 }

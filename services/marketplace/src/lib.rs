@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
-use fastbreak_mesh::MeshServer;
+use fastbreak_mesh::{Context, MeshServer};
 use fastbreak_proto::marketplace::v1::marketplace_internal_service_server::{
     MarketplaceInternalService, MarketplaceInternalServiceServer,
 };
@@ -31,8 +31,9 @@ pub struct MarketplaceInternalApi;
 
 impl MarketplaceInternalService for MarketplaceInternalApi {}
 
-/// The target's server with all of its gRPC services, ready to bind.
-pub fn server() -> MeshServer {
+/// The target's server with all of its gRPC services, ready to bind. Built from its context
+/// (database pool and peers), which its RPCs will use as they are built.
+pub fn server(_context: Context<()>) -> MeshServer {
     MeshServer::new(TARGET)
         .add_public_service(MarketplaceServiceServer::new(MarketplaceApi))
         .add_internal_service(MarketplaceInternalServiceServer::new(MarketplaceInternalApi))

@@ -342,25 +342,43 @@ impl NotificationService for NotificationApi {
                 other => violations.add("update_mask", format!("{other}: not a field that can be updated")),
             }
         }
+        if let Some(Some(url)) = &change.url {
+            violations.check(
+                self.settings.allow_private_webhooks || !domain::names_a_private_host(url),
+                "preferences.webhook_url",
+                "must not point at a loopback, private or link-local address",
+            );
+        }
         violations.into_result(())?;
-        let current = self
-            .read(|conn| notifications::find_preferences(conn, user_id).boxed())
-            .await?
-            .unwrap_or_else(|| default_preferences(user_id));
-        // A webhook gets a signing secret when it is first set, and a new one on request.
-        let needs_secret = request.rotate_webhook_secret
-            || (current.webhook_secret.is_none() && change.url.as_ref().is_some_and(Option::is_some));
-        let new_secret =
-            if needs_secret { Some(domain::new_signing_secret().map_err(NotificationError::from)?) } else { None };
-        let updated = Preferences {
-            webhook_min_priority: change.min_priority.unwrap_or(current.webhook_min_priority),
-            webhook_url: change.url.unwrap_or(current.webhook_url.clone()),
-            muted_categories: change.muted.unwrap_or(current.muted_categories.clone()),
-            webhook_secret: new_secret.clone().or(current.webhook_secret.clone()),
-            ..current
-        };
-        let stored =
-            self.read(|conn| async move { notifications::put_preferences(conn, &updated).await }.boxed()).await?;
+        // Drawn up front (the transaction may run more than once); used only when needed.
+        let candidate = domain::new_signing_secret().map_err(NotificationError::from)?;
+        let rotate = request.rotate_webhook_secret;
+        let change = Arc::new(change);
+        let (stored, new_secret) = self
+            .database
+            .transaction(|conn| {
+                let (change, candidate) = (change.clone(), candidate.clone());
+                async move {
+                    let current = notifications::find_preferences(conn, user_id)
+                        .await?
+                        .unwrap_or_else(|| default_preferences(user_id));
+                    // A webhook gets a signing secret when it is first set, and a new one on request.
+                    let needs_secret = rotate
+                        || (current.webhook_secret.is_none() && change.url.as_ref().is_some_and(Option::is_some));
+                    let new_secret = needs_secret.then_some(candidate);
+                    let updated = Preferences {
+                        webhook_min_priority: change.min_priority.unwrap_or(current.webhook_min_priority),
+                        webhook_url: change.url.clone().unwrap_or(current.webhook_url.clone()),
+                        muted_categories: change.muted.clone().unwrap_or(current.muted_categories.clone()),
+                        webhook_secret: new_secret.clone().or(current.webhook_secret.clone()),
+                        ..current
+                    };
+                    Ok((notifications::put_preferences(conn, &updated).await?, new_secret))
+                }
+                .boxed()
+            })
+            .await
+            .map_err(NotificationError::from)?;
         Ok(Response::new(preferences_to_pb(stored, new_secret)))
     }
 
@@ -403,7 +421,7 @@ impl NotificationService for NotificationApi {
 }
 
 /// What an update of preferences changes (`None`: left as it is).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct PreferenceChange {
     min_priority: Option<Priority>,
     url: Option<Option<String>>,

@@ -33,6 +33,9 @@ pub struct Settings {
     pub lease: Duration,
     /// Whether this target runs the delivery worker (replicas may leave it to others).
     pub worker_enabled: bool,
+    /// Whether users' webhooks may point at loopback or private addresses (development only;
+    /// the operator webhook always may).
+    pub allow_private_webhooks: bool,
 }
 
 impl Default for Settings {
@@ -46,6 +49,7 @@ impl Default for Settings {
             poll_interval: Duration::from_secs(1),
             lease: Duration::from_secs(30),
             worker_enabled: true,
+            allow_private_webhooks: false,
         }
     }
 }
@@ -88,11 +92,7 @@ impl Settings {
             settings.request_timeout = d;
             settings.lease = d * 2 + Duration::from_secs(10);
         }
-        if let Some(on) = reader.optional("FASTBREAK_NOTIFICATION_WORKER", "'on' or 'off'", |v| match v {
-            "on" => Some(true),
-            "off" => Some(false),
-            _ => None,
-        }) {
+        if let Some(on) = reader.optional("FASTBREAK_NOTIFICATION_WORKER", "'on' or 'off'", on_off) {
             settings.worker_enabled = on;
         }
         if let Some(d) = reader.optional(
@@ -101,6 +101,9 @@ impl Settings {
             duration(ms(10), ms(60_000)),
         ) {
             settings.poll_interval = d;
+        }
+        if let Some(on) = reader.optional("FASTBREAK_WEBHOOK_ALLOW_PRIVATE", "'on' or 'off'", on_off) {
+            settings.allow_private_webhooks = on;
         }
         let url =
             reader.optional("FASTBREAK_OPERATOR_WEBHOOK_URL", "an http(s) URL", |v| crate::domain::webhook_url(v).ok());
@@ -121,6 +124,14 @@ impl Settings {
             settings.operator_webhook = Some(OperatorWebhook { url, secret });
         }
         settings
+    }
+}
+
+fn on_off(value: &str) -> Option<bool> {
+    match value {
+        "on" => Some(true),
+        "off" => Some(false),
+        _ => None,
     }
 }
 

@@ -20,8 +20,9 @@ use uuid::Uuid;
 use crate::domain::{self, Link};
 use crate::settings::Settings;
 
-/// How many deliveries one worker claims at a time, and sends at once.
-const BATCH: i64 = 16;
+/// How many deliveries one worker claims at a time; all of them are sent at once, so that none
+/// waits in the worker while its lease runs.
+const BATCH: i64 = 8;
 
 /// One worker; several may run (in one process or many) on one database.
 #[derive(Debug, Clone)]
@@ -30,7 +31,26 @@ pub struct DeliveryWorker {
     database: Database,
     settings: Arc<Settings>,
     wake: Arc<Notify>,
-    client: reqwest::Client,
+    /// For users' webhooks: public addresses only (unless configured otherwise).
+    users_client: reqwest::Client,
+    /// For the operator webhook, which operators configure and may be internal.
+    operator_client: reqwest::Client,
+}
+
+/// How an attempt went.
+struct Answer {
+    /// The HTTP status, 0 when none came.
+    http_status: i32,
+    /// What went wrong, empty on a 2xx.
+    error: String,
+    /// True when trying again cannot help.
+    permanent: bool,
+}
+
+impl Answer {
+    fn refused(why: &str) -> Self {
+        Self { http_status: 0, error: why.to_owned(), permanent: true }
+    }
 }
 
 /// What a delivery carries, ready to POST.
@@ -42,13 +62,20 @@ struct Payload {
 impl DeliveryWorker {
     /// A worker with an id of its own, woken early by `wake`.
     pub fn new(database: Database, settings: Settings, wake: Arc<Notify>) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(settings.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent("fastbreak-webhooks/1")
-            .build()
-            .expect("a client with a timeout and no redirects builds");
-        Self { id: Uuid::new_v4(), database, settings: Arc::new(settings), wake, client }
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(settings.request_timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent("fastbreak-webhooks/1")
+        };
+        let users = if settings.allow_private_webhooks {
+            builder()
+        } else {
+            builder().dns_resolver(Arc::new(domain::PublicOnlyResolver))
+        };
+        let users_client = users.build().expect("a client with a timeout and no redirects builds");
+        let operator_client = builder().build().expect("a client with a timeout and no redirects builds");
+        Self { id: Uuid::new_v4(), database, settings: Arc::new(settings), wake, users_client, operator_client }
     }
 
     /// Delivers until the server drains: a batch at a time, waking at once when there may be
@@ -86,7 +113,7 @@ impl DeliveryWorker {
     pub async fn deliver_due(&self) -> Result<usize, DatabaseError> {
         let claimed = self.claim().await?;
         let count = claimed.len();
-        futures::stream::iter(claimed).for_each_concurrent(8, |delivery| self.attempt(delivery)).await;
+        futures::stream::iter(claimed).for_each_concurrent(BATCH as usize, |delivery| self.attempt(delivery)).await;
         Ok(count)
     }
 
@@ -150,9 +177,16 @@ impl DeliveryWorker {
         let number = delivery.attempt_count + 1;
         let started_at = Utc::now();
         let clock = Instant::now();
-        let (http_status, error) = match self.payload(&delivery).await {
+        let owner = self.id;
+        let held =
+            self.database.read(|conn| notifications::lease_held(conn, delivery.id, owner, Utc::now()).boxed()).await;
+        if !matches!(held, Ok(true)) {
+            tracing::warn!(delivery_id = %delivery.id, "lease lost before sending; another worker has the delivery");
+            return;
+        }
+        let Answer { http_status, error, permanent } = match self.payload(&delivery).await {
             Ok(Some(payload)) => self.post(&delivery, number, payload).await,
-            Ok(None) => (0, "what it delivers no longer exists".to_owned()),
+            Ok(None) => Answer::refused("what it delivers no longer exists"),
             Err(error) => {
                 // Nothing was sent: the lease runs out and the delivery is tried again.
                 tracing::warn!(delivery_id = %delivery.id, %error, "cannot read what to deliver");
@@ -162,7 +196,7 @@ impl DeliveryWorker {
         let delivered = error.is_empty();
         let outcome = if delivered {
             AttemptOutcome::Delivered
-        } else if number >= self.settings.max_attempts || http_status == 0 && error.starts_with("what it delivers") {
+        } else if number >= self.settings.max_attempts || permanent {
             AttemptOutcome::GaveUp
         } else {
             let delay = domain::retry_delay(number + 1, self.settings.retry_min, self.settings.retry_max);
@@ -178,7 +212,6 @@ impl DeliveryWorker {
             started_at,
             duration_ms: i32::try_from(clock.elapsed().as_millis()).unwrap_or(i32::MAX),
         };
-        let owner = self.id;
         let recorded = self
             .database
             .transaction(|conn| {
@@ -205,11 +238,15 @@ impl DeliveryWorker {
         }
     }
 
-    /// One POST: the HTTP status (0 when none came) and the error (empty on a 2xx).
-    async fn post(&self, delivery: &Delivery, attempt: i32, payload: Payload) -> (i32, String) {
+    /// One POST.
+    async fn post(&self, delivery: &Delivery, attempt: i32, payload: Payload) -> Answer {
+        let for_user = delivery.notification_id.is_some();
+        if for_user && !self.settings.allow_private_webhooks && domain::names_a_private_host(&delivery.url) {
+            return Answer::refused("refused: the webhook points at a loopback, private or link-local address");
+        }
+        let client = if for_user { &self.users_client } else { &self.operator_client };
         let sent_at = Utc::now().timestamp();
-        let mut request = self
-            .client
+        let mut request = client
             .post(&delivery.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(domain::DELIVERY_HEADER, delivery.id.to_string())
@@ -219,16 +256,16 @@ impl DeliveryWorker {
             request = request.header(domain::SIGNATURE_HEADER, domain::sign(secret, sent_at, &payload.body));
         }
         match request.body(payload.body).send().await {
-            Ok(response) if response.status().is_success() => (i32::from(response.status().as_u16()), String::new()),
             Ok(response) => {
                 let status = response.status();
-                (i32::from(status.as_u16()), format!("the webhook answered {status}"))
+                let error = if status.is_success() { String::new() } else { format!("the webhook answered {status}") };
+                Answer { http_status: i32::from(status.as_u16()), error, permanent: false }
             }
-            Err(error) => (0, format!("no answer: {}", error_chain(&error))),
+            Err(error) => Answer {
+                http_status: 0,
+                error: format!("no answer: {}", fastbreak_mesh::health::error_chain(&error)),
+                permanent: false,
+            },
         }
     }
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    fastbreak_mesh::health::error_chain(error)
 }

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
-use fastbreak_mesh::MeshServer;
+use fastbreak_mesh::{Context, MeshServer};
 use fastbreak_proto::risk::v1::risk_internal_service_server::{RiskInternalService, RiskInternalServiceServer};
 use fastbreak_proto::risk::v1::risk_service_server::{RiskService, RiskServiceServer};
 
@@ -29,8 +29,9 @@ pub struct RiskInternalApi;
 
 impl RiskInternalService for RiskInternalApi {}
 
-/// The target's server with all of its gRPC services, ready to bind.
-pub fn server() -> MeshServer {
+/// The target's server with all of its gRPC services, ready to bind. Built from its context
+/// (database pool and peers), which its RPCs will use as they are built.
+pub fn server(_context: Context<()>) -> MeshServer {
     MeshServer::new(TARGET)
         .add_public_service(RiskServiceServer::new(RiskApi))
         .add_internal_service(RiskInternalServiceServer::new(RiskInternalApi))

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
-use fastbreak_mesh::MeshServer;
+use fastbreak_mesh::{Context, MeshServer};
 use fastbreak_proto::scouting::v1::scouting_internal_service_server::{
     ScoutingInternalService, ScoutingInternalServiceServer,
 };
@@ -31,8 +31,9 @@ pub struct ScoutingInternalApi;
 
 impl ScoutingInternalService for ScoutingInternalApi {}
 
-/// The target's server with all of its gRPC services, ready to bind.
-pub fn server() -> MeshServer {
+/// The target's server with all of its gRPC services, ready to bind. Built from its context
+/// (database pool and peers), which its RPCs will use as they are built.
+pub fn server(_context: Context<()>) -> MeshServer {
     MeshServer::new(TARGET)
         .add_public_service(ScoutingServiceServer::new(ScoutingApi))
         .add_internal_service(ScoutingInternalServiceServer::new(ScoutingInternalApi))

@@ -210,7 +210,11 @@ impl StrategyService for StrategyApi {
                 async move { strategies::update_strategy(conn, &row).await }.boxed()
             })
             .await
-            .map_err(StrategyError::from)?;
+            .map_err(|error| match error {
+                // It was there a moment ago: another call changed or deleted it meanwhile.
+                DatabaseError::NotFound(_) => StrategyError::ChangedMeanwhile,
+                other => StrategyError::from(other),
+            })?;
         tracing::info!(%user_id, strategy_id = %id, "strategy updated");
         Ok(Response::new(strategy_to_pb(updated).map_err(StrategyError::from)?))
     }
@@ -327,8 +331,18 @@ impl StrategyInternalService for StrategyApi {
         let mut violations = Violations::new();
         let strategy_id = violations.uuid(&request.strategy_id, "strategy_id");
         let trade_id = violations.uuid(&request.trade_id, "trade_id");
-        violations.check(request.spent_cents >= 0, "spent_cents", "must not be negative");
-        violations.check(request.proceeds_cents >= 0, "proceeds_cents", "must not be negative");
+        let amount = 0..=domain::MAX_TRADE_CENTS;
+        violations.check(amount.contains(&request.spent_cents), "spent_cents", "must be between 0 and 10^12 cents");
+        violations.check(
+            amount.contains(&request.proceeds_cents),
+            "proceeds_cents",
+            "must be between 0 and 10^12 cents",
+        );
+        violations.check(
+            request.realized_pnl_cents.unsigned_abs() <= domain::MAX_TRADE_CENTS.unsigned_abs(),
+            "realized_pnl_cents",
+            "must be between -10^12 and 10^12 cents",
+        );
         violations.check(
             request.spent_cents > 0 || request.proceeds_cents > 0,
             "spent_cents",

@@ -16,6 +16,9 @@ pub enum StrategyError {
     /// A stored strategy could not be read back.
     #[error(transparent)]
     Stored(#[from] StoredParametersError),
+    /// Another call changed the strategy while this one was updating it.
+    #[error("the strategy changed meanwhile")]
+    ChangedMeanwhile,
     /// The strategy is already in the state asked for.
     #[error("the strategy is already {0}")]
     AlreadyInState(&'static str),
@@ -35,6 +38,13 @@ impl From<StrategyError> for Status {
                 format!("the strategy is already {state}"),
                 ErrorReason::InvalidState,
                 [("state".to_owned(), state.to_owned())],
+            ),
+            StrategyError::ChangedMeanwhile => status::with_reason(
+                tonic::Code::Aborted,
+                "the strategy changed while this update was made; read it again and retry",
+                ErrorReason::InvalidState,
+                [],
+                tonic_types::ErrorDetails::new(),
             ),
             other @ StrategyError::Stored(_) => status::internal(&other),
         }

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
-use fastbreak_mesh::MeshServer;
+use fastbreak_mesh::{Context, MeshServer};
 use fastbreak_proto::trading::v1::trading_internal_service_server::{
     TradingInternalService, TradingInternalServiceServer,
 };
@@ -31,8 +31,9 @@ pub struct TradingInternalApi;
 
 impl TradingInternalService for TradingInternalApi {}
 
-/// The target's server with all of its gRPC services, ready to bind.
-pub fn server() -> MeshServer {
+/// The target's server with all of its gRPC services, ready to bind. Built from its context
+/// (database pool and peers), which its RPCs will use as they are built.
+pub fn server(_context: Context<()>) -> MeshServer {
     MeshServer::new(TARGET)
         .add_public_service(TradingServiceServer::new(TradingApi))
         .add_internal_service(TradingInternalServiceServer::new(TradingInternalApi))

@@ -22,11 +22,31 @@ use crate::settings::Settings;
 pub struct UserApi {
     database: Database,
     settings: std::sync::Arc<Settings>,
+    /// Password hashes in progress: each takes memory and a core, so they are bounded.
+    hashing: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// How long a sign-in waits for a free hashing slot before it is told to come back.
+const HASHING_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl UserApi {
     pub(crate) fn new(context: Context<Settings>) -> Self {
-        Self { database: context.database, settings: std::sync::Arc::new(context.settings) }
+        // The decoy hash is made now, so that the first unknown email is not slower to refuse.
+        credentials::prepare_decoy(context.settings.password_hashing);
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Self {
+            database: context.database,
+            settings: std::sync::Arc::new(context.settings),
+            hashing: std::sync::Arc::new(tokio::sync::Semaphore::new(cores * 2)),
+        }
+    }
+
+    /// A slot to hash a password in; RESOURCE_EXHAUSTED when every slot stays busy.
+    async fn hashing_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, UserError> {
+        match tokio::time::timeout(HASHING_PATIENCE, self.hashing.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(UserError::Busy),
+        }
     }
 }
 
@@ -97,6 +117,7 @@ impl UserService for UserApi {
 
         let cost = self.settings.password_hashing;
         let password = request.password;
+        let _slot = self.hashing_slot().await?;
         let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&password, cost))
             .await
             .map_err(UserError::from)?
@@ -260,11 +281,25 @@ impl UserApi {
     ) -> Result<pb::AccessToken, UserError> {
         let key = email.key();
         let now = Utc::now();
-        let locked = {
-            let key = key.clone();
-            self.read(|conn| async move { users::sign_in_locked_until(conn, &key, now).await }.boxed()).await?
-        };
+        // The attempt is counted before the password is checked, in one transaction with the
+        // lock check: guesses sent in parallel each take a slot, and those past the free ones
+        // are refused unchecked. A success clears the count.
+        let policy = self.settings.sign_in;
+        let locked = self
+            .database
+            .transaction(|conn| {
+                let key = key.clone();
+                async move {
+                    if let Some(until) = users::sign_in_locked_until(conn, &key, now).await? {
+                        return Ok(Some(until));
+                    }
+                    users::record_sign_in_failure(conn, &key, now, &policy).await
+                }
+                .boxed()
+            })
+            .await?;
         if let Some(until) = locked {
+            tracing::warn!(email_key = %key, until = %until, "sign-ins locked after repeated failures");
             return Err(UserError::SignInLocked(to_std(until - now)));
         }
         let user = {
@@ -273,21 +308,11 @@ impl UserApi {
         };
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let cost = self.settings.password_hashing;
+        let _slot = self.hashing_slot().await?;
         let matches =
             tokio::task::spawn_blocking(move || credentials::verify_password(&password, stored.as_deref(), cost))
                 .await?;
         let Some(user) = user.filter(|_| matches) else {
-            let policy = self.settings.sign_in;
-            let locked = self
-                .database
-                .transaction(|conn| {
-                    let key = key.clone();
-                    async move { users::record_sign_in_failure(conn, &key, Utc::now(), &policy).await }.boxed()
-                })
-                .await?;
-            if let Some(until) = locked {
-                tracing::warn!(email_key = %key, until = %until, "sign-ins locked after repeated failures");
-            }
             return Err(UserError::WrongCredentials);
         };
         let token = credentials::new_token()?;

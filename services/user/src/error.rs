@@ -32,6 +32,9 @@ pub enum UserError {
     /// The access token is unknown, expired or revoked.
     #[error("access token refused")]
     TokenRefused,
+    /// Every password-hashing slot stayed busy.
+    #[error("too many sign-ins at once")]
+    Busy,
     /// A blocking task died.
     #[error("a worker thread failed: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -49,6 +52,10 @@ impl From<UserError> for Status {
             UserError::SignInLocked(wait) => status::rate_limited(
                 format!("too many failed sign-ins for this email; try again in {} s", wait.as_secs().max(1)),
                 wait,
+            ),
+            UserError::Busy => status::rate_limited(
+                "too many sign-ins and sign-ups at once; try again shortly",
+                Duration::from_secs(1),
             ),
             UserError::TokenRefused => status::unauthenticated("the access token is unknown, expired or revoked"),
             other @ (UserError::Credential(_) | UserError::Join(_)) => status::internal(&other),

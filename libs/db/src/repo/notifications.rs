@@ -178,8 +178,8 @@ pub async fn mark_all_read(conn: &mut AsyncPgConnection, user_id: Uuid) -> Resul
     .await?)
 }
 
-/// How a user wants to be notified.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+/// How a user wants to be notified. `Debug` leaves the signing secret out.
+#[derive(Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = notification_preferences)]
 pub struct Preferences {
     /// The user.
@@ -194,6 +194,19 @@ pub struct Preferences {
     pub webhook_secret: Option<String>,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Preferences {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Preferences")
+            .field("user_id", &self.user_id)
+            .field("webhook_min_priority", &self.webhook_min_priority)
+            .field("webhook_url", &self.webhook_url)
+            .field("muted_categories", &self.muted_categories)
+            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
 }
 
 /// A user's preferences, if ever set.
@@ -327,6 +340,23 @@ pub async fn claim_due_deliveries(
         .returning(Delivery::as_returning())
         .load(conn)
         .await?)
+}
+
+/// True while `owner` holds an unexpired lease on the delivery.
+pub async fn lease_held(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    owner: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, DatabaseError> {
+    let held: i64 = deliveries::table
+        .find(id)
+        .filter(deliveries::lease_owner.eq(owner))
+        .filter(deliveries::lease_expires_at.gt(now))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(held == 1)
 }
 
 /// One attempt at a delivery.

@@ -179,27 +179,34 @@ pub async fn list_strategies(
     Ok(Page::from_rows(rows, page.size, |s| Cursor { time: s.created_at, id: s.id }))
 }
 
-/// Replaces a strategy's name, rules and parameters.
+/// Replaces a strategy's name, rules, parameters, priority and scan, if it was last changed at
+/// `strategy.updated_at` (so that a concurrent change is not overwritten); `NotFound` when it
+/// is gone or was changed since.
 pub async fn update_strategy(conn: &mut AsyncPgConnection, strategy: &Strategy) -> Result<Strategy, DatabaseError> {
-    diesel::update(strategies::table.find(strategy.id).filter(strategies::user_id.eq(strategy.user_id)))
-        .set((
-            strategies::display_name.eq(&strategy.display_name),
-            strategies::kind.eq(strategy.kind),
-            strategies::parameters.eq(&strategy.parameters),
-            strategies::min_confidence.eq(strategy.min_confidence),
-            strategies::min_discount_bps.eq(strategy.min_discount_bps),
-            strategies::max_price_cents.eq(strategy.max_price_cents),
-            strategies::max_purchases_per_day.eq(strategy.max_purchases_per_day),
-            strategies::priority.eq(strategy.priority),
-            strategies::scan_time.eq(&strategy.scan_time),
-            strategies::scan_time_zone.eq(&strategy.scan_time_zone),
-            strategies::updated_at.eq(diesel::dsl::now),
-        ))
-        .returning(Strategy::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?
-        .ok_or(DatabaseError::NotFound("strategy"))
+    diesel::update(
+        strategies::table
+            .find(strategy.id)
+            .filter(strategies::user_id.eq(strategy.user_id))
+            .filter(strategies::updated_at.eq(strategy.updated_at)),
+    )
+    .set((
+        strategies::display_name.eq(&strategy.display_name),
+        strategies::kind.eq(strategy.kind),
+        strategies::parameters.eq(&strategy.parameters),
+        strategies::min_confidence.eq(strategy.min_confidence),
+        strategies::min_discount_bps.eq(strategy.min_discount_bps),
+        strategies::max_price_cents.eq(strategy.max_price_cents),
+        strategies::max_purchases_per_day.eq(strategy.max_purchases_per_day),
+        strategies::priority.eq(strategy.priority),
+        strategies::scan_time.eq(&strategy.scan_time),
+        strategies::scan_time_zone.eq(&strategy.scan_time_zone),
+        strategies::updated_at.eq(diesel::dsl::now),
+    ))
+    .returning(Strategy::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?
+    .ok_or(DatabaseError::NotFound("strategy"))
 }
 
 /// Activates or pauses a strategy.

@@ -9,8 +9,8 @@ use crate::error::DatabaseError;
 use crate::repo::{Cursor, Page, PageRequest};
 use crate::schema::{access_tokens, users, wallets};
 
-/// A user.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+/// A user. `Debug` leaves the password hash out.
+#[derive(Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = users)]
 pub struct User {
     /// Id.
@@ -29,8 +29,22 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A user to create.
-#[derive(Debug, Clone, Insertable)]
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("display_name", &self.display_name)
+            .field("email", &self.email)
+            .field("password_hash", &"***")
+            .field("leaderboard_opt_out", &self.leaderboard_opt_out)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
+/// A user to create. `Debug` leaves the password hash out.
+#[derive(Clone, Insertable)]
 #[diesel(table_name = users)]
 pub struct NewUser<'a> {
     /// Id.
@@ -41,6 +55,17 @@ pub struct NewUser<'a> {
     pub email: &'a str,
     /// Salted password hash.
     pub password_hash: &'a str,
+}
+
+impl std::fmt::Debug for NewUser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("id", &self.id)
+            .field("display_name", &self.display_name)
+            .field("email", &self.email)
+            .field("password_hash", &"***")
+            .finish()
+    }
 }
 
 /// Creates a user.
@@ -156,8 +181,8 @@ pub async fn set_wallet_connected(
         .ok_or(DatabaseError::NotFound("wallet"))
 }
 
-/// An access token (its secret is never stored, only its hash).
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+/// An access token (its secret is never stored, only its hash; `Debug` leaves the hash out).
+#[derive(Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = access_tokens)]
 pub struct AccessToken {
     /// Id.
@@ -174,6 +199,20 @@ pub struct AccessToken {
     pub expires_at: DateTime<Utc>,
     /// Revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("token_hash", &"***")
+            .field("label", &self.label)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish()
+    }
 }
 
 /// Stores a new access token.

@@ -60,6 +60,75 @@ impl Link {
     }
 }
 
+/// True for an address on the public internet: not loopback, private, link-local, shared,
+/// unspecified, multicast or documentation space. Users' webhooks may only reach these, so that
+/// nobody can make FastBreak POST into its own network.
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80
+                    || first == 0x2001 && v6.segments()[1] == 0x0db8)
+            }
+        },
+    }
+}
+
+/// True when a URL's host is written as an address (or `localhost`) that is not public.
+pub fn names_a_private_host(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else { return false };
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => !is_public(ip.into()),
+        Some(url::Host::Ipv6(ip)) => !is_public(ip.into()),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => false,
+    }
+}
+
+/// Resolves host names for users' webhooks, keeping public addresses only: a name that
+/// resolves to a private address (or is re-pointed there later) is refused at connect time.
+#[derive(Debug, Default)]
+pub struct PublicOnlyResolver;
+
+impl reqwest::dns::Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<std::net::SocketAddr> = found.iter().copied().filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                let message = format!("{host} resolves to no public address; webhooks may not reach private networks");
+                return Err(message.into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 /// Why a webhook URL is refused.
 pub fn webhook_url(text: &str) -> Result<String, &'static str> {
     let text = text.trim();
@@ -170,6 +239,40 @@ mod tests {
         for bad in ["ftp://example.com", "example.com/hook", "https://", "https://user:pw@example.com/"] {
             assert!(webhook_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn only_public_addresses_count_as_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+        assert!(names_a_private_host("http://127.0.0.1:8080/hook"));
+        assert!(names_a_private_host("http://[::1]/hook"));
+        assert!(names_a_private_host("http://LOCALHOST./hook"));
+        assert!(!names_a_private_host("https://hooks.example.com/hook"));
+    }
+
+    #[tokio::test]
+    async fn names_that_resolve_to_private_addresses_are_not_connected_to() {
+        use reqwest::dns::Resolve;
+        let refused = PublicOnlyResolver.resolve("localhost".parse().unwrap()).await;
+        let error = refused.err().expect("localhost resolves to loopback only").to_string();
+        assert!(error.contains("no public address"), "{error}");
     }
 
     #[test]

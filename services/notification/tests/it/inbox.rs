@@ -95,13 +95,22 @@ async fn one_user_never_sees_or_marks_anothers_notifications() {
     assert!(listed.notifications.is_empty() && listed.unread_count == 0);
     let status = app
         .public
-        .mark_notification_read(as_user(MarkNotificationReadRequest { notification_id: adas.notification_id }, bob))
+        .mark_notification_read(as_user(
+            MarkNotificationReadRequest { notification_id: adas.notification_id.clone() },
+            bob,
+        ))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     app.public.mark_all_notifications_read(as_user(MarkAllNotificationsReadRequest {}, bob)).await.unwrap();
     let count = app.public.get_unread_count(as_user(GetUnreadCountRequest {}, ada)).await.unwrap().into_inner();
     assert_eq!(count.unread_count, 1, "bob's mark-all touched nothing of ada's");
+    let request = fastbreak_proto::notification::v1::ListDeliveriesRequest {
+        notification_id: adas.notification_id.clone(),
+        ..Default::default()
+    };
+    let deliveries = app.public.list_deliveries(as_user(request, bob)).await.unwrap().into_inner();
+    assert!(deliveries.deliveries.is_empty());
     let unauthenticated = app.public.get_unread_count(internal(GetUnreadCountRequest {})).await.unwrap_err();
     assert_eq!(unauthenticated.code(), Code::Unauthenticated);
 }

@@ -47,6 +47,8 @@ fn test_settings() -> Settings {
         request_timeout: Duration::from_millis(500),
         poll_interval: Duration::from_millis(20),
         lease: Duration::from_secs(1),
+        // The test webhooks listen on 127.0.0.1.
+        allow_private_webhooks: true,
         ..Settings::default()
     }
 }

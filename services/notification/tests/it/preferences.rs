@@ -96,3 +96,24 @@ async fn preferences_default_validate_and_hand_out_a_secret_once() {
         ["notification_id"]
     );
 }
+
+#[tokio::test]
+async fn users_webhooks_may_not_point_into_private_networks() {
+    let mut app = crate::spawn_app_with(fastbreak_notification::Settings {
+        allow_private_webhooks: false,
+        ..crate::test_settings()
+    })
+    .await;
+    let user = app.user().await;
+    for url in
+        ["http://127.0.0.1:8080/hook", "http://169.254.169.254/latest", "http://[::1]/hook", "http://localhost/hook"]
+    {
+        let preferences = NotificationPreferences { webhook_url: url.into(), ..Default::default() };
+        let status = app
+            .public
+            .update_notification_preferences(as_user(update(preferences, &["webhook_url"], false), user))
+            .await
+            .unwrap_err();
+        assert_eq!(violated_fields(&status), ["preferences.webhook_url"], "{url}");
+    }
+}

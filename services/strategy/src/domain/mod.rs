@@ -19,6 +19,10 @@ pub struct Rules {
     pub max_purchases_per_day: i32,
 }
 
+/// The largest amount one trade may carry: $10,000,000,000 (far above any moment, far below
+/// what sums of them could overflow).
+pub const MAX_TRADE_CENTS: i64 = 1_000_000_000_000;
+
 /// The most a strategy may pay for one moment: $1,000,000.
 pub const MAX_PRICE_CENTS: i64 = 100_000_000;
 

@@ -63,6 +63,11 @@ fn decoy_hash(cost: PasswordCost) -> &'static str {
     })
 }
 
+/// Makes the decoy hash now rather than at the first unknown email.
+pub fn prepare_decoy(cost: PasswordCost) {
+    decoy_hash(cost);
+}
+
 /// True when `password` matches `stored`; with no stored hash (an unknown email) the same work
 /// is done against a decoy and the answer is false. Slow by design.
 pub fn verify_password(password: &str, stored: Option<&str>, cost: PasswordCost) -> bool {

@@ -90,10 +90,12 @@ pub const DEFAULT_TOKEN_TTL: chrono::Duration = chrono::Duration::days(30);
 /// violation.
 pub fn token_ttl(seconds: Option<(i64, i32)>, field: &str, violations: &mut Violations) -> chrono::Duration {
     let Some((seconds, nanos)) = seconds else { return DEFAULT_TOKEN_TTL };
-    let ttl = chrono::Duration::seconds(seconds) + chrono::Duration::nanoseconds(i64::from(nanos));
-    let ok = nanos >= 0 && (MIN_TOKEN_TTL..=MAX_TOKEN_TTL).contains(&ttl);
-    violations.check(ok, field, "must be between 1 minute and 90 days");
-    if ok { ttl } else { DEFAULT_TOKEN_TTL }
+    // Bounds first: a duration built from an unchecked number of seconds can overflow.
+    let in_range = (0..=MAX_TOKEN_TTL.num_seconds()).contains(&seconds) && (0..1_000_000_000).contains(&nanos);
+    let ttl = in_range.then(|| chrono::Duration::seconds(seconds) + chrono::Duration::nanoseconds(i64::from(nanos)));
+    let ttl = ttl.filter(|ttl| (MIN_TOKEN_TTL..=MAX_TOKEN_TTL).contains(ttl));
+    violations.check(ttl.is_some(), field, "must be between 1 minute and 90 days");
+    ttl.unwrap_or(DEFAULT_TOKEN_TTL)
 }
 
 #[cfg(test)]
@@ -134,6 +136,9 @@ mod tests {
         assert_eq!(token_ttl(None, "ttl", &mut v), DEFAULT_TOKEN_TTL);
         assert_eq!(token_ttl(Some((59, 0)), "ttl", &mut v), DEFAULT_TOKEN_TTL);
         assert_eq!(token_ttl(Some((3600, 0)), "ttl", &mut v), chrono::Duration::hours(1));
-        assert_eq!(v.fields().count(), 4);
+        for extreme in [(i64::MAX, 999_999_999), (i64::MIN, -1), (7_776_000, 1), (60, -5)] {
+            assert_eq!(token_ttl(Some(extreme), "ttl", &mut v), DEFAULT_TOKEN_TTL, "{extreme:?}");
+        }
+        assert_eq!(v.fields().count(), 8);
     }
 }

@@ -23,7 +23,7 @@ struct App {
     public: UserServiceClient<Channel>,
     internal: UserInternalServiceClient<Channel>,
     _server: TestServer,
-    _database: TestDatabase,
+    database: TestDatabase,
 }
 
 /// Settings for tests: a cheap password hash (the cost is a setting, not what is tested).
@@ -43,7 +43,7 @@ async fn spawn_app_with(settings: Settings) -> App {
         public: UserServiceClient::new(channel.clone()),
         internal: UserInternalServiceClient::new(channel),
         _server: server,
-        _database: database,
+        database,
     }
 }
 

@@ -79,6 +79,32 @@ async fn repeated_failed_sign_ins_are_slowed_down_with_a_retry_delay() {
 }
 
 #[tokio::test]
+async fn an_expired_token_is_refused() {
+    use fastbreak_db::repo::users::{self, AccessToken};
+    use futures::FutureExt;
+    let mut app = spawn_app().await;
+    let id = app.user("ada@example.com").await;
+    let token = fastbreak_user::domain::credentials::new_token().unwrap();
+    let now = chrono::Utc::now();
+    let expired = AccessToken {
+        id: uuid::Uuid::new_v4(),
+        user_id: id,
+        token_hash: token.digest.clone(),
+        label: "old".into(),
+        created_at: now - chrono::Duration::hours(2),
+        expires_at: now - chrono::Duration::hours(1),
+        revoked_at: None,
+    };
+    app.database
+        .database()
+        .read(|conn| async move { users::insert_access_token(conn, &expired).await }.boxed())
+        .await
+        .unwrap();
+    let refused = authenticate(&mut app, &token.secret).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
 async fn token_requests_are_validated() {
     let mut app = spawn_app().await;
     let request = CreateAccessTokenRequest {
@@ -89,6 +115,14 @@ async fn token_requests_are_validated() {
     };
     let status = app.public.create_access_token(internal(request)).await.unwrap_err();
     assert_eq!(violated_fields(&status), ["email", "password", "label", "ttl"]);
+    let huge = CreateAccessTokenRequest {
+        email: "ada@example.com".into(),
+        password: PASSWORD.into(),
+        label: String::new(),
+        ttl: Some(prost_types::Duration { seconds: i64::MAX, nanos: 999_999_999 }),
+    };
+    let status = app.public.create_access_token(internal(huge)).await.unwrap_err();
+    assert_eq!(violated_fields(&status), ["ttl"], "an absurd lifetime is refused, not a panic");
 }
 
 #[tokio::test]
