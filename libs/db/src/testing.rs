@@ -173,6 +173,20 @@ impl TestDatabase {
         self.lease.as_ref().expect("held until drop").cluster.url(database)
     }
 
+    /// Creates a user (every user-owned row needs one) and returns its id.
+    pub async fn create_user(&self) -> uuid::Uuid {
+        use crate::repo::users::{NewUser, create_user};
+        let id = uuid::Uuid::new_v4();
+        let email = format!("{}@example.com", id.simple());
+        let mut conn = AsyncPgConnection::establish(&self.url)
+            .await
+            .unwrap_or_else(|error| panic!("cannot connect to the test database {}: {error}", self.name));
+        create_user(&mut conn, &NewUser { id, display_name: "Test user", email: &email, password_hash: "not a hash" })
+            .await
+            .unwrap_or_else(|error| panic!("cannot create a test user: {error}"));
+        id
+    }
+
     /// A pool on the database, small enough for many tests at once.
     pub fn database(&self) -> Database {
         Database::connect_lazy(&self.url, &PoolOptions { max_size: 4, ..PoolOptions::default() })

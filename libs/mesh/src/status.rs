@@ -115,6 +115,11 @@ pub fn timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp 
     prost_types::Timestamp::from(std::time::SystemTime::from(time))
 }
 
+/// The UUID a request names in one field; INVALID_ARGUMENT naming the field when it is not one.
+pub fn required_uuid(text: &str, field: &str) -> Result<uuid::Uuid, Status> {
+    uuid::Uuid::parse_str(text.trim()).map_err(|_| invalid_field(field, "must be a UUID"))
+}
+
 /// INVALID_ARGUMENT naming one field.
 pub fn invalid_field(field: impl Into<String>, description: impl Into<String>) -> Status {
     let mut violations = Violations::new();

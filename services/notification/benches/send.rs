@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use fastbreak_db::repo::users::{self, NewUser};
 use fastbreak_db::testing::TestDatabase;
 use fastbreak_mesh::Context;
 use fastbreak_mesh::testing::{TestServer, as_user, closed_loop, internal};
@@ -16,7 +15,6 @@ use fastbreak_proto::notification::v1::{
     NotificationCategory, NotificationPreferences, Priority, SendNotificationRequest,
     UpdateNotificationPreferencesRequest,
 };
-use uuid::Uuid;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -30,23 +28,7 @@ fn main() {
         let server =
             TestServer::start(fastbreak_notification::server(Context::new(database.database(), settings))).await;
         let channel = server.channel().await;
-        let (plain, hooked) = (Uuid::new_v4(), Uuid::new_v4());
-        for id in [plain, hooked] {
-            let email = format!("{}@example.com", id.simple());
-            database
-                .database()
-                .read(|conn| {
-                    Box::pin(async move {
-                        users::create_user(
-                            conn,
-                            &NewUser { id, display_name: "Bench", email: &email, password_hash: "x" },
-                        )
-                        .await
-                    })
-                })
-                .await
-                .unwrap();
-        }
+        let (plain, hooked) = (database.create_user().await, database.create_user().await);
         let hook = UpdateNotificationPreferencesRequest {
             preferences: Some(NotificationPreferences {
                 webhook_url: "http://127.0.0.1:9/hook".into(),

@@ -264,9 +264,7 @@ impl NotificationService for NotificationApi {
         request: Request<pb::MarkNotificationReadRequest>,
     ) -> Result<Response<pb::Notification>, Status> {
         let user_id = caller::user_id(&request)?;
-        let mut violations = Violations::new();
-        let id = violations.uuid(&request.get_ref().notification_id, "notification_id");
-        let id = violations.into_result(id)?.unwrap_or_default();
+        let id = fastbreak_mesh::status::required_uuid(&request.get_ref().notification_id, "notification_id")?;
         let read = self.read(|conn| notifications::mark_read(conn, user_id, id).boxed()).await?;
         Ok(Response::new(notification_to_pb(read)))
     }

@@ -46,9 +46,7 @@ impl StrategyApi {
 
     async fn set_state(&self, request: Request<String>, state: StrategyState) -> Result<pb::Strategy, Status> {
         let user_id = caller::user_id(&request)?;
-        let mut violations = Violations::new();
-        let id = violations.uuid(request.get_ref(), "strategy_id");
-        let id = violations.into_result(id)?.unwrap_or_default();
+        let id = fastbreak_mesh::status::required_uuid(request.get_ref(), "strategy_id")?;
         let current = self.find(user_id, id).await?;
         if current.state == state {
             return Err(StrategyError::AlreadyInState(state.as_str()).into());
@@ -148,9 +146,7 @@ impl StrategyService for StrategyApi {
 
     async fn get_strategy(&self, request: Request<pb::GetStrategyRequest>) -> Result<Response<pb::Strategy>, Status> {
         let user_id = caller::user_id(&request)?;
-        let mut violations = Violations::new();
-        let id = violations.uuid(&request.get_ref().strategy_id, "strategy_id");
-        let id = violations.into_result(id)?.unwrap_or_default();
+        let id = fastbreak_mesh::status::required_uuid(&request.get_ref().strategy_id, "strategy_id")?;
         let row = self.find(user_id, id).await?;
         Ok(Response::new(strategy_to_pb(row).map_err(StrategyError::from)?))
     }
@@ -183,9 +179,7 @@ impl StrategyService for StrategyApi {
         let Some(given) = request.strategy else {
             return Err(fastbreak_mesh::status::invalid_field("strategy", "is required"));
         };
-        let mut violations = Violations::new();
-        let id = violations.uuid(&given.strategy_id, "strategy.strategy_id");
-        let id = violations.into_result(id)?.unwrap_or_default();
+        let id = fastbreak_mesh::status::required_uuid(&given.strategy_id, "strategy.strategy_id")?;
         let current = self.find(user_id, id).await?;
         let current_pb = strategy_to_pb(current.clone()).map_err(StrategyError::from)?;
         let paths = request.update_mask.map(|mask| mask.paths).unwrap_or_default();
@@ -224,9 +218,7 @@ impl StrategyService for StrategyApi {
         request: Request<pb::DeleteStrategyRequest>,
     ) -> Result<Response<pb::DeleteStrategyResponse>, Status> {
         let user_id = caller::user_id(&request)?;
-        let mut violations = Violations::new();
-        let id = violations.uuid(&request.get_ref().strategy_id, "strategy_id");
-        let id = violations.into_result(id)?.unwrap_or_default();
+        let id = fastbreak_mesh::status::required_uuid(&request.get_ref().strategy_id, "strategy_id")?;
         let deleted = self.read(|conn| strategies::delete_strategy(conn, user_id, id).boxed()).await?;
         if !deleted {
             return Err(fastbreak_mesh::status::not_found("strategy"));
@@ -278,9 +270,7 @@ impl StrategyService for StrategyApi {
         request: Request<pb::GetStrategyPerformanceRequest>,
     ) -> Result<Response<pb::StrategyPerformance>, Status> {
         let user_id = caller::user_id(&request)?;
-        let mut violations = Violations::new();
-        let id = violations.uuid(&request.get_ref().strategy_id, "strategy_id");
-        let id = violations.into_result(id)?.unwrap_or_default();
+        let id = fastbreak_mesh::status::required_uuid(&request.get_ref().strategy_id, "strategy_id")?;
         self.find(user_id, id).await?;
         let performance = self
             .read(|conn| strategies::find_performance(conn, id).boxed())

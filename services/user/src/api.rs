@@ -260,9 +260,7 @@ impl UserService for UserApi {
         request: Request<pb::RevokeAccessTokenRequest>,
     ) -> Result<Response<pb::AccessToken>, Status> {
         let user_id = caller::user_id(&request)?;
-        let mut violations = Violations::new();
-        let token_id = violations.uuid(&request.get_ref().token_id, "token_id");
-        let token_id = violations.into_result(token_id)?.unwrap_or_default();
+        let token_id = fastbreak_mesh::status::required_uuid(&request.get_ref().token_id, "token_id")?;
         let token = self.read(|conn| users::revoke_access_token(conn, user_id, token_id).boxed()).await?;
         tracing::info!(%user_id, %token_id, "access token revoked");
         Ok(Response::new(token_message(token, String::new())))
@@ -366,9 +364,7 @@ impl UserInternalService for UserApi {
         &self,
         request: Request<pb::GetUserStatusRequest>,
     ) -> Result<Response<pb::UserStatus>, Status> {
-        let mut violations = Violations::new();
-        let user_id = violations.uuid(&request.get_ref().user_id, "user_id");
-        let user_id = violations.into_result(user_id)?.unwrap_or_default();
+        let user_id = fastbreak_mesh::status::required_uuid(&request.get_ref().user_id, "user_id")?;
         let mut found =
             self.read(|conn| async move { users::find_users_with_wallets(conn, &[user_id]).await }.boxed()).await?;
         let (user, wallet) = found.pop().ok_or_else(|| fastbreak_mesh::status::not_found("user"))?;

@@ -13,7 +13,6 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use fastbreak_db::repo::users::{self, NewUser};
 use fastbreak_db::testing::TestDatabase;
 use fastbreak_mesh::Context;
 use fastbreak_mesh::testing::TestServer;
@@ -24,7 +23,6 @@ use fastbreak_proto::notification::v1::{
     Delivery, DeliveryState, ListDeliveriesRequest, NotificationCategory, NotificationPreferences, Priority,
     SendNotificationRequest, UpdateNotificationPreferencesRequest,
 };
-use futures::FutureExt;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 use uuid::Uuid;
@@ -71,20 +69,7 @@ async fn spawn_app_with(settings: Settings) -> App {
 
 impl App {
     async fn user(&self) -> Uuid {
-        let id = Uuid::new_v4();
-        let email = format!("{}@example.com", id.simple());
-        self.database
-            .database()
-            .read(|conn| {
-                async move {
-                    users::create_user(conn, &NewUser { id, display_name: "Nina", email: &email, password_hash: "x" })
-                        .await
-                }
-                .boxed()
-            })
-            .await
-            .unwrap();
-        id
+        self.database.create_user().await
     }
 
     async fn send(

@@ -4,7 +4,6 @@ mod active;
 mod lifecycle;
 mod validation;
 
-use fastbreak_db::repo::users::{self, NewUser};
 use fastbreak_db::testing::TestDatabase;
 use fastbreak_mesh::Context;
 use fastbreak_mesh::testing::TestServer;
@@ -15,7 +14,6 @@ use fastbreak_proto::strategy::v1::strategy_service_client::StrategyServiceClien
 use fastbreak_proto::strategy::v1::{
     ActivateStrategyRequest, CreateStrategyRequest, PostGameSpikeParameters, Stat, StatTrigger, Strategy, StrategyRules,
 };
-use futures::FutureExt;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 use uuid::Uuid;
@@ -42,22 +40,8 @@ async fn spawn_app() -> App {
 }
 
 impl App {
-    /// A user in the database (strategies belong to users).
     async fn user(&self) -> Uuid {
-        let id = Uuid::new_v4();
-        let email = format!("{}@example.com", id.simple());
-        self.database
-            .database()
-            .read(|conn| {
-                async move {
-                    users::create_user(conn, &NewUser { id, display_name: "Sam", email: &email, password_hash: "x" })
-                        .await
-                }
-                .boxed()
-            })
-            .await
-            .unwrap();
-        id
+        self.database.create_user().await
     }
 
     async fn create(&mut self, user: Uuid, strategy: Strategy) -> Result<Strategy, tonic::Status> {
