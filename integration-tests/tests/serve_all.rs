@@ -213,3 +213,35 @@ async fn backends_refuse_calls_without_the_internal_credential() {
     let with = call_empty(mesh.channel("risk").await, path, internal_request(())).await;
     assert_eq!(with.code(), tonic::Code::Unimplemented);
 }
+
+#[tokio::test]
+async fn random_paths_cannot_grow_the_metrics() {
+    let mesh = TestMesh::spawn("user").await;
+    let channel = mesh.channel("user").await;
+    let callers: Vec<_> = (0..8)
+        .map(|caller| {
+            let channel = channel.clone();
+            tokio::spawn(async move {
+                for n in 0..1250 {
+                    let mut grpc = tonic::client::Grpc::new(channel.clone());
+                    grpc.ready().await.unwrap();
+                    let path = format!("/random.Service{caller}x{n}/Method{n}").parse().unwrap();
+                    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+                    let status = grpc.unary(internal_request(()), path, codec).await.unwrap_err();
+                    assert_eq!(status.code(), tonic::Code::Unimplemented);
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    let text = fastbreak_telemetry::metrics::render();
+    assert!(!text.contains("random.Service"), "a client's path became a label");
+    let unknown =
+        text.lines().find(|l| l.starts_with("fastbreak_rpc_server_calls_total{") && l.contains("service=\"unknown\""));
+    let count: f64 = unknown.expect("unknown paths are counted").rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 10_000.0, "{count}");
+    let series = text.lines().filter(|l| l.starts_with("fastbreak_rpc_server_calls_total{")).count();
+    assert!(series < 200, "{series} series");
+}

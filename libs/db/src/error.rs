@@ -13,6 +13,13 @@ pub enum DatabaseError {
         /// Why the connection failed.
         reason: String,
     },
+    /// Every connection of the pool stayed busy for the pool's timeout: this process is
+    /// overloaded (the server may be fine). Not transient in the sense of a quick retry.
+    #[error("every one of the {size} database connections stayed busy")]
+    PoolExhausted {
+        /// The pool's size.
+        size: usize,
+    },
     /// The row asked for does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),

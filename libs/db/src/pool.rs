@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures::future::BoxFuture;
 
 use crate::error::{DatabaseError, is_serialization_failure};
@@ -38,11 +38,14 @@ pub struct PoolOptions {
     pub max_size: usize,
     /// How long to wait for a free connection, or for a new one to open.
     pub timeout: Duration,
+    /// How long one statement of a transaction may run before PostgreSQL cancels it, so that
+    /// a stuck query cannot hold locks and a connection forever.
+    pub statement_timeout: Duration,
 }
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        Self { max_size: 10, timeout: Duration::from_secs(5) }
+        Self { max_size: 10, timeout: Duration::from_secs(5), statement_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -51,6 +54,7 @@ impl Default for PoolOptions {
 pub struct Database {
     pool: Pool<AsyncPgConnection>,
     addr: String,
+    statement_timeout: Duration,
 }
 
 impl std::fmt::Debug for Database {
@@ -83,7 +87,7 @@ impl Database {
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|error| DatabaseError::Pool(error.to_string()))?;
-        Ok(Self { pool, addr: redact_url(url) })
+        Ok(Self { pool, addr: redact_url(url), statement_timeout: options.statement_timeout })
     }
 
     /// Where the database is (host:port/name), for messages.
@@ -102,7 +106,11 @@ impl Database {
             PoolError::Backend(diesel_async::pooled_connection::PoolError::QueryError(e)) => {
                 return DatabaseError::from(e);
             }
-            PoolError::Timeout(kind) => format!("timed out waiting for a connection ({kind:?})"),
+            // Every connection is busy: the server is fine, this process is overloaded.
+            PoolError::Timeout(deadpool::managed::TimeoutType::Wait) => {
+                return DatabaseError::PoolExhausted { size: self.pool.status().max_size };
+            }
+            PoolError::Timeout(kind) => format!("timed out opening a connection ({kind:?})"),
             other => other.to_string(),
         };
         DatabaseError::Unreachable { addr: self.addr.clone(), reason }
@@ -121,8 +129,16 @@ impl Database {
         let started = Instant::now();
         let mut conn = self.conn().await?;
         let mut pauses = retry_pauses();
+        let limit = format!("SET LOCAL statement_timeout = {}", self.statement_timeout.as_millis().max(1));
         for attempt in 1..=TRANSACTION_ATTEMPTS {
-            let outcome = conn.build_transaction().serializable().run(async |conn| work(conn).await).await;
+            let outcome = conn
+                .build_transaction()
+                .serializable()
+                .run(async |conn| {
+                    diesel::sql_query(&limit).execute(conn).await?;
+                    work(conn).await
+                })
+                .await;
             match outcome {
                 Err(error) if is_serialization_failure(&error) && attempt < TRANSACTION_ATTEMPTS => {
                     tracing::debug!(attempt, %error, "transaction conflicted; retrying");

@@ -170,3 +170,47 @@ async fn transactions_that_conflict_are_retried_until_both_succeed() {
     assert_eq!(trading::user_account(&mut conn, user_id).await.unwrap().balance_cents, 350);
     assert_eq!(trading::total_balance(&mut conn).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_statement_that_runs_too_long_is_cancelled_by_the_transaction_timeout() {
+    let db = TestDatabase::create().await;
+    let options = fastbreak_db::PoolOptions {
+        max_size: 2,
+        statement_timeout: std::time::Duration::from_millis(200),
+        ..fastbreak_db::PoolOptions::default()
+    };
+    let database = fastbreak_db::Database::connect_lazy(db.url(), &options).unwrap();
+    let started = std::time::Instant::now();
+    let outcome = database
+        .transaction(|conn| {
+            Box::pin(async move {
+                diesel::sql_query("SELECT pg_sleep(5)").execute(conn).await?;
+                Ok(())
+            })
+        })
+        .await;
+    let error = outcome.expect_err("the statement is cancelled");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "cancelled at the timeout: {:?}", started.elapsed());
+    assert!(!error.is_transient(), "{error}");
+}
+
+#[tokio::test]
+async fn an_exhausted_pool_is_told_apart_from_an_unreachable_server() {
+    let db = TestDatabase::create().await;
+    let options = fastbreak_db::PoolOptions {
+        max_size: 1,
+        timeout: std::time::Duration::from_millis(200),
+        ..fastbreak_db::PoolOptions::default()
+    };
+    let database = fastbreak_db::Database::connect_lazy(db.url(), &options).unwrap();
+    let held = database.conn().await.unwrap();
+    let Err(exhausted) = database.conn().await else { panic!("the only connection is held") };
+    assert!(matches!(exhausted, fastbreak_db::DatabaseError::PoolExhausted { size: 1 }), "{exhausted:?}");
+    assert!(!exhausted.is_transient());
+    drop(held);
+
+    let nowhere = fastbreak_db::Database::connect_lazy("postgres://u:p@127.0.0.1:1/none", &options).unwrap();
+    let Err(unreachable) = nowhere.conn().await else { panic!("nothing listens on port 1") };
+    assert!(matches!(unreachable, fastbreak_db::DatabaseError::Unreachable { .. }), "{unreachable:?}");
+    assert!(unreachable.is_transient());
+}

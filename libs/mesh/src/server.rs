@@ -227,6 +227,13 @@ impl MeshServer {
         routes.add_service(reflection_v1);
         routes.add_service(reflection_v1alpha);
 
+        let mut served = services.clone();
+        served.extend([
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ]);
+        let known = known_methods(&served);
         let exempt: Vec<&'static str> = if self.public_edge { self.public_services.clone() } else { Vec::new() };
         let auth = self.credential.map(|token| InternalAuthLayer::new(token.expose(), &exempt));
         Ok(BoundServer {
@@ -238,8 +245,35 @@ impl MeshServer {
             auth,
             drain_timeout: self.drain_timeout,
             workers: self.workers,
+            known,
         })
     }
+}
+
+/// The methods of the named services, read from the descriptor sets of the contracts, of
+/// health and of reflection: what the server's metrics label by name.
+fn known_methods(services: &[&'static str]) -> fastbreak_telemetry::metrics::KnownMethods {
+    use prost::Message as _;
+    let sets = [fastbreak_proto::FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET];
+    // Reflection's descriptor sets are private to its crate; its one method is well known.
+    let mut methods: Vec<(String, String)> =
+        ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]
+            .into_iter()
+            .filter(|name| services.contains(name))
+            .map(|name| (name.to_owned(), "ServerReflectionInfo".to_owned()))
+            .collect();
+    for set in sets {
+        let Ok(set) = prost_types::FileDescriptorSet::decode(set) else { continue };
+        for file in &set.file {
+            for service in &file.service {
+                let name = format!("{}.{}", file.package(), service.name());
+                if services.contains(&name.as_str()) {
+                    methods.extend(service.method.iter().map(|m| (name.clone(), m.name().to_owned())));
+                }
+            }
+        }
+    }
+    fastbreak_telemetry::metrics::KnownMethods::new(methods)
 }
 
 /// Binds a listener for `target` (port 0 picks a free port).
@@ -290,6 +324,7 @@ pub struct BoundServer {
     auth: Option<InternalAuthLayer>,
     drain_timeout: Duration,
     workers: Vec<Worker>,
+    known: fastbreak_telemetry::metrics::KnownMethods,
 }
 
 impl std::fmt::Debug for BoundServer {
@@ -341,7 +376,7 @@ impl BoundServer {
         let layers = tower::ServiceBuilder::new()
             // Telemetry first: every call, refused ones too, gets a span with its correlation
             // id and trace id, and is counted.
-            .layer(ServerTelemetryLayer::new(target))
+            .layer(ServerTelemetryLayer::new(target, self.known))
             // Then the internal credential: backends take calls from the mesh only.
             .option_layer(self.auth)
             .into_inner();

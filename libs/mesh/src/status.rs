@@ -200,6 +200,16 @@ pub fn from_database(error: &fastbreak_db::DatabaseError) -> Status {
             tracing::warn!(%error, "database unavailable");
             dependency_unavailable("database", Duration::from_secs(1))
         }
+        E::PoolExhausted { .. } => {
+            tracing::warn!(%error, "database pool exhausted");
+            with_reason(
+                Code::ResourceExhausted,
+                "the service is overloaded; try again shortly",
+                ErrorReason::RateLimited,
+                [],
+                ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+            )
+        }
         E::SerializationConflict { .. } => {
             tracing::warn!(%error, "transaction kept conflicting");
             with_reason(

@@ -11,28 +11,75 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Labels of a call counter.
+/// Labels of a call counter. Every value is one of a fixed set (the methods that exist, the
+/// status codes), so the number of series is bounded whatever paths clients send, and
+/// recording a call allocates nothing.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
     /// The target that served it.
-    pub target: String,
-    /// The fully-qualified gRPC service.
-    pub service: String,
-    /// The method.
-    pub method: String,
+    pub target: &'static str,
+    /// The fully-qualified gRPC service, or "unknown".
+    pub service: &'static str,
+    /// The method, or "unknown".
+    pub method: &'static str,
     /// The gRPC status code name, such as "OK" or "UNAVAILABLE".
-    pub code: String,
+    pub code: &'static str,
 }
 
 /// Labels of a latency histogram.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodLabels {
     /// The target that served it.
-    pub target: String,
-    /// The fully-qualified gRPC service.
-    pub service: String,
-    /// The method.
-    pub method: String,
+    pub target: &'static str,
+    /// The fully-qualified gRPC service, or "unknown".
+    pub service: &'static str,
+    /// The method, or "unknown".
+    pub method: &'static str,
+}
+
+/// The label of every service and method not known to the server.
+pub const UNKNOWN: &str = "unknown";
+
+/// The methods a server serves, by path, with their labels; anything else is "unknown".
+#[derive(Debug, Clone, Default)]
+pub struct KnownMethods(std::sync::Arc<std::collections::HashMap<String, (&'static str, &'static str)>>);
+
+impl KnownMethods {
+    /// Known methods from `(service, method)` pairs. Their names are interned once per
+    /// process, so that labels are `&'static str`.
+    pub fn new<I, S, M>(methods: I) -> Self
+    where
+        I: IntoIterator<Item = (S, M)>,
+        S: AsRef<str>,
+        M: AsRef<str>,
+    {
+        let map = methods
+            .into_iter()
+            .map(|(service, method)| {
+                let (service, method) = (intern(service.as_ref()), intern(method.as_ref()));
+                (format!("/{service}/{method}"), (service, method))
+            })
+            .collect();
+        Self(std::sync::Arc::new(map))
+    }
+
+    /// The labels of a request path: its service and method if known, else "unknown" twice.
+    pub fn labels(&self, path: &str) -> (&'static str, &'static str) {
+        self.0.get(path).copied().unwrap_or((UNKNOWN, UNKNOWN))
+    }
+}
+
+/// A process-wide copy of `text` that lives forever; only ever called with names from the
+/// contracts, so the set is bounded.
+fn intern(text: &str) -> &'static str {
+    static NAMES: OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(name) = names.get(text) {
+        return name;
+    }
+    let name: &'static str = Box::leak(text.to_owned().into_boxed_str());
+    names.insert(name);
+    name
 }
 
 type HistogramFamily = Family<MethodLabels, Histogram, fn() -> Histogram>;
@@ -64,14 +111,15 @@ fn metrics() -> &'static Metrics {
 }
 
 /// Records one served call.
-pub fn record_call(target: &str, service: &str, method: &str, code: tonic_code::Code, elapsed: Duration) {
+pub fn record_call(
+    target: &'static str,
+    service: &'static str,
+    method: &'static str,
+    code: tonic_code::Code,
+    elapsed: Duration,
+) {
     let metrics = metrics();
-    let labels = CallLabels {
-        target: target.to_owned(),
-        service: service.to_owned(),
-        method: method.to_owned(),
-        code: code.name().to_owned(),
-    };
+    let labels = CallLabels { target, service, method, code: code.name() };
     metrics.calls.get_or_create(&labels).inc();
     if code != tonic_code::Code::OK {
         metrics.errors.get_or_create(&labels).inc();

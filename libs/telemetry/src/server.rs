@@ -13,18 +13,20 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::context::{
     CORRELATION_HEADER, correlation_id_of, extract_trace_context, new_correlation_id, trace_id_of, with_correlation_id,
 };
-use crate::metrics::{record_call, tonic_code::Code};
+use crate::metrics::{KnownMethods, record_call, tonic_code::Code};
 
 /// Adds telemetry to every call a server takes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServerTelemetryLayer {
     target: &'static str,
+    known: KnownMethods,
 }
 
 impl ServerTelemetryLayer {
-    /// Telemetry for the server of `target`.
-    pub fn new(target: &'static str) -> Self {
-        Self { target }
+    /// Telemetry for the server of `target`, which serves the `known` methods (metrics label
+    /// every other path "unknown").
+    pub fn new(target: &'static str, known: KnownMethods) -> Self {
+        Self { target, known }
     }
 }
 
@@ -32,7 +34,7 @@ impl<S> tower::Layer<S> for ServerTelemetryLayer {
     type Service = ServerTelemetry<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ServerTelemetry { inner, target: self.target }
+        ServerTelemetry { inner, target: self.target, known: self.known.clone() }
     }
 }
 
@@ -41,6 +43,7 @@ impl<S> tower::Layer<S> for ServerTelemetryLayer {
 pub struct ServerTelemetry<S> {
     inner: S,
     target: &'static str,
+    known: KnownMethods,
 }
 
 /// Splits `/package.Service/Method` into its service and method.
@@ -81,18 +84,24 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let target = self.target;
-        let (service, method) = split_path(request.uri().path());
+        let (service, method) = self.known.labels(request.uri().path());
         let correlation_id = correlation_id_of(request.headers()).unwrap_or_else(new_correlation_id);
         if let Ok(value) = HeaderValue::from_str(&correlation_id) {
             // The handler sees the id in its metadata, generated here when the caller sent none.
             request.headers_mut().insert(CORRELATION_HEADER, value);
         }
         let quiet = service.starts_with("grpc.");
+        // Unknown paths are logged as sent (the span is short-lived); metrics use the labels.
+        let (path_service, path_method) = if service == crate::metrics::UNKNOWN {
+            split_path(request.uri().path())
+        } else {
+            (String::new(), String::new())
+        };
         let span = tracing::info_span!(
             "rpc",
             target = target,
-            rpc.service = %service,
-            rpc.method = %method,
+            rpc.service = if path_service.is_empty() { service } else { path_service.as_str() },
+            rpc.method = if path_method.is_empty() { method } else { path_method.as_str() },
             correlation_id = %correlation_id,
             trace_id = tracing::field::Empty,
         );
@@ -109,7 +118,7 @@ where
                 match &outcome {
                     Ok(response) => {
                         let code = response_code(response);
-                        record_call(target, &service, &method, code, elapsed);
+                        record_call(target, service, method, code, elapsed);
                         let latency_ms = elapsed.as_secs_f64() * 1000.0;
                         finished_span.in_scope(|| {
                             if quiet {
@@ -122,7 +131,7 @@ where
                         });
                     }
                     Err(_) => {
-                        record_call(target, &service, &method, Code(2), elapsed);
+                        record_call(target, service, method, Code(2), elapsed);
                         finished_span.in_scope(|| tracing::warn!("rpc failed in transport"));
                     }
                 }
