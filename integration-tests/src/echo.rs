@@ -161,6 +161,9 @@ async fn start(server: MeshServer, failing: Arc<AtomicBool>) -> TestServer {
     TestServer { addr, readiness, failing, stop: Some(stop_tx), task }
 }
 
+/// The drain grace of test servers: long enough to see calls accepted after NOT_SERVING.
+pub const DRAIN_GRACE: Duration = Duration::from_millis(400);
+
 /// Starts an echo backend named `name` that takes `delay` to answer, draining for
 /// `drain_timeout` at most at shutdown.
 pub async fn spawn_echo(name: &'static str, delay: Duration, drain_timeout: Duration) -> TestServer {
@@ -168,7 +171,8 @@ pub async fn spawn_echo(name: &'static str, delay: Duration, drain_timeout: Dura
     let echo = Echo { name: name.to_owned(), delay, failing: failing.clone() };
     let server = MeshServer::new(name)
         .add_internal_service(RiskInternalServiceServer::new(echo))
-        .with_drain_timeout(drain_timeout);
+        .with_drain_timeout(drain_timeout)
+        .with_drain_grace(DRAIN_GRACE);
     start(server, failing).await
 }
 
@@ -193,6 +197,8 @@ pub fn risk_channel(urls: &[String], options: PeerOptions) -> PeerChannel {
 /// Starts a relay named `name` that calls the echo backends at `backends`.
 pub async fn spawn_relay(name: &'static str, backends: &[String]) -> TestServer {
     let backend = RiskInternalServiceClient::new(risk_channel(backends, test_peer_options()));
-    let server = MeshServer::new(name).add_internal_service(UserInternalServiceServer::new(Relay { backend }));
+    let server = MeshServer::new(name)
+        .add_internal_service(UserInternalServiceServer::new(Relay { backend }))
+        .with_drain_grace(DRAIN_GRACE);
     start(server, Arc::new(AtomicBool::new(false))).await
 }

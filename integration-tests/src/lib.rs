@@ -40,6 +40,7 @@ impl TestMesh {
         vars.insert("DATABASE_URL".to_owned(), database.url().to_owned());
         vars.insert("FASTBREAK_INTERNAL_TOKEN".to_owned(), TEST_TOKEN.to_owned());
         vars.insert("FASTBREAK_METRICS_ADDR".to_owned(), "off".to_owned());
+        vars.insert("FASTBREAK_DRAIN_GRACE".to_owned(), "100ms".to_owned());
         for target in &chosen {
             for peer in target.peers {
                 vars.insert(format!("FASTBREAK_{}_ENDPOINTS", peer.to_uppercase()), "http://127.0.0.1:1".to_owned());

@@ -48,6 +48,16 @@ pub enum ServerError {
         /// Why.
         reason: String,
     },
+    /// A background worker of the target panicked or stopped before the server drained.
+    #[error("{target}: worker {worker} failed: {reason}")]
+    Worker {
+        /// The target.
+        target: &'static str,
+        /// The worker.
+        worker: &'static str,
+        /// What happened.
+        reason: String,
+    },
     /// The transport failed while serving.
     #[error("{target}: serving failed: {source}")]
     Serve {
@@ -88,8 +98,13 @@ pub struct MeshServer {
     credential: Option<Secret<String>>,
     public_edge: bool,
     drain_timeout: Duration,
+    drain_grace: Duration,
     workers: Vec<Worker>,
 }
+
+/// How long a server keeps accepting calls after it reports NOT_SERVING at shutdown, by
+/// default: two of the peers' health-check intervals (1 s), so that they stop sending first.
+pub const DEFAULT_DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 impl std::fmt::Debug for MeshServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -112,8 +127,17 @@ impl MeshServer {
             credential: None,
             public_edge: false,
             drain_timeout: Duration::from_secs(30),
+            drain_grace: DEFAULT_DRAIN_GRACE,
             workers: Vec::new(),
         }
+    }
+
+    /// How long the server keeps accepting calls after it reports NOT_SERVING at shutdown
+    /// ([`DEFAULT_DRAIN_GRACE`] by default), so that peers polling its health stop sending
+    /// before the door closes.
+    pub fn with_drain_grace(mut self, grace: Duration) -> Self {
+        self.drain_grace = grace;
+        self
     }
 
     /// Adds background work: `run` starts when the server starts serving, is told through
@@ -206,7 +230,7 @@ impl MeshServer {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let services: Vec<&'static str> =
             self.public_services.iter().chain(self.internal_services.iter()).copied().collect();
-        let readiness = Readiness { reporter, services: services.clone() };
+        let readiness = Readiness { reporter, services: services.clone(), draining: Default::default() };
         readiness.set(ServingStatus::NotServing).await;
 
         let mut routes = self.routes;
@@ -244,6 +268,7 @@ impl MeshServer {
             readiness,
             auth,
             drain_timeout: self.drain_timeout,
+            drain_grace: self.drain_grace,
             workers: self.workers,
             known,
         })
@@ -287,6 +312,8 @@ pub async fn bind_listener(target: &'static str, addr: SocketAddr) -> Result<tok
 pub struct Readiness {
     reporter: HealthReporter,
     services: Vec<&'static str>,
+    /// Set once shutdown began: from then on the server is NOT_SERVING for good.
+    draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Readiness {
@@ -296,9 +323,23 @@ impl std::fmt::Debug for Readiness {
 }
 
 impl Readiness {
-    /// Reports SERVING: the server's dependencies are reachable.
+    /// Reports SERVING: the server's dependencies are reachable. Ignored once the server is
+    /// draining: draining is one-way.
     pub async fn set_serving(&self) {
-        self.set(ServingStatus::Serving).await;
+        if !self.is_draining() {
+            self.set(ServingStatus::Serving).await;
+        }
+    }
+
+    /// Reports NOT_SERVING for good: the server is shutting down.
+    pub async fn begin_draining(&self) {
+        self.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.set(ServingStatus::NotServing).await;
+    }
+
+    /// True once shutdown began.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Reports NOT_SERVING: a dependency is missing, or the server is draining.
@@ -323,6 +364,7 @@ pub struct BoundServer {
     readiness: Readiness,
     auth: Option<InternalAuthLayer>,
     drain_timeout: Duration,
+    drain_grace: Duration,
     workers: Vec<Worker>,
     known: fastbreak_telemetry::metrics::KnownMethods,
 }
@@ -349,28 +391,64 @@ impl BoundServer {
         self.readiness.clone()
     }
 
-    /// Serves until `shutdown` completes, then reports NOT_SERVING, stops accepting connections
-    /// and lets the calls in flight finish, for the drain timeout at most.
+    /// Serves until `shutdown` completes; then reports NOT_SERVING (for good), keeps accepting
+    /// calls for the drain grace so that peers notice first, stops accepting, and lets the
+    /// calls in flight finish, for the drain timeout at most.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
         let target = self.target;
         let readiness = self.readiness.clone();
         let drain_timeout = self.drain_timeout;
+        let drain_grace = self.drain_grace;
         tracing::info!(target_name = target, addr = %self.local_addr, "serving");
         let (trigger, draining_signal) = Draining::channel();
-        let workers: Vec<_> = self
+        // Each worker runs in a task of its own, watched: one that panics or returns before the
+        // server drains fails the target.
+        let (failed_tx, mut failed_rx) = tokio::sync::mpsc::unbounded_channel::<(&'static str, String)>();
+        let (workers, aborts): (Vec<_>, Vec<_>) = self
             .workers
             .into_iter()
             .map(|worker| {
                 tracing::info!(target_name = target, worker = worker.name, "worker started");
-                tokio::spawn((worker.run)(draining_signal.clone()))
+                let running = tokio::spawn((worker.run)(draining_signal.clone()));
+                let abort = running.abort_handle();
+                let (name, signal, failed) = (worker.name, draining_signal.clone(), failed_tx.clone());
+                let watched = tokio::spawn(async move {
+                    let ended = running.await;
+                    if signal.is_draining() {
+                        return;
+                    }
+                    let reason = match ended {
+                        Ok(()) => "it stopped before the server drained".to_owned(),
+                        Err(error) if error.is_panic() => {
+                            let panic = error.into_panic();
+                            let message = panic
+                                .downcast_ref::<&str>()
+                                .map(|m| (*m).to_owned())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_else(|| "a panic".to_owned());
+                            format!("it panicked: {message}")
+                        }
+                        Err(error) => error.to_string(),
+                    };
+                    let _ = failed.send((name, reason));
+                });
+                (watched, abort)
             })
-            .collect();
+            .unzip();
+        drop(failed_tx);
+        let abort_workers = move || aborts.iter().for_each(tokio::task::AbortHandle::abort);
         let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let draining = async move {
             shutdown.await;
-            readiness.set_not_serving().await;
-            tracing::info!(target_name = target, "draining in-flight calls");
+            readiness.begin_draining().await;
             trigger.drain();
+            tracing::info!(
+                target_name = target,
+                grace_ms = drain_grace.as_millis() as u64,
+                "NOT_SERVING; still accepting for the grace period"
+            );
+            tokio::time::sleep(drain_grace).await;
+            tracing::info!(target_name = target, "stopped accepting; draining in-flight calls");
             let _ = draining_tx.send(());
         };
         let layers = tower::ServiceBuilder::new()
@@ -404,11 +482,16 @@ impl BoundServer {
         let (outcome, timed_out) = tokio::select! {
             outcome = &mut serving => (outcome.map_err(|source| ServerError::Serve { target, source }), false),
             () = &mut deadline => (Ok(()), true),
+            Some((worker, reason)) = failed_rx.recv() => {
+                tracing::error!(target_name = target, worker, %reason, "worker failed; the target stops");
+                abort_workers();
+                return Err(ServerError::Worker { target, worker, reason });
+            }
         };
         if timed_out || !draining_signal.is_draining() {
             // The drain timeout is spent, or serving failed before any shutdown (so nothing
             // will tell the workers to drain): the workers stop where they are.
-            workers.iter().for_each(tokio::task::JoinHandle::abort);
+            abort_workers();
             return outcome;
         }
         // Workers were told to drain with the calls; they get what is left of the drain timeout.

@@ -28,6 +28,7 @@ impl TestServer {
         let bound = server
             .with_credential(Secret::new(TEST_CREDENTIAL.to_owned()))
             .with_drain_timeout(std::time::Duration::from_secs(5))
+            .with_drain_grace(std::time::Duration::from_millis(50))
             .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .expect("a free port on 127.0.0.1");

@@ -45,6 +45,8 @@ pub struct ServeConfig {
     pub metrics: MetricsAddr,
     /// How long calls in flight may take to finish at shutdown.
     pub drain_timeout: Duration,
+    /// How long a target keeps accepting calls after it reports NOT_SERVING at shutdown.
+    pub drain_grace: Duration,
     /// The deadline of calls to peers that set none.
     pub call_timeout: Duration,
     /// Logs and traces.
@@ -115,6 +117,9 @@ impl ServeConfig {
         let drain_timeout = r
             .optional("FASTBREAK_DRAIN_TIMEOUT", "a duration such as 30s or 500ms", parse_duration)
             .unwrap_or(Duration::from_secs(30));
+        let drain_grace = r
+            .optional("FASTBREAK_DRAIN_GRACE", "a duration such as 2s or 0s", parse_duration)
+            .unwrap_or(fastbreak_mesh::server::DEFAULT_DRAIN_GRACE);
         let call_timeout = r
             .optional("FASTBREAK_CALL_TIMEOUT", "a duration such as 5s or 500ms", parse_duration)
             .unwrap_or(Duration::from_secs(5));
@@ -138,6 +143,7 @@ impl ServeConfig {
             remote_peers,
             metrics,
             drain_timeout,
+            drain_grace,
             call_timeout,
             telemetry,
             database_pool_size,

@@ -10,17 +10,38 @@ use fastbreak_mesh::Readiness;
 /// How often a healthy database is checked again.
 const CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
+/// How long one check may take: a database that does not answer within it counts as down.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Checks that the database answers and its schema is current: one query on a pooled
-/// connection.
+/// connection, within [`CHECK_TIMEOUT`].
 pub async fn check(database: &Database) -> Result<(), DatabaseError> {
-    let mut conn = database.conn().await?;
-    migrate::ensure_schema_current(&mut conn).await
+    let checked = tokio::time::timeout(CHECK_TIMEOUT, async {
+        let mut conn = database.conn().await?;
+        migrate::ensure_schema_current(&mut conn).await
+    })
+    .await;
+    checked.unwrap_or_else(|_| {
+        Err(DatabaseError::Unreachable {
+            addr: database.addr().to_owned(),
+            reason: format!("no answer within {} s", CHECK_TIMEOUT.as_secs()),
+        })
+    })
 }
 
-/// Watches the database for as long as the process runs: while it is reachable and current,
-/// every given server reports SERVING; while it is not, NOT_SERVING, with a log line naming the
-/// database and the reason, retried with exponential backoff and jitter (0.2s up to 10s).
-pub async fn watch(database: Database, dependents: Vec<Readiness>) {
+/// Watches the database until `stop` completes: while it is reachable and current, every given
+/// server reports SERVING (unless it is draining); while it is not, NOT_SERVING, with a log
+/// line naming the database and the reason, retried with exponential backoff and jitter (0.2s
+/// up to 10s).
+pub async fn watch(database: Database, dependents: Vec<Readiness>, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    tokio::select! {
+        () = watch_forever(database, dependents) => {}
+        () = &mut stop => tracing::debug!("database watch stopped"),
+    }
+}
+
+async fn watch_forever(database: Database, dependents: Vec<Readiness>) {
     let backoff = || {
         backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))

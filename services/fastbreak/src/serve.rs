@@ -7,7 +7,6 @@ use fastbreak_config::Endpoints;
 use fastbreak_db::{Database, PoolOptions};
 use fastbreak_mesh::server::bind_listener;
 use fastbreak_mesh::{BoundServer, PeerChannel, PeerOptions, Peers, ServerError};
-use futures::future::join_all;
 
 use crate::config::ServeConfig;
 use crate::targets::{Build, Target};
@@ -65,7 +64,8 @@ pub async fn serve(
         let build = Build { config, database: database.as_ref(), peers };
         let mut server = (target.server)(&build)
             .with_credential(config.internal_token.clone())
-            .with_drain_timeout(config.drain_timeout);
+            .with_drain_timeout(config.drain_timeout)
+            .with_drain_grace(config.drain_grace);
         if target.name == fastbreak_gateway::TARGET {
             server = server.public_edge();
         }
@@ -80,20 +80,79 @@ pub async fn serve(
         server.readiness().set_serving().await;
     }
     let dependents: Vec<_> = needs_database.iter().map(|(_, server)| server.readiness()).collect();
-    if let (Some(database), false) = (database, dependents.is_empty()) {
-        tokio::spawn(crate::database::watch(database, dependents));
-    }
-
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = std::sync::Arc::new(stop_tx);
+    if let (Some(database), false) = (database, dependents.is_empty()) {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(crate::database::watch(database, dependents, async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        }));
+    }
+    let stopper = stop_tx.clone();
     tokio::spawn(async move {
         shutdown.await;
-        let _ = stop_tx.send(true);
+        let _ = stopper.send(true);
     });
-    let runs = bound.into_iter().map(|server| {
-        let mut stop = stop_rx.clone();
-        server.serve(async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
+    let mut runs: futures::stream::FuturesUnordered<_> = bound
+        .into_iter()
+        .map(|server| {
+            let mut stop = stop_rx.clone();
+            server.serve(async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            })
         })
-    });
-    join_all(runs).await.into_iter().collect()
+        .collect();
+    // The first target to fail stops the others: the process goes down with it, saying why,
+    // rather than running on without it.
+    let mut failure = None;
+    while let Some(outcome) = futures::StreamExt::next(&mut runs).await {
+        if let (Err(error), None) = (outcome, &failure) {
+            tracing::error!(%error, "a target failed; stopping every target");
+            let _ = stop_tx.send(true);
+            failure = Some(error);
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use fastbreak_config::Reader;
+    use fastbreak_mesh::MeshServer;
+
+    use super::*;
+
+    fn target(name: &'static str, server: fn(&Build<'_>) -> MeshServer) -> Target {
+        Target { name, default_port: 0, server, peers: &[], needs_database: false }
+    }
+
+    #[tokio::test]
+    async fn a_target_that_fails_stops_the_others_and_serve_says_which() {
+        let targets = [
+            target("healthy", |_| MeshServer::new("healthy")),
+            target("doomed", |_| {
+                MeshServer::new("doomed").add_worker("sweeper", |_| async {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    panic!("the sweeper broke");
+                })
+            }),
+        ];
+        let vars = [
+            ("FASTBREAK_INTERNAL_TOKEN", "a-test-credential-of-more-than-32-chars"),
+            ("FASTBREAK_METRICS_ADDR", "off"),
+            ("FASTBREAK_DRAIN_GRACE", "0s"),
+        ];
+        let config = ServeConfig::read(Reader::new(vars), &targets).unwrap();
+        let served =
+            tokio::time::timeout(Duration::from_secs(10), serve(&targets, &config, |_| {}, std::future::pending()))
+                .await
+                .expect("the process does not run on without the failed target");
+        let error = served.expect_err("serving failed").to_string();
+        assert!(
+            error.contains("doomed") && error.contains("sweeper") && error.contains("the sweeper broke"),
+            "{error}"
+        );
+    }
 }

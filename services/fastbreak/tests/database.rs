@@ -98,3 +98,79 @@ fn a_target_waits_for_its_database_and_serves_once_it_is_back() {
     cluster.stop().unwrap();
     served.wait_until("risk is NOT_SERVING after the database stopped", |s| !s.health("risk").0);
 }
+
+/// A TCP relay to PostgreSQL that can be frozen: bytes stop flowing, connections stay open,
+/// as with a database that hangs.
+async fn freezable_relay(
+    to: std::net::SocketAddr,
+) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let frozen = std::sync::Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let relay_frozen = frozen.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(to).await else { continue };
+            let (client_read, client_write) = client.into_split();
+            let (server_read, server_write) = server.into_split();
+            for (mut from, mut into) in [(client_read, server_write), (server_read, client_write)] {
+                let frozen = relay_frozen.clone();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 16 * 1024];
+                    while let Ok(n) = from.read(&mut buffer).await {
+                        if n == 0 {
+                            break;
+                        }
+                        while frozen.load(Ordering::SeqCst) {
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                        if into.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        }
+    });
+    (addr, frozen)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_that_hangs_turns_its_targets_not_serving() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    let db = TestDatabase::create().await;
+    let (host_port, rest) = db.url().rsplit_once('@').unwrap().1.split_once('/').unwrap();
+    let (relay, frozen) = freezable_relay(host_port.parse().unwrap()).await;
+    let url = db.url().replace(&format!("@{host_port}/{rest}"), &format!("@{relay}/{rest}"));
+    let database = fastbreak_db::Database::connect_lazy(&url, &fastbreak_db::PoolOptions::default()).unwrap();
+
+    let bound = fastbreak_mesh::MeshServer::new("watched").bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = bound.local_addr();
+    tokio::spawn(fastbreak::database::watch(database, vec![bound.readiness()], std::future::pending()));
+    tokio::spawn(bound.serve(std::future::pending()));
+
+    let status_within = |wanted: ServingStatus, patience: std::time::Duration| async move {
+        let deadline = std::time::Instant::now() + patience;
+        let channel =
+            tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        let mut health = HealthClient::new(channel);
+        loop {
+            let status = health.check(HealthCheckRequest::default()).await.unwrap().into_inner().status();
+            if status == wanted {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "still {status:?} after {patience:?}, wanted {wanted:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    status_within(ServingStatus::Serving, std::time::Duration::from_secs(10)).await;
+    frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+    // The next check (every 2 s) gets no answer within its 3 s timeout.
+    status_within(ServingStatus::NotServing, std::time::Duration::from_secs(10)).await;
+    frozen.store(false, std::sync::atomic::Ordering::SeqCst);
+    status_within(ServingStatus::Serving, std::time::Duration::from_secs(20)).await;
+}
