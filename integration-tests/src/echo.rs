@@ -27,6 +27,8 @@ pub struct Seen {
     pub correlation_id: String,
     /// The trace id of the span the call was served in.
     pub trace_id: String,
+    /// The `grpc-timeout` the call arrived with (such as "380m"), empty when none.
+    pub timeout: String,
 }
 
 impl Seen {
@@ -36,6 +38,7 @@ impl Seen {
             name: hold.hold_id.clone(),
             correlation_id: hold.idempotency_key.clone(),
             trace_id: hold.release_reason.clone(),
+            timeout: hold.user_id.clone(),
         }
     }
 }
@@ -46,6 +49,7 @@ pub struct Echo {
     name: String,
     delay: Duration,
     failing: Arc<AtomicBool>,
+    dependency_down: Arc<AtomicBool>,
 }
 
 #[tonic::async_trait]
@@ -54,6 +58,11 @@ impl RiskInternalService for Echo {
         if self.failing.load(Ordering::SeqCst) {
             return Err(tonic::Status::unavailable(format!("{} is failing on purpose", self.name)));
         }
+        if self.dependency_down.load(Ordering::SeqCst) {
+            return Err(fastbreak_mesh::status::dependency_unavailable("database", Duration::from_secs(1)));
+        }
+        let timeout =
+            request.metadata().get("grpc-timeout").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
@@ -69,6 +78,7 @@ impl RiskInternalService for Echo {
             hold_id: self.name.clone(),
             idempotency_key: correlation_id,
             release_reason: trace_id,
+            user_id: timeout,
             ..Hold::default()
         }))
     }
@@ -98,7 +108,7 @@ impl UserInternalService for Relay {
         let seen = Seen::from_hold(&hold);
         tracing::info!("relay got its answer");
         Ok(tonic::Response::new(UserStatus {
-            user_id: format!("{}|{}|{}", seen.name, seen.correlation_id, seen.trace_id),
+            user_id: format!("{}|{}|{}|{}", seen.name, seen.correlation_id, seen.trace_id, seen.timeout),
             flow_address: own,
             ..UserStatus::default()
         }))
@@ -114,6 +124,8 @@ pub struct TestServer {
     pub readiness: Readiness,
     /// Set to make the echo answer UNAVAILABLE.
     pub failing: Arc<AtomicBool>,
+    /// Set to make the echo answer UNAVAILABLE because its own dependency is down.
+    pub dependency_down: Arc<AtomicBool>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), fastbreak_mesh::ServerError>>,
 }
@@ -145,7 +157,7 @@ impl TestServer {
     }
 }
 
-async fn start(server: MeshServer, failing: Arc<AtomicBool>) -> TestServer {
+async fn start(server: MeshServer, failing: Arc<AtomicBool>, dependency_down: Arc<AtomicBool>) -> TestServer {
     let bound = server
         .with_credential(Secret::new(TEST_TOKEN.to_owned()))
         .bind("127.0.0.1:0".parse().unwrap())
@@ -158,7 +170,7 @@ async fn start(server: MeshServer, failing: Arc<AtomicBool>) -> TestServer {
     let task = tokio::spawn(bound.serve(async move {
         let _ = stop_rx.await;
     }));
-    TestServer { addr, readiness, failing, stop: Some(stop_tx), task }
+    TestServer { addr, readiness, failing, dependency_down, stop: Some(stop_tx), task }
 }
 
 /// The drain grace of test servers: long enough to see calls accepted after NOT_SERVING.
@@ -168,12 +180,14 @@ pub const DRAIN_GRACE: Duration = Duration::from_millis(400);
 /// `drain_timeout` at most at shutdown.
 pub async fn spawn_echo(name: &'static str, delay: Duration, drain_timeout: Duration) -> TestServer {
     let failing = Arc::new(AtomicBool::new(false));
-    let echo = Echo { name: name.to_owned(), delay, failing: failing.clone() };
+    let dependency_down = Arc::new(AtomicBool::new(false));
+    let echo =
+        Echo { name: name.to_owned(), delay, failing: failing.clone(), dependency_down: dependency_down.clone() };
     let server = MeshServer::new(name)
         .add_internal_service(RiskInternalServiceServer::new(echo))
         .with_drain_timeout(drain_timeout)
         .with_drain_grace(DRAIN_GRACE);
-    start(server, failing).await
+    start(server, failing, dependency_down).await
 }
 
 /// Options for test peer channels: quick health checks and the test credential.
@@ -200,5 +214,5 @@ pub async fn spawn_relay(name: &'static str, backends: &[String]) -> TestServer 
     let server = MeshServer::new(name)
         .add_internal_service(UserInternalServiceServer::new(Relay { backend }))
         .with_drain_grace(DRAIN_GRACE);
-    start(server, Arc::new(AtomicBool::new(false))).await
+    start(server, Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false))).await
 }

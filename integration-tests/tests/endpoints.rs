@@ -143,3 +143,95 @@ async fn idempotent_calls_are_retried_on_unavailable_until_the_peer_returns() {
         .await;
     assert_eq!((refused.unwrap_err().code(), attempts), (tonic::Code::FailedPrecondition, 1));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_whose_own_dependency_is_down_keeps_its_breaker_closed() {
+    let b1 = spawn_echo("b1", Duration::ZERO, Duration::from_secs(5)).await;
+    let b2 = spawn_echo("b2", Duration::ZERO, Duration::from_secs(5)).await;
+    let mut options = test_peer_options();
+    options.breaker_cooldown = Duration::from_secs(30);
+    let channel = risk_channel(&[b1.url(), b2.url()], options);
+    wait_for("both endpoints are SERVING", || channel.serving_endpoints() == 2).await;
+
+    // b1 is healthy but says its database is down: that is not b1's fault.
+    b1.dependency_down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut from_b1 = 0;
+    for _ in 0..20 {
+        if let Err(status) = who(&channel).await {
+            assert_eq!(status.code(), tonic::Code::Unavailable);
+            from_b1 += 1;
+        }
+    }
+    assert!(from_b1 >= 8, "b1 kept getting its share of calls ({from_b1} of 20): its breaker stayed closed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_callers_own_short_deadline_does_not_open_the_breaker() {
+    let slow = spawn_echo("slow", Duration::from_millis(300), Duration::from_secs(5)).await;
+    let mut options = test_peer_options();
+    options.breaker_cooldown = Duration::from_secs(30);
+    let channel = risk_channel(&[slow.url()], options);
+    wait_for("the endpoint is SERVING", || channel.serving_endpoints() == 1).await;
+    for _ in 0..5 {
+        let mut request = tonic::Request::new(GetHoldRequest::default());
+        request.set_timeout(Duration::from_millis(30));
+        let status = RiskInternalServiceClient::new(channel.clone()).get_hold(request).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    }
+    assert_eq!(who(&channel).await.unwrap(), "slow", "the endpoint is still in: a patient call gets through");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outgoing_call_inherits_what_is_left_of_the_incoming_deadline() {
+    use fastbreak_integration_tests::{connect, internal_request};
+    use fastbreak_proto::user::v1::GetUserStatusRequest;
+    use fastbreak_proto::user::v1::user_internal_service_client::UserInternalServiceClient;
+
+    let b = spawn_echo("b", Duration::ZERO, Duration::from_secs(5)).await;
+    // The relay's own call timeout to b is 2 s (test_peer_options).
+    let a = fastbreak_integration_tests::echo::spawn_relay("a", &[b.url()]).await;
+    let mut client = UserInternalServiceClient::new(connect(a.addr).await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let mut request = internal_request(GetUserStatusRequest::default());
+        request.set_timeout(Duration::from_millis(400));
+        match client.get_user_status(request).await {
+            Ok(answer) => break answer.into_inner(),
+            // The relay's first health check of b may still be out.
+            Err(status) => {
+                assert!(tokio::time::Instant::now() < deadline, "the relay never answered: {status:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let b_timeout = answer.user_id.rsplit('|').next().unwrap().to_owned();
+    let millis: u64 = b_timeout.trim_end_matches('m').parse().unwrap_or_else(|_| panic!("b saw {b_timeout:?}"));
+    // 400 ms from the client, less what a took and the margin, plus the 100 ms grace.
+    assert!(millis <= 500, "b was given {millis} ms, not the relay's own 2 s");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_all_fit_inside_one_deadline() {
+    let b1 = spawn_echo("b1", Duration::ZERO, Duration::from_secs(5)).await;
+    let channel = risk_channel(&[b1.url()], test_peer_options());
+    wait_for("b1 is SERVING", || channel.serving_endpoints() == 1).await;
+    b1.dependency_down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let policy = RetryPolicy::new(
+        20,
+        Duration::from_millis(100),
+        Duration::from_secs(1),
+        tower::retry::budget::TpsBudget::new(Duration::from_secs(10), 100, 10.0),
+    )
+    .with_overall_timeout(Duration::from_millis(400));
+    let started = Instant::now();
+    let mut attempts = 0;
+    let outcome = policy
+        .call_idempotent(|| {
+            attempts += 1;
+            who(&channel)
+        })
+        .await;
+    assert_eq!(outcome.unwrap_err().code(), tonic::Code::Unavailable);
+    assert!(attempts > 1, "it was retried");
+    assert!(started.elapsed() < Duration::from_millis(600), "gave up at the deadline: {:?}", started.elapsed());
+}

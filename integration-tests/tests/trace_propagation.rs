@@ -53,7 +53,7 @@ fn capture_logs() -> Captured {
 }
 
 fn parts(user_id: &str) -> (String, String, String) {
-    let mut parts = user_id.splitn(3, '|').map(str::to_owned);
+    let mut parts = user_id.splitn(4, '|').map(str::to_owned);
     (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap())
 }
 

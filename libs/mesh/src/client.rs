@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fastbreak_config::{Endpoints, Secret};
 use futures::future::BoxFuture;
@@ -23,9 +23,15 @@ use tower::ServiceExt;
 use tracing::Instrument;
 
 use crate::auth::INTERNAL_TOKEN_HEADER;
+use crate::breaker::{Admission, CircuitBreaker, Outcome};
+use fastbreak_proto::common::v1::ErrorReason;
+use fastbreak_telemetry::context::grpc_timeout;
 
 /// How much later than the caller's deadline the server is told to give up.
 const DEADLINE_GRACE: Duration = Duration::from_millis(100);
+
+/// How much of an inherited deadline is kept back, for the answer to travel back up in time.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
 
 /// How a peer channel behaves.
 #[derive(Debug, Clone)]
@@ -64,19 +70,12 @@ enum Health {
     NotServing(String),
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Breaker {
-    Closed { failures: u32 },
-    Open { until: Instant },
-    HalfOpen { since: Instant },
-}
-
 #[derive(Debug)]
 struct EndpointState {
     uri: http::Uri,
     channel: Channel,
     health: Mutex<Health>,
-    breaker: Mutex<Breaker>,
+    breaker: Mutex<CircuitBreaker>,
 }
 
 impl EndpointState {
@@ -84,39 +83,23 @@ impl EndpointState {
         self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// True when the breaker lets a call through (moving an expired open breaker to half-open,
-    /// which lets exactly one trial call through per cooldown).
-    fn breaker_allows(&self, cooldown: Duration) -> bool {
+    /// Lets a call through the endpoint's breaker, or not.
+    fn admit(&self) -> Option<Admission> {
+        self.breaker.lock().unwrap_or_else(|p| p.into_inner()).admit(tokio::time::Instant::now())
+    }
+
+    /// Reports how an admitted call ended to the endpoint's breaker.
+    fn record(&self, admission: Admission, outcome: Outcome) {
         let mut breaker = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        match *breaker {
-            Breaker::Closed { .. } => true,
-            Breaker::Open { until } if now >= until => {
-                *breaker = Breaker::HalfOpen { since: now };
-                true
-            }
-            Breaker::Open { .. } => false,
-            Breaker::HalfOpen { since } if now >= since + cooldown => {
-                *breaker = Breaker::HalfOpen { since: now };
-                true
-            }
-            Breaker::HalfOpen { .. } => false,
+        let was_open = breaker.is_open();
+        breaker.record(admission, outcome, tokio::time::Instant::now());
+        if breaker.is_open() && !was_open {
+            tracing::warn!(endpoint = %self.uri, "circuit breaker open");
         }
     }
 
-    fn succeeded(&self) {
-        *self.breaker.lock().unwrap_or_else(|p| p.into_inner()) = Breaker::Closed { failures: 0 };
-    }
-
-    fn failed(&self, threshold: u32, cooldown: Duration) {
-        let mut breaker = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
-        *breaker = match *breaker {
-            Breaker::Closed { failures } if failures + 1 < threshold => Breaker::Closed { failures: failures + 1 },
-            _ => {
-                tracing::warn!(endpoint = %self.uri, "circuit breaker open");
-                Breaker::Open { until: Instant::now() + cooldown }
-            }
-        };
+    fn breaker_open(&self) -> bool {
+        self.breaker.lock().unwrap_or_else(|p| p.into_inner()).is_open()
     }
 }
 
@@ -171,7 +154,7 @@ impl PeerChannel {
                 uri: uri.clone(),
                 channel: endpoint.connect_lazy(),
                 health: Mutex::new(Health::Unknown),
-                breaker: Mutex::new(Breaker::Closed { failures: 0 }),
+                breaker: Mutex::new(CircuitBreaker::new(options.breaker_failures, options.breaker_cooldown)),
             }));
         }
         let inner = Arc::new(Inner {
@@ -241,13 +224,15 @@ async fn watch_health(inner: Weak<Inner>, index: usize, service: String) {
 
 impl Inner {
     /// A SERVING endpoint whose breaker lets a call through, round robin.
-    fn pick(&self) -> Option<Arc<EndpointState>> {
+    fn pick(&self) -> Option<(Arc<EndpointState>, Admission)> {
         let count = self.endpoints.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..count)
-            .map(|offset| &self.endpoints[(start + offset) % count])
-            .find(|e| e.health() == Health::Serving && e.breaker_allows(self.options.breaker_cooldown))
-            .cloned()
+        (0..count).map(|offset| &self.endpoints[(start + offset) % count]).find_map(|e| {
+            if e.health() != Health::Serving {
+                return None;
+            }
+            e.admit().map(|admission| (e.clone(), admission))
+        })
     }
 
     fn unavailable(&self) -> tonic::Status {
@@ -256,21 +241,38 @@ impl Inner {
             .iter()
             .map(|e| match e.health() {
                 Health::Unknown => format!("{}: not checked yet", e.uri),
-                Health::Serving => format!("{}: circuit breaker open", e.uri),
+                Health::Serving if e.breaker_open() => format!("{}: circuit breaker open", e.uri),
+                Health::Serving => format!("{}: serving", e.uri),
                 Health::NotServing(why) => format!("{}: {why}", e.uri),
             })
             .collect();
         tonic::Status::unavailable(format!("no healthy endpoint of {} ({})", self.peer, states.join("; ")))
     }
 
-    async fn call(self: Arc<Self>, mut request: Request<Body>) -> Response<Body> {
-        let timeout = request_timeout(&request).unwrap_or(self.options.call_timeout).min(self.options.call_timeout);
-        let deadline = tokio::time::Instant::now() + timeout;
-        let endpoint = loop {
+    async fn call(
+        self: Arc<Self>,
+        mut request: Request<Body>,
+        inherited: Option<tokio::time::Instant>,
+    ) -> Response<Body> {
+        let now = tokio::time::Instant::now();
+        // The deadline: the configured call timeout, or sooner if the caller asked for less or
+        // the call being served (on whose behalf this one is made) has less time left.
+        let configured = now + self.options.call_timeout;
+        let asked = grpc_timeout(request.headers()).map(|timeout| now + timeout);
+        let inherited = inherited.map(|deadline| deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(now));
+        let deadline = [Some(configured), asked, inherited].into_iter().flatten().min().unwrap_or(configured);
+        // Running out of time before the configured timeout is the caller's limit, not the
+        // endpoint's slowness.
+        let caller_limited = deadline < configured;
+        let timeout = deadline.saturating_duration_since(now);
+        if timeout.is_zero() {
+            return tonic::Status::deadline_exceeded(format!("no time left to call {}", self.peer)).into_http();
+        }
+        let (endpoint, admission) = loop {
             // Register for health news before looking, so none is missed in between.
             let changed = self.health_changed.notified();
-            if let Some(endpoint) = self.pick() {
-                break endpoint;
+            if let Some(picked) = self.pick() {
+                break picked;
             }
             let waiting_for_first_check = self.endpoints.iter().any(|e| e.health() == Health::Unknown);
             if !waiting_for_first_check || tokio::time::timeout_at(deadline, changed).await.is_err() {
@@ -281,8 +283,9 @@ impl Inner {
         let span = tracing::info_span!("rpc.client", peer = %self.peer, endpoint = %endpoint.uri, rpc.path = %request.uri().path());
         span.in_scope(|| fastbreak_telemetry::inject_outgoing(request.headers_mut()));
         if let Some(credential) = &self.options.credential
-            && let Ok(value) = HeaderValue::from_str(credential.expose())
+            && let Ok(mut value) = HeaderValue::from_str(credential.expose())
         {
+            value.set_sensitive(true);
             request.headers_mut().insert(INTERNAL_TOKEN_HEADER, value);
         }
         // The server is told the deadline with a little grace, so that it is this side that
@@ -295,18 +298,18 @@ impl Inner {
         let channel = endpoint.channel.clone();
         let outcome =
             tokio::time::timeout_at(deadline, async move { channel.oneshot(request).await }).instrument(span).await;
-        let (threshold, cooldown) = (self.options.breaker_failures, self.options.breaker_cooldown);
+        let slow = if caller_limited { Outcome::Neutral } else { Outcome::Fault };
         match outcome {
             Err(_) => {
-                endpoint.failed(threshold, cooldown);
+                endpoint.record(admission, slow);
                 self.deadline_exceeded(&endpoint, timeout)
             }
             Ok(Err(error)) if timed_out(&error) => {
-                endpoint.failed(threshold, cooldown);
+                endpoint.record(admission, slow);
                 self.deadline_exceeded(&endpoint, timeout)
             }
             Ok(Err(error)) => {
-                endpoint.failed(threshold, cooldown);
+                endpoint.record(admission, Outcome::Fault);
                 tonic::Status::unavailable(format!(
                     "{} at {}: {}",
                     self.peer,
@@ -316,15 +319,29 @@ impl Inner {
                 .into_http()
             }
             Ok(Ok(response)) => {
-                let code = fastbreak_telemetry::server::response_code(&response);
-                if code.0 == tonic::Code::Unavailable as i32 {
-                    endpoint.failed(threshold, cooldown);
-                } else {
-                    endpoint.succeeded();
-                }
+                endpoint.record(admission, answer_outcome(&response));
                 response
             }
         }
+    }
+}
+
+/// What an answer says about the endpoint that gave it: UNAVAILABLE is its fault, unless it
+/// says (with the `DEPENDENCY_UNAVAILABLE` reason) that one of its own dependencies is down;
+/// anything else is a working server.
+fn answer_outcome<B>(response: &Response<B>) -> Outcome {
+    use tonic_types::StatusExt;
+    let code = fastbreak_telemetry::server::response_code(response);
+    if code.0 != tonic::Code::Unavailable as i32 {
+        return Outcome::Healthy;
+    }
+    let reason = tonic::Status::from_header_map(response.headers())
+        .and_then(|status| status.get_details_error_info())
+        .map(|info| info.reason);
+    if reason.as_deref() == Some(ErrorReason::DependencyUnavailable.as_str_name()) {
+        Outcome::Healthy
+    } else {
+        Outcome::Fault
     }
 }
 
@@ -352,22 +369,6 @@ fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// The deadline a caller set with `grpc-timeout`, if any.
-fn request_timeout<B>(request: &Request<B>) -> Option<Duration> {
-    let value = request.headers().get("grpc-timeout")?.to_str().ok()?;
-    let (number, unit) = value.split_at(value.len().checked_sub(1)?);
-    let number: u64 = number.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(number * 3600),
-        "M" => Duration::from_secs(number * 60),
-        "S" => Duration::from_secs(number),
-        "m" => Duration::from_millis(number),
-        "u" => Duration::from_micros(number),
-        "n" => Duration::from_nanos(number),
-        _ => return None,
-    })
-}
-
 impl tower_service::Service<Request<Body>> for PeerChannel {
     type Response = Response<Body>;
     type Error = std::convert::Infallible;
@@ -379,6 +380,8 @@ impl tower_service::Service<Request<Body>> for PeerChannel {
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let inner = self.inner.clone();
-        Box::pin(async move { Ok(inner.call(request).await) })
+        // Read here, in the caller's task, where the call being served set it.
+        let inherited = fastbreak_telemetry::context::current_deadline();
+        Box::pin(async move { Ok(inner.call(request, inherited).await) })
     }
 }

@@ -4,6 +4,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod auth;
+pub mod breaker;
 pub mod caller;
 pub mod client;
 pub mod context;

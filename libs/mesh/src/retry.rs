@@ -17,6 +17,9 @@ pub struct RetryPolicy {
     pub min_delay: Duration,
     /// The longest pause.
     pub max_delay: Duration,
+    /// How long all attempts together may take, when the call being served sets no sooner
+    /// deadline: every attempt fits inside this one deadline.
+    pub overall_timeout: Duration,
     budget: Arc<TpsBudget>,
 }
 
@@ -26,6 +29,7 @@ impl std::fmt::Debug for RetryPolicy {
             .field("max_attempts", &self.max_attempts)
             .field("min_delay", &self.min_delay)
             .field("max_delay", &self.max_delay)
+            .field("overall_timeout", &self.overall_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -45,16 +49,40 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// A policy with its own budget.
     pub fn new(max_attempts: usize, min_delay: Duration, max_delay: Duration, budget: TpsBudget) -> Self {
-        Self { max_attempts: max_attempts.max(1), min_delay, max_delay, budget: Arc::new(budget) }
+        Self {
+            max_attempts: max_attempts.max(1),
+            min_delay,
+            max_delay,
+            overall_timeout: Duration::from_secs(5),
+            budget: Arc::new(budget),
+        }
     }
 
-    /// Runs `call`, again while it fails with UNAVAILABLE, attempts and budget allowing.
+    /// Sets how long all attempts together may take.
+    pub fn with_overall_timeout(mut self, timeout: Duration) -> Self {
+        self.overall_timeout = timeout;
+        self
+    }
+
+    /// Runs `call`, again while it fails with UNAVAILABLE, attempts, budget and time allowing.
+    /// Every attempt shares one deadline: the call being served's, or the overall timeout,
+    /// whichever is sooner; each attempt gets what is left of it, and no pause outlasts it.
     /// Use it only for calls that are safe to repeat.
-    pub async fn call_idempotent<T, F, Fut>(&self, mut call: F) -> Result<T, tonic::Status>
+    pub async fn call_idempotent<T, F, Fut>(&self, call: F) -> Result<T, tonic::Status>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, tonic::Status>>,
     {
+        let deadline = tokio::time::Instant::now() + self.overall_timeout;
+        fastbreak_telemetry::context::with_deadline(deadline, self.attempts(call)).await
+    }
+
+    async fn attempts<T, F, Fut>(&self, mut call: F) -> Result<T, tonic::Status>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, tonic::Status>>,
+    {
+        let deadline = fastbreak_telemetry::context::current_deadline();
         self.budget.deposit();
         let mut pauses = backon::ExponentialBuilder::default()
             .with_min_delay(self.min_delay)
@@ -65,6 +93,10 @@ impl RetryPolicy {
         loop {
             match call().await {
                 Err(status) if status.code() == tonic::Code::Unavailable => match pauses.next() {
+                    Some(pause) if deadline.is_some_and(|d| tokio::time::Instant::now() + pause >= d) => {
+                        tracing::debug!(%status, "no time left to retry");
+                        return Err(status);
+                    }
                     Some(pause) if self.budget.withdraw() => {
                         tracing::debug!(%status, pause_ms = pause.as_millis() as u64, "retrying an idempotent call");
                         tokio::time::sleep(pause).await;

@@ -14,6 +14,40 @@ pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
 tokio::task_local! {
     static CORRELATION_ID: String;
+    static DEADLINE: tokio::time::Instant;
+}
+
+/// When the call being served must be answered by, if its caller set a deadline: the calls it
+/// makes inherit it.
+pub fn current_deadline() -> Option<tokio::time::Instant> {
+    DEADLINE.try_with(|deadline| *deadline).ok()
+}
+
+/// Runs `future` with `deadline` as the deadline of the calls it makes (or the one already in
+/// force, if that is sooner: a deadline only ever shrinks).
+pub async fn with_deadline<F: Future>(deadline: tokio::time::Instant, future: F) -> F::Output {
+    let deadline = current_deadline().map_or(deadline, |current| current.min(deadline));
+    DEADLINE.scope(deadline, future).await
+}
+
+/// The timeout a gRPC request carries in `grpc-timeout`, if any.
+pub fn grpc_timeout(headers: &HeaderMap) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (number, unit) = value.split_at(value.len().checked_sub(1)?);
+    if number.is_empty() || number.len() > 8 {
+        return None;
+    }
+    let number: u64 = number.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(number.checked_mul(3600)?),
+        "M" => Duration::from_secs(number.checked_mul(60)?),
+        "S" => Duration::from_secs(number),
+        "m" => Duration::from_millis(number),
+        "u" => Duration::from_micros(number),
+        "n" => Duration::from_nanos(number),
+        _ => return None,
+    })
 }
 
 /// The correlation id of the call being served, if any.

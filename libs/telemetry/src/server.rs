@@ -11,7 +11,8 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::context::{
-    CORRELATION_HEADER, correlation_id_of, extract_trace_context, new_correlation_id, trace_id_of, with_correlation_id,
+    CORRELATION_HEADER, correlation_id_of, extract_trace_context, grpc_timeout, new_correlation_id, trace_id_of,
+    with_correlation_id, with_deadline,
 };
 use crate::metrics::{KnownMethods, record_call, tonic_code::Code};
 
@@ -109,11 +110,16 @@ where
         span.record("trace_id", trace_id_of(&span));
 
         let started = Instant::now();
+        // The caller's deadline, for the calls this one makes on its behalf.
+        let deadline = grpc_timeout(request.headers()).map(|timeout| tokio::time::Instant::now() + timeout);
         let call = self.inner.call(request);
         let finished_span = span.clone();
         Box::pin(
             async move {
-                let outcome = with_correlation_id(correlation_id.clone(), call).await;
+                let outcome = match deadline {
+                    Some(deadline) => with_correlation_id(correlation_id.clone(), with_deadline(deadline, call)).await,
+                    None => with_correlation_id(correlation_id.clone(), call).await,
+                };
                 let elapsed = started.elapsed();
                 match &outcome {
                     Ok(response) => {

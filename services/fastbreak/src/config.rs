@@ -88,10 +88,14 @@ impl ServeConfig {
 
         // With every target in this process, no call leaves it: a fresh random credential does.
         let everything_here = crate::targets::ALL.iter().all(|t| names.contains(&t.name));
-        let token_expected =
-            format!("a random secret of at least {MIN_TOKEN_LENGTH} characters, the same for every service");
+        let token_expected = format!(
+            "a random secret of at least {MIN_TOKEN_LENGTH} visible ASCII characters (no spaces), the same for every service"
+        );
         let internal_token = r
-            .secret("FASTBREAK_INTERNAL_TOKEN", &token_expected, !everything_here, |v| v.len() >= MIN_TOKEN_LENGTH)
+            .secret("FASTBREAK_INTERNAL_TOKEN", &token_expected, !everything_here, |v| {
+                // It travels in a header: anything a header cannot carry would be dropped.
+                v.len() >= MIN_TOKEN_LENGTH && v.bytes().all(|b| b.is_ascii_graphic())
+            })
             .or_else(|| {
                 everything_here
                     .then(|| Secret::new(format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())))
@@ -202,6 +206,18 @@ mod tests {
         let config = ServeConfig::read(Reader::new(vars), &targets::parse("gateway").unwrap()).unwrap();
         assert!(config.database_url.is_none());
         assert_eq!(config.remote_peers.len(), 8);
+    }
+
+    #[test]
+    fn a_credential_a_header_cannot_carry_is_refused_at_start_up() {
+        for token in ["with a space but long enough to pass the length", "ünïcödé-credential-that-is-long-enough-0123"]
+        {
+            let error = read(&[("DATABASE_URL", "postgres://u:p@db/x"), ("FASTBREAK_INTERNAL_TOKEN", token)], "risk")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("FASTBREAK_INTERNAL_TOKEN: expected"), "{error}");
+            assert!(!error.contains(token), "{error}");
+        }
     }
 
     #[test]
