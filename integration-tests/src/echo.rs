@@ -50,11 +50,13 @@ pub struct Echo {
     delay: Duration,
     failing: Arc<AtomicBool>,
     dependency_down: Arc<AtomicBool>,
+    arrived: Arc<tokio::sync::Notify>,
 }
 
 #[tonic::async_trait]
 impl RiskInternalService for Echo {
     async fn get_hold(&self, request: tonic::Request<GetHoldRequest>) -> Result<tonic::Response<Hold>, tonic::Status> {
+        self.arrived.notify_one();
         if self.failing.load(Ordering::SeqCst) {
             return Err(tonic::Status::unavailable(format!("{} is failing on purpose", self.name)));
         }
@@ -126,6 +128,8 @@ pub struct TestServer {
     pub failing: Arc<AtomicBool>,
     /// Set to make the echo answer UNAVAILABLE because its own dependency is down.
     pub dependency_down: Arc<AtomicBool>,
+    /// Notified when a call reaches the echo's handler.
+    pub arrived: Arc<tokio::sync::Notify>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), fastbreak_mesh::ServerError>>,
 }
@@ -157,7 +161,12 @@ impl TestServer {
     }
 }
 
-async fn start(server: MeshServer, failing: Arc<AtomicBool>, dependency_down: Arc<AtomicBool>) -> TestServer {
+async fn start(
+    server: MeshServer,
+    failing: Arc<AtomicBool>,
+    dependency_down: Arc<AtomicBool>,
+    arrived: Arc<tokio::sync::Notify>,
+) -> TestServer {
     let bound = server
         .with_credential(Secret::new(TEST_TOKEN.to_owned()))
         .bind("127.0.0.1:0".parse().unwrap())
@@ -170,7 +179,7 @@ async fn start(server: MeshServer, failing: Arc<AtomicBool>, dependency_down: Ar
     let task = tokio::spawn(bound.serve(async move {
         let _ = stop_rx.await;
     }));
-    TestServer { addr, readiness, failing, dependency_down, stop: Some(stop_tx), task }
+    TestServer { addr, readiness, failing, dependency_down, arrived, stop: Some(stop_tx), task }
 }
 
 /// The drain grace of test servers: long enough to see calls accepted after NOT_SERVING.
@@ -181,13 +190,19 @@ pub const DRAIN_GRACE: Duration = Duration::from_millis(400);
 pub async fn spawn_echo(name: &'static str, delay: Duration, drain_timeout: Duration) -> TestServer {
     let failing = Arc::new(AtomicBool::new(false));
     let dependency_down = Arc::new(AtomicBool::new(false));
-    let echo =
-        Echo { name: name.to_owned(), delay, failing: failing.clone(), dependency_down: dependency_down.clone() };
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let echo = Echo {
+        name: name.to_owned(),
+        delay,
+        failing: failing.clone(),
+        dependency_down: dependency_down.clone(),
+        arrived: arrived.clone(),
+    };
     let server = MeshServer::new(name)
         .add_internal_service(RiskInternalServiceServer::new(echo))
         .with_drain_timeout(drain_timeout)
         .with_drain_grace(DRAIN_GRACE);
-    start(server, failing, dependency_down).await
+    start(server, failing, dependency_down, arrived).await
 }
 
 /// Options for test peer channels: quick health checks and the test credential.
@@ -214,5 +229,5 @@ pub async fn spawn_relay(name: &'static str, backends: &[String]) -> TestServer 
     let server = MeshServer::new(name)
         .add_internal_service(UserInternalServiceServer::new(Relay { backend }))
         .with_drain_grace(DRAIN_GRACE);
-    start(server, Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false))).await
+    start(server, Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::default()).await
 }

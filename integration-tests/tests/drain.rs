@@ -13,7 +13,7 @@ async fn calls_in_flight_finish_before_the_server_stops() {
     let mut server = spawn_echo("drained", Duration::from_millis(700), Duration::from_secs(10)).await;
     let mut client = RiskInternalServiceClient::new(connect(server.addr).await);
     let in_flight = tokio::spawn(async move { client.get_hold(internal_request(GetHoldRequest::default())).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::timeout(Duration::from_secs(5), server.arrived.notified()).await.expect("the call reached the server");
 
     server.begin_shutdown();
     let answer = in_flight.await.unwrap().expect("the call in flight finished");
@@ -26,7 +26,7 @@ async fn a_call_that_outlasts_the_drain_deadline_does_not_hold_the_server() {
     let mut server = spawn_echo("stuck", Duration::from_secs(30), Duration::from_millis(300)).await;
     let mut client = RiskInternalServiceClient::new(connect(server.addr).await);
     let _stuck = tokio::spawn(async move { client.get_hold(internal_request(GetHoldRequest::default())).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::timeout(Duration::from_secs(5), server.arrived.notified()).await.expect("the call reached the server");
 
     let started = Instant::now();
     server.begin_shutdown();

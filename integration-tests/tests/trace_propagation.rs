@@ -77,9 +77,20 @@ async fn the_trace_and_correlation_id_reach_b_and_its_log_lines() {
     assert_eq!(b_trace, trace_id, "B's span continues the client's trace");
     assert_eq!(answer.flow_address, correlation_id, "A saw it too");
 
-    // B's own log line for the call carries both.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let lines = logs.lines();
+    // B's own log lines for the call carry both (awaited: B writes its last line as it answers).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let lines = loop {
+        let lines = logs.lines();
+        let finished = lines.iter().any(|line| {
+            line["span"]["target"] == "chain-b"
+                && line["span"]["correlation_id"] == correlation_id
+                && line["message"] == "rpc finished"
+        });
+        if finished || std::time::Instant::now() > deadline {
+            break lines;
+        }
+        tokio::task::yield_now().await;
+    };
     let b_lines: Vec<&serde_json::Value> = lines
         .iter()
         .filter(|line| line["span"]["target"] == "chain-b" && line["span"]["correlation_id"] == correlation_id)

@@ -163,7 +163,7 @@ mod tests {
         assert!(text.contains("FASTBREAK_USER_ENDPOINTS: missing"), "{text}");
         assert!(
             text.contains(
-                "FASTBREAK_RISK_ENDPOINTS: expected a comma-separated list of http(s) URLs, got 'risk:50054'"
+                "FASTBREAK_RISK_ENDPOINTS: expected a comma-separated list of http:// URLs (https is not supported: the mesh speaks plaintext gRPC inside its network), got 'risk:50054'"
             ),
             "{text}"
         );

@@ -37,7 +37,7 @@ pub struct Endpoints(pub Vec<http::Uri>);
 
 impl Endpoints {
     /// What a valid value looks like, for messages.
-    pub const EXPECTED: &'static str = "a comma-separated list of http(s) URLs";
+    pub const EXPECTED: &'static str = "a comma-separated list of http:// URLs (https is not supported: the mesh speaks plaintext gRPC inside its network)";
 
     /// Parses `http://a:1,http://b:2`; `None` unless every item is an http(s) URL with a host.
     pub fn parse(text: &str) -> Option<Self> {
@@ -46,7 +46,9 @@ impl Endpoints {
             .map(str::trim)
             .map(|item| {
                 let uri: http::Uri = item.parse().ok()?;
-                let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+                // No TLS in the mesh's client: an https endpoint would fail on every call, so it
+                // is refused here, at start-up.
+                let scheme_ok = uri.scheme_str() == Some("http");
                 (scheme_ok && uri.host().is_some()).then_some(uri)
             })
             .collect();
@@ -110,7 +112,8 @@ mod tests {
 
     #[test]
     fn endpoints_are_http_urls() {
-        assert_eq!(Endpoints::parse("http://a:1, https://b:2").unwrap().0.len(), 2);
+        assert_eq!(Endpoints::parse("http://a:1, http://b:2").unwrap().0.len(), 2);
+        assert!(Endpoints::parse("http://a:1, https://b:2").is_none(), "https is refused, not dropped at call time");
         assert!(Endpoints::parse("risk:50054").is_none());
         assert!(Endpoints::parse("http://a:1,ftp://b").is_none());
         assert!(Endpoints::parse("").is_none());

@@ -128,15 +128,38 @@ impl Default for ClusterOptions {
 }
 
 /// A private PostgreSQL cluster in a folder: `<dir>/data` holds the data, `<dir>/postgres.log`
-/// the server log. It listens on 127.0.0.1 only, on a free port, and trusts local connections
-/// as user `postgres`.
-#[derive(Debug)]
+/// the server log, `<dir>/password` the superuser's generated password (readable by its owner
+/// only), `<dir>/options` the options the running server was started with. It listens on
+/// 127.0.0.1 only, on a free port, with password (SCRAM) authentication: another local user
+/// cannot get a session.
 pub struct PrivateCluster {
     dir: PathBuf,
     port: u16,
     binaries: PostgresBinaries,
     run_as: Option<RunAs>,
     stop_on_drop: bool,
+    password: Option<String>,
+    differences: Vec<String>,
+}
+
+impl std::fmt::Debug for PrivateCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivateCluster")
+            .field("dir", &self.dir)
+            .field("port", &self.port)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("stop_on_drop", &self.stop_on_drop)
+            .finish()
+    }
+}
+
+/// The options a server was started with, as written to `<dir>/options`.
+fn describe(options: &ClusterOptions) -> Vec<String> {
+    vec![
+        format!("durable={}", options.durable),
+        format!("max_connections={}", options.max_connections),
+        format!("port={}", options.port.map_or("any".to_owned(), |p| p.to_string())),
+    ]
 }
 
 impl PrivateCluster {
@@ -151,15 +174,59 @@ impl PrivateCluster {
         if let Some(user) = run_as {
             std::os::unix::fs::chown(&dir, Some(user.uid), Some(user.gid)).map_err(io_error(&dir))?;
         }
-        let mut cluster = Self { dir, port: 0, binaries, run_as, stop_on_drop: true };
+        let mut cluster =
+            Self { dir, port: 0, binaries, run_as, stop_on_drop: true, password: None, differences: Vec::new() };
         if !cluster.data_dir().join("PG_VERSION").is_file() {
-            cluster.initdb()?;
+            cluster.initdb(options)?;
+        }
+        cluster.password = cluster.read_password()?;
+        if cluster.password.is_none() {
+            tracing::warn!(
+                dir = %cluster.dir.display(),
+                "this cluster was made with trust authentication by an older FastBreak; remove the folder to recreate it with a password"
+            );
         }
         match cluster.running_port() {
-            Some(port) => cluster.port = port,
+            Some(port) => {
+                // Another handle (another `up` on the same folder) started it: it is theirs to
+                // stop, and it runs with their options.
+                cluster.port = port;
+                cluster.stop_on_drop = false;
+                let running = std::fs::read_to_string(cluster.dir.join("options")).unwrap_or_default();
+                let running: Vec<&str> = running.lines().collect();
+                cluster.differences = describe(options)
+                    .into_iter()
+                    .filter(|wanted| !running.contains(&wanted.as_str()))
+                    .filter(|wanted| !(wanted == "port=any" && options.port.is_none()))
+                    .map(|wanted| format!("asked for {wanted}, but the running server has {}", running.join(" ")))
+                    .collect();
+                for difference in &cluster.differences {
+                    tracing::warn!(dir = %cluster.dir.display(), "reusing the running PostgreSQL: {difference}");
+                }
+            }
             None => cluster.launch(options)?,
         }
         Ok(cluster)
+    }
+
+    /// What the options asked for that the running server (started by another handle) does
+    /// not have; empty when this handle started it, or when they agree.
+    pub fn differences(&self) -> &[String] {
+        &self.differences
+    }
+
+    /// True when this handle stops the server when dropped (it started it).
+    pub fn stops_on_drop(&self) -> bool {
+        self.stop_on_drop
+    }
+
+    fn read_password(&self) -> Result<Option<String>, ClusterError> {
+        let path = self.dir.join("password");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text.trim().to_owned())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(ClusterError::Io { path, source: error }),
+        }
     }
 
     /// Leaves the server running when this handle is dropped.
@@ -183,9 +250,12 @@ impl PrivateCluster {
         self.port
     }
 
-    /// A connection URL for `database` on this cluster.
+    /// A connection URL for `database` on this cluster (with the password: a secret).
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+        match &self.password {
+            Some(password) => format!("postgres://postgres:{password}@127.0.0.1:{}/{database}", self.port),
+            None => format!("postgres://postgres@127.0.0.1:{}/{database}", self.port),
+        }
     }
 
     fn command(&self, program: &Path) -> Command {
@@ -214,18 +284,34 @@ impl PrivateCluster {
         }
     }
 
-    fn initdb(&self) -> Result<(), ClusterError> {
+    fn initdb(&self, options: &ClusterOptions) -> Result<(), ClusterError> {
+        use std::os::unix::fs::PermissionsExt;
+        // A generated superuser password, readable by the cluster's owner only.
+        let password = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let path = self.dir.join("password");
+        std::fs::write(&path, &password).map_err(io_error(&path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io_error(&path))?;
+        if let Some(user) = self.run_as {
+            std::os::unix::fs::chown(&path, Some(user.uid), Some(user.gid)).map_err(io_error(&path))?;
+        }
         let mut command = self.command(&self.binaries.initdb);
         command.arg("-D").arg(self.data_dir()).args([
             "-U",
             "postgres",
-            "--auth=trust",
+            "--auth=scram-sha-256",
             "-E",
             "UTF8",
             "--locale=C",
-            "--no-sync",
         ]);
-        self.run(command, "initdb").map(|_| ())
+        command.arg(format!("--pwfile={}", path.display()));
+        if !options.durable {
+            command.arg("--no-sync");
+        }
+        let created = self.run(command, "initdb").map(|_| ());
+        if created.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        created
     }
 
     /// The port of the server running on this data directory, if one is.
@@ -267,6 +353,10 @@ impl PrivateCluster {
             match self.run(command, "pg_ctl start") {
                 Ok(_) => {
                     self.port = port;
+                    let path = self.dir.join("options");
+                    let mut started = describe(options);
+                    started.push(format!("port={port}"));
+                    std::fs::write(&path, started.join("\n")).map_err(io_error(&path))?;
                     return Ok(());
                 }
                 Err(ClusterError::Command { command, detail }) => {

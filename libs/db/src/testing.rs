@@ -143,9 +143,9 @@ impl TestDatabase {
             .unwrap_or_else(|error| panic!("cannot start the test PostgreSQL: {error}"));
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
         let admin_url = lease.cluster.url("postgres");
-        let mut admin = AsyncPgConnection::establish(&admin_url)
-            .await
-            .unwrap_or_else(|error| panic!("cannot connect to the test PostgreSQL at {admin_url}: {error}"));
+        let mut admin = AsyncPgConnection::establish(&admin_url).await.unwrap_or_else(|error| {
+            panic!("cannot connect to the test PostgreSQL at {}: {error}", crate::pool::redact_url(&admin_url))
+        });
         // Copies of one template are made one at a time: PostgreSQL refuses a copy while another
         // session is connected to the template.
         diesel::sql_query(format!("SELECT pg_advisory_lock({CREATE_LOCK})")).execute(&mut admin).await.unwrap();

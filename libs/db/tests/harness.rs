@@ -214,3 +214,50 @@ async fn an_exhausted_pool_is_told_apart_from_an_unreachable_server() {
     assert!(matches!(unreachable, fastbreak_db::DatabaseError::Unreachable { .. }), "{unreachable:?}");
     assert!(unreachable.is_transient());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_private_cluster_wants_its_password_and_a_second_handle_neither_stops_it_nor_hides_differences() {
+    use diesel_async::AsyncConnection;
+    use fastbreak_db::cluster::{ClusterOptions, PrivateCluster};
+
+    let dir = std::env::temp_dir().join(format!("fastbreak-cluster-{}", uuid::Uuid::new_v4().simple()));
+    let options = ClusterOptions { durable: false, max_connections: 20, port: None };
+    let first = tokio::task::spawn_blocking({
+        let (dir, options) = (dir.clone(), options.clone());
+        move || PrivateCluster::start(&dir, &options).unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(first.stops_on_drop() && first.differences().is_empty());
+
+    let url = first.url("postgres");
+    diesel_async::AsyncPgConnection::establish(&url).await.expect("the generated password lets the owner in");
+    let no_password = format!("postgres://postgres@127.0.0.1:{}/postgres", first.port());
+    let refused = diesel_async::AsyncPgConnection::establish(&no_password).await;
+    assert!(refused.is_err(), "a session without the password is refused");
+    let wrong = format!("postgres://postgres:guess@127.0.0.1:{}/postgres", first.port());
+    assert!(diesel_async::AsyncPgConnection::establish(&wrong).await.is_err());
+    assert!(
+        !format!("{first:?}").contains(url.split(':').nth(2).unwrap().split('@').next().unwrap()),
+        "Debug hides the password"
+    );
+
+    // Another handle on the same folder (a second `up`) reuses the server, says what differs,
+    // and leaves it running when it goes.
+    let second = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || PrivateCluster::start(&dir, &ClusterOptions { durable: true, max_connections: 50, port: None }).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(second.port(), first.port());
+    assert!(!second.stops_on_drop());
+    let differences = second.differences().join("; ");
+    assert!(differences.contains("durable=true") && differences.contains("max_connections=50"), "{differences}");
+    drop(second);
+    diesel_async::AsyncPgConnection::establish(&url).await.expect("still running after the second handle went");
+
+    tokio::task::spawn_blocking(move || drop(first)).await.unwrap();
+    assert!(diesel_async::AsyncPgConnection::establish(&url).await.is_err(), "the first handle stopped it");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -181,7 +181,7 @@ mod tests {
         for variable in [
             "DATABASE_URL: missing",
             "FASTBREAK_INTERNAL_TOKEN: missing",
-            "FASTBREAK_RISK_ENDPOINTS: expected a comma-separated list of http(s) URLs, got 'risk:50054'",
+            "FASTBREAK_RISK_ENDPOINTS: expected a comma-separated list of http:// URLs (https is not supported: the mesh speaks plaintext gRPC inside its network), got 'risk:50054'",
             "FASTBREAK_USER_ENDPOINTS: missing",
             "FASTBREAK_MARKETPLACE_ENDPOINTS: missing",
         ] {
@@ -199,13 +199,10 @@ mod tests {
 
     #[test]
     fn the_gateway_alone_needs_no_database() {
-        let mut vars = vec![("FASTBREAK_INTERNAL_TOKEN".to_owned(), "x".repeat(40))];
-        for peer in fastbreak_gateway::PEERS {
-            vars.push((endpoints_variable(peer), format!("http://{peer}:1")));
-        }
+        let vars = vec![("FASTBREAK_INTERNAL_TOKEN".to_owned(), "x".repeat(40))];
         let config = ServeConfig::read(Reader::new(vars), &targets::parse("gateway").unwrap()).unwrap();
         assert!(config.database_url.is_none());
-        assert_eq!(config.remote_peers.len(), 8);
+        assert!(config.remote_peers.is_empty(), "it is asked for no endpoints it does not use yet");
     }
 
     #[test]
@@ -218,6 +215,24 @@ mod tests {
             assert!(error.contains("FASTBREAK_INTERNAL_TOKEN: expected"), "{error}");
             assert!(!error.contains(token), "{error}");
         }
+    }
+
+    #[test]
+    fn https_peer_endpoints_are_refused_at_start_up() {
+        let error = read(
+            &[
+                ("DATABASE_URL", "postgres://u:p@db/x"),
+                ("FASTBREAK_INTERNAL_TOKEN", "a-test-credential-of-more-than-32-chars"),
+                ("FASTBREAK_USER_ENDPOINTS", "https://user:50052"),
+            ],
+            "trading",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("FASTBREAK_USER_ENDPOINTS: expected") && error.contains("https is not supported"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -100,7 +100,7 @@ fn secret_values_never_appear_in_any_output() {
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(text.contains("DATABASE_URL") && text.contains("FASTBREAK_INTERNAL_TOKEN"), "{text}");
     assert!(
-        text.contains("FASTBREAK_RISK_ENDPOINTS: expected a comma-separated list of http(s) URLs, got 'risk:50054'"),
+        text.contains("FASTBREAK_RISK_ENDPOINTS: expected a comma-separated list of http:// URLs (https is not supported: the mesh speaks plaintext gRPC inside its network), got 'risk:50054'"),
         "{text}"
     );
     assert!(!text.contains("hunter2") && !text.contains("short-secret-value"), "{text}");

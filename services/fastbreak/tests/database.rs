@@ -65,7 +65,12 @@ fn migrate_refuses_a_malformed_url_without_printing_it() {
 #[test]
 fn a_target_waits_for_its_database_and_serves_once_it_is_back() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    // The cluster is made first (its password is generated then), and stopped at once.
+    let dir = tempfile::tempdir().unwrap();
+    let options = ClusterOptions { durable: false, port: Some(port), ..ClusterOptions::default() };
+    let made = PrivateCluster::start(dir.path(), &options).unwrap().keep_running();
+    let url = made.url("postgres");
+    made.stop().unwrap();
     let mut env: Vec<(String, String)> = vec![("DATABASE_URL".to_owned(), url.clone())];
     for peer in fastbreak_gateway::PEERS.iter().filter(|p| **p != "risk") {
         env.push((format!("FASTBREAK_{}_ENDPOINTS", peer.to_uppercase()), "http://127.0.0.1:1".to_owned()));
@@ -78,15 +83,11 @@ fn a_target_waits_for_its_database_and_serves_once_it_is_back() {
     let (ok, text) = served.health("risk");
     assert!(!ok && text.contains("NOT_SERVING"), "{text}");
     assert!(served.log().contains(&format!("127.0.0.1:{port}/postgres")), "names the database: {}", served.log());
+    assert!(!served.log().contains(url.split('@').next().unwrap()), "never shows the password: {}", served.log());
     assert!(served.health("gateway").0, "the gateway needs no database");
 
     // The server comes up, but unmigrated: still NOT_SERVING, saying to migrate.
-    let dir = tempfile::tempdir().unwrap();
-    let cluster = PrivateCluster::start(
-        dir.path(),
-        &ClusterOptions { durable: false, port: Some(port), ..ClusterOptions::default() },
-    )
-    .unwrap();
+    let cluster = PrivateCluster::start(dir.path(), &options).unwrap();
     served.wait_until("the schema is reported behind", |s| s.log().contains("run `fastbreak migrate`"));
     assert!(!served.health("risk").0);
 

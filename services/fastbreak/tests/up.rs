@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,22 +23,27 @@ fn up_once(data_dir: &std::path::Path) -> Vec<String> {
         command.env(format!("FASTBREAK_{}_LISTEN_ADDR", name.to_uppercase()), "127.0.0.1:0");
     }
     let mut child = command.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
+    let mut lines = common::Lines::new(child.stdout.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !printed.iter().any(|line: &String| line.starts_with("gateway: ")) {
-        assert!(Instant::now() < deadline, "up never reported ready: {printed:#?}");
-        match lines.next() {
-            Some(Ok(line)) => printed.push(line),
-            _ => panic!("up stopped early: {printed:#?}"),
+    while !lines.seen.iter().any(|line: &String| line.starts_with("gateway: ")) {
+        if lines.next_by(deadline, String::new).is_none() {
+            panic!("up stopped early: {:#?}", lines.seen);
         }
     }
+    let printed = lines.seen;
     let risk = printed.iter().find_map(|l| l.strip_prefix("risk listening on ")).expect("risk's address").to_owned();
     let health = fastbreak(&["health", "--addr", &risk]);
     assert!(health.status.success(), "risk serves from the private database");
 
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    let status = child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "up did not exit within 30 s of SIGTERM: {printed:#?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(status.code(), Some(0), "{printed:#?}");
     printed
 }

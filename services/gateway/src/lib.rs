@@ -8,9 +8,9 @@ use fastbreak_proto::gateway::v1::system_health_service_server::{SystemHealthSer
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "gateway";
 
-/// The services this target calls, by target name.
-pub const PEERS: &[&str] =
-    &["user", "strategy", "risk", "marketplace", "scouting", "trading", "notification", "agents"];
+/// The services this target calls, by target name: none until its RPCs are built (it will
+/// call every backend); configuration asks only for the endpoints a target uses.
+pub const PEERS: &[&str] = &[];
 
 /// The port the target listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 50051;

@@ -21,6 +21,43 @@ pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// The lines a child process writes, read on a thread of their own so that a wait for the next
+/// one can time out: a hung child fails the test in seconds, with what it printed so far.
+pub struct Lines {
+    lines: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    pub fn new(pipe: impl std::io::Read + Send + 'static) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { lines: rx, seen: Vec::new() }
+    }
+
+    /// The next line, or `None` when the child closed its output; panics with the lines so
+    /// far (and `context`) when none comes by `deadline`.
+    pub fn next_by(&mut self, deadline: Instant, context: impl Fn() -> String) -> Option<String> {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match self.lines.recv_timeout(wait) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                Some(line)
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("no output within the time allowed; printed so far: {:#?}\n{}", self.seen, context())
+            }
+        }
+    }
+}
+
 /// A `fastbreak serve` child process, killed on drop if still running. Every target listens on
 /// a free port; the metrics too.
 pub struct Served {
@@ -59,11 +96,13 @@ impl Served {
             }
         });
         let expected = if targets == "all" { TARGETS.len() } else { targets.split(',').count() };
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut lines = Lines::new(child.stdout.take().unwrap());
         let mut addrs = Vec::new();
         let mut metrics_addr = None;
+        let deadline = Instant::now() + Duration::from_secs(30);
         while addrs.len() < expected {
-            let Some(Ok(line)) = lines.next() else {
+            let log = || stderr.lock().unwrap().clone();
+            let Some(line) = lines.next_by(deadline, log) else {
                 panic!("serve stopped before every target was bound; log:\n{}", stderr.lock().unwrap());
             };
             let (name, addr) = line.split_once(" listening on ").unwrap_or_else(|| panic!("unexpected line {line:?}"));
