@@ -1,0 +1,120 @@
+//! Throughput of one target against a bare tonic server, both serving the same trivial unary
+//! call (`grpc.health.v1.Health/Check`) over loopback, loaded by h2load (Debian's
+//! nghttp2-client: 8 connections × 32 concurrent streams). Prints requests per second and the
+//! mean latency of each, and their ratio, alternating runs so that both see the same machine.
+//! Asserts nothing.
+//!
+//! Run with `cargo bench -p fastbreak-integration-tests --bench h2load` (needs `h2load` on PATH:
+//! `apt-get install nghttp2-client`).
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+use fastbreak_config::{LogFormat, Secret};
+use fastbreak_mesh::MeshServer;
+use fastbreak_telemetry::TelemetryConfig;
+use tonic::transport::server::TcpIncoming;
+
+const SECONDS: &str = "4";
+const ROUNDS: usize = 3;
+
+struct Load {
+    rps: f64,
+    mean_ms: f64,
+}
+
+fn h2load(addr: SocketAddr, body: &std::path::Path) -> Load {
+    let output = Command::new("h2load")
+        .args(["-c", "8", "-m", "32", "-D", SECONDS, "--warm-up-time=1", "-t", "1"])
+        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .arg("-d")
+        .arg(body)
+        .arg(format!("http://{addr}/grpc.health.v1.Health/Check"))
+        .output()
+        .expect("h2load runs (apt-get install nghttp2-client)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let rps = text
+        .lines()
+        .find_map(|line| line.strip_prefix("finished in "))
+        .and_then(|rest| rest.split(", ").nth(1))
+        .and_then(|field| field.trim_end_matches(" req/s").parse().ok())
+        .unwrap_or_else(|| panic!("no throughput in h2load's output:\n{text}"));
+    let mean_ms = text
+        .lines()
+        .find(|line| line.trim_start().starts_with("time for request:"))
+        .and_then(|line| line.split_whitespace().nth(5))
+        .map(|mean| {
+            let value: f64 = mean.trim_end_matches(|c: char| c.is_alphabetic()).parse().unwrap_or(0.0);
+            if mean.ends_with("ms") {
+                value
+            } else if mean.ends_with("us") {
+                value / 1000.0
+            } else {
+                value * 1000.0
+            }
+        })
+        .unwrap_or(0.0);
+    let failed = text.lines().find(|line| line.starts_with("requests:")).unwrap_or_default();
+    assert!(failed.contains(" 0 failed"), "h2load saw failures: {failed}");
+    Load { rps, mean_ms }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        // Real telemetry, as in production, with logs at warn (the per-call info line is off).
+        let config = TelemetryConfig {
+            service_name: "bench".into(),
+            log_format: LogFormat::Json,
+            filter: "warn".into(),
+            otlp_endpoint: None,
+        };
+        let _telemetry = fastbreak_telemetry::init::init_with_writer(&config, std::io::sink, false).unwrap();
+
+        // A gRPC frame holding an empty HealthCheckRequest.
+        let body = std::env::temp_dir().join("fastbreak-h2load-health.bin");
+        std::fs::write(&body, [0u8, 0, 0, 0, 0]).unwrap();
+
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+        let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap().with_nodelay(Some(true));
+        let bare = incoming.local_addr().unwrap();
+        tokio::spawn(tonic::transport::Server::builder().add_service(health).serve_with_incoming(incoming));
+
+        let server = MeshServer::new("bench")
+            .with_credential(Secret::new("bench-internal-credential-0123456789abcdef".to_owned()))
+            .bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mesh = server.local_addr();
+        server.readiness().set_serving().await;
+        tokio::spawn(server.serve(std::future::pending()));
+
+        let (mut bare_runs, mut mesh_runs) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            let (b, m) = tokio::task::spawn_blocking({
+                let body = body.clone();
+                move || (h2load(bare, &body), h2load(mesh, &body))
+            })
+            .await
+            .unwrap();
+            println!(
+                "bare tonic: {:>8.0} req/s (mean {:.2} ms)   target: {:>8.0} req/s (mean {:.2} ms)   ratio {:.2}",
+                b.rps,
+                b.mean_ms,
+                m.rps,
+                m.mean_ms,
+                m.rps / b.rps
+            );
+            bare_runs.push(b.rps);
+            mesh_runs.push(m.rps);
+        }
+        let best = |runs: &[f64]| runs.iter().copied().fold(0.0, f64::max);
+        println!(
+            "best of {ROUNDS}: bare {:.0} req/s, target {:.0} req/s, ratio {:.2}",
+            best(&bare_runs),
+            best(&mesh_runs),
+            best(&mesh_runs) / best(&bare_runs)
+        );
+    });
+}
