@@ -60,9 +60,15 @@ pub async fn with_correlation_id<F: Future>(id: String, future: F) -> F::Output 
     CORRELATION_ID.scope(id, future).await
 }
 
-/// A new correlation id.
+/// A new correlation id: unique, not secret. A random number drawn once per process, and a
+/// counter, make it in the form of a UUID without asking the OS for randomness on every call.
 pub fn new_correlation_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    uuid::Uuid::from_u64_pair(prefix, NEXT.fetch_add(1, Ordering::Relaxed)).to_string()
 }
 
 /// The correlation id in `headers`, if it is a sensible one (1 to 128 visible ASCII characters).
@@ -96,6 +102,10 @@ impl Injector for HeaderInjector<'_> {
 
 /// The trace context an incoming call carries.
 pub fn extract_trace_context(headers: &HeaderMap) -> opentelemetry::Context {
+    if !headers.contains_key("traceparent") {
+        // Nothing to continue: the span starts a trace of its own.
+        return opentelemetry::Context::new();
+    }
     TraceContextPropagator::new().extract(&HeaderExtractor(headers))
 }
 
@@ -114,4 +124,26 @@ pub fn inject_outgoing(headers: &mut HeaderMap) -> String {
         headers.insert(CORRELATION_HEADER, value);
     }
     id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn correlation_ids_made_here_are_unique_and_look_like_uuids() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| new_correlation_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(ids.iter().all(|id| uuid::Uuid::parse_str(id).is_ok()));
+    }
+
+    #[test]
+    fn a_request_without_traceparent_starts_a_trace_of_its_own() {
+        let context = extract_trace_context(&HeaderMap::new());
+        assert!(!context.span().span_context().is_valid());
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap());
+        let continued = extract_trace_context(&headers);
+        assert_eq!(continued.span().span_context().trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
 }

@@ -87,9 +87,10 @@ where
         let target = self.target;
         let (service, method) = self.known.labels(request.uri().path());
         let correlation_id = correlation_id_of(request.headers()).unwrap_or_else(new_correlation_id);
-        if let Ok(value) = HeaderValue::from_str(&correlation_id) {
+        let header = HeaderValue::from_str(&correlation_id).ok();
+        if let Some(value) = &header {
             // The handler sees the id in its metadata, generated here when the caller sent none.
-            request.headers_mut().insert(CORRELATION_HEADER, value);
+            request.headers_mut().insert(CORRELATION_HEADER, value.clone());
         }
         let quiet = service.starts_with("grpc.");
         // Unknown paths are logged as sent (the span is short-lived); metrics use the labels.
@@ -142,7 +143,7 @@ where
                     }
                 }
                 outcome.map(|mut response| {
-                    if let Ok(value) = HeaderValue::from_str(&correlation_id) {
+                    if let Some(value) = header {
                         response.headers_mut().insert(CORRELATION_HEADER, value);
                     }
                     response
