@@ -10,9 +10,8 @@
 use std::net::SocketAddr;
 use std::process::Command;
 
-use fastbreak_config::{LogFormat, Secret};
+use fastbreak_config::Secret;
 use fastbreak_mesh::MeshServer;
-use fastbreak_telemetry::TelemetryConfig;
 use tonic::transport::server::TcpIncoming;
 
 const SECONDS: &str = "4";
@@ -62,14 +61,7 @@ fn h2load(addr: SocketAddr, body: &std::path::Path) -> Load {
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        // Real telemetry, as in production, with logs at warn (the per-call info line is off).
-        let config = TelemetryConfig {
-            service_name: "bench".into(),
-            log_format: LogFormat::Json,
-            filter: "warn".into(),
-            otlp_endpoint: None,
-        };
-        let _telemetry = fastbreak_telemetry::init::init_with_writer(&config, std::io::sink, false).unwrap();
+        let _telemetry = fastbreak_integration_tests::bench_telemetry();
 
         // A gRPC frame holding an empty HealthCheckRequest.
         let body = std::env::temp_dir().join("fastbreak-h2load-health.bin");

@@ -7,13 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use fastbreak_config::LogFormat;
 use fastbreak_integration_tests::echo::{risk_channel, spawn_echo, test_peer_options};
 use fastbreak_integration_tests::{connect, internal_request};
 use fastbreak_proto::risk::v1::risk_internal_service_client::RiskInternalServiceClient;
 use fastbreak_proto::risk::v1::risk_internal_service_server::{RiskInternalService, RiskInternalServiceServer};
 use fastbreak_proto::risk::v1::{GetHoldRequest, Hold};
-use fastbreak_telemetry::TelemetryConfig;
 
 const CALLS: u32 = 5_000;
 const ROUNDS: usize = 3;
@@ -50,14 +48,7 @@ where
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        // Real telemetry, as in production, with logs at warn (the per-call info line is off).
-        let config = TelemetryConfig {
-            service_name: "bench".into(),
-            log_format: LogFormat::Json,
-            filter: "warn".into(),
-            otlp_endpoint: None,
-        };
-        let _telemetry = fastbreak_telemetry::init::init_with_writer(&config, std::io::sink, false).unwrap();
+        let _telemetry = fastbreak_integration_tests::bench_telemetry();
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let plain_addr = listener.local_addr().unwrap();

@@ -17,6 +17,18 @@ use prost::Message as _;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
+/// Telemetry for benchmarks: real, as in production, with logs at warn (the per-call info
+/// line is off) written nowhere.
+pub fn bench_telemetry() -> fastbreak_telemetry::Telemetry {
+    let config = fastbreak_telemetry::TelemetryConfig {
+        service_name: "bench".into(),
+        log_format: fastbreak_config::LogFormat::Json,
+        filter: "warn".into(),
+        otlp_endpoint: None,
+    };
+    fastbreak_telemetry::init::init_with_writer(&config, std::io::sink, false).expect("telemetry is set up once")
+}
+
 /// The internal credential of test meshes.
 pub const TEST_TOKEN: &str = "integration-test-internal-credential-0123456789";
 
