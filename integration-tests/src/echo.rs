@@ -183,7 +183,7 @@ async fn start(
 }
 
 /// The drain grace of test servers: long enough to see calls accepted after NOT_SERVING.
-pub const DRAIN_GRACE: Duration = Duration::from_millis(400);
+pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// Starts an echo backend named `name` that takes `delay` to answer, draining for
 /// `drain_timeout` at most at shutdown.

@@ -238,8 +238,12 @@ async fn random_paths_cannot_grow_the_metrics() {
     }
     let text = fastbreak_telemetry::metrics::render();
     assert!(!text.contains("random.Service"), "a client's path became a label");
-    let unknown =
-        text.lines().find(|l| l.starts_with("fastbreak_rpc_server_calls_total{") && l.contains("service=\"unknown\""));
+    let unknown = text.lines().find(|l| {
+        l.starts_with("fastbreak_rpc_server_calls_total{")
+            && l.contains("target=\"user\"")
+            && l.contains("service=\"unknown\"")
+            && l.contains("code=\"UNIMPLEMENTED\"")
+    });
     let count: f64 = unknown.expect("unknown paths are counted").rsplit(' ').next().unwrap().parse().unwrap();
     assert!(count >= 10_000.0, "{count}");
     let series = text.lines().filter(|l| l.starts_with("fastbreak_rpc_server_calls_total{")).count();

@@ -215,6 +215,11 @@ impl PrivateCluster {
         &self.differences
     }
 
+    /// True when the cluster wants a password (it was made by this version of FastBreak).
+    pub fn has_password(&self) -> bool {
+        self.password.is_some()
+    }
+
     /// True when this handle stops the server when dropped (it started it).
     pub fn stops_on_drop(&self) -> bool {
         self.stop_on_drop
@@ -285,12 +290,19 @@ impl PrivateCluster {
     }
 
     fn initdb(&self, options: &ClusterOptions) -> Result<(), ClusterError> {
-        use std::os::unix::fs::PermissionsExt;
-        // A generated superuser password, readable by the cluster's owner only.
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt;
+        // A generated superuser password, readable by the cluster's owner only from the start.
         let password = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         let path = self.dir.join("password");
-        std::fs::write(&path, &password).map_err(io_error(&path))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io_error(&path))?;
+        let _ = std::fs::remove_file(&path);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut file| file.write_all(password.as_bytes()))
+            .map_err(io_error(&path))?;
         if let Some(user) = self.run_as {
             std::os::unix::fs::chown(&path, Some(user.uid), Some(user.gid)).map_err(io_error(&path))?;
         }

@@ -106,9 +106,14 @@ impl Database {
             PoolError::Backend(diesel_async::pooled_connection::PoolError::QueryError(e)) => {
                 return DatabaseError::from(e);
             }
-            // Every connection is busy: the server is fine, this process is overloaded.
+            // Every connection is open and busy: the server is fine, this process is overloaded.
+            // With fewer open, the wait was for a new connection to a server that does not answer.
             PoolError::Timeout(deadpool::managed::TimeoutType::Wait) => {
-                return DatabaseError::PoolExhausted { size: self.pool.status().max_size };
+                let status = self.pool.status();
+                if status.size >= status.max_size {
+                    return DatabaseError::PoolExhausted { size: status.max_size };
+                }
+                "timed out waiting for a connection to open".to_owned()
             }
             PoolError::Timeout(kind) => format!("timed out opening a connection ({kind:?})"),
             other => other.to_string(),

@@ -115,12 +115,20 @@ fn shared_lease() -> Result<Arc<Lease>, String> {
 }
 
 /// A fresh database, migrated, for one test; dropped when this is dropped.
-#[derive(Debug)]
 pub struct TestDatabase {
     name: String,
     url: String,
     admin_url: String,
     lease: Option<Arc<Lease>>,
+}
+
+impl std::fmt::Debug for TestDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDatabase")
+            .field("name", &self.name)
+            .field("url", &crate::pool::redact_url(&self.url))
+            .finish()
+    }
 }
 
 impl TestDatabase {

@@ -31,7 +31,9 @@ use fastbreak_telemetry::context::grpc_timeout;
 const DEADLINE_GRACE: Duration = Duration::from_millis(100);
 
 /// How much of an inherited deadline is kept back, for the answer to travel back up in time.
-pub const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
+/// More than [`DEADLINE_GRACE`]: the deadline a server reads includes the grace its caller
+/// added, and every hop must still shrink it.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(120);
 
 /// How a peer channel behaves.
 #[derive(Debug, Clone)]
@@ -257,14 +259,14 @@ impl Inner {
         let now = tokio::time::Instant::now();
         // The deadline: the configured call timeout, or sooner if the caller asked for less or
         // the call being served (on whose behalf this one is made) has less time left.
-        let configured = now + self.options.call_timeout;
-        let asked = grpc_timeout(request.headers()).map(|timeout| now + timeout);
+        let configured = now.checked_add(self.options.call_timeout).unwrap_or(now + Duration::from_secs(3600));
+        let asked = grpc_timeout(request.headers()).and_then(|timeout| now.checked_add(timeout));
         let inherited = inherited.map(|deadline| deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(now));
         let deadline = [Some(configured), asked, inherited].into_iter().flatten().min().unwrap_or(configured);
-        // Running out of time before the configured timeout is the caller's limit, not the
-        // endpoint's slowness.
-        let caller_limited = deadline < configured;
         let timeout = deadline.saturating_duration_since(now);
+        // An endpoint given at least half the configured timeout that does not answer in it is
+        // slow; one given less ran out of the caller's time, which is not its fault.
+        let caller_limited = timeout < self.options.call_timeout / 2;
         if timeout.is_zero() {
             return tonic::Status::deadline_exceeded(format!("no time left to call {}", self.peer)).into_http();
         }

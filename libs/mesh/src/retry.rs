@@ -93,7 +93,11 @@ impl RetryPolicy {
         loop {
             match call().await {
                 Err(status) if status.code() == tonic::Code::Unavailable => match pauses.next() {
-                    Some(pause) if deadline.is_some_and(|d| tokio::time::Instant::now() + pause >= d) => {
+                    Some(pause)
+                        if deadline.is_some_and(|d| {
+                            tokio::time::Instant::now() + pause + crate::client::DEADLINE_MARGIN >= d
+                        }) =>
+                    {
                         tracing::debug!(%status, "no time left to retry");
                         return Err(status);
                     }

@@ -230,7 +230,12 @@ impl MeshServer {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let services: Vec<&'static str> =
             self.public_services.iter().chain(self.internal_services.iter()).copied().collect();
-        let readiness = Readiness { reporter, services: services.clone(), draining: Default::default() };
+        let readiness = Readiness {
+            reporter,
+            services: services.clone(),
+            draining: Default::default(),
+            changing: Default::default(),
+        };
         readiness.set(ServingStatus::NotServing).await;
 
         let mut routes = self.routes;
@@ -314,6 +319,9 @@ pub struct Readiness {
     services: Vec<&'static str>,
     /// Set once shutdown began: from then on the server is NOT_SERVING for good.
     draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Held across a check of `draining` and the statuses it leads to, so that a change of
+    /// status never interleaves with the start of draining.
+    changing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Readiness {
@@ -326,6 +334,7 @@ impl Readiness {
     /// Reports SERVING: the server's dependencies are reachable. Ignored once the server is
     /// draining: draining is one-way.
     pub async fn set_serving(&self) {
+        let _changing = self.changing.lock().await;
         if !self.is_draining() {
             self.set(ServingStatus::Serving).await;
         }
@@ -333,6 +342,7 @@ impl Readiness {
 
     /// Reports NOT_SERVING for good: the server is shutting down.
     pub async fn begin_draining(&self) {
+        let _changing = self.changing.lock().await;
         self.draining.store(true, std::sync::atomic::Ordering::SeqCst);
         self.set(ServingStatus::NotServing).await;
     }
@@ -344,6 +354,7 @@ impl Readiness {
 
     /// Reports NOT_SERVING: a dependency is missing, or the server is draining.
     pub async fn set_not_serving(&self) {
+        let _changing = self.changing.lock().await;
         self.set(ServingStatus::NotServing).await;
     }
 
@@ -415,6 +426,11 @@ impl BoundServer {
                 let watched = tokio::spawn(async move {
                     let ended = running.await;
                     if signal.is_draining() {
+                        if let Err(error) = ended
+                            && error.is_panic()
+                        {
+                            tracing::error!(target_name = target, worker = name, "worker panicked while draining");
+                        }
                         return;
                     }
                     let reason = match ended {
@@ -463,12 +479,11 @@ impl BoundServer {
             .add_routes(self.routes)
             .serve_with_incoming_shutdown(self.incoming, draining);
         tokio::pin!(serving);
+        // Runs from the end of the grace; if serving ended early, from then (it is only awaited
+        // after serving ended, for the workers).
         let deadline = async move {
-            if draining_rx.await.is_ok() {
-                tokio::time::sleep(drain_timeout).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
+            let _ = draining_rx.await;
+            tokio::time::sleep(drain_timeout).await;
         };
         let deadline = async move {
             deadline.await;

@@ -52,6 +52,18 @@ pub async fn run_up() -> ExitCode {
                         cluster.port(),
                         cluster.dir().display()
                     );
+                    if !cluster.stops_on_drop() {
+                        println!("database: reusing the server another `up` started; it keeps running after this one");
+                    }
+                    for difference in cluster.differences() {
+                        println!("database: note: {difference}");
+                    }
+                    if !cluster.has_password() {
+                        println!(
+                            "database: note: this data folder uses trust authentication (made by an older FastBreak); remove {} to recreate it with a password",
+                            cluster.dir().display()
+                        );
+                    }
                 }
                 vars.push(("DATABASE_URL".to_owned(), database.url.clone()));
                 Some(database)

@@ -119,13 +119,19 @@ impl ServeConfig {
             })
             .unwrap_or(MetricsAddr::At(SocketAddr::new(host, 9464)));
         let drain_timeout = r
-            .optional("FASTBREAK_DRAIN_TIMEOUT", "a duration such as 30s or 500ms", parse_duration)
+            .optional("FASTBREAK_DRAIN_TIMEOUT", "a duration from 0s to 1h, such as 30s or 500ms", |v| {
+                parse_duration(v).filter(|d| *d <= Duration::from_secs(3600))
+            })
             .unwrap_or(Duration::from_secs(30));
         let drain_grace = r
-            .optional("FASTBREAK_DRAIN_GRACE", "a duration such as 2s or 0s", parse_duration)
+            .optional("FASTBREAK_DRAIN_GRACE", "a duration from 0s to 10m, such as 2s", |v| {
+                parse_duration(v).filter(|d| *d <= Duration::from_secs(600))
+            })
             .unwrap_or(fastbreak_mesh::server::DEFAULT_DRAIN_GRACE);
         let call_timeout = r
-            .optional("FASTBREAK_CALL_TIMEOUT", "a duration such as 5s or 500ms", parse_duration)
+            .optional("FASTBREAK_CALL_TIMEOUT", "a duration from 1ms to 1h, such as 5s or 500ms", |v| {
+                parse_duration(v).filter(|d| (Duration::from_millis(1)..=Duration::from_secs(3600)).contains(d))
+            })
             .unwrap_or(Duration::from_secs(5));
         let service_name =
             if everything_here { "fastbreak".to_owned() } else { format!("fastbreak-{}", names.join("-")) };

@@ -7,12 +7,20 @@ use fastbreak_db::cluster::{ClusterOptions, PrivateCluster};
 use fastbreak_db::migrate;
 
 /// The database `up` serves from: a private cluster it started, or the one configured.
-#[derive(Debug)]
 pub struct UpDatabase {
     /// The URL the targets use.
     pub url: String,
     /// The private cluster, stopped when this is dropped; `None` with `DATABASE_URL`.
     pub cluster: Option<PrivateCluster>,
+}
+
+impl std::fmt::Debug for UpDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpDatabase")
+            .field("url", &fastbreak_db::pool::redact_url(&self.url))
+            .field("cluster", &self.cluster)
+            .finish()
+    }
 }
 
 /// The data folder: `FASTBREAK_DATA_DIR`, or `.fastbreak` in the working directory.
