@@ -38,8 +38,8 @@ pub struct PoolOptions {
     pub max_size: usize,
     /// How long to wait for a free connection, or for a new one to open.
     pub timeout: Duration,
-    /// How long one statement of a transaction may run before PostgreSQL cancels it, so that
-    /// a stuck query cannot hold locks and a connection forever.
+    /// How long one statement may run before PostgreSQL cancels it (set on every connection
+    /// of the pool), so that a stuck query cannot hold locks and a connection forever.
     pub statement_timeout: Duration,
 }
 
@@ -54,7 +54,6 @@ impl Default for PoolOptions {
 pub struct Database {
     pool: Pool<AsyncPgConnection>,
     addr: String,
-    statement_timeout: Duration,
 }
 
 impl std::fmt::Debug for Database {
@@ -78,7 +77,24 @@ pub fn is_postgres_url(url: &str) -> bool {
 impl Database {
     /// Builds a pool for `url`. No connection is made until one is needed.
     pub fn connect_lazy(url: &str, options: &PoolOptions) -> Result<Self, DatabaseError> {
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        // Every connection gets the statement timeout when it opens: a stuck query, in a
+        // transaction or not, cannot hold locks and a connection forever.
+        let limit =
+            format!("SET statement_timeout = {}", options.statement_timeout.as_millis().clamp(1, i32::MAX as u128));
+        let mut config = diesel_async::pooled_connection::ManagerConfig::<AsyncPgConnection>::default();
+        config.custom_setup = Box::new(move |url| {
+            let (url, limit) = (url.to_owned(), limit.clone());
+            Box::pin(async move {
+                use diesel_async::AsyncConnection as _;
+                let mut conn = AsyncPgConnection::establish(&url).await?;
+                diesel::sql_query(&limit)
+                    .execute(&mut conn)
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(conn)
+            })
+        });
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
         let pool = Pool::builder(manager)
             .max_size(options.max_size)
             .wait_timeout(Some(options.timeout))
@@ -87,7 +103,7 @@ impl Database {
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|error| DatabaseError::Pool(error.to_string()))?;
-        Ok(Self { pool, addr: redact_url(url), statement_timeout: options.statement_timeout })
+        Ok(Self { pool, addr: redact_url(url) })
     }
 
     /// Where the database is (host:port/name), for messages.
@@ -134,16 +150,8 @@ impl Database {
         let started = Instant::now();
         let mut conn = self.conn().await?;
         let mut pauses = retry_pauses();
-        let limit = format!("SET LOCAL statement_timeout = {}", self.statement_timeout.as_millis().max(1));
         for attempt in 1..=TRANSACTION_ATTEMPTS {
-            let outcome = conn
-                .build_transaction()
-                .serializable()
-                .run(async |conn| {
-                    diesel::sql_query(&limit).execute(conn).await?;
-                    work(conn).await
-                })
-                .await;
+            let outcome = conn.build_transaction().serializable().run(async |conn| work(conn).await).await;
             match outcome {
                 Err(error) if is_serialization_failure(&error) && attempt < TRANSACTION_ATTEMPTS => {
                     tracing::debug!(attempt, %error, "transaction conflicted; retrying");

@@ -192,6 +192,19 @@ async fn a_statement_that_runs_too_long_is_cancelled_by_the_transaction_timeout(
     let error = outcome.expect_err("the statement is cancelled");
     assert!(started.elapsed() < std::time::Duration::from_secs(3), "cancelled at the timeout: {:?}", started.elapsed());
     assert!(!error.is_transient(), "{error}");
+
+    // Reads outside a transaction too.
+    let started = std::time::Instant::now();
+    let read = database
+        .read(|conn| {
+            Box::pin(async move {
+                diesel::sql_query("SELECT pg_sleep(5)").execute(conn).await?;
+                Ok(())
+            })
+        })
+        .await;
+    assert!(read.is_err(), "the read is cancelled");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "cancelled at the timeout: {:?}", started.elapsed());
 }
 
 #[tokio::test]
