@@ -29,8 +29,8 @@ pub fn bench_telemetry() -> fastbreak_telemetry::Telemetry {
     fastbreak_telemetry::init::init_with_writer(&config, std::io::sink, false).expect("telemetry is set up once")
 }
 
-/// The internal credential of test meshes.
-pub const TEST_TOKEN: &str = "integration-test-internal-credential-0123456789";
+/// The internal credential of test meshes (the one the mesh's test servers use).
+pub const TEST_TOKEN: &str = fastbreak_mesh::testing::TEST_CREDENTIAL;
 
 /// A running mesh: every target's address, and a handle that stops it on drop.
 #[derive(Debug)]
@@ -121,11 +121,7 @@ impl Drop for TestMesh {
 }
 
 /// A request carrying the mesh's internal credential.
-pub fn internal_request<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(fastbreak_mesh::auth::INTERNAL_TOKEN_HEADER, TEST_TOKEN.parse().unwrap());
-    request
-}
+pub use fastbreak_mesh::testing::internal as internal_request;
 
 /// Opens a channel to an address.
 pub async fn connect(addr: SocketAddr) -> Channel {

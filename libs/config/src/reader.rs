@@ -100,6 +100,26 @@ impl Reader {
         parsed
     }
 
+    /// An optional duration (`500ms`, `5s`, `2m`) within `range`; a problem naming `expected`
+    /// otherwise.
+    pub fn optional_duration(
+        &mut self,
+        variable: &str,
+        expected: &str,
+        range: std::ops::RangeInclusive<std::time::Duration>,
+    ) -> Option<std::time::Duration> {
+        self.optional(variable, expected, |v| crate::values::parse_duration(v).filter(|d| range.contains(d)))
+    }
+
+    /// An optional switch: `on` or `off`.
+    pub fn optional_switch(&mut self, variable: &str) -> Option<bool> {
+        self.optional(variable, "'on' or 'off'", |v| match v {
+            "on" => Some(true),
+            "off" => Some(false),
+            _ => None,
+        })
+    }
+
     /// A required variable: a problem when it is unset or `parse` refuses it.
     pub fn required<T>(&mut self, variable: &str, expected: &str, parse: impl FnOnce(&str) -> Option<T>) -> Option<T> {
         if self.raw(variable).is_none() {

@@ -60,25 +60,36 @@ pub fn next_page_token(next: Option<Cursor>) -> String {
     next.map(encode_cursor).unwrap_or_default()
 }
 
-/// Encodes an id-ordered position (lists ordered by id alone).
-pub fn encode_id(id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(id.simple().to_string())
+/// Encodes a position in a list ordered by a text key (such as a template id).
+pub fn encode_key(key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(key)
 }
 
-/// Decodes an id-ordered position; a violation when it is not one this service made.
-pub fn decode_id(token: &str, violations: &mut Violations) -> Option<Uuid> {
+/// Decodes a text-key position; a violation when it is not one this service made.
+pub fn decode_key(token: &str, violations: &mut Violations) -> Option<String> {
     if token.is_empty() {
         return None;
     }
-    let decoded = URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| Uuid::parse_str(&text).ok());
+    let decoded = URL_SAFE_NO_PAD.decode(token).ok().and_then(|bytes| String::from_utf8(bytes).ok());
     if decoded.is_none() {
         violations.add("page_token", "is not a token returned by this list");
     }
     decoded
+}
+
+/// Encodes an id-ordered position (lists ordered by id alone).
+pub fn encode_id(id: Uuid) -> String {
+    encode_key(&id.simple().to_string())
+}
+
+/// Decodes an id-ordered position; a violation when it is not one this service made.
+pub fn decode_id(token: &str, violations: &mut Violations) -> Option<Uuid> {
+    let key = decode_key(token, violations)?;
+    let id = Uuid::parse_str(&key).ok();
+    if id.is_none() {
+        violations.add("page_token", "is not a token returned by this list");
+    }
+    id
 }
 
 #[cfg(test)]

@@ -117,7 +117,10 @@ pub fn timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp 
 
 /// The UUID a request names in one field; INVALID_ARGUMENT naming the field when it is not one.
 pub fn required_uuid(text: &str, field: &str) -> Result<uuid::Uuid, Status> {
-    uuid::Uuid::parse_str(text.trim()).map_err(|_| invalid_field(field, "must be a UUID"))
+    let mut violations = Violations::new();
+    let id = violations.uuid(text, field);
+    violations.into_result(())?;
+    Ok(id.unwrap_or_default())
 }
 
 /// INVALID_ARGUMENT naming one field.

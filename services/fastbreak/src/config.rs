@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use fastbreak_config::{ConfigError, Endpoints, Reader, Secret, parse_duration};
+use fastbreak_config::{ConfigError, Endpoints, Reader, Secret};
 use fastbreak_telemetry::TelemetryConfig;
 
 use crate::targets::Target;
@@ -119,19 +119,25 @@ impl ServeConfig {
             })
             .unwrap_or(MetricsAddr::At(SocketAddr::new(host, 9464)));
         let drain_timeout = r
-            .optional("FASTBREAK_DRAIN_TIMEOUT", "a duration from 0s to 1h, such as 30s or 500ms", |v| {
-                parse_duration(v).filter(|d| *d <= Duration::from_secs(3600))
-            })
+            .optional_duration(
+                "FASTBREAK_DRAIN_TIMEOUT",
+                "a duration from 0s to 1h, such as 30s or 500ms",
+                Duration::ZERO..=Duration::from_secs(3600),
+            )
             .unwrap_or(Duration::from_secs(30));
         let drain_grace = r
-            .optional("FASTBREAK_DRAIN_GRACE", "a duration from 0s to 10m, such as 2s", |v| {
-                parse_duration(v).filter(|d| *d <= Duration::from_secs(600))
-            })
+            .optional_duration(
+                "FASTBREAK_DRAIN_GRACE",
+                "a duration from 0s to 10m, such as 2s",
+                Duration::ZERO..=Duration::from_secs(600),
+            )
             .unwrap_or(fastbreak_mesh::server::DEFAULT_DRAIN_GRACE);
         let call_timeout = r
-            .optional("FASTBREAK_CALL_TIMEOUT", "a duration from 1ms to 1h, such as 5s or 500ms", |v| {
-                parse_duration(v).filter(|d| (Duration::from_millis(1)..=Duration::from_secs(3600)).contains(d))
-            })
+            .optional_duration(
+                "FASTBREAK_CALL_TIMEOUT",
+                "a duration from 1ms to 1h, such as 5s or 500ms",
+                Duration::from_millis(1)..=Duration::from_secs(3600),
+            )
             .unwrap_or(Duration::from_secs(5));
         let service_name =
             if everything_here { "fastbreak".to_owned() } else { format!("fastbreak-{}", names.join("-")) };

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use fastbreak_config::{Reader, Secret, parse_duration};
+use fastbreak_config::{Reader, Secret};
 
 /// Where operator alerts are POSTed, and the secret they are signed with.
 #[derive(Debug, Clone)]
@@ -59,50 +59,48 @@ impl Settings {
     /// problems in `reader`.
     pub fn read(reader: &mut Reader) -> Self {
         let mut settings = Self::default();
-        let duration =
-            |low: Duration, high: Duration| move |v: &str| parse_duration(v).filter(|d| (low..=high).contains(d));
         if let Some(n) = reader.optional("FASTBREAK_WEBHOOK_MAX_ATTEMPTS", "a whole number from 1 to 50", |v| {
             v.parse::<i32>().ok().filter(|n| (1..=50).contains(n))
         }) {
             settings.max_attempts = n;
         }
         let ms = Duration::from_millis;
-        if let Some(d) = reader.optional(
+        if let Some(d) = reader.optional_duration(
             "FASTBREAK_WEBHOOK_RETRY_MIN",
             "a duration from 10ms to 1h, such as 2s",
-            duration(ms(10), ms(3_600_000)),
+            ms(10)..=ms(3_600_000),
         ) {
             settings.retry_min = d;
         }
-        if let Some(d) = reader.optional(
+        if let Some(d) = reader.optional_duration(
             "FASTBREAK_WEBHOOK_RETRY_MAX",
             "a duration from 10ms to 1d, such as 10m",
-            duration(ms(10), ms(86_400_000)),
+            ms(10)..=ms(86_400_000),
         ) {
             settings.retry_max = d;
         }
         if settings.retry_max < settings.retry_min {
             reader.problem("FASTBREAK_WEBHOOK_RETRY_MAX", "must not be shorter than FASTBREAK_WEBHOOK_RETRY_MIN");
         }
-        if let Some(d) = reader.optional(
+        if let Some(d) = reader.optional_duration(
             "FASTBREAK_WEBHOOK_TIMEOUT",
             "a duration from 100ms to 2m, such as 10s",
-            duration(ms(100), ms(120_000)),
+            ms(100)..=ms(120_000),
         ) {
             settings.request_timeout = d;
             settings.lease = d * 2 + Duration::from_secs(10);
         }
-        if let Some(on) = reader.optional("FASTBREAK_NOTIFICATION_WORKER", "'on' or 'off'", on_off) {
+        if let Some(on) = reader.optional_switch("FASTBREAK_NOTIFICATION_WORKER") {
             settings.worker_enabled = on;
         }
-        if let Some(d) = reader.optional(
+        if let Some(d) = reader.optional_duration(
             "FASTBREAK_WEBHOOK_POLL_INTERVAL",
             "a duration from 10ms to 1m, such as 1s",
-            duration(ms(10), ms(60_000)),
+            ms(10)..=ms(60_000),
         ) {
             settings.poll_interval = d;
         }
-        if let Some(on) = reader.optional("FASTBREAK_WEBHOOK_ALLOW_PRIVATE", "'on' or 'off'", on_off) {
+        if let Some(on) = reader.optional_switch("FASTBREAK_WEBHOOK_ALLOW_PRIVATE") {
             settings.allow_private_webhooks = on;
         }
         let url =
@@ -124,14 +122,6 @@ impl Settings {
             settings.operator_webhook = Some(OperatorWebhook { url, secret });
         }
         settings
-    }
-}
-
-fn on_off(value: &str) -> Option<bool> {
-    match value {
-        "on" => Some(true),
-        "off" => Some(false),
-        _ => None,
     }
 }
 

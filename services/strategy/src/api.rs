@@ -250,13 +250,12 @@ impl StrategyService for StrategyApi {
         let request = request.into_inner();
         let mut violations = Violations::new();
         let size = paging::page_size(request.page_size, 50, 100, &mut violations);
-        let start = convert::template_start(&request.page_token, &mut violations);
+        let start = paging::decode_key(&request.page_token, &mut violations);
         violations.into_result(())?;
         let templates = self.read(|conn| strategies::list_templates(conn).boxed()).await?;
         let rest: Vec<_> = templates.into_iter().filter(|t| start.as_ref().is_none_or(|after| &t.id > after)).collect();
         let size = usize::try_from(size).unwrap_or(50);
-        let next_page_token =
-            if rest.len() > size { convert::template_token(&rest[size - 1].id) } else { String::new() };
+        let next_page_token = if rest.len() > size { paging::encode_key(&rest[size - 1].id) } else { String::new() };
         let templates = rest
             .into_iter()
             .take(size)

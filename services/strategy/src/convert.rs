@@ -295,23 +295,3 @@ pub fn apply_mask(
     }
     merged
 }
-
-/// The page token that continues a template list after `id`.
-pub fn template_token(id: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
-}
-
-/// Where a template list continues: after the template named by the token.
-pub fn template_start(token: &str, violations: &mut Violations) -> Option<String> {
-    use base64::Engine as _;
-    if token.is_empty() {
-        return None;
-    }
-    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok());
-    violations.check(id.is_some(), "page_token", "is not a token returned by this list");
-    id
-}

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use fastbreak_config::{Reader, parse_duration};
+use fastbreak_config::Reader;
 use fastbreak_db::repo::users::SignInPolicy;
 
 /// How the user service behaves.
@@ -50,9 +50,11 @@ impl Settings {
         {
             settings.sign_in.free_failures = failures;
         }
-        if let Some(lock) = reader.optional("FASTBREAK_SIGN_IN_LOCK", "a duration from 1s to 1h, such as 30s", |v| {
-            parse_duration(v).filter(|d| (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(d))
-        }) {
+        if let Some(lock) = reader.optional_duration(
+            "FASTBREAK_SIGN_IN_LOCK",
+            "a duration from 1s to 1h, such as 30s",
+            Duration::from_secs(1)..=Duration::from_secs(3600),
+        ) {
             settings.sign_in.first_lock = chrono::Duration::from_std(lock).unwrap_or(settings.sign_in.first_lock);
         }
         settings
