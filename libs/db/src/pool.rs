@@ -147,11 +147,37 @@ impl Database {
         T: Send,
         F: for<'c> Fn(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<T, DatabaseError>> + Send + Sync,
     {
+        self.retrying(true, work).await
+    }
+
+    /// Runs `work` in a READ COMMITTED transaction, for work whose correctness rests on the
+    /// locks it takes: an explicit lock as its first statement (such as a user's risk lock),
+    /// after which every statement sees what the previous holder committed (a serializable
+    /// snapshot, taken before the lock was granted, would not); or the row lock of a
+    /// conditional UPDATE, which re-checks its condition once the row is free (so concurrent
+    /// transitions of one row are decided one after another, without the false conflicts
+    /// serializable isolation reports between rows that share index pages). A deadlock is tried
+    /// again like a conflict.
+    pub async fn read_committed<T, F>(&self, work: F) -> Result<T, DatabaseError>
+    where
+        T: Send,
+        F: for<'c> Fn(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<T, DatabaseError>> + Send + Sync,
+    {
+        self.retrying(false, work).await
+    }
+
+    async fn retrying<T, F>(&self, serializable: bool, work: F) -> Result<T, DatabaseError>
+    where
+        T: Send,
+        F: for<'c> Fn(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<T, DatabaseError>> + Send + Sync,
+    {
         let started = Instant::now();
         let mut conn = self.conn().await?;
         let mut pauses = retry_pauses();
         for attempt in 1..=TRANSACTION_ATTEMPTS {
-            let outcome = conn.build_transaction().serializable().run(async |conn| work(conn).await).await;
+            let builder = conn.build_transaction();
+            let mut builder = if serializable { builder.serializable() } else { builder.read_committed() };
+            let outcome = builder.run(async |conn| work(conn).await).await;
             match outcome {
                 Err(error) if is_serialization_failure(&error) && attempt < TRANSACTION_ATTEMPTS => {
                     tracing::debug!(attempt, %error, "transaction conflicted; retrying");

@@ -104,6 +104,8 @@ diesel::table! {
         per_moment_cents -> Nullable<Int8>,
         reserve_cents -> Nullable<Int8>,
         effective_at -> Timestamptz,
+        emergency_threshold_cents -> Nullable<Int8>,
+        time_zone -> Text,
     }
 }
 
@@ -121,6 +123,8 @@ diesel::table! {
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
         resolved_at -> Nullable<Timestamptz>,
+        emergency_threshold_cents -> Nullable<Int8>,
+        time_zone -> Text,
     }
 }
 
@@ -135,6 +139,8 @@ diesel::table! {
         created_at -> Timestamptz,
         resolved_at -> Nullable<Timestamptz>,
         release_reason -> Nullable<Text>,
+        expires_at -> Timestamptz,
+        origin -> Text,
     }
 }
 
@@ -154,6 +160,27 @@ diesel::table! {
         reason -> Text,
         engaged_at -> Nullable<Timestamptz>,
         released_at -> Nullable<Timestamptz>,
+        engaged_by -> Nullable<Text>,
+        released_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    emergency_stop_events (id) {
+        id -> Int8,
+        user_id -> Uuid,
+        action -> Text,
+        actor -> Text,
+        reason -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    risk_states (user_id) {
+        user_id -> Uuid,
+        consecutive_refusals -> Int4,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -167,6 +194,10 @@ diesel::table! {
         message -> Text,
         created_at -> Timestamptz,
         acknowledged_at -> Nullable<Timestamptz>,
+        dedup_key -> Nullable<Text>,
+        notified_at -> Nullable<Timestamptz>,
+        notify_attempts -> Int4,
+        next_notify_at -> Timestamptz,
     }
 }
 
@@ -518,7 +549,7 @@ macro_rules! for_all_tables {
             $($arg,)*
             users, wallets, access_tokens, strategy_templates, strategies, strategy_performance,
             strategy_outcomes, budget_limits, budget_limit_changes, holds, spending,
-            emergency_stops, risk_alerts, players, player_game_stats, game_events, market_sources,
+            emergency_stops, emergency_stop_events, risk_states, risk_alerts, players, player_game_stats, game_events, market_sources,
             moments, listings, sales, price_points, valuations, valuation_factors, ledger_accounts,
             ledger_transactions, ledger_entries, trades, holdings, idempotency_keys, notifications,
             notification_preferences, deliveries, delivery_attempts, system_alerts, agent_runs, decisions, outbox,

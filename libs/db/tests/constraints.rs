@@ -160,6 +160,7 @@ async fn idempotency_keys_are_unique() {
             schema::holds::amount_cents.eq(100),
             schema::holds::moment_id.eq(Uuid::new_v4()),
             schema::holds::idempotency_key.eq("k"),
+            schema::holds::expires_at.eq(chrono::Utc::now()),
         ))
     };
     insert_hold().execute(&mut conn).await.unwrap();
@@ -184,8 +185,15 @@ async fn limits_are_positive() {
             LimitValues { reserve_cents: Some(-1), ..LimitValues::default() },
             "budget_limit_changes_reserve_non_negative",
         ),
+        (
+            LimitValues { emergency_threshold_cents: Some(0), ..LimitValues::default() },
+            "budget_limit_changes_emergency_threshold_positive",
+        ),
     ] {
-        refused_by(risk::propose_limit_change(&mut conn, Uuid::new_v4(), user.id, &limits, expires).await, constraint);
+        refused_by(
+            risk::propose_limit_change(&mut conn, Uuid::new_v4(), user.id, &limits, "UTC", expires).await,
+            constraint,
+        );
     }
     let in_force = diesel::insert_into(schema::budget_limits::table)
         .values((schema::budget_limits::user_id.eq(user.id), schema::budget_limits::monthly_cents.eq(Some(0_i64))))
@@ -208,7 +216,7 @@ async fn limits_are_ordered_daily_weekly_monthly_total() {
         LimitValues { daily_cents: Some(900), total_cents: Some(800), ..LimitValues::default() },
     ] {
         refused_by(
-            risk::propose_limit_change(&mut conn, Uuid::new_v4(), user.id, &limits, expires).await,
+            risk::propose_limit_change(&mut conn, Uuid::new_v4(), user.id, &limits, "UTC", expires).await,
             "budget_limit_changes_ordered",
         );
     }
@@ -219,7 +227,7 @@ async fn limits_are_ordered_daily_weekly_monthly_total() {
         total_cents: Some(1000),
         ..LimitValues::default()
     };
-    risk::propose_limit_change(&mut conn, Uuid::new_v4(), user.id, &ordered, expires).await.unwrap();
+    risk::propose_limit_change(&mut conn, Uuid::new_v4(), user.id, &ordered, "UTC", expires).await.unwrap();
     let in_force = diesel::insert_into(schema::budget_limits::table)
         .values((
             schema::budget_limits::user_id.eq(user.id),
@@ -246,6 +254,8 @@ async fn holds_are_positive_amounts() {
             amount_cents: 0,
             moment_id: Uuid::new_v4(),
             idempotency_key: "k",
+            expires_at: chrono::Utc::now(),
+            origin: risk::HoldOrigin::Manual,
         },
     )
     .await;
@@ -352,7 +362,15 @@ async fn parallel_tests_writing_the_same_keys_do_not_see_each_other() {
         .unwrap();
         let (hold, placed) = risk::place_hold(
             &mut conn,
-            &NewHold { id, user_id: id, amount_cents: 100, moment_id: id, idempotency_key: "same-key" },
+            &NewHold {
+                id,
+                user_id: id,
+                amount_cents: 100,
+                moment_id: id,
+                idempotency_key: "same-key",
+                expires_at: chrono::Utc::now(),
+                origin: risk::HoldOrigin::Automated,
+            },
         )
         .await
         .unwrap();

@@ -9,7 +9,10 @@ use fastbreak_db::repo::notifications::{
     self, AttemptOutcome, Category, DeliveryAttempt, DeliveryState, DeliverySubject, Notification, Preferences,
     Priority, SystemAlert,
 };
-use fastbreak_db::repo::risk::{self, AlertSeverity, HoldState, LimitChangeState, LimitValues, NewHold, RiskAlert};
+use fastbreak_db::repo::risk::{
+    self, AlertKind, AlertSeverity, HoldFilter, HoldOrigin, HoldState, LimitChangeState, LimitKind, LimitValues,
+    NewHold, NewRiskAlert, StopActor, Windows,
+};
 use fastbreak_db::repo::scouting::{self, GameEvent, GameStats, Recommendation, Valuation, ValuationFactor};
 use fastbreak_db::repo::strategies::{self, Strategy, StrategyKind, StrategyOutcome, StrategyState};
 use fastbreak_db::repo::trading::{
@@ -176,19 +179,33 @@ async fn limits_holds_spending_stops_and_alerts_round_trip() {
         ..LimitValues::default()
     };
     let change =
-        risk::propose_limit_change(conn, Uuid::new_v4(), user.id, &limits, now + Duration::minutes(10)).await.unwrap();
+        risk::propose_limit_change(conn, Uuid::new_v4(), user.id, &limits, "Europe/Paris", now + Duration::minutes(10))
+            .await
+            .unwrap();
     assert_eq!((change.state, change.limits()), (LimitChangeState::Pending, limits));
     assert!(risk::find_limits(conn, user.id).await.unwrap().is_none(), "not in force before confirmation");
     let confirmed = risk::resolve_limit_change(conn, user.id, change.id, true, now).await.unwrap();
     assert_eq!(confirmed.state, LimitChangeState::Confirmed);
-    assert_eq!(risk::find_limits(conn, user.id).await.unwrap().map(|l| l.limits), Some(limits));
+    let in_force = risk::find_limits(conn, user.id).await.unwrap().unwrap();
+    assert_eq!((in_force.limits, in_force.time_zone.as_str()), (limits, "Europe/Paris"));
     assert_eq!(risk::find_limit_change(conn, user.id, change.id).await.unwrap(), Some(confirmed));
 
-    let late =
-        risk::propose_limit_change(conn, Uuid::new_v4(), user.id, &LimitValues::default(), now + Duration::minutes(1))
-            .await
-            .unwrap();
-    let expired = risk::resolve_limit_change(conn, user.id, late.id, true, now + Duration::minutes(2)).await.unwrap();
+    let late = risk::propose_limit_change(
+        conn,
+        Uuid::new_v4(),
+        user.id,
+        &LimitValues::default(),
+        "UTC",
+        now + Duration::minutes(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(risk::find_pending_limit_change(conn, user.id, now).await.unwrap().map(|c| c.id), Some(late.id));
+    assert!(
+        risk::find_pending_limit_change(conn, user.id, now + Duration::minutes(2)).await.unwrap().is_none(),
+        "an expired change is no longer pending"
+    );
+    let expired = risk::find_limit_change(conn, user.id, late.id).await.unwrap().unwrap();
     assert_eq!(expired.state, LimitChangeState::Expired);
     assert_eq!(
         risk::find_limits(conn, user.id).await.unwrap().map(|l| l.limits),
@@ -199,23 +216,48 @@ async fn limits_holds_spending_stops_and_alerts_round_trip() {
     let moment = Uuid::new_v4();
     let (hold, placed) = risk::place_hold(
         conn,
-        &NewHold { id: Uuid::new_v4(), user_id: user.id, amount_cents: 3000, moment_id: moment, idempotency_key: "k1" },
+        &NewHold {
+            id: Uuid::new_v4(),
+            user_id: user.id,
+            amount_cents: 3000,
+            moment_id: moment,
+            idempotency_key: "k1",
+            expires_at: now,
+            origin: HoldOrigin::Manual,
+        },
     )
     .await
     .unwrap();
     assert!(placed);
     let (same, placed_again) = risk::place_hold(
         conn,
-        &NewHold { id: Uuid::new_v4(), user_id: user.id, amount_cents: 3000, moment_id: moment, idempotency_key: "k1" },
+        &NewHold {
+            id: Uuid::new_v4(),
+            user_id: user.id,
+            amount_cents: 3000,
+            moment_id: moment,
+            idempotency_key: "k1",
+            expires_at: now,
+            origin: HoldOrigin::Manual,
+        },
     )
     .await
     .unwrap();
     assert_eq!((same.id, placed_again), (hold.id, false), "one hold per key");
-    assert_eq!(risk::held_total(conn, user.id).await.unwrap(), 3000);
-    assert_eq!(
-        risk::list_holds(conn, HoldState::Placed, common::now() + Duration::seconds(1), 10).await.unwrap().len(),
-        1
-    );
+    let windows = Windows {
+        day: now - Duration::hours(1),
+        week: now - Duration::hours(1),
+        month: now - Duration::hours(1),
+        hour: now - Duration::hours(1),
+        balance: now - Duration::hours(1),
+        burst: now - Duration::hours(1),
+        history: now - Duration::days(7),
+    };
+    let figures = risk::figures(conn, user.id, &windows).await.unwrap();
+    assert_eq!((figures.held, figures.spent_day, figures.burst_holds), (3000, 0, 1));
+    let placed_filter = HoldFilter { state: Some(HoldState::Placed), created_before: None };
+    assert_eq!(risk::list_holds(conn, placed_filter, PageRequest::first(10)).await.unwrap().items.len(), 1);
+    assert_eq!(risk::expired_holds(conn, common::now() + Duration::seconds(1), 10).await.unwrap().len(), 1);
     let committed = risk::commit_hold(conn, hold.id).await.unwrap();
     assert_eq!(committed.state, HoldState::Committed);
     assert_eq!(
@@ -223,8 +265,11 @@ async fn limits_holds_spending_stops_and_alerts_round_trip() {
         HoldState::Committed,
         "committing twice is a no-op"
     );
-    assert_eq!(risk::spent_since(conn, user.id, now - Duration::hours(1)).await.unwrap(), 3000);
-    assert_eq!(risk::held_total(conn, user.id).await.unwrap(), 0);
+    let figures = risk::figures(conn, user.id, &windows).await.unwrap();
+    assert_eq!(
+        (figures.held, figures.spent_day, figures.spent_total, figures.history_mean_cents),
+        (0, 3000, 3000, 3000)
+    );
     assert_eq!(
         risk::release_hold(conn, hold.id, "late").await.unwrap().state,
         HoldState::Committed,
@@ -233,7 +278,15 @@ async fn limits_holds_spending_stops_and_alerts_round_trip() {
 
     let (other, _) = risk::place_hold(
         conn,
-        &NewHold { id: Uuid::new_v4(), user_id: user.id, amount_cents: 700, moment_id: moment, idempotency_key: "k2" },
+        &NewHold {
+            id: Uuid::new_v4(),
+            user_id: user.id,
+            amount_cents: 700,
+            moment_id: moment,
+            idempotency_key: "k2",
+            expires_at: now,
+            origin: HoldOrigin::Manual,
+        },
     )
     .await
     .unwrap();
@@ -243,30 +296,60 @@ async fn limits_holds_spending_stops_and_alerts_round_trip() {
         (HoldState::Released, Some("listing sold to someone else"))
     );
     assert_eq!(risk::find_hold(conn, other.id).await.unwrap(), Some(released));
-    assert_eq!(risk::spent_since(conn, user.id, now - Duration::hours(1)).await.unwrap(), 3000);
+    assert_eq!(risk::figures(conn, user.id, &windows).await.unwrap().spent_week, 3000);
+    assert_eq!(risk::record_refusal(conn, user.id).await.unwrap(), 1);
+    assert_eq!(risk::record_refusal(conn, user.id).await.unwrap(), 2);
+    risk::reset_refusals(conn, user.id).await.unwrap();
+    assert_eq!(risk::record_refusal(conn, user.id).await.unwrap(), 1);
     risk::lock_user_risk(conn, user.id).await.unwrap();
 
     assert!(risk::find_emergency_stop(conn, user.id).await.unwrap().is_none());
-    let engaged = risk::set_emergency_stop(conn, user.id, true, "going on holiday").await.unwrap();
-    assert!(engaged.engaged && engaged.engaged_at.is_some());
-    let off = risk::set_emergency_stop(conn, user.id, false, "").await.unwrap();
+    let (engaged, now_engaged) =
+        risk::engage_emergency_stop(conn, user.id, StopActor::User, "going on holiday").await.unwrap();
+    assert!(now_engaged && engaged.engaged && engaged.engaged_at.is_some());
+    assert_eq!(engaged.engaged_by, Some(StopActor::User));
+    let (again, engaged_again) =
+        risk::engage_emergency_stop(conn, user.id, StopActor::System, "spending spike").await.unwrap();
+    assert_eq!((again, engaged_again), (engaged.clone(), false), "engaging an engaged stop changes nothing");
+    let off = risk::release_emergency_stop(conn, user.id, StopActor::Operator).await.unwrap().unwrap();
     assert!(!off.engaged && off.released_at.is_some() && off.engaged_at == engaged.engaged_at);
+    assert_eq!(off.released_by, Some(StopActor::Operator));
     assert_eq!(risk::find_emergency_stop(conn, user.id).await.unwrap(), Some(off));
+    let history: Vec<_> =
+        risk::list_stop_events(conn, user.id).await.unwrap().into_iter().map(|e| (e.action, e.actor)).collect();
+    assert_eq!(history, vec![("engaged".to_owned(), StopActor::User), ("released".to_owned(), StopActor::Operator)]);
 
-    let alert = RiskAlert {
+    let new_alert = NewRiskAlert {
         id: Uuid::new_v4(),
         user_id: user.id,
         severity: AlertSeverity::Warning,
-        kind: "limit_approached".to_owned(),
-        limit_name: Some("daily".to_owned()),
-        message: "80% of the daily limit is used.".to_owned(),
-        created_at: now,
-        acknowledged_at: None,
+        kind: AlertKind::LimitApproached,
+        limit_name: Some(LimitKind::Daily),
+        message: "80% of the daily limit is used.",
+        dedup_key: Some("daily:2026-11-25:80"),
     };
-    assert_eq!(risk::insert_risk_alert(conn, &alert).await.unwrap(), alert);
+    let alert = risk::insert_risk_alert(conn, &new_alert).await.unwrap().unwrap();
+    assert_eq!((alert.kind, alert.limit_name), (AlertKind::LimitApproached, Some(LimitKind::Daily)));
+    assert!(
+        risk::insert_risk_alert(conn, &NewRiskAlert { id: Uuid::new_v4(), ..new_alert }).await.unwrap().is_none(),
+        "one alert per key"
+    );
     assert_eq!(
         risk::list_risk_alerts(conn, user.id, true, PageRequest::first(10)).await.unwrap().items,
         vec![alert.clone()]
+    );
+    let claimed = risk::claim_alerts_to_notify(conn, common::now(), Duration::seconds(30), 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|a| a.id).collect::<Vec<_>>(), vec![alert.id]);
+    assert!(
+        risk::claim_alerts_to_notify(conn, common::now(), Duration::seconds(30), 10).await.unwrap().is_empty(),
+        "a claimed alert is leased"
+    );
+    risk::mark_alert_notified(conn, alert.id).await.unwrap();
+    assert!(
+        risk::claim_alerts_to_notify(conn, common::now() + Duration::minutes(5), Duration::seconds(30), 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
     let acknowledged = risk::acknowledge_risk_alert(conn, user.id, alert.id).await.unwrap();
     assert!(acknowledged.acknowledged_at.is_some());

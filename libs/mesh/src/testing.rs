@@ -166,3 +166,19 @@ where
     report.latencies.sort();
     report
 }
+
+/// A channel to a peer served by test servers at `addrs`: the test credential, health checked
+/// every 100 ms, calls bounded by two seconds.
+pub fn peer_channel(peer: &str, addrs: &[SocketAddr]) -> crate::PeerChannel {
+    let urls: Vec<String> = addrs.iter().map(|addr| format!("http://{addr}")).collect();
+    let endpoints = fastbreak_config::Endpoints::parse(&urls.join(",")).expect("valid test URLs");
+    let options = crate::PeerOptions {
+        call_timeout: std::time::Duration::from_secs(2),
+        connect_timeout: std::time::Duration::from_millis(300),
+        health_interval: std::time::Duration::from_millis(100),
+        breaker_failures: 3,
+        breaker_cooldown: std::time::Duration::from_millis(500),
+        credential: Some(Secret::new(TEST_CREDENTIAL.to_owned())),
+    };
+    crate::PeerChannel::new(peer, "", &endpoints, options).expect("a valid test peer")
+}

@@ -57,6 +57,8 @@ pub struct ServeConfig {
     pub user: fastbreak_user::Settings,
     /// The notification service's settings.
     pub notification: fastbreak_notification::Settings,
+    /// The risk service's settings.
+    pub risk: fastbreak_risk::Settings,
 }
 
 /// The shortest internal credential accepted.
@@ -149,6 +151,7 @@ impl ServeConfig {
             .unwrap_or(10 + 2 * targets.iter().filter(|t| t.needs_database).count());
         let user = fastbreak_user::Settings::read(r);
         let notification = fastbreak_notification::Settings::read(r);
+        let risk = fastbreak_risk::Settings::read(r);
 
         reader.finish()?;
         Ok(Self {
@@ -165,6 +168,7 @@ impl ServeConfig {
             database_pool_size,
             user,
             notification,
+            risk,
         })
     }
 

@@ -61,7 +61,7 @@ pub const ALL: [Target; 9] = [
     Target {
         name: fastbreak_risk::TARGET,
         default_port: fastbreak_risk::DEFAULT_PORT,
-        server: |build| fastbreak_risk::server(build.context(())),
+        server: |build| fastbreak_risk::server(build.context(build.config.risk.clone())),
         peers: fastbreak_risk::PEERS,
         needs_database: true,
     },

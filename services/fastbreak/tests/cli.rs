@@ -34,8 +34,8 @@ async fn serve_all_answers_health_on_every_port_and_exits_0_on_sigterm() {
 #[tokio::test(flavor = "multi_thread")]
 async fn health_fails_with_one_line_for_an_unknown_service() {
     let db = TestDatabase::create().await;
-    let served = Served::start("risk", &[("DATABASE_URL", db.url())]);
-    let output = fastbreak(&["health", "--addr", served.addr("risk"), "--service", "fastbreak.nope.v1.Nope"]);
+    let served = Served::start("strategy", &[("DATABASE_URL", db.url())]);
+    let output = fastbreak(&["health", "--addr", served.addr("strategy"), "--service", "fastbreak.nope.v1.Nope"]);
     assert_eq!(output.status.code(), Some(1));
     let text = stdout(&output);
     assert_eq!(text.lines().count(), 1, "{text:?}");

@@ -71,16 +71,11 @@ fn a_target_waits_for_its_database_and_serves_once_it_is_back() {
     let made = PrivateCluster::start(dir.path(), &options).unwrap().keep_running();
     let url = made.url("postgres");
     made.stop().unwrap();
-    let mut env: Vec<(String, String)> = vec![("DATABASE_URL".to_owned(), url.clone())];
-    for peer in fastbreak_gateway::PEERS.iter().filter(|p| **p != "risk") {
-        env.push((format!("FASTBREAK_{}_ENDPOINTS", peer.to_uppercase()), "http://127.0.0.1:1".to_owned()));
-    }
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let served = Served::start("risk,gateway", &env);
+    let served = Served::start("strategy,gateway", &[("DATABASE_URL", url.as_str())]);
 
-    // Nothing listens at the database's address: risk is NOT_SERVING and says why.
+    // Nothing listens at the database's address: strategy is NOT_SERVING and says why.
     served.wait_until("the database is reported unreachable", |s| s.log().contains("is unreachable"));
-    let (ok, text) = served.health("risk");
+    let (ok, text) = served.health("strategy");
     assert!(!ok && text.contains("NOT_SERVING"), "{text}");
     assert!(served.log().contains(&format!("127.0.0.1:{port}/postgres")), "names the database: {}", served.log());
     assert!(!served.log().contains(url.split('@').next().unwrap()), "never shows the password: {}", served.log());
@@ -89,15 +84,15 @@ fn a_target_waits_for_its_database_and_serves_once_it_is_back() {
     // The server comes up, but unmigrated: still NOT_SERVING, saying to migrate.
     let cluster = PrivateCluster::start(dir.path(), &options).unwrap();
     served.wait_until("the schema is reported behind", |s| s.log().contains("run `fastbreak migrate`"));
-    assert!(!served.health("risk").0);
+    assert!(!served.health("strategy").0);
 
     // Migrated: SERVING without a restart.
     assert_eq!(migrate(&url, &[]).0, 0);
-    served.wait_until("risk is SERVING", |s| s.health("risk").0);
+    served.wait_until("strategy is SERVING", |s| s.health("strategy").0);
 
     // Lost again: NOT_SERVING again.
     cluster.stop().unwrap();
-    served.wait_until("risk is NOT_SERVING after the database stopped", |s| !s.health("risk").0);
+    served.wait_until("strategy is NOT_SERVING after the database stopped", |s| !s.health("strategy").0);
 }
 
 /// A TCP relay to PostgreSQL that can be frozen: bytes stop flowing, connections stay open,

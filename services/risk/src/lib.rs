@@ -1,38 +1,54 @@
-//! The risk service: budget limits, spending, holds, emergency stops and risk alerts.
+//! The risk service: budget limits and their confirmed changes, spending, purchase holds (with a
+//! reconciler that resolves expired ones by asking trading), emergency stops, suspicious
+//! activity, and risk alerts (notified through notification, later if it is down).
+//!
+//! Invariant 1 lives here: every authorisation of a user runs under that user's lock, so holds
+//! count against the limits one after another whatever the concurrency.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+mod api;
+mod authorize;
+mod convert;
+pub mod domain;
+mod error;
+pub mod settings;
+pub mod worker;
+
+use std::sync::Arc;
+
 use fastbreak_mesh::{Context, MeshServer};
-use fastbreak_proto::risk::v1::risk_internal_service_server::{RiskInternalService, RiskInternalServiceServer};
-use fastbreak_proto::risk::v1::risk_service_server::{RiskService, RiskServiceServer};
+use fastbreak_proto::risk::v1::risk_internal_service_server::RiskInternalServiceServer;
+use fastbreak_proto::risk::v1::risk_service_server::RiskServiceServer;
+
+pub use settings::Settings;
+pub use worker::RiskWorker;
 
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "risk";
 
-/// The services this target calls, by target name.
-pub const PEERS: &[&str] = &[];
+/// The services this target calls, by target name: trading (what became of an expired hold's
+/// purchase) and notification (alerts). Neither is needed to authorise purchases.
+pub const PEERS: &[&str] = &["trading", "notification"];
 
 /// The port the target listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 50054;
 
-/// The public API: what clients reach through the gateway. Its RPCs answer
-/// UNIMPLEMENTED until they are built.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RiskApi;
-
-impl RiskService for RiskApi {}
-
-/// The internal API: what only other FastBreak services call. Its RPCs answer
-/// UNIMPLEMENTED until they are built.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RiskInternalApi;
-
-impl RiskInternalService for RiskInternalApi {}
-
-/// The target's server with all of its gRPC services, ready to bind. Built from its context
-/// (database pool and peers), which its RPCs will use as they are built.
-pub fn server(_context: Context<()>) -> MeshServer {
-    MeshServer::new(TARGET)
-        .add_public_service(RiskServiceServer::new(RiskApi))
-        .add_internal_service(RiskInternalServiceServer::new(RiskInternalApi))
+/// The target's server with both of its gRPC services and its worker, ready to bind.
+pub fn server(context: Context<Settings>) -> MeshServer {
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let settings = Arc::new(context.settings);
+    let api = api::RiskApi::new(context.database.clone(), settings.clone(), wake.clone());
+    let enabled = settings.worker_enabled;
+    let worker = RiskWorker::new(
+        context.database,
+        settings,
+        context.peers.get("trading"),
+        context.peers.get("notification"),
+        wake,
+    );
+    let server = MeshServer::new(TARGET)
+        .add_public_service(RiskServiceServer::new(api.clone()))
+        .add_internal_service(RiskInternalServiceServer::new(api));
+    if enabled { server.add_worker("hold-reconciler", move |draining| worker.run(draining)) } else { server }
 }

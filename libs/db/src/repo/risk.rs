@@ -7,7 +7,10 @@ use uuid::Uuid;
 
 use crate::error::DatabaseError;
 use crate::repo::{Cursor, Page, PageRequest, text_enum};
-use crate::schema::{budget_limit_changes, budget_limits, emergency_stops, holds, risk_alerts, spending};
+use crate::schema::{
+    budget_limit_changes, budget_limits, emergency_stop_events, emergency_stops, holds, risk_alerts, risk_states,
+    spending,
+};
 
 /// The six limits, in cents; `None` means no such limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -25,6 +28,8 @@ pub struct LimitValues {
     pub per_moment_cents: Option<i64>,
     /// Balance to keep.
     pub reserve_cents: Option<i64>,
+    /// Spending within an hour past which the emergency stop engages.
+    pub emergency_threshold_cents: Option<i64>,
 }
 
 /// The limits in force for a user.
@@ -38,6 +43,8 @@ pub struct BudgetLimits {
     pub limits: LimitValues,
     /// When they took effect.
     pub effective_at: DateTime<Utc>,
+    /// The IANA time zone the periods follow.
+    pub time_zone: String,
 }
 
 text_enum! {
@@ -82,6 +89,10 @@ pub struct LimitChange {
     pub expires_at: DateTime<Utc>,
     /// Confirmed, cancelled or expired.
     pub resolved_at: Option<DateTime<Utc>>,
+    /// Proposed emergency threshold.
+    pub emergency_threshold_cents: Option<i64>,
+    /// Proposed time zone.
+    pub time_zone: String,
 }
 
 impl LimitChange {
@@ -94,6 +105,7 @@ impl LimitChange {
             total_cents: self.total_cents,
             per_moment_cents: self.per_moment_cents,
             reserve_cents: self.reserve_cents,
+            emergency_threshold_cents: self.emergency_threshold_cents,
         }
     }
 }
@@ -110,6 +122,7 @@ pub async fn propose_limit_change(
     id: Uuid,
     user_id: Uuid,
     limits: &LimitValues,
+    time_zone: &str,
     expires_at: DateTime<Utc>,
 ) -> Result<LimitChange, DatabaseError> {
     diesel::update(
@@ -133,6 +146,8 @@ pub async fn propose_limit_change(
             budget_limit_changes::total_cents.eq(limits.total_cents),
             budget_limit_changes::per_moment_cents.eq(limits.per_moment_cents),
             budget_limit_changes::reserve_cents.eq(limits.reserve_cents),
+            budget_limit_changes::emergency_threshold_cents.eq(limits.emergency_threshold_cents),
+            budget_limit_changes::time_zone.eq(time_zone),
             budget_limit_changes::expires_at.eq(expires_at),
         ))
         .returning(LimitChange::as_returning())
@@ -149,6 +164,31 @@ pub async fn find_limit_change(
     Ok(budget_limit_changes::table
         .find(id)
         .filter(budget_limit_changes::user_id.eq(user_id))
+        .select(LimitChange::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The user's change waiting for confirmation, if any (one that expired unconfirmed is marked
+/// expired on the way).
+pub async fn find_pending_limit_change(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<LimitChange>, DatabaseError> {
+    diesel::update(
+        budget_limit_changes::table
+            .filter(budget_limit_changes::user_id.eq(user_id))
+            .filter(budget_limit_changes::state.eq(LimitChangeState::Pending))
+            .filter(budget_limit_changes::expires_at.le(now)),
+    )
+    .set((budget_limit_changes::state.eq(LimitChangeState::Expired), budget_limit_changes::resolved_at.eq(now)))
+    .execute(conn)
+    .await?;
+    Ok(budget_limit_changes::table
+        .filter(budget_limit_changes::user_id.eq(user_id))
+        .filter(budget_limit_changes::state.eq(LimitChangeState::Pending))
         .select(LimitChange::as_select())
         .first(conn)
         .await
@@ -176,7 +216,12 @@ pub async fn resolve_limit_change(
     if state == LimitChangeState::Confirmed {
         let l = change.limits();
         diesel::insert_into(budget_limits::table)
-            .values((budget_limits::user_id.eq(user_id), l, budget_limits::effective_at.eq(now)))
+            .values((
+                budget_limits::user_id.eq(user_id),
+                l,
+                budget_limits::effective_at.eq(now),
+                budget_limits::time_zone.eq(&change.time_zone),
+            ))
             .on_conflict(budget_limits::user_id)
             .do_update()
             .set((
@@ -186,6 +231,8 @@ pub async fn resolve_limit_change(
                 budget_limits::total_cents.eq(l.total_cents),
                 budget_limits::per_moment_cents.eq(l.per_moment_cents),
                 budget_limits::reserve_cents.eq(l.reserve_cents),
+                budget_limits::emergency_threshold_cents.eq(l.emergency_threshold_cents),
+                budget_limits::time_zone.eq(&change.time_zone),
                 budget_limits::effective_at.eq(now),
             ))
             .execute(conn)
@@ -207,6 +254,16 @@ text_enum! {
         Committed => "committed",
         /// Its purchase did not happen.
         Released => "released",
+    }
+}
+
+text_enum! {
+    /// Who asked for a purchase.
+    HoldOrigin {
+        /// The user, by hand.
+        Manual => "manual",
+        /// An agent.
+        Automated => "automated",
     }
 }
 
@@ -232,6 +289,10 @@ pub struct Hold {
     pub resolved_at: Option<DateTime<Utc>>,
     /// Why it was released.
     pub release_reason: Option<String>,
+    /// When the reconciler takes over.
+    pub expires_at: DateTime<Utc>,
+    /// Who asked for the purchase.
+    pub origin: HoldOrigin,
 }
 
 /// A hold to place.
@@ -248,6 +309,10 @@ pub struct NewHold<'a> {
     pub moment_id: Uuid,
     /// The purchase's key.
     pub idempotency_key: &'a str,
+    /// When the reconciler takes over.
+    pub expires_at: DateTime<Utc>,
+    /// Who asked for the purchase.
+    pub origin: HoldOrigin,
 }
 
 /// Places a hold, or returns the one already placed under the same key (the bool is true when
@@ -264,15 +329,27 @@ pub async fn place_hold(conn: &mut AsyncPgConnection, new: &NewHold<'_>) -> Resu
     match inserted {
         Some(hold) => Ok((hold, true)),
         None => {
-            let existing = holds::table
-                .filter(holds::user_id.eq(new.user_id))
-                .filter(holds::idempotency_key.eq(new.idempotency_key))
-                .select(Hold::as_select())
-                .first(conn)
-                .await?;
+            let existing = find_hold_by_key(conn, new.user_id, new.idempotency_key)
+                .await?
+                .ok_or(DatabaseError::NotFound("hold"))?;
             Ok((existing, false))
         }
     }
+}
+
+/// Finds a user's hold by its purchase's key.
+pub async fn find_hold_by_key(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    key: &str,
+) -> Result<Option<Hold>, DatabaseError> {
+    Ok(holds::table
+        .filter(holds::user_id.eq(user_id))
+        .filter(holds::idempotency_key.eq(key))
+        .select(Hold::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// Finds a hold.
@@ -323,47 +400,164 @@ pub async fn release_hold(conn: &mut AsyncPgConnection, id: Uuid, reason: &str) 
     }
 }
 
-/// Lists holds in a state placed before a time, oldest first (for the reconciler).
+/// Which holds to list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HoldFilter {
+    /// Only holds in this state.
+    pub state: Option<HoldState>,
+    /// Only holds placed before this time.
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// Lists holds, oldest first, a page at a time.
 pub async fn list_holds(
     conn: &mut AsyncPgConnection,
-    state: HoldState,
-    created_before: DateTime<Utc>,
+    filter: HoldFilter,
+    page: PageRequest,
+) -> Result<Page<Hold>, DatabaseError> {
+    let mut query =
+        holds::table.select(Hold::as_select()).order((holds::created_at, holds::id)).limit(page.size + 1).into_boxed();
+    if let Some(state) = filter.state {
+        query = query.filter(holds::state.eq(state));
+    }
+    if let Some(before) = filter.created_before {
+        query = query.filter(holds::created_at.lt(before));
+    }
+    if let Some(after) = page.after {
+        query = query
+            .filter(holds::created_at.gt(after.time).or(holds::created_at.eq(after.time).and(holds::id.gt(after.id))));
+    }
+    let rows = query.load(conn).await?;
+    Ok(Page::from_rows(rows, page.size, |h| Cursor { time: h.created_at, id: h.id }))
+}
+
+/// Placed holds whose expiry passed, oldest expiry first (the reconciler's work list).
+pub async fn expired_holds(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
     size: i64,
 ) -> Result<Vec<Hold>, DatabaseError> {
     Ok(holds::table
-        .filter(holds::state.eq(state))
-        .filter(holds::created_at.lt(created_before))
-        .order((holds::created_at, holds::id))
+        .filter(holds::state.eq(HoldState::Placed))
+        .filter(holds::expires_at.le(now))
+        .order((holds::expires_at, holds::id))
         .limit(size)
         .select(Hold::as_select())
         .load(conn)
         .await?)
 }
 
-/// What a user committed since `since`, in cents.
-pub async fn spent_since(
-    conn: &mut AsyncPgConnection,
-    user_id: Uuid,
-    since: DateTime<Utc>,
-) -> Result<i64, DatabaseError> {
-    let total: Option<i64> = spending::table
-        .filter(spending::user_id.eq(user_id))
-        .filter(spending::spent_at.ge(since))
-        .select(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>("sum(amount_cents)::bigint"))
-        .first(conn)
-        .await?;
-    Ok(total.unwrap_or(0))
+/// Where the periods and windows a purchase is checked against begin.
+#[derive(Debug, Clone, Copy)]
+pub struct Windows {
+    /// The start of the user's day.
+    pub day: DateTime<Utc>,
+    /// The start of the user's ISO week.
+    pub week: DateTime<Utc>,
+    /// The start of the user's month.
+    pub month: DateTime<Utc>,
+    /// An hour ago (for the emergency threshold).
+    pub hour: DateTime<Utc>,
+    /// When the caller read the balance: spending committed since may not be in it.
+    pub balance: DateTime<Utc>,
+    /// The start of the burst window.
+    pub burst: DateTime<Utc>,
+    /// The start of the history the usual rate and size are taken from.
+    pub history: DateTime<Utc>,
 }
 
-/// What a user has on hold now (placed, not yet committed or released), in cents.
-pub async fn held_total(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<i64, DatabaseError> {
-    let total: Option<i64> = holds::table
-        .filter(holds::user_id.eq(user_id))
-        .filter(holds::state.eq(HoldState::Placed))
-        .select(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>("sum(amount_cents)::bigint"))
-        .first(conn)
+/// What a user spent, holds and usually does, read in one statement (one snapshot, so a hold
+/// committed meanwhile is counted once: as held or as spent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, QueryableByName)]
+pub struct Figures {
+    /// Committed since the start of the day.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub spent_day: i64,
+    /// Committed since the start of the week.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub spent_week: i64,
+    /// Committed since the start of the month.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub spent_month: i64,
+    /// Committed ever.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub spent_total: i64,
+    /// Committed within the last hour.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub spent_hour: i64,
+    /// Committed since the balance was read.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub spent_since_balance: i64,
+    /// Purchases committed within the history.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub history_purchases: i64,
+    /// Their mean amount.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub history_mean_cents: i64,
+    /// On hold now.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub held: i64,
+    /// Holds placed within the burst window.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub burst_holds: i64,
+    /// Holds placed within the history, before the burst window.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub history_holds: i64,
+}
+
+/// Reads a user's [`Figures`].
+pub async fn figures(conn: &mut AsyncPgConnection, user_id: Uuid, w: &Windows) -> Result<Figures, DatabaseError> {
+    use diesel::sql_types::{Timestamptz, Uuid as SqlUuid};
+    Ok(diesel::sql_query(
+        "SELECT s.*, h.* FROM
+           (SELECT coalesce(sum(amount_cents) FILTER (WHERE spent_at >= $2), 0)::bigint AS spent_day,
+                   coalesce(sum(amount_cents) FILTER (WHERE spent_at >= $3), 0)::bigint AS spent_week,
+                   coalesce(sum(amount_cents) FILTER (WHERE spent_at >= $4), 0)::bigint AS spent_month,
+                   coalesce(sum(amount_cents), 0)::bigint AS spent_total,
+                   coalesce(sum(amount_cents) FILTER (WHERE spent_at >= $5), 0)::bigint AS spent_hour,
+                   coalesce(sum(amount_cents) FILTER (WHERE spent_at >= $6), 0)::bigint AS spent_since_balance,
+                   count(*) FILTER (WHERE spent_at >= $8)::bigint AS history_purchases,
+                   coalesce(avg(amount_cents) FILTER (WHERE spent_at >= $8), 0)::bigint AS history_mean_cents
+              FROM spending WHERE user_id = $1) s,
+           (SELECT coalesce(sum(amount_cents) FILTER (WHERE state = 'placed'), 0)::bigint AS held,
+                   count(*) FILTER (WHERE created_at >= $7)::bigint AS burst_holds,
+                   count(*) FILTER (WHERE created_at >= $8 AND created_at < $7)::bigint AS history_holds
+              FROM holds WHERE user_id = $1 AND (state = 'placed' OR created_at >= $8)) h",
+    )
+    .bind::<SqlUuid, _>(user_id)
+    .bind::<Timestamptz, _>(w.day)
+    .bind::<Timestamptz, _>(w.week)
+    .bind::<Timestamptz, _>(w.month)
+    .bind::<Timestamptz, _>(w.hour)
+    .bind::<Timestamptz, _>(w.balance)
+    .bind::<Timestamptz, _>(w.burst)
+    .bind::<Timestamptz, _>(w.history)
+    .get_result(conn)
+    .await?)
+}
+
+/// Notes a refused purchase; returns how many were refused in a row.
+pub async fn record_refusal(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<i32, DatabaseError> {
+    Ok(diesel::insert_into(risk_states::table)
+        .values((risk_states::user_id.eq(user_id), risk_states::consecutive_refusals.eq(1)))
+        .on_conflict(risk_states::user_id)
+        .do_update()
+        .set((
+            risk_states::consecutive_refusals.eq(risk_states::consecutive_refusals + 1),
+            risk_states::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(risk_states::consecutive_refusals)
+        .get_result(conn)
+        .await?)
+}
+
+/// Ends a run of refusals (a purchase was granted).
+pub async fn reset_refusals(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<(), DatabaseError> {
+    diesel::update(risk_states::table.find(user_id).filter(risk_states::consecutive_refusals.gt(0)))
+        .set((risk_states::consecutive_refusals.eq(0), risk_states::updated_at.eq(diesel::dsl::now)))
+        .execute(conn)
         .await?;
-    Ok(total.unwrap_or(0))
+    Ok(())
 }
 
 /// Locks a user's risk state for the rest of the transaction, so that concurrent purchase
@@ -376,6 +570,18 @@ pub async fn lock_user_risk(conn: &mut AsyncPgConnection, user_id: Uuid) -> Resu
     Ok(())
 }
 
+text_enum! {
+    /// Who engaged or released an emergency stop.
+    StopActor {
+        /// The user.
+        User => "user",
+        /// An operator.
+        Operator => "operator",
+        /// FastBreak itself.
+        System => "system",
+    }
+}
+
 /// A user's emergency stop.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = emergency_stops)]
@@ -384,49 +590,119 @@ pub struct EmergencyStop {
     pub user_id: Uuid,
     /// Engaged now.
     pub engaged: bool,
-    /// Why it was engaged.
+    /// Why it was last engaged.
     pub reason: String,
     /// Last engaged.
     pub engaged_at: Option<DateTime<Utc>>,
     /// Last released.
     pub released_at: Option<DateTime<Utc>>,
+    /// Who engaged it last.
+    pub engaged_by: Option<StopActor>,
+    /// Who released it last.
+    pub released_by: Option<StopActor>,
 }
 
-/// Engages or releases a user's emergency stop.
-pub async fn set_emergency_stop(
+/// Engages a user's emergency stop (engaging an engaged stop changes nothing and records
+/// nothing). Returns the stop and whether this call engaged it.
+pub async fn engage_emergency_stop(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
-    engaged: bool,
+    actor: StopActor,
     reason: &str,
-) -> Result<EmergencyStop, DatabaseError> {
-    let now = Utc::now();
-    let (engaged_at, released_at) = if engaged { (Some(now), None) } else { (None, Some(now)) };
-    Ok(diesel::insert_into(emergency_stops::table)
-        .values((
-            emergency_stops::user_id.eq(user_id),
-            emergency_stops::engaged.eq(engaged),
-            emergency_stops::reason.eq(reason),
-            emergency_stops::engaged_at.eq(engaged_at),
-            emergency_stops::released_at.eq(released_at),
-        ))
-        .on_conflict(emergency_stops::user_id)
-        .do_update()
+) -> Result<(EmergencyStop, bool), DatabaseError> {
+    diesel::insert_into(emergency_stops::table)
+        .values((emergency_stops::user_id.eq(user_id), emergency_stops::engaged.eq(false)))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    let engaged = diesel::update(emergency_stops::table.find(user_id).filter(emergency_stops::engaged.eq(false)))
         .set((
-            emergency_stops::engaged.eq(engaged),
+            emergency_stops::engaged.eq(true),
             emergency_stops::reason.eq(reason),
-            emergency_stops::engaged_at.eq(diesel::dsl::sql::<
-                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
-            >(
-                "CASE WHEN excluded.engaged THEN excluded.engaged_at ELSE emergency_stops.engaged_at END",
-            )),
-            emergency_stops::released_at.eq(diesel::dsl::sql::<
-                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
-            >(
-                "CASE WHEN excluded.engaged THEN emergency_stops.released_at ELSE excluded.released_at END",
-            )),
+            emergency_stops::engaged_at.eq(diesel::dsl::now),
+            emergency_stops::engaged_by.eq(actor),
         ))
         .returning(EmergencyStop::as_returning())
         .get_result(conn)
+        .await
+        .optional()?;
+    match engaged {
+        Some(stop) => {
+            record_stop_event(conn, user_id, "engaged", actor, reason).await?;
+            Ok((stop, true))
+        }
+        None => {
+            Ok((find_emergency_stop(conn, user_id).await?.ok_or(DatabaseError::NotFound("emergency stop"))?, false))
+        }
+    }
+}
+
+/// Releases a user's emergency stop (releasing a stop that is not engaged changes nothing and
+/// records nothing). Returns the stop, if it was ever engaged.
+pub async fn release_emergency_stop(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    actor: StopActor,
+) -> Result<Option<EmergencyStop>, DatabaseError> {
+    let released = diesel::update(emergency_stops::table.find(user_id).filter(emergency_stops::engaged.eq(true)))
+        .set((
+            emergency_stops::engaged.eq(false),
+            emergency_stops::released_at.eq(diesel::dsl::now),
+            emergency_stops::released_by.eq(actor),
+        ))
+        .returning(EmergencyStop::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    match released {
+        Some(stop) => {
+            record_stop_event(conn, user_id, "released", actor, "").await?;
+            Ok(Some(stop))
+        }
+        None => find_emergency_stop(conn, user_id).await,
+    }
+}
+
+async fn record_stop_event(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    action: &str,
+    actor: StopActor,
+    reason: &str,
+) -> Result<(), DatabaseError> {
+    diesel::insert_into(emergency_stop_events::table)
+        .values((
+            emergency_stop_events::user_id.eq(user_id),
+            emergency_stop_events::action.eq(action),
+            emergency_stop_events::actor.eq(actor),
+            emergency_stop_events::reason.eq(reason),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One engagement or release of an emergency stop.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = emergency_stop_events)]
+pub struct StopEvent {
+    /// "engaged" or "released".
+    pub action: String,
+    /// Who did it.
+    pub actor: StopActor,
+    /// Why (engagements only).
+    pub reason: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user's emergency stop history, oldest first.
+pub async fn list_stop_events(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<Vec<StopEvent>, DatabaseError> {
+    Ok(emergency_stop_events::table
+        .filter(emergency_stop_events::user_id.eq(user_id))
+        .order(emergency_stop_events::id)
+        .select(StopEvent::as_select())
+        .load(conn)
         .await?)
 }
 
@@ -450,8 +726,42 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// What a risk alert is about.
+    AlertKind {
+        /// Spending passed a share of a limit.
+        LimitApproached => "limit_approached",
+        /// A limit was reached or refused a purchase.
+        LimitReached => "limit_reached",
+        /// Activity looks suspicious.
+        SuspiciousActivity => "suspicious_activity",
+        /// The emergency stop engaged by itself.
+        EmergencyStop => "emergency_stop",
+    }
+}
+
+text_enum! {
+    /// One of a user's limits.
+    LimitKind {
+        /// Per day.
+        Daily => "daily",
+        /// Per ISO week.
+        Weekly => "weekly",
+        /// Per month.
+        Monthly => "monthly",
+        /// Ever.
+        Total => "total",
+        /// Per moment.
+        PerMoment => "per_moment",
+        /// The balance to keep.
+        Reserve => "reserve",
+        /// Spending within an hour.
+        EmergencyThreshold => "emergency_threshold",
+    }
+}
+
 /// A risk alert.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = risk_alerts)]
 pub struct RiskAlert {
     /// Id.
@@ -460,25 +770,54 @@ pub struct RiskAlert {
     pub user_id: Uuid,
     /// How serious.
     pub severity: AlertSeverity,
-    /// "limit_approached", "limit_reached" or "suspicious_activity".
-    pub kind: String,
+    /// What it is about.
+    pub kind: AlertKind,
     /// The limit concerned.
-    pub limit_name: Option<String>,
+    pub limit_name: Option<LimitKind>,
     /// What happened.
     pub message: String,
     /// Raised.
     pub created_at: DateTime<Utc>,
     /// Acknowledged.
     pub acknowledged_at: Option<DateTime<Utc>>,
+    /// Its notification was sent.
+    pub notified_at: Option<DateTime<Utc>>,
+    /// Tries at sending its notification so far.
+    pub notify_attempts: i32,
 }
 
-/// Raises a risk alert.
-pub async fn insert_risk_alert(conn: &mut AsyncPgConnection, alert: &RiskAlert) -> Result<RiskAlert, DatabaseError> {
+/// A risk alert to raise.
+#[derive(Debug, Clone, PartialEq, Eq, Insertable)]
+#[diesel(table_name = risk_alerts)]
+pub struct NewRiskAlert<'a> {
+    /// Id.
+    pub id: Uuid,
+    /// The user.
+    pub user_id: Uuid,
+    /// How serious.
+    pub severity: AlertSeverity,
+    /// What it is about.
+    pub kind: AlertKind,
+    /// The limit concerned.
+    pub limit_name: Option<LimitKind>,
+    /// What happened.
+    pub message: &'a str,
+    /// Raised once per user and key; `None` for alerts that are never de-duplicated.
+    pub dedup_key: Option<&'a str>,
+}
+
+/// Raises a risk alert; `None` when one with the same key was raised before.
+pub async fn insert_risk_alert(
+    conn: &mut AsyncPgConnection,
+    alert: &NewRiskAlert<'_>,
+) -> Result<Option<RiskAlert>, DatabaseError> {
     Ok(diesel::insert_into(risk_alerts::table)
         .values(alert)
+        .on_conflict_do_nothing()
         .returning(RiskAlert::as_returning())
         .get_result(conn)
-        .await?)
+        .await
+        .optional()?)
 }
 
 /// Lists a user's risk alerts, newest first.
@@ -508,6 +847,23 @@ pub async fn list_risk_alerts(
     Ok(Page::from_rows(rows, page.size, |a| Cursor { time: a.created_at, id: a.id }))
 }
 
+/// The user's oldest unacknowledged suspicious-activity alert: while there is one, automated
+/// purchases are paused.
+pub async fn open_suspicious_alert(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> Result<Option<RiskAlert>, DatabaseError> {
+    Ok(risk_alerts::table
+        .filter(risk_alerts::user_id.eq(user_id))
+        .filter(risk_alerts::kind.eq(AlertKind::SuspiciousActivity))
+        .filter(risk_alerts::acknowledged_at.is_null())
+        .order(risk_alerts::created_at)
+        .select(RiskAlert::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
 /// Acknowledges one of a user's alerts (the first acknowledgement time is kept).
 pub async fn acknowledge_risk_alert(
     conn: &mut AsyncPgConnection,
@@ -523,4 +879,57 @@ pub async fn acknowledge_risk_alert(
         .await
         .optional()?
         .ok_or(DatabaseError::NotFound("risk alert"))
+}
+
+/// Claims up to `size` alerts whose notification is due, for `lease` (another claimant skips
+/// them meanwhile; a claimant that dies leaves them due again when the lease ends).
+pub async fn claim_alerts_to_notify(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    lease: chrono::Duration,
+    size: i64,
+) -> Result<Vec<RiskAlert>, DatabaseError> {
+    let due: Vec<Uuid> = risk_alerts::table
+        .filter(risk_alerts::notified_at.is_null())
+        .filter(risk_alerts::next_notify_at.le(now))
+        .order(risk_alerts::next_notify_at)
+        .limit(size)
+        .select(risk_alerts::id)
+        .for_update()
+        .skip_locked()
+        .load(conn)
+        .await?;
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(diesel::update(risk_alerts::table.filter(risk_alerts::id.eq_any(&due)))
+        .set((
+            risk_alerts::next_notify_at.eq(now + lease),
+            risk_alerts::notify_attempts.eq(risk_alerts::notify_attempts + 1),
+        ))
+        .returning(RiskAlert::as_returning())
+        .load(conn)
+        .await?)
+}
+
+/// Notes that an alert's notification was sent.
+pub async fn mark_alert_notified(conn: &mut AsyncPgConnection, id: Uuid) -> Result<(), DatabaseError> {
+    diesel::update(risk_alerts::table.find(id))
+        .set(risk_alerts::notified_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Puts off an alert's notification until `at` (its send failed).
+pub async fn postpone_alert_notification(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<i32, DatabaseError> {
+    Ok(diesel::update(risk_alerts::table.find(id))
+        .set(risk_alerts::next_notify_at.eq(at))
+        .returning(risk_alerts::notify_attempts)
+        .get_result(conn)
+        .await?)
 }
