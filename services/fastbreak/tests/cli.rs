@@ -124,7 +124,7 @@ fn every_subcommand_says_what_it_does() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_metrics_port_serves_prometheus_text_with_rpc_counts() {
     let db = TestDatabase::create().await;
-    let served = Served::start("risk", &[("DATABASE_URL", db.url())]);
+    let served = Served::start("strategy", &[("DATABASE_URL", db.url())]);
     served.wait_serving();
     let addr = served.metrics_addr.clone().expect("metrics are on");
     let body = http_get(&addr, "/metrics");
@@ -149,9 +149,9 @@ async fn sigterm_tells_watchers_not_serving_then_drains_and_exits_0() {
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
     let db = TestDatabase::create().await;
-    let mut served = Served::start("risk", &[("DATABASE_URL", db.url()), ("FASTBREAK_DRAIN_TIMEOUT", "1s")]);
+    let mut served = Served::start("strategy", &[("DATABASE_URL", db.url()), ("FASTBREAK_DRAIN_TIMEOUT", "1s")]);
     served.wait_serving();
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", served.addr("risk")))
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", served.addr("strategy")))
         .unwrap()
         .connect()
         .await
