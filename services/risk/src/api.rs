@@ -140,10 +140,11 @@ struct Resolved {
     in_force: Option<risk::BudgetLimits>,
 }
 
-fn refusal_status(decision: &Decision) -> Option<Status> {
-    match decision {
-        Decision::Granted(_) => None,
-        Decision::KeyReused(hold) => Some(status::failed_precondition(
+/// A decision as the caller gets it: the hold, or the refusal with its reason and figures.
+fn answer(decision: Decision) -> Result<fastbreak_db::repo::risk::Hold, Status> {
+    Err(match decision {
+        Decision::Granted(hold) => return Ok(hold),
+        Decision::KeyReused(hold) => status::failed_precondition(
             "the idempotency key was used for another purchase (a different amount or moment)",
             ErrorReason::IdempotencyKeyReused,
             [
@@ -151,36 +152,39 @@ fn refusal_status(decision: &Decision) -> Option<Status> {
                 ("amount_cents".to_owned(), hold.amount_cents.to_string()),
                 ("moment_id".to_owned(), hold.moment_id.to_string()),
             ],
-        )),
-        Decision::Stopped(stop) => Some(status::failed_precondition(
+        ),
+        Decision::Stopped(stop) => status::failed_precondition(
             format!("the emergency stop is engaged: {}", stop.reason),
             ErrorReason::EmergencyStopEngaged,
             [
                 ("engaged_by".to_owned(), stop.engaged_by.map_or("", |a| a.as_str()).to_owned()),
                 ("reason".to_owned(), stop.reason.clone()),
             ],
-        )),
+        ),
         Decision::Limit(refusal) => {
-            let (reason, kind) = if refusal.kind == LimitKind::EmergencyThreshold {
-                (ErrorReason::EmergencyStopEngaged, convert::limit_kind_to_pb(refusal.kind))
+            // Passing the emergency threshold engaged the stop: that is what the caller meets.
+            let reason = if refusal.kind == LimitKind::EmergencyThreshold {
+                ErrorReason::EmergencyStopEngaged
             } else {
-                (ErrorReason::LimitExceeded, convert::limit_kind_to_pb(refusal.kind))
+                ErrorReason::LimitExceeded
             };
-            Some(status::failed_precondition(refusal.message(), reason, refusal.metadata(kind.as_str_name())))
+            let kind = convert::limit_kind_to_pb(refusal.kind);
+            status::failed_precondition(refusal.message(), reason, refusal.metadata(kind.as_str_name()))
         }
-        Decision::Paused(alert) => Some(status::failed_precondition(
+        Decision::Paused(alert) => status::failed_precondition(
             format!("automated purchases are paused: {}; acknowledge risk alert {} to resume", alert.message, alert.id),
             ErrorReason::SuspiciousActivity,
             [("alert_id".to_owned(), alert.id.to_string())],
-        )),
-    }
+        ),
+    })
 }
 
 fn usage(kind: LimitKind, limits: &domain::Limits, figures: &risk::Figures, periods: &Periods) -> pb::LimitUsage {
     let limit = limits.get(kind);
-    let (spent, held) = match kind {
-        LimitKind::PerMoment | LimitKind::Reserve => (0, figures.held),
-        kind => (domain::spent(figures, kind), figures.held),
+    let held = figures.held;
+    let spent = match kind {
+        LimitKind::PerMoment | LimitKind::Reserve => 0,
+        kind => domain::spent(figures, kind),
     };
     let remaining = match kind {
         LimitKind::Reserve => None,
@@ -455,14 +459,13 @@ impl RiskInternalService for RiskApi {
         if authorized.alerts_raised {
             self.wake.notify_one();
         }
-        if let Some(refused) = refusal_status(&authorized.decision) {
-            tracing::info!(%user_id, amount_cents = purchase.amount, why = refused.message(), "purchase refused");
-            return Err(refused);
+        match answer(authorized.decision) {
+            Ok(hold) => Ok(Response::new(convert::hold_to_pb(&hold))),
+            Err(refused) => {
+                tracing::info!(%user_id, amount_cents = purchase.amount, why = refused.message(), "purchase refused");
+                Err(refused)
+            }
         }
-        let Decision::Granted(hold) = authorized.decision else {
-            return Err(status::invalid_field("request", "refused"));
-        };
-        Ok(Response::new(convert::hold_to_pb(&hold)))
     }
 
     async fn commit_hold(&self, request: Request<pb::CommitHoldRequest>) -> Result<Response<pb::Hold>, Status> {

@@ -49,7 +49,7 @@ pub(crate) struct Authorized {
     pub alerts_raised: bool,
 }
 
-/// Raises an alert; true when it was new.
+/// Raises an alert; `None` when one with the same key was raised before.
 pub(crate) async fn raise(
     conn: &mut PgConnection,
     user_id: Uuid,
