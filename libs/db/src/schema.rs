@@ -275,6 +275,17 @@ diesel::table! {
         state -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        idempotency_key -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    listing_events (sequence) {
+        sequence -> Int8,
+        kind -> Text,
+        listing_id -> Uuid,
+        price_cents -> Int8,
+        occurred_at -> Timestamptz,
     }
 }
 
@@ -533,6 +544,7 @@ diesel::joinable!(strategies -> users (user_id));
 diesel::joinable!(strategy_performance -> strategies (strategy_id));
 diesel::joinable!(moments -> players (player_id));
 diesel::joinable!(listings -> moments (moment_id));
+diesel::joinable!(listing_events -> listings (listing_id));
 diesel::joinable!(sales -> moments (moment_id));
 diesel::joinable!(valuation_factors -> valuations (valuation_id));
 diesel::joinable!(ledger_entries -> ledger_accounts (account_id));
@@ -550,7 +562,7 @@ macro_rules! for_all_tables {
             users, wallets, access_tokens, strategy_templates, strategies, strategy_performance,
             strategy_outcomes, budget_limits, budget_limit_changes, holds, spending,
             emergency_stops, emergency_stop_events, risk_states, risk_alerts, players, player_game_stats, game_events, market_sources,
-            moments, listings, sales, price_points, valuations, valuation_factors, ledger_accounts,
+            moments, listings, listing_events, sales, price_points, valuations, valuation_factors, ledger_accounts,
             ledger_transactions, ledger_entries, trades, holdings, idempotency_keys, notifications,
             notification_preferences, deliveries, delivery_attempts, system_alerts, agent_runs, decisions, outbox,
             sign_in_failures

@@ -338,8 +338,10 @@ async fn a_moment_is_listed_once_per_marketplace_at_a_positive_price() {
     refused_by(again, "listings_one_active_per_source");
     let free = fastbreak_db::repo::market::update_listing_price(&mut conn, Uuid::new_v4(), 0).await;
     assert!(matches!(free, Err(DatabaseError::NotFound(_))));
-    let listing =
-        fastbreak_db::repo::market::list_active_listings(&mut conn, Some(moment.id), None, 1).await.unwrap().remove(0);
+    let listing = fastbreak_db::repo::market::list_active_listings(&mut conn, Some(moment.id), None, None, 0, 1)
+        .await
+        .unwrap()
+        .remove(0);
     refused_by(
         fastbreak_db::repo::market::update_listing_price(&mut conn, listing.id, 0).await,
         "listings_price_positive",

@@ -488,8 +488,8 @@ async fn sources_moments_listings_sales_and_prices_round_trip() {
     assert_eq!(market::lock_listing(conn, listing.id).await.unwrap().map(|l| l.id), Some(listing.id));
     let cheaper = market::update_listing_price(conn, listing.id, 3500).await.unwrap();
     assert_eq!(cheaper.price_cents, 3500);
-    assert_eq!(market::list_active_listings(conn, Some(moment.id), Some(3500), 10).await.unwrap().len(), 1);
-    assert!(market::list_active_listings(conn, Some(moment.id), Some(3000), 10).await.unwrap().is_empty());
+    assert_eq!(market::list_active_listings(conn, Some(moment.id), None, Some(3500), 0, 10).await.unwrap().len(), 1);
+    assert!(market::list_active_listings(conn, Some(moment.id), None, Some(3000), 0, 10).await.unwrap().is_empty());
 
     let sold = market::close_listing(conn, listing.id, ListingState::Sold).await.unwrap();
     assert_eq!(sold.state, ListingState::Sold);

@@ -59,6 +59,8 @@ pub struct ServeConfig {
     pub notification: fastbreak_notification::Settings,
     /// The risk service's settings.
     pub risk: fastbreak_risk::Settings,
+    /// The marketplace's settings.
+    pub marketplace: fastbreak_marketplace::Settings,
 }
 
 /// The shortest internal credential accepted.
@@ -152,6 +154,7 @@ impl ServeConfig {
         let user = fastbreak_user::Settings::read(r);
         let notification = fastbreak_notification::Settings::read(r);
         let risk = fastbreak_risk::Settings::read(r);
+        let marketplace = fastbreak_marketplace::Settings::read(r);
 
         reader.finish()?;
         Ok(Self {
@@ -169,6 +172,7 @@ impl ServeConfig {
             user,
             notification,
             risk,
+            marketplace,
         })
     }
 

@@ -68,7 +68,7 @@ pub const ALL: [Target; 9] = [
     Target {
         name: fastbreak_marketplace::TARGET,
         default_port: fastbreak_marketplace::DEFAULT_PORT,
-        server: |build| fastbreak_marketplace::server(build.context(())),
+        server: |build| fastbreak_marketplace::server(build.context(build.config.marketplace.clone())),
         peers: fastbreak_marketplace::PEERS,
         needs_database: true,
     },

@@ -1,12 +1,24 @@
-//! The marketplace service: moments, listings, sales, price history and market sources.
+//! The marketplace service: the catalog of moments, listings, sales, price history, arbitrage
+//! across marketplaces, and a resumable stream of listing events, fed by market sources (the
+//! built-in simulator by default) that are ingested in the background.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+mod api;
+mod convert;
+pub mod feed;
+pub mod ingest;
+pub mod settings;
+
+use std::sync::Arc;
+
 use fastbreak_mesh::{Context, MeshServer};
-use fastbreak_proto::marketplace::v1::marketplace_internal_service_server::{
-    MarketplaceInternalService, MarketplaceInternalServiceServer,
-};
-use fastbreak_proto::marketplace::v1::marketplace_service_server::{MarketplaceService, MarketplaceServiceServer};
+use fastbreak_proto::marketplace::v1::marketplace_internal_service_server::MarketplaceInternalServiceServer;
+use fastbreak_proto::marketplace::v1::marketplace_service_server::MarketplaceServiceServer;
+use tokio::sync::watch;
+
+pub use feed::{FeedError, MarketFeed, SimulatorFeed, SourceEvent, SourceInfo};
+pub use settings::Settings;
 
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "marketplace";
@@ -17,24 +29,35 @@ pub const PEERS: &[&str] = &[];
 /// The port the target listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 50055;
 
-/// The public API: what clients reach through the gateway. Its RPCs answer
-/// UNIMPLEMENTED until they are built.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct MarketplaceApi;
+/// The target's server with the feeds its settings name (the simulator, unless turned off).
+pub fn server(context: Context<Settings>) -> MeshServer {
+    let feeds: Vec<Box<dyn MarketFeed>> = if context.settings.simulator {
+        vec![Box::new(SimulatorFeed::new(context.settings.simulator_seed, context.settings.simulator_tick))]
+    } else {
+        Vec::new()
+    };
+    server_with_feeds(context, feeds)
+}
 
-impl MarketplaceService for MarketplaceApi {}
-
-/// The internal API: what only other FastBreak services call. Its RPCs answer
-/// UNIMPLEMENTED until they are built.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct MarketplaceInternalApi;
-
-impl MarketplaceInternalService for MarketplaceInternalApi {}
-
-/// The target's server with all of its gRPC services, ready to bind. Built from its context
-/// (database pool and peers), which its RPCs will use as they are built.
-pub fn server(_context: Context<()>) -> MeshServer {
-    MeshServer::new(TARGET)
-        .add_public_service(MarketplaceServiceServer::new(MarketplaceApi))
-        .add_internal_service(MarketplaceInternalServiceServer::new(MarketplaceInternalApi))
+/// The target's server ingesting `feeds`, one worker each.
+pub fn server_with_feeds(context: Context<Settings>, feeds: Vec<Box<dyn MarketFeed>>) -> MeshServer {
+    let settings = Arc::new(context.settings);
+    let (published, _) = watch::channel(0_u64);
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let api = api::MarketplaceApi::new(context.database.clone(), settings.clone(), published.clone(), drain_rx);
+    let mut server = MeshServer::new(TARGET)
+        .add_public_service(MarketplaceServiceServer::new(api.clone()))
+        .add_internal_service(MarketplaceInternalServiceServer::new(api))
+        // Streams end when the server drains, so that draining does not wait for subscribers.
+        .add_worker("stream-closer", move |mut draining| async move {
+            draining.wait().await;
+            let _ = drain_tx.send(true);
+        });
+    if settings.ingest_enabled {
+        for feed in feeds {
+            let ingest = ingest::Ingest::new(context.database.clone(), feed, settings.clone(), published.clone());
+            server = server.add_worker("market-ingest", move |draining| ingest.run(draining));
+        }
+    }
+    server
 }

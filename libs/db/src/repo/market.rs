@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::error::DatabaseError;
 use crate::repo::{Rarity, text_enum};
-use crate::schema::{listings, market_sources, moments, price_points, sales};
+use crate::schema::{listing_events, listings, market_sources, moments, price_points, sales};
 
 /// A marketplace FastBreak watches.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -32,6 +32,31 @@ pub struct MarketSource {
 /// Every market source, by id.
 pub async fn list_market_sources(conn: &mut AsyncPgConnection) -> Result<Vec<MarketSource>, DatabaseError> {
     Ok(market_sources::table.order(market_sources::id).select(MarketSource::as_select()).load(conn).await?)
+}
+
+/// Registers a market source, or renames it and sets its fee; it is enabled.
+pub async fn ensure_source(
+    conn: &mut AsyncPgConnection,
+    id: &str,
+    display_name: &str,
+    fee_bps: i32,
+) -> Result<MarketSource, DatabaseError> {
+    Ok(diesel::insert_into(market_sources::table)
+        .values((
+            market_sources::id.eq(id),
+            market_sources::display_name.eq(display_name),
+            market_sources::fee_bps.eq(fee_bps),
+        ))
+        .on_conflict(market_sources::id)
+        .do_update()
+        .set((
+            market_sources::display_name.eq(display_name),
+            market_sources::fee_bps.eq(fee_bps),
+            market_sources::enabled.eq(true),
+        ))
+        .returning(MarketSource::as_returning())
+        .get_result(conn)
+        .await?)
 }
 
 /// Records the outcome of polling a source: `Ok` marks it healthy, `Err` keeps the error.
@@ -123,6 +148,11 @@ pub struct MomentFilter {
     pub rarity: Option<Rarity>,
 }
 
+/// An ILIKE pattern matching `text` anywhere, its wildcards taken literally.
+fn like_pattern(text: &str) -> String {
+    format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}
+
 /// Searches the catalog, by id, `size` at a time after `after`.
 pub async fn search_moments(
     conn: &mut AsyncPgConnection,
@@ -132,7 +162,7 @@ pub async fn search_moments(
 ) -> Result<Vec<Moment>, DatabaseError> {
     let mut query = moments::table.select(Moment::as_select()).order(moments::id).limit(size).into_boxed();
     if let Some(text) = filter.query.as_deref().filter(|t| !t.is_empty()) {
-        let pattern = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let pattern = like_pattern(text);
         query = query.filter(
             moments::set_name
                 .ilike(pattern.clone())
@@ -201,21 +231,28 @@ pub async fn lock_listing(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Opti
     Ok(listings::table.find(id).for_update().select(Listing::as_select()).first(conn).await.optional()?)
 }
 
-/// Active listings, cheapest first, optionally of one moment and under a price.
+/// Active listings, cheapest first, optionally of one moment, on one source and under a price;
+/// `size` after the first `offset`.
 pub async fn list_active_listings(
     conn: &mut AsyncPgConnection,
     moment_id: Option<Uuid>,
+    source: Option<&str>,
     max_price_cents: Option<i64>,
+    offset: i64,
     size: i64,
 ) -> Result<Vec<Listing>, DatabaseError> {
     let mut query = listings::table
         .filter(listings::state.eq(ListingState::Active))
         .select(Listing::as_select())
         .order((listings::price_cents, listings::id))
+        .offset(offset)
         .limit(size)
         .into_boxed();
     if let Some(moment) = moment_id {
         query = query.filter(listings::moment_id.eq(moment));
+    }
+    if let Some(source) = source {
+        query = query.filter(listings::source_id.eq(source.to_owned()));
     }
     if let Some(max) = max_price_cents {
         query = query.filter(listings::price_cents.le(max));
@@ -352,4 +389,490 @@ pub async fn price_history(
         .select(PricePoint::as_select())
         .load(conn)
         .await?)
+}
+
+/// Adds a moment a source reported, unless it is known; true when it was new.
+pub async fn insert_moment_if_new(conn: &mut AsyncPgConnection, moment: &Moment) -> Result<bool, DatabaseError> {
+    let inserted = diesel::insert_into(moments::table).values(moment).on_conflict_do_nothing().execute(conn).await?;
+    Ok(inserted == 1)
+}
+
+/// A seller's listing under an idempotency key, if any.
+pub async fn find_listing_by_key(
+    conn: &mut AsyncPgConnection,
+    seller_address: &str,
+    key: &str,
+) -> Result<Option<Listing>, DatabaseError> {
+    Ok(listings::table
+        .filter(listings::seller_address.eq(seller_address))
+        .filter(listings::idempotency_key.eq(key))
+        .select(Listing::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Lists a moment under an idempotency key (a seller's own listing).
+pub async fn insert_listing_with_key(
+    conn: &mut AsyncPgConnection,
+    listing: &Listing,
+    key: &str,
+) -> Result<Listing, DatabaseError> {
+    Ok(diesel::insert_into(listings::table)
+        .values((listing, listings::idempotency_key.eq(key)))
+        .returning(Listing::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// The active listings of a moment, cheapest first.
+pub async fn active_listings_of(conn: &mut AsyncPgConnection, moment_id: Uuid) -> Result<Vec<Listing>, DatabaseError> {
+    list_active_listings(conn, Some(moment_id), None, None, 0, 1_000).await
+}
+
+text_enum! {
+    /// What happened to a listing.
+    ListingEventKind {
+        /// Listed.
+        Created => "created",
+        /// Repriced.
+        PriceChanged => "price_changed",
+        /// Sold.
+        Sold => "sold",
+        /// Withdrawn.
+        Withdrawn => "withdrawn",
+    }
+}
+
+/// Appends listing events in order. The events lock is taken first and held to the end of
+/// the transaction, so that transactions appending events commit one after another and
+/// sequences become visible in order: a reader never sees sequence n+1 before n.
+pub async fn append_listing_events(
+    conn: &mut AsyncPgConnection,
+    events: &[(ListingEventKind, Uuid, i64)],
+) -> Result<(), DatabaseError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('listing_events', 0))").execute(conn).await?;
+    let rows: Vec<_> = events
+        .iter()
+        .map(|(kind, listing, price)| {
+            (
+                listing_events::kind.eq(*kind),
+                listing_events::listing_id.eq(*listing),
+                listing_events::price_cents.eq(*price),
+            )
+        })
+        .collect();
+    diesel::insert_into(listing_events::table).values(rows).execute(conn).await?;
+    Ok(())
+}
+
+/// A listing event with its listing and moment, as a subscriber receives it.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct ListingEventView {
+    /// Its place in the order of events.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub sequence: i64,
+    /// What happened.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub kind: ListingEventKind,
+    /// The price after it.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub price_cents: i64,
+    /// When.
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub occurred_at: DateTime<Utc>,
+    /// The listing.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub listing_id: Uuid,
+    /// Its source.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub source_id: String,
+    /// Its seller.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub seller_address: String,
+    /// When it was listed.
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub listed_at: DateTime<Utc>,
+    /// The moment, with its player.
+    #[diesel(embed)]
+    pub moment: MomentView,
+}
+
+/// Listing events after `after`, oldest first, optionally of one source and some moments.
+pub async fn listing_events_after(
+    conn: &mut AsyncPgConnection,
+    after: i64,
+    source: Option<&str>,
+    moment_ids: &[Uuid],
+    size: i64,
+) -> Result<Vec<ListingEventView>, DatabaseError> {
+    use diesel::sql_types::{Array, BigInt, Nullable, Text, Uuid as SqlUuid};
+    let moments = (!moment_ids.is_empty()).then(|| moment_ids.to_vec());
+    Ok(diesel::sql_query(format!(
+        "SELECT e.sequence, e.kind, e.price_cents, e.occurred_at, l.id AS listing_id, l.source_id,
+                l.seller_address, l.created_at AS listed_at, {MOMENT_COLUMNS}
+           FROM listing_events e
+           JOIN listings l ON l.id = e.listing_id
+           JOIN moments m ON m.id = l.moment_id
+           JOIN players p ON p.id = m.player_id
+          WHERE e.sequence > $1
+            AND ($2::text IS NULL OR l.source_id = $2)
+            AND ($3::uuid[] IS NULL OR l.moment_id = ANY($3))
+          ORDER BY e.sequence
+          LIMIT $4"
+    ))
+    .bind::<BigInt, _>(after)
+    .bind::<Nullable<Text>, _>(source)
+    .bind::<Nullable<Array<SqlUuid>>, _>(moments)
+    .bind::<BigInt, _>(size)
+    .load(conn)
+    .await?)
+}
+
+/// The sequence of the newest listing event, 0 when there is none.
+pub async fn last_listing_sequence(conn: &mut AsyncPgConnection) -> Result<i64, DatabaseError> {
+    Ok(listing_events::table
+        .select(diesel::dsl::max(listing_events::sequence))
+        .first::<Option<i64>>(conn)
+        .await?
+        .unwrap_or(0))
+}
+
+/// The columns of a [`MomentView`], with `m` the moment, `p` its player, `f` its floor and
+/// `s` its last sale.
+const MOMENT_COLUMNS: &str = "m.id, m.player_id, m.set_name, m.play_category, m.play_at, m.rarity, m.serial_number,
+    m.edition_size, m.owner_address, p.full_name AS player_name, p.team_code,
+    (SELECT min(price_cents) FROM listings fl WHERE fl.moment_id = m.id AND fl.state = 'active') AS floor_price_cents,
+    (SELECT price_cents FROM sales ls WHERE ls.moment_id = m.id ORDER BY ls.sold_at DESC, ls.id DESC LIMIT 1) AS last_sale_cents";
+
+/// A moment as the catalog shows it: with its player's name and team, its floor and last sale.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct MomentView {
+    /// Id.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub id: Uuid,
+    /// The player.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub player_id: String,
+    /// The set.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub set_name: String,
+    /// The play.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub play_category: String,
+    /// When the play happened.
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub play_at: DateTime<Utc>,
+    /// Tier.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub rarity: Rarity,
+    /// Serial.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub serial_number: i32,
+    /// Edition size.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub edition_size: i32,
+    /// Owner.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub owner_address: String,
+    /// The player's name.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub player_name: String,
+    /// The player's team.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub team_code: String,
+    /// The cheapest active listing.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    pub floor_price_cents: Option<i64>,
+    /// The last sale.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    pub last_sale_cents: Option<i64>,
+}
+
+/// What to search the catalog for; every filter set must match.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogFilter {
+    /// Words in the player's name, the set or the play.
+    pub query: Option<String>,
+    /// One player.
+    pub player_id: Option<String>,
+    /// One team.
+    pub team_code: Option<String>,
+    /// One rarity.
+    pub rarity: Option<Rarity>,
+    /// One set.
+    pub set_name: Option<String>,
+    /// Listed at or below.
+    pub max_floor_cents: Option<i64>,
+    /// Listed at or above.
+    pub min_floor_cents: Option<i64>,
+    /// Serials at or below.
+    pub max_serial: Option<i32>,
+    /// Only these moments.
+    pub ids: Option<Vec<Uuid>>,
+}
+
+/// Searches the catalog, by id, `size` at a time after `after`.
+pub async fn catalog(
+    conn: &mut AsyncPgConnection,
+    filter: &CatalogFilter,
+    after: Option<Uuid>,
+    size: i64,
+) -> Result<Vec<MomentView>, DatabaseError> {
+    use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Uuid as SqlUuid};
+    let pattern = filter.query.as_deref().filter(|t| !t.is_empty()).map(like_pattern);
+    Ok(diesel::sql_query(format!(
+        "SELECT * FROM (SELECT {MOMENT_COLUMNS} FROM moments m JOIN players p ON p.id = m.player_id
+          WHERE ($1::text IS NULL OR m.set_name ILIKE $1 OR m.play_category ILIKE $1 OR p.full_name ILIKE $1)
+            AND ($2::text IS NULL OR m.player_id = $2)
+            AND ($3::text IS NULL OR p.team_code = $3)
+            AND ($4::text IS NULL OR m.rarity = $4)
+            AND ($5::text IS NULL OR m.set_name = $5)
+            AND ($6::int IS NULL OR m.serial_number <= $6)
+            AND ($7::uuid IS NULL OR m.id > $7)
+            AND ($8::uuid[] IS NULL OR m.id = ANY($8))) c
+          WHERE ($9::bigint IS NULL OR c.floor_price_cents <= $9)
+            AND ($10::bigint IS NULL OR c.floor_price_cents >= $10)
+          ORDER BY c.id
+          LIMIT $11"
+    ))
+    .bind::<Nullable<Text>, _>(pattern)
+    .bind::<Nullable<Text>, _>(filter.player_id.clone())
+    .bind::<Nullable<Text>, _>(filter.team_code.clone())
+    .bind::<Nullable<Text>, _>(filter.rarity.map(|r| r.as_str()))
+    .bind::<Nullable<Text>, _>(filter.set_name.clone())
+    .bind::<Nullable<Integer>, _>(filter.max_serial)
+    .bind::<Nullable<SqlUuid>, _>(after)
+    .bind::<Nullable<Array<SqlUuid>>, _>(filter.ids.clone())
+    .bind::<Nullable<BigInt>, _>(filter.max_floor_cents)
+    .bind::<Nullable<BigInt>, _>(filter.min_floor_cents)
+    .bind::<BigInt, _>(size)
+    .load(conn)
+    .await?)
+}
+
+/// How taking a listing went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    /// This call bought it.
+    Bought(Sale),
+    /// The same buyer bought it before (the answer is repeated).
+    Again(Sale),
+    /// It is no longer for sale: sold to someone else or withdrawn.
+    Gone(ListingState),
+    /// It costs more than the buyer's maximum.
+    TooDear(i64),
+}
+
+/// Buys an active listing for `buyer`, at most at `max_price_cents`: the listing row is locked
+/// first, so concurrent takers are decided one after another and only one buys. The sale is
+/// recorded, the moment moves to the buyer, its other active listings are withdrawn, and the
+/// events are appended. A listing whose seller no longer owns the moment is withdrawn instead.
+pub async fn take_listing(
+    conn: &mut AsyncPgConnection,
+    listing_id: Uuid,
+    buyer: &str,
+    max_price_cents: i64,
+    sale_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Taken, DatabaseError> {
+    let listing = lock_listing(conn, listing_id).await?.ok_or(DatabaseError::NotFound("listing"))?;
+    match listing.state {
+        ListingState::Active => {}
+        ListingState::Sold => {
+            let sale = sales::table
+                .filter(sales::listing_id.eq(listing_id))
+                .select(Sale::as_select())
+                .first(conn)
+                .await
+                .optional()?;
+            return Ok(match sale {
+                Some(sale) if sale.buyer_address == buyer => Taken::Again(sale),
+                _ => Taken::Gone(ListingState::Sold),
+            });
+        }
+        state @ ListingState::Withdrawn => return Ok(Taken::Gone(state)),
+    }
+    if listing.price_cents > max_price_cents {
+        return Ok(Taken::TooDear(listing.price_cents));
+    }
+    if !transfer_moment(conn, listing.moment_id, &listing.seller_address, buyer).await? {
+        close_listing(conn, listing_id, ListingState::Withdrawn).await?;
+        append_listing_events(conn, &[(ListingEventKind::Withdrawn, listing_id, listing.price_cents)]).await?;
+        return Ok(Taken::Gone(ListingState::Withdrawn));
+    }
+    close_listing(conn, listing_id, ListingState::Sold).await?;
+    let sale = record_sale(
+        conn,
+        &Sale {
+            id: sale_id,
+            moment_id: listing.moment_id,
+            listing_id: Some(listing_id),
+            source_id: listing.source_id.clone(),
+            price_cents: listing.price_cents,
+            seller_address: listing.seller_address.clone(),
+            buyer_address: buyer.to_owned(),
+            sold_at: at,
+        },
+    )
+    .await?;
+    let mut events = vec![(ListingEventKind::Sold, listing_id, listing.price_cents)];
+    for other in active_listings_of(conn, listing.moment_id).await? {
+        close_listing(conn, other.id, ListingState::Withdrawn).await?;
+        events.push((ListingEventKind::Withdrawn, other.id, other.price_cents));
+    }
+    append_listing_events(conn, &events).await?;
+    Ok(Taken::Bought(sale))
+}
+
+/// A moment listed on one source for less than it would sell for on another.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct Arbitrage {
+    /// The listing to buy.
+    #[diesel(embed)]
+    pub buy: ListingRow,
+    /// Where to sell.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub sell_source_id: String,
+    /// The price to sell at: one cent under that source's cheapest listing of the moment.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub sell_cents: i64,
+    /// (sell - buy) / buy, in basis points.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub spread_bps: i64,
+    /// The sell price less the selling source's fee, less the buy price.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub profit_cents: i64,
+}
+
+/// A listing read by name (for raw queries).
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct ListingRow {
+    /// Id.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub id: Uuid,
+    /// The moment.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub moment_id: Uuid,
+    /// The source.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub source_id: String,
+    /// Asking price.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub price_cents: i64,
+    /// The seller.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub seller_address: String,
+    /// Listed.
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Arbitrage opportunities with at least `min_spread_bps` and a profit after fees, most
+/// profitable first, `size` after the first `offset`.
+pub async fn arbitrage(
+    conn: &mut AsyncPgConnection,
+    min_spread_bps: i64,
+    offset: i64,
+    size: i64,
+) -> Result<Vec<Arbitrage>, DatabaseError> {
+    use diesel::sql_types::BigInt;
+    Ok(diesel::sql_query(
+        "SELECT * FROM (
+           SELECT b.id, b.moment_id, b.source_id, b.price_cents, b.seller_address, b.created_at, b.updated_at,
+                  o.source_id AS sell_source_id, o.floor - 1 AS sell_cents,
+                  ((o.floor - 1 - b.price_cents) * 10000 / b.price_cents)::bigint AS spread_bps,
+                  (o.floor - 1 - (o.floor - 1) * src.fee_bps / 10000 - b.price_cents)::bigint AS profit_cents
+             FROM listings b
+             JOIN LATERAL (SELECT l.source_id, min(l.price_cents) AS floor FROM listings l
+                            WHERE l.moment_id = b.moment_id AND l.state = 'active' AND l.source_id <> b.source_id
+                            GROUP BY l.source_id) o ON true
+             JOIN market_sources src ON src.id = o.source_id
+            WHERE b.state = 'active') a
+          WHERE a.profit_cents > 0 AND a.spread_bps >= $1
+          ORDER BY a.profit_cents DESC, a.id
+          LIMIT $2 OFFSET $3",
+    )
+    .bind::<BigInt, _>(min_spread_bps)
+    .bind::<BigInt, _>(size)
+    .bind::<BigInt, _>(offset)
+    .load(conn)
+    .await?)
+}
+
+/// One interval of a moment's sales.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct PriceBucket {
+    /// The interval's start.
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub start: DateTime<Utc>,
+    /// First sale.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub open_cents: i64,
+    /// Highest.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub high_cents: i64,
+    /// Lowest.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub low_cents: i64,
+    /// Last.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub close_cents: i64,
+    /// Sales.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub sale_count: i64,
+}
+
+/// A moment's sales in `[from, to)` by `unit` ("hour", "day" or "week", UTC), oldest first.
+pub async fn price_buckets(
+    conn: &mut AsyncPgConnection,
+    moment_id: Uuid,
+    unit: &'static str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<PriceBucket>, DatabaseError> {
+    use diesel::sql_types::{Text, Timestamptz, Uuid as SqlUuid};
+    Ok(diesel::sql_query(
+        "SELECT date_trunc($2, sold_at, 'UTC') AS start,
+                (array_agg(price_cents ORDER BY sold_at, id))[1] AS open_cents,
+                max(price_cents) AS high_cents, min(price_cents) AS low_cents,
+                (array_agg(price_cents ORDER BY sold_at DESC, id DESC))[1] AS close_cents,
+                count(*) AS sale_count
+           FROM sales WHERE moment_id = $1 AND sold_at >= $3 AND sold_at < $4
+          GROUP BY 1 ORDER BY 1",
+    )
+    .bind::<SqlUuid, _>(moment_id)
+    .bind::<Text, _>(unit)
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(to)
+    .load(conn)
+    .await?)
+}
+
+/// The median sale price of a moment since `since`, if it sold.
+pub async fn median_sale_since(
+    conn: &mut AsyncPgConnection,
+    moment_id: Uuid,
+    since: DateTime<Utc>,
+) -> Result<Option<i64>, DatabaseError> {
+    #[derive(QueryableByName)]
+    struct Median {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+        median: Option<i64>,
+    }
+    let row: Median = diesel::sql_query(
+        "SELECT (percentile_cont(0.5) WITHIN GROUP (ORDER BY price_cents))::bigint AS median
+           FROM sales WHERE moment_id = $1 AND sold_at >= $2",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(moment_id)
+    .bind::<diesel::sql_types::Timestamptz, _>(since)
+    .get_result(conn)
+    .await?;
+    Ok(row.median)
 }

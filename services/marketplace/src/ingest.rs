@@ -1,0 +1,260 @@
+//! Ingestion: one worker per feed polls it, applies each batch in one transaction (listing
+//! events appended in the batch's order), and records the feed's health on its sources. A feed
+//! that fails or stalls is marked unhealthy, logged and polled again after a pause; the others
+//! are not held up. Box scores go to the outbox (topic `game_final`) for scouting.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use fastbreak_db::repo::market::{self, Listing, ListingEventKind, ListingState, Moment};
+use fastbreak_db::repo::{Rarity, outbox, scouting};
+use fastbreak_db::{Database, DatabaseError, PgConnection};
+use fastbreak_market_sim::Tier;
+use fastbreak_mesh::Draining;
+use futures::FutureExt;
+use serde_json::json;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::feed::{MarketFeed, SourceEvent};
+use crate::settings::Settings;
+
+/// The outbox topic of finished games' box scores.
+pub const GAME_FINAL_TOPIC: &str = "game_final";
+
+fn rarity(tier: Tier) -> Rarity {
+    match tier {
+        Tier::Common => Rarity::Common,
+        Tier::Fandom => Rarity::Fandom,
+        Tier::Rare => Rarity::Rare,
+        Tier::Legendary => Rarity::Legendary,
+        Tier::Ultimate => Rarity::Ultimate,
+    }
+}
+
+/// Applies one event; listing changes append their listing events at once, so sequences follow
+/// the order of the batch.
+async fn apply(conn: &mut PgConnection, event: &SourceEvent, now: DateTime<Utc>) -> Result<(), DatabaseError> {
+    match event {
+        SourceEvent::PlayerSigned(p) => {
+            let player = scouting::Player {
+                id: p.id.clone(),
+                full_name: p.full_name.clone(),
+                team_code: p.team_code.clone(),
+                position: p.position.clone(),
+                seasons_played: p.seasons_played,
+            };
+            scouting::upsert_player(conn, &player).await?;
+        }
+        SourceEvent::GameFinal { game_id, lines } => {
+            let lines: Vec<_> = lines
+                .iter()
+                .map(|l| {
+                    json!({
+                        "player_id": l.player_id, "opponent_code": l.opponent_code, "minutes": l.minutes,
+                        "points": l.points, "rebounds": l.rebounds, "assists": l.assists, "steals": l.steals,
+                        "blocks": l.blocks, "turnovers": l.turnovers, "career_high": l.career_high,
+                    })
+                })
+                .collect();
+            let payload = json!({ "game_id": game_id, "final_at": now, "lines": lines });
+            outbox::enqueue(conn, GAME_FINAL_TOPIC, game_id, &payload).await?;
+        }
+        SourceEvent::MomentMinted(m) => {
+            let moment = Moment {
+                id: m.id,
+                player_id: m.player_id.clone(),
+                set_name: m.set_name.clone(),
+                play_category: m.play_category.clone(),
+                play_at: now,
+                rarity: rarity(m.tier),
+                serial_number: m.serial_number,
+                edition_size: m.edition_size,
+                owner_address: m.owner.clone(),
+            };
+            market::insert_moment_if_new(conn, &moment).await?;
+        }
+        SourceEvent::Listed(l) => {
+            // A source may be behind: the seller must still own the moment, and it must not
+            // be listed on that source already.
+            let Some(moment) = market::find_moment(conn, l.moment_id).await? else { return Ok(()) };
+            let listed_there =
+                market::active_listings_of(conn, l.moment_id).await?.iter().any(|a| a.source_id == l.marketplace);
+            if moment.owner_address != l.seller || listed_there || market::find_listing(conn, l.id).await?.is_some() {
+                return Ok(());
+            }
+            let listing = Listing {
+                id: l.id,
+                moment_id: l.moment_id,
+                source_id: l.marketplace.clone(),
+                price_cents: l.price_cents,
+                seller_address: l.seller.clone(),
+                state: ListingState::Active,
+                created_at: now,
+                updated_at: now,
+            };
+            market::insert_listing(conn, &listing).await?;
+            market::append_listing_events(conn, &[(ListingEventKind::Created, l.id, l.price_cents)]).await?;
+        }
+        SourceEvent::PriceChanged { listing_id, price_cents } => {
+            if is_active(conn, *listing_id).await? {
+                market::update_listing_price(conn, *listing_id, *price_cents).await?;
+                market::append_listing_events(conn, &[(ListingEventKind::PriceChanged, *listing_id, *price_cents)])
+                    .await?;
+            }
+        }
+        SourceEvent::Sold { listing_id, buyer, .. } => {
+            if is_active(conn, *listing_id).await? {
+                market::take_listing(conn, *listing_id, buyer, i64::MAX, Uuid::new_v4(), now).await?;
+            }
+        }
+        SourceEvent::Withdrawn { listing_id } => {
+            if is_active(conn, *listing_id).await? {
+                let listing = market::close_listing(conn, *listing_id, ListingState::Withdrawn).await?;
+                market::append_listing_events(conn, &[(ListingEventKind::Withdrawn, *listing_id, listing.price_cents)])
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn is_active(conn: &mut PgConnection, id: Uuid) -> Result<bool, DatabaseError> {
+    Ok(market::find_listing(conn, id).await?.is_some_and(|l| l.state == ListingState::Active))
+}
+
+/// Applies a batch in one transaction.
+pub async fn apply_batch(database: &Database, events: Arc<Vec<SourceEvent>>) -> Result<(), DatabaseError> {
+    database
+        .read_committed(|conn| {
+            let events = events.clone();
+            async move {
+                let now = Utc::now();
+                for event in events.iter() {
+                    apply(conn, event, now).await?;
+                }
+                Ok(())
+            }
+            .boxed()
+        })
+        .await
+}
+
+/// One feed's ingestion.
+pub struct Ingest {
+    database: Database,
+    feed: Box<dyn MarketFeed>,
+    settings: Arc<Settings>,
+    /// Bumped after every committed batch: wakes the streams.
+    published: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest").field("feed", &self.feed.name()).finish()
+    }
+}
+
+impl Ingest {
+    /// Ingestion of `feed` into `database`.
+    pub fn new(
+        database: Database,
+        feed: Box<dyn MarketFeed>,
+        settings: Arc<Settings>,
+        published: watch::Sender<u64>,
+    ) -> Self {
+        Self { database, feed, settings, published }
+    }
+
+    async fn record(&self, error: Option<&str>) {
+        for source in self.feed.sources() {
+            let (id, error) = (source.id.clone(), error.map(str::to_owned));
+            let recorded = self
+                .database
+                .read(|conn| {
+                    async move {
+                        let outcome = match &error {
+                            None => Ok(()),
+                            Some(why) => Err(why.as_str()),
+                        };
+                        market::record_source_poll(conn, &id, outcome).await
+                    }
+                    .boxed()
+                })
+                .await;
+            if let Err(error) = recorded {
+                tracing::warn!(source = %source.id, %error, "cannot record the source's state");
+            }
+        }
+    }
+
+    async fn register(&self, draining: &mut Draining) -> bool {
+        loop {
+            let sources = self.feed.sources();
+            let registered = self
+                .database
+                .read(|conn| {
+                    async move {
+                        for s in &sources {
+                            market::ensure_source(conn, &s.id, &s.display_name, s.fee_bps).await?;
+                        }
+                        Ok(())
+                    }
+                    .boxed()
+                })
+                .await;
+            match registered {
+                Ok(()) => return true,
+                Err(error) => {
+                    tracing::warn!(feed = self.feed.name(), %error, "cannot register the feed's sources; trying again");
+                    if draining.sleep(self.settings.retry_pause).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Polls the feed and applies its batches until draining begins.
+    pub async fn run(mut self, mut draining: Draining) {
+        if !self.register(&mut draining).await {
+            return;
+        }
+        let stall = self.settings.stall_timeout;
+        let mut healthy: Option<bool> = None;
+        loop {
+            let batch = tokio::select! {
+                batch = tokio::time::timeout(stall, self.feed.next_batch()) => batch,
+                () = draining.wait() => return,
+            };
+            let failure = match batch {
+                Err(_) => Some(format!("stalled: no answer within {} ms", stall.as_millis())),
+                Ok(Err(error)) => Some(error.to_string()),
+                Ok(Ok(events)) => match apply_batch(&self.database, Arc::new(events)).await {
+                    Ok(()) => {
+                        self.published.send_modify(|n| *n += 1);
+                        None
+                    }
+                    Err(error) => Some(format!("cannot store its events: {error}")),
+                },
+            };
+            match failure {
+                None => {
+                    if healthy != Some(true) {
+                        tracing::info!(feed = self.feed.name(), "market feed healthy");
+                    }
+                    self.record(None).await;
+                    healthy = Some(true);
+                }
+                Some(why) => {
+                    tracing::warn!(feed = self.feed.name(), %why, "market feed failed; the others go on");
+                    self.record(Some(&why)).await;
+                    healthy = Some(false);
+                    if draining.sleep(self.settings.retry_pause).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
