@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod domain;
+
 use fastbreak_mesh::{Context, MeshServer};
 use fastbreak_proto::scouting::v1::scouting_internal_service_server::{
     ScoutingInternalService, ScoutingInternalServiceServer,
