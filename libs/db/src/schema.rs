@@ -208,6 +208,7 @@ diesel::table! {
         team_code -> Text,
         position -> Text,
         seasons_played -> Int4,
+        jersey_number -> Nullable<Int4>,
     }
 }
 
@@ -236,6 +237,7 @@ diesel::table! {
         highlights -> Array<Text>,
         occurred_at -> Timestamptz,
         ingested_at -> Timestamptz,
+        sequence -> Int8,
     }
 }
 

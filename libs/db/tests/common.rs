@@ -35,6 +35,7 @@ pub async fn player(conn: &mut AsyncPgConnection, id: &str) -> Player {
             team_code: "LAL".to_owned(),
             position: "F".to_owned(),
             seasons_played: 1,
+            jersey_number: Some(23),
         },
     )
     .await

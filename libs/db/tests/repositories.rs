@@ -395,6 +395,7 @@ async fn players_events_and_valuations_round_trip() {
         highlights: vec!["career_high_rebounds".to_owned()],
         occurred_at: common::now(),
         ingested_at: common::now(),
+        sequence: 0,
     };
     assert!(scouting::insert_game_event(conn, &event).await.unwrap());
     assert!(!scouting::insert_game_event(conn, &event).await.unwrap(), "an event is recorded once");
@@ -403,6 +404,11 @@ async fn players_events_and_valuations_round_trip() {
         since.iter().map(|e| (e.id.as_str(), e.highlights.clone())).collect::<Vec<_>>(),
         [("e-1", vec!["career_high_rebounds".to_owned()])]
     );
+    let after = scouting::game_events_after(conn, 0, Some("p-1"), 10).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert!(after[0].0.sequence > 0, "the database numbers events");
+    assert_eq!(after[0].1.as_ref().map(|s| s.rebounds), Some(18), "with the player's line");
+    assert_eq!(scouting::last_game_event_sequence(conn).await.unwrap(), after[0].0.sequence);
 
     let moment = common::moment(conn, "p-1", 7, &common::address(1)).await;
     let valuation = Valuation {

@@ -14,6 +14,7 @@ pub mod retry;
 pub mod server;
 pub mod shutdown;
 pub mod status;
+pub mod tail;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod worker;

@@ -61,6 +61,8 @@ pub struct ServeConfig {
     pub risk: fastbreak_risk::Settings,
     /// The marketplace's settings.
     pub marketplace: fastbreak_marketplace::Settings,
+    /// Scouting's settings.
+    pub scouting: fastbreak_scouting::Settings,
 }
 
 /// The shortest internal credential accepted.
@@ -155,6 +157,7 @@ impl ServeConfig {
         let notification = fastbreak_notification::Settings::read(r);
         let risk = fastbreak_risk::Settings::read(r);
         let marketplace = fastbreak_marketplace::Settings::read(r);
+        let scouting = fastbreak_scouting::Settings::read(r);
 
         reader.finish()?;
         Ok(Self {
@@ -173,6 +176,7 @@ impl ServeConfig {
             notification,
             risk,
             marketplace,
+            scouting,
         })
     }
 

@@ -75,7 +75,7 @@ pub const ALL: [Target; 9] = [
     Target {
         name: fastbreak_scouting::TARGET,
         default_port: fastbreak_scouting::DEFAULT_PORT,
-        server: |build| fastbreak_scouting::server(build.context(())),
+        server: |build| fastbreak_scouting::server(build.context(build.config.scouting.clone())),
         peers: fastbreak_scouting::PEERS,
         needs_database: true,
     },

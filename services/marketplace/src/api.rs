@@ -1,24 +1,21 @@
 //! The marketplace's RPCs: each converts its request into domain values, applies the rule, and
 //! converts the answer back.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use fastbreak_db::repo::Rarity;
 use fastbreak_db::repo::market::{self, CatalogFilter, Listing, ListingState, Taken};
 use fastbreak_db::{Database, DatabaseError, PgConnection};
-use fastbreak_mesh::paging;
 use fastbreak_mesh::status::{self, Violations, required_uuid};
+use fastbreak_mesh::{paging, tail};
 use fastbreak_proto::common::v1::ErrorReason;
 use fastbreak_proto::marketplace::v1 as pb;
 use fastbreak_proto::marketplace::v1::marketplace_internal_service_server::MarketplaceInternalService;
 use fastbreak_proto::marketplace::v1::marketplace_service_server::MarketplaceService;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use tokio::sync::{mpsc, watch};
-use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -77,6 +74,10 @@ impl MarketplaceApi {
         })?;
         self.notify.send_modify(|n| *n += 1);
         Ok(done)
+    }
+
+    fn wake(&self) -> tail::Wake {
+        tail::Wake { written: self.published.clone(), draining: self.draining.clone(), poll: self.settings.stream_poll }
     }
 
     async fn moment(&self, id: Uuid) -> Result<market::MomentView, Status> {
@@ -142,8 +143,6 @@ fn address(value: &str, field: &str, violations: &mut Violations) {
         && value[2..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     violations.check(ok, field, "must be a Flow address: 0x and 16 lower-case hex digits");
 }
-
-type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ListingEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl MarketplaceService for MarketplaceApi {
@@ -316,7 +315,7 @@ impl MarketplaceService for MarketplaceApi {
     async fn stream_listing_events(
         &self,
         request: Request<pb::StreamListingEventsRequest>,
-    ) -> Result<Response<EventStream>, Status> {
+    ) -> Result<Response<tail::TailStream<pb::ListingEvent>>, Status> {
         let r = request.into_inner();
         let mut violations = Violations::new();
         let moments = uuids(&r.moment_ids, "moment_ids", &mut violations);
@@ -329,49 +328,23 @@ impl MarketplaceService for MarketplaceApi {
             Some(after) => after,
             None => self.read(|conn| market::last_listing_sequence(conn).boxed()).await?,
         };
-        let (tx, rx) = mpsc::channel(STREAM_BATCH as usize);
         let database = self.database.clone();
-        let mut published = self.published.clone();
-        let mut draining = self.draining.clone();
-        let poll = self.settings.stream_poll;
-        tokio::spawn(async move {
-            let mut cursor = start;
-            loop {
-                let (source, moments) = (source.clone(), moments.clone());
+        let fetch = move |after: i64| {
+            let (database, source, moments) = (database.clone(), source.clone(), moments.clone());
+            async move {
                 let batch = database
                     .read(|conn| {
                         async move {
-                            market::listing_events_after(conn, cursor, source.as_deref(), &moments, STREAM_BATCH).await
+                            market::listing_events_after(conn, after, source.as_deref(), &moments, STREAM_BATCH).await
                         }
                         .boxed()
                     })
-                    .await;
-                let batch = match batch {
-                    Ok(batch) => batch,
-                    Err(error) => {
-                        let _ = tx.send(Err(status::from_database(&error))).await;
-                        return;
-                    }
-                };
-                if batch.is_empty() {
-                    published.mark_unchanged();
-                    tokio::select! {
-                        _ = published.changed() => {}
-                        () = tokio::time::sleep(poll) => {}
-                        () = tx.closed() => return,
-                        _ = draining.wait_for(|d| *d) => return,
-                    }
-                    continue;
-                }
-                for event in &batch {
-                    cursor = event.sequence;
-                    if tx.send(Ok(convert::event_to_pb(event))).await.is_err() {
-                        return;
-                    }
-                }
+                    .await
+                    .map_err(|error| status::from_database(&error))?;
+                Ok(batch.iter().map(|e| (e.sequence, convert::event_to_pb(e))).collect())
             }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        };
+        Ok(Response::new(tail::tail(start, fetch, self.wake())))
     }
 
     async fn list_arbitrage_opportunities(

@@ -12,15 +12,11 @@ use fastbreak_db::{Database, DatabaseError, PgConnection};
 use fastbreak_market_sim::Tier;
 use fastbreak_mesh::Draining;
 use futures::FutureExt;
-use serde_json::json;
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::feed::{MarketFeed, SourceEvent};
 use crate::settings::Settings;
-
-/// The outbox topic of finished games' box scores.
-pub const GAME_FINAL_TOPIC: &str = "game_final";
 
 fn rarity(tier: Tier) -> Rarity {
     match tier {
@@ -43,22 +39,32 @@ async fn apply(conn: &mut PgConnection, event: &SourceEvent, now: DateTime<Utc>)
                 team_code: p.team_code.clone(),
                 position: p.position.clone(),
                 seasons_played: p.seasons_played,
+                jersey_number: Some(p.jersey),
             };
             scouting::upsert_player(conn, &player).await?;
         }
         SourceEvent::GameFinal { game_id, lines } => {
-            let lines: Vec<_> = lines
-                .iter()
-                .map(|l| {
-                    json!({
-                        "player_id": l.player_id, "opponent_code": l.opponent_code, "minutes": l.minutes,
-                        "points": l.points, "rebounds": l.rebounds, "assists": l.assists, "steals": l.steals,
-                        "blocks": l.blocks, "turnovers": l.turnovers, "career_high": l.career_high,
+            let message = outbox::GameFinal {
+                game_id: game_id.clone(),
+                final_at: now,
+                lines: lines
+                    .iter()
+                    .map(|l| outbox::GameLine {
+                        player_id: l.player_id.clone(),
+                        opponent_code: l.opponent_code.clone(),
+                        minutes: l.minutes,
+                        points: l.points,
+                        rebounds: l.rebounds,
+                        assists: l.assists,
+                        steals: l.steals,
+                        blocks: l.blocks,
+                        turnovers: l.turnovers,
                     })
-                })
-                .collect();
-            let payload = json!({ "game_id": game_id, "final_at": now, "lines": lines });
-            outbox::enqueue(conn, GAME_FINAL_TOPIC, game_id, &payload).await?;
+                    .collect(),
+            };
+            // Strings, numbers and a time: always representable as JSON.
+            let payload = serde_json::to_value(&message).expect("box scores serialize to JSON");
+            outbox::enqueue(conn, outbox::GAME_FINAL_TOPIC, game_id, &payload).await?;
         }
         SourceEvent::MomentMinted(m) => {
             let moment = Moment {

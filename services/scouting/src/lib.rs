@@ -1,14 +1,25 @@
-//! The scouting service: player stats, game events and explainable valuations.
+//! The scouting service: players, their games and game events, and valuations of moments —
+//! fair value, confidence, recommendation and risk, with the factors behind them as sentences.
+//! Box scores come from the marketplace's feeds through the outbox (or `IngestGameEvent`); a
+//! game re-values the player's listed moments.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+mod api;
+mod convert;
 pub mod domain;
+pub mod settings;
+pub mod valuer;
+pub mod worker;
+
+use std::sync::Arc;
 
 use fastbreak_mesh::{Context, MeshServer};
-use fastbreak_proto::scouting::v1::scouting_internal_service_server::{
-    ScoutingInternalService, ScoutingInternalServiceServer,
-};
-use fastbreak_proto::scouting::v1::scouting_service_server::{ScoutingService, ScoutingServiceServer};
+use fastbreak_proto::scouting::v1::scouting_internal_service_server::ScoutingInternalServiceServer;
+use fastbreak_proto::scouting::v1::scouting_service_server::ScoutingServiceServer;
+use tokio::sync::watch;
+
+pub use settings::Settings;
 
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "scouting";
@@ -19,24 +30,23 @@ pub const PEERS: &[&str] = &[];
 /// The port the target listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 50056;
 
-/// The public API: what clients reach through the gateway. Its RPCs answer
-/// UNIMPLEMENTED until they are built.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ScoutingApi;
-
-impl ScoutingService for ScoutingApi {}
-
-/// The internal API: what only other FastBreak services call. Its RPCs answer
-/// UNIMPLEMENTED until they are built.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ScoutingInternalApi;
-
-impl ScoutingInternalService for ScoutingInternalApi {}
-
-/// The target's server with all of its gRPC services, ready to bind. Built from its context
-/// (database pool and peers), which its RPCs will use as they are built.
-pub fn server(_context: Context<()>) -> MeshServer {
-    MeshServer::new(TARGET)
-        .add_public_service(ScoutingServiceServer::new(ScoutingApi))
-        .add_internal_service(ScoutingInternalServiceServer::new(ScoutingInternalApi))
+/// The target's server with both of its gRPC services and its box-score worker, ready to bind.
+pub fn server(context: Context<Settings>) -> MeshServer {
+    let settings = Arc::new(context.settings);
+    let (written, _) = watch::channel(0_u64);
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let api = api::ScoutingApi::new(context.database.clone(), settings.clone(), written.clone(), drain_rx);
+    let server = MeshServer::new(TARGET)
+        .add_public_service(ScoutingServiceServer::new(api.clone()))
+        .add_internal_service(ScoutingInternalServiceServer::new(api))
+        .add_worker("stream-closer", move |mut draining| async move {
+            draining.wait().await;
+            let _ = drain_tx.send(true);
+        });
+    if settings.worker_enabled {
+        let worker = worker::BoxScoreWorker::new(context.database, settings, written);
+        server.add_worker("box-scores", move |draining| worker.run(draining))
+    } else {
+        server
+    }
 }

@@ -23,6 +23,8 @@ pub struct Player {
     pub position: String,
     /// Seasons played, counting this one.
     pub seasons_played: i32,
+    /// Jersey number, when known.
+    pub jersey_number: Option<i32>,
 }
 
 /// Creates or updates a player.
@@ -88,9 +90,20 @@ pub async fn recent_game_stats(
     player_id: &str,
     size: i64,
 ) -> Result<Vec<GameStats>, DatabaseError> {
+    game_stats_page(conn, player_id, 0, size).await
+}
+
+/// A player's game lines, newest first, `size` after the first `offset`.
+pub async fn game_stats_page(
+    conn: &mut AsyncPgConnection,
+    player_id: &str,
+    offset: i64,
+    size: i64,
+) -> Result<Vec<GameStats>, DatabaseError> {
     Ok(player_game_stats::table
         .filter(player_game_stats::player_id.eq(player_id))
-        .order(player_game_stats::game_at.desc())
+        .order((player_game_stats::game_at.desc(), player_game_stats::game_id.desc()))
+        .offset(offset)
         .limit(size)
         .select(GameStats::as_select())
         .load(conn)
@@ -115,10 +128,16 @@ pub struct GameEvent {
     pub occurred_at: DateTime<Utc>,
     /// When it was recorded.
     pub ingested_at: DateTime<Utc>,
+    /// Its place in the order events were recorded in (set by the database).
+    #[diesel(skip_insertion)]
+    pub sequence: i64,
 }
 
-/// Records a game event once; false when its id was seen before.
+/// Records a game event once; false when its id was seen before. The events lock is taken
+/// first and held to the end of the transaction, so that sequences commit in order and a reader
+/// that has seen sequence n has seen every event before it.
 pub async fn insert_game_event(conn: &mut AsyncPgConnection, event: &GameEvent) -> Result<bool, DatabaseError> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('game_events', 0))").execute(conn).await?;
     let inserted = diesel::insert_into(game_events::table).values(event).on_conflict_do_nothing().execute(conn).await?;
     Ok(inserted == 1)
 }
@@ -220,13 +239,159 @@ pub async fn latest_valuation(
     conn: &mut AsyncPgConnection,
     moment_id: Uuid,
 ) -> Result<Option<(Valuation, Vec<ValuationFactor>)>, DatabaseError> {
-    let Some(valuation) = valuations::table
+    let newest: Option<Uuid> = valuations::table
         .filter(valuations::moment_id.eq(moment_id))
         .order(valuations::computed_at.desc())
-        .select(Valuation::as_select())
+        .select(valuations::id)
         .first(conn)
         .await
-        .optional()?
+        .optional()?;
+    match newest {
+        Some(id) => find_valuation(conn, id).await,
+        None => Ok(None),
+    }
+}
+
+/// Game events after sequence `after`, oldest first, optionally of one player, with the
+/// player's line in that game when it is known.
+pub async fn game_events_after(
+    conn: &mut AsyncPgConnection,
+    after: i64,
+    player_id: Option<&str>,
+    size: i64,
+) -> Result<Vec<(GameEvent, Option<GameStats>)>, DatabaseError> {
+    let mut query = game_events::table
+        .filter(game_events::sequence.gt(after))
+        .order(game_events::sequence)
+        .limit(size)
+        .select(GameEvent::as_select())
+        .into_boxed();
+    if let Some(player) = player_id {
+        query = query.filter(game_events::player_id.eq(player.to_owned()));
+    }
+    let events = query.load(conn).await?;
+    with_stats(conn, events).await
+}
+
+/// Game events newest first, optionally of one player, `size` before sequence `before` (from
+/// the newest when `None`).
+pub async fn game_events_before(
+    conn: &mut AsyncPgConnection,
+    player_id: Option<&str>,
+    before: Option<i64>,
+    size: i64,
+) -> Result<Vec<(GameEvent, Option<GameStats>)>, DatabaseError> {
+    let mut query =
+        game_events::table.order(game_events::sequence.desc()).limit(size).select(GameEvent::as_select()).into_boxed();
+    if let Some(player) = player_id {
+        query = query.filter(game_events::player_id.eq(player.to_owned()));
+    }
+    if let Some(before) = before {
+        query = query.filter(game_events::sequence.lt(before));
+    }
+    let events = query.load(conn).await?;
+    with_stats(conn, events).await
+}
+
+async fn with_stats(
+    conn: &mut AsyncPgConnection,
+    events: Vec<GameEvent>,
+) -> Result<Vec<(GameEvent, Option<GameStats>)>, DatabaseError> {
+    let games: Vec<&str> = events.iter().map(|e| e.game_id.as_str()).collect();
+    let players: Vec<&str> = events.iter().map(|e| e.player_id.as_str()).collect();
+    let stats: Vec<GameStats> = player_game_stats::table
+        .filter(player_game_stats::game_id.eq_any(games))
+        .filter(player_game_stats::player_id.eq_any(players))
+        .select(GameStats::as_select())
+        .load(conn)
+        .await?;
+    Ok(events
+        .into_iter()
+        .map(|e| {
+            let line = stats.iter().find(|s| s.game_id == e.game_id && s.player_id == e.player_id).cloned();
+            (e, line)
+        })
+        .collect())
+}
+
+/// The newest game event sequence, 0 when there is none.
+pub async fn last_game_event_sequence(conn: &mut AsyncPgConnection) -> Result<i64, DatabaseError> {
+    Ok(game_events::table
+        .select(diesel::dsl::max(game_events::sequence))
+        .first::<Option<i64>>(conn)
+        .await?
+        .unwrap_or(0))
+}
+
+/// A sale of a moment comparable to another: the same player and tier.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct ComparableSale {
+    /// Of the same play (set, play and time) as the moment valued.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub same_play: bool,
+    /// The serial sold.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub serial_number: i32,
+    /// The price.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub price_cents: i64,
+    /// When.
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub sold_at: DateTime<Utc>,
+}
+
+/// Sales of moments of the same player and tier as `moment_id` (itself included) in
+/// `[since, until]`, newest first, at most `size`.
+pub async fn comparable_sales(
+    conn: &mut AsyncPgConnection,
+    moment_id: Uuid,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    size: i64,
+) -> Result<Vec<ComparableSale>, DatabaseError> {
+    use diesel::sql_types::{BigInt, Timestamptz, Uuid as SqlUuid};
+    Ok(diesel::sql_query(
+        "SELECT (c.set_name = m.set_name AND c.play_category = m.play_category AND c.play_at = m.play_at) AS same_play,
+                c.serial_number, s.price_cents, s.sold_at
+           FROM moments m
+           JOIN moments c ON c.player_id = m.player_id AND c.rarity = m.rarity
+           JOIN sales s ON s.moment_id = c.id
+          WHERE m.id = $1 AND s.sold_at >= $2 AND s.sold_at <= $3
+          ORDER BY s.sold_at DESC
+          LIMIT $4",
+    )
+    .bind::<SqlUuid, _>(moment_id)
+    .bind::<Timestamptz, _>(since)
+    .bind::<Timestamptz, _>(until)
+    .bind::<BigInt, _>(size)
+    .load(conn)
+    .await?)
+}
+
+/// Moments of a player listed for sale now (the ones a new game event re-values first).
+pub async fn listed_moments_of_player(
+    conn: &mut AsyncPgConnection,
+    player_id: &str,
+    size: i64,
+) -> Result<Vec<Uuid>, DatabaseError> {
+    use crate::schema::{listings, moments};
+    Ok(moments::table
+        .inner_join(listings::table)
+        .filter(moments::player_id.eq(player_id.to_owned()))
+        .filter(listings::state.eq("active"))
+        .select(moments::id)
+        .distinct()
+        .limit(size)
+        .load(conn)
+        .await?)
+}
+
+/// A valuation by its id, with its factors heaviest first.
+pub async fn find_valuation(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<(Valuation, Vec<ValuationFactor>)>, DatabaseError> {
+    let Some(valuation) = valuations::table.find(id).select(Valuation::as_select()).first(conn).await.optional()?
     else {
         return Ok(None);
     };

@@ -62,7 +62,9 @@ fn fair_value_predicts_the_next_sale_better_than_the_last_sale() {
     let mut jerseys: HashMap<String, (i32, String)> = HashMap::new();
     let mut listing_moment: HashMap<Uuid, Uuid> = HashMap::new();
     let mut games: HashMap<String, Vec<(DateTime<Utc>, i32)>> = HashMap::new();
-    let mut group: HashMap<(String, String), Vec<(DateTime<Utc>, Uuid, i64)>> = HashMap::new();
+    // Sales by (player, tier): when, which moment, at what price.
+    type Sales = Vec<(DateTime<Utc>, Uuid, i64)>;
+    let mut group: HashMap<(String, String), Sales> = HashMap::new();
     let mut last_sale: HashMap<Uuid, i64> = HashMap::new();
     let (mut model_error, mut last_error, mut n) = (0.0, 0.0, 0);
     let mut confidence_by_size: HashMap<bool, (f64, usize)> = HashMap::new();

@@ -1,0 +1,276 @@
+//! Scouting's RPCs: each converts its request into domain values, applies the rule, and
+//! converts the answer back.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use fastbreak_db::repo::{market, scouting};
+use fastbreak_db::{Database, DatabaseError, PgConnection};
+use fastbreak_mesh::status::{self, Violations, required_uuid};
+use fastbreak_mesh::{paging, tail};
+use fastbreak_proto::common::v1::ErrorReason;
+use fastbreak_proto::scouting::v1 as pb;
+use fastbreak_proto::scouting::v1::scouting_internal_service_server::ScoutingInternalService;
+use fastbreak_proto::scouting::v1::scouting_service_server::ScoutingService;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::convert;
+use crate::settings::Settings;
+use crate::valuer::{self, Line, Outcome};
+
+/// Events read per query by a stream.
+const STREAM_BATCH: i64 = 500;
+
+/// Both of the target's services.
+#[derive(Debug, Clone)]
+pub struct ScoutingApi {
+    database: Arc<Database>,
+    settings: Arc<Settings>,
+    written: watch::Sender<u64>,
+    draining: watch::Receiver<bool>,
+}
+
+impl ScoutingApi {
+    pub(crate) fn new(
+        database: Database,
+        settings: Arc<Settings>,
+        written: watch::Sender<u64>,
+        draining: watch::Receiver<bool>,
+    ) -> Self {
+        Self { database: Arc::new(database), settings, written, draining }
+    }
+
+    async fn read<T: Send>(
+        &self,
+        work: impl for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<T, DatabaseError>> + Send,
+    ) -> Result<T, Status> {
+        self.database.read(work).await.map_err(|e| status::from_database(&e))
+    }
+
+    async fn value(&self, moment_id: Uuid, price: Option<i64>) -> Result<pb::Valuation, Status> {
+        match valuer::value(&self.database, moment_id, price, Utc::now()).await {
+            Ok(Outcome::Valued(valued)) => Ok(convert::valuation_to_pb(&valued)),
+            Ok(Outcome::NoComparables) => Err(status::failed_precondition(
+                "no comparable sale of this player's moments of this tier in the last 60 days: the model will not guess",
+                ErrorReason::InvalidState,
+                [("moment_id".to_owned(), moment_id.to_string()), ("comparables".to_owned(), "0".to_owned())],
+            )),
+            Err(error) => Err(status::from_database(&error)),
+        }
+    }
+}
+
+fn offset(token: &str, violations: &mut Violations) -> i64 {
+    let offset = paging::decode_key(token, violations).map_or(Some(0), |k| k.parse::<i64>().ok());
+    violations.check(offset.is_some(), "page_token", "not a token this RPC gave");
+    offset.unwrap_or(0)
+}
+
+fn time(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
+}
+
+#[tonic::async_trait]
+impl ScoutingService for ScoutingApi {
+    async fn get_moment_valuation(
+        &self,
+        request: Request<pb::GetMomentValuationRequest>,
+    ) -> Result<Response<pb::Valuation>, Status> {
+        let r = request.into_inner();
+        let mut violations = Violations::new();
+        let id = violations.uuid(&r.moment_id, "moment_id");
+        if let Some(price) = r.price_cents {
+            violations.check(price > 0, "price_cents", format!("must be positive, got {price}"));
+        }
+        violations.into_result(())?;
+        Ok(Response::new(self.value(id.unwrap_or_default(), r.price_cents).await?))
+    }
+
+    async fn get_player(&self, request: Request<pb::GetPlayerRequest>) -> Result<Response<pb::Player>, Status> {
+        let id = request.into_inner().player_id;
+        if id.is_empty() {
+            return Err(status::invalid_field("player_id", "required"));
+        }
+        let player = self
+            .read(|conn| async move { scouting::find_player(conn, &id).await }.boxed())
+            .await?
+            .ok_or_else(|| status::not_found("player"))?;
+        Ok(Response::new(convert::player_to_pb(&player)))
+    }
+
+    async fn list_player_game_stats(
+        &self,
+        request: Request<pb::ListPlayerGameStatsRequest>,
+    ) -> Result<Response<pb::ListPlayerGameStatsResponse>, Status> {
+        let r = request.into_inner();
+        let mut violations = Violations::new();
+        violations.check(!r.player_id.is_empty(), "player_id", "required");
+        let size = paging::page_size(r.page_size, 50, 100, &mut violations);
+        let offset = offset(&r.page_token, &mut violations);
+        violations.into_result(())?;
+        let player = r.player_id;
+        let stats = self
+            .read(|conn| async move { scouting::game_stats_page(conn, &player, offset, size + 1).await }.boxed())
+            .await?;
+        let more = stats.len() as i64 > size;
+        Ok(Response::new(pb::ListPlayerGameStatsResponse {
+            stats: stats.iter().take(size as usize).map(convert::stats_to_pb).collect(),
+            next_page_token: if more { paging::encode_key(&(offset + size).to_string()) } else { String::new() },
+        }))
+    }
+
+    async fn list_game_events(
+        &self,
+        request: Request<pb::ListGameEventsRequest>,
+    ) -> Result<Response<pb::ListGameEventsResponse>, Status> {
+        let r = request.into_inner();
+        let mut violations = Violations::new();
+        let size = paging::page_size(r.page_size, 50, 100, &mut violations);
+        let before = paging::decode_key(&r.page_token, &mut violations).map(|k| k.parse::<i64>().ok());
+        violations.check(before != Some(None), "page_token", "not a token this RPC gave");
+        violations.into_result(())?;
+        let (player, before) = ((!r.player_id.is_empty()).then_some(r.player_id), before.flatten());
+        let events = self
+            .read(|conn| {
+                async move { scouting::game_events_before(conn, player.as_deref(), before, size + 1).await }.boxed()
+            })
+            .await?;
+        let more = events.len() as i64 > size;
+        let events: Vec<_> = events.into_iter().take(size as usize).collect();
+        let next_page_token = match (more, events.last()) {
+            (true, Some((last, _))) => paging::encode_key(&last.sequence.to_string()),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListGameEventsResponse {
+            events: events.iter().map(convert::event_to_pb).collect(),
+            next_page_token,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl ScoutingInternalService for ScoutingApi {
+    async fn value_listing(
+        &self,
+        request: Request<pb::ValueListingRequest>,
+    ) -> Result<Response<pb::Valuation>, Status> {
+        let id = required_uuid(&request.get_ref().listing_id, "listing_id")?;
+        let listing = self
+            .read(|conn| market::find_listing(conn, id).boxed())
+            .await?
+            .ok_or_else(|| status::not_found("listing"))?;
+        Ok(Response::new(self.value(listing.moment_id, Some(listing.price_cents)).await?))
+    }
+
+    async fn ingest_game_event(
+        &self,
+        request: Request<pb::IngestGameEventRequest>,
+    ) -> Result<Response<pb::IngestGameEventResponse>, Status> {
+        let mut violations = Violations::new();
+        let Some(event) = request.into_inner().event else {
+            violations.add("event", "required");
+            return Err(violations.into_status());
+        };
+        for (field, value) in [
+            ("event.event_id", &event.event_id),
+            ("event.game_id", &event.game_id),
+            ("event.player_id", &event.player_id),
+        ] {
+            violations.check((1..=128).contains(&value.chars().count()), field, "must be 1 to 128 characters");
+        }
+        let stats = event.stats.clone().unwrap_or_default();
+        violations.check(event.stats.is_some(), "event.stats", "required: the player's line");
+        let game_at = stats.game_time.as_ref().and_then(time).or_else(|| event.event_time.as_ref().and_then(time));
+        violations.check(game_at.is_some(), "event.stats.game_time", "required: when the game was played");
+        let opponent_ok = stats.opponent_code.len() == 3 && stats.opponent_code.bytes().all(|b| b.is_ascii_uppercase());
+        violations.check(opponent_ok, "event.stats.opponent_code", "must be three capital letters");
+        for (field, value) in [
+            ("minutes", stats.minutes),
+            ("points", stats.points),
+            ("rebounds", stats.rebounds),
+            ("assists", stats.assists),
+            ("steals", stats.steals),
+            ("blocks", stats.blocks),
+            ("turnovers", stats.turnovers),
+        ] {
+            violations.check(value >= 0, format!("event.stats.{field}"), "must not be negative");
+        }
+        violations.check(stats.minutes <= 70, "event.stats.minutes", "at most 70");
+        violations.into_result(())?;
+        let line = Line {
+            event_id: event.event_id.clone(),
+            stats: scouting::GameStats {
+                game_id: event.game_id.clone(),
+                player_id: event.player_id.clone(),
+                game_at: game_at.unwrap_or_else(Utc::now),
+                opponent_code: stats.opponent_code.clone(),
+                minutes: stats.minutes,
+                points: stats.points,
+                rebounds: stats.rebounds,
+                assists: stats.assists,
+                steals: stats.steals,
+                blocks: stats.blocks,
+                turnovers: stats.turnovers,
+            },
+            is_final: event.r#final,
+            highlights: event.highlights.clone(),
+        };
+        let recorded = self
+            .database
+            .read_committed(|conn| {
+                let line = line.clone();
+                async move { valuer::record(conn, &line, Utc::now()).await }.boxed()
+            })
+            .await
+            .map_err(|error| match error {
+                DatabaseError::ForeignKeyViolation { .. } => status::not_found("player"),
+                other => status::from_database(&other),
+            })?;
+        let mut revalued = 0;
+        if recorded {
+            self.written.send_modify(|n| *n += 1);
+            revalued = valuer::revalue_player(&self.database, &event.player_id, self.settings.revalue_limit)
+                .await
+                .map_err(|e| status::from_database(&e))?;
+        }
+        Ok(Response::new(pb::IngestGameEventResponse {
+            recorded,
+            revalued_moment_count: i32::try_from(revalued).unwrap_or(i32::MAX),
+        }))
+    }
+
+    async fn stream_game_events(
+        &self,
+        request: Request<pb::StreamGameEventsRequest>,
+    ) -> Result<Response<tail::TailStream<pb::GameEvent>>, Status> {
+        let after = request.into_inner().after_sequence;
+        if after.is_some_and(|a| a < 0) {
+            return Err(status::invalid_field("after_sequence", "must not be negative"));
+        }
+        let start = match after {
+            Some(after) => after,
+            None => self.read(|conn| scouting::last_game_event_sequence(conn).boxed()).await?,
+        };
+        let database = self.database.clone();
+        let fetch = move |after: i64| {
+            let database = database.clone();
+            async move {
+                let batch = database
+                    .read(|conn| scouting::game_events_after(conn, after, None, STREAM_BATCH).boxed())
+                    .await
+                    .map_err(|error| status::from_database(&error))?;
+                Ok(batch.iter().map(|e| (e.0.sequence, convert::event_to_pb(e))).collect())
+            }
+        };
+        let wake = tail::Wake {
+            written: self.written.subscribe(),
+            draining: self.draining.clone(),
+            poll: self.settings.stream_poll,
+        };
+        Ok(Response::new(tail::tail(start, fetch, wake)))
+    }
+}

@@ -1,0 +1,117 @@
+//! The box-score worker: takes `game_final` messages from the outbox (written by the
+//! marketplace's feeds), records each line as a game event, and re-values the players' listed
+//! moments. Messages are claimed with row locks (replicas skip each other's) and marked
+//! delivered in the transaction that records them, so each game is recorded once.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use fastbreak_db::repo::outbox::{self, GameFinal};
+use fastbreak_db::repo::scouting::GameStats;
+use fastbreak_db::{Database, DatabaseError};
+use fastbreak_mesh::Draining;
+use futures::FutureExt;
+use tokio::sync::watch;
+
+use crate::settings::Settings;
+use crate::valuer::{self, Line};
+
+/// Games taken per round.
+const BATCH: i64 = 20;
+
+/// The lines of a finished game, as events.
+pub fn lines(game: &GameFinal) -> Vec<Line> {
+    game.lines
+        .iter()
+        .map(|l| Line {
+            event_id: format!("{}:{}", game.game_id, l.player_id),
+            stats: GameStats {
+                game_id: game.game_id.clone(),
+                player_id: l.player_id.clone(),
+                game_at: game.final_at,
+                opponent_code: l.opponent_code.clone(),
+                minutes: l.minutes,
+                points: l.points,
+                rebounds: l.rebounds,
+                assists: l.assists,
+                steals: l.steals,
+                blocks: l.blocks,
+                turnovers: l.turnovers,
+            },
+            is_final: true,
+            highlights: Vec::new(),
+        })
+        .collect()
+}
+
+/// Takes in box scores until draining begins.
+#[derive(Debug, Clone)]
+pub struct BoxScoreWorker {
+    database: Database,
+    settings: Arc<Settings>,
+    written: watch::Sender<u64>,
+}
+
+impl BoxScoreWorker {
+    /// A worker that bumps `written` after it records events.
+    pub fn new(database: Database, settings: Arc<Settings>, written: watch::Sender<u64>) -> Self {
+        Self { database, settings, written }
+    }
+
+    /// One round: the players whose games were recorded.
+    pub async fn round(&self) -> Result<BTreeSet<String>, DatabaseError> {
+        self.database
+            .read_committed(|conn| {
+                async move {
+                    let now = Utc::now();
+                    let mut players = BTreeSet::new();
+                    for message in outbox::claim_due(conn, outbox::GAME_FINAL_TOPIC, now, BATCH).await? {
+                        match serde_json::from_value::<GameFinal>(message.payload.clone()) {
+                            Ok(game) => {
+                                for line in lines(&game) {
+                                    if valuer::record(conn, &line, now).await? {
+                                        players.insert(line.stats.player_id.clone());
+                                    }
+                                }
+                                outbox::mark_delivered(conn, message.id).await?;
+                            }
+                            Err(error) => {
+                                tracing::error!(id = message.id, %error, "a game_final message cannot be read; set aside for a day");
+                                outbox::mark_failed(conn, message.id, &error.to_string(), now + Duration::days(1)).await?;
+                            }
+                        }
+                    }
+                    Ok(players)
+                }
+                .boxed()
+            })
+            .await
+    }
+
+    /// Runs rounds until draining begins.
+    pub async fn run(self, mut draining: Draining) {
+        loop {
+            match self.round().await {
+                Ok(players) if !players.is_empty() => {
+                    self.written.send_modify(|n| *n += 1);
+                    for player in players {
+                        match valuer::revalue_player(&self.database, &player, self.settings.revalue_limit).await {
+                            Ok(count) => tracing::debug!(%player, count, "moments re-valued after a game"),
+                            Err(error) => tracing::warn!(%player, %error, "cannot re-value the player's moments"),
+                        }
+                    }
+                    if draining.is_draining() {
+                        return;
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "box scores could not be taken in; trying again"),
+            }
+            if draining.sleep(self.settings.poll_interval).await {
+                return;
+            }
+        }
+    }
+}

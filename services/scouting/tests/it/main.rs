@@ -1,0 +1,150 @@
+//! Scouting over real gRPC, against a fresh PostgreSQL database per test.
+
+mod events;
+mod valuations;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use fastbreak_db::repo::Rarity;
+use fastbreak_db::repo::market::{self, Listing, ListingState, Moment, Sale};
+use fastbreak_db::repo::scouting::{self, Player};
+use fastbreak_db::testing::TestDatabase;
+use fastbreak_mesh::Context;
+use fastbreak_mesh::testing::TestServer;
+use fastbreak_proto::scouting::v1::scouting_internal_service_client::ScoutingInternalServiceClient;
+use fastbreak_proto::scouting::v1::scouting_service_client::ScoutingServiceClient;
+use fastbreak_scouting::Settings;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+/// A channel that carries the internal credential, as the gateway's calls do.
+type Authed = tonic::service::interceptor::InterceptedService<
+    Channel,
+    fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
+>;
+
+fn credential(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    let token = fastbreak_mesh::testing::TEST_CREDENTIAL.parse().expect("a header-safe credential");
+    request.metadata_mut().insert("x-fastbreak-internal-token", token);
+    Ok(request)
+}
+
+struct App {
+    public: ScoutingServiceClient<Authed>,
+    internal: ScoutingInternalServiceClient<Authed>,
+    database: TestDatabase,
+    _server: TestServer,
+}
+
+fn test_settings() -> Settings {
+    Settings { poll_interval: Duration::from_millis(50), stream_poll: Duration::from_millis(50), ..Settings::default() }
+}
+
+async fn spawn_on(database: TestDatabase) -> App {
+    let context = Context::new(database.database(), test_settings());
+    let server = TestServer::start(fastbreak_scouting::server(context)).await;
+    let channel = server.channel().await;
+    let f = credential as fn(_) -> _;
+    App {
+        public: ScoutingServiceClient::with_interceptor(channel.clone(), f),
+        internal: ScoutingInternalServiceClient::with_interceptor(channel, f),
+        database,
+        _server: server,
+    }
+}
+
+async fn spawn() -> App {
+    spawn_on(TestDatabase::create().await).await
+}
+
+fn address(n: u64) -> String {
+    format!("0x{n:016x}")
+}
+
+/// A small market written straight to the database: a player (jersey 23), one play of rare
+/// moments with the given serials, and the given sales of the first ones `(serial index,
+/// price, days ago)`; the last moment is listed at `listed_at`.
+struct Market {
+    moments: Vec<Uuid>,
+    listing: Uuid,
+}
+
+async fn market(app: &App, player: &str, serials: &[i32], sales: &[(usize, i64, i64)], listed_at: i64) -> Market {
+    let database = app.database.database();
+    let mut conn = database.conn().await.unwrap();
+    let conn = &mut *conn;
+    scouting::upsert_player(
+        conn,
+        &Player {
+            id: player.to_owned(),
+            full_name: format!("Jalen {player}"),
+            team_code: "BOS".to_owned(),
+            position: "SF".to_owned(),
+            seasons_played: 4,
+            jersey_number: Some(23),
+        },
+    )
+    .await
+    .unwrap();
+    let play_at = Utc::now() - chrono::Duration::days(90);
+    let mut moments = Vec::new();
+    for (i, serial) in serials.iter().enumerate() {
+        let moment = Moment {
+            id: Uuid::new_v4(),
+            player_id: player.to_owned(),
+            set_name: "Series 1 rare".to_owned(),
+            play_category: "Dunk".to_owned(),
+            play_at,
+            rarity: Rarity::Rare,
+            serial_number: *serial,
+            edition_size: 250,
+            owner_address: address(100 + i as u64),
+        };
+        market::insert_moment(conn, &moment).await.unwrap();
+        moments.push(moment.id);
+    }
+    for (n, (index, price, days_ago)) in sales.iter().enumerate() {
+        market::record_sale(
+            conn,
+            &Sale {
+                id: Uuid::new_v4(),
+                moment_id: moments[*index],
+                listing_id: None,
+                source_id: "simulator".to_owned(),
+                price_cents: *price,
+                seller_address: address(100 + *index as u64),
+                buyer_address: address(900 + n as u64),
+                sold_at: Utc::now() - chrono::Duration::days(*days_ago),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let last = *moments.last().unwrap();
+    let listing = Listing {
+        id: Uuid::new_v4(),
+        moment_id: last,
+        source_id: "simulator".to_owned(),
+        price_cents: listed_at,
+        seller_address: address(100 + serials.len() as u64 - 1),
+        state: ListingState::Active,
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+    };
+    market::insert_listing(conn, &listing).await.unwrap();
+    Market { moments, listing: listing.id }
+}
+
+/// Waits until `done` holds, failing with `what` after twenty seconds.
+async fn eventually<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !done().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,92 @@
+//! Valuations through the API: stored with an id, factors ranked and explained, a listing
+//! valued against its price, and no guess without comparables.
+
+use fastbreak_mesh::testing::internal;
+use fastbreak_proto::scouting::v1::{GetMomentValuationRequest, Recommendation, ValueListingRequest};
+use tonic_types::StatusExt;
+
+use crate::{market, spawn};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_valuation_is_stored_ranked_and_explained() {
+    let app = spawn().await;
+    // Serial 23 is the player's jersey; the play sold at about $40 for ordinary serials.
+    let m =
+        market(&app, "p-3", &[100, 120, 140, 23], &[(0, 4_000, 3), (1, 4_200, 5), (2, 3_800, 7), (0, 4_100, 1)], 6_000)
+            .await;
+    let listed = app
+        .internal
+        .clone()
+        .value_listing(internal(ValueListingRequest { listing_id: m.listing.to_string() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.price_cents, Some(6_000));
+    assert!((9_000..=11_500).contains(&listed.fair_value_cents), "about 2.5 x $40: {}", listed.fair_value_cents);
+    assert!(listed.discount_bps.unwrap() > 2_500 && listed.recommendation() == Recommendation::StrongBuy, "{listed:?}");
+    assert_eq!(listed.factors[0].name, "serial");
+    assert!(listed.factors[0].explanation.contains("serial #23 matches his jersey"));
+    assert!(
+        listed.factors.iter().any(|f| f.explanation.starts_with("last 4 sales of this play average $40")),
+        "{:#?}",
+        listed.factors
+    );
+    assert!(listed.factors.windows(2).all(|w| w[0].weight >= w[1].weight), "ranked by weight");
+    assert!(listed.confidence > 0.5 && (0.0..=1.0).contains(&listed.risk_score));
+
+    // Stored: the id finds the exact valuation.
+    let database = app.database.database();
+    let mut conn = database.conn().await.unwrap();
+    let id = listed.valuation_id.parse().unwrap();
+    let (stored, factors) = fastbreak_db::repo::scouting::find_valuation(&mut conn, id).await.unwrap().unwrap();
+    assert_eq!((stored.fair_value_cents, factors.len()), (listed.fair_value_cents, listed.factors.len()));
+
+    let alone = app
+        .public
+        .clone()
+        .get_moment_valuation(GetMomentValuationRequest { moment_id: m.moments[0].to_string(), price_cents: None })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((alone.price_cents, alone.recommendation()), (None, Recommendation::Hold));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn few_comparables_lower_confidence_and_none_refuses_to_guess() {
+    let app = spawn().await;
+    let thin = market(&app, "p-4", &[100, 130], &[(0, 4_000, 25)], 4_000).await;
+    let valuation = app
+        .public
+        .clone()
+        .get_moment_valuation(GetMomentValuationRequest {
+            moment_id: thin.moments[1].to_string(),
+            price_cents: Some(3_000),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(valuation.confidence < 0.5, "{valuation:?}");
+    let why = valuation.factors.iter().find(|f| f.name == "confidence").expect("low confidence says why");
+    assert!(why.explanation.contains("only 1 comparable sales"), "{why:?}");
+    assert_ne!(valuation.recommendation(), Recommendation::StrongBuy, "not sure enough for a strong buy");
+
+    let empty = market(&app, "p-5", &[7], &[], 1_000).await;
+    let refused = app
+        .public
+        .clone()
+        .get_moment_valuation(GetMomentValuationRequest { moment_id: empty.moments[0].to_string(), price_cents: None })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(refused.get_details_error_info().unwrap().metadata["comparables"], "0");
+    let missing = app
+        .public
+        .clone()
+        .get_moment_valuation(GetMomentValuationRequest {
+            moment_id: uuid::Uuid::new_v4().to_string(),
+            price_cents: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+}
