@@ -352,7 +352,12 @@ impl PrivateCluster {
                 options.max_connections
             );
             if !options.durable {
-                server_options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+                // A client that stalls in the middle of signing in (a test whose runtime is
+                // blocked while it drops its database) holds a backend only this long, not the
+                // default minute that a DROP DATABASE would wait out.
+                server_options.push_str(
+                    " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c authentication_timeout=5s",
+                );
             }
             let mut command = self.command(&self.binaries.pg_ctl);
             command.arg("start").arg("-D").arg(self.data_dir()).arg("-l").arg(&log).args([

@@ -17,7 +17,7 @@ fn alert(key: &str, severity: SystemAlertSeverity) -> RaiseSystemAlertRequest {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn an_alert_raised_twice_is_one_alert_posted_once_to_the_operators() {
     let hook = Hook::start(Behaviour::FailFirst(0)).await;
     let secret = "operator-signing-secret-0123";
@@ -71,7 +71,7 @@ async fn an_alert_raised_twice_is_one_alert_posted_once_to_the_operators() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn alerts_are_validated() {
     let mut app = spawn_app_with(test_settings()).await;
     let bad = RaiseSystemAlertRequest {

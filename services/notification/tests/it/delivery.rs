@@ -11,7 +11,7 @@ use fastbreak_proto::notification::v1::{
 
 use crate::{Behaviour, Hook, as_user, spawn_app, spawn_app_with, test_settings};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_webhook_gets_a_signed_json_post_that_verifies() {
     let hook = Hook::start(Behaviour::FailFirst(0)).await;
     let mut app = spawn_app().await;
@@ -37,7 +37,7 @@ async fn a_webhook_gets_a_signed_json_post_that_verifies() {
     assert_eq!(body["notification"]["title"], "Bought a moment");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_failing_webhook_is_retried_with_every_attempt_recorded() {
     let hook = Hook::start(Behaviour::FailFirst(2)).await;
     let mut app = spawn_app().await;
@@ -59,7 +59,7 @@ async fn a_failing_webhook_is_retried_with_every_attempt_recorded() {
     assert!(ids.iter().all(|id| *id == delivery.delivery_id), "every attempt names the delivery");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_webhook_that_never_answers_is_given_up_and_the_notification_stays() {
     let hook = Hook::start(Behaviour::Hang).await;
     let mut app = spawn_app_with(Settings { request_timeout: Duration::from_millis(200), ..test_settings() }).await;
@@ -78,7 +78,7 @@ async fn a_webhook_that_never_answers_is_given_up_and_the_notification_stays() {
     assert_eq!(listed.notifications[0].notification_id, sent.notification_id);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn low_priority_and_muted_categories_stay_in_app() {
     let hook = Hook::start(Behaviour::FailFirst(0)).await;
     let mut app = spawn_app().await;
@@ -101,7 +101,7 @@ async fn low_priority_and_muted_categories_stay_in_app() {
     assert_eq!(listed.notifications.len(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_worker_killed_after_claiming_loses_nothing_and_another_delivers_once() {
     let hook = Hook::start(Behaviour::FailFirst(0)).await;
     let settings = Settings { worker_enabled: false, ..test_settings() };
@@ -127,7 +127,7 @@ async fn a_worker_killed_after_claiming_loses_nothing_and_another_delivers_once(
     assert_eq!(hook.received().len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn two_workers_at_once_deliver_each_notification_exactly_once() {
     let hook = Hook::start(Behaviour::FailFirst(0)).await;
     let settings = Settings { worker_enabled: false, ..test_settings() };

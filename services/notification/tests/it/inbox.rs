@@ -7,7 +7,7 @@ use tonic::Code;
 
 use crate::{as_user, internal, notification, spawn_app, violated_fields};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn notifications_are_listed_newest_first_with_unread_counts_and_read_marks() {
     let mut app = spawn_app().await;
     let user = app.user().await;
@@ -49,7 +49,7 @@ async fn notifications_are_listed_newest_first_with_unread_counts_and_read_marks
     assert_eq!(count.into_inner().unread_count, 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_same_key_is_one_notification() {
     let mut app = spawn_app().await;
     let user = app.user().await;
@@ -61,7 +61,7 @@ async fn the_same_key_is_one_notification() {
     assert_eq!(listed.notifications.len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn bad_notifications_are_refused_field_by_field() {
     let mut app = spawn_app().await;
     let request = SendNotificationRequest {
@@ -84,7 +84,7 @@ async fn bad_notifications_are_refused_field_by_field() {
     assert_eq!(unknown.unwrap_err().code(), Code::NotFound);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn one_user_never_sees_or_marks_anothers_notifications() {
     let mut app = spawn_app().await;
     let ada = app.user().await;

@@ -15,7 +15,7 @@ fn update(preferences: NotificationPreferences, paths: &[&str], rotate: bool) ->
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn preferences_default_validate_and_hand_out_a_secret_once() {
     let mut app = spawn_app().await;
     let user = app.user().await;
@@ -97,7 +97,7 @@ async fn preferences_default_validate_and_hand_out_a_secret_once() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn users_webhooks_may_not_point_into_private_networks() {
     let mut app = crate::spawn_app_with(fastbreak_notification::Settings {
         allow_private_webhooks: false,
