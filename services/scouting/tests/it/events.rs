@@ -9,7 +9,7 @@ use fastbreak_proto::scouting::v1::{
     PlayerGameStats, StreamGameEventsRequest,
 };
 
-use crate::{eventually, market, spawn};
+use crate::{market, spawn};
 
 fn event(id: &str, game: &str, player: &str, points: i32, rebounds: i32, days_ago: i64) -> IngestGameEventRequest {
     let at = chrono::Utc::now() - chrono::Duration::days(days_ago);
@@ -153,25 +153,4 @@ async fn a_subscriber_that_reconnects_gets_every_later_game_event_once_in_order(
         .map(|e| e.0.sequence)
         .collect();
     assert_eq!(seen, stored, "every event once, in order");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn box_scores_from_the_simulated_market_become_game_events() {
-    let app = spawn().await;
-    let settings = fastbreak_marketplace::Settings { simulator_tick: Duration::ZERO, ..Default::default() };
-    let feed = Box::new(fastbreak_marketplace::SimulatorFeed::new(21, Duration::ZERO));
-    let market = fastbreak_mesh::testing::TestServer::start(fastbreak_marketplace::server_with_feeds(
-        fastbreak_mesh::Context::new(app.database.database(), settings),
-        vec![feed],
-    ))
-    .await;
-    eventually("a simulated game's box scores are recorded", || {
-        let mut public = app.public.clone();
-        async move {
-            let events = public.list_game_events(ListGameEventsRequest::default()).await.unwrap().into_inner().events;
-            events.iter().any(|e| e.r#final && e.stats.as_ref().is_some_and(|s| s.minutes > 0))
-        }
-    })
-    .await;
-    market.stop().await.unwrap();
 }

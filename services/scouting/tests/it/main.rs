@@ -135,16 +135,3 @@ async fn market(app: &App, player: &str, serials: &[i32], sales: &[(usize, i64, 
     market::insert_listing(conn, &listing).await.unwrap();
     Market { moments, listing: listing.id }
 }
-
-/// Waits until `done` holds, failing with `what` after twenty seconds.
-async fn eventually<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !done().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}

@@ -2,7 +2,7 @@
 //! the simulator filled (two simulated weeks ingested first). Each valuation reads comparables
 //! and games, computes, and stores the valuation with its factors. Prints them; asserts nothing.
 //!
-//! Run with `cargo bench -p fastbreak-scouting --bench valuations`.
+//! Run with `cargo bench -p fastbreak-integration-tests --bench valuations`.
 
 use std::sync::Arc;
 use std::time::Duration;
