@@ -46,6 +46,11 @@ pub struct Config {
     pub step: Duration,
     /// The marketplaces; the first is the main one.
     pub marketplaces: Vec<Marketplace>,
+    /// Mixed into every id (moments, listings, games), so that two runs never name two things
+    /// alike; 0 leaves the ids as the seed alone makes them. The same seed and salt give the
+    /// same events; another salt gives the same league, but ids order the collectors' choices,
+    /// so trading takes another course.
+    pub id_salt: u64,
 }
 
 impl Default for Config {
@@ -60,6 +65,7 @@ impl Default for Config {
                 Marketplace { id: "simulator".to_owned(), fee_bps: 500, price_bias: 1.0 },
                 Marketplace { id: "simulator-east".to_owned(), fee_bps: 250, price_bias: 0.97 },
             ],
+            id_salt: 0,
         }
     }
 }
@@ -359,7 +365,8 @@ impl Simulator {
     }
 
     fn id(&mut self) -> Uuid {
-        uuid::Builder::from_random_bytes(self.rng.u128(..).to_le_bytes()).into_uuid()
+        let salt = u128::from(self.config.id_salt) << 64 | u128::from(self.config.id_salt);
+        uuid::Builder::from_random_bytes((self.rng.u128(..) ^ salt).to_le_bytes()).into_uuid()
     }
 
     fn player(&self, id: &str) -> Option<&PlayerState> {
@@ -412,7 +419,11 @@ impl Simulator {
         for pair in order.chunks(2) {
             let [home, away] = [pair[0], pair[1]];
             self.games += 1;
-            let game_id = format!("g-{:05}", self.games);
+            let game_id = if self.config.id_salt == 0 {
+                format!("g-{:05}", self.games)
+            } else {
+                format!("g-{:x}-{:05}", self.config.id_salt, self.games)
+            };
             let mut lines = Vec::new();
             for index in 0..self.players.len() {
                 let team = TEAMS.iter().position(|t| *t == self.players[index].player.team_code).unwrap_or(0);

@@ -24,6 +24,14 @@ fn one_seed_gives_the_same_events_twice_and_another_seed_others() {
         seen.len()
     };
     assert_eq!(kinds(&first), 7, "every kind of event happens");
+
+    // A salted run: the same events twice, never the ids of the unsalted run.
+    let salted = run(Config { seed: 42, id_salt: 99, ..Config::default() }, 24 * 10);
+    assert_eq!(salted, run(Config { seed: 42, id_salt: 99, ..Config::default() }, 24 * 10));
+    let ids = |events: &[Timed]| -> Vec<Uuid> {
+        events.iter().filter_map(|e| if let Event::MomentMinted(m) = &e.event { Some(m.id) } else { None }).collect()
+    };
+    assert!(ids(&salted).iter().all(|id| !ids(&first).contains(id)));
 }
 
 #[test]

@@ -92,6 +92,24 @@ pub fn decode_id(token: &str, violations: &mut Violations) -> Option<Uuid> {
     id
 }
 
+/// Encodes an offset position (lists computed per request, such as ranked ones).
+pub fn encode_offset(offset: i64) -> String {
+    encode_key(&offset.to_string())
+}
+
+/// Decodes an offset position: 0 for the first page; a violation when the token is not one
+/// this service made (or names a negative offset).
+pub fn decode_offset(token: &str, violations: &mut Violations) -> i64 {
+    let Some(key) = decode_key(token, violations) else { return 0 };
+    match key.parse::<i64>() {
+        Ok(offset) if offset >= 0 => offset,
+        _ => {
+            violations.add("page_token", "is not a token returned by this list");
+            0
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -115,6 +115,20 @@ pub fn timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp 
     prost_types::Timestamp::from(std::time::SystemTime::from(time))
 }
 
+/// A time a request gives in `field`, when it is one PostgreSQL can store (years 1970 to
+/// 9999); otherwise a violation naming the field.
+pub fn time_field(
+    time: &prost_types::Timestamp,
+    field: &str,
+    violations: &mut Violations,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let parsed = u32::try_from(time.nanos).ok().and_then(|nanos| chrono::DateTime::from_timestamp(time.seconds, nanos));
+    let in_range = |t: &chrono::DateTime<chrono::Utc>| (0..=253_402_300_799).contains(&t.timestamp());
+    let valid = parsed.filter(in_range);
+    violations.check(valid.is_some(), field, "must be a time from 1970 to 9999");
+    valid
+}
+
 /// The UUID a request names in one field; INVALID_ARGUMENT naming the field when it is not one.
 pub fn required_uuid(text: &str, field: &str) -> Result<uuid::Uuid, Status> {
     let mut violations = Violations::new();

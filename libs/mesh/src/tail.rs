@@ -39,6 +39,8 @@ where
     tokio::spawn(async move {
         let mut cursor = start;
         loop {
+            // Marked before reading, so a write that lands during the read still wakes us.
+            written.mark_unchanged();
             let batch = match fetch(cursor).await {
                 Ok(batch) => batch,
                 Err(status) => {
@@ -47,7 +49,6 @@ where
                 }
             };
             if batch.is_empty() {
-                written.mark_unchanged();
                 tokio::select! {
                     _ = written.changed() => {}
                     () = tokio::time::sleep(poll) => {}

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use fastbreak_db::repo::Rarity;
 use fastbreak_db::repo::market::{self, CatalogFilter, Listing, ListingState, Taken};
 use fastbreak_db::{Database, DatabaseError, PgConnection};
@@ -59,6 +59,8 @@ impl MarketplaceApi {
     }
 
     /// A listing change: row locks decide between concurrent changes; streams are woken after.
+    /// Every change appends listing events, so `work` takes the events lock first (one order
+    /// of locks for every writer: no deadlock with a listing's row lock).
     async fn change<T: Send>(
         &self,
         work: impl for<'c> Fn(&'c mut PgConnection) -> BoxFuture<'c, Result<T, DatabaseError>> + Send + Sync,
@@ -133,8 +135,12 @@ fn uuids(texts: &[String], field: &str, violations: &mut Violations) -> Vec<Uuid
     texts.iter().enumerate().filter_map(|(i, t)| violations.uuid(t, format!("{field}[{i}]"))).collect()
 }
 
+/// The largest price a listing may ask: a hundred billion, far beyond any moment, small enough
+/// that sums and spreads of prices never overflow.
+const MAX_CENTS: i64 = 10_000_000_000_000;
+
 fn price(value: i64, field: &str, violations: &mut Violations) {
-    violations.check(value > 0, field, format!("must be positive, got {value}"));
+    violations.check((1..=MAX_CENTS).contains(&value), field, format!("must be from 1 to {MAX_CENTS}, got {value}"));
 }
 
 fn address(value: &str, field: &str, violations: &mut Violations) {
@@ -212,14 +218,12 @@ impl MarketplaceService for MarketplaceApi {
         let r = request.into_inner();
         let mut violations = Violations::new();
         let size = paging::page_size(r.page_size, 50, 100, &mut violations);
-        let offset = paging::decode_key(&r.page_token, &mut violations).map_or(Some(0), |k| k.parse::<i64>().ok());
-        violations.check(offset.is_some(), "page_token", "not a token this RPC gave");
+        let offset = paging::decode_offset(&r.page_token, &mut violations);
         let moment = (!r.moment_id.is_empty()).then(|| violations.uuid(&r.moment_id, "moment_id")).flatten();
         if let Some(max) = r.max_price_cents {
             price(max, "max_price_cents", &mut violations);
         }
         violations.into_result(())?;
-        let offset = offset.unwrap_or(0);
         let source = (!r.source_id.is_empty()).then_some(r.source_id);
         let max = r.max_price_cents;
         let found = self
@@ -231,7 +235,7 @@ impl MarketplaceService for MarketplaceApi {
         let more = found.len() as i64 > size;
         Ok(Response::new(pb::ListListingsResponse {
             listings: found.iter().take(size as usize).map(convert::listing_to_pb).collect(),
-            next_page_token: if more { paging::encode_key(&(offset + size).to_string()) } else { String::new() },
+            next_page_token: if more { paging::encode_offset(offset + size) } else { String::new() },
         }))
     }
 
@@ -283,15 +287,12 @@ impl MarketplaceService for MarketplaceApi {
             }
         };
         let now = Utc::now();
-        let time = |t: &Option<prost_types::Timestamp>| {
-            t.as_ref().map(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-        };
-        let end = time(&r.end_time);
-        let start = time(&r.start_time);
-        violations.check(end != Some(None), "end_time", "not a valid time");
-        violations.check(start != Some(None), "start_time", "not a valid time");
-        let end = end.flatten().unwrap_or(now);
-        let start = start.flatten().unwrap_or(end - longest.min(Duration::days(30)));
+        let end = r.end_time.as_ref().and_then(|t| status::time_field(t, "end_time", &mut violations)).unwrap_or(now);
+        let start = r
+            .start_time
+            .as_ref()
+            .and_then(|t| status::time_field(t, "start_time", &mut violations))
+            .unwrap_or_else(|| end - longest.min(Duration::days(30)));
         violations.check(start < end, "start_time", "must be before end_time");
         violations.check(
             end - start <= longest,
@@ -354,16 +355,15 @@ impl MarketplaceService for MarketplaceApi {
         let r = request.into_inner();
         let mut violations = Violations::new();
         let size = paging::page_size(r.page_size, 50, 100, &mut violations);
-        let offset = paging::decode_key(&r.page_token, &mut violations).map_or(Some(0), |k| k.parse::<i64>().ok());
-        violations.check(offset.is_some(), "page_token", "not a token this RPC gave");
+        let offset = paging::decode_offset(&r.page_token, &mut violations);
         violations.check(r.min_spread_bps >= 0, "min_spread_bps", "must not be negative");
         violations.into_result(())?;
-        let (offset, min) = (offset.unwrap_or(0), i64::from(r.min_spread_bps));
+        let min = i64::from(r.min_spread_bps);
         let found = self.read(|conn| market::arbitrage(conn, min, offset, size + 1).boxed()).await?;
         let more = found.len() as i64 > size;
         Ok(Response::new(pb::ListArbitrageOpportunitiesResponse {
             opportunities: found.iter().take(size as usize).map(convert::arbitrage_to_pb).collect(),
-            next_page_token: if more { paging::encode_key(&(offset + size).to_string()) } else { String::new() },
+            next_page_token: if more { paging::encode_offset(offset + size) } else { String::new() },
         }))
     }
 
@@ -422,6 +422,7 @@ impl MarketplaceInternalService for MarketplaceApi {
             .change(|conn| {
                 let (listing, key) = (listing.clone(), key.clone());
                 async move {
+                    market::lock_listing_events(conn).await?;
                     if let Some(existing) = market::find_listing_by_key(conn, &listing.seller_address, &key).await? {
                         let same = existing.moment_id == listing.moment_id && existing.source_id == listing.source_id;
                         return Ok(if same { Created::Listed(existing) } else { Created::Reused(existing) });
@@ -473,6 +474,7 @@ impl MarketplaceInternalService for MarketplaceApi {
         let updated = self
             .change(|conn| {
                 async move {
+                    market::lock_listing_events(conn).await?;
                     let updated = market::update_listing_price(conn, id, price_cents).await?;
                     market::append_listing_events(conn, &[(market::ListingEventKind::PriceChanged, id, price_cents)])
                         .await?;
@@ -498,6 +500,7 @@ impl MarketplaceInternalService for MarketplaceApi {
         let withdrawn = self
             .change(|conn| {
                 async move {
+                    market::lock_listing_events(conn).await?;
                     let closed = market::close_listing(conn, id, ListingState::Withdrawn).await?;
                     market::append_listing_events(
                         conn,
@@ -545,6 +548,7 @@ impl MarketplaceInternalService for MarketplaceApi {
             .await?;
         match taken {
             Taken::Bought(sale) | Taken::Again(sale) => Ok(Response::new(convert::sale_to_pb(&sale))),
+            Taken::OwnListing => Err(status::invalid_field("buyer_address", "is the listing's seller")),
             Taken::Gone(state) => Err(status::failed_precondition(
                 format!("the listing is {state}: no longer for sale"),
                 ErrorReason::ListingUnavailable,

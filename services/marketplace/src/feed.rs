@@ -36,6 +36,12 @@ pub trait MarketFeed: Send + Sync + 'static {
     fn sources(&self) -> Vec<SourceInfo>;
     /// The next batch of events, in order; it may wait for them.
     fn next_batch(&mut self) -> BoxFuture<'_, Result<Vec<SourceEvent>, FeedError>>;
+
+    /// How long the feed waits on purpose before each batch (its pace); the stall timeout is
+    /// counted beyond it.
+    fn pace(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// The built-in simulator: one simulated hour per `tick` of real time (or as fast as it is
@@ -47,10 +53,12 @@ pub struct SimulatorFeed {
 }
 
 impl SimulatorFeed {
-    /// A simulation from `seed`, starting now.
+    /// A simulation from `seed`, starting now. Each start salts its ids with the time, so a
+    /// restarted service never meets the moments, listings or games of its earlier runs.
     pub fn new(seed: u64, tick: Duration) -> Self {
         let start = chrono::Utc::now();
-        Self { simulator: Simulator::new(Config { seed, start, ..Config::default() }), tick }
+        let id_salt = start.timestamp_nanos_opt().unwrap_or_default() as u64;
+        Self { simulator: Simulator::new(Config { seed, start, id_salt, ..Config::default() }), tick }
     }
 }
 
@@ -70,6 +78,10 @@ impl MarketFeed for SimulatorFeed {
                 fee_bps: m.fee_bps,
             })
             .collect()
+    }
+
+    fn pace(&self) -> Duration {
+        self.tick
     }
 
     fn next_batch(&mut self) -> BoxFuture<'_, Result<Vec<SourceEvent>, FeedError>> {

@@ -72,7 +72,8 @@ async fn apply(conn: &mut PgConnection, event: &SourceEvent, now: DateTime<Utc>)
                 player_id: m.player_id.clone(),
                 set_name: m.set_name.clone(),
                 play_category: m.play_category.clone(),
-                play_at: now,
+                // A simulated play can be ahead of the clock: never in the future.
+                play_at: m.play_at.min(now),
                 rarity: rarity(m.tier),
                 serial_number: m.serial_number,
                 edition_size: m.edition_size,
@@ -99,8 +100,9 @@ async fn apply(conn: &mut PgConnection, event: &SourceEvent, now: DateTime<Utc>)
                 created_at: now,
                 updated_at: now,
             };
-            market::insert_listing(conn, &listing).await?;
-            market::append_listing_events(conn, &[(ListingEventKind::Created, l.id, l.price_cents)]).await?;
+            if market::insert_listing_if_new(conn, &listing).await? {
+                market::append_listing_events(conn, &[(ListingEventKind::Created, l.id, l.price_cents)]).await?;
+            }
         }
         SourceEvent::PriceChanged { listing_id, price_cents } => {
             if is_active(conn, *listing_id).await? {
@@ -135,6 +137,9 @@ pub async fn apply_batch(database: &Database, events: Arc<Vec<SourceEvent>>) -> 
         .read_committed(|conn| {
             let events = events.clone();
             async move {
+                // The events lock first, as every appending transaction takes it: changes made
+                // through the API wait for the batch, so what the batch checked stays true.
+                market::lock_listing_events(conn).await?;
                 let now = Utc::now();
                 for event in events.iter() {
                     apply(conn, event, now).await?;
@@ -221,12 +226,32 @@ impl Ingest {
         }
     }
 
+    /// Stores a batch, trying again until it is stored (a feed does not give a batch twice, so
+    /// one dropped would be lost); `None` when draining began first.
+    async fn store(&self, events: Arc<Vec<SourceEvent>>, draining: &mut Draining) -> Option<()> {
+        loop {
+            match apply_batch(&self.database, events.clone()).await {
+                Ok(()) => {
+                    self.published.send_modify(|n| *n += 1);
+                    return Some(());
+                }
+                Err(error) => {
+                    tracing::warn!(feed = self.feed.name(), %error, "cannot store the feed's events; trying the same batch again");
+                    self.record(Some(&format!("cannot store its events: {error}"))).await;
+                    if draining.sleep(self.settings.retry_pause).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
     /// Polls the feed and applies its batches until draining begins.
     pub async fn run(mut self, mut draining: Draining) {
         if !self.register(&mut draining).await {
             return;
         }
-        let stall = self.settings.stall_timeout;
+        let stall = self.settings.stall_timeout + self.feed.pace();
         let mut healthy: Option<bool> = None;
         loop {
             let batch = tokio::select! {
@@ -236,12 +261,9 @@ impl Ingest {
             let failure = match batch {
                 Err(_) => Some(format!("stalled: no answer within {} ms", stall.as_millis())),
                 Ok(Err(error)) => Some(error.to_string()),
-                Ok(Ok(events)) => match apply_batch(&self.database, Arc::new(events)).await {
-                    Ok(()) => {
-                        self.published.send_modify(|n| *n += 1);
-                        None
-                    }
-                    Err(error) => Some(format!("cannot store its events: {error}")),
+                Ok(Ok(events)) => match self.store(Arc::new(events), &mut draining).await {
+                    Some(()) => None,
+                    None => return,
                 },
             };
             match failure {

@@ -426,8 +426,10 @@ impl RiskInternalService for RiskApi {
             "idempotency_key",
             format!("must be 1 to {MAX_KEY} characters"),
         );
-        let balance_time = r.balance_time.as_ref().and_then(convert::time_from_pb);
-        violations.check(balance_time.is_some(), "balance_time", "required: when the balance was read");
+        let balance_time = r.balance_time.as_ref().and_then(|t| status::time_field(t, "balance_time", &mut violations));
+        if r.balance_time.is_none() {
+            violations.add("balance_time", "required: when the balance was read");
+        }
         let origin = convert::origin_from_pb(r.origin);
         violations.check(origin.is_some(), "origin", "required: PURCHASE_ORIGIN_MANUAL or PURCHASE_ORIGIN_AUTOMATED");
         violations.into_result(())?;
@@ -525,8 +527,8 @@ impl RiskInternalService for RiskApi {
         let page = paging::page_request(r.page_size, &r.page_token, 100, 1000, &mut violations);
         let state = convert::hold_state_from_pb(r.state);
         violations.check(state.is_some(), "state", format!("unknown hold state {}", r.state));
-        let created_before = r.create_before_time.as_ref().map(convert::time_from_pb);
-        violations.check(created_before != Some(None), "create_before_time", "not a valid time");
+        let created_before =
+            r.create_before_time.as_ref().map(|t| status::time_field(t, "create_before_time", &mut violations));
         violations.into_result(())?;
         let filter = HoldFilter { state: state.flatten(), created_before: created_before.flatten() };
         let page = self.read(|conn| risk::list_holds(conn, filter, page).boxed()).await?;

@@ -168,8 +168,3 @@ pub(crate) fn hold_to_pb(hold: &Hold) -> pb::Hold {
         expire_time: Some(timestamp(hold.expires_at)),
     }
 }
-
-/// A time from the contract.
-pub(crate) fn time_from_pb(time: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(time.seconds, u32::try_from(time.nanos).ok()?)
-}

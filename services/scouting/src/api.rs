@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use fastbreak_db::repo::{market, scouting};
 use fastbreak_db::{Database, DatabaseError, PgConnection};
 use fastbreak_mesh::status::{self, Violations, required_uuid};
@@ -64,16 +64,6 @@ impl ScoutingApi {
     }
 }
 
-fn offset(token: &str, violations: &mut Violations) -> i64 {
-    let offset = paging::decode_key(token, violations).map_or(Some(0), |k| k.parse::<i64>().ok());
-    violations.check(offset.is_some(), "page_token", "not a token this RPC gave");
-    offset.unwrap_or(0)
-}
-
-fn time(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
-}
-
 #[tonic::async_trait]
 impl ScoutingService for ScoutingApi {
     async fn get_moment_valuation(
@@ -110,7 +100,7 @@ impl ScoutingService for ScoutingApi {
         let mut violations = Violations::new();
         violations.check(!r.player_id.is_empty(), "player_id", "required");
         let size = paging::page_size(r.page_size, 50, 100, &mut violations);
-        let offset = offset(&r.page_token, &mut violations);
+        let offset = paging::decode_offset(&r.page_token, &mut violations);
         violations.into_result(())?;
         let player = r.player_id;
         let stats = self
@@ -119,7 +109,7 @@ impl ScoutingService for ScoutingApi {
         let more = stats.len() as i64 > size;
         Ok(Response::new(pb::ListPlayerGameStatsResponse {
             stats: stats.iter().take(size as usize).map(convert::stats_to_pb).collect(),
-            next_page_token: if more { paging::encode_key(&(offset + size).to_string()) } else { String::new() },
+            next_page_token: if more { paging::encode_offset(offset + size) } else { String::new() },
         }))
     }
 
@@ -184,8 +174,14 @@ impl ScoutingInternalService for ScoutingApi {
         }
         let stats = event.stats.clone().unwrap_or_default();
         violations.check(event.stats.is_some(), "event.stats", "required: the player's line");
-        let game_at = stats.game_time.as_ref().and_then(time).or_else(|| event.event_time.as_ref().and_then(time));
-        violations.check(game_at.is_some(), "event.stats.game_time", "required: when the game was played");
+        let game_at = match (&stats.game_time, &event.event_time) {
+            (Some(t), _) => status::time_field(t, "event.stats.game_time", &mut violations),
+            (None, Some(t)) => status::time_field(t, "event.event_time", &mut violations),
+            (None, None) => {
+                violations.add("event.stats.game_time", "required: when the game was played");
+                None
+            }
+        };
         let opponent_ok = stats.opponent_code.len() == 3 && stats.opponent_code.bytes().all(|b| b.is_ascii_uppercase());
         violations.check(opponent_ok, "event.stats.opponent_code", "must be three capital letters");
         for (field, value) in [

@@ -134,7 +134,6 @@ pub async fn record(conn: &mut PgConnection, line: &Line, now: DateTime<Utc>) ->
     let s = &line.stats;
     let before = scouting::recent_game_stats(conn, &s.player_id, 200).await?;
     let previous_high = before.iter().filter(|g| g.game_id != s.game_id).map(|g| g.points).max();
-    scouting::upsert_game_stats(conn, s).await?;
     let mut highlights = line.highlights.clone();
     let mut note = |h: &str| {
         if !highlights.iter().any(|x| x == h) {
@@ -163,7 +162,12 @@ pub async fn record(conn: &mut PgConnection, line: &Line, now: DateTime<Utc>) ->
         ingested_at: now,
         sequence: 0,
     };
-    scouting::insert_game_event(conn, &event).await
+    // An event seen before changes nothing, not even the line it carried.
+    let new = scouting::insert_game_event(conn, &event).await?;
+    if new {
+        scouting::upsert_game_stats(conn, s).await?;
+    }
+    Ok(new)
 }
 
 /// Re-values a player's listed moments; returns how many were valued.

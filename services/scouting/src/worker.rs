@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use fastbreak_db::repo::outbox::{self, GameFinal};
-use fastbreak_db::repo::scouting::GameStats;
+use fastbreak_db::repo::scouting::{self, GameStats};
 use fastbreak_db::{Database, DatabaseError};
 use fastbreak_mesh::Draining;
 use futures::FutureExt;
@@ -67,7 +67,25 @@ impl BoxScoreWorker {
                     let now = Utc::now();
                     let mut players = BTreeSet::new();
                     for message in outbox::claim_due(conn, outbox::GAME_FINAL_TOPIC, now, BATCH).await? {
-                        match serde_json::from_value::<GameFinal>(message.payload.clone()) {
+                        // A message that cannot be read, or names a player scouting does not
+                        // know, is set aside: it must not hold up the games behind it.
+                        let game = match serde_json::from_value::<GameFinal>(message.payload.clone()) {
+                            Err(error) => Err(error.to_string()),
+                            Ok(game) => {
+                                let mut missing = Vec::new();
+                                for line in &game.lines {
+                                    if scouting::find_player(conn, &line.player_id).await?.is_none() {
+                                        missing.push(line.player_id.clone());
+                                    }
+                                }
+                                if missing.is_empty() {
+                                    Ok(game)
+                                } else {
+                                    Err(format!("unknown players: {}", missing.join(", ")))
+                                }
+                            }
+                        };
+                        match game {
                             Ok(game) => {
                                 for line in lines(&game) {
                                     if valuer::record(conn, &line, now).await? {
@@ -77,8 +95,8 @@ impl BoxScoreWorker {
                                 outbox::mark_delivered(conn, message.id).await?;
                             }
                             Err(error) => {
-                                tracing::error!(id = message.id, %error, "a game_final message cannot be read; set aside for a day");
-                                outbox::mark_failed(conn, message.id, &error.to_string(), now + Duration::days(1)).await?;
+                                tracing::error!(id = message.id, %error, "a game_final message cannot be recorded; set aside for a day");
+                                outbox::mark_failed(conn, message.id, &error, now + Duration::days(1)).await?;
                             }
                         }
                     }

@@ -216,6 +216,13 @@ pub struct Listing {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Lists a moment a source reported, unless the listing is known or the moment is already
+/// listed on that source; true when it was new.
+pub async fn insert_listing_if_new(conn: &mut AsyncPgConnection, listing: &Listing) -> Result<bool, DatabaseError> {
+    let inserted = diesel::insert_into(listings::table).values(listing).on_conflict_do_nothing().execute(conn).await?;
+    Ok(inserted == 1)
+}
+
 /// Lists a moment for sale.
 pub async fn insert_listing(conn: &mut AsyncPgConnection, listing: &Listing) -> Result<Listing, DatabaseError> {
     Ok(diesel::insert_into(listings::table).values(listing).returning(Listing::as_returning()).get_result(conn).await?)
@@ -444,9 +451,17 @@ text_enum! {
     }
 }
 
-/// Appends listing events in order. The events lock is taken first and held to the end of
-/// the transaction, so that transactions appending events commit one after another and
-/// sequences become visible in order: a reader never sees sequence n+1 before n.
+/// Takes the listing events lock until the end of the transaction. Every transaction that
+/// appends events holds it (taken here first, or by [`append_listing_events`]), so they commit
+/// one after another and sequences become visible in order: a reader never sees sequence n+1
+/// before n. Taken as a transaction's first statement, it also gives every writer one order of
+/// locks.
+pub async fn lock_listing_events(conn: &mut AsyncPgConnection) -> Result<(), DatabaseError> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('listing_events', 0))").execute(conn).await?;
+    Ok(())
+}
+
+/// Appends listing events in order, under the events lock (see [`lock_listing_events`]).
 pub async fn append_listing_events(
     conn: &mut AsyncPgConnection,
     events: &[(ListingEventKind, Uuid, i64)],
@@ -454,7 +469,7 @@ pub async fn append_listing_events(
     if events.is_empty() {
         return Ok(());
     }
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('listing_events', 0))").execute(conn).await?;
+    lock_listing_events(conn).await?;
     let rows: Vec<_> = events
         .iter()
         .map(|(kind, listing, price)| {
@@ -665,10 +680,13 @@ pub enum Taken {
     Gone(ListingState),
     /// It costs more than the buyer's maximum.
     TooDear(i64),
+    /// The buyer is its seller.
+    OwnListing,
 }
 
-/// Buys an active listing for `buyer`, at most at `max_price_cents`: the listing row is locked
-/// first, so concurrent takers are decided one after another and only one buys. The sale is
+/// Buys an active listing for `buyer`, at most at `max_price_cents`: the events lock and then
+/// the listing row are locked first, so concurrent takers are decided one after another and
+/// only one buys. The sale is
 /// recorded, the moment moves to the buyer, its other active listings are withdrawn, and the
 /// events are appended. A listing whose seller no longer owns the moment is withdrawn instead.
 pub async fn take_listing(
@@ -679,6 +697,7 @@ pub async fn take_listing(
     sale_id: Uuid,
     at: DateTime<Utc>,
 ) -> Result<Taken, DatabaseError> {
+    lock_listing_events(conn).await?;
     let listing = lock_listing(conn, listing_id).await?.ok_or(DatabaseError::NotFound("listing"))?;
     match listing.state {
         ListingState::Active => {}
@@ -695,6 +714,9 @@ pub async fn take_listing(
             });
         }
         state @ ListingState::Withdrawn => return Ok(Taken::Gone(state)),
+    }
+    if listing.seller_address == buyer {
+        return Ok(Taken::OwnListing);
     }
     if listing.price_cents > max_price_cents {
         return Ok(Taken::TooDear(listing.price_cents));
@@ -728,7 +750,8 @@ pub async fn take_listing(
     Ok(Taken::Bought(sale))
 }
 
-/// A moment listed on one source for less than it would sell for on another.
+/// A moment listed on one source for less than its play sells for on another: the other
+/// source's cheapest listing of the same play and tier, by another seller.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 pub struct Arbitrage {
     /// The listing to buy.
@@ -737,7 +760,8 @@ pub struct Arbitrage {
     /// Where to sell.
     #[diesel(sql_type = diesel::sql_types::Text)]
     pub sell_source_id: String,
-    /// The price to sell at: one cent under that source's cheapest listing of the moment.
+    /// The price to sell at: one cent under that source's cheapest listing of the same play
+    /// and tier.
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub sell_cents: i64,
     /// (sell - buy) / buy, in basis points.
@@ -790,13 +814,19 @@ pub async fn arbitrage(
                   ((o.floor - 1 - b.price_cents) * 10000 / b.price_cents)::bigint AS spread_bps,
                   (o.floor - 1 - (o.floor - 1) * src.fee_bps / 10000 - b.price_cents)::bigint AS profit_cents
              FROM listings b
-             JOIN LATERAL (SELECT l.source_id, min(l.price_cents) AS floor FROM listings l
-                            WHERE l.moment_id = b.moment_id AND l.state = 'active' AND l.source_id <> b.source_id
+             JOIN moments bm ON bm.id = b.moment_id
+             JOIN LATERAL (SELECT l.source_id, min(l.price_cents) AS floor
+                             FROM listings l JOIN moments cm ON cm.id = l.moment_id
+                            WHERE l.state = 'active' AND l.source_id <> b.source_id
+                              AND l.seller_address <> b.seller_address
+                              AND cm.player_id = bm.player_id AND cm.set_name = bm.set_name
+                              AND cm.play_category = bm.play_category AND cm.play_at = bm.play_at
+                              AND cm.rarity = bm.rarity
                             GROUP BY l.source_id) o ON true
-             JOIN market_sources src ON src.id = o.source_id
+             JOIN market_sources src ON src.id = o.source_id AND src.enabled AND src.healthy
             WHERE b.state = 'active') a
           WHERE a.profit_cents > 0 AND a.spread_bps >= $1
-          ORDER BY a.profit_cents DESC, a.id
+          ORDER BY a.profit_cents DESC, a.id, a.sell_source_id
           LIMIT $2 OFFSET $3",
     )
     .bind::<BigInt, _>(min_spread_bps)

@@ -9,7 +9,6 @@ mod stream;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use chrono::Utc;
 use fastbreak_db::testing::TestDatabase;
 use fastbreak_market_sim::{Averages, Listing, Moment, Player, Tier};
 use fastbreak_marketplace::{FeedError, MarketFeed, Settings, SourceEvent, SourceInfo};
@@ -129,7 +128,8 @@ fn moment(id: u128, player: &str, tier: Tier, serial: i32, owner: u64) -> (Uuid,
         player_id: player.to_owned(),
         set_name: format!("Series 1 {}", tier.as_str()),
         play_category: "Dunk".to_owned(),
-        play_at: Utc::now(),
+        // One play: every moment of a test's player is a serial of the same play.
+        play_at: chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default(),
         tier,
         serial_number: serial,
         edition_size: 1_000,

@@ -154,3 +154,43 @@ async fn a_subscriber_that_reconnects_gets_every_later_game_event_once_in_order(
         .collect();
     assert_eq!(seen, stored, "every event once, in order");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_game_naming_an_unknown_player_is_set_aside_and_the_next_games_go_through() {
+    use fastbreak_db::repo::outbox::{self, GAME_FINAL_TOPIC, GameFinal, GameLine};
+    let app = spawn().await;
+    market(&app, "p-7", &[9], &[], 1_000).await;
+    let line = |player: &str| GameLine {
+        player_id: player.to_owned(),
+        opponent_code: "MIA".to_owned(),
+        minutes: 30,
+        points: 12,
+        rebounds: 3,
+        assists: 2,
+        steals: 1,
+        blocks: 0,
+        turnovers: 1,
+    };
+    let database = app.database.database();
+    let mut conn = database.conn().await.unwrap();
+    for (game, player) in [("bad", "nobody"), ("good", "p-7")] {
+        let message = GameFinal { game_id: game.to_owned(), final_at: chrono::Utc::now(), lines: vec![line(player)] };
+        outbox::enqueue(&mut conn, GAME_FINAL_TOPIC, game, &serde_json::to_value(&message).unwrap()).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let events = app
+            .public
+            .clone()
+            .list_game_events(ListGameEventsRequest { player_id: "p-7".into(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .events;
+        if events.iter().any(|e| e.game_id == "good") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the good game never went through");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
