@@ -182,3 +182,19 @@ pub fn peer_channel(peer: &str, addrs: &[SocketAddr]) -> crate::PeerChannel {
     };
     crate::PeerChannel::new(peer, "", &endpoints, options).expect("a valid test peer")
 }
+
+/// A channel whose every call carries [`TEST_CREDENTIAL`], as calls the gateway forwards do.
+pub type CredentialChannel = tonic::service::interceptor::InterceptedService<
+    Channel,
+    fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
+>;
+
+fn add_credential(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    request.metadata_mut().insert(INTERNAL_TOKEN_HEADER, TEST_CREDENTIAL.parse().expect("a valid header value"));
+    Ok(request)
+}
+
+/// Wraps `channel` so that every call carries the test credential.
+pub fn credential_channel(channel: Channel) -> CredentialChannel {
+    tonic::service::interceptor::InterceptedService::new(channel, add_credential as fn(_) -> _)
+}

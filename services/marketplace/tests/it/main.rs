@@ -13,7 +13,7 @@ use fastbreak_db::testing::TestDatabase;
 use fastbreak_market_sim::{Averages, Listing, Moment, Player, Tier};
 use fastbreak_marketplace::{FeedError, MarketFeed, Settings, SourceEvent, SourceInfo};
 use fastbreak_mesh::Context;
-use fastbreak_mesh::testing::TestServer;
+use fastbreak_mesh::testing::{CredentialChannel, TestServer, credential_channel};
 use fastbreak_proto::marketplace::v1::marketplace_internal_service_client::MarketplaceInternalServiceClient;
 use fastbreak_proto::marketplace::v1::marketplace_service_client::MarketplaceServiceClient;
 use futures::FutureExt;
@@ -21,20 +21,8 @@ use futures::future::BoxFuture;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-/// A channel that carries the internal credential, as the gateway's calls do.
-type Authed = tonic::service::interceptor::InterceptedService<
-    Channel,
-    fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
->;
-
-fn credential(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-    let token = fastbreak_mesh::testing::TEST_CREDENTIAL.parse().expect("a header-safe credential");
-    request.metadata_mut().insert("x-fastbreak-internal-token", token);
-    Ok(request)
-}
-
 struct App {
-    public: MarketplaceServiceClient<Authed>,
+    public: MarketplaceServiceClient<CredentialChannel>,
     internal: MarketplaceInternalServiceClient<Channel>,
     database: TestDatabase,
     _server: TestServer,
@@ -57,7 +45,7 @@ async fn spawn_with(feeds: Vec<Box<dyn MarketFeed>>) -> App {
     let server = TestServer::start(fastbreak_marketplace::server_with_feeds(context, feeds)).await;
     let channel = server.channel().await;
     App {
-        public: MarketplaceServiceClient::with_interceptor(channel.clone(), credential as fn(_) -> _),
+        public: MarketplaceServiceClient::new(credential_channel(channel.clone())),
         internal: MarketplaceInternalServiceClient::new(channel),
         database,
         _server: server,

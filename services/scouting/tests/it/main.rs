@@ -11,28 +11,15 @@ use fastbreak_db::repo::market::{self, Listing, ListingState, Moment, Sale};
 use fastbreak_db::repo::scouting::{self, Player};
 use fastbreak_db::testing::TestDatabase;
 use fastbreak_mesh::Context;
-use fastbreak_mesh::testing::TestServer;
+use fastbreak_mesh::testing::{CredentialChannel, TestServer, credential_channel};
 use fastbreak_proto::scouting::v1::scouting_internal_service_client::ScoutingInternalServiceClient;
 use fastbreak_proto::scouting::v1::scouting_service_client::ScoutingServiceClient;
 use fastbreak_scouting::Settings;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
-/// A channel that carries the internal credential, as the gateway's calls do.
-type Authed = tonic::service::interceptor::InterceptedService<
-    Channel,
-    fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
->;
-
-fn credential(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-    let token = fastbreak_mesh::testing::TEST_CREDENTIAL.parse().expect("a header-safe credential");
-    request.metadata_mut().insert("x-fastbreak-internal-token", token);
-    Ok(request)
-}
-
 struct App {
-    public: ScoutingServiceClient<Authed>,
-    internal: ScoutingInternalServiceClient<Authed>,
+    public: ScoutingServiceClient<CredentialChannel>,
+    internal: ScoutingInternalServiceClient<CredentialChannel>,
     database: TestDatabase,
     _server: TestServer,
 }
@@ -45,10 +32,9 @@ async fn spawn_on(database: TestDatabase) -> App {
     let context = Context::new(database.database(), test_settings());
     let server = TestServer::start(fastbreak_scouting::server(context)).await;
     let channel = server.channel().await;
-    let f = credential as fn(_) -> _;
     App {
-        public: ScoutingServiceClient::with_interceptor(channel.clone(), f),
-        internal: ScoutingInternalServiceClient::with_interceptor(channel, f),
+        public: ScoutingServiceClient::new(credential_channel(channel.clone())),
+        internal: ScoutingInternalServiceClient::new(credential_channel(channel)),
         database,
         _server: server,
     }
