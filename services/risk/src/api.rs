@@ -30,6 +30,11 @@ const MAX_REASON: usize = 500;
 /// The longest idempotency key.
 const MAX_KEY: usize = 128;
 
+/// Text a caller gives (a reason, a key): no control characters, which the database refuses.
+fn plain(text: &str) -> bool {
+    !text.chars().any(char::is_control)
+}
+
 /// In-process turns for authorisations, by user (striped): calls of one user wait here, not on
 /// a pooled connection blocked on the user's database lock, so that a hot user cannot take the
 /// whole pool from the others. The database lock still orders calls across replicas.
@@ -79,18 +84,27 @@ impl RiskApi {
         let reason = reason.trim().to_owned();
         let mut violations = Violations::new();
         violations.check(!reason.is_empty(), "reason", "must say why the stop is engaged");
+        violations.check(plain(&reason), "reason", "must not contain control characters");
         violations.check(
             reason.chars().count() <= MAX_REASON,
             "reason",
             format!("must be at most {MAX_REASON} characters"),
         );
         violations.into_result(())?;
+        // Under the user's risk lock: an authorisation in flight finishes first, and every later
+        // one sees the stop.
         let (stop, engaged) = self
-            .write(|conn| {
+            .database
+            .read_committed(|conn| {
                 let reason = reason.clone();
-                async move { risk::engage_emergency_stop(conn, user_id, actor, &reason).await }.boxed()
+                async move {
+                    risk::lock_user_risk(conn, user_id).await?;
+                    risk::engage_emergency_stop(conn, user_id, actor, &reason).await
+                }
+                .boxed()
             })
-            .await?;
+            .await
+            .map_err(RiskError::from)?;
         if engaged {
             tracing::warn!(%user_id, actor = actor.as_str(), %reason, "emergency stop engaged");
         }
@@ -98,8 +112,18 @@ impl RiskApi {
     }
 
     async fn release(&self, user_id: Uuid, actor: StopActor) -> Result<pb::EmergencyStop, Status> {
-        let current = self.read(|conn| risk::find_emergency_stop(conn, user_id).boxed()).await?;
-        if let Some(stop) = &current
+        let stop = self
+            .database
+            .read_committed(|conn| {
+                async move {
+                    risk::lock_user_risk(conn, user_id).await?;
+                    risk::release_emergency_stop(conn, user_id, actor).await
+                }
+                .boxed()
+            })
+            .await
+            .map_err(RiskError::from)?;
+        if let Some(stop) = &stop
             && stop.engaged
             && stop.engaged_by == Some(StopActor::Operator)
             && actor != StopActor::Operator
@@ -110,8 +134,7 @@ impl RiskApi {
                 [("engaged_by".to_owned(), "operator".to_owned())],
             ));
         }
-        let stop = self.write(|conn| risk::release_emergency_stop(conn, user_id, actor).boxed()).await?;
-        if stop.as_ref().is_some_and(|s| s.released_by == Some(actor)) {
+        if stop.as_ref().is_some_and(|s| s.released_by == Some(actor) && !s.engaged) {
             tracing::info!(%user_id, actor = actor.as_str(), "emergency stop released");
         }
         Ok(convert::stop_to_pb(stop.as_ref()))
@@ -121,6 +144,9 @@ impl RiskApi {
     async fn resolve_change(&self, user_id: Uuid, id: Uuid, confirm: bool) -> Result<Resolved, RiskError> {
         self.write(|conn| {
             async move {
+                // Under the user's risk lock: no authorisation decides on the old limits after
+                // the new ones are in force.
+                risk::lock_user_risk(conn, user_id).await?;
                 let before =
                     risk::find_limit_change(conn, user_id, id).await?.ok_or(DatabaseError::NotFound("limit change"))?;
                 let change = risk::resolve_limit_change(conn, user_id, id, confirm, Utc::now()).await?;
@@ -152,6 +178,14 @@ fn answer(decision: Decision) -> Result<fastbreak_db::repo::risk::Hold, Status> 
                 ("amount_cents".to_owned(), hold.amount_cents.to_string()),
                 ("moment_id".to_owned(), hold.moment_id.to_string()),
             ],
+        ),
+        Decision::Released(hold) => status::failed_precondition(
+            format!(
+                "the purchase under this key was released ({}): use a new key to try again",
+                hold.release_reason.as_deref().unwrap_or("no reason given")
+            ),
+            ErrorReason::InvalidState,
+            [("hold_id".to_owned(), hold.id.to_string()), ("state".to_owned(), "released".to_owned())],
         ),
         Decision::Stopped(stop) => status::failed_precondition(
             format!("the emergency stop is engaged: {}", stop.reason),
@@ -422,13 +456,21 @@ impl RiskInternalService for RiskApi {
         );
         let key = r.idempotency_key.trim();
         violations.check(
-            !key.is_empty() && key.chars().count() <= MAX_KEY,
+            !key.is_empty() && key.chars().count() <= MAX_KEY && plain(key),
             "idempotency_key",
-            format!("must be 1 to {MAX_KEY} characters"),
+            format!("must be 1 to {MAX_KEY} characters, none of them control characters"),
         );
         let balance_time = r.balance_time.as_ref().and_then(|t| status::time_field(t, "balance_time", &mut violations));
         if r.balance_time.is_none() {
             violations.add("balance_time", "required: when the balance was read");
+        }
+        // A balance read in the future would hide spending committed since it was read.
+        if let Some(read) = balance_time {
+            violations.check(
+                read <= Utc::now() + chrono::Duration::seconds(5),
+                "balance_time",
+                "must not be in the future: the time the balance was read, by the database's clock",
+            );
         }
         let origin = convert::origin_from_pb(r.origin);
         violations.check(origin.is_some(), "origin", "required: PURCHASE_ORIGIN_MANUAL or PURCHASE_ORIGIN_AUTOMATED");
@@ -489,7 +531,7 @@ impl RiskInternalService for RiskApi {
         let id = violations.uuid(&r.hold_id, "hold_id");
         let reason = r.reason.trim().to_owned();
         violations.check(
-            !reason.is_empty() && reason.chars().count() <= MAX_REASON,
+            !reason.is_empty() && reason.chars().count() <= MAX_REASON && plain(&reason),
             "reason",
             format!("must say why the purchase did not happen, in 1 to {MAX_REASON} characters"),
         );

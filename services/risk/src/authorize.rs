@@ -34,6 +34,8 @@ pub(crate) enum Decision {
     Granted(Hold),
     /// The key was used for another purchase.
     KeyReused(Hold),
+    /// The purchase under this key was released: it did not happen, and the key is spent.
+    Released(Hold),
     /// The emergency stop is engaged (perhaps by this very purchase, past the threshold).
     Stopped(EmergencyStop),
     /// A limit refuses the purchase.
@@ -74,7 +76,11 @@ pub(crate) async fn authorize(
     let done = |decision| Ok(Authorized { decision, alerts_raised: false });
     if let Some(existing) = risk::find_hold_by_key(conn, p.user_id, &p.key).await? {
         let same = existing.amount_cents == p.amount && existing.moment_id == p.moment_id;
-        return done(if same { Decision::Granted(existing) } else { Decision::KeyReused(existing) });
+        return done(match (same, existing.state) {
+            (false, _) => Decision::KeyReused(existing),
+            (true, risk::HoldState::Released) => Decision::Released(existing),
+            (true, _) => Decision::Granted(existing),
+        });
     }
     if let Some(stop) = risk::find_emergency_stop(conn, p.user_id).await?
         && stop.engaged

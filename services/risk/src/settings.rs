@@ -13,7 +13,7 @@ pub struct Suspicion {
     /// Holds within the window that are a burst whatever the usual rate.
     pub burst_min: u32,
     /// A burst is also this many times the usual number of holds per window (over the last
-    /// week), when that is more than `burst_min`.
+    /// 30 days), when that is more than `burst_min`.
     pub burst_factor: u32,
     /// A purchase this many times the user's mean purchase (over the last 30 days) is
     /// suspicious ...

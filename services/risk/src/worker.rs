@@ -132,9 +132,14 @@ impl RiskWorker {
         for hold in expired {
             match self.verdict(trading, &hold).await {
                 Verdict::Commit => {
-                    self.database.read_committed(|conn| risk::commit_hold(conn, hold.id).boxed()).await?;
-                    tracing::info!(hold_id = %hold.id, user_id = %hold.user_id, "expired hold committed: its purchase settled");
-                    done.committed += 1;
+                    let after = self.database.read_committed(|conn| risk::commit_hold(conn, hold.id).boxed()).await?;
+                    if after.state == risk::HoldState::Committed {
+                        tracing::info!(hold_id = %hold.id, user_id = %hold.user_id, "expired hold committed: its purchase settled");
+                        done.committed += 1;
+                    } else {
+                        tracing::error!(hold_id = %hold.id, user_id = %hold.user_id, state = after.state.as_str(), "a purchase settled on a hold that was not placed: limits may be broken");
+                        done.left += 1;
+                    }
                 }
                 Verdict::Release(reason) => {
                     self.database
@@ -147,6 +152,11 @@ impl RiskWorker {
                     done.released += 1;
                 }
                 Verdict::Leave(why) => {
+                    // Asked again later, so that holds still settling do not hold up the others.
+                    let next = Utc::now()
+                        + chrono::Duration::from_std(self.settings.reconcile_interval * 4)
+                            .unwrap_or(chrono::Duration::seconds(20));
+                    self.database.read_committed(|conn| risk::postpone_hold(conn, hold.id, next).boxed()).await?;
                     tracing::warn!(hold_id = %hold.id, user_id = %hold.user_id, %why, "expired hold left placed");
                     done.left += 1;
                 }

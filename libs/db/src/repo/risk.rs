@@ -431,6 +431,16 @@ pub async fn list_holds(
     Ok(Page::from_rows(rows, page.size, |h| Cursor { time: h.created_at, id: h.id }))
 }
 
+/// Puts off the reconciler's next look at a hold until `until` (its purchase is still
+/// settling, or trading could not say), so that it does not hold up the holds behind it.
+pub async fn postpone_hold(conn: &mut AsyncPgConnection, id: Uuid, until: DateTime<Utc>) -> Result<(), DatabaseError> {
+    diesel::update(holds::table.find(id).filter(holds::state.eq(HoldState::Placed)))
+        .set(holds::expires_at.eq(until))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Placed holds whose expiry passed, oldest expiry first (the reconciler's work list).
 pub async fn expired_holds(
     conn: &mut AsyncPgConnection,
@@ -615,17 +625,27 @@ pub async fn engage_emergency_stop(
         .on_conflict_do_nothing()
         .execute(conn)
         .await?;
-    let engaged = diesel::update(emergency_stops::table.find(user_id).filter(emergency_stops::engaged.eq(false)))
+    // An operator's call also takes over a stop the user or the system engaged: from then on
+    // only an operator releases it.
+    let update = diesel::update(emergency_stops::table.find(user_id))
         .set((
             emergency_stops::engaged.eq(true),
             emergency_stops::reason.eq(reason),
             emergency_stops::engaged_at.eq(diesel::dsl::now),
             emergency_stops::engaged_by.eq(actor),
         ))
-        .returning(EmergencyStop::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?;
+        .into_boxed();
+    let update = if actor == StopActor::Operator {
+        update.filter(
+            emergency_stops::engaged
+                .eq(false)
+                .or(emergency_stops::engaged_by.ne(StopActor::Operator))
+                .or(emergency_stops::engaged_by.is_null()),
+        )
+    } else {
+        update.filter(emergency_stops::engaged.eq(false))
+    };
+    let engaged = update.returning(EmergencyStop::as_returning()).get_result(conn).await.optional()?;
     match engaged {
         Some(stop) => {
             record_stop_event(conn, user_id, "engaged", actor, reason).await?;
@@ -638,22 +658,27 @@ pub async fn engage_emergency_stop(
 }
 
 /// Releases a user's emergency stop (releasing a stop that is not engaged changes nothing and
-/// records nothing). Returns the stop, if it was ever engaged.
+/// records nothing). A stop an operator engaged is released only by an operator: for anyone
+/// else it stays engaged. Returns the stop, if it was ever engaged.
 pub async fn release_emergency_stop(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     actor: StopActor,
 ) -> Result<Option<EmergencyStop>, DatabaseError> {
-    let released = diesel::update(emergency_stops::table.find(user_id).filter(emergency_stops::engaged.eq(true)))
+    let update = diesel::update(emergency_stops::table.find(user_id))
         .set((
             emergency_stops::engaged.eq(false),
             emergency_stops::released_at.eq(diesel::dsl::now),
             emergency_stops::released_by.eq(actor),
         ))
-        .returning(EmergencyStop::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?;
+        .into_boxed()
+        .filter(emergency_stops::engaged.eq(true));
+    let update = if actor == StopActor::Operator {
+        update
+    } else {
+        update.filter(emergency_stops::engaged_by.ne(StopActor::Operator).or(emergency_stops::engaged_by.is_null()))
+    };
+    let released = update.returning(EmergencyStop::as_returning()).get_result(conn).await.optional()?;
     match released {
         Some(stop) => {
             record_stop_event(conn, user_id, "released", actor, "").await?;

@@ -156,6 +156,10 @@ async fn commit_and_release_are_idempotent_and_final() {
     let twice = internal_api.release_hold(internal(release())).await.unwrap().into_inner();
     assert_eq!((once.state(), once.release_reason.as_str()), (HoldState::Released, "listing gone"));
     assert_eq!(once, twice);
+    let replayed = app.buy(user, 300, "k2", RICH).await.unwrap_err();
+    assert_eq!(reason(&replayed).0, "INVALID_STATE", "a released purchase's key is spent");
+    let committed_again = app.buy(user, 500, "k1", RICH).await.unwrap();
+    assert_eq!(committed_again.state(), HoldState::Committed, "a committed purchase's key answers its hold");
     let commit_released =
         internal_api.commit_hold(internal(CommitHoldRequest { hold_id: other.hold_id.clone() })).await;
     assert_eq!(reason(&commit_released.unwrap_err()).0, "INVALID_STATE");
@@ -181,6 +185,17 @@ async fn a_request_missing_its_parts_is_refused_naming_each() {
         fields(&status),
         vec!["user_id", "moment_id", "amount_cents", "balance_cents", "idempotency_key", "balance_time", "origin"]
     );
+}
+
+#[tokio::test]
+async fn a_balance_read_in_the_future_or_a_key_with_control_characters_is_refused() {
+    let app = spawn_app().await;
+    let user = app.user().await;
+    let mut request = crate::purchase(user, 100, "k\u{0}", RICH, fastbreak_proto::risk::v1::PurchaseOrigin::Manual);
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3_600);
+    request.balance_time = Some(prost_types::Timestamp::from(later));
+    let status = app.internal.clone().authorize_purchase(internal(request)).await.unwrap_err();
+    assert_eq!(fields(&status), vec!["idempotency_key", "balance_time"]);
 }
 
 #[tokio::test]

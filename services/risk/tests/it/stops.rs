@@ -65,6 +65,27 @@ async fn the_emergency_stop_refuses_every_hold_until_released_and_keeps_its_hist
         .into_inner();
     assert_eq!(released.released_by(), StopActor::Operator);
 
+    // An operator takes over a stop the user engaged; then only an operator releases it.
+    public
+        .engage_emergency_stop(as_user(EngageEmergencyStopRequest { reason: "lost my phone".into() }, user))
+        .await
+        .unwrap();
+    let taken = internal_api
+        .engage_emergency_stop_for_user(internal(EngageEmergencyStopForUserRequest {
+            user_id: user.to_string(),
+            reason: "account under review".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((taken.engaged_by(), taken.reason.as_str()), (StopActor::Operator, "account under review"));
+    let denied = public.release_emergency_stop(as_user(ReleaseEmergencyStopRequest {}, user)).await.unwrap_err();
+    assert_eq!(reason(&denied).0, "INVALID_STATE");
+    internal_api
+        .release_emergency_stop_for_user(internal(ReleaseEmergencyStopForUserRequest { user_id: user.to_string() }))
+        .await
+        .unwrap();
+
     let database = app.database.database();
     let mut conn = database.conn().await.unwrap();
     let history: Vec<_> = repo::list_stop_events(&mut conn, user)
@@ -73,7 +94,15 @@ async fn the_emergency_stop_refuses_every_hold_until_released_and_keeps_its_hist
         .into_iter()
         .map(|e| (e.action, e.actor.as_str()))
         .collect();
-    let expected = [("engaged", "user"), ("released", "user"), ("engaged", "operator"), ("released", "operator")];
+    let expected = [
+        ("engaged", "user"),
+        ("released", "user"),
+        ("engaged", "operator"),
+        ("released", "operator"),
+        ("engaged", "user"),
+        ("engaged", "operator"),
+        ("released", "operator"),
+    ];
     assert_eq!(history, expected.map(|(a, b)| (a.to_owned(), b)).to_vec());
 }
 
