@@ -46,11 +46,12 @@ async fn apply(conn: &mut PgConnection, event: &SourceEvent, now: DateTime<Utc>)
         SourceEvent::GameFinal { game_id, lines } => {
             let message = outbox::GameFinal {
                 game_id: game_id.clone(),
-                final_at: now,
                 lines: lines
                     .iter()
-                    .map(|l| outbox::GameLine {
+                    .map(|l| scouting::GameStats {
+                        game_id: game_id.clone(),
                         player_id: l.player_id.clone(),
+                        game_at: now,
                         opponent_code: l.opponent_code.clone(),
                         minutes: l.minutes,
                         points: l.points,

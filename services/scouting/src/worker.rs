@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use fastbreak_db::repo::outbox::{self, GameFinal};
-use fastbreak_db::repo::scouting::{self, GameStats};
+use fastbreak_db::repo::scouting;
 use fastbreak_db::{Database, DatabaseError};
 use fastbreak_mesh::Draining;
 use futures::FutureExt;
@@ -24,21 +24,9 @@ const BATCH: i64 = 20;
 pub fn lines(game: &GameFinal) -> Vec<Line> {
     game.lines
         .iter()
-        .map(|l| Line {
-            event_id: format!("{}:{}", game.game_id, l.player_id),
-            stats: GameStats {
-                game_id: game.game_id.clone(),
-                player_id: l.player_id.clone(),
-                game_at: game.final_at,
-                opponent_code: l.opponent_code.clone(),
-                minutes: l.minutes,
-                points: l.points,
-                rebounds: l.rebounds,
-                assists: l.assists,
-                steals: l.steals,
-                blocks: l.blocks,
-                turnovers: l.turnovers,
-            },
+        .map(|stats| Line {
+            event_id: format!("{}:{}", game.game_id, stats.player_id),
+            stats: stats.clone(),
             is_final: true,
             highlights: Vec::new(),
         })

@@ -98,36 +98,12 @@ pub async fn mark_failed(
 /// scouting).
 pub const GAME_FINAL_TOPIC: &str = "game_final";
 
-/// A finished game's box scores, as a `game_final` message carries them.
+/// A finished game's box scores, as a `game_final` message carries them: one line per player,
+/// as scouting stores it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GameFinal {
     /// The game.
     pub game_id: String,
-    /// When it ended.
-    pub final_at: DateTime<Utc>,
     /// One line per player.
-    pub lines: Vec<GameLine>,
-}
-
-/// One player's line in a finished game.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct GameLine {
-    /// The player.
-    pub player_id: String,
-    /// The opponent's team code.
-    pub opponent_code: String,
-    /// Minutes.
-    pub minutes: i32,
-    /// Points.
-    pub points: i32,
-    /// Rebounds.
-    pub rebounds: i32,
-    /// Assists.
-    pub assists: i32,
-    /// Steals.
-    pub steals: i32,
-    /// Blocks.
-    pub blocks: i32,
-    /// Turnovers.
-    pub turnovers: i32,
+    pub lines: Vec<crate::repo::scouting::GameStats>,
 }

@@ -45,7 +45,9 @@ pub async fn find_player(conn: &mut AsyncPgConnection, id: &str) -> Result<Optio
 }
 
 /// A player's line in one game.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset, serde::Serialize, serde::Deserialize,
+)]
 #[diesel(table_name = player_game_stats)]
 pub struct GameStats {
     /// The game.

@@ -157,11 +157,14 @@ async fn a_subscriber_that_reconnects_gets_every_later_game_event_once_in_order(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_game_naming_an_unknown_player_is_set_aside_and_the_next_games_go_through() {
-    use fastbreak_db::repo::outbox::{self, GAME_FINAL_TOPIC, GameFinal, GameLine};
+    use fastbreak_db::repo::outbox::{self, GAME_FINAL_TOPIC, GameFinal};
+    use fastbreak_db::repo::scouting::GameStats;
     let app = spawn().await;
     market(&app, "p-7", &[9], &[], 1_000).await;
-    let line = |player: &str| GameLine {
+    let line = |game: &str, player: &str| GameStats {
+        game_id: game.to_owned(),
         player_id: player.to_owned(),
+        game_at: chrono::Utc::now(),
         opponent_code: "MIA".to_owned(),
         minutes: 30,
         points: 12,
@@ -174,7 +177,7 @@ async fn a_game_naming_an_unknown_player_is_set_aside_and_the_next_games_go_thro
     let database = app.database.database();
     let mut conn = database.conn().await.unwrap();
     for (game, player) in [("bad", "nobody"), ("good", "p-7")] {
-        let message = GameFinal { game_id: game.to_owned(), final_at: chrono::Utc::now(), lines: vec![line(player)] };
+        let message = GameFinal { game_id: game.to_owned(), lines: vec![line(game, player)] };
         outbox::enqueue(&mut conn, GAME_FINAL_TOPIC, game, &serde_json::to_value(&message).unwrap()).await.unwrap();
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
