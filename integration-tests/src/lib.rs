@@ -4,6 +4,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod echo;
+pub mod trading_mesh;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

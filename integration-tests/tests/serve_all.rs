@@ -77,7 +77,7 @@ async fn reflection_lists_each_targets_own_services_in_v1_and_v1alpha() {
 
 /// The targets whose RPCs are built: every one of their RPCs answers something other than
 /// UNIMPLEMENTED.
-const BUILT: [&str; 6] = ["user", "strategy", "risk", "marketplace", "scouting", "notification"];
+const BUILT: [&str; 7] = ["user", "strategy", "risk", "marketplace", "scouting", "notification", "trading"];
 
 #[tokio::test]
 async fn every_rpc_of_every_contract_is_routed_and_answers_unless_unbuilt() {

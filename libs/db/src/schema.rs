@@ -358,6 +358,7 @@ diesel::table! {
         kind -> Text,
         description -> Text,
         created_at -> Timestamptz,
+        hash -> Text,
     }
 }
 
@@ -391,6 +392,18 @@ diesel::table! {
         failure_reason -> Nullable<Text>,
         created_at -> Timestamptz,
         settled_at -> Nullable<Timestamptz>,
+        valuation_id -> Nullable<Uuid>,
+        factors -> Jsonb,
+        expected_value_cents -> Int8,
+        source_id -> Text,
+        buyer_address -> Text,
+        max_price_cents -> Int8,
+        relist_source_id -> Text,
+        relist_price_cents -> Int8,
+        request_hash -> Text,
+        failure_code -> Nullable<Int4>,
+        failure_details -> Nullable<Jsonb>,
+        realized_pnl_cents -> Int8,
     }
 }
 
@@ -401,6 +414,30 @@ diesel::table! {
         cost_cents -> Int8,
         trade_id -> Nullable<Uuid>,
         acquired_at -> Timestamptz,
+        listing_id -> Nullable<Uuid>,
+        value_cents -> Nullable<Int8>,
+        valued_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    equity_snapshots (user_id, taken_at) {
+        user_id -> Uuid,
+        taken_at -> Timestamptz,
+        equity_cents -> Int8,
+        deposits_cents -> Int8,
+    }
+}
+
+diesel::table! {
+    leaderboard_entries (metric, period, rank) {
+        metric -> Text,
+        period -> Text,
+        rank -> Int4,
+        user_id -> Uuid,
+        alias -> Text,
+        value -> Int8,
+        computed_at -> Timestamptz,
     }
 }
 
@@ -565,7 +602,7 @@ macro_rules! for_all_tables {
             strategy_outcomes, budget_limits, budget_limit_changes, holds, spending,
             emergency_stops, emergency_stop_events, risk_states, risk_alerts, players, player_game_stats, game_events, market_sources,
             moments, listings, listing_events, sales, price_points, valuations, valuation_factors, ledger_accounts,
-            ledger_transactions, ledger_entries, trades, holdings, idempotency_keys, notifications,
+            ledger_transactions, ledger_entries, trades, holdings, equity_snapshots, leaderboard_entries, idempotency_keys, notifications,
             notification_preferences, deliveries, delivery_attempts, system_alerts, agent_runs, decisions, outbox,
             sign_in_failures
         }

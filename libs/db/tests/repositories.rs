@@ -596,6 +596,18 @@ async fn ledger_trades_holdings_and_idempotency_round_trip() {
         failure_reason: None,
         created_at: common::now(),
         settled_at: None,
+        valuation_id: None,
+        factors: serde_json::json!([]),
+        expected_value_cents: 0,
+        source_id: "simulator".to_owned(),
+        buyer_address: String::new(),
+        max_price_cents: 2500,
+        relist_source_id: String::new(),
+        relist_price_cents: 0,
+        request_hash: String::new(),
+        failure_code: None,
+        failure_details: None,
+        realized_pnl_cents: 0,
     };
     assert_eq!(trading::insert_trade(conn, &trade).await.unwrap().id, trade.id);
     let purchase = trading::post_transaction(
@@ -640,6 +652,9 @@ async fn ledger_trades_holdings_and_idempotency_round_trip() {
         cost_cents: 2500,
         trade_id: Some(trade.id),
         acquired_at: common::now(),
+        listing_id: None,
+        value_cents: None,
+        valued_at: None,
     };
     assert_eq!(trading::put_holding(conn, &holding).await.unwrap().cost_cents, 2500);
     assert_eq!(trading::list_holdings(conn, user.id, PageRequest::first(10)).await.unwrap().items.len(), 1);

@@ -25,13 +25,19 @@ pub struct TestServer {
 impl TestServer {
     /// Binds `server` to 127.0.0.1:0 with [`TEST_CREDENTIAL`], reports SERVING and serves.
     pub async fn start(server: MeshServer) -> Self {
+        Self::start_at(server, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// The same on a chosen address (for targets that must know each other's addresses before
+    /// either starts; see [`free_addr`]).
+    pub async fn start_at(server: MeshServer, addr: SocketAddr) -> Self {
         let bound = server
             .with_credential(Secret::new(TEST_CREDENTIAL.to_owned()))
             .with_drain_timeout(std::time::Duration::from_secs(5))
             .with_drain_grace(std::time::Duration::from_millis(50))
-            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .bind(addr)
             .await
-            .expect("a free port on 127.0.0.1");
+            .unwrap_or_else(|error| panic!("cannot bind {addr}: {error}"));
         let addr = bound.local_addr();
         bound.readiness().set_serving().await;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -70,6 +76,12 @@ impl Drop for TestServer {
             let _ = stop.send(());
         }
     }
+}
+
+/// A free address on 127.0.0.1 (the port is free now; bind it soon).
+pub fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a free port on 127.0.0.1");
+    listener.local_addr().expect("a bound listener has an address")
 }
 
 /// A request from another service: it carries the internal credential.

@@ -63,6 +63,8 @@ pub struct ServeConfig {
     pub marketplace: fastbreak_marketplace::Settings,
     /// Scouting's settings.
     pub scouting: fastbreak_scouting::Settings,
+    /// Trading's settings.
+    pub trading: fastbreak_trading::Settings,
 }
 
 /// The shortest internal credential accepted.
@@ -158,6 +160,7 @@ impl ServeConfig {
         let risk = fastbreak_risk::Settings::read(r);
         let marketplace = fastbreak_marketplace::Settings::read(r);
         let scouting = fastbreak_scouting::Settings::read(r);
+        let trading = fastbreak_trading::Settings::read(r);
 
         reader.finish()?;
         Ok(Self {
@@ -177,6 +180,7 @@ impl ServeConfig {
             risk,
             marketplace,
             scouting,
+            trading,
         })
     }
 

@@ -89,7 +89,7 @@ pub const ALL: [Target; 9] = [
     Target {
         name: fastbreak_trading::TARGET,
         default_port: fastbreak_trading::DEFAULT_PORT,
-        server: |build| fastbreak_trading::server(build.context(())),
+        server: |build| fastbreak_trading::server(build.context(build.config.trading.clone())),
         peers: fastbreak_trading::PEERS,
         needs_database: true,
     },

@@ -531,6 +531,42 @@ impl MarketplaceInternalService for MarketplaceApi {
         }))
     }
 
+    async fn get_market_return(
+        &self,
+        request: Request<pb::GetMarketReturnRequest>,
+    ) -> Result<Response<pb::MarketReturn>, Status> {
+        let mut violations = Violations::new();
+        let now = Utc::now();
+        let start = match request.get_ref().start_time.as_ref() {
+            Some(time) => status::time_field(time, "start_time", &mut violations),
+            None => {
+                violations.add("start_time", "is required");
+                None
+            }
+        };
+        if let Some(start) = start {
+            violations.check(start < now, "start_time", "must be in the past");
+            violations.check(now - start <= Duration::days(3660), "start_time", "must be within ten years");
+        }
+        let start = violations.into_result(start)?.unwrap_or(now);
+        let before = start - (now - start);
+        let ((now_average, count), (before_average, previous)) = self
+            .read(|conn| {
+                async move {
+                    let recent = market::average_sale_between(conn, start, now).await?;
+                    let previous = market::average_sale_between(conn, before, start).await?;
+                    Ok((recent, previous))
+                }
+                .boxed()
+            })
+            .await?;
+        let return_bps = match (now_average, before_average) {
+            (Some(now), Some(before)) if before > 0 => Some((now - before).saturating_mul(10_000) / before),
+            _ => None,
+        };
+        Ok(Response::new(pb::MarketReturn { return_bps, sale_count: count, previous_sale_count: previous }))
+    }
+
     async fn take_listing(&self, request: Request<pb::TakeListingRequest>) -> Result<Response<pb::Sale>, Status> {
         let r = request.into_inner();
         let mut violations = Violations::new();

@@ -906,3 +906,27 @@ pub async fn median_sale_since(
     .await?;
     Ok(row.median)
 }
+
+/// The average sale price and count of every sale in `[from, to)`.
+pub async fn average_sale_between(
+    conn: &mut AsyncPgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<(Option<i64>, i64), DatabaseError> {
+    #[derive(QueryableByName)]
+    struct Average {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+        average: Option<i64>,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    let row: Average = diesel::sql_query(
+        "SELECT avg(price_cents)::bigint AS average, count(*) AS count
+           FROM sales WHERE sold_at >= $1 AND sold_at < $2",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(from)
+    .bind::<diesel::sql_types::Timestamptz, _>(to)
+    .get_result(conn)
+    .await?;
+    Ok((row.average, row.count))
+}

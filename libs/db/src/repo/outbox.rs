@@ -107,3 +107,22 @@ pub struct GameFinal {
     /// One line per player.
     pub lines: Vec<crate::repo::scouting::GameStats>,
 }
+
+/// Marks the undelivered message of a topic with a key delivered (after it was delivered
+/// inline); false when there was none.
+pub async fn mark_delivered_by_key(
+    conn: &mut AsyncPgConnection,
+    topic: &str,
+    key: &str,
+) -> Result<bool, DatabaseError> {
+    let updated = diesel::update(
+        outbox::table
+            .filter(outbox::topic.eq(topic))
+            .filter(outbox::message_key.eq(key))
+            .filter(outbox::delivered_at.is_null()),
+    )
+    .set((outbox::delivered_at.eq(Some(Utc::now())), outbox::attempts.eq(outbox::attempts + 1)))
+    .execute(conn)
+    .await?;
+    Ok(updated >= 1)
+}

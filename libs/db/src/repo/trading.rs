@@ -7,7 +7,10 @@ use uuid::Uuid;
 
 use crate::error::DatabaseError;
 use crate::repo::{Cursor, Page, PageRequest, text_enum};
-use crate::schema::{holdings, idempotency_keys, ledger_accounts, ledger_entries, ledger_transactions, trades};
+use crate::schema::{
+    equity_snapshots, holdings, idempotency_keys, leaderboard_entries, ledger_accounts, ledger_entries,
+    ledger_transactions, trades,
+};
 
 text_enum! {
     /// What a ledger account stands for.
@@ -108,6 +111,9 @@ pub struct LedgerTransaction {
     pub description: String,
     /// Posted.
     pub created_at: DateTime<Utc>,
+    /// The transaction's hash: SHA-256 over its id, kind and entries (what a chain would give
+    /// back for the transfer).
+    pub hash: String,
 }
 
 /// One entry of a ledger transaction.
@@ -140,6 +146,7 @@ pub async fn post_transaction(
             ledger_transactions::id.eq(id),
             ledger_transactions::kind.eq(kind),
             ledger_transactions::description.eq(description),
+            ledger_transactions::hash.eq(transaction_hash(id, kind, entries)),
         ))
         .returning(LedgerTransaction::as_returning())
         .get_result(conn)
@@ -156,6 +163,25 @@ pub async fn post_transaction(
         .collect();
     diesel::insert_into(ledger_entries::table).values(rows).execute(conn).await?;
     Ok(transaction)
+}
+
+/// The hash of a transaction: SHA-256 over its id, kind and entries, in hex with `0x`.
+pub fn transaction_hash(id: Uuid, kind: LedgerTransactionKind, entries: &[(Uuid, i64)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(id.as_bytes());
+    hasher.update(kind.as_str().as_bytes());
+    for (account, amount) in entries {
+        hasher.update(account.as_bytes());
+        hasher.update(amount.to_be_bytes());
+    }
+    let digest = hasher.finalize();
+    let mut text = String::with_capacity(66);
+    text.push_str("0x");
+    for byte in digest.iter() {
+        text.push_str(&format!("{byte:02x}"));
+    }
+    text
 }
 
 /// The entries of a transaction.
@@ -247,6 +273,30 @@ pub struct Trade {
     pub created_at: DateTime<Utc>,
     /// Settled.
     pub settled_at: Option<DateTime<Utc>>,
+    /// The valuation the decision relied on.
+    pub valuation_id: Option<Uuid>,
+    /// The weighted factors behind it (JSON: name, weight, impact_cents, explanation).
+    pub factors: serde_json::Value,
+    /// What the caller expected the moment to be worth (0: not given).
+    pub expected_value_cents: i64,
+    /// The listing's market source.
+    pub source_id: String,
+    /// The buyer's wallet address, for purchases.
+    pub buyer_address: String,
+    /// The most the buyer pays.
+    pub max_price_cents: i64,
+    /// Where an arbitrage relists (empty otherwise).
+    pub relist_source_id: String,
+    /// At what price an arbitrage relists (0 otherwise).
+    pub relist_price_cents: i64,
+    /// A hash of the request's parameters.
+    pub request_hash: String,
+    /// A failed trade's gRPC status code.
+    pub failure_code: Option<i32>,
+    /// A failed trade's error details (reason and metadata).
+    pub failure_details: Option<serde_json::Value>,
+    /// For a sale: what it made over the moment's cost, after the fee.
+    pub realized_pnl_cents: i64,
 }
 
 /// Records a new trade.
@@ -319,22 +369,7 @@ pub async fn list_trades(
     kind: Option<TradeKind>,
     page: PageRequest,
 ) -> Result<Page<Trade>, DatabaseError> {
-    let mut query = trades::table
-        .filter(trades::user_id.eq(user_id))
-        .select(Trade::as_select())
-        .order((trades::created_at.desc(), trades::id.desc()))
-        .limit(page.size + 1)
-        .into_boxed();
-    if let Some(kind) = kind {
-        query = query.filter(trades::kind.eq(kind));
-    }
-    if let Some(after) = page.after {
-        query = query.filter(
-            trades::created_at.lt(after.time).or(trades::created_at.eq(after.time).and(trades::id.lt(after.id))),
-        );
-    }
-    let rows = query.load(conn).await?;
-    Ok(Page::from_rows(rows, page.size, |t| Cursor { time: t.created_at, id: t.id }))
+    list_trades_by(conn, user_id, kind, None, page).await
 }
 
 /// Trades still pending that were asked for before `before`, oldest first (for the reconciler).
@@ -367,6 +402,12 @@ pub struct Holding {
     pub trade_id: Option<Uuid>,
     /// Acquired.
     pub acquired_at: DateTime<Utc>,
+    /// The listing it is offered on, if listed.
+    pub listing_id: Option<Uuid>,
+    /// Its last known market value.
+    pub value_cents: Option<i64>,
+    /// When that value was read.
+    pub valued_at: Option<DateTime<Utc>>,
 }
 
 /// Records that a user now holds a moment (replacing any previous holder's record).
@@ -486,4 +527,499 @@ pub async fn complete_idempotency_key(
             .execute(conn)
             .await?;
     if updated == 1 { Ok(()) } else { Err(DatabaseError::NotFound("claimed idempotency key")) }
+}
+
+/// A user's cash account, opened on first use and locked until the end of the transaction:
+/// purchases of one user are admitted one after another against one balance.
+pub async fn lock_user_account(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<LedgerAccount, DatabaseError> {
+    user_account(conn, user_id).await?;
+    Ok(ledger_accounts::table
+        .filter(ledger_accounts::user_id.eq(user_id))
+        .filter(ledger_accounts::kind.eq(AccountKind::UserCash))
+        .select(LedgerAccount::as_select())
+        .for_update()
+        .first(conn)
+        .await?)
+}
+
+/// What the user's purchases still under way will take from their balance.
+pub async fn pending_purchase_total(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<i64, DatabaseError> {
+    let total: Option<i64> = trades::table
+        .filter(trades::user_id.eq(user_id))
+        .filter(trades::kind.eq(TradeKind::Purchase))
+        .filter(trades::state.eq(TradeState::Pending))
+        .select(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>("sum(price_cents)::bigint"))
+        .first(conn)
+        .await?;
+    Ok(total.unwrap_or(0))
+}
+
+/// The purchase of a listing under way or done, if any (one at most).
+pub async fn live_purchase_of_listing(
+    conn: &mut AsyncPgConnection,
+    listing_id: Uuid,
+) -> Result<Option<Trade>, DatabaseError> {
+    Ok(trades::table
+        .filter(trades::listing_id.eq(listing_id))
+        .filter(trades::kind.eq(TradeKind::Purchase))
+        .filter(trades::state.ne(TradeState::Failed))
+        .select(Trade::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Records a trade unless one of its kind already has its key; `None` when one has.
+pub async fn insert_trade_if_new(conn: &mut AsyncPgConnection, trade: &Trade) -> Result<Option<Trade>, DatabaseError> {
+    Ok(diesel::insert_into(trades::table)
+        .values(trade)
+        .on_conflict((trades::user_id, trades::idempotency_key, trades::kind))
+        .do_nothing()
+        .returning(Trade::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?)
+}
+
+/// Notes the risk hold behind a pending trade; false when the trade is no longer pending.
+pub async fn set_trade_hold(conn: &mut AsyncPgConnection, id: Uuid, hold_id: Uuid) -> Result<bool, DatabaseError> {
+    let updated = diesel::update(trades::table.find(id).filter(trades::state.eq(TradeState::Pending)))
+        .set(trades::hold_id.eq(Some(hold_id)))
+        .execute(conn)
+        .await?;
+    Ok(updated == 1)
+}
+
+/// Marks a pending trade failed with the status its caller got (code and details), so that a
+/// replay answers the same; `None` when it was no longer pending.
+pub async fn fail_trade_with(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    reason: &str,
+    code: i32,
+    details: &serde_json::Value,
+) -> Result<Option<Trade>, DatabaseError> {
+    Ok(diesel::update(trades::table.find(id).filter(trades::state.eq(TradeState::Pending)))
+        .set((
+            trades::state.eq(TradeState::Failed),
+            trades::failure_reason.eq(Some(reason)),
+            trades::failure_code.eq(Some(code)),
+            trades::failure_details.eq(Some(details)),
+        ))
+        .returning(Trade::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?)
+}
+
+/// Marks a pending trade settled without a ledger transaction (a listing created or repriced:
+/// no money moves); `None` when it was no longer pending.
+pub async fn complete_trade(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Trade>, DatabaseError> {
+    Ok(diesel::update(trades::table.find(id).filter(trades::state.eq(TradeState::Pending)))
+        .set((trades::state.eq(TradeState::Settled), trades::settled_at.eq(Some(Utc::now()))))
+        .returning(Trade::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?)
+}
+
+/// Finds a trade by id, whoever made it.
+pub async fn find_trade_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Trade>, DatabaseError> {
+    Ok(trades::table.find(id).select(Trade::as_select()).first(conn).await.optional()?)
+}
+
+/// A user's trades, newest first, optionally of one kind and one strategy.
+pub async fn list_trades_by(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    kind: Option<TradeKind>,
+    strategy_id: Option<Uuid>,
+    page: PageRequest,
+) -> Result<Page<Trade>, DatabaseError> {
+    let mut query = trades::table
+        .filter(trades::user_id.eq(user_id))
+        .select(Trade::as_select())
+        .order((trades::created_at.desc(), trades::id.desc()))
+        .limit(page.size + 1)
+        .into_boxed();
+    if let Some(kind) = kind {
+        query = query.filter(trades::kind.eq(kind));
+    }
+    if let Some(strategy) = strategy_id {
+        query = query.filter(trades::strategy_id.eq(strategy));
+    }
+    if let Some(after) = page.after {
+        query = query.filter(
+            trades::created_at.lt(after.time).or(trades::created_at.eq(after.time).and(trades::id.lt(after.id))),
+        );
+    }
+    let rows = query.load(conn).await?;
+    Ok(Page::from_rows(rows, page.size, |t| Cursor { time: t.created_at, id: t.id }))
+}
+
+/// Who holds a moment, locked until the end of the transaction.
+pub async fn lock_holding(conn: &mut AsyncPgConnection, moment_id: Uuid) -> Result<Option<Holding>, DatabaseError> {
+    Ok(holdings::table.find(moment_id).select(Holding::as_select()).for_update().first(conn).await.optional()?)
+}
+
+/// A user's holding of a moment.
+pub async fn find_holding(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    moment_id: Uuid,
+) -> Result<Option<Holding>, DatabaseError> {
+    Ok(holdings::table
+        .find(moment_id)
+        .filter(holdings::user_id.eq(user_id))
+        .select(Holding::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Notes the listing a holding is offered on (or none).
+pub async fn set_holding_listing(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    moment_id: Uuid,
+    listing_id: Option<Uuid>,
+) -> Result<bool, DatabaseError> {
+    let updated = diesel::update(holdings::table.find(moment_id).filter(holdings::user_id.eq(user_id)))
+        .set(holdings::listing_id.eq(listing_id))
+        .execute(conn)
+        .await?;
+    Ok(updated == 1)
+}
+
+/// Every holding of a user, newest first (at most `limit`).
+pub async fn all_holdings(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    limit: i64,
+) -> Result<Vec<Holding>, DatabaseError> {
+    Ok(holdings::table
+        .filter(holdings::user_id.eq(user_id))
+        .order((holdings::acquired_at.desc(), holdings::moment_id.desc()))
+        .limit(limit)
+        .select(Holding::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Keeps the market values just read as the holdings' last known values.
+pub async fn set_holding_values(
+    conn: &mut AsyncPgConnection,
+    values: &[(Uuid, i64)],
+    at: DateTime<Utc>,
+) -> Result<(), DatabaseError> {
+    for (moment, value) in values {
+        diesel::update(holdings::table.find(*moment))
+            .set((holdings::value_cents.eq(Some(*value)), holdings::valued_at.eq(Some(at))))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Every moment a user holds, with the user (for checks of ownership).
+pub async fn every_holding(conn: &mut AsyncPgConnection) -> Result<Vec<Holding>, DatabaseError> {
+    Ok(holdings::table.select(Holding::as_select()).load(conn).await?)
+}
+
+/// What a user has spent on purchases and made on sales since `since` (all settled).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TradeTotals {
+    /// Spent on purchases.
+    pub spent_cents: i64,
+    /// Realised on sales, after fees, over cost.
+    pub realized_pnl_cents: i64,
+}
+
+/// A user's settled purchase and sale totals since `since`.
+pub async fn trade_totals(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    since: DateTime<Utc>,
+) -> Result<TradeTotals, DatabaseError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        spent: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        realized: i64,
+    }
+    let row: Row = diesel::sql_query(
+        "SELECT COALESCE(sum(price_cents) FILTER (WHERE kind = 'purchase'), 0)::bigint AS spent,
+                COALESCE(sum(realized_pnl_cents) FILTER (WHERE kind = 'sale'), 0)::bigint AS realized
+           FROM trades WHERE user_id = $1 AND state = 'settled' AND settled_at >= $2",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user_id)
+    .bind::<diesel::sql_types::Timestamptz, _>(since)
+    .get_result(conn)
+    .await?;
+    Ok(TradeTotals { spent_cents: row.spent, realized_pnl_cents: row.realized })
+}
+
+/// Paper funds a user deposited before `before`.
+pub async fn deposits_before(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    before: DateTime<Utc>,
+) -> Result<i64, DatabaseError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        total: i64,
+    }
+    let row: Row = diesel::sql_query(
+        "SELECT COALESCE(sum(e.amount_cents), 0)::bigint AS total
+           FROM ledger_entries e
+           JOIN ledger_transactions t ON t.id = e.transaction_id AND t.kind = 'deposit'
+           JOIN ledger_accounts a ON a.id = e.account_id AND a.user_id = $1
+          WHERE e.created_at < $2",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user_id)
+    .bind::<diesel::sql_types::Timestamptz, _>(before)
+    .get_result(conn)
+    .await?;
+    Ok(row.total)
+}
+
+/// A user's equity at a time, and what they had deposited by then.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = equity_snapshots)]
+pub struct EquitySnapshot {
+    /// The user.
+    pub user_id: Uuid,
+    /// When it was taken.
+    pub taken_at: DateTime<Utc>,
+    /// Cash plus moments at market value.
+    pub equity_cents: i64,
+    /// Deposits so far.
+    pub deposits_cents: i64,
+}
+
+/// Keeps a snapshot.
+pub async fn record_snapshot(conn: &mut AsyncPgConnection, snapshot: &EquitySnapshot) -> Result<(), DatabaseError> {
+    diesel::insert_into(equity_snapshots::table).values(snapshot).on_conflict_do_nothing().execute(conn).await?;
+    Ok(())
+}
+
+/// The latest snapshot at or before `at`, and the user's latest one.
+pub async fn snapshot_at(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Option<EquitySnapshot>, DatabaseError> {
+    Ok(equity_snapshots::table
+        .filter(equity_snapshots::user_id.eq(user_id))
+        .filter(equity_snapshots::taken_at.le(at))
+        .order(equity_snapshots::taken_at.desc())
+        .select(EquitySnapshot::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// What ranks a user on the leaderboards over a period.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct LeaderboardFigures {
+    /// The user.
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub user_id: Uuid,
+    /// Spent on purchases settled in the period.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub spent_cents: i64,
+    /// Realised on sales settled in the period.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub realized_cents: i64,
+    /// Unrealised on moments bought in the period and still held (last known values).
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub unrealized_cents: i64,
+    /// Purchases in the period now worth more than they cost, plus sales at a gain.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub successful: i64,
+    /// Every moment held, at last known value (cost when none).
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub portfolio_cents: i64,
+}
+
+/// The leaderboard figures of every user who traded since `since` or holds moments.
+pub async fn leaderboard_figures(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+) -> Result<Vec<LeaderboardFigures>, DatabaseError> {
+    Ok(diesel::sql_query(
+        "WITH traders AS (
+             SELECT DISTINCT user_id FROM trades WHERE state = 'settled' AND settled_at >= $1
+             UNION SELECT DISTINCT user_id FROM holdings)
+         SELECT u.user_id,
+                COALESCE((SELECT sum(price_cents) FROM trades t WHERE t.user_id = u.user_id AND t.kind = 'purchase'
+                           AND t.state = 'settled' AND t.settled_at >= $1), 0)::bigint AS spent_cents,
+                COALESCE((SELECT sum(realized_pnl_cents) FROM trades t WHERE t.user_id = u.user_id AND t.kind = 'sale'
+                           AND t.state = 'settled' AND t.settled_at >= $1), 0)::bigint AS realized_cents,
+                COALESCE((SELECT sum(COALESCE(h.value_cents, h.cost_cents) - h.cost_cents) FROM holdings h
+                           WHERE h.user_id = u.user_id AND h.acquired_at >= $1), 0)::bigint AS unrealized_cents,
+                ((SELECT count(*) FROM holdings h WHERE h.user_id = u.user_id AND h.acquired_at >= $1
+                   AND COALESCE(h.value_cents, 0) > h.cost_cents)
+                 + (SELECT count(*) FROM trades t WHERE t.user_id = u.user_id AND t.kind = 'sale'
+                   AND t.state = 'settled' AND t.settled_at >= $1 AND t.realized_pnl_cents > 0))::bigint AS successful,
+                COALESCE((SELECT sum(COALESCE(h.value_cents, h.cost_cents)) FROM holdings h
+                           WHERE h.user_id = u.user_id), 0)::bigint AS portfolio_cents
+           FROM traders u",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(since)
+    .load(conn)
+    .await?)
+}
+
+/// A row of a stored leaderboard.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = leaderboard_entries)]
+pub struct LeaderboardRow {
+    /// What it ranks by.
+    pub metric: String,
+    /// Over what period.
+    pub period: String,
+    /// From 1.
+    pub rank: i32,
+    /// The user (never shown).
+    pub user_id: Uuid,
+    /// The user's anonymous alias.
+    pub alias: String,
+    /// The value ranked by.
+    pub value: i64,
+    /// When it was computed.
+    pub computed_at: DateTime<Utc>,
+}
+
+/// Replaces one leaderboard with freshly computed rows.
+pub async fn replace_leaderboard(
+    conn: &mut AsyncPgConnection,
+    metric: &str,
+    period: &str,
+    rows: &[LeaderboardRow],
+) -> Result<(), DatabaseError> {
+    diesel::delete(
+        leaderboard_entries::table
+            .filter(leaderboard_entries::metric.eq(metric))
+            .filter(leaderboard_entries::period.eq(period)),
+    )
+    .execute(conn)
+    .await?;
+    for chunk in rows.chunks(1000) {
+        diesel::insert_into(leaderboard_entries::table).values(chunk).execute(conn).await?;
+    }
+    Ok(())
+}
+
+/// A page of a leaderboard, best first, from `offset`.
+pub async fn leaderboard_page(
+    conn: &mut AsyncPgConnection,
+    metric: &str,
+    period: &str,
+    offset: i64,
+    size: i64,
+) -> Result<Vec<LeaderboardRow>, DatabaseError> {
+    Ok(leaderboard_entries::table
+        .filter(leaderboard_entries::metric.eq(metric))
+        .filter(leaderboard_entries::period.eq(period))
+        .order(leaderboard_entries::rank)
+        .offset(offset)
+        .limit(size)
+        .select(LeaderboardRow::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// A user's row on a leaderboard, if ranked.
+pub async fn leaderboard_row(
+    conn: &mut AsyncPgConnection,
+    metric: &str,
+    period: &str,
+    user_id: Uuid,
+) -> Result<Option<LeaderboardRow>, DatabaseError> {
+    Ok(leaderboard_entries::table
+        .filter(leaderboard_entries::metric.eq(metric))
+        .filter(leaderboard_entries::period.eq(period))
+        .filter(leaderboard_entries::user_id.eq(user_id))
+        .select(LeaderboardRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// When a leaderboard was last computed.
+pub async fn leaderboard_time(
+    conn: &mut AsyncPgConnection,
+    metric: &str,
+    period: &str,
+) -> Result<Option<DateTime<Utc>>, DatabaseError> {
+    Ok(leaderboard_entries::table
+        .filter(leaderboard_entries::metric.eq(metric))
+        .filter(leaderboard_entries::period.eq(period))
+        .select(diesel::dsl::max(leaderboard_entries::computed_at))
+        .first(conn)
+        .await?)
+}
+
+/// Locks a trade until the end of the transaction.
+pub async fn lock_trade(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Trade>, DatabaseError> {
+    Ok(trades::table.find(id).select(Trade::as_select()).for_update().first(conn).await.optional()?)
+}
+
+/// Marks a pending purchase settled by its ledger transaction, at the price actually paid.
+pub async fn settle_trade_at(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    ledger_transaction_id: Uuid,
+    price_cents: i64,
+    fee_cents: i64,
+) -> Result<Trade, DatabaseError> {
+    diesel::update(trades::table.find(id).filter(trades::state.eq(TradeState::Pending)))
+        .set((
+            trades::state.eq(TradeState::Settled),
+            trades::ledger_transaction_id.eq(Some(ledger_transaction_id)),
+            trades::settled_at.eq(Some(Utc::now())),
+            trades::price_cents.eq(price_cents),
+            trades::fee_cents.eq(fee_cents),
+        ))
+        .returning(Trade::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?
+        .ok_or(DatabaseError::NotFound("pending trade"))
+}
+
+/// Notes the listing a trade created.
+pub async fn set_trade_listing(conn: &mut AsyncPgConnection, id: Uuid, listing_id: Uuid) -> Result<(), DatabaseError> {
+    diesel::update(trades::table.find(id)).set(trades::listing_id.eq(Some(listing_id))).execute(conn).await?;
+    Ok(())
+}
+
+/// When a user's balance last changed (`None` before the first entry).
+pub async fn last_entry_time(
+    conn: &mut AsyncPgConnection,
+    account_id: Uuid,
+) -> Result<Option<DateTime<Utc>>, DatabaseError> {
+    Ok(ledger_entries::table
+        .filter(ledger_entries::account_id.eq(account_id))
+        .select(diesel::dsl::max(ledger_entries::created_at))
+        .first(conn)
+        .await?)
+}
+
+/// The database's clock: the start of the current transaction.
+pub async fn database_now(conn: &mut AsyncPgConnection) -> Result<DateTime<Utc>, DatabaseError> {
+    Ok(diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamptz>("now()")).get_result(conn).await?)
+}
+
+/// Every user with a cash account (for snapshots and leaderboards).
+pub async fn account_holders(conn: &mut AsyncPgConnection) -> Result<Vec<(Uuid, i64)>, DatabaseError> {
+    let rows: Vec<(Option<Uuid>, i64)> = ledger_accounts::table
+        .filter(ledger_accounts::kind.eq(AccountKind::UserCash))
+        .select((ledger_accounts::user_id, ledger_accounts::balance_cents))
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().filter_map(|(user, balance)| user.map(|u| (u, balance))).collect())
 }

@@ -1,0 +1,293 @@
+//! Trading with its real peers, in-process over real sockets on one fresh database: user, risk,
+//! marketplace (no feeds: the tests list the market's moments themselves), strategy,
+//! notification and trading, each knowing the others' addresses, as `serve` wires them.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::Utc;
+use fastbreak_db::repo::Rarity;
+use fastbreak_db::repo::market::{self, ListingState};
+use fastbreak_db::repo::scouting;
+use fastbreak_db::testing::TestDatabase;
+use fastbreak_db::{Database, PoolOptions};
+use fastbreak_mesh::testing::{TestServer, as_user, free_addr, peer_channel};
+use fastbreak_mesh::{Context, MeshServer, Peers};
+use fastbreak_proto::risk::v1::risk_internal_service_client::RiskInternalServiceClient;
+use fastbreak_proto::risk::v1::risk_service_client::RiskServiceClient;
+use fastbreak_proto::trading::v1 as pb;
+use fastbreak_proto::trading::v1::trading_internal_service_client::TradingInternalServiceClient;
+use fastbreak_proto::trading::v1::trading_service_client::TradingServiceClient;
+use fastbreak_proto::user::v1 as user;
+use fastbreak_proto::user::v1::user_service_client::UserServiceClient;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+/// How the mesh is set up.
+#[derive(Debug, Clone)]
+pub struct MeshOptions {
+    /// Trading's settings.
+    pub trading: fastbreak_trading::Settings,
+    /// Risk's settings.
+    pub risk: fastbreak_risk::Settings,
+    /// Connections per target.
+    pub pool: usize,
+}
+
+impl Default for MeshOptions {
+    fn default() -> Self {
+        Self {
+            trading: fastbreak_trading::Settings {
+                recover_after: Duration::from_secs(1),
+                worker_interval: Duration::from_millis(50),
+                call_timeout: Duration::from_secs(5),
+                ..fastbreak_trading::Settings::default()
+            },
+            risk: fastbreak_risk::Settings {
+                hold_ttl: Duration::from_secs(2),
+                reconcile_interval: Duration::from_millis(100),
+                ..fastbreak_risk::Settings::default()
+            },
+            pool: 8,
+        }
+    }
+}
+
+/// The running mesh.
+pub struct TradingMesh {
+    /// The database every target shares.
+    pub database: TestDatabase,
+    /// A pool for the test's own reads and seeding.
+    pub pool: Database,
+    /// Each target's address, by name.
+    pub addrs: Vec<(&'static str, SocketAddr)>,
+    servers: Vec<(&'static str, TestServer)>,
+    options: MeshOptions,
+}
+
+const NAMES: [&str; 6] = ["user", "strategy", "notification", "risk", "marketplace", "trading"];
+
+impl TradingMesh {
+    /// Starts every target on a fresh database.
+    pub async fn start(options: MeshOptions) -> Self {
+        let database = TestDatabase::create().await;
+        let pool = Database::connect_lazy(database.url(), &PoolOptions { max_size: 8, ..PoolOptions::default() })
+            .expect("a valid test database URL");
+        let addrs: Vec<(&'static str, SocketAddr)> = NAMES.iter().map(|n| (*n, free_addr())).collect();
+        let mut mesh = Self { database, pool, addrs, servers: Vec::new(), options };
+        for name in NAMES {
+            mesh.start_target(name).await;
+        }
+        mesh
+    }
+
+    fn addr(&self, name: &str) -> SocketAddr {
+        self.addrs.iter().find(|(n, _)| *n == name).map(|(_, a)| *a).expect("a target of the mesh")
+    }
+
+    fn context<S>(&self, settings: S, peers: &[&'static str]) -> Context<S> {
+        let pool = Database::connect_lazy(
+            self.database.url(),
+            &PoolOptions { max_size: self.options.pool, ..PoolOptions::default() },
+        )
+        .expect("a valid test database URL");
+        let mut context = Context::new(pool, settings);
+        let mut channels = Peers::default();
+        for peer in peers {
+            channels.insert(peer, peer_channel(peer, &[self.addr(peer)]));
+        }
+        context.peers = channels;
+        context
+    }
+
+    fn server(&self, name: &str) -> MeshServer {
+        match name {
+            "user" => fastbreak_user::server(self.context(
+                fastbreak_user::Settings {
+                    password_hashing: fastbreak_user::settings::PasswordCost { memory_kib: 64, iterations: 1 },
+                    ..Default::default()
+                },
+                &[],
+            )),
+            "strategy" => fastbreak_strategy::server(self.context((), &[])),
+            "notification" => fastbreak_notification::server(self.context(Default::default(), &["user"])),
+            "risk" => fastbreak_risk::server(self.context(self.options.risk.clone(), &["trading", "notification"])),
+            "marketplace" => fastbreak_marketplace::server_with_feeds(
+                self.context(fastbreak_marketplace::Settings { simulator: false, ..Default::default() }, &[]),
+                Vec::new(),
+            ),
+            "trading" => {
+                fastbreak_trading::server(self.context(
+                    self.options.trading.clone(),
+                    &["user", "risk", "marketplace", "strategy", "notification"],
+                ))
+            }
+            other => panic!("no target {other} in the trading mesh"),
+        }
+    }
+
+    /// Starts (or starts again) one target on its address.
+    pub async fn start_target(&mut self, name: &'static str) {
+        let server = TestServer::start_at(self.server(name), self.addr(name)).await;
+        self.servers.push((name, server));
+    }
+
+    /// Stops one target (calls in flight finish first).
+    pub async fn stop_target(&mut self, name: &str) {
+        let index = self.servers.iter().position(|(n, _)| *n == name).expect("a running target");
+        let (_, server) = self.servers.remove(index);
+        server.stop().await.expect("the target stops cleanly");
+    }
+
+    async fn channel(&self, name: &str) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr(name)))
+            .expect("a valid URL")
+            .connect()
+            .await
+            .unwrap_or_else(|error| panic!("cannot connect to {name}: {error}"))
+    }
+
+    /// A client of trading's public service.
+    pub async fn trading(&self) -> TradingServiceClient<Channel> {
+        TradingServiceClient::new(self.channel("trading").await)
+    }
+
+    /// A client of trading's internal service.
+    pub async fn trading_internal(&self) -> TradingInternalServiceClient<Channel> {
+        TradingInternalServiceClient::new(self.channel("trading").await)
+    }
+
+    /// A client of risk's internal service.
+    pub async fn risk_internal(&self) -> RiskInternalServiceClient<Channel> {
+        RiskInternalServiceClient::new(self.channel("risk").await)
+    }
+
+    /// A client of risk's public service.
+    pub async fn risk(&self) -> RiskServiceClient<Channel> {
+        RiskServiceClient::new(self.channel("risk").await)
+    }
+
+    /// A client of the user service.
+    pub async fn users(&self) -> UserServiceClient<Channel> {
+        UserServiceClient::new(self.channel("user").await)
+    }
+
+    /// A user with a connected wallet and `funds` cents deposited; (id, wallet address).
+    pub async fn funded_user(&self, funds: i64) -> (Uuid, String) {
+        let id = self.database.create_user().await;
+        let address = format!("0x{:016x}", u64::from_be_bytes(id.as_bytes()[..8].try_into().expect("eight bytes")));
+        self.users()
+            .await
+            .register_wallet(as_user(user::RegisterWalletRequest { flow_address: address.clone() }, id))
+            .await
+            .expect("the wallet is registered");
+        if funds > 0 {
+            self.trading()
+                .await
+                .deposit_funds(as_user(
+                    pb::DepositFundsRequest { amount_cents: funds, idempotency_key: format!("seed-{id}") },
+                    id,
+                ))
+                .await
+                .expect("the deposit is made");
+        }
+        (id, address)
+    }
+
+    /// Raises a user's limits far above any test's spending (proposed and confirmed).
+    pub async fn raise_limits(&self, user: Uuid) {
+        let mut risk = self.risk().await;
+        let big = Some(100_000_000);
+        let limits = fastbreak_proto::risk::v1::BudgetLimits {
+            daily_cents: big,
+            weekly_cents: big,
+            monthly_cents: big,
+            total_cents: big,
+            per_moment_cents: Some(1_000_000),
+            reserve_cents: None,
+            emergency_threshold_cents: big,
+            time_zone: "UTC".to_owned(),
+            ..Default::default()
+        };
+        let change = risk
+            .propose_budget_limit_change(as_user(
+                fastbreak_proto::risk::v1::ProposeBudgetLimitChangeRequest { limits: Some(limits) },
+                user,
+            ))
+            .await
+            .expect("a limit change")
+            .into_inner();
+        risk.confirm_budget_limit_change(as_user(
+            fastbreak_proto::risk::v1::ConfirmBudgetLimitChangeRequest { change_id: change.change_id },
+            user,
+        ))
+        .await
+        .expect("the change is confirmed");
+    }
+
+    /// Moments of one player owned by the market's collectors, each listed on `source` at
+    /// `price` cents; their listing ids.
+    pub async fn list_market_moments(&self, count: usize, source: &str, price: i64) -> Vec<Uuid> {
+        let mut conn = self.pool.conn().await.expect("a connection to the test database");
+        let player = format!("p-{}", Uuid::new_v4().simple());
+        scouting::upsert_player(
+            &mut conn,
+            &scouting::Player {
+                id: player.clone(),
+                full_name: "Test Player".to_owned(),
+                team_code: "BOS".to_owned(),
+                position: "G".to_owned(),
+                seasons_played: 3,
+                jersey_number: Some(7),
+            },
+        )
+        .await
+        .expect("a player");
+        if source != "simulator" {
+            market::ensure_source(&mut conn, source, "Another marketplace", 250).await.expect("a source");
+        }
+        let mut listings = Vec::with_capacity(count);
+        let play_at = Utc::now() - chrono::Duration::days(10);
+        for serial in 1..=count {
+            let seller = format!("0x{:016x}", fastrand_u64());
+            let moment = market::insert_moment(
+                &mut conn,
+                &market::Moment {
+                    id: Uuid::new_v4(),
+                    player_id: player.clone(),
+                    set_name: "Base Set".to_owned(),
+                    play_category: "Dunk".to_owned(),
+                    play_at,
+                    rarity: Rarity::Common,
+                    serial_number: i32::try_from(serial).expect("a small serial"),
+                    edition_size: 10_000,
+                    owner_address: seller.clone(),
+                },
+            )
+            .await
+            .expect("a moment");
+            let now = Utc::now();
+            let listing = market::insert_listing(
+                &mut conn,
+                &market::Listing {
+                    id: Uuid::new_v4(),
+                    moment_id: moment.id,
+                    source_id: source.to_owned(),
+                    price_cents: price,
+                    seller_address: seller,
+                    state: ListingState::Active,
+                    created_at: now,
+                    updated_at: now,
+                },
+            )
+            .await
+            .expect("a listing");
+            listings.push(listing.id);
+        }
+        listings
+    }
+}
+
+fn fastrand_u64() -> u64 {
+    u64::from_be_bytes(Uuid::new_v4().as_bytes()[..8].try_into().expect("eight bytes"))
+}
