@@ -11,7 +11,7 @@ use fastbreak_db::repo::market::{self, ListingState};
 use fastbreak_db::repo::scouting;
 use fastbreak_db::testing::TestDatabase;
 use fastbreak_db::{Database, PoolOptions};
-use fastbreak_mesh::testing::{TestServer, as_user, free_addr, peer_channel};
+use fastbreak_mesh::testing::{TestServer, as_user, free_addr};
 use fastbreak_mesh::{Context, MeshServer, Peers};
 use fastbreak_proto::risk::v1::risk_internal_service_client::RiskInternalServiceClient;
 use fastbreak_proto::risk::v1::risk_service_client::RiskServiceClient;
@@ -94,10 +94,26 @@ impl TradingMesh {
         let mut context = Context::new(pool, settings);
         let mut channels = Peers::default();
         for peer in peers {
-            channels.insert(peer, peer_channel(peer, &[self.addr(peer)]));
+            channels.insert(peer, self.peer(peer, &[self.addr(peer)]));
         }
         context.peers = channels;
         context
+    }
+
+    /// A channel to a peer as the mesh's test servers make one, with calls given 10 s (tests
+    /// run many meshes at once on few cores).
+    pub fn peer(&self, name: &str, addrs: &[SocketAddr]) -> fastbreak_mesh::PeerChannel {
+        let urls: Vec<String> = addrs.iter().map(|addr| format!("http://{addr}")).collect();
+        let endpoints = fastbreak_config::Endpoints::parse(&urls.join(",")).expect("valid test URLs");
+        let options = fastbreak_mesh::PeerOptions {
+            call_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_millis(300),
+            health_interval: Duration::from_millis(100),
+            breaker_failures: 3,
+            breaker_cooldown: Duration::from_millis(500),
+            credential: Some(fastbreak_config::Secret::new(fastbreak_mesh::testing::TEST_CREDENTIAL.to_owned())),
+        };
+        fastbreak_mesh::PeerChannel::new(name, "", &endpoints, options).expect("a valid test peer")
     }
 
     fn server(&self, name: &str) -> MeshServer {

@@ -69,7 +69,14 @@ async fn reflection_lists_each_targets_own_services_in_v1_and_v1alpha() {
                 );
             }
             for service in services.iter().filter(|s| s.target != target) {
-                assert!(!listed.contains(&service.full_name), "{target} lists {} of another target", service.full_name);
+                // The gateway lists every public service (it forwards them), never an internal one.
+                let forwarded = target == "gateway" && !service.internal && service.target != "common";
+                assert_eq!(
+                    listed.contains(&service.full_name),
+                    forwarded,
+                    "{target} and {} of another target",
+                    service.full_name
+                );
             }
         }
     }
@@ -77,7 +84,7 @@ async fn reflection_lists_each_targets_own_services_in_v1_and_v1alpha() {
 
 /// The targets whose RPCs are built: every one of their RPCs answers something other than
 /// UNIMPLEMENTED.
-const BUILT: [&str; 7] = ["user", "strategy", "risk", "marketplace", "scouting", "notification", "trading"];
+const BUILT: [&str; 8] = ["user", "strategy", "risk", "marketplace", "scouting", "notification", "trading", "gateway"];
 
 #[tokio::test]
 async fn every_rpc_of_every_contract_is_routed_and_answers_unless_unbuilt() {
@@ -143,8 +150,13 @@ async fn the_built_public_rpcs_need_a_user_but_sign_up_sign_in_and_templates() {
             let codec = tonic_prost::ProstCodec::<(), ()>::default();
             let code = grpc.unary(internal_request(()), path.parse().unwrap(), codec).await.err().map(|s| s.code());
             // The market's catalog and scouting's valuations are the same for every user.
-            let market = ["fastbreak.marketplace.v1.MarketplaceService", "fastbreak.scouting.v1.ScoutingService"]
-                .contains(&service.full_name.as_str());
+            // The system's health is for operators, who hold the internal credential, not users.
+            let market = [
+                "fastbreak.marketplace.v1.MarketplaceService",
+                "fastbreak.scouting.v1.ScoutingService",
+                "fastbreak.gateway.v1.SystemHealthService",
+            ]
+            .contains(&service.full_name.as_str());
             if open.contains(&method.name()) || market {
                 assert_ne!(code, Some(tonic::Code::Unauthenticated), "{path} needs no user");
             } else {
@@ -178,7 +190,7 @@ async fn call_empty(channel: tonic::transport::Channel, path: &str, request: ton
 
 #[tokio::test]
 async fn backends_refuse_calls_without_the_internal_credential() {
-    let mesh = TestMesh::spawn("risk,gateway").await;
+    let mesh = TestMesh::spawn("risk,user,gateway").await;
     let path = "/fastbreak.risk.v1.RiskInternalService/GetHold";
     let missing = call_empty(mesh.channel("risk").await, path, tonic::Request::new(())).await;
     assert_eq!(missing.code(), tonic::Code::Unauthenticated, "{missing:?}");
@@ -203,14 +215,14 @@ async fn backends_refuse_calls_without_the_internal_credential() {
 
     let edge = call_empty(
         mesh.channel("gateway").await,
-        "/fastbreak.gateway.v1.SystemHealthService/GetSystemHealth",
+        "/fastbreak.risk.v1.RiskService/GetBudgetLimits",
         tonic::Request::new(()),
     )
     .await;
-    assert_eq!(
-        edge.code(),
-        tonic::Code::Unimplemented,
-        "the gateway's public services need no internal credential: {edge:?}"
+    assert_eq!(edge.code(), tonic::Code::Unauthenticated, "{edge:?}");
+    assert!(
+        edge.message().contains("access token"),
+        "the gateway's public services ask clients for an access token, not the internal credential: {edge:?}"
     );
 
     // With the credential the call reaches the RPC, which names what the empty request lacks.

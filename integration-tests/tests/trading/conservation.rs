@@ -35,11 +35,12 @@ async fn thousands_of_concurrent_trades_conserve_money_and_ownership() {
     let user_listings: Arc<Mutex<Vec<(Uuid, i64)>>> = Arc::default();
     let client = mesh.trading().await;
     let rng = Arc::new(Mutex::new(fastrand::Rng::with_seed(seed)));
+    let deposited = Arc::new(std::sync::atomic::AtomicI64::new(60_000 * USERS as i64));
 
     let outcomes: Vec<&'static str> = futures::stream::iter(0..OPERATIONS)
         .map(|n| {
-            let (mut client, users, market, user_listings, rng) =
-                (client.clone(), users.clone(), market.clone(), user_listings.clone(), rng.clone());
+            let (mut client, users, market, user_listings, rng, deposited) =
+                (client.clone(), users.clone(), market.clone(), user_listings.clone(), rng.clone(), deposited.clone());
             async move {
                 let (roll, user, pick, price_roll) = {
                     let mut rng = rng.lock().unwrap();
@@ -99,7 +100,12 @@ async fn thousands_of_concurrent_trades_conserve_money_and_ownership() {
                     80..=89 => {
                         let request =
                             DepositFundsRequest { amount_cents: price_roll * 10, idempotency_key: format!("op-{n}") };
-                        if client.deposit_funds(as_user(request, user)).await.is_ok() { "deposited" } else { "refused" }
+                        if client.deposit_funds(as_user(request, user)).await.is_ok() {
+                            deposited.fetch_add(price_roll * 10, std::sync::atomic::Ordering::Relaxed);
+                            "deposited"
+                        } else {
+                            "refused"
+                        }
                     }
                     // A replay of an earlier purchase's key, by its user or another.
                     _ => {
@@ -133,6 +139,16 @@ async fn thousands_of_concurrent_trades_conserve_money_and_ownership() {
     );
     settle_down(&mesh, Duration::from_secs(60)).await;
     audit(&mesh).await;
+    let held = count(
+        &mesh,
+        "SELECT COALESCE(sum(balance_cents), 0)::bigint AS count FROM ledger_accounts WHERE kind <> 'funding'",
+    )
+    .await;
+    assert_eq!(
+        held,
+        deposited.load(std::sync::atomic::Ordering::Relaxed),
+        "users, sellers and fees hold what the test deposited"
+    );
     let settled =
         count(&mesh, "SELECT count(*) AS count FROM trades WHERE kind = 'purchase' AND state = 'settled'").await;
     let sales = count(&mesh, "SELECT count(*) AS count FROM trades WHERE kind = 'sale'").await;

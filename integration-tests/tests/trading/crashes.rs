@@ -14,8 +14,11 @@ use futures::FutureExt;
 use crate::{audit, settle_down};
 
 /// Where a purchase crashes, and whether it ends done (true) or undone.
-const STEPS: [(&str, bool); 5] = [
+const STEPS: [(&str, bool); 6] = [
     ("trading::before-hold", false),
+    // Risk placed the hold; trading never noted it: the trade fails, and risk's reconciler
+    // releases the hold when it finds the trade failed.
+    ("trading::before-hold-noted", false),
     ("trading::after-hold", true),
     ("trading::after-take", true),
     ("trading::after-settle", true),

@@ -78,11 +78,41 @@ struct EndpointState {
     channel: Channel,
     health: Mutex<Health>,
     breaker: Mutex<CircuitBreaker>,
+    /// When the last health check ended, and when the health last changed.
+    checked: Mutex<(Option<Time>, Option<Time>)>,
+}
+
+/// A wall-clock time.
+type Time = chrono::DateTime<chrono::Utc>;
+
+/// What a channel knows of one endpoint, from its health checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointReport {
+    /// The endpoint's URL.
+    pub uri: String,
+    /// SERVING at the last check.
+    pub serving: bool,
+    /// Why not, when it is not; "not checked yet" before the first check.
+    pub detail: String,
+    /// True when the endpoint could not be reached at all (not merely NOT_SERVING).
+    pub unreachable: bool,
+    /// When it was last checked.
+    pub checked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When its health last changed.
+    pub changed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl EndpointState {
     fn health(&self) -> Health {
         self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_health(&self, health: Health) {
+        let mut current = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        if *current != health {
+            *current = health;
+            self.checked.lock().unwrap_or_else(|p| p.into_inner()).1 = Some(chrono::Utc::now());
+        }
     }
 
     /// Lets a call through the endpoint's breaker, or not.
@@ -157,6 +187,7 @@ impl PeerChannel {
                 channel: endpoint.connect_lazy(),
                 health: Mutex::new(Health::Unknown),
                 breaker: Mutex::new(CircuitBreaker::new(options.breaker_failures, options.breaker_cooldown)),
+                checked: Mutex::new((None, None)),
             }));
         }
         let inner = Arc::new(Inner {
@@ -175,6 +206,24 @@ impl PeerChannel {
     /// The peer's name.
     pub fn peer(&self) -> &str {
         &self.inner.peer
+    }
+
+    /// Every endpoint as its health checks found it.
+    pub fn endpoints(&self) -> Vec<EndpointReport> {
+        self.inner
+            .endpoints
+            .iter()
+            .map(|e| {
+                let (checked_at, changed_at) = *e.checked.lock().unwrap_or_else(|p| p.into_inner());
+                let (serving, detail) = match e.health() {
+                    Health::Serving => (true, String::new()),
+                    Health::Unknown => (false, "not checked yet".to_owned()),
+                    Health::NotServing(why) => (false, why),
+                };
+                let unreachable = detail.starts_with("unreachable") || detail == "health check timed out";
+                EndpointReport { uri: e.uri.to_string(), serving, detail, unreachable, checked_at, changed_at }
+            })
+            .collect()
     }
 
     /// How many endpoints are SERVING now.
@@ -207,6 +256,12 @@ async fn watch_health(inner: Weak<Inner>, index: usize, service: String) {
             let mut current = endpoint.health.lock().unwrap_or_else(|p| p.into_inner());
             let changed = *current != health;
             *current = health.clone();
+            let now = chrono::Utc::now();
+            let mut checked = endpoint.checked.lock().unwrap_or_else(|p| p.into_inner());
+            checked.0 = Some(now);
+            if changed {
+                checked.1 = Some(now);
+            }
             changed
         };
         if changed {
@@ -248,7 +303,14 @@ impl Inner {
                 Health::NotServing(why) => format!("{}: {why}", e.uri),
             })
             .collect();
-        tonic::Status::unavailable(format!("no healthy endpoint of {} ({})", self.peer, states.join("; ")))
+        // Named as a dependency: whoever passes this answer on is not blamed for it.
+        crate::status::with_reason(
+            tonic::Code::Unavailable,
+            format!("no healthy endpoint of {} ({})", self.peer, states.join("; ")),
+            ErrorReason::DependencyUnavailable,
+            [("service".to_owned(), self.peer.clone())],
+            tonic_types::ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+        )
     }
 
     async fn call(
@@ -312,13 +374,23 @@ impl Inner {
             }
             Ok(Err(error)) => {
                 endpoint.record(admission, Outcome::Fault);
-                tonic::Status::unavailable(format!(
+                let not_sent = connect_failed(&error);
+                if not_sent {
+                    // Not worth another call until a health check finds it back.
+                    endpoint.set_health(Health::NotServing("unreachable (the connection failed)".to_owned()));
+                    self.health_changed.notify_waiters();
+                }
+                let mut response = tonic::Status::unavailable(format!(
                     "{} at {}: {}",
                     self.peer,
                     endpoint.uri,
                     crate::health::error_chain(&error)
                 ))
-                .into_http()
+                .into_http();
+                if not_sent {
+                    response.extensions_mut().insert(NotSent);
+                }
+                response
             }
             Ok(Ok(response)) => {
                 endpoint.record(admission, answer_outcome(&response));
@@ -357,6 +429,34 @@ impl Inner {
         ))
         .into_http()
     }
+}
+
+/// Marks an answer made because no connection to the endpoint could be made: the request was
+/// never sent, so sending it again elsewhere is safe whatever it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotSent;
+
+/// True when a transport error is a failure to connect (nothing was sent).
+fn connect_failed(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::AddrNotAvailable
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+            )
+        {
+            return true;
+        }
+        if error.to_string().starts_with("tcp connect error") {
+            return true;
+        }
+        current = error.source();
+    }
+    false
 }
 
 /// True when a transport error is the channel's own deadline expiring.

@@ -89,12 +89,19 @@ impl<S> GrpcService for S where
 {
 }
 
+/// A service that answers every method of one gRPC service by handing the call on (the
+/// gateway's forwarding): raw HTTP/2 in, raw HTTP/2 out.
+pub type ForwardService =
+    tower::util::BoxCloneSyncService<http::Request<axum::body::Body>, http::Response<axum::body::Body>, Infallible>;
+
 /// A server being put together: the target's name and its gRPC services.
 pub struct MeshServer {
     target: &'static str,
     routes: RoutesBuilder,
     public_services: Vec<&'static str>,
     internal_services: Vec<&'static str>,
+    forwarded: Vec<(&'static str, ForwardService)>,
+    ready_when: Option<tokio::sync::watch::Receiver<bool>>,
     credential: Option<Secret<String>>,
     public_edge: bool,
     drain_timeout: Duration,
@@ -124,6 +131,8 @@ impl MeshServer {
             routes: Routes::builder(),
             public_services: Vec::new(),
             internal_services: Vec::new(),
+            forwarded: Vec::new(),
+            ready_when: None,
             credential: None,
             public_edge: false,
             drain_timeout: Duration::from_secs(30),
@@ -194,6 +203,20 @@ impl MeshServer {
         self
     }
 
+    /// Adds a public service answered by `forward` (every method under `/<name>/`): listed by
+    /// reflection and open to clients like the server's own public services.
+    pub fn add_forwarded_service(mut self, name: &'static str, forward: ForwardService) -> Self {
+        self.forwarded.push((name, forward));
+        self
+    }
+
+    /// Reports SERVING only while `ready` holds true (and the server is not draining), instead
+    /// of from [`Readiness::set_serving`] alone: for a target that cannot work without a peer.
+    pub fn ready_when(mut self, ready: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.ready_when = Some(ready);
+        self
+    }
+
     /// The target's name.
     pub fn target(&self) -> &'static str {
         self.target
@@ -240,12 +263,13 @@ impl MeshServer {
 
         let mut routes = self.routes;
         routes.add_service(health_service);
+        let forwarded_names: Vec<&'static str> = self.forwarded.iter().map(|(name, _)| *name).collect();
         let reflection = |builder: tonic_reflection::server::Builder<'static>| {
             let builder = builder
                 .register_encoded_file_descriptor_set(fastbreak_proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 .with_service_name("grpc.health.v1.Health");
-            services.iter().fold(builder, |builder, name| builder.with_service_name(*name))
+            services.iter().chain(&forwarded_names).fold(builder, |builder, name| builder.with_service_name(*name))
         };
         let reflection_v1 = reflection(tonic_reflection::server::Builder::configure())
             .build_v1()
@@ -257,19 +281,35 @@ impl MeshServer {
         routes.add_service(reflection_v1alpha);
 
         let mut served = services.clone();
+        served.extend(&forwarded_names);
         served.extend([
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",
         ]);
         let known = known_methods(&served);
-        let exempt: Vec<&'static str> = if self.public_edge { self.public_services.clone() } else { Vec::new() };
+        let exempt: Vec<&'static str> = if self.public_edge {
+            self.public_services.iter().chain(&forwarded_names).copied().collect()
+        } else {
+            Vec::new()
+        };
         let auth = self.credential.map(|token| InternalAuthLayer::new(token.expose(), &exempt));
+        let routes = if self.forwarded.is_empty() {
+            routes.routes()
+        } else {
+            let mut router = routes.routes().into_axum_router();
+            for (name, forward) in self.forwarded {
+                router = router.route_service(&format!("/{name}/{{*method}}"), forward);
+            }
+            Routes::from(router)
+        };
         Ok(BoundServer {
             target,
             local_addr,
             incoming,
-            routes: routes.routes(),
+            routes,
+            ready_when: self.ready_when,
+            public_edge: self.public_edge,
             readiness,
             auth,
             drain_timeout: self.drain_timeout,
@@ -372,6 +412,8 @@ pub struct BoundServer {
     local_addr: SocketAddr,
     incoming: TcpIncoming,
     routes: Routes,
+    ready_when: Option<tokio::sync::watch::Receiver<bool>>,
+    public_edge: bool,
     readiness: Readiness,
     auth: Option<InternalAuthLayer>,
     drain_timeout: Duration,
@@ -467,14 +509,36 @@ impl BoundServer {
             tracing::info!(target_name = target, "stopped accepting; draining in-flight calls");
             let _ = draining_tx.send(());
         };
+        if let Some(mut ready) = self.ready_when {
+            let readiness = self.readiness.clone();
+            tokio::spawn(async move {
+                loop {
+                    let now = *ready.borrow_and_update();
+                    if readiness.is_draining() {
+                        return;
+                    }
+                    if now {
+                        readiness.set_serving().await
+                    } else {
+                        readiness.set_not_serving().await
+                    }
+                    if ready.changed().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
         let layers = tower::ServiceBuilder::new()
             // Telemetry first: every call, refused ones too, gets a span with its correlation
             // id and trace id, and is counted.
             .layer(ServerTelemetryLayer::new(target, self.known))
+            // The public edge also speaks gRPC-Web (over HTTP/1.1 too), for browsers.
+            .option_layer(self.public_edge.then(tonic_web::GrpcWebLayer::new))
             // Then the internal credential: backends take calls from the mesh only.
             .option_layer(self.auth)
             .into_inner();
         let serving = tonic::transport::Server::builder()
+            .accept_http1(self.public_edge)
             .layer(layers)
             .add_routes(self.routes)
             .serve_with_incoming_shutdown(self.incoming, draining);

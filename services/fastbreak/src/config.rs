@@ -65,6 +65,8 @@ pub struct ServeConfig {
     pub scouting: fastbreak_scouting::Settings,
     /// Trading's settings.
     pub trading: fastbreak_trading::Settings,
+    /// The gateway's settings.
+    pub gateway: fastbreak_gateway::Settings,
 }
 
 /// The shortest internal credential accepted.
@@ -161,6 +163,7 @@ impl ServeConfig {
         let marketplace = fastbreak_marketplace::Settings::read(r);
         let scouting = fastbreak_scouting::Settings::read(r);
         let trading = fastbreak_trading::Settings::read(r);
+        let gateway = fastbreak_gateway::Settings::read(r);
 
         reader.finish()?;
         Ok(Self {
@@ -181,6 +184,7 @@ impl ServeConfig {
             marketplace,
             scouting,
             trading,
+            gateway,
         })
     }
 
@@ -226,11 +230,20 @@ mod tests {
     }
 
     #[test]
-    fn the_gateway_alone_needs_no_database() {
+    fn the_gateway_alone_needs_no_database_but_every_backend() {
         let vars = vec![("FASTBREAK_INTERNAL_TOKEN".to_owned(), "x".repeat(40))];
+        let error = ServeConfig::read(Reader::new(vars.clone()), &targets::parse("gateway").unwrap()).unwrap_err();
+        let text = error.to_string();
+        for peer in fastbreak_gateway::PEERS {
+            assert!(text.contains(&endpoints_variable(peer)), "{peer}: {text}");
+        }
+        let mut vars = vars;
+        vars.extend(
+            fastbreak_gateway::PEERS.iter().map(|peer| (endpoints_variable(peer), format!("http://{peer}:50050"))),
+        );
         let config = ServeConfig::read(Reader::new(vars), &targets::parse("gateway").unwrap()).unwrap();
         assert!(config.database_url.is_none());
-        assert!(config.remote_peers.is_empty(), "it is asked for no endpoints it does not use yet");
+        assert_eq!(config.remote_peers.len(), fastbreak_gateway::PEERS.len());
     }
 
     #[test]

@@ -103,7 +103,13 @@ pub const ALL: [Target; 9] = [
     Target {
         name: fastbreak_gateway::TARGET,
         default_port: fastbreak_gateway::DEFAULT_PORT,
-        server: |build| fastbreak_gateway::server(build.peers.clone()),
+        server: |build| {
+            fastbreak_gateway::server(
+                build.peers.clone(),
+                build.config.gateway.clone(),
+                Some(build.config.internal_token.clone()),
+            )
+        },
         peers: fastbreak_gateway::PEERS,
         needs_database: false,
     },

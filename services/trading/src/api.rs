@@ -395,7 +395,12 @@ impl TradingService for TradingApi {
                 async move {
                     match repo::claim_idempotency_key(conn, user, &key, "deposit", &amount.to_string()).await? {
                         IdempotencyClaim::New => {
-                            let posted = ledger.deposit(conn, Uuid::new_v4(), user, amount).await?;
+                            // The deposit's id follows from its key: a retry can never credit twice.
+                            let digest = Sha256::digest(format!("deposit|{user}|{key}"));
+                            let mut bytes = [0u8; 16];
+                            bytes.copy_from_slice(&digest[..16]);
+                            let id = uuid::Builder::from_custom_bytes(bytes).into_uuid();
+                            let posted = ledger.deposit(conn, id, user, amount).await?;
                             let account = repo::user_account(conn, user).await?;
                             let answer = serde_json::json!({
                                 "available_cents": account.balance_cents,

@@ -35,7 +35,8 @@ const PERIODS: [Period; 4] = [Period::Day, Period::Week, Period::Month, Period::
 /// A user's public alias: stable, and telling nothing of who they are.
 pub fn alias(user: Uuid) -> String {
     let digest = Sha256::digest(format!("fastbreak-leaderboard-alias:{user}"));
-    format!("collector-{:02x}{:02x}{:02x}", digest[0], digest[1], digest[2])
+    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("collector-{hex}")
 }
 
 /// The value a metric ranks a user by; `None` leaves them off that board.
@@ -175,6 +176,16 @@ impl Leaderboards {
                 .boxed()
             })
             .await?;
+        // An opt-out counts from the moment it is made, not from the next computation: rows of
+        // users who opted out since are left out (their ranks stay as computed).
+        let mut shown: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
+        shown.extend(mine.as_ref().map(|r| r.user_id));
+        let out = self
+            .opted_out(&shown)
+            .await
+            .map_err(|_| fastbreak_mesh::status::dependency_unavailable("user", std::time::Duration::from_secs(1)))?;
+        let rows: Vec<LeaderboardRow> = rows.into_iter().filter(|r| !out.contains(&r.user_id)).collect();
+        let mine = mine.filter(|r| !out.contains(&r.user_id));
         let more = rows.len() as i64 > size;
         let entry = |r: &LeaderboardRow| pb::LeaderboardEntry {
             rank: r.rank,

@@ -53,9 +53,17 @@ pub(crate) const STRATEGY_OUTCOME: &str = "trading.strategy_outcome";
 /// The source a listing goes on when none is named.
 pub(crate) const DEFAULT_SOURCE: &str = "simulator";
 
+/// How long a message the request delivers itself waits before the worker may take it.
+const INLINE_GRACE: Duration = Duration::from_secs(2);
+
 /// How long a repeated request waits for the first one to finish before answering with the
 /// trade as it stands (pending).
 const REPLAY_WAIT: Duration = Duration::from_secs(5);
+
+/// The key of an arbitrage's relist: its purchase's id.
+fn relist_key(purchase: Uuid) -> String {
+    format!("relist:{purchase}")
+}
 
 /// An outbox message's payload: the trade it is about, and what to tell.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -206,9 +214,10 @@ impl Trader {
         if let Some(trade) = existing.await? {
             return self.replay(trade, &hash).await;
         }
-        if let Some((source, _)) = &order.relist {
-            self.fee_bps(source, "relist_source_id").await?;
-        }
+        let resale_bps = match &order.relist {
+            Some((source, _)) => Some(self.fee_bps(source, "relist_source_id").await?),
+            None => None,
+        };
         let listing = self.listing(order.listing).await?;
         let moment =
             Uuid::parse_str(&listing.moment_id).map_err(|_| Status::internal("marketplace sent a bad moment id"))?;
@@ -218,12 +227,14 @@ impl Trader {
             return Err(status::invalid_field("relist_source_id", "must be another source than the listing's"));
         }
         let fee_bps = self.fee_bps(&listing.source_id, "listing_id").await?;
+        let resale_bps = resale_bps.unwrap_or(fee_bps);
         let wallet = self.user_status(order.user).await?;
-        let mut admitted = self.admit(&order, &hash, &listing, moment, fee_bps, &wallet).await;
+        let fees = (fee_bps, resale_bps);
+        let mut admitted = self.admit(&order, &hash, &listing, moment, fees, &wallet).await;
         if matches!(&admitted, Err(DatabaseError::UniqueViolation { constraint }) if constraint == "trades_one_purchase_per_listing")
         {
             // Another purchase of the listing began at the same instant; the second look finds it.
-            admitted = self.admit(&order, &hash, &listing, moment, fee_bps, &wallet).await;
+            admitted = self.admit(&order, &hash, &listing, moment, fees, &wallet).await;
         }
         let (trade, balance, at) = match admitted.map_err(|e| status::from_database(&e))? {
             Admission::Admitted { trade, balance, at } => (trade, balance, at),
@@ -241,7 +252,7 @@ impl Trader {
         hash: &str,
         listing: &market::Listing,
         moment: Uuid,
-        fee_bps: i64,
+        (fee_bps, resale_bps): (i64, i64),
         wallet: &user::UserStatus,
     ) -> Result<Admission, DatabaseError> {
         self.database
@@ -262,7 +273,7 @@ impl Trader {
                     let live = repo::live_purchase_of_listing(conn, order.listing).await?;
                     let price = listing.price_cents;
                     let fee_cents = fee(price, fee_bps);
-                    let refusal = refusal(&order, &listing, &wallet, fee_bps, account.balance_cents - pending, live);
+                    let refusal = refusal(&order, &listing, &wallet, resale_bps, account.balance_cents - pending, live);
                     let mut trade = new_trade(&order, &hash, TradeKind::Purchase, moment, price, at);
                     trade.listing_id = Some(order.listing);
                     trade.fee_cents = fee_cents;
@@ -303,6 +314,13 @@ impl Trader {
         let mut client = match self.peer("risk") {
             Ok(channel) => RiskInternalServiceClient::new(channel),
             Err(status) => {
+                let status = status::with_reason(
+                    Code::Aborted,
+                    "risk is not configured, so nothing was bought",
+                    ErrorReason::DependencyUnavailable,
+                    [("service".to_owned(), "risk".to_owned()), ("detail".to_owned(), status.message().to_owned())],
+                    tonic_types::ErrorDetails::new(),
+                );
                 self.fail(&trade, &status, None).await?;
                 return Err(status);
             }
@@ -323,14 +341,26 @@ impl Trader {
         let hold = match client.authorize_purchase(request).await {
             Ok(hold) => hold.into_inner(),
             Err(status) => {
-                let status = Self::through("risk", status);
                 // Whatever risk may have placed under the key is released by its reconciler,
-                // which finds this trade failed.
+                // which finds this trade failed. A purchase risk could not answer is over: its
+                // key answers the same from now on, and a new key tries again.
+                let status = if is_answer(&status) {
+                    status
+                } else {
+                    status::with_reason(
+                        Code::Aborted,
+                        "risk could not be reached, so nothing was bought; try again with a new idempotency key",
+                        ErrorReason::DependencyUnavailable,
+                        [("service".to_owned(), "risk".to_owned())],
+                        tonic_types::ErrorDetails::new(),
+                    )
+                };
                 self.fail(&trade, &status, None).await?;
                 return Err(status);
             }
         };
         let hold_id = Uuid::parse_str(&hold.hold_id).map_err(|_| Status::internal("risk sent a bad hold id"))?;
+        fail::fail_point!("trading::before-hold-noted");
         let noted =
             self.write(|conn| async move { repo::set_trade_hold(conn, trade.id, hold_id).await }.boxed()).await?;
         if !noted {
@@ -366,12 +396,21 @@ impl Trader {
         fail::fail_point!("trading::after-take");
         let settled = self.settle(&trade, sale.price_cents).await?;
         fail::fail_point!("trading::after-settle");
+        if settled.state != TradeState::Settled {
+            return answer(settled);
+        }
         self.deliver_now(settled).await
     }
 
     /// Settles a purchase in one transaction; a purchase settled before is returned as is.
     async fn settle(&self, trade: &Trade, price: i64) -> Result<Trade, Status> {
-        let fee_bps = self.fee_bps(&trade.source_id, "listing_id").await?;
+        // The fee recorded at admission, in proportion if the price paid differs (never a call
+        // to another service once the listing is taken).
+        let fee_cents = if trade.price_cents > 0 {
+            i64::try_from(i128::from(trade.fee_cents) * i128::from(price) / i128::from(trade.price_cents)).unwrap_or(0)
+        } else {
+            0
+        };
         let ledger = self.ledger.clone();
         let (trade_id, user, moment) = (trade.id, trade.user_id, trade.moment_id);
         self.write(move |conn| {
@@ -383,7 +422,6 @@ impl Trader {
                 if current.state != TradeState::Pending {
                     return Ok(current);
                 }
-                let fee_cents = fee(price, fee_bps);
                 let holder = repo::lock_holding(conn, moment).await?.filter(|h| h.user_id != user);
                 let seller = holder.as_ref().map_or(Seller::Market, |h| Seller::User(h.user_id));
                 let transfer = Transfer {
@@ -418,7 +456,8 @@ impl Trader {
                 let payload = serde_json::to_value(&message).unwrap_or_default();
                 let key = trade_id.to_string();
                 if settled.hold_id.is_some() {
-                    outbox::enqueue(conn, COMMIT_HOLD, &key, &payload).await?;
+                    // Delivered inline first; the worker takes it if that fails.
+                    outbox::enqueue_after(conn, COMMIT_HOLD, &key, &payload, INLINE_GRACE).await?;
                 }
                 outbox::enqueue(conn, NOTIFY, &key, &payload).await?;
                 if settled.strategy_id.is_some() {
@@ -427,6 +466,7 @@ impl Trader {
                 if !settled.relist_source_id.is_empty() {
                     let mut relist = settled.clone();
                     relist.id = Uuid::new_v4();
+                    relist.idempotency_key = relist_key(trade_id);
                     relist.kind = TradeKind::SaleListing;
                     relist.state = TradeState::Pending;
                     relist.listing_id = None;
@@ -465,18 +505,22 @@ impl Trader {
                 }
             }
         }
-        if !trade.relist_source_id.is_empty()
-            && let Some(relist) = self.relist_of(&trade).await?
-            && let Err(status) = self.finish_listing(relist).await
-        {
-            tracing::warn!(trade = %trade.id, error = %status.message(), "the relist is tried again by the worker");
+        if !trade.relist_source_id.is_empty() {
+            let relisted = match self.relist_of(&trade).await {
+                Ok(Some(relist)) => self.finish_listing(relist).await.map(|_| ()),
+                Ok(None) => Ok(()),
+                Err(status) => Err(status),
+            };
+            if let Err(status) = relisted {
+                tracing::warn!(trade = %trade.id, error = %status.message(), "the relist is left to the worker");
+            }
         }
         Ok(trade)
     }
 
     /// The sale listing an arbitrage's purchase relists its moment with.
     pub(crate) async fn relist_of(&self, purchase: &Trade) -> Result<Option<Trade>, Status> {
-        let (user, key) = (purchase.user_id, purchase.idempotency_key.clone());
+        let (user, key) = (purchase.user_id, relist_key(purchase.id));
         self.read(move |conn| {
             let key = key.clone();
             async move { repo::find_trade_by_key(conn, user, &key, TradeKind::SaleListing).await }.boxed()
@@ -500,7 +544,8 @@ impl Trader {
                         let payload =
                             serde_json::to_value(Message { trade_id, hold_id: Some(hold_id), reason: message.clone() })
                                 .unwrap_or_default();
-                        outbox::enqueue(conn, RELEASE_HOLD, &trade_id.to_string(), &payload).await?;
+                        outbox::enqueue_after(conn, RELEASE_HOLD, &trade_id.to_string(), &payload, INLINE_GRACE)
+                            .await?;
                     }
                     Ok(failed.is_some())
                 }
@@ -655,11 +700,13 @@ impl Trader {
                 })
                 .await
             }
-            Err(status) if is_answer(&status) && trade.relist_source_id.is_empty() => {
+            // A definite refusal ends the listing trade (an arbitrage's moment stays owned and
+            // unlisted, the refusal recorded on the relist); a call that did not get through is
+            // tried again by the worker while the trade stays pending (an open position).
+            Err(status) if is_answer(&status) => {
                 self.fail(&trade, &status, None).await?;
                 Err(status)
             }
-            // An arbitrage's relist is not given up: the position stays open and is tried again.
             Err(status) => Err(Self::through("marketplace", status)),
         }
     }
@@ -671,8 +718,21 @@ impl Trader {
     pub(crate) async fn recover(&self, trade: Trade) -> Result<Trade, Status> {
         match (trade.kind, trade.hold_id) {
             (TradeKind::Purchase, None) => {
-                let status = Status::aborted("the purchase was interrupted before its hold was placed; nothing moved");
-                self.fail(&trade, &status, None).await?;
+                let status = status::with_reason(
+                    Code::Aborted,
+                    "the purchase was interrupted before its hold was noted; nothing moved",
+                    ErrorReason::InvalidState,
+                    [],
+                    tonic_types::ErrorDetails::new(),
+                );
+                let (message, code, details) = convert::failure_of(&status);
+                let id = trade.id;
+                // Only while no hold is noted: a live call may have gone on meanwhile.
+                self.write(move |conn| {
+                    let (message, details) = (message.clone(), details.clone());
+                    async move { repo::fail_unheld_trade(conn, id, &message, code, &details).await }.boxed()
+                })
+                .await?;
                 self.current(trade.id).await
             }
             (TradeKind::Purchase, Some(_)) => match self.take_and_settle(trade.clone()).await {
@@ -820,20 +880,20 @@ fn refusal(
             ],
         ));
     }
-    if order.expected_value > 0 {
-        // Selling at the expected value pays the fee of the source the relist goes on (or this
-        // listing's): what is left must beat the price.
-        let resale_fee = fee(order.expected_value, fee_bps);
-        if order.expected_value - resale_fee <= price {
+    // Selling at the expected value (an arbitrage's relist price) pays the fee of the source
+    // it sells on: what is left must beat the price.
+    let expected = order.relist.as_ref().map_or(order.expected_value, |(_, relist_price)| *relist_price);
+    if expected > 0 {
+        let resale_fee = fee(expected, fee_bps);
+        if expected - resale_fee <= price {
             return Some(status::failed_precondition(
                 format!(
-                    "unprofitable after fees: selling at the expected {} cents leaves {} after a {resale_fee} cent fee, not more than the price of {price}",
-                    order.expected_value,
-                    order.expected_value - resale_fee
+                    "unprofitable after fees: selling at the expected {expected} cents leaves {} after a {resale_fee} cent fee, not more than the price of {price}",
+                    expected - resale_fee
                 ),
                 ErrorReason::Unprofitable,
                 [
-                    ("expected_value_cents".to_owned(), order.expected_value.to_string()),
+                    ("expected_value_cents".to_owned(), expected.to_string()),
                     ("fee_cents".to_owned(), resale_fee.to_string()),
                     ("price_cents".to_owned(), price.to_string()),
                 ],

@@ -46,6 +46,28 @@ pub async fn enqueue(
         .await?)
 }
 
+/// Writes a message that is due only after `delay` (inside the caller's transaction): for one
+/// the writer delivers itself first, so that the worker does not take it meanwhile.
+pub async fn enqueue_after(
+    conn: &mut AsyncPgConnection,
+    topic: &str,
+    key: &str,
+    payload: &serde_json::Value,
+    delay: std::time::Duration,
+) -> Result<OutboxMessage, DatabaseError> {
+    let available = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+    Ok(diesel::insert_into(outbox::table)
+        .values((
+            outbox::topic.eq(topic),
+            outbox::message_key.eq(key),
+            outbox::payload.eq(payload),
+            outbox::available_at.eq(available),
+        ))
+        .returning(OutboxMessage::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
 /// Takes up to `size` due messages of a topic, oldest first, locking them so that concurrent
 /// deliverers take different ones (call inside a transaction).
 pub async fn claim_due(

@@ -612,6 +612,30 @@ pub async fn fail_trade_with(
         .optional()?)
 }
 
+/// Marks a pending trade failed only while no hold is noted on it (a repair that must not
+/// overtake a call still going on); `None` otherwise.
+pub async fn fail_unheld_trade(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    reason: &str,
+    code: i32,
+    details: &serde_json::Value,
+) -> Result<Option<Trade>, DatabaseError> {
+    Ok(diesel::update(
+        trades::table.find(id).filter(trades::state.eq(TradeState::Pending)).filter(trades::hold_id.is_null()),
+    )
+    .set((
+        trades::state.eq(TradeState::Failed),
+        trades::failure_reason.eq(Some(reason)),
+        trades::failure_code.eq(Some(code)),
+        trades::failure_details.eq(Some(details)),
+    ))
+    .returning(Trade::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?)
+}
+
 /// Marks a pending trade settled without a ledger transaction (a listing created or repriced:
 /// no money moves); `None` when it was no longer pending.
 pub async fn complete_trade(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Trade>, DatabaseError> {
@@ -1009,9 +1033,9 @@ pub async fn last_entry_time(
         .await?)
 }
 
-/// The database's clock: the start of the current transaction.
+/// The database's clock, now (not the transaction's start: read after a lock was waited for).
 pub async fn database_now(conn: &mut AsyncPgConnection) -> Result<DateTime<Utc>, DatabaseError> {
-    Ok(diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamptz>("now()")).get_result(conn).await?)
+    Ok(diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamptz>("clock_timestamp()")).get_result(conn).await?)
 }
 
 /// Every user with a cash account (for snapshots and leaderboards).
