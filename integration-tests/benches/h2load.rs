@@ -8,59 +8,15 @@
 //! Run with `cargo bench -p fastbreak-integration-tests --bench h2load` (needs `h2load` on PATH:
 //! `apt-get install nghttp2-client`).
 
-use std::net::SocketAddr;
 use std::process::Command;
 
 use fastbreak_config::Secret;
 use fastbreak_mesh::MeshServer;
+use fastbreak_integration_tests::h2load::h2load;
 use tonic::transport::server::TcpIncoming;
 
-const SECONDS: &str = "3";
 const ROUNDS: usize = 6;
-
-struct Load {
-    rps: f64,
-    mean_ms: f64,
-}
-
-fn h2load(addr: SocketAddr, body: &std::path::Path) -> Load {
-    // The load generator on core 0, the servers on core 1 (see `main`): each side gets a core
-    // of its own, so that runs compare.
-    let output = Command::new("taskset")
-        .args(["-c", "0", "h2load"])
-        .args(["-c", "8", "-m", "32", "-D", SECONDS, "--warm-up-time=1", "-t", "1"])
-        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
-        .arg("-d")
-        .arg(body)
-        .arg(format!("http://{addr}/grpc.health.v1.Health/Check"))
-        .output()
-        .expect("h2load runs (apt-get install nghttp2-client)");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let rps = text
-        .lines()
-        .find_map(|line| line.strip_prefix("finished in "))
-        .and_then(|rest| rest.split(", ").nth(1))
-        .and_then(|field| field.trim_end_matches(" req/s").parse().ok())
-        .unwrap_or_else(|| panic!("no throughput in h2load's output:\n{text}"));
-    let mean_ms = text
-        .lines()
-        .find(|line| line.trim_start().starts_with("time for request:"))
-        .and_then(|line| line.split_whitespace().nth(5))
-        .map(|mean| {
-            let value: f64 = mean.trim_end_matches(|c: char| c.is_alphabetic()).parse().unwrap_or(0.0);
-            if mean.ends_with("ms") {
-                value
-            } else if mean.ends_with("us") {
-                value / 1000.0
-            } else {
-                value * 1000.0
-            }
-        })
-        .unwrap_or(0.0);
-    let failed = text.lines().find(|line| line.starts_with("requests:")).unwrap_or_default();
-    assert!(failed.contains(" 0 failed"), "h2load saw failures: {failed}");
-    Load { rps, mean_ms }
-}
+const HEALTH: &str = "/grpc.health.v1.Health/Check";
 
 fn main() {
     // Threads made from here on (the servers' runtime) run on core 1 only.
@@ -95,7 +51,7 @@ fn main() {
         for _ in 0..ROUNDS {
             let (b, m) = tokio::task::spawn_blocking({
                 let body = body.clone();
-                move || (h2load(bare, &body), h2load(mesh, &body))
+                move || (h2load(bare, HEALTH, &[], &body), h2load(mesh, HEALTH, &[], &body))
             })
             .await
             .unwrap();

@@ -4,6 +4,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod echo;
+pub mod h2load;
 pub mod trading_mesh;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,62 @@
+//! h2load (Debian's nghttp2-client) as a load generator for benchmarks: 8 connections × 32
+//! concurrent streams for 3 s after a 1 s warm-up, pinned to core 0 (the servers run on core 1),
+//! with every request's latency logged for percentiles.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+
+/// What a run measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    /// Requests per second.
+    pub rps: f64,
+    /// Mean latency, in milliseconds.
+    pub mean_ms: f64,
+    /// Median latency, in milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile latency, in milliseconds.
+    pub p99_ms: f64,
+}
+
+/// Loads `path` at `addr` with the gRPC frame in `body` and the extra `headers`; panics when a
+/// request failed.
+pub fn h2load(addr: SocketAddr, path: &str, headers: &[String], body: &Path) -> Load {
+    let log = std::env::temp_dir().join(format!("fastbreak-h2load-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let mut command = Command::new("taskset");
+    command
+        .args(["-c", "0", "h2load"])
+        .args(["-c", "8", "-m", "32", "-D", "3", "--warm-up-time=1", "-t", "1"])
+        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"]);
+    for header in headers {
+        command.args(["-H", header]);
+    }
+    let output = command
+        .arg(format!("--log-file={}", log.display()))
+        .arg("-d")
+        .arg(body)
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .expect("h2load runs (apt-get install nghttp2-client)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let rps = text
+        .lines()
+        .find_map(|line| line.strip_prefix("finished in "))
+        .and_then(|rest| rest.split(", ").nth(1))
+        .and_then(|field| field.trim_end_matches(" req/s").parse().ok())
+        .unwrap_or_else(|| panic!("no throughput in h2load's output:\n{text}"));
+    let failed = text.lines().find(|line| line.starts_with("requests:")).unwrap_or_default();
+    assert!(failed.contains(" 0 failed"), "h2load saw failures: {failed}");
+    // The log: one line per request, tab-separated: start (µs), status, duration (µs).
+    let mut latencies: Vec<f64> = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split('\t').nth(2).and_then(|d| d.trim().parse::<f64>().ok()))
+        .map(|micros| micros / 1000.0)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+    let mean_ms = if latencies.is_empty() { 0.0 } else { latencies.iter().sum::<f64>() / latencies.len() as f64 };
+    Load { rps, mean_ms, p50_ms: at(0.5), p99_ms: at(0.99) }
+}
