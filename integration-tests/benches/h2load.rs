@@ -11,8 +11,8 @@
 use std::process::Command;
 
 use fastbreak_config::Secret;
-use fastbreak_mesh::MeshServer;
 use fastbreak_integration_tests::h2load::h2load;
+use fastbreak_mesh::MeshServer;
 use tonic::transport::server::TcpIncoming;
 
 const ROUNDS: usize = 6;

@@ -25,10 +25,12 @@ pub fn h2load(addr: SocketAddr, path: &str, headers: &[String], body: &Path) -> 
     let log = std::env::temp_dir().join(format!("fastbreak-h2load-{}.log", std::process::id()));
     let _ = std::fs::remove_file(&log);
     let mut command = Command::new("taskset");
-    command
-        .args(["-c", "0", "h2load"])
-        .args(["-c", "8", "-m", "32", "-D", "3", "--warm-up-time=1", "-t", "1"])
-        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"]);
+    command.args(["-c", "0", "h2load"]).args(["-c", "8", "-m", "32", "-D", "3", "--warm-up-time=1", "-t", "1"]).args([
+        "-H",
+        "content-type: application/grpc",
+        "-H",
+        "te: trailers",
+    ]);
     for header in headers {
         command.args(["-H", header]);
     }

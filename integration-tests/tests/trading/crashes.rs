@@ -27,7 +27,7 @@ const STEPS: [(&str, bool); 6] = [
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_at_each_step_ends_fully_done_or_fully_undone() {
-    let mesh = TradingMesh::start(MeshOptions::default()).await;
+    let mut mesh = TradingMesh::start(MeshOptions::default()).await;
     for (step, done) in STEPS {
         let (user, _) = mesh.funded_user(10_000).await;
         let listing = mesh.list_market_moments(1, "simulator", 3_000).await[0];
@@ -41,6 +41,9 @@ async fn a_crash_at_each_step_ends_fully_done_or_fully_undone() {
         let crashed = mesh.trading().await.purchase_moment(as_user(request.clone(), user)).await;
         fail::remove(step);
         assert!(crashed.is_err(), "{step}: the call dies with its server task: {crashed:?}");
+        // The process goes too: a new one repairs from what the database says.
+        mesh.stop_target("trading").await;
+        mesh.start_target("trading").await;
 
         settle_down(&mesh, Duration::from_secs(30)).await;
         let trade = mesh

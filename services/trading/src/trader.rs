@@ -118,7 +118,7 @@ impl Order {
 
 /// Whether a peer's error status is an answer about the request (the call reached a server
 /// that decided), as opposed to the call not getting through.
-fn is_answer(status: &Status) -> bool {
+pub(crate) fn is_answer(status: &Status) -> bool {
     matches!(
         status.code(),
         Code::InvalidArgument

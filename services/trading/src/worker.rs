@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::leaderboard::Leaderboards;
 use crate::portfolio;
-use crate::trader::{COMMIT_HOLD, Message, NOTIFY, RELEASE_HOLD, STRATEGY_OUTCOME, Trader};
+use crate::trader::{COMMIT_HOLD, Message, NOTIFY, RELEASE_HOLD, STRATEGY_OUTCOME, Trader, is_answer};
 
 /// Pending trades and messages taken per round.
 const BATCH: i64 = 50;
@@ -95,7 +95,21 @@ impl TradingWorker {
                     let (mut delivered, mut postponed) = (0, 0);
                     for message in outbox::claim_due(conn, topic, Utc::now(), BATCH).await? {
                         let outcome = match serde_json::from_value::<Message>(message.payload.clone()) {
-                            Ok(m) => trader.deliver(topic, &m).await.map_err(|s| s.message().to_owned()),
+                            Ok(m) => match trader.deliver(topic, &m).await {
+                                Ok(()) => Ok(()),
+                                // A definite refusal (a hold already released, say) will not
+                                // change by asking again: it is set aside, loudly.
+                                Err(status) if is_answer(&status) => {
+                                    tracing::error!(
+                                        topic,
+                                        id = message.id,
+                                        error = %status.message(),
+                                        "an outbox message was refused; set aside for an operator"
+                                    );
+                                    Ok(())
+                                }
+                                Err(status) => Err(status.message().to_owned()),
+                            },
                             Err(error) => Err(error.to_string()),
                         };
                         match outcome {
