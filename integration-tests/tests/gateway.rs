@@ -32,6 +32,9 @@ use tonic::transport::Channel;
 use tonic::{Code, Request};
 use tonic_types::StatusExt;
 
+/// The operators' credential of the test gateway.
+const OPERATOR: &str = "test-operator-credential-0123456789abcdef";
+
 struct Front {
     mesh: TradingMesh,
     gateway: TestServer,
@@ -50,7 +53,7 @@ async fn front(settings: fastbreak_gateway::Settings) -> Front {
         peers.insert(name, mesh.peer(name, &addrs));
     }
     let server =
-        fastbreak_gateway::server(peers, settings, Some(fastbreak_config::Secret::new(TEST_CREDENTIAL.to_owned())))
+        fastbreak_gateway::server(peers, settings, Some(fastbreak_config::Secret::new(OPERATOR.to_owned())))
             .public_edge();
     let gateway = TestServer::start(server).await;
     // The gateway reports SERVING once it sees the user service.
@@ -205,7 +208,7 @@ async fn list_services(channel: Channel) -> Vec<String> {
 
 async fn system_health(gateway: Channel) -> fastbreak_proto::gateway::v1::SystemHealth {
     let mut request = Request::new(GetSystemHealthRequest {});
-    request.metadata_mut().insert("x-fastbreak-internal-token", TEST_CREDENTIAL.parse().unwrap());
+    request.metadata_mut().insert("x-fastbreak-operator-token", OPERATOR.parse().unwrap());
     SystemHealthServiceClient::new(gateway).get_system_health(request).await.unwrap().into_inner()
 }
 
@@ -220,10 +223,14 @@ async fn a_replica_down_is_routed_around_a_backend_down_fails_fast_and_recovery_
     let (_, token) = sign_up(gateway.clone(), "carol@example.com").await;
     let mut risk = RiskServiceClient::new(gateway.clone());
 
-    // Operators only.
+    // Operators only: neither nothing nor the mesh's internal credential opens it.
     let anonymous =
         SystemHealthServiceClient::new(gateway.clone()).get_system_health(GetSystemHealthRequest {}).await.unwrap_err();
     assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let mut internal = Request::new(GetSystemHealthRequest {});
+    internal.metadata_mut().insert("x-fastbreak-internal-token", TEST_CREDENTIAL.parse().unwrap());
+    let internal = SystemHealthServiceClient::new(gateway.clone()).get_system_health(internal).await.unwrap_err();
+    assert_eq!(internal.code(), Code::Unauthenticated);
     let health = system_health(gateway.clone()).await;
     assert_eq!(service_status(&health, "risk"), ServingStatus::Serving);
     assert_eq!(health.services.iter().find(|s| s.service == "risk").unwrap().endpoints.len(), 2);
@@ -285,7 +292,11 @@ async fn a_replica_down_is_routed_around_a_backend_down_fails_fast_and_recovery_
         }
         assert!(tokio::time::Instant::now() < deadline, "the gateway turns NOT_SERVING without the user service");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    } // And SERVING again once the user service is back.
+    front.mesh.start_target("user").await;
+    fastbreak_mesh::wait_serving(&front.gateway.addr().to_string(), "", Duration::from_secs(10))
+        .await
+        .expect("the gateway is SERVING again with the user service back");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -340,12 +351,22 @@ async fn rate_limits_answer_with_a_retry_delay_and_a_revoked_token_stops_working
     let settings = fastbreak_gateway::Settings {
         user_rate: 2,
         token_cache_ttl: Duration::from_millis(500),
+        max_message_bytes: 1024,
         ..fastbreak_gateway::Settings::default()
     };
     let front = front(settings).await;
     let gateway = channel(front.gateway.addr()).await;
     let (_, token) = sign_up(gateway.clone(), "erin@example.com").await;
     let mut users = UserServiceClient::new(gateway.clone());
+    let oversized = users
+        .create_user(CreateUserRequest {
+            display_name: "x".repeat(2_000),
+            email: "big@example.com".into(),
+            password: "p".repeat(20),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(oversized.code(), Code::ResourceExhausted, "a request over the gateway's maximum: {oversized:?}");
     let mut limited = None;
     for _ in 0..20 {
         if let Err(status) = users.get_current_user(bearer(GetCurrentUserRequest {}, &token)).await {

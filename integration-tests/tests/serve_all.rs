@@ -150,13 +150,8 @@ async fn the_built_public_rpcs_need_a_user_but_sign_up_sign_in_and_templates() {
             let codec = tonic_prost::ProstCodec::<(), ()>::default();
             let code = grpc.unary(internal_request(()), path.parse().unwrap(), codec).await.err().map(|s| s.code());
             // The market's catalog and scouting's valuations are the same for every user.
-            // The system's health is for operators, who hold the internal credential, not users.
-            let market = [
-                "fastbreak.marketplace.v1.MarketplaceService",
-                "fastbreak.scouting.v1.ScoutingService",
-                "fastbreak.gateway.v1.SystemHealthService",
-            ]
-            .contains(&service.full_name.as_str());
+            let market = ["fastbreak.marketplace.v1.MarketplaceService", "fastbreak.scouting.v1.ScoutingService"]
+                .contains(&service.full_name.as_str());
             if open.contains(&method.name()) || market {
                 assert_ne!(code, Some(tonic::Code::Unauthenticated), "{path} needs no user");
             } else {

@@ -226,6 +226,11 @@ impl PeerChannel {
             .collect()
     }
 
+    /// How many endpoints the channel has.
+    pub fn endpoint_count(&self) -> usize {
+        self.inner.endpoints.len()
+    }
+
     /// How many endpoints are SERVING now.
     pub fn serving_endpoints(&self) -> usize {
         self.inner.endpoints.iter().filter(|e| e.health() == Health::Serving).count()
@@ -392,8 +397,9 @@ impl Inner {
                 }
                 response
             }
-            Ok(Ok(response)) => {
+            Ok(Ok(mut response)) => {
                 endpoint.record(admission, answer_outcome(&response));
+                response.extensions_mut().insert(FromEndpoint);
                 response
             }
         }
@@ -430,6 +436,16 @@ impl Inner {
         .into_http()
     }
 }
+
+/// Marks an answer the channel made itself (no endpoint could take the call, the deadline ran
+/// out, the transport failed), as opposed to one an endpoint sent: its message names
+/// endpoints, which a public edge does not show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MadeHere;
+
+/// An answer that came from an endpoint (internal to the channel).
+#[derive(Debug, Clone, Copy)]
+struct FromEndpoint;
 
 /// Marks an answer made because no connection to the endpoint could be made: the request was
 /// never sent, so sending it again elsewhere is safe whatever it does.
@@ -484,6 +500,13 @@ impl tower_service::Service<Request<Body>> for PeerChannel {
         let inner = self.inner.clone();
         // Read here, in the caller's task, where the call being served set it.
         let inherited = fastbreak_telemetry::context::current_deadline();
-        Box::pin(async move { Ok(inner.call(request, inherited).await) })
+        Box::pin(async move {
+            let mut response = inner.call(request, inherited).await;
+            if response.extensions().get::<FromEndpoint>().is_none() {
+                response.extensions_mut().insert(MadeHere);
+            }
+            response.extensions_mut().remove::<FromEndpoint>();
+            Ok(response)
+        })
     }
 }

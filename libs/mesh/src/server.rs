@@ -256,6 +256,7 @@ impl MeshServer {
         let readiness = Readiness {
             reporter,
             services: services.clone(),
+            gate: self.ready_when.clone(),
             draining: Default::default(),
             changing: Default::default(),
         };
@@ -357,6 +358,8 @@ pub async fn bind_listener(target: &'static str, addr: SocketAddr) -> Result<tok
 pub struct Readiness {
     reporter: HealthReporter,
     services: Vec<&'static str>,
+    /// When set, SERVING also needs it to hold true (see [`MeshServer::ready_when`]).
+    gate: Option<tokio::sync::watch::Receiver<bool>>,
     /// Set once shutdown began: from then on the server is NOT_SERVING for good.
     draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Held across a check of `draining` and the statuses it leads to, so that a change of
@@ -375,9 +378,11 @@ impl Readiness {
     /// draining: draining is one-way.
     pub async fn set_serving(&self) {
         let _changing = self.changing.lock().await;
-        if !self.is_draining() {
-            self.set(ServingStatus::Serving).await;
+        if self.is_draining() {
+            return;
         }
+        let gated = self.gate.as_ref().is_some_and(|gate| !*gate.borrow());
+        self.set(if gated { ServingStatus::NotServing } else { ServingStatus::Serving }).await;
     }
 
     /// Reports NOT_SERVING for good: the server is shutting down.

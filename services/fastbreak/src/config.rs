@@ -39,6 +39,8 @@ pub struct ServeConfig {
     pub database_url: Option<Secret<String>>,
     /// The internal credential every call between services carries.
     pub internal_token: Secret<String>,
+    /// What operators present to read the system's health at the gateway, if configured.
+    pub operator_token: Option<Secret<String>>,
     /// The endpoints of peers that run in other processes, by target name.
     pub remote_peers: BTreeMap<String, Endpoints>,
     /// Where the Prometheus metrics are served.
@@ -111,6 +113,20 @@ impl ServeConfig {
                     .then(|| Secret::new(format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())))
             });
 
+        // Operators read the system's health at the gateway with a credential of their own.
+        let operator_token = r.secret(
+            "FASTBREAK_OPERATOR_TOKEN",
+            &format!(
+                "a random secret of at least {MIN_TOKEN_LENGTH} visible ASCII characters, not the internal credential"
+            ),
+            false,
+            |v| {
+                v.len() >= MIN_TOKEN_LENGTH
+                    && v.bytes().all(|b| b.is_ascii_graphic())
+                    && internal_token.as_ref().is_none_or(|internal| internal.expose() != v)
+            },
+        );
+
         let mut remote_peers = BTreeMap::new();
         for target in targets {
             for peer in target.peers.iter().filter(|peer| !names.contains(peer)) {
@@ -171,6 +187,7 @@ impl ServeConfig {
             per_target,
             database_url,
             internal_token: internal_token.expect("a missing token was reported"),
+            operator_token,
             remote_peers,
             metrics,
             drain_timeout,

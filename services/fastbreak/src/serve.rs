@@ -52,11 +52,14 @@ pub async fn serve(
         for peer in target.peers {
             let endpoints = config.remote_peers.get(*peer).or_else(|| here.get(peer));
             let Some(endpoints) = endpoints else { continue };
-            let options = PeerOptions {
-                call_timeout: config.call_timeout,
-                credential: Some(config.internal_token.clone()),
-                ..PeerOptions::default()
+            // The gateway's calls carry their clients' deadlines, up to its own most.
+            let call_timeout = if target.name == fastbreak_gateway::TARGET {
+                config.gateway.max_deadline.max(config.call_timeout)
+            } else {
+                config.call_timeout
             };
+            let options =
+                PeerOptions { call_timeout, credential: Some(config.internal_token.clone()), ..PeerOptions::default() };
             let channel = PeerChannel::new(peer, "", endpoints, options)
                 .map_err(|error| ServerError::Dependency { target: target.name, reason: error.to_string() })?;
             peers.insert(peer, channel);

@@ -107,7 +107,7 @@ pub const ALL: [Target; 9] = [
             fastbreak_gateway::server(
                 build.peers.clone(),
                 build.config.gateway.clone(),
-                Some(build.config.internal_token.clone()),
+                build.config.operator_token.clone(),
             )
         },
         peers: fastbreak_gateway::PEERS,

@@ -88,12 +88,13 @@ impl Forwarding {
         let answer = client
             .authenticate_access_token(user::AuthenticateAccessTokenRequest { secret: token.to_owned() })
             .await
-            .map_err(|s| {
-                if s.code() == Code::Unauthenticated {
-                    status::unauthenticated(s.message().to_owned())
-                } else {
-                    status::dependency_unavailable("user", Duration::from_secs(1))
+            .map_err(|s| match s.code() {
+                // A token the user service refuses, or cannot even read, is no token.
+                Code::Unauthenticated | Code::InvalidArgument | Code::NotFound => {
+                    status::unauthenticated("the access token is not valid (expired, revoked or unknown)")
                 }
+                Code::DeadlineExceeded => tonic::Status::deadline_exceeded("authenticating took too long"),
+                _ => status::dependency_unavailable("user", Duration::from_secs(1)),
             })?
             .into_inner();
         let user =
@@ -122,6 +123,30 @@ impl Forwarding {
             )
         })
     }
+}
+
+/// Removes what a client may not send on: FastBreak's own headers (identity, credential), the
+/// bearer token's scheme aside, and every hop-by-hop header (with those `connection` names).
+fn strip(headers: &mut http::HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|name| name.trim().to_ascii_lowercase()))
+        .filter(|name| !name.is_empty())
+        .collect();
+    for name in named {
+        headers.remove(name.as_str());
+    }
+    let ours: Vec<http::HeaderName> =
+        headers.keys().filter(|name| name.as_str().starts_with("x-fastbreak-")).cloned().collect();
+    for name in ours {
+        headers.remove(&name);
+    }
+    for name in ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host", "cookie"] {
+        headers.remove(name);
+    }
+    headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
 }
 
 /// One backend service's forwarding: its peer channel and the shared state.
@@ -155,9 +180,12 @@ impl Forward {
     async fn forward(&self, request: Request<AxumBody>) -> Result<Response<AxumBody>, tonic::Status> {
         let (mut parts, body) = request.into_parts();
         let shared = &self.shared;
-        // Whatever identity or credential a client sent is not believed.
-        parts.headers.remove(USER_ID_HEADER);
-        parts.headers.remove(INTERNAL_TOKEN_HEADER);
+        // Whatever identity or credential a client sent is not believed, and nothing addressed
+        // to this hop (HTTP/1.1 for gRPC-Web) goes further.
+        strip(&mut parts.headers);
+        debug_assert!(
+            parts.headers.get(USER_ID_HEADER).is_none() && parts.headers.get(INTERNAL_TOKEN_HEADER).is_none()
+        );
         if let Some(address) =
             parts.extensions.get::<tonic::transport::server::TcpConnectInfo>().and_then(|info| info.remote_addr())
         {
@@ -168,7 +196,7 @@ impl Forward {
                 .headers
                 .get(http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
+                .and_then(|v| v.get(..7).filter(|scheme| scheme.eq_ignore_ascii_case("bearer ")).map(|_| &v[7..]))
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| {
@@ -205,18 +233,30 @@ impl Forward {
         };
         // A call that could not connect was never sent: it goes to the next SERVING endpoint
         // (the channel has marked the one that failed), once per endpoint at most.
-        let mut tries = self.backend.endpoints().len().max(1);
+        let mut tries = self.backend.endpoint_count().max(1);
         loop {
             let mut request = Request::new(tonic::body::Body::new(Full::new(bytes.clone())));
             *request.method_mut() = parts.method.clone();
             *request.uri_mut() = parts.uri.clone();
-            *request.version_mut() = parts.version;
+            *request.version_mut() = http::Version::HTTP_2;
             *request.headers_mut() = parts.headers.clone();
             let response = self.backend.clone().oneshot(request).await.unwrap_or_else(|never| match never {});
             tries -= 1;
-            if tries == 0 || response.extensions().get::<fastbreak_mesh::NotSent>().is_none() {
-                return Ok(response.map(AxumBody::new));
+            let not_sent = response.extensions().get::<fastbreak_mesh::NotSent>().is_some();
+            if not_sent && tries > 0 {
+                continue;
             }
+            if response.extensions().get::<fastbreak_mesh::MadeHere>().is_some() {
+                // The channel's own answer names internal endpoints: the client is told which
+                // service, not where it runs.
+                let code = fastbreak_telemetry::server::response_code(&response).0;
+                return Err(if code == Code::DeadlineExceeded as i32 {
+                    tonic::Status::deadline_exceeded(format!("{} did not answer in time", self.backend.peer()))
+                } else {
+                    status::dependency_unavailable(self.backend.peer(), Duration::from_secs(1))
+                });
+            }
+            return Ok(response.map(AxumBody::new));
         }
     }
 }

@@ -1,12 +1,15 @@
 //! `GetSystemHealth`: every backend endpoint's status as the gateway's health checks see it
 //! (checked every second, so accurate within a few seconds of a change), for operators: the
-//! call must carry the internal credential.
+//! call must carry the operator credential (`FASTBREAK_OPERATOR_TOKEN`), which is not the
+//! mesh's internal one.
+
+/// The header operators send their credential in.
+pub const OPERATOR_TOKEN_HEADER: &str = "x-fastbreak-operator-token";
 
 use std::sync::Arc;
 
 use fastbreak_config::Secret;
 use fastbreak_mesh::Peers;
-use fastbreak_mesh::auth::INTERNAL_TOKEN_HEADER;
 use fastbreak_mesh::status::{self, timestamp};
 use fastbreak_proto::gateway::v1 as pb;
 use fastbreak_proto::gateway::v1::system_health_service_server::SystemHealthService;
@@ -34,7 +37,7 @@ impl SystemHealthService for SystemHealthApi {
         &self,
         request: Request<pb::GetSystemHealthRequest>,
     ) -> Result<Response<pb::SystemHealth>, Status> {
-        let presented = request.metadata().get(INTERNAL_TOKEN_HEADER).and_then(|v| v.to_str().ok());
+        let presented = request.metadata().get(OPERATOR_TOKEN_HEADER).and_then(|v| v.to_str().ok());
         let allowed = match (&self.credential, presented) {
             (Some(expected), Some(given)) => {
                 let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
@@ -43,9 +46,12 @@ impl SystemHealthService for SystemHealthApi {
             _ => false,
         };
         if !allowed {
-            return Err(status::unauthenticated(format!(
-                "the system's health is for operators: send the internal credential in {INTERNAL_TOKEN_HEADER}"
-            )));
+            return Err(status::unauthenticated(if self.credential.is_some() {
+                format!("the system's health is for operators: send the operator credential in {OPERATOR_TOKEN_HEADER}")
+            } else {
+                "the system's health is for operators, and no operator credential is configured (FASTBREAK_OPERATOR_TOKEN)"
+                    .to_owned()
+            }));
         }
         let mut services = Vec::new();
         for name in crate::PEERS {

@@ -9,6 +9,8 @@
 
 mod forward;
 mod health;
+
+pub use health::OPERATOR_TOKEN_HEADER;
 pub mod settings;
 
 use std::time::Duration;
@@ -55,14 +57,14 @@ pub fn public_routes() -> Vec<(String, String)> {
 }
 
 /// The target's server: its own health service and a forwarder per public backend service.
-/// `credential` is what operators present to read the system's health.
-pub fn server(peers: Peers, settings: Settings, credential: Option<Secret<String>>) -> MeshServer {
+/// `operator` is what operators present to read the system's health (none: nobody may).
+pub fn server(peers: Peers, settings: Settings, operator: Option<Secret<String>>) -> MeshServer {
     let shared = forward::Forwarding::new(settings, peers.get("user"));
     let tidy = shared.clone();
     let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
     let user = peers.get("user");
     let mut server = MeshServer::new(TARGET)
-        .add_public_service(SystemHealthServiceServer::new(health::SystemHealthApi::new(peers.clone(), credential)))
+        .add_public_service(SystemHealthServiceServer::new(health::SystemHealthApi::new(peers.clone(), operator)))
         .ready_when(ready_rx)
         .add_worker("gateway-watch", move |mut draining| async move {
             // SERVING while the user service is (no authentication without it); rate-limit
