@@ -276,7 +276,7 @@ impl TradingMesh {
                     play_at,
                     rarity: Rarity::Common,
                     serial_number: i32::try_from(serial).expect("a small serial"),
-                    edition_size: 10_000,
+                    edition_size: i32::try_from(count.max(10_000)).expect("a small edition"),
                     owner_address: seller.clone(),
                 },
             )
