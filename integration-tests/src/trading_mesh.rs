@@ -32,6 +32,8 @@ pub struct MeshOptions {
     pub risk: fastbreak_risk::Settings,
     /// Connections per target.
     pub pool: usize,
+    /// Whether scouting and the agents run too.
+    pub agents: bool,
 }
 
 impl Default for MeshOptions {
@@ -49,6 +51,7 @@ impl Default for MeshOptions {
                 ..fastbreak_risk::Settings::default()
             },
             pool: 8,
+            agents: false,
         }
     }
 }
@@ -65,7 +68,7 @@ pub struct TradingMesh {
     options: MeshOptions,
 }
 
-const NAMES: [&str; 6] = ["user", "strategy", "notification", "risk", "marketplace", "trading"];
+const NAMES: [&str; 8] = ["user", "strategy", "notification", "risk", "marketplace", "trading", "scouting", "agents"];
 
 impl TradingMesh {
     /// Starts every target on a fresh database.
@@ -73,9 +76,10 @@ impl TradingMesh {
         let database = TestDatabase::create().await;
         let pool = Database::connect_lazy(database.url(), &PoolOptions { max_size: 8, ..PoolOptions::default() })
             .expect("a valid test database URL");
-        let addrs: Vec<(&'static str, SocketAddr)> = NAMES.iter().map(|n| (*n, free_addr())).collect();
+        let count = if options.agents { NAMES.len() } else { NAMES.len() - 2 };
+        let addrs: Vec<(&'static str, SocketAddr)> = NAMES[..count].iter().map(|n| (*n, free_addr())).collect();
         let mut mesh = Self { database, pool, addrs, servers: Vec::new(), options };
-        for name in NAMES {
+        for name in &NAMES[..count] {
             mesh.start_target(name).await;
         }
         mesh
@@ -138,6 +142,19 @@ impl TradingMesh {
                     &["user", "risk", "marketplace", "strategy", "notification"],
                 ))
             }
+            "scouting" => fastbreak_scouting::server(self.context(
+                fastbreak_scouting::Settings { poll_interval: Duration::from_millis(100), ..Default::default() },
+                &[],
+            )),
+            "agents" => fastbreak_agents::server(self.context(
+                fastbreak_agents::Settings {
+                    reconnect_pause: Duration::from_millis(100),
+                    retry_min: Duration::from_millis(20),
+                    step_deadline: Duration::from_secs(3),
+                    ..Default::default()
+                },
+                &["strategy", "scouting", "marketplace", "trading", "notification"],
+            )),
             other => panic!("no target {other} in the trading mesh"),
         }
     }

@@ -52,9 +52,8 @@ async fn front(settings: fastbreak_gateway::Settings) -> Front {
         let addrs = if *name == "risk" { vec![*addr, risk_b_addr] } else { vec![*addr] };
         peers.insert(name, mesh.peer(name, &addrs));
     }
-    let server =
-        fastbreak_gateway::server(peers, settings, Some(fastbreak_config::Secret::new(OPERATOR.to_owned())))
-            .public_edge();
+    let server = fastbreak_gateway::server(peers, settings, Some(fastbreak_config::Secret::new(OPERATOR.to_owned())))
+        .public_edge();
     let gateway = TestServer::start(server).await;
     // The gateway reports SERVING once it sees the user service.
     fastbreak_mesh::wait_serving(&gateway.addr().to_string(), "", Duration::from_secs(10)).await.expect("SERVING");

@@ -84,7 +84,8 @@ async fn reflection_lists_each_targets_own_services_in_v1_and_v1alpha() {
 
 /// The targets whose RPCs are built: every one of their RPCs answers something other than
 /// UNIMPLEMENTED.
-const BUILT: [&str; 8] = ["user", "strategy", "risk", "marketplace", "scouting", "notification", "trading", "gateway"];
+const BUILT: [&str; 9] =
+    ["user", "strategy", "risk", "marketplace", "scouting", "notification", "trading", "gateway", "agents"];
 
 #[tokio::test]
 async fn every_rpc_of_every_contract_is_routed_and_answers_unless_unbuilt() {

@@ -560,6 +560,20 @@ diesel::table! {
         confidence -> Float8,
         trade_id -> Nullable<Uuid>,
         created_at -> Timestamptz,
+        reason_code -> Text,
+        rule -> Text,
+        valuation_id -> Nullable<Uuid>,
+        factors -> Jsonb,
+        data_incomplete -> Bool,
+        event_sequence -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    agent_cursors (stream) {
+        stream -> Text,
+        sequence -> Int8,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -603,7 +617,7 @@ macro_rules! for_all_tables {
             emergency_stops, emergency_stop_events, risk_states, risk_alerts, players, player_game_stats, game_events, market_sources,
             moments, listings, listing_events, sales, price_points, valuations, valuation_factors, ledger_accounts,
             ledger_transactions, ledger_entries, trades, holdings, equity_snapshots, leaderboard_entries, idempotency_keys, notifications,
-            notification_preferences, deliveries, delivery_attempts, system_alerts, agent_runs, decisions, outbox,
+            notification_preferences, deliveries, delivery_attempts, system_alerts, agent_runs, decisions, agent_cursors, outbox,
             sign_in_failures
         }
     };

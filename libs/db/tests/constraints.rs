@@ -297,6 +297,12 @@ async fn every_decision_has_reasons() {
         confidence: 0.5,
         trade_id,
         created_at: common::now(),
+        reason_code: "low_confidence".to_owned(),
+        rule: "min_confidence".to_owned(),
+        valuation_id: None,
+        factors: serde_json::json!([]),
+        data_incomplete: false,
+        event_sequence: None,
     };
     refused_by(
         agents::insert_decision(&mut conn, &decision(vec![], DecisionOutcome::Skip, None)).await,

@@ -880,6 +880,12 @@ async fn agent_runs_and_decisions_round_trip() {
         confidence: 0.55,
         trade_id: None,
         created_at: common::now(),
+        reason_code: "low_confidence".to_owned(),
+        rule: "min_confidence".to_owned(),
+        valuation_id: None,
+        factors: serde_json::json!([]),
+        data_incomplete: false,
+        event_sequence: None,
     };
     assert_eq!(agents::insert_decision(conn, &decision).await.unwrap(), decision);
     assert_eq!(agents::find_decision(conn, user.id, decision.id).await.unwrap(), Some(decision.clone()));

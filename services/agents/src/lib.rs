@@ -1,9 +1,22 @@
-//! The agents service: the automation loop, its runs and its recorded decisions.
+//! The agents service: the automation loop. It follows marketplace's listing stream (resumed
+//! from a sequence kept in the database), matches each new or repriced listing against the
+//! active strategies that could want it, asks scouting for a valuation, and per strategy skips
+//! with a typed reason or buys through trading; every decision is stored with its reasons, the
+//! rule that decided, the valuation and its weighted factors. A user can also start a scan.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+mod api;
+mod engine;
+pub mod settings;
+pub mod worker;
+
+use std::sync::Arc;
+
 use fastbreak_mesh::{Context, MeshServer};
-use fastbreak_proto::agents::v1::agent_service_server::{AgentService, AgentServiceServer};
+use fastbreak_proto::agents::v1::agent_service_server::AgentServiceServer;
+
+pub use settings::Settings;
 
 /// The target's name, as `fastbreak serve --target` takes it.
 pub const TARGET: &str = "agents";
@@ -14,15 +27,16 @@ pub const PEERS: &[&str] = &["strategy", "scouting", "marketplace", "trading", "
 /// The port the target listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 50059;
 
-/// The public API: what clients reach through the gateway. Its RPCs answer
-/// UNIMPLEMENTED until they are built.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct AgentApi;
-
-impl AgentService for AgentApi {}
-
-/// The target's server with all of its gRPC services, ready to bind. Built from its context
-/// (database pool and peers), which its RPCs will use as they are built.
-pub fn server(_context: Context<()>) -> MeshServer {
-    MeshServer::new(TARGET).add_public_service(AgentServiceServer::new(AgentApi))
+/// The target's server with its service and the listing loop, ready to bind.
+pub fn server(context: Context<Settings>) -> MeshServer {
+    let settings = Arc::new(context.settings);
+    let engine = engine::Engine::new(context.database, settings.clone(), context.peers);
+    let server =
+        MeshServer::new(TARGET).add_public_service(AgentServiceServer::new(api::AgentApi::new(engine.clone())));
+    if settings.worker_enabled {
+        let listings = worker::ListingLoop::new(engine);
+        server.add_worker("listing-loop", move |draining| listings.run(draining))
+    } else {
+        server
+    }
 }

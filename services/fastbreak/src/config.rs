@@ -69,6 +69,8 @@ pub struct ServeConfig {
     pub trading: fastbreak_trading::Settings,
     /// The gateway's settings.
     pub gateway: fastbreak_gateway::Settings,
+    /// The agents' settings.
+    pub agents: fastbreak_agents::Settings,
 }
 
 /// The shortest internal credential accepted.
@@ -180,6 +182,7 @@ impl ServeConfig {
         let scouting = fastbreak_scouting::Settings::read(r);
         let trading = fastbreak_trading::Settings::read(r);
         let gateway = fastbreak_gateway::Settings::read(r);
+        let agents = fastbreak_agents::Settings::read(r);
 
         reader.finish()?;
         Ok(Self {
@@ -202,6 +205,7 @@ impl ServeConfig {
             scouting,
             trading,
             gateway,
+            agents,
         })
     }
 

@@ -96,7 +96,7 @@ pub const ALL: [Target; 9] = [
     Target {
         name: fastbreak_agents::TARGET,
         default_port: fastbreak_agents::DEFAULT_PORT,
-        server: |build| fastbreak_agents::server(build.context(())),
+        server: |build| fastbreak_agents::server(build.context(build.config.agents.clone())),
         peers: fastbreak_agents::PEERS,
         needs_database: true,
     },

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::error::DatabaseError;
 use crate::repo::{Cursor, Page, PageRequest, text_enum};
-use crate::schema::{agent_runs, decisions};
+use crate::schema::{agent_cursors, agent_runs, decisions};
 
 text_enum! {
     /// What set a run off.
@@ -190,6 +190,18 @@ pub struct Decision {
     pub trade_id: Option<Uuid>,
     /// Made.
     pub created_at: DateTime<Utc>,
+    /// Why, as a code (a `DecisionReason` of the contract, in snake case).
+    pub reason_code: String,
+    /// The rule that decided (such as `min_confidence`).
+    pub rule: String,
+    /// The valuation it relied on.
+    pub valuation_id: Option<Uuid>,
+    /// The valuation's factors with their weights, heaviest first (JSON).
+    pub factors: serde_json::Value,
+    /// True when data the decision wanted was missing.
+    pub data_incomplete: bool,
+    /// The listing event it answered, if one did.
+    pub event_sequence: Option<i64>,
 }
 
 /// Records a decision.
@@ -199,6 +211,57 @@ pub async fn insert_decision(conn: &mut AsyncPgConnection, decision: &Decision) 
         .returning(Decision::as_returning())
         .get_result(conn)
         .await?)
+}
+
+/// Records a decision unless one was recorded for its strategy and event; `None` then.
+pub async fn insert_decision_if_new(
+    conn: &mut AsyncPgConnection,
+    decision: &Decision,
+) -> Result<Option<Decision>, DatabaseError> {
+    Ok(diesel::insert_into(decisions::table)
+        .values(decision)
+        .on_conflict_do_nothing()
+        .returning(Decision::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?)
+}
+
+/// How many moments a strategy bought since `since`.
+pub async fn purchases_since(
+    conn: &mut AsyncPgConnection,
+    strategy_id: Uuid,
+    since: DateTime<Utc>,
+) -> Result<i64, DatabaseError> {
+    Ok(decisions::table
+        .filter(decisions::strategy_id.eq(strategy_id))
+        .filter(decisions::outcome.eq(DecisionOutcome::Buy))
+        .filter(decisions::created_at.ge(since))
+        .count()
+        .get_result(conn)
+        .await?)
+}
+
+/// Where a stream was left (0 before the first event).
+pub async fn cursor(conn: &mut AsyncPgConnection, stream: &str) -> Result<i64, DatabaseError> {
+    Ok(agent_cursors::table.find(stream).select(agent_cursors::sequence).first(conn).await.optional()?.unwrap_or(0))
+}
+
+/// Moves a stream's cursor forward (never back).
+pub async fn advance_cursor(conn: &mut AsyncPgConnection, stream: &str, sequence: i64) -> Result<(), DatabaseError> {
+    diesel::insert_into(agent_cursors::table)
+        .values((agent_cursors::stream.eq(stream), agent_cursors::sequence.eq(sequence)))
+        .on_conflict(agent_cursors::stream)
+        .do_update()
+        .set((
+            agent_cursors::sequence.eq(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "GREATEST(agent_cursors.sequence, excluded.sequence)",
+            )),
+            agent_cursors::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Finds one of a user's decisions.
@@ -224,6 +287,30 @@ pub async fn list_decisions(
     outcome: Option<DecisionOutcome>,
     page: PageRequest,
 ) -> Result<Page<Decision>, DatabaseError> {
+    list_decisions_by(conn, user_id, DecisionFilter { strategy_id, outcome, ..DecisionFilter::default() }, page).await
+}
+
+/// What decisions to list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecisionFilter {
+    /// Only this strategy's.
+    pub strategy_id: Option<Uuid>,
+    /// Only this run's.
+    pub run_id: Option<Uuid>,
+    /// Only about this moment.
+    pub moment_id: Option<Uuid>,
+    /// Only with this outcome.
+    pub outcome: Option<DecisionOutcome>,
+}
+
+/// A user's decisions, newest first, filtered.
+pub async fn list_decisions_by(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    filter: DecisionFilter,
+    page: PageRequest,
+) -> Result<Page<Decision>, DatabaseError> {
+    let DecisionFilter { strategy_id, run_id, moment_id, outcome } = filter;
     let mut query = decisions::table
         .filter(decisions::user_id.eq(user_id))
         .select(Decision::as_select())
@@ -235,6 +322,12 @@ pub async fn list_decisions(
     }
     if let Some(outcome) = outcome {
         query = query.filter(decisions::outcome.eq(outcome));
+    }
+    if let Some(run) = run_id {
+        query = query.filter(decisions::run_id.eq(run));
+    }
+    if let Some(moment) = moment_id {
+        query = query.filter(decisions::moment_id.eq(moment));
     }
     if let Some(after) = page.after {
         query = query.filter(

@@ -1,0 +1,198 @@
+//! The agents over real gRPC with every peer they use (strategy, scouting, marketplace,
+//! trading with risk, user and notification): a listing event reaches the loop, a strategy
+//! matches, scouting values the moment, and the agents buy or skip, recording why; a replayed
+//! stream decides nothing twice.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use fastbreak_db::repo::market::{self, ListingEventKind};
+use fastbreak_integration_tests::trading_mesh::{MeshOptions, TradingMesh};
+use fastbreak_mesh::testing::as_user;
+use fastbreak_proto::agents::v1::agent_service_client::AgentServiceClient;
+use fastbreak_proto::agents::v1::{
+    DecisionOutcome, DecisionReason, GetDecisionRequest, ListDecisionsRequest, RunState, StartScanRequest,
+};
+use fastbreak_proto::common::v1::Rarity;
+use fastbreak_proto::strategy::v1::strategy::Parameters;
+use fastbreak_proto::strategy::v1::strategy_service_client::StrategyServiceClient;
+use fastbreak_proto::strategy::v1::{
+    ActivateStrategyRequest, CreateStrategyRequest, PostGameSpikeParameters, Stat, StatTrigger, Strategy, StrategyRules,
+};
+use fastbreak_proto::trading::v1::{GetTradeRequest, TradeState};
+use futures::FutureExt;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+async fn channel(mesh: &TradingMesh, name: &str) -> Channel {
+    let addr = mesh.addrs.iter().find(|(n, _)| *n == name).unwrap().1;
+    Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_event_is_bought_or_skipped_with_its_reasons_and_never_twice() {
+    let mut mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
+    let (user, _) = mesh.funded_user(50_000).await;
+    let listings = mesh.list_market_moments(8, "simulator", 2_000).await;
+    // Five of the play's moments sold lately at 20.00: scouting's comparables.
+    let for_sales = listings.clone();
+    let player = mesh
+        .pool
+        .read(move |conn| {
+            async move {
+                let mut player = String::new();
+                for (i, listing) in for_sales.iter().take(5).enumerate() {
+                    let found = market::find_listing(conn, *listing).await?.expect("a listing");
+                    let moment = market::find_moment(conn, found.moment_id).await?.expect("a moment");
+                    player = moment.player_id.clone();
+                    market::record_sale(
+                        conn,
+                        &market::Sale {
+                            id: Uuid::new_v4(),
+                            moment_id: moment.id,
+                            listing_id: None,
+                            source_id: "simulator".to_owned(),
+                            price_cents: 2_000,
+                            seller_address: found.seller_address.clone(),
+                            buyer_address: "0x00000000000000aa".to_owned(),
+                            sold_at: Utc::now() - chrono::Duration::days(i as i64 + 1),
+                        },
+                    )
+                    .await?;
+                }
+                Ok(player)
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+
+    let mut strategies = StrategyServiceClient::new(channel(&mesh, "strategy").await);
+    let strategy = Strategy {
+        display_name: "Bargains".into(),
+        rules: Some(StrategyRules {
+            min_confidence: 0.05,
+            min_discount_bps: 2_000,
+            max_price_cents: 5_000,
+            max_purchases_per_day: 3,
+        }),
+        parameters: Some(Parameters::PostGameSpike(PostGameSpikeParameters {
+            min_game_score: 40,
+            buy_window_minutes: 360,
+            player_ids: vec![player.clone()],
+            rarities: vec![Rarity::Common as i32],
+            stat_triggers: vec![StatTrigger { stat: Stat::Points as i32, at_least: 40 }],
+        })),
+        ..Default::default()
+    };
+    let created = strategies
+        .create_strategy(as_user(CreateStrategyRequest { strategy: Some(strategy), validate_only: false }, user))
+        .await
+        .unwrap()
+        .into_inner();
+    strategies
+        .activate_strategy(as_user(ActivateStrategyRequest { strategy_id: created.strategy_id.clone() }, user))
+        .await
+        .unwrap();
+
+    // Two price changes reach the stream: 10.00 (50% under fair value) and 19.50 (2.5% under).
+    let (cheap, close) = (listings[5], listings[6]);
+    mesh.pool
+        .read_committed(move |conn| {
+            async move {
+                market::lock_listing_events(conn).await?;
+                market::update_listing_price(conn, cheap, 1_000).await?;
+                market::update_listing_price(conn, close, 1_950).await?;
+                market::append_listing_events(
+                    conn,
+                    &[(ListingEventKind::PriceChanged, cheap, 1_000), (ListingEventKind::PriceChanged, close, 1_950)],
+                )
+                .await
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+
+    let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let decisions = loop {
+        let found =
+            agents.list_decisions(as_user(ListDecisionsRequest::default(), user)).await.unwrap().into_inner().decisions;
+        if found.len() >= 2 {
+            break found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "two decisions within 30 s: {found:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let bought = decisions.iter().find(|d| d.listing_id == cheap.to_string()).expect("a decision on the cheap listing");
+    assert_eq!(bought.outcome(), DecisionOutcome::Buy, "{bought:?}");
+    assert_eq!((bought.reason(), bought.rule.as_str()), (DecisionReason::Bought, "all_rules_passed"));
+    assert!(!bought.valuation_id.is_empty() && !bought.factors.is_empty(), "the valuation and its factors: {bought:?}");
+    assert!(bought.fair_value_cents > 1_000 && bought.reasons[0].starts_with("Bought"), "{bought:?}");
+    let trade = mesh
+        .trading()
+        .await
+        .get_trade(as_user(GetTradeRequest { trade_id: bought.trade_id.clone() }, user))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(trade.state(), TradeState::Settled);
+    assert_eq!(
+        (trade.decision_id.as_str(), trade.strategy_id.as_str()),
+        (bought.decision_id.as_str(), created.strategy_id.as_str())
+    );
+    assert_eq!(trade.valuation_id, bought.valuation_id);
+
+    let skipped =
+        decisions.iter().find(|d| d.listing_id == close.to_string()).expect("a decision on the close listing");
+    assert_eq!(skipped.outcome(), DecisionOutcome::Skip, "{skipped:?}");
+    assert_eq!((skipped.reason(), skipped.rule.as_str()), (DecisionReason::SmallDiscount, "min_discount_bps"));
+    assert!(skipped.reasons[0].contains("below \"Bargains\"'s minimum of 20.0%"), "{:?}", skipped.reasons);
+    let read = agents
+        .get_decision(as_user(GetDecisionRequest { decision_id: skipped.decision_id.clone() }, user))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.decision_id, skipped.decision_id);
+    let only_buys = agents
+        .list_decisions(as_user(
+            ListDecisionsRequest { outcome: DecisionOutcome::Buy.into(), ..Default::default() },
+            user,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .decisions;
+    assert_eq!(only_buys.len(), 1);
+    // Another user cannot read them.
+    let stranger = mesh.database.create_user().await;
+    let hidden =
+        agents.get_decision(as_user(GetDecisionRequest { decision_id: bought.decision_id.clone() }, stranger)).await;
+    assert_eq!(hidden.unwrap_err().code(), tonic::Code::NotFound);
+
+    // The stream replayed from the start (a lost cursor): nothing is decided or bought twice.
+    mesh.stop_target("agents").await;
+    mesh.pool
+        .read_committed(|conn| {
+            async move {
+                use diesel_async::RunQueryDsl;
+                diesel::sql_query("UPDATE agent_cursors SET sequence = 0").execute(conn).await?;
+                Ok(())
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    mesh.start_target("agents").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
+    let again =
+        agents.list_decisions(as_user(ListDecisionsRequest::default(), user)).await.unwrap().into_inner().decisions;
+    assert_eq!(again.len(), 2, "no decision twice: {again:?}");
+
+    // A scan by hand looks at the market's listings for the user's strategies.
+    let run = agents.start_scan(as_user(StartScanRequest::default(), user)).await.unwrap().into_inner();
+    assert_eq!(run.state(), RunState::Succeeded, "{run:?}");
+    assert!(run.listings_evaluated >= 6, "{run:?}");
+}

@@ -1,0 +1,6 @@
+DROP TABLE agent_cursors;
+DROP INDEX decisions_moment;
+DROP INDEX decisions_strategy_day;
+DROP INDEX decisions_one_per_event;
+ALTER TABLE decisions DROP COLUMN event_sequence, DROP COLUMN data_incomplete, DROP COLUMN factors,
+    DROP COLUMN valuation_id, DROP COLUMN rule, DROP COLUMN reason_code;

@@ -1,0 +1,241 @@
+//! The agents' RPCs: a user's runs and decisions, and a scan started by hand.
+
+use std::collections::HashMap;
+
+use fastbreak_db::repo::agents::{
+    self as repo, AgentRun, Decision, DecisionFilter, DecisionOutcome, RunState, RunTrigger,
+};
+use fastbreak_mesh::status::{self, Violations, required_uuid, timestamp};
+use fastbreak_mesh::{caller, paging};
+use fastbreak_proto::agents::v1 as pb;
+use fastbreak_proto::agents::v1::agent_service_server::AgentService;
+use fastbreak_proto::marketplace::v1 as market;
+use fastbreak_proto::marketplace::v1::marketplace_service_client::MarketplaceServiceClient;
+use futures::FutureExt;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::engine::{Candidate, Engine, Factor, Scope, reason_of};
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct AgentApi {
+    engine: Engine,
+}
+
+impl AgentApi {
+    pub(crate) fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+
+    async fn read<T: Send>(
+        &self,
+        work: impl for<'c> FnOnce(
+            &'c mut fastbreak_db::PgConnection,
+        ) -> futures::future::BoxFuture<'c, Result<T, fastbreak_db::DatabaseError>>
+        + Send,
+    ) -> Result<T, Status> {
+        self.engine.database.read(work).await.map_err(|e| status::from_database(&e))
+    }
+}
+
+fn run_to_pb(run: &AgentRun) -> pb::AgentRun {
+    pb::AgentRun {
+        run_id: run.id.to_string(),
+        user_id: run.user_id.to_string(),
+        trigger: match run.trigger {
+            RunTrigger::ListingEvent => pb::RunTrigger::ListingEvent,
+            RunTrigger::GameEvent => pb::RunTrigger::GameEvent,
+            RunTrigger::ScheduledScan => pb::RunTrigger::ScheduledScan,
+            RunTrigger::ManualScan => pb::RunTrigger::ManualScan,
+        }
+        .into(),
+        state: match run.state {
+            RunState::Running => pb::RunState::Running,
+            RunState::Succeeded => pb::RunState::Succeeded,
+            RunState::Failed => pb::RunState::Failed,
+        }
+        .into(),
+        listings_evaluated: run.listings_evaluated,
+        decision_count: run.decision_count,
+        purchase_count: run.purchase_count,
+        attempt_count: run.attempt_count,
+        failure_reason: run.failure_reason.clone().unwrap_or_default(),
+        start_time: Some(timestamp(run.started_at)),
+        end_time: run.ended_at.map(timestamp),
+    }
+}
+
+fn decision_to_pb(d: &Decision) -> pb::Decision {
+    let factors: Vec<Factor> = serde_json::from_value(d.factors.clone()).unwrap_or_default();
+    pb::Decision {
+        decision_id: d.id.to_string(),
+        run_id: d.run_id.to_string(),
+        strategy_id: d.strategy_id.to_string(),
+        listing_id: d.listing_id.to_string(),
+        moment_id: d.moment_id.to_string(),
+        outcome: match d.outcome {
+            DecisionOutcome::Buy => pb::DecisionOutcome::Buy,
+            DecisionOutcome::Skip => pb::DecisionOutcome::Skip,
+            DecisionOutcome::Refused => pb::DecisionOutcome::Refused,
+        }
+        .into(),
+        reasons: d.reasons.clone(),
+        price_cents: d.price_cents,
+        fair_value_cents: d.fair_value_cents,
+        confidence: d.confidence,
+        trade_id: d.trade_id.map(|t| t.to_string()).unwrap_or_default(),
+        create_time: Some(timestamp(d.created_at)),
+        reason: reason_of(&d.reason_code).into(),
+        rule: d.rule.clone(),
+        valuation_id: d.valuation_id.map(|v| v.to_string()).unwrap_or_default(),
+        factors: factors
+            .into_iter()
+            .map(|f| pb::DecisionFactor {
+                name: f.name,
+                weight: f.weight,
+                impact_cents: f.impact_cents,
+                explanation: f.explanation,
+            })
+            .collect(),
+        data_incomplete: d.data_incomplete,
+    }
+}
+
+#[tonic::async_trait]
+impl AgentService for AgentApi {
+    async fn start_scan(&self, request: Request<pb::StartScanRequest>) -> Result<Response<pb::AgentRun>, Status> {
+        let user = caller::user_id(&request)?;
+        let r = request.into_inner();
+        let mut violations = Violations::new();
+        let only = if r.strategy_id.is_empty() { None } else { violations.uuid(&r.strategy_id, "strategy_id") };
+        violations.into_result(())?;
+        // The market's active listings, cheapest first, up to the scan's limit.
+        let mut listings = Vec::new();
+        let mut token = String::new();
+        let mut client = MarketplaceServiceClient::new(self.engine.peer("marketplace")?);
+        while listings.len() < self.engine.settings.scan_limit {
+            let page = client
+                .list_listings(self.engine.request(market::ListListingsRequest {
+                    page_size: 100,
+                    page_token: token.clone(),
+                    ..Default::default()
+                }))
+                .await
+                .map_err(|_| status::dependency_unavailable("marketplace", std::time::Duration::from_secs(1)))?
+                .into_inner();
+            listings.extend(page.listings);
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        listings.truncate(self.engine.settings.scan_limit);
+        let ids: Vec<String> = listings.iter().map(|l| l.moment_id.clone()).collect();
+        let moments = if ids.is_empty() {
+            Vec::new()
+        } else {
+            client
+                .batch_get_moments(self.engine.request(market::BatchGetMomentsRequest { moment_ids: ids }))
+                .await
+                .map_err(|_| status::dependency_unavailable("marketplace", std::time::Duration::from_secs(1)))?
+                .into_inner()
+                .moments
+        };
+        let run = Uuid::new_v4();
+        self.engine
+            .write(move |conn| {
+                async move { repo::start_run(conn, run, user, RunTrigger::ManualScan).await.map(|_| ()) }.boxed()
+            })
+            .await?;
+        let mut runs = HashMap::from([(user, run)]);
+        let mut failure = None;
+        for listing in &listings {
+            let moment = moments.iter().find(|m| m.moment_id == listing.moment_id).cloned();
+            let candidate = Candidate { listing: listing.clone(), moment, sequence: None };
+            let scope = Scope { user: Some(user), strategy: only };
+            let decided = self.engine.decide(&candidate, RunTrigger::ManualScan, scope, &mut runs).await;
+            if let Err(status) = decided {
+                failure = Some(status.message().to_owned());
+                break;
+            }
+        }
+        let evaluated = i32::try_from(listings.len()).unwrap_or(i32::MAX);
+        self.engine.finish(&runs, evaluated, failure).await;
+        let run = self
+            .read(move |conn| async move { repo::find_run(conn, user, run).await }.boxed())
+            .await?
+            .ok_or_else(|| status::not_found("run"))?;
+        Ok(Response::new(run_to_pb(&run)))
+    }
+
+    async fn get_agent_run(&self, request: Request<pb::GetAgentRunRequest>) -> Result<Response<pb::AgentRun>, Status> {
+        let user = caller::user_id(&request)?;
+        let id = required_uuid(&request.get_ref().run_id, "run_id")?;
+        let run = self
+            .read(move |conn| async move { repo::find_run(conn, user, id).await }.boxed())
+            .await?
+            .ok_or_else(|| status::not_found("run"))?;
+        Ok(Response::new(run_to_pb(&run)))
+    }
+
+    async fn list_agent_runs(
+        &self,
+        request: Request<pb::ListAgentRunsRequest>,
+    ) -> Result<Response<pb::ListAgentRunsResponse>, Status> {
+        let user = caller::user_id(&request)?;
+        let r = request.into_inner();
+        let mut violations = Violations::new();
+        let page = paging::page_request(r.page_size, &r.page_token, 50, 100, &mut violations);
+        violations.into_result(())?;
+        let found = self.read(move |conn| async move { repo::list_runs(conn, user, page).await }.boxed()).await?;
+        Ok(Response::new(pb::ListAgentRunsResponse {
+            runs: found.items.iter().map(run_to_pb).collect(),
+            next_page_token: paging::next_page_token(found.next),
+        }))
+    }
+
+    async fn get_decision(&self, request: Request<pb::GetDecisionRequest>) -> Result<Response<pb::Decision>, Status> {
+        let user = caller::user_id(&request)?;
+        let id = required_uuid(&request.get_ref().decision_id, "decision_id")?;
+        let decision = self
+            .read(move |conn| async move { repo::find_decision(conn, user, id).await }.boxed())
+            .await?
+            .ok_or_else(|| status::not_found("decision"))?;
+        Ok(Response::new(decision_to_pb(&decision)))
+    }
+
+    async fn list_decisions(
+        &self,
+        request: Request<pb::ListDecisionsRequest>,
+    ) -> Result<Response<pb::ListDecisionsResponse>, Status> {
+        let user = caller::user_id(&request)?;
+        let r = request.into_inner();
+        let mut violations = Violations::new();
+        let page = paging::page_request(r.page_size, &r.page_token, 50, 100, &mut violations);
+        let optional =
+            |text: &str, field: &str, v: &mut Violations| if text.is_empty() { None } else { v.uuid(text, field) };
+        let strategy_id = optional(&r.strategy_id, "strategy_id", &mut violations);
+        let run_id = optional(&r.run_id, "run_id", &mut violations);
+        let moment_id = optional(&r.moment_id, "moment_id", &mut violations);
+        let outcome = match pb::DecisionOutcome::try_from(r.outcome) {
+            Ok(pb::DecisionOutcome::Unspecified) => None,
+            Ok(pb::DecisionOutcome::Buy) => Some(DecisionOutcome::Buy),
+            Ok(pb::DecisionOutcome::Skip) => Some(DecisionOutcome::Skip),
+            Ok(pb::DecisionOutcome::Refused) => Some(DecisionOutcome::Refused),
+            Err(_) => {
+                violations.add("outcome", "is not a known decision outcome");
+                None
+            }
+        };
+        violations.into_result(())?;
+        let filter = DecisionFilter { strategy_id, run_id, moment_id, outcome };
+        let found = self
+            .read(move |conn| async move { repo::list_decisions_by(conn, user, filter, page).await }.boxed())
+            .await?;
+        Ok(Response::new(pb::ListDecisionsResponse {
+            decisions: found.items.iter().map(decision_to_pb).collect(),
+            next_page_token: paging::next_page_token(found.next),
+        }))
+    }
+}

@@ -1,0 +1,503 @@
+//! The decision engine: for one listing, the active strategies it could match (asked of the
+//! strategy service, filtered by player and rarity), scouting's valuation, and per strategy a
+//! decision — skip with a reason code and the figures, or buy through trading with an
+//! idempotency key derived from the user, the listing and its price (a replayed event never
+//! buys twice). Competing strategies go by priority, highest first. Every decision is stored
+//! with its reasons, the rule that decided, the valuation and its weighted factors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use fastbreak_db::repo::agents::{self as repo, Decision, DecisionOutcome, RunTrigger};
+use fastbreak_db::{Database, DatabaseError};
+use fastbreak_mesh::{PeerChannel, Peers, status};
+use fastbreak_proto::agents::v1 as pb;
+use fastbreak_proto::common::v1::ErrorReason;
+use fastbreak_proto::marketplace::v1 as market;
+use fastbreak_proto::scouting::v1 as scouting;
+use fastbreak_proto::scouting::v1::scouting_internal_service_client::ScoutingInternalServiceClient;
+use fastbreak_proto::strategy::v1 as strategy;
+use fastbreak_proto::strategy::v1::strategy_internal_service_client::StrategyInternalServiceClient;
+use fastbreak_proto::trading::v1 as trading;
+use fastbreak_proto::trading::v1::trading_internal_service_client::TradingInternalServiceClient;
+use futures::FutureExt;
+use serde::{Deserialize, Serialize};
+use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
+use uuid::Uuid;
+
+use crate::settings::Settings;
+
+/// The most active strategies looked at for one listing.
+const MAX_STRATEGIES: usize = 1000;
+
+/// A factor as a decision keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Factor {
+    pub name: String,
+    pub weight: f64,
+    pub impact_cents: i64,
+    pub explanation: String,
+}
+
+/// A listing to decide on.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    pub listing: market::Listing,
+    pub moment: Option<market::Moment>,
+    /// The listing event it came from, if one.
+    pub sequence: Option<i64>,
+}
+
+/// Whose strategies a decision is for: everyone's, one user's, or one strategy's.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Scope {
+    pub user: Option<Uuid>,
+    pub strategy: Option<Uuid>,
+}
+
+/// What deciding on one listing did.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Outcome {
+    pub decisions: Vec<Decision>,
+}
+
+/// The engine.
+#[derive(Debug, Clone)]
+pub(crate) struct Engine {
+    pub database: Database,
+    pub settings: Arc<Settings>,
+    peers: Peers,
+}
+
+fn dollars(cents: i64) -> String {
+    format!("${}.{:02}", cents / 100, cents.rem_euclid(100))
+}
+
+/// Whether a peer's answer is a decision about the request (not a failure to get through).
+fn is_answer(status: &Status) -> bool {
+    matches!(status.code(), Code::InvalidArgument | Code::FailedPrecondition | Code::NotFound | Code::AlreadyExists)
+}
+
+impl Engine {
+    pub(crate) fn new(database: Database, settings: Arc<Settings>, peers: Peers) -> Self {
+        Self { database, settings, peers }
+    }
+
+    pub(crate) fn peer(&self, name: &str) -> Result<PeerChannel, Status> {
+        self.peers.get(name).ok_or_else(|| status::dependency_unavailable(name, Duration::from_secs(5)))
+    }
+
+    pub(crate) fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request.set_timeout(self.settings.call_timeout);
+        request
+    }
+
+    /// Calls `call` until it answers or the retries are spent: exponential backoff from
+    /// `retry_min`, doubling, within the step's deadline.
+    async fn retried<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.settings.step_deadline;
+        let mut pause = self.settings.retry_min;
+        loop {
+            match call().await {
+                Ok(value) => return Ok(value),
+                Err(status) if is_answer(&status) => return Err(status),
+                Err(status) => {
+                    if tokio::time::Instant::now() + pause >= deadline {
+                        return Err(status);
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// The active strategies a listing could match (not arbitrage mode: those act on
+    /// arbitrage opportunities), highest priority first.
+    pub(crate) async fn strategies(&self, moment: Option<&market::Moment>) -> Result<Vec<strategy::Strategy>, Status> {
+        let mut found = Vec::new();
+        let mut token = String::new();
+        loop {
+            let request = strategy::ListActiveStrategiesRequest {
+                page_size: 100,
+                page_token: token.clone(),
+                kind: 0,
+                player_id: moment.map(|m| m.player_id.clone()).unwrap_or_default(),
+                rarity: moment.map_or(0, |m| m.rarity),
+            };
+            let page = self
+                .retried(|| {
+                    let request = self.request(request.clone());
+                    async move {
+                        let mut client = StrategyInternalServiceClient::new(self.peer("strategy")?);
+                        client.list_active_strategies(request).await.map(|r| r.into_inner())
+                    }
+                })
+                .await?;
+            found.extend(page.strategies);
+            if page.next_page_token.is_empty() || found.len() >= MAX_STRATEGIES {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        found.retain(|s| !matches!(s.parameters, Some(strategy::strategy::Parameters::ArbitrageMode(_))));
+        found.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.strategy_id.cmp(&b.strategy_id)));
+        Ok(found)
+    }
+
+    async fn valuation(&self, listing: &market::Listing) -> Result<scouting::Valuation, Status> {
+        self.retried(|| {
+            let request = self.request(scouting::ValueListingRequest { listing_id: listing.listing_id.clone() });
+            async move {
+                let mut client = ScoutingInternalServiceClient::new(self.peer("scouting")?);
+                client.value_listing(request).await.map(|r| r.into_inner())
+            }
+        })
+        .await
+    }
+
+    /// Decides on one listing for every strategy it matches (within `scope`).
+    pub(crate) async fn decide(
+        &self,
+        candidate: &Candidate,
+        trigger: RunTrigger,
+        scope: Scope,
+        runs: &mut HashMap<Uuid, Uuid>,
+    ) -> Result<Outcome, Status> {
+        let mut strategies = self.strategies(candidate.moment.as_ref()).await?;
+        if let Some(user) = scope.user {
+            strategies.retain(|s| s.user_id == user.to_string());
+        }
+        if let Some(strategy) = scope.strategy {
+            strategies.retain(|s| s.strategy_id == strategy.to_string());
+        }
+        let mut outcome = Outcome::default();
+        if strategies.is_empty() {
+            return Ok(outcome);
+        }
+        let listing = &candidate.listing;
+        let valued = self.valuation(listing).await;
+        // Users who already took the listing under one of their strategies.
+        let mut taken_by: HashMap<String, String> = HashMap::new();
+        for strategy in &strategies {
+            let user = Uuid::parse_str(&strategy.user_id).map_err(|_| Status::internal("a bad user id"))?;
+            let strategy_id =
+                Uuid::parse_str(&strategy.strategy_id).map_err(|_| Status::internal("a bad strategy id"))?;
+            if let Some(sequence) = candidate.sequence
+                && self.decided(strategy_id, sequence).await?
+            {
+                continue;
+            }
+            let run = match runs.get(&user) {
+                Some(run) => *run,
+                None => {
+                    let id = Uuid::new_v4();
+                    self.write(move |conn| {
+                        async move { repo::start_run(conn, id, user, trigger).await.map(|_| ()) }.boxed()
+                    })
+                    .await?;
+                    runs.insert(user, id);
+                    id
+                }
+            };
+            let decision = self
+                .decide_one(candidate, strategy, user, strategy_id, run, &valued, taken_by.get(&strategy.user_id))
+                .await?;
+            if matches!(decision.outcome, DecisionOutcome::Buy | DecisionOutcome::Refused) {
+                taken_by.insert(strategy.user_id.clone(), strategy.display_name.clone());
+            }
+            let stored = self
+                .write(move |conn| {
+                    let decision = decision.clone();
+                    async move { repo::insert_decision_if_new(conn, &decision).await }.boxed()
+                })
+                .await?;
+            outcome.decisions.extend(stored);
+        }
+        Ok(outcome)
+    }
+
+    async fn decided(&self, strategy_id: Uuid, sequence: i64) -> Result<bool, Status> {
+        self.database
+            .read(move |conn| {
+                async move {
+                    use diesel::prelude::*;
+                    use diesel_async::RunQueryDsl;
+                    use fastbreak_db::schema::decisions;
+                    let found: i64 = decisions::table
+                        .filter(decisions::strategy_id.eq(strategy_id))
+                        .filter(decisions::event_sequence.eq(sequence))
+                        .count()
+                        .get_result(conn)
+                        .await?;
+                    Ok(found > 0)
+                }
+                .boxed()
+            })
+            .await
+            .map_err(|e| status::from_database(&e))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_one(
+        &self,
+        candidate: &Candidate,
+        strategy: &strategy::Strategy,
+        user: Uuid,
+        strategy_id: Uuid,
+        run: Uuid,
+        valued: &Result<scouting::Valuation, Status>,
+        taken_by: Option<&String>,
+    ) -> Result<Decision, Status> {
+        let listing = &candidate.listing;
+        let price = listing.price_cents;
+        let rules = strategy.rules.unwrap_or_default();
+        let name = &strategy.display_name;
+        let moment_id = Uuid::parse_str(&listing.moment_id).map_err(|_| Status::internal("a bad moment id"))?;
+        let listing_id = Uuid::parse_str(&listing.listing_id).map_err(|_| Status::internal("a bad listing id"))?;
+        let mut decision = Decision {
+            id: Uuid::new_v4(),
+            run_id: run,
+            user_id: user,
+            strategy_id,
+            listing_id,
+            moment_id,
+            outcome: DecisionOutcome::Skip,
+            reasons: Vec::new(),
+            price_cents: price,
+            fair_value_cents: 0,
+            confidence: 0.0,
+            trade_id: None,
+            created_at: Utc::now(),
+            reason_code: String::new(),
+            rule: String::new(),
+            valuation_id: None,
+            factors: serde_json::json!([]),
+            data_incomplete: false,
+            event_sequence: candidate.sequence,
+        };
+        let skip = |mut d: Decision, reason: pb::DecisionReason, rule: &str, sentence: String| {
+            d.reason_code = reason_code(reason);
+            d.rule = rule.to_owned();
+            d.reasons.insert(0, sentence);
+            d
+        };
+        if let Some(other) = taken_by {
+            return Ok(skip(
+                decision,
+                pb::DecisionReason::ListingGone,
+                "one_purchase_per_listing",
+                format!("Skipped: your strategy \"{other}\" already acted on this listing."),
+            ));
+        }
+        if rules.max_price_cents > 0 && price > rules.max_price_cents {
+            return Ok(skip(
+                decision,
+                pb::DecisionReason::AboveMaxPrice,
+                "max_price_cents",
+                format!(
+                    "Skipped: the price {} is above \"{name}\"'s maximum of {}.",
+                    dollars(price),
+                    dollars(rules.max_price_cents)
+                ),
+            ));
+        }
+        let valuation = match valued {
+            Ok(valuation) => valuation,
+            Err(status) => {
+                decision.data_incomplete = true;
+                let (reason, sentence) = if is_answer(status) {
+                    (
+                        pb::DecisionReason::NoValuation,
+                        format!("Skipped: no valuation could be made ({}).", status.message()),
+                    )
+                } else {
+                    (
+                        pb::DecisionReason::ServiceUnavailable,
+                        "Skipped: scouting could not be reached after retries, so the moment could not be valued."
+                            .to_owned(),
+                    )
+                };
+                return Ok(skip(decision, reason, "valuation", sentence));
+            }
+        };
+        decision.fair_value_cents = valuation.fair_value_cents.max(0);
+        decision.confidence = valuation.confidence.clamp(0.0, 1.0);
+        decision.valuation_id = Uuid::parse_str(&valuation.valuation_id).ok();
+        let mut factors: Vec<Factor> = valuation
+            .factors
+            .iter()
+            .map(|f| Factor {
+                name: f.name.clone(),
+                weight: f.weight,
+                impact_cents: f.impact_cents,
+                explanation: f.explanation.clone(),
+            })
+            .collect();
+        factors.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+        decision.factors = serde_json::to_value(&factors).unwrap_or_default();
+        decision.reasons.extend(factors.iter().take(3).map(|f| f.explanation.clone()).filter(|s| !s.is_empty()));
+        let fair = valuation.fair_value_cents;
+        let discount = if fair > 0 { (fair - price).saturating_mul(10_000) / fair } else { 0 };
+        if valuation.confidence < rules.min_confidence {
+            return Ok(skip(
+                decision,
+                pb::DecisionReason::LowConfidence,
+                "min_confidence",
+                format!(
+                    "Skipped: the valuation's confidence {:.2} is below \"{name}\"'s minimum of {:.2}.",
+                    valuation.confidence, rules.min_confidence
+                ),
+            ));
+        }
+        if discount < i64::from(rules.min_discount_bps) {
+            return Ok(skip(
+                decision,
+                pb::DecisionReason::SmallDiscount,
+                "min_discount_bps",
+                format!(
+                    "Skipped: listed at {} against a fair value of {}, a discount of {:.1}%, below \"{name}\"'s minimum of {:.1}%.",
+                    dollars(price),
+                    dollars(fair),
+                    discount as f64 / 100.0,
+                    f64::from(rules.min_discount_bps) / 100.0
+                ),
+            ));
+        }
+        let today = Utc::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+        let bought_today = self.bought_since(strategy_id, today).await?;
+        if rules.max_purchases_per_day > 0 && bought_today >= i64::from(rules.max_purchases_per_day) {
+            return Ok(skip(
+                decision,
+                pb::DecisionReason::DailyCap,
+                "max_purchases_per_day",
+                format!("Skipped: \"{name}\" bought its {} moments for today.", rules.max_purchases_per_day),
+            ));
+        }
+        // Every rule passed: buy, under a key that a replay of this event repeats.
+        let sentence = format!(
+            "Bought: listed at {} against a fair value of {} ({:.1}% below) with confidence {:.2}, by \"{name}\".",
+            dollars(price),
+            dollars(fair),
+            discount as f64 / 100.0,
+            valuation.confidence
+        );
+        let request = trading::ExecutePurchaseRequest {
+            user_id: user.to_string(),
+            listing_id: listing.listing_id.clone(),
+            max_price_cents: price,
+            idempotency_key: format!("agents:{user}:{}:{price}", listing.listing_id),
+            strategy_id: strategy.strategy_id.clone(),
+            decision_id: decision.id.to_string(),
+            reasoning: std::iter::once(sentence.clone()).chain(decision.reasons.iter().cloned()).collect(),
+            valuation_id: valuation.valuation_id.clone(),
+            expected_value_cents: fair.max(0),
+            factors: factors
+                .iter()
+                .map(|f| trading::ReasoningFactor {
+                    name: f.name.clone(),
+                    weight: f.weight.clamp(0.0, 1.0),
+                    impact_cents: f.impact_cents,
+                    explanation: f.explanation.clone(),
+                })
+                .collect(),
+        };
+        let bought = self
+            .retried(|| {
+                let request = self.request(request.clone());
+                async move {
+                    let mut client = TradingInternalServiceClient::new(self.peer("trading")?);
+                    client.execute_purchase(request).await.map(|r| r.into_inner())
+                }
+            })
+            .await;
+        match bought {
+            Ok(trade) => {
+                decision.outcome = DecisionOutcome::Buy;
+                decision.trade_id = Uuid::parse_str(&trade.trade_id).ok();
+                decision.reason_code = reason_code(pb::DecisionReason::Bought);
+                decision.rule = "all_rules_passed".to_owned();
+                decision.reasons.insert(0, sentence);
+                Ok(decision)
+            }
+            Err(status) => {
+                let reason = status.get_details_error_info().map(|i| i.reason).unwrap_or_default();
+                let (code, rule) = match ErrorReason::from_str_name(&reason) {
+                    Some(
+                        ErrorReason::LimitExceeded
+                        | ErrorReason::EmergencyStopEngaged
+                        | ErrorReason::SuspiciousActivity,
+                    ) => (pb::DecisionReason::RiskRefused, "risk"),
+                    Some(ErrorReason::InsufficientFunds) => (pb::DecisionReason::InsufficientFunds, "trading"),
+                    Some(ErrorReason::WalletDisconnected) => (pb::DecisionReason::TradingOff, "trading"),
+                    Some(ErrorReason::ListingUnavailable) => (pb::DecisionReason::ListingGone, "trading"),
+                    Some(ErrorReason::Unprofitable) => (pb::DecisionReason::Unprofitable, "trading"),
+                    _ if !is_answer(&status) => (pb::DecisionReason::ServiceUnavailable, "trading"),
+                    _ => (pb::DecisionReason::RiskRefused, "trading"),
+                };
+                decision.outcome = DecisionOutcome::Refused;
+                decision.data_incomplete = code == pb::DecisionReason::ServiceUnavailable;
+                Ok(skip(
+                    decision,
+                    code,
+                    rule,
+                    format!("Chosen to buy, but the purchase was refused: {}", status.message()),
+                ))
+            }
+        }
+    }
+
+    async fn bought_since(&self, strategy_id: Uuid, since: DateTime<Utc>) -> Result<i64, Status> {
+        self.database
+            .read(move |conn| async move { repo::purchases_since(conn, strategy_id, since).await }.boxed())
+            .await
+            .map_err(|e| status::from_database(&e))
+    }
+
+    /// Ends the runs a pass started.
+    pub(crate) async fn finish(&self, runs: &HashMap<Uuid, Uuid>, evaluated: i32, failure: Option<String>) {
+        for run in runs.values().copied() {
+            let failure = failure.clone();
+            let ended = self
+                .write(move |conn| {
+                    let failure = failure.clone();
+                    async move { repo::finish_run(conn, run, evaluated, 1, failure.as_deref()).await.map(|_| ()) }
+                        .boxed()
+                })
+                .await;
+            if let Err(error) = ended {
+                tracing::warn!(%run, error = %error.message(), "a run could not be ended");
+            }
+        }
+    }
+
+    pub(crate) async fn write<T: Send>(
+        &self,
+        work: impl for<'c> Fn(
+            &'c mut fastbreak_db::PgConnection,
+        ) -> futures::future::BoxFuture<'c, Result<T, DatabaseError>>
+        + Send
+        + Sync,
+    ) -> Result<T, Status> {
+        self.database.read_committed(work).await.map_err(|e| status::from_database(&e))
+    }
+}
+
+/// A reason as the database keeps it: the contract's name without its prefix, in lower case.
+pub(crate) fn reason_code(reason: pb::DecisionReason) -> String {
+    reason.as_str_name().trim_start_matches("DECISION_REASON_").to_ascii_lowercase()
+}
+
+/// The contract's reason for a stored code.
+pub(crate) fn reason_of(code: &str) -> pb::DecisionReason {
+    pb::DecisionReason::from_str_name(&format!("DECISION_REASON_{}", code.to_ascii_uppercase()))
+        .unwrap_or(pb::DecisionReason::Unspecified)
+}
