@@ -11,7 +11,8 @@ use fastbreak_integration_tests::trading_mesh::{MeshOptions, TradingMesh};
 use fastbreak_mesh::testing::as_user;
 use fastbreak_proto::agents::v1::agent_service_client::AgentServiceClient;
 use fastbreak_proto::agents::v1::{
-    DecisionOutcome, DecisionReason, GetDecisionRequest, ListDecisionsRequest, RunState, StartScanRequest,
+    DecisionOutcome, DecisionReason, GetAutomationStatusRequest, GetDecisionRequest, ListDecisionsRequest,
+    PauseAutomationRequest, ResumeAutomationRequest, RunState, StartScanRequest,
 };
 use fastbreak_proto::common::v1::Rarity;
 use fastbreak_proto::strategy::v1::strategy::Parameters;
@@ -191,8 +192,41 @@ async fn a_listing_event_is_bought_or_skipped_with_its_reasons_and_never_twice()
         agents.list_decisions(as_user(ListDecisionsRequest::default(), user)).await.unwrap().into_inner().decisions;
     assert_eq!(again.len(), 2, "no decision twice: {again:?}");
 
-    // A scan by hand looks at the market's listings for the user's strategies.
-    let run = agents.start_scan(as_user(StartScanRequest::default(), user)).await.unwrap().into_inner();
+    // A scan by hand looks at the market's listings for the user's strategies; under a key, once.
+    let scan = StartScanRequest { idempotency_key: "scan-1".into(), ..Default::default() };
+    let run = agents.start_scan(as_user(scan.clone(), user)).await.unwrap().into_inner();
     assert_eq!(run.state(), RunState::Succeeded, "{run:?}");
     assert!(run.listings_evaluated >= 6, "{run:?}");
+    let again = agents.start_scan(as_user(scan, user)).await.unwrap().into_inner();
+    assert_eq!(again.run_id, run.run_id, "the same key answers the first run");
+
+    // Paused, the user's automation decides nothing; resumed, it does again.
+    let paused = agents
+        .pause_automation(as_user(PauseAutomationRequest { reason: "on holiday".into() }, user))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(paused.paused && paused.reason == "on holiday");
+    let before = agents
+        .list_decisions(as_user(ListDecisionsRequest::default(), user))
+        .await
+        .unwrap()
+        .into_inner()
+        .decisions
+        .len();
+    let quiet = agents.start_scan(as_user(StartScanRequest::default(), user)).await.unwrap().into_inner();
+    assert_eq!(quiet.decision_count, 0, "nothing decided while paused: {quiet:?}");
+    let after = agents
+        .list_decisions(as_user(ListDecisionsRequest::default(), user))
+        .await
+        .unwrap()
+        .into_inner()
+        .decisions
+        .len();
+    assert_eq!(before, after);
+    let resumed = agents.resume_automation(as_user(ResumeAutomationRequest {}, user)).await.unwrap().into_inner();
+    assert!(!resumed.paused);
+    assert!(
+        !agents.get_automation_status(as_user(GetAutomationStatusRequest {}, user)).await.unwrap().into_inner().paused
+    );
 }

@@ -542,6 +542,7 @@ diesel::table! {
         failure_reason -> Nullable<Text>,
         started_at -> Timestamptz,
         ended_at -> Nullable<Timestamptz>,
+        idempotency_key -> Nullable<Text>,
     }
 }
 
@@ -566,6 +567,15 @@ diesel::table! {
         factors -> Jsonb,
         data_incomplete -> Bool,
         event_sequence -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    agent_automation (user_id) {
+        user_id -> Uuid,
+        paused -> Bool,
+        reason -> Text,
+        changed_at -> Timestamptz,
     }
 }
 
@@ -617,7 +627,7 @@ macro_rules! for_all_tables {
             emergency_stops, emergency_stop_events, risk_states, risk_alerts, players, player_game_stats, game_events, market_sources,
             moments, listings, listing_events, sales, price_points, valuations, valuation_factors, ledger_accounts,
             ledger_transactions, ledger_entries, trades, holdings, equity_snapshots, leaderboard_entries, idempotency_keys, notifications,
-            notification_preferences, deliveries, delivery_attempts, system_alerts, agent_runs, decisions, agent_cursors, outbox,
+            notification_preferences, deliveries, delivery_attempts, system_alerts, agent_runs, decisions, agent_cursors, agent_automation, outbox,
             sign_in_failures
         }
     };

@@ -66,6 +66,28 @@ fn run_to_pb(run: &AgentRun) -> pb::AgentRun {
     }
 }
 
+fn automation_to_pb(a: &repo::Automation) -> pb::AutomationStatus {
+    pb::AutomationStatus { paused: a.paused, reason: a.reason.clone(), change_time: Some(timestamp(a.changed_at)) }
+}
+
+impl AgentApi {
+    async fn set_automation(
+        &self,
+        user: Uuid,
+        paused: bool,
+        reason: String,
+    ) -> Result<Response<pb::AutomationStatus>, Status> {
+        let set = self
+            .engine
+            .write(move |conn| {
+                let reason = reason.clone();
+                async move { repo::set_automation(conn, user, paused, &reason).await }.boxed()
+            })
+            .await?;
+        Ok(Response::new(automation_to_pb(&set)))
+    }
+}
+
 fn decision_to_pb(d: &Decision) -> pb::Decision {
     let factors: Vec<Factor> = serde_json::from_value(d.factors.clone()).unwrap_or_default();
     pb::Decision {
@@ -109,7 +131,20 @@ impl AgentService for AgentApi {
         let r = request.into_inner();
         let mut violations = Violations::new();
         let only = if r.strategy_id.is_empty() { None } else { violations.uuid(&r.strategy_id, "strategy_id") };
+        violations.check(
+            r.idempotency_key.chars().count() <= 128 && !r.idempotency_key.chars().any(char::is_control),
+            "idempotency_key",
+            "must be at most 128 characters without control characters",
+        );
         violations.into_result(())?;
+        let key = r.idempotency_key.clone();
+        if !key.is_empty() {
+            let found =
+                self.read(move |conn| async move { repo::find_run_by_key(conn, user, &key).await }.boxed()).await?;
+            if let Some(run) = found {
+                return Ok(Response::new(run_to_pb(&run)));
+            }
+        }
         // The market's active listings, cheapest first, up to the scan's limit.
         let mut listings = Vec::new();
         let mut token = String::new();
@@ -143,11 +178,30 @@ impl AgentService for AgentApi {
                 .moments
         };
         let run = Uuid::new_v4();
-        self.engine
+        let key = r.idempotency_key.clone();
+        let started = self
+            .engine
             .write(move |conn| {
-                async move { repo::start_run(conn, run, user, RunTrigger::ManualScan).await.map(|_| ()) }.boxed()
+                let key = key.clone();
+                async move {
+                    if key.is_empty() {
+                        repo::start_run(conn, run, user, RunTrigger::ManualScan).await.map(Some)
+                    } else {
+                        repo::start_keyed_run(conn, run, user, RunTrigger::ManualScan, &key).await
+                    }
+                }
+                .boxed()
             })
             .await?;
+        if started.is_none() {
+            // Another call under the key started first: its run is the answer.
+            let key = r.idempotency_key.clone();
+            let first = self
+                .read(move |conn| async move { repo::find_run_by_key(conn, user, &key).await }.boxed())
+                .await?
+                .ok_or_else(|| status::not_found("run"))?;
+            return Ok(Response::new(run_to_pb(&first)));
+        }
         let mut runs = HashMap::from([(user, run)]);
         let mut failure = None;
         for listing in &listings {
@@ -167,6 +221,39 @@ impl AgentService for AgentApi {
             .await?
             .ok_or_else(|| status::not_found("run"))?;
         Ok(Response::new(run_to_pb(&run)))
+    }
+
+    async fn pause_automation(
+        &self,
+        request: Request<pb::PauseAutomationRequest>,
+    ) -> Result<Response<pb::AutomationStatus>, Status> {
+        let user = caller::user_id(&request)?;
+        let reason = request.into_inner().reason;
+        let mut violations = Violations::new();
+        violations.check(
+            reason.chars().count() <= 500 && !reason.chars().any(char::is_control),
+            "reason",
+            "must be at most 500 characters without control characters",
+        );
+        violations.into_result(())?;
+        self.set_automation(user, true, reason).await
+    }
+
+    async fn resume_automation(
+        &self,
+        request: Request<pb::ResumeAutomationRequest>,
+    ) -> Result<Response<pb::AutomationStatus>, Status> {
+        let user = caller::user_id(&request)?;
+        self.set_automation(user, false, String::new()).await
+    }
+
+    async fn get_automation_status(
+        &self,
+        request: Request<pb::GetAutomationStatusRequest>,
+    ) -> Result<Response<pb::AutomationStatus>, Status> {
+        let user = caller::user_id(&request)?;
+        let found = self.read(move |conn| async move { repo::automation(conn, user).await }.boxed()).await?;
+        Ok(Response::new(found.as_ref().map_or_else(pb::AutomationStatus::default, automation_to_pb)))
     }
 
     async fn get_agent_run(&self, request: Request<pb::GetAgentRunRequest>) -> Result<Response<pb::AgentRun>, Status> {

@@ -179,6 +179,16 @@ impl Engine {
         if let Some(strategy) = scope.strategy {
             strategies.retain(|s| s.strategy_id == strategy.to_string());
         }
+        // Users who paused their automation get no decisions at all.
+        let users: Vec<Uuid> = strategies.iter().filter_map(|s| Uuid::parse_str(&s.user_id).ok()).collect();
+        if !users.is_empty() {
+            let paused = self
+                .database
+                .read(move |conn| async move { repo::paused_users(conn, &users).await }.boxed())
+                .await
+                .map_err(|e| status::from_database(&e))?;
+            strategies.retain(|s| !paused.iter().any(|p| p.to_string() == s.user_id));
+        }
         let mut outcome = Outcome::default();
         if strategies.is_empty() {
             return Ok(outcome);

@@ -1,3 +1,5 @@
+ALTER TABLE agent_runs DROP CONSTRAINT agent_runs_user_key_unique, DROP COLUMN idempotency_key;
+DROP TABLE agent_automation;
 DROP TABLE agent_cursors;
 DROP INDEX decisions_moment;
 DROP INDEX decisions_strategy_day;

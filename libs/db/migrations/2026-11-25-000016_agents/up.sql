@@ -18,3 +18,17 @@ CREATE TABLE agent_cursors (
     sequence    bigint NOT NULL CONSTRAINT agent_cursors_sequence_non_negative CHECK (sequence >= 0),
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- A user's automation, paused or running (running unless paused).
+CREATE TABLE agent_automation (
+    user_id     uuid PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    paused      boolean NOT NULL,
+    reason      text NOT NULL DEFAULT '' CONSTRAINT agent_automation_reason_length CHECK (char_length(reason) <= 500),
+    changed_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- A scan started by hand under a key happens once.
+ALTER TABLE agent_runs
+    ADD COLUMN idempotency_key text
+        CONSTRAINT agent_runs_idempotency_key_length CHECK (char_length(idempotency_key) BETWEEN 1 AND 128),
+    ADD CONSTRAINT agent_runs_user_key_unique UNIQUE (user_id, idempotency_key);

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::error::DatabaseError;
 use crate::repo::{Cursor, Page, PageRequest, text_enum};
-use crate::schema::{agent_cursors, agent_runs, decisions};
+use crate::schema::{agent_automation, agent_cursors, agent_runs, decisions};
 
 text_enum! {
     /// What set a run off.
@@ -262,6 +262,97 @@ pub async fn advance_cursor(conn: &mut AsyncPgConnection, stream: &str, sequence
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Starts a run under a key, unless the user started one under it before; `None` then.
+pub async fn start_keyed_run(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    user_id: Uuid,
+    trigger: RunTrigger,
+    key: &str,
+) -> Result<Option<AgentRun>, DatabaseError> {
+    Ok(diesel::insert_into(agent_runs::table)
+        .values((
+            agent_runs::id.eq(id),
+            agent_runs::user_id.eq(user_id),
+            agent_runs::trigger.eq(trigger),
+            agent_runs::idempotency_key.eq(Some(key)),
+        ))
+        .on_conflict_do_nothing()
+        .returning(AgentRun::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?)
+}
+
+/// The run a user started under a key.
+pub async fn find_run_by_key(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    key: &str,
+) -> Result<Option<AgentRun>, DatabaseError> {
+    Ok(agent_runs::table
+        .filter(agent_runs::user_id.eq(user_id))
+        .filter(agent_runs::idempotency_key.eq(key))
+        .select(AgentRun::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// A user's automation: paused or not, why, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = agent_automation)]
+pub struct Automation {
+    /// The user.
+    pub user_id: Uuid,
+    /// True while paused.
+    pub paused: bool,
+    /// Why it was paused.
+    pub reason: String,
+    /// When it last changed.
+    pub changed_at: DateTime<Utc>,
+}
+
+/// Pauses or resumes a user's automation.
+pub async fn set_automation(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    paused: bool,
+    reason: &str,
+) -> Result<Automation, DatabaseError> {
+    Ok(diesel::insert_into(agent_automation::table)
+        .values((
+            agent_automation::user_id.eq(user_id),
+            agent_automation::paused.eq(paused),
+            agent_automation::reason.eq(reason),
+        ))
+        .on_conflict(agent_automation::user_id)
+        .do_update()
+        .set((
+            agent_automation::paused.eq(paused),
+            agent_automation::reason.eq(reason),
+            agent_automation::changed_at.eq(Utc::now()),
+        ))
+        .returning(Automation::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// A user's automation, if it was ever paused or resumed.
+pub async fn automation(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<Option<Automation>, DatabaseError> {
+    Ok(agent_automation::table.find(user_id).select(Automation::as_select()).first(conn).await.optional()?)
+}
+
+/// Which of `users` have their automation paused.
+pub async fn paused_users(conn: &mut AsyncPgConnection, users: &[Uuid]) -> Result<Vec<Uuid>, DatabaseError> {
+    Ok(agent_automation::table
+        .filter(agent_automation::user_id.eq_any(users))
+        .filter(agent_automation::paused.eq(true))
+        .select(agent_automation::user_id)
+        .load(conn)
+        .await?)
 }
 
 /// Finds one of a user's decisions.
