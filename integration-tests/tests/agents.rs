@@ -8,13 +8,15 @@ use std::time::Duration;
 use chrono::Utc;
 use fastbreak_db::repo::market::{self, ListingEventKind};
 use fastbreak_integration_tests::trading_mesh::{MeshOptions, TradingMesh};
-use fastbreak_mesh::testing::as_user;
+use fastbreak_mesh::testing::{as_user, internal};
 use fastbreak_proto::agents::v1::agent_service_client::AgentServiceClient;
 use fastbreak_proto::agents::v1::{
-    DecisionOutcome, DecisionReason, GetAutomationStatusRequest, GetDecisionRequest, ListDecisionsRequest,
-    PauseAutomationRequest, ResumeAutomationRequest, RunState, StartScanRequest,
+    DecisionOutcome, DecisionReason, GetAutomationStatusRequest, GetDecisionRequest, ListAgentRunsRequest,
+    ListDecisionsRequest, PauseAutomationRequest, ResumeAutomationRequest, RunState, RunTrigger, StartScanRequest,
 };
 use fastbreak_proto::common::v1::Rarity;
+use fastbreak_proto::scouting::v1::scouting_internal_service_client::ScoutingInternalServiceClient;
+use fastbreak_proto::scouting::v1::{GameEvent, IngestGameEventRequest, PlayerGameStats};
 use fastbreak_proto::strategy::v1::strategy::Parameters;
 use fastbreak_proto::strategy::v1::strategy_service_client::StrategyServiceClient;
 use fastbreak_proto::strategy::v1::{
@@ -229,4 +231,54 @@ async fn a_listing_event_is_bought_or_skipped_with_its_reasons_and_never_twice()
     assert!(
         !agents.get_automation_status(as_user(GetAutomationStatusRequest {}, user)).await.unwrap().into_inner().paused
     );
+    // A quiet game starts nothing; a 45-point game starts a run for the strategy that watches
+    // the player, naming the event, over his listed moments.
+    let mut scouting = ScoutingInternalServiceClient::new(channel(&mesh, "scouting").await);
+    for (event_id, points) in [("quiet-night", 10), ("big-night", 45)] {
+        let event = GameEvent {
+            event_id: event_id.to_owned(),
+            game_id: format!("game-{event_id}"),
+            player_id: player.clone(),
+            stats: Some(PlayerGameStats {
+                game_time: Some(prost_types::Timestamp { seconds: Utc::now().timestamp(), nanos: 0 }),
+                opponent_code: "LAL".to_owned(),
+                minutes: 36,
+                points,
+                rebounds: 8,
+                assists: 5,
+                ..Default::default()
+            }),
+            r#final: true,
+            ..Default::default()
+        };
+        scouting.ingest_game_event(internal(IngestGameEventRequest { event: Some(event) })).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let game_runs = loop {
+        let runs =
+            agents.list_agent_runs(as_user(ListAgentRunsRequest::default(), user)).await.unwrap().into_inner().runs;
+        let game: Vec<_> = runs
+            .into_iter()
+            .filter(|r| r.trigger() == RunTrigger::GameEvent && r.state() != RunState::Running)
+            .collect();
+        if !game.is_empty() {
+            break game;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "a game-event run within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(game_runs.len(), 1, "only the big night triggers: {game_runs:?}");
+    assert_eq!(game_runs[0].state(), RunState::Succeeded, "{:?}", game_runs[0]);
+    assert!(game_runs[0].listings_evaluated >= 1 && game_runs[0].decision_count >= 1, "{:?}", game_runs[0]);
+    let from_game = agents
+        .list_decisions(as_user(
+            ListDecisionsRequest { run_id: game_runs[0].run_id.clone(), ..Default::default() },
+            user,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .decisions;
+    assert_eq!(from_game.len() as i32, game_runs[0].decision_count);
 }

@@ -543,6 +543,7 @@ diesel::table! {
         started_at -> Timestamptz,
         ended_at -> Nullable<Timestamptz>,
         idempotency_key -> Nullable<Text>,
+        trigger_event -> Nullable<Text>,
     }
 }
 
@@ -567,6 +568,7 @@ diesel::table! {
         factors -> Jsonb,
         data_incomplete -> Bool,
         event_sequence -> Nullable<Int8>,
+        trigger_event -> Nullable<Text>,
     }
 }
 

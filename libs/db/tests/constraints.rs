@@ -303,6 +303,7 @@ async fn every_decision_has_reasons() {
         factors: serde_json::json!([]),
         data_incomplete: false,
         event_sequence: None,
+        trigger_event: None,
     };
     refused_by(
         agents::insert_decision(&mut conn, &decision(vec![], DecisionOutcome::Skip, None)).await,

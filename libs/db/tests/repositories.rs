@@ -886,6 +886,7 @@ async fn agent_runs_and_decisions_round_trip() {
         factors: serde_json::json!([]),
         data_incomplete: false,
         event_sequence: None,
+        trigger_event: None,
     };
     assert_eq!(agents::insert_decision(conn, &decision).await.unwrap(), decision);
     assert_eq!(agents::find_decision(conn, user.id, decision.id).await.unwrap(), Some(decision.clone()));

@@ -206,7 +206,7 @@ impl AgentService for AgentApi {
         let mut failure = None;
         for listing in &listings {
             let moment = moments.iter().find(|m| m.moment_id == listing.moment_id).cloned();
-            let candidate = Candidate { listing: listing.clone(), moment, sequence: None };
+            let candidate = Candidate { listing: listing.clone(), moment, sequence: None, trigger_event: None };
             let scope = Scope { user: Some(user), strategy: only };
             let decided = self.engine.decide(&candidate, RunTrigger::ManualScan, scope, &mut runs).await;
             if let Err(status) = decided {

@@ -49,6 +49,8 @@ pub(crate) struct Candidate {
     pub moment: Option<market::Moment>,
     /// The listing event it came from, if one.
     pub sequence: Option<i64>,
+    /// The game event whose run evaluates it, if one.
+    pub trigger_event: Option<String>,
 }
 
 /// Whose strategies a decision is for: everyone's, one user's, or one strategy's.
@@ -123,15 +125,26 @@ impl Engine {
     /// The active strategies a listing could match (not arbitrage mode: those act on
     /// arbitrage opportunities), highest priority first.
     pub(crate) async fn strategies(&self, moment: Option<&market::Moment>) -> Result<Vec<strategy::Strategy>, Status> {
+        self.active(moment.map(|m| m.player_id.clone()).unwrap_or_default(), moment.map_or(0, |m| m.rarity), 0).await
+    }
+
+    /// Active strategies by player, rarity and kind (0: any; arbitrage mode never), highest
+    /// priority first.
+    pub(crate) async fn active(
+        &self,
+        player: String,
+        rarity: i32,
+        kind: i32,
+    ) -> Result<Vec<strategy::Strategy>, Status> {
         let mut found = Vec::new();
         let mut token = String::new();
         loop {
             let request = strategy::ListActiveStrategiesRequest {
                 page_size: 100,
                 page_token: token.clone(),
-                kind: 0,
-                player_id: moment.map(|m| m.player_id.clone()).unwrap_or_default(),
-                rarity: moment.map_or(0, |m| m.rarity),
+                kind,
+                player_id: player.clone(),
+                rarity,
             };
             let page = self
                 .retried(|| {
@@ -201,17 +214,23 @@ impl Engine {
             let user = Uuid::parse_str(&strategy.user_id).map_err(|_| Status::internal("a bad user id"))?;
             let strategy_id =
                 Uuid::parse_str(&strategy.strategy_id).map_err(|_| Status::internal("a bad strategy id"))?;
-            if let Some(sequence) = candidate.sequence
-                && self.decided(strategy_id, sequence).await?
-            {
+            if self.decided(strategy_id, candidate).await? {
                 continue;
             }
             let run = match runs.get(&user) {
                 Some(run) => *run,
                 None => {
                     let id = Uuid::new_v4();
+                    let event = candidate.trigger_event.clone();
                     self.write(move |conn| {
-                        async move { repo::start_run(conn, id, user, trigger).await.map(|_| ()) }.boxed()
+                        let event = event.clone();
+                        async move {
+                            match &event {
+                                Some(event) => repo::start_event_run(conn, id, user, event).await.map(|_| ()),
+                                None => repo::start_run(conn, id, user, trigger).await.map(|_| ()),
+                            }
+                        }
+                        .boxed()
                     })
                     .await?;
                     runs.insert(user, id);
@@ -235,19 +254,29 @@ impl Engine {
         Ok(outcome)
     }
 
-    async fn decided(&self, strategy_id: Uuid, sequence: i64) -> Result<bool, Status> {
+    /// Whether the strategy decided on the candidate for its event before (a replay).
+    async fn decided(&self, strategy_id: Uuid, candidate: &Candidate) -> Result<bool, Status> {
+        let (sequence, event) = (candidate.sequence, candidate.trigger_event.clone());
+        let listing = Uuid::parse_str(&candidate.listing.listing_id).unwrap_or_default();
+        if sequence.is_none() && event.is_none() {
+            return Ok(false);
+        }
         self.database
             .read(move |conn| {
                 async move {
                     use diesel::prelude::*;
                     use diesel_async::RunQueryDsl;
                     use fastbreak_db::schema::decisions;
-                    let found: i64 = decisions::table
-                        .filter(decisions::strategy_id.eq(strategy_id))
-                        .filter(decisions::event_sequence.eq(sequence))
-                        .count()
-                        .get_result(conn)
-                        .await?;
+                    let mut query =
+                        decisions::table.filter(decisions::strategy_id.eq(strategy_id)).count().into_boxed();
+                    if let Some(sequence) = sequence {
+                        query = query.filter(decisions::event_sequence.eq(sequence));
+                    }
+                    if let Some(event) = event {
+                        query =
+                            query.filter(decisions::listing_id.eq(listing)).filter(decisions::trigger_event.eq(event));
+                    }
+                    let found: i64 = query.get_result(conn).await?;
                     Ok(found > 0)
                 }
                 .boxed()
@@ -293,6 +322,7 @@ impl Engine {
             factors: serde_json::json!([]),
             data_incomplete: false,
             event_sequence: candidate.sequence,
+            trigger_event: candidate.trigger_event.clone(),
         };
         let skip = |mut d: Decision, reason: pb::DecisionReason, rule: &str, sentence: String| {
             d.reason_code = reason_code(reason);

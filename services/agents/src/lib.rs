@@ -34,8 +34,11 @@ pub fn server(context: Context<Settings>) -> MeshServer {
     let server =
         MeshServer::new(TARGET).add_public_service(AgentServiceServer::new(api::AgentApi::new(engine.clone())));
     if settings.worker_enabled {
-        let listings = worker::ListingLoop::new(engine);
-        server.add_worker("listing-loop", move |draining| listings.run(draining))
+        let listings = worker::ListingLoop::new(engine.clone());
+        let games = worker::GameLoop::new(engine);
+        server
+            .add_worker("listing-loop", move |draining| listings.run(draining))
+            .add_worker("game-loop", move |draining| games.run(draining))
     } else {
         server
     }

@@ -10,7 +10,12 @@ use fastbreak_db::repo::agents::{self as repo, RunTrigger};
 use fastbreak_mesh::Draining;
 use fastbreak_proto::marketplace::v1 as market;
 use fastbreak_proto::marketplace::v1::marketplace_service_client::MarketplaceServiceClient;
+use fastbreak_proto::scouting::v1 as scouting;
+use fastbreak_proto::scouting::v1::scouting_internal_service_client::ScoutingInternalServiceClient;
+use fastbreak_proto::strategy::v1 as strategy;
 use futures::FutureExt;
+use tonic::Status;
+use uuid::Uuid;
 
 use crate::engine::{Candidate, Engine, Scope};
 
@@ -66,7 +71,12 @@ impl ListingLoop {
                 && let Some(listing) = event.listing.clone()
                 && listing.state == market::ListingState::Active as i32
             {
-                let candidate = Candidate { listing, moment: event.moment.clone(), sequence: Some(event.sequence) };
+                let candidate = Candidate {
+                    listing,
+                    moment: event.moment.clone(),
+                    sequence: Some(event.sequence),
+                    trigger_event: None,
+                };
                 let mut runs = HashMap::new();
                 let decided =
                     self.engine.decide(&candidate, RunTrigger::ListingEvent, Scope::default(), &mut runs).await;
@@ -83,5 +93,160 @@ impl ListingLoop {
                 .await
                 .map_err(|s| s.message().to_owned())?;
         }
+    }
+}
+
+/// The game-event stream's name in the cursor table.
+pub(crate) const GAMES: &str = "scouting.game_events";
+
+/// The most listings a game event sets off evaluating.
+const MAX_TRIGGERED_LISTINGS: usize = 50;
+
+/// The game loop: follows scouting's game-event stream from the stored sequence; a final line
+/// that meets a post-game-spike strategy's per-stat trigger (40+ points, say) starts an
+/// evaluation of that player's listed moments for the strategies it triggered, in a run that
+/// names the event.
+#[derive(Debug, Clone)]
+pub struct GameLoop {
+    engine: Engine,
+}
+
+/// Whether a player's line meets any of a strategy's per-stat triggers.
+pub(crate) fn triggered(triggers: &[strategy::StatTrigger], stats: &scouting::PlayerGameStats) -> bool {
+    triggers.iter().any(|t| {
+        let value = match strategy::Stat::try_from(t.stat).unwrap_or(strategy::Stat::Unspecified) {
+            strategy::Stat::Points => stats.points,
+            strategy::Stat::Rebounds => stats.rebounds,
+            strategy::Stat::Assists => stats.assists,
+            strategy::Stat::Steals => stats.steals,
+            strategy::Stat::Blocks => stats.blocks,
+            strategy::Stat::Unspecified => return false,
+        };
+        value >= t.at_least
+    })
+}
+
+impl GameLoop {
+    pub(crate) fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+
+    /// Follows the stream until draining begins.
+    pub async fn run(self, mut draining: Draining) {
+        loop {
+            if let Err(error) = self.follow(&mut draining).await {
+                tracing::warn!(%error, "the game-event stream stopped; following it again shortly");
+            }
+            if draining.sleep(self.engine.settings.reconnect_pause).await {
+                return;
+            }
+        }
+    }
+
+    async fn follow(&self, draining: &mut Draining) -> Result<(), String> {
+        let after = self
+            .engine
+            .database
+            .read(|conn| async move { repo::cursor(conn, GAMES).await }.boxed())
+            .await
+            .map_err(|e| e.to_string())?;
+        let channel = self.engine.peer("scouting").map_err(|s| s.message().to_owned())?;
+        let request = scouting::StreamGameEventsRequest { after_sequence: Some(after) };
+        let mut stream = ScoutingInternalServiceClient::new(channel)
+            .stream_game_events(request)
+            .await
+            .map_err(|s| s.message().to_owned())?
+            .into_inner();
+        loop {
+            let next = tokio::select! {
+                next = stream.message() => next,
+                () = draining.wait() => return Ok(()),
+            };
+            let Some(event) = next.map_err(|s| s.message().to_owned())? else { return Ok(()) };
+            if event.r#final
+                && let Some(stats) = &event.stats
+            {
+                self.on_game(&event, stats)
+                    .await
+                    .map_err(|s| format!("game event {}: {}", event.event_id, s.message()))?;
+            }
+            let sequence = event.sequence;
+            self.engine
+                .write(move |conn| async move { repo::advance_cursor(conn, GAMES, sequence).await }.boxed())
+                .await
+                .map_err(|s| s.message().to_owned())?;
+        }
+    }
+
+    async fn on_game(&self, event: &scouting::GameEvent, stats: &scouting::PlayerGameStats) -> Result<(), Status> {
+        let strategies = self
+            .engine
+            .active(event.player_id.clone(), 0, strategy::StrategyKind::PostGameSpike as i32)
+            .await?
+            .into_iter()
+            .filter(|s| match &s.parameters {
+                Some(strategy::strategy::Parameters::PostGameSpike(p)) => triggered(&p.stat_triggers, stats),
+                _ => false,
+            })
+            .collect::<Vec<_>>();
+        if strategies.is_empty() {
+            return Ok(());
+        }
+        let candidates = self.listed_moments(&event.player_id).await?;
+        for strategy in strategies {
+            let user = Uuid::parse_str(&strategy.user_id).map_err(|_| Status::internal("a bad user id"))?;
+            let only = Uuid::parse_str(&strategy.strategy_id).ok();
+            let mut runs = HashMap::new();
+            let mut failure = None;
+            for (listing, moment) in &candidates {
+                let candidate = Candidate {
+                    listing: listing.clone(),
+                    moment: Some(moment.clone()),
+                    sequence: None,
+                    trigger_event: Some(event.event_id.clone()),
+                };
+                let scope = Scope { user: Some(user), strategy: only };
+                if let Err(status) = self.engine.decide(&candidate, RunTrigger::GameEvent, scope, &mut runs).await {
+                    failure = Some(status.message().to_owned());
+                    break;
+                }
+            }
+            let evaluated = i32::try_from(candidates.len()).unwrap_or(i32::MAX);
+            self.engine.finish(&runs, evaluated, failure).await;
+        }
+        Ok(())
+    }
+
+    /// The player's moments listed now, the cheapest listing of each, up to a bound.
+    async fn listed_moments(&self, player: &str) -> Result<Vec<(market::Listing, market::Moment)>, Status> {
+        let mut client = MarketplaceServiceClient::new(self.engine.peer("marketplace")?);
+        let moments = client
+            .search_moments(self.engine.request(market::SearchMomentsRequest {
+                player_id: player.to_owned(),
+                page_size: 100,
+                ..Default::default()
+            }))
+            .await?
+            .into_inner()
+            .moments;
+        let mut found = Vec::new();
+        for moment in moments.into_iter().filter(|m| m.floor_price_cents.is_some()) {
+            let listings = client
+                .list_listings(self.engine.request(market::ListListingsRequest {
+                    moment_id: moment.moment_id.clone(),
+                    page_size: 1,
+                    ..Default::default()
+                }))
+                .await?
+                .into_inner()
+                .listings;
+            if let Some(listing) = listings.into_iter().next() {
+                found.push((listing, moment));
+            }
+            if found.len() >= MAX_TRIGGERED_LISTINGS {
+                break;
+            }
+        }
+        Ok(found)
     }
 }

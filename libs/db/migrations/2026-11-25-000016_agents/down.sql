@@ -1,3 +1,6 @@
+DROP INDEX decisions_one_per_trigger;
+ALTER TABLE decisions DROP COLUMN trigger_event;
+ALTER TABLE agent_runs DROP COLUMN trigger_event;
 ALTER TABLE agent_runs DROP CONSTRAINT agent_runs_user_key_unique, DROP COLUMN idempotency_key;
 DROP TABLE agent_automation;
 DROP TABLE agent_cursors;

@@ -32,3 +32,10 @@ ALTER TABLE agent_runs
     ADD COLUMN idempotency_key text
         CONSTRAINT agent_runs_idempotency_key_length CHECK (char_length(idempotency_key) BETWEEN 1 AND 128),
     ADD CONSTRAINT agent_runs_user_key_unique UNIQUE (user_id, idempotency_key);
+
+-- A run started by a game event names it; its decisions are made once per strategy, listing
+-- and event.
+ALTER TABLE agent_runs ADD COLUMN trigger_event text;
+ALTER TABLE decisions ADD COLUMN trigger_event text;
+CREATE UNIQUE INDEX decisions_one_per_trigger ON decisions (strategy_id, listing_id, trigger_event)
+    WHERE trigger_event IS NOT NULL;

@@ -202,6 +202,8 @@ pub struct Decision {
     pub data_incomplete: bool,
     /// The listing event it answered, if one did.
     pub event_sequence: Option<i64>,
+    /// The game event that started its run, if one did.
+    pub trigger_event: Option<String>,
 }
 
 /// Records a decision.
@@ -262,6 +264,25 @@ pub async fn advance_cursor(conn: &mut AsyncPgConnection, stream: &str, sequence
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Starts a run set off by a game event, naming it.
+pub async fn start_event_run(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    user_id: Uuid,
+    event: &str,
+) -> Result<AgentRun, DatabaseError> {
+    Ok(diesel::insert_into(agent_runs::table)
+        .values((
+            agent_runs::id.eq(id),
+            agent_runs::user_id.eq(user_id),
+            agent_runs::trigger.eq(RunTrigger::GameEvent),
+            agent_runs::trigger_event.eq(Some(event)),
+        ))
+        .returning(AgentRun::as_returning())
+        .get_result(conn)
+        .await?)
 }
 
 /// Starts a run under a key, unless the user started one under it before; `None` then.
