@@ -19,6 +19,26 @@ use uuid::Uuid;
 
 use crate::engine::{Candidate, Engine, Scope};
 
+/// A stream followed from a stored sequence.
+trait Follow {
+    fn engine(&self) -> &Engine;
+
+    /// Follows the stream until it ends, fails or draining begins.
+    async fn follow(&self, draining: &mut Draining) -> Result<(), String>;
+}
+
+/// Follows a stream again and again (after a pause when it stopped) until draining begins.
+async fn forever(stream: &impl Follow, name: &str, mut draining: Draining) {
+    loop {
+        if let Err(error) = stream.follow(&mut draining).await {
+            tracing::warn!(%error, stream = name, "a stream stopped; following it again shortly");
+        }
+        if draining.sleep(stream.engine().settings.reconnect_pause).await {
+            return;
+        }
+    }
+}
+
 /// The stream's name in the cursor table.
 pub(crate) const LISTINGS: &str = "marketplace.listing_events";
 
@@ -34,15 +54,14 @@ impl ListingLoop {
     }
 
     /// Follows the stream until draining begins.
-    pub async fn run(self, mut draining: Draining) {
-        loop {
-            if let Err(error) = self.follow(&mut draining).await {
-                tracing::warn!(%error, "the listing stream stopped; following it again shortly");
-            }
-            if draining.sleep(self.engine.settings.reconnect_pause).await {
-                return;
-            }
-        }
+    pub async fn run(self, draining: Draining) {
+        forever(&self, "listing", draining).await;
+    }
+}
+
+impl Follow for ListingLoop {
+    fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Follows the stream from the stored sequence until it ends, fails or draining begins.
@@ -132,15 +151,14 @@ impl GameLoop {
     }
 
     /// Follows the stream until draining begins.
-    pub async fn run(self, mut draining: Draining) {
-        loop {
-            if let Err(error) = self.follow(&mut draining).await {
-                tracing::warn!(%error, "the game-event stream stopped; following it again shortly");
-            }
-            if draining.sleep(self.engine.settings.reconnect_pause).await {
-                return;
-            }
-        }
+    pub async fn run(self, draining: Draining) {
+        forever(&self, "game-event", draining).await;
+    }
+}
+
+impl Follow for GameLoop {
+    fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     async fn follow(&self, draining: &mut Draining) -> Result<(), String> {
@@ -177,7 +195,9 @@ impl GameLoop {
                 .map_err(|s| s.message().to_owned())?;
         }
     }
+}
 
+impl GameLoop {
     async fn on_game(&self, event: &scouting::GameEvent, stats: &scouting::PlayerGameStats) -> Result<(), Status> {
         let strategies = self
             .engine

@@ -96,6 +96,55 @@ fn expected(value: i64, violations: &mut Violations) {
     violations.check((0..=MAX_CENTS).contains(&value), "expected_value_cents", "must be from 0 to 100000000 cents");
 }
 
+/// A purchase the agents ask for, as its request gave it: checked field by field, all at once.
+struct Automated {
+    user_id: String,
+    listing_id: String,
+    max_price_cents: i64,
+    idempotency_key: String,
+    strategy_id: String,
+    decision_id: String,
+    valuation_id: String,
+    reasoning: Vec<String>,
+    factors: Vec<pb::ReasoningFactor>,
+    expected_value_cents: i64,
+    relist: Option<(String, i64)>,
+}
+
+impl Automated {
+    fn order(self) -> Result<Order, Status> {
+        let mut violations = Violations::new();
+        let user = violations.uuid(&self.user_id, "user_id");
+        let listing = violations.uuid(&self.listing_id, "listing_id");
+        cents(self.max_price_cents, "max_price_cents", &mut violations);
+        if let Some((source, price)) = &self.relist {
+            cents(*price, "relist_price_cents", &mut violations);
+            violations.check(!source.is_empty(), "relist_source_id", "is required");
+        }
+        key(&self.idempotency_key, &mut violations);
+        let strategy = violations.uuid(&self.strategy_id, "strategy_id");
+        let decision = violations.uuid(&self.decision_id, "decision_id");
+        let valuation = optional_uuid(&self.valuation_id, "valuation_id", &mut violations);
+        reasons(&self.reasoning, &self.factors, true, &mut violations);
+        expected(self.expected_value_cents, &mut violations);
+        violations.into_result(())?;
+        Ok(Order {
+            user: user.unwrap_or_default(),
+            listing: listing.unwrap_or_default(),
+            max_price: self.max_price_cents,
+            key: self.idempotency_key,
+            origin: TradeOrigin::Automated,
+            strategy,
+            decision,
+            valuation,
+            reasoning: self.reasoning,
+            factors: self.factors,
+            expected_value: self.expected_value_cents,
+            relist: self.relist,
+        })
+    }
+}
+
 fn purchase_pair(purchase: repo::Trade, listing: Option<repo::Trade>) -> pb::BuyAndRelistResponse {
     pb::BuyAndRelistResponse { purchase: Some(trade_to_pb(&purchase)), sale_listing: listing.as_ref().map(trade_to_pb) }
 }
@@ -464,31 +513,20 @@ impl TradingInternalService for TradingApi {
         request: Request<pb::ExecutePurchaseRequest>,
     ) -> Result<Response<pb::Trade>, Status> {
         let r = request.into_inner();
-        let mut violations = Violations::new();
-        let user = violations.uuid(&r.user_id, "user_id");
-        let listing = violations.uuid(&r.listing_id, "listing_id");
-        cents(r.max_price_cents, "max_price_cents", &mut violations);
-        key(&r.idempotency_key, &mut violations);
-        let strategy = violations.uuid(&r.strategy_id, "strategy_id");
-        let decision = violations.uuid(&r.decision_id, "decision_id");
-        let valuation = optional_uuid(&r.valuation_id, "valuation_id", &mut violations);
-        reasons(&r.reasoning, &r.factors, true, &mut violations);
-        expected(r.expected_value_cents, &mut violations);
-        violations.into_result(())?;
-        let order = Order {
-            user: user.unwrap_or_default(),
-            listing: listing.unwrap_or_default(),
-            max_price: r.max_price_cents,
-            key: r.idempotency_key,
-            origin: TradeOrigin::Automated,
-            strategy,
-            decision,
-            valuation,
+        let order = Automated {
+            user_id: r.user_id,
+            listing_id: r.listing_id,
+            max_price_cents: r.max_price_cents,
+            idempotency_key: r.idempotency_key,
+            strategy_id: r.strategy_id,
+            decision_id: r.decision_id,
+            valuation_id: r.valuation_id,
             reasoning: r.reasoning,
             factors: r.factors,
-            expected_value: r.expected_value_cents,
+            expected_value_cents: r.expected_value_cents,
             relist: None,
-        };
+        }
+        .order()?;
         Ok(Response::new(trade_to_pb(&self.trader.purchase(order).await?)))
     }
 
@@ -518,32 +556,20 @@ impl TradingInternalService for TradingApi {
         request: Request<pb::ExecuteArbitrageRequest>,
     ) -> Result<Response<pb::BuyAndRelistResponse>, Status> {
         let r = request.into_inner();
-        let mut violations = Violations::new();
-        let user = violations.uuid(&r.user_id, "user_id");
-        let listing = violations.uuid(&r.listing_id, "listing_id");
-        cents(r.max_price_cents, "max_price_cents", &mut violations);
-        cents(r.relist_price_cents, "relist_price_cents", &mut violations);
-        violations.check(!r.relist_source_id.is_empty(), "relist_source_id", "is required");
-        key(&r.idempotency_key, &mut violations);
-        let strategy = violations.uuid(&r.strategy_id, "strategy_id");
-        let decision = violations.uuid(&r.decision_id, "decision_id");
-        let valuation = optional_uuid(&r.valuation_id, "valuation_id", &mut violations);
-        reasons(&r.reasoning, &r.factors, true, &mut violations);
-        violations.into_result(())?;
-        let order = Order {
-            user: user.unwrap_or_default(),
-            listing: listing.unwrap_or_default(),
-            max_price: r.max_price_cents,
-            key: r.idempotency_key,
-            origin: TradeOrigin::Automated,
-            strategy,
-            decision,
-            valuation,
+        let order = Automated {
+            user_id: r.user_id,
+            listing_id: r.listing_id,
+            max_price_cents: r.max_price_cents,
+            idempotency_key: r.idempotency_key,
+            strategy_id: r.strategy_id,
+            decision_id: r.decision_id,
+            valuation_id: r.valuation_id,
             reasoning: r.reasoning,
             factors: r.factors,
-            expected_value: 0,
+            expected_value_cents: 0,
             relist: Some((r.relist_source_id, r.relist_price_cents)),
-        };
+        }
+        .order()?;
         Ok(Response::new(self.arbitrage(order).await?))
     }
 

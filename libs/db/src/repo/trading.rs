@@ -599,7 +599,22 @@ pub async fn fail_trade_with(
     code: i32,
     details: &serde_json::Value,
 ) -> Result<Option<Trade>, DatabaseError> {
-    Ok(diesel::update(trades::table.find(id).filter(trades::state.eq(TradeState::Pending)))
+    fail_pending(conn, id, false, reason, code, details).await
+}
+
+/// Fails a pending trade (only while no hold is noted, when `unheld`), with its status.
+async fn fail_pending(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    unheld: bool,
+    reason: &str,
+    code: i32,
+    details: &serde_json::Value,
+) -> Result<Option<Trade>, DatabaseError> {
+    use diesel::IntoSql;
+    let held_or_not = trades::hold_id.is_null().or((!unheld).into_sql::<diesel::sql_types::Bool>());
+    let target = trades::table.find(id).filter(trades::state.eq(TradeState::Pending)).filter(held_or_not);
+    Ok(diesel::update(target)
         .set((
             trades::state.eq(TradeState::Failed),
             trades::failure_reason.eq(Some(reason)),
@@ -621,19 +636,7 @@ pub async fn fail_unheld_trade(
     code: i32,
     details: &serde_json::Value,
 ) -> Result<Option<Trade>, DatabaseError> {
-    Ok(diesel::update(
-        trades::table.find(id).filter(trades::state.eq(TradeState::Pending)).filter(trades::hold_id.is_null()),
-    )
-    .set((
-        trades::state.eq(TradeState::Failed),
-        trades::failure_reason.eq(Some(reason)),
-        trades::failure_code.eq(Some(code)),
-        trades::failure_details.eq(Some(details)),
-    ))
-    .returning(Trade::as_returning())
-    .get_result(conn)
-    .await
-    .optional()?)
+    fail_pending(conn, id, true, reason, code, details).await
 }
 
 /// Marks a pending trade settled without a ledger transaction (a listing created or repriced:
