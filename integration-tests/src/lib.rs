@@ -34,6 +34,9 @@ pub fn bench_telemetry() -> fastbreak_telemetry::Telemetry {
 /// The internal credential of test meshes (the one the mesh's test servers use).
 pub const TEST_TOKEN: &str = fastbreak_mesh::testing::TEST_CREDENTIAL;
 
+/// The operators' credential of test meshes (for the gateway's system health).
+pub const TEST_OPERATOR_TOKEN: &str = "test-operator-credential-0123456789abcdef";
+
 /// A running mesh: every target's address, and a handle that stops it on drop.
 #[derive(Debug)]
 pub struct TestMesh {
@@ -53,6 +56,7 @@ impl TestMesh {
             targets::ALL.iter().map(|target| (listen_variable(target.name), "127.0.0.1:0".to_owned())).collect();
         vars.insert("DATABASE_URL".to_owned(), database.url().to_owned());
         vars.insert("FASTBREAK_INTERNAL_TOKEN".to_owned(), TEST_TOKEN.to_owned());
+        vars.insert("FASTBREAK_OPERATOR_TOKEN".to_owned(), TEST_OPERATOR_TOKEN.to_owned());
         vars.insert("FASTBREAK_METRICS_ADDR".to_owned(), "off".to_owned());
         vars.insert("FASTBREAK_DRAIN_GRACE".to_owned(), "100ms".to_owned());
         for target in &chosen {

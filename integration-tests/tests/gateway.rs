@@ -232,6 +232,8 @@ async fn a_replica_down_is_routed_around_a_backend_down_fails_fast_and_recovery_
     assert_eq!(internal.code(), Code::Unauthenticated);
     let health = system_health(gateway.clone()).await;
     assert_eq!(service_status(&health, "risk"), ServingStatus::Serving);
+    let endpoint = &health.services.iter().find(|s| s.service == "risk").unwrap().endpoints[0];
+    assert!(!endpoint.version.is_empty() && endpoint.start_time.is_some(), "version and start: {endpoint:?}");
     assert_eq!(health.services.iter().find(|s| s.service == "risk").unwrap().endpoints.len(), 2);
 
     // One replica of two stopped: every call still succeeds.
@@ -424,4 +426,17 @@ async fn a_grpc_web_call_over_http1_gets_its_answer() {
     assert!(text.to_ascii_lowercase().contains("content-type: application/grpc-web"), "{text}");
     assert!(text.contains("grpc-status:0") || text.contains("grpc-status: 0"), "the trailers say OK: {text}");
     assert!(text.contains("browser@example.com"), "the created user comes back: {text}");
+    // A page on another origin asks first (CORS preflight) and may go on.
+    let preflight = format!(
+        "OPTIONS /fastbreak.user.v1.UserService/GetCurrentUser HTTP/1.1\r\nhost: {}\r\norigin: https://app.example\r\naccess-control-request-method: POST\r\naccess-control-request-headers: authorization, content-type, x-grpc-web\r\nconnection: close\r\n\r\n",
+        front.gateway.addr()
+    );
+    let mut socket = tokio::net::TcpStream::connect(front.gateway.addr()).await.unwrap();
+    socket.write_all(preflight.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer)).await.expect("an answer").unwrap();
+    let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    assert!(text.contains("access-control-allow-origin: *"), "{text}");
+    assert!(text.contains("authorization"), "the bearer header may be sent: {text}");
 }

@@ -261,3 +261,30 @@ async fn random_paths_cannot_grow_the_metrics() {
     let series = text.lines().filter(|l| l.starts_with("fastbreak_rpc_server_calls_total{")).count();
     assert!(series < 200, "{series} series");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn system_health_at_the_gateway_tells_each_endpoints_version_uptime_and_database() {
+    use fastbreak_proto::gateway::v1::system_health_service_client::SystemHealthServiceClient;
+    use fastbreak_proto::gateway::v1::{GetSystemHealthRequest, ServingStatus};
+    let mesh = TestMesh::spawn("all").await;
+    let mut client = SystemHealthServiceClient::new(mesh.channel("gateway").await);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut request = tonic::Request::new(GetSystemHealthRequest {});
+        request
+            .metadata_mut()
+            .insert("x-fastbreak-operator-token", fastbreak_integration_tests::TEST_OPERATOR_TOKEN.parse().unwrap());
+        let health = client.get_system_health(request).await.unwrap().into_inner();
+        let risk = health.services.iter().find(|s| s.service == "risk").expect("risk is listed");
+        let endpoint = &risk.endpoints[0];
+        let database = endpoint.dependencies.iter().find(|d| d.name == "database");
+        if health.status() == ServingStatus::Serving && database.is_some_and(|d| d.state == "SERVING") {
+            assert_eq!(health.services.len(), 8, "every backend: {health:?}");
+            assert_eq!(endpoint.version, env!("CARGO_PKG_VERSION"));
+            assert!(endpoint.start_time.is_some() && endpoint.uptime_seconds >= 0, "{endpoint:?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "every backend SERVING with its database: {health:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -80,6 +80,33 @@ struct EndpointState {
     breaker: Mutex<CircuitBreaker>,
     /// When the last health check ended, and when the health last changed.
     checked: Mutex<(Option<Time>, Option<Time>)>,
+    /// What its last health check answer said of it: version, start, dependencies.
+    info: Mutex<ServerInfo>,
+}
+
+/// What a server tells of itself with its health check answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// Its version.
+    pub version: String,
+    /// When it started.
+    pub started_at: Option<Time>,
+    /// Its dependencies' states, by name.
+    pub dependencies: Vec<(String, String)>,
+}
+
+impl ServerInfo {
+    fn from_metadata(metadata: &tonic::metadata::MetadataMap) -> Self {
+        let [version, started, dependencies] = crate::server::INFO_HEADERS;
+        let text = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let started_at =
+            chrono::DateTime::parse_from_rfc3339(&text(started)).ok().map(|t| t.with_timezone(&chrono::Utc));
+        let dependencies = text(dependencies)
+            .split("; ")
+            .filter_map(|pair| pair.split_once('=').map(|(n, s)| (n.to_owned(), s.to_owned())))
+            .collect();
+        Self { version: text(version), started_at, dependencies }
+    }
 }
 
 /// A wall-clock time.
@@ -100,6 +127,8 @@ pub struct EndpointReport {
     pub checked_at: Option<chrono::DateTime<chrono::Utc>>,
     /// When its health last changed.
     pub changed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// What it told of itself at its last check.
+    pub info: ServerInfo,
 }
 
 impl EndpointState {
@@ -188,6 +217,7 @@ impl PeerChannel {
                 health: Mutex::new(Health::Unknown),
                 breaker: Mutex::new(CircuitBreaker::new(options.breaker_failures, options.breaker_cooldown)),
                 checked: Mutex::new((None, None)),
+                info: Mutex::new(ServerInfo::default()),
             }));
         }
         let inner = Arc::new(Inner {
@@ -221,7 +251,8 @@ impl PeerChannel {
                     Health::NotServing(why) => (false, why),
                 };
                 let unreachable = detail.starts_with("unreachable") || detail == "health check timed out";
-                EndpointReport { uri: e.uri.to_string(), serving, detail, unreachable, checked_at, changed_at }
+                let info = e.info.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                EndpointReport { uri: e.uri.to_string(), serving, detail, unreachable, checked_at, changed_at, info }
             })
             .collect()
     }
@@ -247,6 +278,9 @@ async fn watch_health(inner: Weak<Inner>, index: usize, service: String) {
         let mut client = HealthClient::new(endpoint.channel.clone());
         let answer =
             tokio::time::timeout(check_timeout, client.check(HealthCheckRequest { service: service.clone() })).await;
+        if let Ok(Ok(response)) = &answer {
+            *endpoint.info.lock().unwrap_or_else(|p| p.into_inner()) = ServerInfo::from_metadata(response.metadata());
+        }
         let health = match answer {
             Ok(Ok(response)) if response.get_ref().status() == ServingStatus::Serving => Health::Serving,
             Ok(Ok(response)) => Health::NotServing(response.get_ref().status().as_str_name().to_owned()),

@@ -19,7 +19,7 @@ pub mod tail;
 pub mod testing;
 pub mod worker;
 
-pub use client::{EndpointReport, MadeHere, NotSent, PeerChannel, PeerError, PeerOptions};
+pub use client::{EndpointReport, MadeHere, NotSent, PeerChannel, PeerError, PeerOptions, ServerInfo};
 pub use context::{Context, Peers};
 pub use retry::RetryPolicy;
 pub use worker::Draining;

@@ -257,6 +257,7 @@ impl MeshServer {
             reporter,
             services: services.clone(),
             gate: self.ready_when.clone(),
+            dependencies: Default::default(),
             draining: Default::default(),
             changing: Default::default(),
         };
@@ -365,7 +366,15 @@ pub struct Readiness {
     /// Held across a check of `draining` and the statuses it leads to, so that a change of
     /// status never interleaves with the start of draining.
     changing: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// What the server knows of its dependencies, by name ("database": "SERVING", …), sent
+    /// with every health check answer (see [`INFO_HEADERS`]).
+    dependencies: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
 }
+
+/// The metadata of every health check answer: the server's version, when it started (RFC 3339)
+/// and its dependencies' states (`name=state` pairs joined by `; `), so that whoever watches
+/// its health (the gateway) can tell them.
+pub const INFO_HEADERS: [&str; 3] = ["x-fastbreak-version", "x-fastbreak-started", "x-fastbreak-dependencies"];
 
 impl std::fmt::Debug for Readiness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -395,6 +404,17 @@ impl Readiness {
     /// True once shutdown began.
     pub fn is_draining(&self) -> bool {
         self.draining.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Notes a dependency's state, told with every health check answer.
+    pub fn set_dependency(&self, name: &str, state: &str) {
+        let state: String = state.chars().filter(|c| !c.is_control() && *c != ';').take(200).collect();
+        self.dependencies.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), state);
+    }
+
+    fn dependencies_text(&self) -> String {
+        let deps = self.dependencies.lock().unwrap_or_else(|p| p.into_inner());
+        deps.iter().map(|(name, state)| format!("{name}={state}")).collect::<Vec<_>>().join("; ")
     }
 
     /// Reports NOT_SERVING: a dependency is missing, or the server is draining.
@@ -533,11 +553,23 @@ impl BoundServer {
                 }
             });
         }
+        let info = InfoLayer {
+            readiness: self.readiness.clone(),
+            version: http::HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+            started: http::HeaderValue::from_str(
+                &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            )
+            .expect("a time is a valid header value"),
+        };
         let layers = tower::ServiceBuilder::new()
+            // Health check answers say the server's version, start and dependencies.
+            .layer(info)
             // Telemetry first: every call, refused ones too, gets a span with its correlation
             // id and trace id, and is counted.
             .layer(ServerTelemetryLayer::new(target, self.known))
-            // The public edge also speaks gRPC-Web (over HTTP/1.1 too), for browsers.
+            // The public edge also speaks gRPC-Web (over HTTP/1.1 too), for browsers, whose
+            // pages on other origins may call it (credentials are bearer tokens, never cookies).
+            .option_layer(self.public_edge.then(cors))
             .option_layer(self.public_edge.then(tonic_web::GrpcWebLayer::new))
             // Then the internal credential: backends take calls from the mesh only.
             .option_layer(self.auth)
@@ -586,4 +618,83 @@ impl BoundServer {
         }
         outcome
     }
+}
+
+/// Adds [`INFO_HEADERS`] to every health check answer.
+#[derive(Clone)]
+struct InfoLayer {
+    readiness: Readiness,
+    version: http::HeaderValue,
+    started: http::HeaderValue,
+}
+
+impl<S> tower::Layer<S> for InfoLayer {
+    type Service = InfoService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        InfoService { inner, info: self.clone() }
+    }
+}
+
+/// See [`InfoLayer`].
+#[derive(Clone)]
+struct InfoService<S> {
+    inner: S,
+    info: InfoLayer,
+}
+
+impl<S, B, R> tower_service::Service<http::Request<B>> for InfoService<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let health = request.uri().path().starts_with("/grpc.health.v1.Health/");
+        let info = health
+            .then(|| (self.info.version.clone(), self.info.started.clone(), self.info.readiness.dependencies_text()));
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = future.await?;
+            if let Some((version, started, dependencies)) = info {
+                let headers = response.headers_mut();
+                headers.insert(INFO_HEADERS[0], version);
+                headers.insert(INFO_HEADERS[1], started);
+                if let Ok(value) = http::HeaderValue::from_str(&dependencies) {
+                    headers.insert(INFO_HEADERS[2], value);
+                }
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// What browsers on any origin may send to the public edge and read from its answers.
+fn cors() -> tower_http::cors::CorsLayer {
+    use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName};
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([http::Method::POST, http::Method::OPTIONS])
+        .allow_headers([
+            AUTHORIZATION,
+            CONTENT_TYPE,
+            HeaderName::from_static("x-grpc-web"),
+            HeaderName::from_static("x-user-agent"),
+            HeaderName::from_static("grpc-timeout"),
+            HeaderName::from_static("x-correlation-id"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("grpc-status"),
+            HeaderName::from_static("grpc-message"),
+            HeaderName::from_static("grpc-status-details-bin"),
+            HeaderName::from_static("x-correlation-id"),
+        ])
+        .max_age(std::time::Duration::from_secs(3600))
 }

@@ -58,6 +58,7 @@ async fn watch_forever(database: Database, dependents: Vec<Readiness>) {
                 if healthy != Some(true) {
                     tracing::info!(database = database.addr(), "database reachable and current; serving");
                     for readiness in &dependents {
+                        readiness.set_dependency("database", "SERVING");
                         readiness.set_serving().await;
                     }
                 }
@@ -73,6 +74,9 @@ async fn watch_forever(database: Database, dependents: Vec<Readiness>) {
                     retry_in_ms = delay.as_millis() as u64,
                     "database not ready; NOT_SERVING until it is"
                 );
+                for readiness in &dependents {
+                    readiness.set_dependency("database", &format!("NOT_SERVING: {error}"));
+                }
                 if healthy != Some(false) {
                     for readiness in &dependents {
                         readiness.set_not_serving().await;

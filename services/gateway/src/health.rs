@@ -53,6 +53,7 @@ impl SystemHealthService for SystemHealthApi {
                     .to_owned()
             }));
         }
+        let now = chrono::Utc::now();
         let mut services = Vec::new();
         for name in crate::PEERS {
             let Some(channel) = self.peers.get(name) else { continue };
@@ -74,6 +75,15 @@ impl SystemHealthService for SystemHealthApi {
                     last_check_time: e.checked_at.map(timestamp),
                     detail: e.detail,
                     last_change_time: e.changed_at.map(timestamp),
+                    version: e.info.version.clone(),
+                    start_time: e.info.started_at.map(timestamp),
+                    uptime_seconds: e.info.started_at.map_or(0, |t| (now - t).num_seconds().max(0)),
+                    dependencies: e
+                        .info
+                        .dependencies
+                        .iter()
+                        .map(|(name, state)| pb::DependencyHealth { name: name.clone(), state: state.clone() })
+                        .collect(),
                 })
                 .collect();
             let serving = endpoints.iter().any(|e| e.status() == pb::ServingStatus::Serving);
@@ -90,7 +100,7 @@ impl SystemHealthService for SystemHealthApi {
         Ok(Response::new(pb::SystemHealth {
             status: if all { pb::ServingStatus::Serving } else { pb::ServingStatus::NotServing }.into(),
             services,
-            check_time: Some(timestamp(chrono::Utc::now())),
+            check_time: Some(timestamp(now)),
         }))
     }
 }
