@@ -151,6 +151,7 @@ impl TradingMesh {
                     reconnect_pause: Duration::from_millis(100),
                     retry_min: Duration::from_millis(20),
                     step_deadline: Duration::from_secs(3),
+                    schedule_interval: Duration::from_millis(100),
                     ..Default::default()
                 },
                 &["strategy", "scouting", "marketplace", "trading", "notification"],

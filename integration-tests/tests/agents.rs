@@ -20,7 +20,8 @@ use fastbreak_proto::scouting::v1::{GameEvent, IngestGameEventRequest, PlayerGam
 use fastbreak_proto::strategy::v1::strategy::Parameters;
 use fastbreak_proto::strategy::v1::strategy_service_client::StrategyServiceClient;
 use fastbreak_proto::strategy::v1::{
-    ActivateStrategyRequest, CreateStrategyRequest, PostGameSpikeParameters, Stat, StatTrigger, Strategy, StrategyRules,
+    ActivateStrategyRequest, CreateStrategyRequest, DailyScan, PostGameSpikeParameters, Stat, StatTrigger, Strategy,
+    StrategyRules, UpdateStrategyRequest,
 };
 use fastbreak_proto::trading::v1::{GetTradeRequest, TradeState};
 use futures::FutureExt;
@@ -281,4 +282,41 @@ async fn a_listing_event_is_bought_or_skipped_with_its_reasons_and_never_twice()
         .into_inner()
         .decisions;
     assert_eq!(from_game.len() as i32, game_runs[0].decision_count);
+
+    // A daily scan at midnight UTC: its latest slot (today's) runs once, and not again after a
+    // restart.
+    let mut scheduled = created.clone();
+    scheduled.daily_scan = Some(DailyScan { time_of_day: "00:00".into(), time_zone: "UTC".into() });
+    strategies
+        .update_strategy(as_user(
+            UpdateStrategyRequest {
+                strategy: Some(scheduled),
+                update_mask: Some(prost_types::FieldMask { paths: vec!["daily_scan".into()] }),
+                validate_only: false,
+            },
+            user,
+        ))
+        .await
+        .unwrap();
+    let scheduled_runs = |runs: Vec<fastbreak_proto::agents::v1::AgentRun>| {
+        runs.into_iter().filter(|r| r.trigger() == RunTrigger::ScheduledScan).collect::<Vec<_>>()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let runs =
+            agents.list_agent_runs(as_user(ListAgentRunsRequest::default(), user)).await.unwrap().into_inner().runs;
+        let found = scheduled_runs(runs);
+        if found.iter().any(|r| r.state() == RunState::Succeeded) {
+            assert_eq!(found.len(), 1);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the daily scan ran within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    mesh.stop_target("agents").await;
+    mesh.start_target("agents").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
+    let runs = agents.list_agent_runs(as_user(ListAgentRunsRequest::default(), user)).await.unwrap().into_inner().runs;
+    assert_eq!(scheduled_runs(runs).len(), 1, "a slot never runs twice");
 }

@@ -573,6 +573,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    agent_scan_slots (strategy_id, slot) {
+        strategy_id -> Uuid,
+        slot -> Timestamptz,
+        run_id -> Uuid,
+        taken_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     agent_automation (user_id) {
         user_id -> Uuid,
         paused -> Bool,
@@ -629,7 +638,7 @@ macro_rules! for_all_tables {
             emergency_stops, emergency_stop_events, risk_states, risk_alerts, players, player_game_stats, game_events, market_sources,
             moments, listings, listing_events, sales, price_points, valuations, valuation_factors, ledger_accounts,
             ledger_transactions, ledger_entries, trades, holdings, equity_snapshots, leaderboard_entries, idempotency_keys, notifications,
-            notification_preferences, deliveries, delivery_attempts, system_alerts, agent_runs, decisions, agent_cursors, agent_automation, outbox,
+            notification_preferences, deliveries, delivery_attempts, system_alerts, agent_runs, decisions, agent_cursors, agent_automation, agent_scan_slots, outbox,
             sign_in_failures
         }
     };

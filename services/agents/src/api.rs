@@ -1,7 +1,5 @@
 //! The agents' RPCs: a user's runs and decisions, and a scan started by hand.
 
-use std::collections::HashMap;
-
 use fastbreak_db::repo::agents::{
     self as repo, AgentRun, Decision, DecisionFilter, DecisionOutcome, RunState, RunTrigger,
 };
@@ -9,13 +7,11 @@ use fastbreak_mesh::status::{self, Violations, required_uuid, timestamp};
 use fastbreak_mesh::{caller, paging};
 use fastbreak_proto::agents::v1 as pb;
 use fastbreak_proto::agents::v1::agent_service_server::AgentService;
-use fastbreak_proto::marketplace::v1 as market;
-use fastbreak_proto::marketplace::v1::marketplace_service_client::MarketplaceServiceClient;
 use futures::FutureExt;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::engine::{Candidate, Engine, Factor, Scope, reason_of};
+use crate::engine::{Engine, Factor, Scope, reason_of};
 
 /// The service.
 #[derive(Debug, Clone)]
@@ -145,38 +141,7 @@ impl AgentService for AgentApi {
                 return Ok(Response::new(run_to_pb(&run)));
             }
         }
-        // The market's active listings, cheapest first, up to the scan's limit.
-        let mut listings = Vec::new();
-        let mut token = String::new();
-        let mut client = MarketplaceServiceClient::new(self.engine.peer("marketplace")?);
-        while listings.len() < self.engine.settings.scan_limit {
-            let page = client
-                .list_listings(self.engine.request(market::ListListingsRequest {
-                    page_size: 100,
-                    page_token: token.clone(),
-                    ..Default::default()
-                }))
-                .await
-                .map_err(|_| status::dependency_unavailable("marketplace", std::time::Duration::from_secs(1)))?
-                .into_inner();
-            listings.extend(page.listings);
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            token = page.next_page_token;
-        }
-        listings.truncate(self.engine.settings.scan_limit);
-        let ids: Vec<String> = listings.iter().map(|l| l.moment_id.clone()).collect();
-        let moments = if ids.is_empty() {
-            Vec::new()
-        } else {
-            client
-                .batch_get_moments(self.engine.request(market::BatchGetMomentsRequest { moment_ids: ids }))
-                .await
-                .map_err(|_| status::dependency_unavailable("marketplace", std::time::Duration::from_secs(1)))?
-                .into_inner()
-                .moments
-        };
+        let listings = self.engine.market_listings().await?;
         let run = Uuid::new_v4();
         let key = r.idempotency_key.clone();
         let started = self
@@ -202,20 +167,9 @@ impl AgentService for AgentApi {
                 .ok_or_else(|| status::not_found("run"))?;
             return Ok(Response::new(run_to_pb(&first)));
         }
-        let mut runs = HashMap::from([(user, run)]);
-        let mut failure = None;
-        for listing in &listings {
-            let moment = moments.iter().find(|m| m.moment_id == listing.moment_id).cloned();
-            let candidate = Candidate { listing: listing.clone(), moment, sequence: None, trigger_event: None };
-            let scope = Scope { user: Some(user), strategy: only };
-            let decided = self.engine.decide(&candidate, RunTrigger::ManualScan, scope, &mut runs).await;
-            if let Err(status) = decided {
-                failure = Some(status.message().to_owned());
-                break;
-            }
-        }
-        let evaluated = i32::try_from(listings.len()).unwrap_or(i32::MAX);
-        self.engine.finish(&runs, evaluated, failure).await;
+        self.engine
+            .scan(run, user, Scope { user: Some(user), strategy: only }, RunTrigger::ManualScan, &listings)
+            .await;
         let run = self
             .read(move |conn| async move { repo::find_run(conn, user, run).await }.boxed())
             .await?

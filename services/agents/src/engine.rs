@@ -16,6 +16,7 @@ use fastbreak_mesh::{PeerChannel, Peers, status};
 use fastbreak_proto::agents::v1 as pb;
 use fastbreak_proto::common::v1::ErrorReason;
 use fastbreak_proto::marketplace::v1 as market;
+use fastbreak_proto::marketplace::v1::marketplace_service_client::MarketplaceServiceClient;
 use fastbreak_proto::scouting::v1 as scouting;
 use fastbreak_proto::scouting::v1::scouting_internal_service_client::ScoutingInternalServiceClient;
 use fastbreak_proto::strategy::v1 as strategy;
@@ -500,6 +501,72 @@ impl Engine {
             .read(move |conn| async move { repo::purchases_since(conn, strategy_id, since).await }.boxed())
             .await
             .map_err(|e| status::from_database(&e))
+    }
+
+    /// The market's active listings, cheapest first, up to the scan limit, with their moments.
+    pub(crate) async fn market_listings(&self) -> Result<Vec<(market::Listing, Option<market::Moment>)>, Status> {
+        let unavailable = |_| status::dependency_unavailable("marketplace", Duration::from_secs(1));
+        let mut listings = Vec::new();
+        let mut token = String::new();
+        let mut client = MarketplaceServiceClient::new(self.peer("marketplace")?);
+        while listings.len() < self.settings.scan_limit {
+            let page = client
+                .list_listings(self.request(market::ListListingsRequest {
+                    page_size: 100,
+                    page_token: token.clone(),
+                    ..Default::default()
+                }))
+                .await
+                .map_err(unavailable)?
+                .into_inner();
+            listings.extend(page.listings);
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        listings.truncate(self.settings.scan_limit);
+        let ids: Vec<String> = listings.iter().map(|l| l.moment_id.clone()).collect();
+        let moments = if ids.is_empty() {
+            Vec::new()
+        } else {
+            client
+                .batch_get_moments(self.request(market::BatchGetMomentsRequest { moment_ids: ids }))
+                .await
+                .map_err(unavailable)?
+                .into_inner()
+                .moments
+        };
+        Ok(listings
+            .into_iter()
+            .map(|l| {
+                let moment = moments.iter().find(|m| m.moment_id == l.moment_id).cloned();
+                (l, moment)
+            })
+            .collect())
+    }
+
+    /// Scans `listings` for the strategies in `scope`, in the run already started, and ends it.
+    pub(crate) async fn scan(
+        &self,
+        run: Uuid,
+        user: Uuid,
+        scope: Scope,
+        trigger: RunTrigger,
+        listings: &[(market::Listing, Option<market::Moment>)],
+    ) {
+        let mut runs = HashMap::from([(user, run)]);
+        let mut failure = None;
+        for (listing, moment) in listings {
+            let candidate =
+                Candidate { listing: listing.clone(), moment: moment.clone(), sequence: None, trigger_event: None };
+            if let Err(status) = self.decide(&candidate, trigger, scope, &mut runs).await {
+                failure = Some(status.message().to_owned());
+                break;
+            }
+        }
+        let evaluated = i32::try_from(listings.len()).unwrap_or(i32::MAX);
+        self.finish(&runs, evaluated, failure).await;
     }
 
     /// Ends the runs a pass started.

@@ -35,10 +35,12 @@ pub fn server(context: Context<Settings>) -> MeshServer {
         MeshServer::new(TARGET).add_public_service(AgentServiceServer::new(api::AgentApi::new(engine.clone())));
     if settings.worker_enabled {
         let listings = worker::ListingLoop::new(engine.clone());
-        let games = worker::GameLoop::new(engine);
+        let games = worker::GameLoop::new(engine.clone());
+        let scans = worker::ScanSchedule::new(engine);
         server
             .add_worker("listing-loop", move |draining| listings.run(draining))
             .add_worker("game-loop", move |draining| games.run(draining))
+            .add_worker("daily-scans", move |draining| scans.run(draining))
     } else {
         server
     }

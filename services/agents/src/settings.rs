@@ -17,6 +17,8 @@ pub struct Settings {
     pub reconnect_pause: Duration,
     /// The most listings a scan looks at.
     pub scan_limit: usize,
+    /// How often the daily scans' schedule is looked at.
+    pub schedule_interval: Duration,
     /// Whether the listing loop runs in this target.
     pub worker_enabled: bool,
 }
@@ -29,6 +31,7 @@ impl Default for Settings {
             retry_min: Duration::from_millis(100),
             reconnect_pause: Duration::from_secs(1),
             scan_limit: 500,
+            schedule_interval: Duration::from_secs(30),
             worker_enabled: true,
         }
     }
@@ -53,6 +56,12 @@ impl Settings {
                 &mut settings.step_deadline,
             ),
             ("FASTBREAK_AGENTS_RETRY_MIN", "a duration from 10ms to 10s", ms(10)..=ms(10_000), &mut settings.retry_min),
+            (
+                "FASTBREAK_AGENTS_SCHEDULE_INTERVAL",
+                "a duration from 10ms to 10m",
+                ms(10)..=ms(600_000),
+                &mut settings.schedule_interval,
+            ),
         ] {
             if let Some(d) = reader.optional_duration(var, expected, range) {
                 *target = d;

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, TimeZone, Utc};
 use fastbreak_db::repo::agents::{self as repo, RunTrigger};
 use fastbreak_mesh::Draining;
 use fastbreak_proto::marketplace::v1 as market;
@@ -268,5 +269,116 @@ impl GameLoop {
             }
         }
         Ok(found)
+    }
+}
+
+/// The daily scans: each active strategy with a `daily_scan` is scanned once per slot (its
+/// time of day in its time zone; the latest slot gone by), the slot taken in the database
+/// before the scan runs, so that no slot runs twice across restarts and replicas.
+#[derive(Debug, Clone)]
+pub struct ScanSchedule {
+    engine: Engine,
+}
+
+/// The latest slot of a daily scan at or before `now`: its time of day in its zone, today or
+/// yesterday; `None` when the schedule cannot be read.
+pub(crate) fn last_slot(scan: &strategy::DailyScan, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let time = chrono::NaiveTime::parse_from_str(&scan.time_of_day, "%H:%M").ok()?;
+    let zone: chrono_tz::Tz = if scan.time_zone.is_empty() { chrono_tz::UTC } else { scan.time_zone.parse().ok()? };
+    let today = now.with_timezone(&zone).date_naive();
+    [today, today.pred_opt()?]
+        .into_iter()
+        .filter_map(|day| zone.from_local_datetime(&day.and_time(time)).earliest())
+        .map(|t| t.with_timezone(&Utc))
+        .find(|slot| *slot <= now)
+}
+
+impl ScanSchedule {
+    pub(crate) fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+
+    /// Looks at the schedule until draining begins.
+    pub async fn run(self, mut draining: Draining) {
+        loop {
+            match self.round().await {
+                Ok(0) => {}
+                Ok(scans) => tracing::info!(scans, "daily scans run"),
+                Err(error) => tracing::warn!(error = %error.message(), "the daily scans' schedule could not be read"),
+            }
+            if draining.sleep(self.engine.settings.schedule_interval).await {
+                return;
+            }
+        }
+    }
+
+    /// Runs every scan whose latest slot has not run; how many ran.
+    pub(crate) async fn round(&self) -> Result<usize, Status> {
+        let now = Utc::now();
+        let strategies = self.engine.active(String::new(), 0, 0).await?;
+        let mut listings = None;
+        let mut ran = 0;
+        for strategy in strategies {
+            let Some(slot) = strategy.daily_scan.as_ref().and_then(|scan| last_slot(scan, now)) else { continue };
+            let (Ok(user), Ok(strategy_id)) =
+                (Uuid::parse_str(&strategy.user_id), Uuid::parse_str(&strategy.strategy_id))
+            else {
+                continue;
+            };
+            let run = Uuid::new_v4();
+            let taken = self
+                .engine
+                .write(move |conn| {
+                    async move {
+                        if !repo::take_scan_slot(conn, strategy_id, slot, run).await? {
+                            return Ok(false);
+                        }
+                        repo::start_run(conn, run, user, RunTrigger::ScheduledScan).await?;
+                        Ok(true)
+                    }
+                    .boxed()
+                })
+                .await?;
+            if !taken {
+                continue;
+            }
+            if listings.is_none() {
+                listings = Some(self.engine.market_listings().await?);
+            }
+            let scope = Scope { user: Some(user), strategy: Some(strategy_id) };
+            self.engine
+                .scan(run, user, scope, RunTrigger::ScheduledScan, listings.as_deref().unwrap_or_default())
+                .await;
+            ran += 1;
+        }
+        Ok(ran)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(time: &str, zone: &str) -> strategy::DailyScan {
+        strategy::DailyScan { time_of_day: time.to_owned(), time_zone: zone.to_owned() }
+    }
+
+    #[test]
+    fn the_latest_slot_is_today_or_yesterday_in_the_strategys_zone() {
+        let at = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc);
+        // 09:30 in New York (UTC-5 in January) is 14:30 UTC.
+        let now = at("2026-01-15T15:00:00Z");
+        assert_eq!(last_slot(&scan("09:30", "America/New_York"), now), Some(at("2026-01-15T14:30:00Z")));
+        // Before today's slot: yesterday's.
+        let early = at("2026-01-15T14:00:00Z");
+        assert_eq!(last_slot(&scan("09:30", "America/New_York"), early), Some(at("2026-01-14T14:30:00Z")));
+        // Summer time moves the slot an hour in UTC.
+        assert_eq!(
+            last_slot(&scan("09:30", "America/New_York"), at("2026-07-15T15:00:00Z")),
+            Some(at("2026-07-15T13:30:00Z"))
+        );
+        assert_eq!(last_slot(&scan("00:00", ""), now), Some(at("2026-01-15T00:00:00Z")));
+        assert_eq!(last_slot(&scan("25:00", "UTC"), now), None);
+        assert_eq!(last_slot(&scan("09:30", "Mars/Olympus"), now), None);
     }
 }

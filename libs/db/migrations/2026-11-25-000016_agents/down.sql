@@ -1,3 +1,4 @@
+DROP TABLE agent_scan_slots;
 DROP INDEX decisions_one_per_trigger;
 ALTER TABLE decisions DROP COLUMN trigger_event;
 ALTER TABLE agent_runs DROP COLUMN trigger_event;

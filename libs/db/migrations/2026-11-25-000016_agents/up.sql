@@ -39,3 +39,13 @@ ALTER TABLE agent_runs ADD COLUMN trigger_event text;
 ALTER TABLE decisions ADD COLUMN trigger_event text;
 CREATE UNIQUE INDEX decisions_one_per_trigger ON decisions (strategy_id, listing_id, trigger_event)
     WHERE trigger_event IS NOT NULL;
+
+-- Each strategy's daily scan slot is taken once (before the scan runs), so that no slot runs
+-- twice, whatever restarts or replicas.
+CREATE TABLE agent_scan_slots (
+    strategy_id  uuid NOT NULL,
+    slot         timestamptz NOT NULL,
+    run_id       uuid NOT NULL,
+    taken_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (strategy_id, slot)
+);

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::error::DatabaseError;
 use crate::repo::{Cursor, Page, PageRequest, text_enum};
-use crate::schema::{agent_automation, agent_cursors, agent_runs, decisions};
+use crate::schema::{agent_automation, agent_cursors, agent_runs, agent_scan_slots, decisions};
 
 text_enum! {
     /// What set a run off.
@@ -374,6 +374,25 @@ pub async fn paused_users(conn: &mut AsyncPgConnection, users: &[Uuid]) -> Resul
         .select(agent_automation::user_id)
         .load(conn)
         .await?)
+}
+
+/// Takes a strategy's scan slot for a run; false when it was taken before.
+pub async fn take_scan_slot(
+    conn: &mut AsyncPgConnection,
+    strategy_id: Uuid,
+    slot: DateTime<Utc>,
+    run_id: Uuid,
+) -> Result<bool, DatabaseError> {
+    let taken = diesel::insert_into(agent_scan_slots::table)
+        .values((
+            agent_scan_slots::strategy_id.eq(strategy_id),
+            agent_scan_slots::slot.eq(slot),
+            agent_scan_slots::run_id.eq(run_id),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(taken == 1)
 }
 
 /// Finds one of a user's decisions.
