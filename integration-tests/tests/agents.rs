@@ -15,6 +15,9 @@ use fastbreak_proto::agents::v1::{
     ListDecisionsRequest, PauseAutomationRequest, ResumeAutomationRequest, RunState, RunTrigger, StartScanRequest,
 };
 use fastbreak_proto::common::v1::Rarity;
+use fastbreak_proto::notification::v1::notification_internal_service_client::NotificationInternalServiceClient;
+use fastbreak_proto::notification::v1::notification_service_client::NotificationServiceClient;
+use fastbreak_proto::notification::v1::{ListNotificationsRequest, ListSystemAlertsRequest};
 use fastbreak_proto::scouting::v1::scouting_internal_service_client::ScoutingInternalServiceClient;
 use fastbreak_proto::scouting::v1::{GameEvent, IngestGameEventRequest, PlayerGameStats};
 use fastbreak_proto::strategy::v1::strategy::Parameters;
@@ -33,9 +36,10 @@ async fn channel(mesh: &TradingMesh, name: &str) -> Channel {
     Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_listing_event_is_bought_or_skipped_with_its_reasons_and_never_twice() {
-    let mut mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
+/// A funded user with an active post-game-spike strategy (20% discount, confidence 0.05) on a
+/// play with five recent sales at 20.00 and eight of its moments listed at 20.00; (user, the
+/// listings, the player, the strategy).
+async fn setup(mesh: &TradingMesh) -> (Uuid, Vec<Uuid>, String, Strategy, StrategyServiceClient<Channel>) {
     let (user, _) = mesh.funded_user(50_000).await;
     let listings = mesh.list_market_moments(8, "simulator", 2_000).await;
     // Five of the play's moments sold lately at 20.00: scouting's comparables.
@@ -71,7 +75,7 @@ async fn a_listing_event_is_bought_or_skipped_with_its_reasons_and_never_twice()
         .await
         .unwrap();
 
-    let mut strategies = StrategyServiceClient::new(channel(&mesh, "strategy").await);
+    let mut strategies = StrategyServiceClient::new(channel(mesh, "strategy").await);
     let strategy = Strategy {
         display_name: "Bargains".into(),
         rules: Some(StrategyRules {
@@ -98,6 +102,14 @@ async fn a_listing_event_is_bought_or_skipped_with_its_reasons_and_never_twice()
         .activate_strategy(as_user(ActivateStrategyRequest { strategy_id: created.strategy_id.clone() }, user))
         .await
         .unwrap();
+
+    (user, listings, player, created, strategies)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_event_is_bought_or_skipped_with_its_reasons_and_never_twice() {
+    let mut mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
+    let (user, listings, player, created, mut strategies) = setup(&mesh).await;
 
     // Two price changes reach the stream: 10.00 (50% under fair value) and 19.50 (2.5% under).
     let (cheap, close) = (listings[5], listings[6]);
@@ -319,4 +331,95 @@ async fn a_listing_event_is_bought_or_skipped_with_its_reasons_and_never_twice()
     let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
     let runs = agents.list_agent_runs(as_user(ListAgentRunsRequest::default(), user)).await.unwrap().into_inner().runs;
     assert_eq!(scheduled_runs(runs).len(), 1, "a slot never runs twice");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_that_stays_down_is_recorded_and_alerts_the_user_and_the_operators() {
+    let mut mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
+    let (user, listings, _, _, _) = setup(&mesh).await;
+    // Scouting is down: the decision says the moment could not be valued, and the user hears.
+    mesh.stop_target("scouting").await;
+    let cheap = listings[5];
+    mesh.pool
+        .read_committed(move |conn| {
+            async move {
+                market::lock_listing_events(conn).await?;
+                market::update_listing_price(conn, cheap, 1_000).await?;
+                market::append_listing_events(conn, &[(ListingEventKind::PriceChanged, cheap, 1_000)]).await
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let decision = loop {
+        let found =
+            agents.list_decisions(as_user(ListDecisionsRequest::default(), user)).await.unwrap().into_inner().decisions;
+        if let Some(decision) = found.into_iter().next() {
+            break decision;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "a decision within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(decision.outcome(), DecisionOutcome::Skip, "{decision:?}");
+    assert_eq!(decision.reason(), DecisionReason::ServiceUnavailable);
+    assert!(decision.data_incomplete && decision.reasons[0].contains("scouting could not be reached"), "{decision:?}");
+    let mut notifications = NotificationServiceClient::new(channel(&mesh, "notification").await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = notifications
+            .list_notifications(as_user(ListNotificationsRequest::default(), user))
+            .await
+            .unwrap()
+            .into_inner()
+            .notifications;
+        if found.iter().any(|n| n.title == "Your automation is held up") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the user is told: {found:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Strategy is down: the listing loop cannot decide, keeps its place, and the operators hear
+    // of it after three failures in a row; once strategy is back, the loop goes on by itself.
+    mesh.stop_target("strategy").await;
+    let close = listings[6];
+    mesh.pool
+        .read_committed(move |conn| {
+            async move {
+                market::lock_listing_events(conn).await?;
+                market::update_listing_price(conn, close, 1_500).await?;
+                market::append_listing_events(conn, &[(ListingEventKind::PriceChanged, close, 1_500)]).await
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    let mut operators = NotificationInternalServiceClient::new(channel(&mesh, "notification").await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let alerts = operators
+            .list_system_alerts(internal(ListSystemAlertsRequest::default()))
+            .await
+            .unwrap()
+            .into_inner()
+            .alerts;
+        if alerts.iter().any(|a| a.source == "agents" && a.message.contains("listing stream")) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the operators are told within 40 s: {alerts:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    mesh.start_target("strategy").await;
+    mesh.start_target("scouting").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found =
+            agents.list_decisions(as_user(ListDecisionsRequest::default(), user)).await.unwrap().into_inner().decisions;
+        if found.iter().any(|d| d.listing_id == close.to_string()) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the loop resumes by itself once strategy is back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

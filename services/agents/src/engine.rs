@@ -17,6 +17,8 @@ use fastbreak_proto::agents::v1 as pb;
 use fastbreak_proto::common::v1::ErrorReason;
 use fastbreak_proto::marketplace::v1 as market;
 use fastbreak_proto::marketplace::v1::marketplace_service_client::MarketplaceServiceClient;
+use fastbreak_proto::notification::v1 as notification;
+use fastbreak_proto::notification::v1::notification_internal_service_client::NotificationInternalServiceClient;
 use fastbreak_proto::scouting::v1 as scouting;
 use fastbreak_proto::scouting::v1::scouting_internal_service_client::ScoutingInternalServiceClient;
 use fastbreak_proto::strategy::v1 as strategy;
@@ -250,6 +252,17 @@ impl Engine {
                     async move { repo::insert_decision_if_new(conn, &decision).await }.boxed()
                 })
                 .await?;
+            if let Some(stored) = &stored
+                && stored.reason_code == reason_code(pb::DecisionReason::ServiceUnavailable)
+            {
+                let hour = Utc::now().format("%Y-%m-%dT%H");
+                let message = format!(
+                    "A decision for strategy \"{}\" could not be completed: {}",
+                    strategy.display_name,
+                    stored.reasons.first().cloned().unwrap_or_default()
+                );
+                self.alert(&format!("agents:unavailable:{hour}"), &message, Some(user)).await;
+            }
             outcome.decisions.extend(stored);
         }
         Ok(outcome)
@@ -501,6 +514,43 @@ impl Engine {
             .read(move |conn| async move { repo::purchases_since(conn, strategy_id, since).await }.boxed())
             .await
             .map_err(|e| status::from_database(&e))
+    }
+
+    /// Tells the operators (a system alert, one per `dedup` key) and, when given, the user (a
+    /// notification, one per key) that a failure persists. Best effort: a notification service
+    /// that is down too is only logged.
+    pub(crate) async fn alert(&self, dedup: &str, message: &str, user: Option<Uuid>) {
+        tracing::error!(dedup, message, "a failure persists");
+        let Ok(channel) = self.peer("notification") else { return };
+        let mut client = NotificationInternalServiceClient::new(channel);
+        let raised = client
+            .raise_system_alert(self.request(notification::RaiseSystemAlertRequest {
+                severity: notification::SystemAlertSeverity::Warning.into(),
+                source: "agents".to_owned(),
+                message: message.to_owned(),
+                correlation_id: String::new(),
+                dedup_key: dedup.to_owned(),
+            }))
+            .await;
+        if let Err(status) = raised {
+            tracing::warn!(error = %status.message(), "the operators' alert could not be raised");
+        }
+        if let Some(user) = user {
+            let sent = client
+                .send_notification(self.request(notification::SendNotificationRequest {
+                    user_id: user.to_string(),
+                    category: notification::NotificationCategory::System.into(),
+                    priority: notification::Priority::High.into(),
+                    title: "Your automation is held up".to_owned(),
+                    body: message.to_owned(),
+                    idempotency_key: format!("{dedup}:{user}"),
+                    links: Vec::new(),
+                }))
+                .await;
+            if let Err(status) = sent {
+                tracing::warn!(error = %status.message(), "the user's alert could not be sent");
+            }
+        }
     }
 
     /// The market's active listings, cheapest first, up to the scan limit, with their moments.

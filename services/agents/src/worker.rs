@@ -30,9 +30,25 @@ trait Follow {
 
 /// Follows a stream again and again (after a pause when it stopped) until draining begins.
 async fn forever(stream: &impl Follow, name: &str, mut draining: Draining) {
+    // Failures in a row; at the third, the operators hear of it (once an hour at most).
+    let mut failures = 0u32;
     loop {
-        if let Err(error) = stream.follow(&mut draining).await {
-            tracing::warn!(%error, stream = name, "a stream stopped; following it again shortly");
+        let started = tokio::time::Instant::now();
+        match stream.follow(&mut draining).await {
+            Ok(()) => failures = 0,
+            Err(error) => {
+                // A stream that ran a while before it failed was working: the count starts over.
+                if started.elapsed() > std::time::Duration::from_secs(30) {
+                    failures = 0;
+                }
+                failures += 1;
+                tracing::warn!(%error, stream = name, failures, "a stream stopped; following it again shortly");
+                if failures == 3 {
+                    let hour = Utc::now().format("%Y-%m-%dT%H");
+                    let message = format!("the agents cannot follow the {name} stream: {error}");
+                    stream.engine().alert(&format!("agents:{name}-stream:{hour}"), &message, None).await;
+                }
+            }
         }
         if draining.sleep(stream.engine().settings.reconnect_pause).await {
             return;
