@@ -23,8 +23,8 @@ use fastbreak_proto::scouting::v1::{GameEvent, IngestGameEventRequest, PlayerGam
 use fastbreak_proto::strategy::v1::strategy::Parameters;
 use fastbreak_proto::strategy::v1::strategy_service_client::StrategyServiceClient;
 use fastbreak_proto::strategy::v1::{
-    ActivateStrategyRequest, CreateStrategyRequest, DailyScan, PostGameSpikeParameters, Stat, StatTrigger, Strategy,
-    StrategyRules, UpdateStrategyRequest,
+    ActivateStrategyRequest, ArbitrageModeParameters, CreateStrategyRequest, DailyScan, PostGameSpikeParameters, Stat,
+    StatTrigger, Strategy, StrategyRules, UpdateStrategyRequest,
 };
 use fastbreak_proto::trading::v1::{GetTradeRequest, TradeState};
 use futures::FutureExt;
@@ -422,4 +422,84 @@ async fn a_service_that_stays_down_is_recorded_and_alerts_the_user_and_the_opera
         assert!(tokio::time::Instant::now() < deadline, "the loop resumes by itself once strategy is back");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_arbitrage_mode_strategy_buys_and_relists_an_opportunity_once() {
+    let mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
+    let (user, _) = mesh.funded_user(50_000).await;
+    mesh.list_market_moments(0, "east", 1).await;
+    // Two moments of one play: one listed at 10.00 on the simulator, the other at 20.00 on east.
+    let listings = mesh.list_market_moments(2, "simulator", 1_000).await;
+    let dear = listings[1];
+    mesh.pool
+        .read_committed(move |conn| {
+            async move {
+                use diesel_async::RunQueryDsl;
+                diesel::sql_query("UPDATE listings SET source_id = 'east', price_cents = 2000 WHERE id = $1")
+                    .bind::<diesel::sql_types::Uuid, _>(dear)
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    let mut strategies = StrategyServiceClient::new(channel(&mesh, "strategy").await);
+    let strategy = Strategy {
+        display_name: "Spreads".into(),
+        rules: Some(StrategyRules {
+            min_confidence: 0.5,
+            min_discount_bps: 0,
+            max_price_cents: 5_000,
+            max_purchases_per_day: 3,
+        }),
+        parameters: Some(Parameters::ArbitrageMode(ArbitrageModeParameters {
+            min_spread_bps: 100,
+            buy_source_ids: Vec::new(),
+            relist_source_ids: Vec::new(),
+            auto_relist: true,
+        })),
+        ..Default::default()
+    };
+    let created = strategies
+        .create_strategy(as_user(CreateStrategyRequest { strategy: Some(strategy), validate_only: false }, user))
+        .await
+        .unwrap()
+        .into_inner();
+    strategies
+        .activate_strategy(as_user(ActivateStrategyRequest { strategy_id: created.strategy_id.clone() }, user))
+        .await
+        .unwrap();
+    let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let decision = loop {
+        let found =
+            agents.list_decisions(as_user(ListDecisionsRequest::default(), user)).await.unwrap().into_inner().decisions;
+        if let Some(decision) = found.into_iter().find(|d| d.listing_id == listings[0].to_string()) {
+            break decision;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "an arbitrage decision within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(decision.outcome(), DecisionOutcome::Buy, "{decision:?}");
+    assert!(decision.reasons[0].contains("to relist on east"), "{:?}", decision.reasons);
+    let trades = mesh
+        .trading()
+        .await
+        .list_trades(as_user(fastbreak_proto::trading::v1::ListTradesRequest::default(), user))
+        .await
+        .unwrap()
+        .into_inner()
+        .trades;
+    let relist = trades
+        .iter()
+        .find(|t| t.kind() == fastbreak_proto::trading::v1::TradeKind::SaleListing)
+        .expect("the moment is relisted");
+    assert_eq!(relist.source_id, "east");
+    // Looked at again and again, the opportunity (now gone) is not acted on twice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let runs = agents.list_agent_runs(as_user(ListAgentRunsRequest::default(), user)).await.unwrap().into_inner().runs;
+    assert_eq!(runs.iter().filter(|r| r.trigger() == RunTrigger::Arbitrage).count(), 1, "{runs:?}");
 }

@@ -44,6 +44,7 @@ fn run_to_pb(run: &AgentRun) -> pb::AgentRun {
             RunTrigger::GameEvent => pb::RunTrigger::GameEvent,
             RunTrigger::ScheduledScan => pb::RunTrigger::ScheduledScan,
             RunTrigger::ManualScan => pb::RunTrigger::ManualScan,
+            RunTrigger::Arbitrage => pb::RunTrigger::Arbitrage,
         }
         .into(),
         state: match run.state {

@@ -164,7 +164,9 @@ impl Engine {
             }
             token = page.next_page_token;
         }
-        found.retain(|s| !matches!(s.parameters, Some(strategy::strategy::Parameters::ArbitrageMode(_))));
+        // Arbitrage-mode strategies act on arbitrage opportunities only: asked for by kind.
+        let arbitrage = kind == strategy::StrategyKind::ArbitrageMode as i32;
+        found.retain(|s| matches!(s.parameters, Some(strategy::strategy::Parameters::ArbitrageMode(_))) == arbitrage);
         found.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.strategy_id.cmp(&b.strategy_id)));
         Ok(found)
     }
@@ -514,6 +516,202 @@ impl Engine {
             .read(move |conn| async move { repo::purchases_since(conn, strategy_id, since).await }.boxed())
             .await
             .map_err(|e| status::from_database(&e))
+    }
+
+    /// Acts on an arbitrage opportunity for one arbitrage-mode strategy: skipped unless its
+    /// sources, spread, maximum price and daily cap allow, else bought and relisted through
+    /// trading's `ExecuteArbitrage` (or only bought when the strategy does not relist). Decided
+    /// once per strategy, listing and price.
+    pub(crate) async fn decide_arbitrage(
+        &self,
+        opportunity: &market::ArbitrageOpportunity,
+        strategy: &strategy::Strategy,
+        run: &mut Option<Uuid>,
+    ) -> Result<Option<Decision>, Status> {
+        let Some(strategy::strategy::Parameters::ArbitrageMode(params)) = &strategy.parameters else { return Ok(None) };
+        let Some(listing) = opportunity.buy_listing.clone() else { return Ok(None) };
+        let user = Uuid::parse_str(&strategy.user_id).map_err(|_| Status::internal("a bad user id"))?;
+        let strategy_id = Uuid::parse_str(&strategy.strategy_id).map_err(|_| Status::internal("a bad strategy id"))?;
+        let candidate = Candidate {
+            trigger_event: Some(format!("arbitrage:{}:{}", listing.listing_id, listing.price_cents)),
+            listing: listing.clone(),
+            moment: None,
+            sequence: None,
+        };
+        if self.decided(strategy_id, &candidate).await? {
+            return Ok(None);
+        }
+        // The run starts with its first decision.
+        let run = match *run {
+            Some(id) => id,
+            None => {
+                let id = Uuid::new_v4();
+                self.write(move |conn| {
+                    async move { repo::start_run(conn, id, user, RunTrigger::Arbitrage).await.map(|_| ()) }.boxed()
+                })
+                .await?;
+                *run = Some(id);
+                id
+            }
+        };
+        let price = listing.price_cents;
+        let sell = opportunity.expected_sell_cents;
+        let rules = strategy.rules.unwrap_or_default();
+        let name = &strategy.display_name;
+        let mut decision = Decision {
+            id: Uuid::new_v4(),
+            run_id: run,
+            user_id: user,
+            strategy_id,
+            listing_id: Uuid::parse_str(&listing.listing_id).map_err(|_| Status::internal("a bad listing id"))?,
+            moment_id: Uuid::parse_str(&listing.moment_id).map_err(|_| Status::internal("a bad moment id"))?,
+            outcome: DecisionOutcome::Skip,
+            reasons: Vec::new(),
+            price_cents: price,
+            fair_value_cents: sell.max(0),
+            confidence: 1.0,
+            trade_id: None,
+            created_at: Utc::now(),
+            reason_code: String::new(),
+            rule: String::new(),
+            valuation_id: None,
+            factors: serde_json::json!([]),
+            data_incomplete: false,
+            event_sequence: None,
+            trigger_event: candidate.trigger_event.clone(),
+        };
+        let skip = |mut d: Decision, reason: pb::DecisionReason, rule: &str, sentence: String| {
+            d.reason_code = reason_code(reason);
+            d.rule = rule.to_owned();
+            d.reasons.insert(0, sentence);
+            d
+        };
+        let allowed = |list: &[String], source: &str| list.is_empty() || list.iter().any(|s| s == source);
+        let spread = f64::from(opportunity.spread_bps) / 100.0;
+        let decision = if !allowed(&params.buy_source_ids, &listing.source_id)
+            || !allowed(&params.relist_source_ids, &opportunity.sell_source_id)
+        {
+            skip(
+                decision,
+                pb::DecisionReason::ListingGone,
+                "sources",
+                format!("Skipped: \"{name}\" does not trade {} → {}.", listing.source_id, opportunity.sell_source_id),
+            )
+        } else if opportunity.spread_bps < params.min_spread_bps {
+            skip(
+                decision,
+                pb::DecisionReason::SmallDiscount,
+                "min_spread_bps",
+                format!(
+                    "Skipped: a spread of {spread:.1}% after fees, below \"{name}\"'s minimum of {:.1}%.",
+                    f64::from(params.min_spread_bps) / 100.0
+                ),
+            )
+        } else if rules.max_price_cents > 0 && price > rules.max_price_cents {
+            skip(
+                decision,
+                pb::DecisionReason::AboveMaxPrice,
+                "max_price_cents",
+                format!(
+                    "Skipped: the price {} is above \"{name}\"'s maximum of {}.",
+                    dollars(price),
+                    dollars(rules.max_price_cents)
+                ),
+            )
+        } else {
+            let today = Utc::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+            if rules.max_purchases_per_day > 0
+                && self.bought_since(strategy_id, today).await? >= i64::from(rules.max_purchases_per_day)
+            {
+                skip(
+                    decision,
+                    pb::DecisionReason::DailyCap,
+                    "max_purchases_per_day",
+                    format!("Skipped: \"{name}\" bought its {} moments for today.", rules.max_purchases_per_day),
+                )
+            } else {
+                let sentence = format!(
+                    "Bought on {} at {} to relist on {} at {}: a spread of {spread:.1}% after fees, by \"{name}\".",
+                    listing.source_id,
+                    dollars(price),
+                    opportunity.sell_source_id,
+                    dollars(sell)
+                );
+                let key = format!("agents:arbitrage:{user}:{}:{price}", listing.listing_id);
+                let answer: Result<String, Status> = if params.auto_relist {
+                    let request = trading::ExecuteArbitrageRequest {
+                        user_id: user.to_string(),
+                        listing_id: listing.listing_id.clone(),
+                        max_price_cents: price,
+                        relist_source_id: opportunity.sell_source_id.clone(),
+                        relist_price_cents: sell,
+                        idempotency_key: key,
+                        strategy_id: strategy.strategy_id.clone(),
+                        decision_id: decision.id.to_string(),
+                        valuation_id: String::new(),
+                        reasoning: vec![sentence.clone()],
+                        factors: Vec::new(),
+                    };
+                    self.retried(|| {
+                        let request = self.request(request.clone());
+                        async move {
+                            let mut client = TradingInternalServiceClient::new(self.peer("trading")?);
+                            let pair = client.execute_arbitrage(request).await?.into_inner();
+                            Ok(pair.purchase.map(|t| t.trade_id).unwrap_or_default())
+                        }
+                    })
+                    .await
+                } else {
+                    let request = trading::ExecutePurchaseRequest {
+                        user_id: user.to_string(),
+                        listing_id: listing.listing_id.clone(),
+                        max_price_cents: price,
+                        idempotency_key: key,
+                        strategy_id: strategy.strategy_id.clone(),
+                        decision_id: decision.id.to_string(),
+                        reasoning: vec![sentence.clone()],
+                        valuation_id: String::new(),
+                        expected_value_cents: sell.max(0),
+                        factors: Vec::new(),
+                    };
+                    self.retried(|| {
+                        let request = self.request(request.clone());
+                        async move {
+                            let mut client = TradingInternalServiceClient::new(self.peer("trading")?);
+                            Ok(client.execute_purchase(request).await?.into_inner().trade_id)
+                        }
+                    })
+                    .await
+                };
+                match answer {
+                    Ok(trade) => {
+                        decision.outcome = DecisionOutcome::Buy;
+                        decision.trade_id = Uuid::parse_str(&trade).ok();
+                        skip(decision, pb::DecisionReason::Bought, "all_rules_passed", sentence)
+                    }
+                    Err(status) => {
+                        decision.outcome = DecisionOutcome::Refused;
+                        decision.data_incomplete = !is_answer(&status);
+                        let code = if is_answer(&status) {
+                            pb::DecisionReason::RiskRefused
+                        } else {
+                            pb::DecisionReason::ServiceUnavailable
+                        };
+                        skip(
+                            decision,
+                            code,
+                            "trading",
+                            format!("Chosen to buy, but the purchase was refused: {}", status.message()),
+                        )
+                    }
+                }
+            }
+        };
+        self.write(move |conn| {
+            let decision = decision.clone();
+            async move { repo::insert_decision_if_new(conn, &decision).await }.boxed()
+        })
+        .await
     }
 
     /// Tells the operators (a system alert, one per `dedup` key) and, when given, the user (a

@@ -36,8 +36,10 @@ pub fn server(context: Context<Settings>) -> MeshServer {
     if settings.worker_enabled {
         let listings = worker::ListingLoop::new(engine.clone());
         let games = worker::GameLoop::new(engine.clone());
-        let scans = worker::ScanSchedule::new(engine);
+        let scans = worker::ScanSchedule::new(engine.clone());
+        let arbitrage = worker::ArbitrageLoop::new(engine);
         server
+            .add_worker("arbitrage", move |draining| arbitrage.run(draining))
             .add_worker("listing-loop", move |draining| listings.run(draining))
             .add_worker("game-loop", move |draining| games.run(draining))
             .add_worker("daily-scans", move |draining| scans.run(draining))

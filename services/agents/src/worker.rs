@@ -371,6 +371,74 @@ impl ScanSchedule {
     }
 }
 
+/// The arbitrage loop: now and then, the market's arbitrage opportunities, acted on for every
+/// active arbitrage-mode strategy (highest priority first; one user's strategies take an
+/// opportunity once).
+#[derive(Debug, Clone)]
+pub struct ArbitrageLoop {
+    engine: Engine,
+}
+
+impl ArbitrageLoop {
+    pub(crate) fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+
+    /// Looks for opportunities until draining begins.
+    pub async fn run(self, mut draining: Draining) {
+        loop {
+            if let Err(error) = self.round().await {
+                tracing::warn!(error = %error.message(), "arbitrage opportunities could not be acted on");
+            }
+            if draining.sleep(self.engine.settings.schedule_interval).await {
+                return;
+            }
+        }
+    }
+
+    /// One look: how many decisions were made.
+    pub(crate) async fn round(&self) -> Result<usize, Status> {
+        let strategies = self.engine.active(String::new(), 0, strategy::StrategyKind::ArbitrageMode as i32).await?;
+        if strategies.is_empty() {
+            return Ok(0);
+        }
+        let mut client = MarketplaceServiceClient::new(self.engine.peer("marketplace")?);
+        let opportunities = client
+            .list_arbitrage_opportunities(self.engine.request(market::ListArbitrageOpportunitiesRequest {
+                min_spread_bps: 1,
+                page_size: 100,
+                page_token: String::new(),
+            }))
+            .await?
+            .into_inner()
+            .opportunities;
+        let mut decided = 0;
+        for strategy in &strategies {
+            let Ok(user) = Uuid::parse_str(&strategy.user_id) else { continue };
+            let paused = self
+                .engine
+                .database
+                .read(move |conn| async move { repo::paused_users(conn, &[user]).await }.boxed())
+                .await
+                .map_err(|e| fastbreak_mesh::status::from_database(&e))?;
+            if !paused.is_empty() {
+                continue;
+            }
+            let mut run = None;
+            for opportunity in &opportunities {
+                if self.engine.decide_arbitrage(opportunity, strategy, &mut run).await?.is_some() {
+                    decided += 1;
+                }
+            }
+            if let Some(id) = run {
+                let runs = HashMap::from([(user, id)]);
+                self.engine.finish(&runs, i32::try_from(opportunities.len()).unwrap_or(i32::MAX), None).await;
+            }
+        }
+        Ok(decided)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

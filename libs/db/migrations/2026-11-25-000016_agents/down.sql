@@ -10,3 +10,6 @@ DROP INDEX decisions_strategy_day;
 DROP INDEX decisions_one_per_event;
 ALTER TABLE decisions DROP COLUMN event_sequence, DROP COLUMN data_incomplete, DROP COLUMN factors,
     DROP COLUMN valuation_id, DROP COLUMN rule, DROP COLUMN reason_code;
+DELETE FROM agent_runs WHERE trigger = 'arbitrage';
+ALTER TABLE agent_runs DROP CONSTRAINT agent_runs_trigger,
+    ADD CONSTRAINT agent_runs_trigger CHECK (trigger IN ('listing_event', 'game_event', 'scheduled_scan', 'manual_scan'));

@@ -33,6 +33,10 @@ ALTER TABLE agent_runs
         CONSTRAINT agent_runs_idempotency_key_length CHECK (char_length(idempotency_key) BETWEEN 1 AND 128),
     ADD CONSTRAINT agent_runs_user_key_unique UNIQUE (user_id, idempotency_key);
 
+-- Arbitrage opportunities set runs off too.
+ALTER TABLE agent_runs DROP CONSTRAINT agent_runs_trigger,
+    ADD CONSTRAINT agent_runs_trigger CHECK (trigger IN ('listing_event', 'game_event', 'scheduled_scan', 'manual_scan', 'arbitrage'));
+
 -- A run started by a game event names it; its decisions are made once per strategy, listing
 -- and event.
 ALTER TABLE agent_runs ADD COLUMN trigger_event text;

@@ -20,6 +20,8 @@ text_enum! {
         ScheduledScan => "scheduled_scan",
         /// The user asked.
         ManualScan => "manual_scan",
+        /// An arbitrage opportunity.
+        Arbitrage => "arbitrage",
     }
 }
 
