@@ -111,7 +111,7 @@ impl TradingMesh {
         let endpoints = fastbreak_config::Endpoints::parse(&urls.join(",")).expect("valid test URLs");
         let options = fastbreak_mesh::PeerOptions {
             call_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_millis(300),
+            connect_timeout: Duration::from_secs(2),
             health_interval: Duration::from_millis(100),
             breaker_failures: 3,
             breaker_cooldown: Duration::from_millis(500),

@@ -136,14 +136,6 @@ impl EndpointState {
         self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn set_health(&self, health: Health) {
-        let mut current = self.health.lock().unwrap_or_else(|p| p.into_inner());
-        if *current != health {
-            *current = health;
-            self.checked.lock().unwrap_or_else(|p| p.into_inner()).1 = Some(chrono::Utc::now());
-        }
-    }
-
     /// Lets a call through the endpoint's breaker, or not.
     fn admit(&self) -> Option<Admission> {
         self.breaker.lock().unwrap_or_else(|p| p.into_inner()).admit(tokio::time::Instant::now())
@@ -413,12 +405,8 @@ impl Inner {
             }
             Ok(Err(error)) => {
                 endpoint.record(admission, Outcome::Fault);
+                // Its breaker counts the failure; the next health check says whether it is down.
                 let not_sent = connect_failed(&error);
-                if not_sent {
-                    // Not worth another call until a health check finds it back.
-                    endpoint.set_health(Health::NotServing("unreachable (the connection failed)".to_owned()));
-                    self.health_changed.notify_waiters();
-                }
                 let mut response = tonic::Status::unavailable(format!(
                     "{} at {}: {}",
                     self.peer,

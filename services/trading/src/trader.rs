@@ -165,10 +165,32 @@ impl Trader {
         if is_answer(&status) { status } else { status::dependency_unavailable(peer, Duration::from_secs(1)) }
     }
 
+    /// Calls a read `call` to `peer` up to three times while it does not get through (a read is
+    /// safe to send again); its answers, and the last failure, as this call's.
+    async fn read_from<T, F, Fut>(peer: &str, mut call: F) -> Result<T, Status>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>>,
+    {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match call().await {
+                Ok(value) => return Ok(value),
+                Err(status) if is_answer(&status) || tries == 3 => return Err(Self::through(peer, status)),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50 * tries)).await,
+            }
+        }
+    }
+
     pub(crate) async fn user_status(&self, user_id: Uuid) -> Result<user::UserStatus, Status> {
-        let mut client = UserInternalServiceClient::new(self.peer("user")?);
-        let request = self.request(user::GetUserStatusRequest { user_id: user_id.to_string() });
-        client.get_user_status(request).await.map(|r| r.into_inner()).map_err(|s| Self::through("user", s))
+        let channel = self.peer("user")?;
+        Self::read_from("user", || {
+            let mut client = UserInternalServiceClient::new(channel.clone());
+            let request = self.request(user::GetUserStatusRequest { user_id: user_id.to_string() });
+            async move { client.get_user_status(request).await.map(|r| r.into_inner()) }
+        })
+        .await
     }
 
     /// The user's wallet address, refused with WALLET_DISCONNECTED while trading is off.
@@ -181,9 +203,13 @@ impl Trader {
     }
 
     async fn listing(&self, listing_id: Uuid) -> Result<market::Listing, Status> {
-        let mut client = MarketplaceServiceClient::new(self.peer("marketplace")?);
-        let request = self.request(market::GetListingRequest { listing_id: listing_id.to_string() });
-        client.get_listing(request).await.map(|r| r.into_inner()).map_err(|s| Self::through("marketplace", s))
+        let channel = self.peer("marketplace")?;
+        Self::read_from("marketplace", || {
+            let mut client = MarketplaceServiceClient::new(channel.clone());
+            let request = self.request(market::GetListingRequest { listing_id: listing_id.to_string() });
+            async move { client.get_listing(request).await.map(|r| r.into_inner()) }
+        })
+        .await
     }
 
     /// A source's fee in basis points; NOT_FOUND naming `field` for an unknown source.
@@ -191,10 +217,13 @@ impl Trader {
         if let Some(bps) = self.fees.lock().expect("fees lock").get(source) {
             return Ok(*bps);
         }
-        let mut client = MarketplaceServiceClient::new(self.peer("marketplace")?);
+        let client = MarketplaceServiceClient::new(self.peer("marketplace")?);
         let request = self.request(market::ListMarketSourcesRequest { page_size: 100, ..Default::default() });
-        let sources =
-            client.list_market_sources(request).await.map_err(|s| Self::through("marketplace", s))?.into_inner();
+        let sources = Self::read_from("marketplace", || {
+            let (mut client, request) = (client.clone(), self.request(request.get_ref().clone()));
+            async move { client.list_market_sources(request).await.map(|r| r.into_inner()) }
+        })
+        .await?;
         let mut fees = self.fees.lock().expect("fees lock");
         for s in sources.sources {
             fees.insert(s.source_id, i64::from(s.fee_bps));
