@@ -316,36 +316,7 @@ impl Engine {
         let price = listing.price_cents;
         let rules = strategy.rules.unwrap_or_default();
         let name = &strategy.display_name;
-        let moment_id = Uuid::parse_str(&listing.moment_id).map_err(|_| Status::internal("a bad moment id"))?;
-        let listing_id = Uuid::parse_str(&listing.listing_id).map_err(|_| Status::internal("a bad listing id"))?;
-        let mut decision = Decision {
-            id: Uuid::new_v4(),
-            run_id: run,
-            user_id: user,
-            strategy_id,
-            listing_id,
-            moment_id,
-            outcome: DecisionOutcome::Skip,
-            reasons: Vec::new(),
-            price_cents: price,
-            fair_value_cents: 0,
-            confidence: 0.0,
-            trade_id: None,
-            created_at: Utc::now(),
-            reason_code: String::new(),
-            rule: String::new(),
-            valuation_id: None,
-            factors: serde_json::json!([]),
-            data_incomplete: false,
-            event_sequence: candidate.sequence,
-            trigger_event: candidate.trigger_event.clone(),
-        };
-        let skip = |mut d: Decision, reason: pb::DecisionReason, rule: &str, sentence: String| {
-            d.reason_code = reason_code(reason);
-            d.rule = rule.to_owned();
-            d.reasons.insert(0, sentence);
-            d
-        };
+        let mut decision = new_decision(candidate, user, strategy_id, run)?;
         if let Some(other) = taken_by {
             return Ok(skip(
                 decision,
@@ -558,34 +529,9 @@ impl Engine {
         let sell = opportunity.expected_sell_cents;
         let rules = strategy.rules.unwrap_or_default();
         let name = &strategy.display_name;
-        let mut decision = Decision {
-            id: Uuid::new_v4(),
-            run_id: run,
-            user_id: user,
-            strategy_id,
-            listing_id: Uuid::parse_str(&listing.listing_id).map_err(|_| Status::internal("a bad listing id"))?,
-            moment_id: Uuid::parse_str(&listing.moment_id).map_err(|_| Status::internal("a bad moment id"))?,
-            outcome: DecisionOutcome::Skip,
-            reasons: Vec::new(),
-            price_cents: price,
-            fair_value_cents: sell.max(0),
-            confidence: 1.0,
-            trade_id: None,
-            created_at: Utc::now(),
-            reason_code: String::new(),
-            rule: String::new(),
-            valuation_id: None,
-            factors: serde_json::json!([]),
-            data_incomplete: false,
-            event_sequence: None,
-            trigger_event: candidate.trigger_event.clone(),
-        };
-        let skip = |mut d: Decision, reason: pb::DecisionReason, rule: &str, sentence: String| {
-            d.reason_code = reason_code(reason);
-            d.rule = rule.to_owned();
-            d.reasons.insert(0, sentence);
-            d
-        };
+        let mut decision = new_decision(&candidate, user, strategy_id, run)?;
+        decision.fair_value_cents = sell.max(0);
+        decision.confidence = 1.0;
         let allowed = |list: &[String], source: &str| list.is_empty() || list.iter().any(|s| s == source);
         let spread = f64::from(opportunity.spread_bps) / 100.0;
         let decision = if !allowed(&params.buy_source_ids, &listing.source_id)
@@ -844,6 +790,41 @@ impl Engine {
     ) -> Result<T, Status> {
         self.database.read_committed(work).await.map_err(|e| status::from_database(&e))
     }
+}
+
+/// A decision about a candidate for one strategy, not made yet (a skip without reasons).
+fn new_decision(candidate: &Candidate, user: Uuid, strategy_id: Uuid, run: Uuid) -> Result<Decision, Status> {
+    let listing = &candidate.listing;
+    Ok(Decision {
+        id: Uuid::new_v4(),
+        run_id: run,
+        user_id: user,
+        strategy_id,
+        listing_id: Uuid::parse_str(&listing.listing_id).map_err(|_| Status::internal("a bad listing id"))?,
+        moment_id: Uuid::parse_str(&listing.moment_id).map_err(|_| Status::internal("a bad moment id"))?,
+        outcome: DecisionOutcome::Skip,
+        reasons: Vec::new(),
+        price_cents: listing.price_cents,
+        fair_value_cents: 0,
+        confidence: 0.0,
+        trade_id: None,
+        created_at: Utc::now(),
+        reason_code: String::new(),
+        rule: String::new(),
+        valuation_id: None,
+        factors: serde_json::json!([]),
+        data_incomplete: false,
+        event_sequence: candidate.sequence,
+        trigger_event: candidate.trigger_event.clone(),
+    })
+}
+
+/// A decision ended by a reason, the rule that decided, and its sentence first.
+fn skip(mut decision: Decision, reason: pb::DecisionReason, rule: &str, sentence: String) -> Decision {
+    decision.reason_code = reason_code(reason);
+    decision.rule = rule.to_owned();
+    decision.reasons.insert(0, sentence);
+    decision
 }
 
 /// A reason as the database keeps it: the contract's name without its prefix, in lower case.
