@@ -66,6 +66,8 @@ pub struct TradingMesh {
     pub addrs: Vec<(&'static str, SocketAddr)>,
     servers: Vec<(&'static str, TestServer)>,
     options: MeshOptions,
+    /// Simulated hours the marketplace's simulator runs, once started.
+    simulated_hours: Option<usize>,
 }
 
 const NAMES: [&str; 8] = ["user", "strategy", "notification", "risk", "marketplace", "trading", "scouting", "agents"];
@@ -78,7 +80,7 @@ impl TradingMesh {
             .expect("a valid test database URL");
         let count = if options.agents { NAMES.len() } else { NAMES.len() - 2 };
         let addrs: Vec<(&'static str, SocketAddr)> = NAMES[..count].iter().map(|n| (*n, free_addr())).collect();
-        let mut mesh = Self { database, pool, addrs, servers: Vec::new(), options };
+        let mut mesh = Self { database, pool, addrs, servers: Vec::new(), options, simulated_hours: None };
         for name in &NAMES[..count] {
             mesh.start_target(name).await;
         }
@@ -132,10 +134,25 @@ impl TradingMesh {
             "strategy" => fastbreak_strategy::server(self.context((), &[])),
             "notification" => fastbreak_notification::server(self.context(Default::default(), &["user"])),
             "risk" => fastbreak_risk::server(self.context(self.options.risk.clone(), &["trading", "notification"])),
-            "marketplace" => fastbreak_marketplace::server_with_feeds(
-                self.context(fastbreak_marketplace::Settings { simulator: false, ..Default::default() }, &[]),
-                Vec::new(),
-            ),
+            "marketplace" => {
+                let feeds: Vec<Box<dyn fastbreak_marketplace::MarketFeed>> = match self.simulated_hours {
+                    Some(hours) => {
+                        vec![Box::new(fastbreak_marketplace::SimulatorFeed::new(7, Duration::ZERO).for_hours(hours))]
+                    }
+                    None => Vec::new(),
+                };
+                fastbreak_marketplace::server_with_feeds(
+                    self.context(
+                        fastbreak_marketplace::Settings {
+                            simulator: false,
+                            stream_poll: Duration::from_millis(100),
+                            ..Default::default()
+                        },
+                        &[],
+                    ),
+                    feeds,
+                )
+            }
             "trading" => {
                 fastbreak_trading::server(self.context(
                     self.options.trading.clone(),
@@ -164,6 +181,14 @@ impl TradingMesh {
     pub async fn start_target(&mut self, name: &'static str) {
         let server = TestServer::start_at(self.server(name), self.addr(name)).await;
         self.servers.push((name, server));
+    }
+
+    /// Restarts the marketplace with the simulator as its source, for `hours` simulated hours
+    /// at full speed (its listings, sales and games reach the streams as they are ingested).
+    pub async fn start_simulator(&mut self, hours: usize) {
+        self.stop_target("marketplace").await;
+        self.simulated_hours = Some(hours);
+        self.start_target("marketplace").await;
     }
 
     /// Stops one target (calls in flight finish first).
@@ -230,16 +255,21 @@ impl TradingMesh {
 
     /// Raises a user's limits far above any test's spending (proposed and confirmed).
     pub async fn raise_limits(&self, user: Uuid) {
+        self.set_limits(user, 100_000_000, 1_000_000).await;
+    }
+
+    /// Sets a user's limits: `daily` cents for the day (and every longer period, and the
+    /// emergency threshold), `per_moment` for one moment (proposed and confirmed).
+    pub async fn set_limits(&self, user: Uuid, daily: i64, per_moment: i64) {
         let mut risk = self.risk().await;
-        let big = Some(100_000_000);
         let limits = fastbreak_proto::risk::v1::BudgetLimits {
-            daily_cents: big,
-            weekly_cents: big,
-            monthly_cents: big,
-            total_cents: big,
-            per_moment_cents: Some(1_000_000),
+            daily_cents: Some(daily),
+            weekly_cents: Some(daily),
+            monthly_cents: Some(daily),
+            total_cents: Some(daily),
+            per_moment_cents: Some(per_moment),
             reserve_cents: None,
-            emergency_threshold_cents: big,
+            emergency_threshold_cents: Some(daily),
             time_zone: "UTC".to_owned(),
             ..Default::default()
         };

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use fastbreak_db::repo::market::{self, ListingEventKind};
+use fastbreak_db::repo::scouting;
 use fastbreak_integration_tests::trading_mesh::{MeshOptions, TradingMesh};
 use fastbreak_mesh::testing::{as_user, internal};
 use fastbreak_proto::agents::v1::agent_service_client::AgentServiceClient;
@@ -23,8 +24,8 @@ use fastbreak_proto::scouting::v1::{GameEvent, IngestGameEventRequest, PlayerGam
 use fastbreak_proto::strategy::v1::strategy::Parameters;
 use fastbreak_proto::strategy::v1::strategy_service_client::StrategyServiceClient;
 use fastbreak_proto::strategy::v1::{
-    ActivateStrategyRequest, ArbitrageModeParameters, CreateStrategyRequest, DailyScan, PostGameSpikeParameters, Stat,
-    StatTrigger, Strategy, StrategyRules, UpdateStrategyRequest,
+    ActivateStrategyRequest, ArbitrageModeParameters, CreateStrategyRequest, DailyScan, PostGameSpikeParameters,
+    RookieRisersParameters, Stat, StatTrigger, Strategy, StrategyRules, UpdateStrategyRequest,
 };
 use fastbreak_proto::trading::v1::{GetTradeRequest, TradeState};
 use futures::FutureExt;
@@ -68,6 +69,24 @@ async fn setup(mesh: &TradingMesh) -> (Uuid, Vec<Uuid>, String, Strategy, Strate
                     )
                     .await?;
                 }
+                // A standout game an hour ago: the post-game-spike strategy's window is open.
+                scouting::upsert_game_stats(
+                    conn,
+                    &scouting::GameStats {
+                        game_id: format!("game-{}", Uuid::new_v4().simple()),
+                        player_id: player.clone(),
+                        game_at: Utc::now() - chrono::Duration::hours(1),
+                        opponent_code: "NYK".to_owned(),
+                        minutes: 38,
+                        points: 41,
+                        rebounds: 6,
+                        assists: 4,
+                        steals: 1,
+                        blocks: 0,
+                        turnovers: 2,
+                    },
+                )
+                .await?;
                 Ok(player)
             }
             .boxed()
@@ -502,4 +521,270 @@ async fn an_arbitrage_mode_strategy_buys_and_relists_an_opportunity_once() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let runs = agents.list_agent_runs(as_user(ListAgentRunsRequest::default(), user)).await.unwrap().into_inner().runs;
     assert_eq!(runs.iter().filter(|r| r.trigger() == RunTrigger::Arbitrage).count(), 1, "{runs:?}");
+}
+
+/// A strategy, created and activated for `user`.
+async fn active_strategy(strategies: &mut StrategyServiceClient<Channel>, user: Uuid, strategy: Strategy) -> Strategy {
+    let created = strategies
+        .create_strategy(as_user(CreateStrategyRequest { strategy: Some(strategy), validate_only: false }, user))
+        .await
+        .unwrap()
+        .into_inner();
+    strategies
+        .activate_strategy(as_user(ActivateStrategyRequest { strategy_id: created.strategy_id.clone() }, user))
+        .await
+        .unwrap();
+    created
+}
+
+#[derive(diesel::QueryableByName, Debug)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// One number from the test database.
+async fn count(mesh: &TradingMesh, sql: &'static str, users: &[Uuid]) -> i64 {
+    let users = users.to_vec();
+    mesh.pool
+        .read(move |conn| {
+            let users = users.clone();
+            async move {
+                use diesel_async::RunQueryDsl;
+                let found: Count = diesel::sql_query(sql)
+                    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(users)
+                    .get_result(conn)
+                    .await?;
+                Ok(found.n)
+            }
+            .boxed()
+        })
+        .await
+        .unwrap()
+}
+
+/// Rows of one text column, `text`, from the test database.
+async fn texts(mesh: &TradingMesh, sql: &'static str, users: &[Uuid]) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Text {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        text: String,
+    }
+    let users = users.to_vec();
+    mesh.pool
+        .read(move |conn| {
+            let users = users.clone();
+            async move {
+                use diesel_async::RunQueryDsl;
+                let found: Vec<Text> = diesel::sql_query(sql)
+                    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(users)
+                    .load(conn)
+                    .await?;
+                Ok(found.into_iter().map(|t| t.text).collect())
+            }
+            .boxed()
+        })
+        .await
+        .unwrap()
+}
+
+/// Waits until the market is quiet (no listing event for 2 s) and the agents have followed its
+/// listing stream to the end; the last sequence.
+async fn market_followed(mesh: &TradingMesh, within: Duration) -> i64 {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut last = (-1, tokio::time::Instant::now());
+    loop {
+        let newest =
+            count(mesh, "SELECT coalesce(max(sequence), 0) AS n FROM listing_events WHERE $1 IS NOT NULL", &[]).await;
+        let cursor = count(
+            mesh,
+            "SELECT coalesce(max(sequence), 0) AS n FROM agent_cursors \
+             WHERE stream = 'marketplace.listing_events' AND $1 IS NOT NULL",
+            &[],
+        )
+        .await;
+        if newest != last.0 {
+            last = (newest, tokio::time::Instant::now());
+        }
+        if newest > 0 && cursor >= newest && last.1.elapsed() > Duration::from_secs(2) {
+            return newest;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agents follow the market to its end within {within:?}: {cursor} of {newest}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_simulated_market_day_buys_only_what_fits_within_the_limits_and_decides_every_listing_once() {
+    let mut mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
+    let mut strategies = StrategyServiceClient::new(channel(&mesh, "strategy").await);
+    // Three collectors, each with 30.00 a day and 12.00 a moment.
+    let mut users = Vec::new();
+    for _ in 0..3 {
+        let (user, _) = mesh.funded_user(50_000).await;
+        mesh.set_limits(user, 3_000, 1_200).await;
+        users.push(user);
+    }
+    let rules = |min_discount_bps| StrategyRules {
+        min_confidence: 0.2,
+        min_discount_bps,
+        max_price_cents: 4_000,
+        max_purchases_per_day: 20,
+    };
+    let spike = |priority, min_discount_bps| Strategy {
+        display_name: "Standout games".into(),
+        priority,
+        rules: Some(rules(min_discount_bps)),
+        parameters: Some(Parameters::PostGameSpike(PostGameSpikeParameters {
+            min_game_score: 25,
+            buy_window_minutes: 4_320,
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let rookies = |priority, min_discount_bps| Strategy {
+        display_name: "Young players".into(),
+        priority,
+        rules: Some(rules(min_discount_bps)),
+        parameters: Some(Parameters::RookieRisers(RookieRisersParameters {
+            max_seasons_played: 3,
+            min_performance_rise_percent: 0.0,
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let mut made = Vec::new();
+    made.push(active_strategy(&mut strategies, users[0], spike(1, 500)).await);
+    made.push(active_strategy(&mut strategies, users[1], rookies(1, 200)).await);
+    made.push(active_strategy(&mut strategies, users[2], spike(2, 300)).await);
+    made.push(active_strategy(&mut strategies, users[2], rookies(1, 300)).await);
+
+    // A market day and a half: 36 simulated hours, as fast as the market ingests them.
+    let started = std::time::Instant::now();
+    mesh.start_simulator(36).await;
+    let newest = market_followed(&mesh, Duration::from_secs(120)).await;
+    let considered = count(
+        &mesh,
+        "SELECT count(*) AS n FROM listing_events WHERE kind IN ('created', 'price_changed') AND $1 IS NOT NULL",
+        &[],
+    )
+    .await;
+    let decided = count(
+        &mesh,
+        "SELECT count(*) AS n FROM decisions WHERE user_id = ANY($1) AND event_sequence IS NOT NULL",
+        &users,
+    )
+    .await;
+    let reasons = texts(
+        &mesh,
+        "SELECT concat(reason_code, ' ', count(*)) AS text FROM decisions WHERE user_id = ANY($1) \
+         GROUP BY reason_code ORDER BY reason_code",
+        &users,
+    )
+    .await;
+    println!(
+        "a market day: {newest} listing events, {considered} listings offered, {decided} decisions in {:.1} s: {}",
+        started.elapsed().as_secs_f64(),
+        reasons.join(", ")
+    );
+
+    // Every listing offered (listed or repriced) has exactly one decision per strategy.
+    assert!(considered > 50, "the simulated day lists moments: {considered}");
+    assert_eq!(decided, considered * 4, "one decision per listing offered and strategy");
+    let undecided = count(
+        &mesh,
+        "SELECT count(*) AS n FROM listing_events e CROSS JOIN strategies s \
+         WHERE s.user_id = ANY($1) AND e.kind IN ('created', 'price_changed') \
+         AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.strategy_id = s.id AND d.event_sequence = e.sequence)",
+        &users,
+    )
+    .await;
+    assert_eq!(undecided, 0, "every listing offered is decided for every strategy");
+    let unexplained = count(
+        &mesh,
+        "SELECT count(*) AS n FROM decisions WHERE user_id = ANY($1) \
+         AND (reason_code = '' OR rule = '' OR reasons[1] IS NULL OR reasons[1] = '')",
+        &users,
+    )
+    .await;
+    assert_eq!(unexplained, 0, "every decision has its reason code, rule and sentence");
+
+    // The agents bought, and only what fits: the strategy's price, discount and confidence, its
+    // kind (a standout game of 25 or more, or a player in his first three seasons), and a trade
+    // settled at the decided price.
+    let bought =
+        count(&mesh, "SELECT count(*) AS n FROM decisions WHERE outcome = 'buy' AND user_id = ANY($1)", &users).await;
+    assert!(bought > 0, "the agents buy on a market day");
+    let unfit = texts(
+        &mesh,
+        "SELECT concat_ws(' ', s.kind, d.price_cents, d.fair_value_cents, d.confidence, p.seasons_played, \
+                t.state, t.price_cents, d.reasons::text) AS text \
+         FROM decisions d JOIN strategies s ON s.id = d.strategy_id \
+         JOIN moments m ON m.id = d.moment_id JOIN players p ON p.id = m.player_id \
+         LEFT JOIN trades t ON t.id = d.trade_id \
+         WHERE d.outcome = 'buy' AND d.user_id = ANY($1) AND ( \
+           d.price_cents > s.max_price_cents OR d.confidence < s.min_confidence \
+           OR (d.fair_value_cents - d.price_cents) * 10000 < s.min_discount_bps::bigint * d.fair_value_cents \
+           OR (s.kind = 'rookie_risers' AND p.seasons_played > 3) \
+           OR (s.kind = 'post_game_spike' AND NOT EXISTS (SELECT 1 FROM player_game_stats g \
+               WHERE g.player_id = p.id AND g.points + g.rebounds + g.assists + g.steals + g.blocks >= 25)) \
+           OR t.state IS DISTINCT FROM 'settled' OR t.price_cents > d.price_cents)",
+        &users,
+    )
+    .await;
+    assert!(unfit.is_empty(), "every purchase fits its strategy, at no more than the decided price: {unfit:#?}");
+    // No purchase breaks a limit: 12.00 a moment, 30.00 in all, per user; one per listing.
+    let over_moment = count(
+        &mesh,
+        "SELECT count(*) AS n FROM trades WHERE user_id = ANY($1) AND kind = 'purchase' AND state = 'settled' \
+         AND price_cents > 1200",
+        &users,
+    )
+    .await;
+    assert_eq!(over_moment, 0, "no moment above the per-moment limit");
+    let over_day = count(
+        &mesh,
+        "SELECT count(*) AS n FROM (SELECT user_id FROM trades WHERE user_id = ANY($1) AND kind = 'purchase' \
+         AND state = 'settled' GROUP BY user_id HAVING sum(price_cents) > 3000) over",
+        &users,
+    )
+    .await;
+    assert_eq!(over_day, 0, "no user above the daily limit");
+    let twice = count(
+        &mesh,
+        "SELECT count(*) AS n FROM (SELECT listing_id FROM trades WHERE user_id = ANY($1) AND kind = 'purchase' \
+         AND state = 'settled' GROUP BY listing_id HAVING count(*) > 1) twice",
+        &users,
+    )
+    .await;
+    assert_eq!(twice, 0, "no listing bought twice");
+
+    // The same events delivered again (the cursor lost): nothing is decided or bought again.
+    let trades = count(&mesh, "SELECT count(*) AS n FROM trades WHERE user_id = ANY($1)", &users).await;
+    mesh.stop_target("agents").await;
+    mesh.pool
+        .read_committed(|conn| {
+            async move {
+                use diesel_async::RunQueryDsl;
+                diesel::sql_query("UPDATE agent_cursors SET sequence = 0").execute(conn).await?;
+                Ok(())
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    mesh.start_target("agents").await;
+    market_followed(&mesh, Duration::from_secs(60)).await;
+    let again = count(
+        &mesh,
+        "SELECT count(*) AS n FROM decisions WHERE user_id = ANY($1) AND event_sequence IS NOT NULL",
+        &users,
+    )
+    .await;
+    assert_eq!(again, decided, "a replayed day decides nothing twice");
+    let trades_again = count(&mesh, "SELECT count(*) AS n FROM trades WHERE user_id = ANY($1)", &users).await;
+    assert_eq!(trades_again, trades, "a replayed day buys nothing twice");
 }

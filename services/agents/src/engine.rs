@@ -21,6 +21,7 @@ use fastbreak_proto::notification::v1 as notification;
 use fastbreak_proto::notification::v1::notification_internal_service_client::NotificationInternalServiceClient;
 use fastbreak_proto::scouting::v1 as scouting;
 use fastbreak_proto::scouting::v1::scouting_internal_service_client::ScoutingInternalServiceClient;
+use fastbreak_proto::scouting::v1::scouting_service_client::ScoutingServiceClient;
 use fastbreak_proto::strategy::v1 as strategy;
 use fastbreak_proto::strategy::v1::strategy_internal_service_client::StrategyInternalServiceClient;
 use fastbreak_proto::trading::v1 as trading;
@@ -182,7 +183,10 @@ impl Engine {
         .await
     }
 
-    /// Decides on one listing for every strategy it matches (within `scope`).
+    /// Decides on one listing for every strategy it matches (within `scope`). The decisions are
+    /// written together, with the runs they start; a purchase that cannot get through to trading
+    /// is not decided at all (the error says so), so that the listing is decided again once
+    /// trading is back, under the same idempotency key.
     pub(crate) async fn decide(
         &self,
         candidate: &Candidate,
@@ -207,101 +211,161 @@ impl Engine {
                 .map_err(|e| status::from_database(&e))?;
             strategies.retain(|s| !paused.iter().any(|p| p.to_string() == s.user_id));
         }
+        // Strategies that decided on this event before (a replay) decide nothing again.
+        let ids: Vec<Uuid> = strategies.iter().filter_map(|s| Uuid::parse_str(&s.strategy_id).ok()).collect();
+        let done = self.decided(&ids, candidate).await?;
+        strategies.retain(|s| !done.iter().any(|d| d.to_string() == s.strategy_id));
         let mut outcome = Outcome::default();
         if strategies.is_empty() {
             return Ok(outcome);
         }
         let listing = &candidate.listing;
-        let valued = self.valuation(listing).await;
+        let active = listing.state == market::ListingState::Active as i32;
+        let valued = if active {
+            self.valuation(listing).await
+        } else {
+            Err(Status::failed_precondition("the listing is no longer active"))
+        };
+        // The player's form, when a strategy's kind asks about it.
+        let wants_form = strategies.iter().any(|s| {
+            matches!(
+                s.parameters,
+                Some(
+                    strategy::strategy::Parameters::RookieRisers(_) | strategy::strategy::Parameters::PostGameSpike(_)
+                )
+            )
+        });
+        let form = match (&candidate.moment, active && wants_form) {
+            (Some(moment), true) => Some(self.player_form(&moment.player_id).await),
+            _ => None,
+        };
+        // Users without a run in this pass get one, started together.
+        let mut started = Vec::new();
+        for strategy in &strategies {
+            let user = Uuid::parse_str(&strategy.user_id).map_err(|_| Status::internal("a bad user id"))?;
+            if let std::collections::hash_map::Entry::Vacant(entry) = runs.entry(user) {
+                let id = Uuid::new_v4();
+                entry.insert(id);
+                started.push((id, user));
+            }
+        }
+        let event = candidate.trigger_event.clone();
+        let trigger = if event.is_some() { RunTrigger::GameEvent } else { trigger };
+        self.write(move |conn| {
+            let (started, event) = (started.clone(), event.clone());
+            async move { repo::start_runs(conn, &started, trigger, event.as_deref()).await }.boxed()
+        })
+        .await?;
         // Users who already took the listing under one of their strategies.
         let mut taken_by: HashMap<String, String> = HashMap::new();
+        let mut decisions = Vec::with_capacity(strategies.len());
+        let mut held_up = None;
         for strategy in &strategies {
             let user = Uuid::parse_str(&strategy.user_id).map_err(|_| Status::internal("a bad user id"))?;
             let strategy_id =
                 Uuid::parse_str(&strategy.strategy_id).map_err(|_| Status::internal("a bad strategy id"))?;
-            if self.decided(strategy_id, candidate).await? {
-                continue;
-            }
-            let run = match runs.get(&user) {
-                Some(run) => *run,
-                None => {
-                    let id = Uuid::new_v4();
-                    let event = candidate.trigger_event.clone();
-                    self.write(move |conn| {
-                        let event = event.clone();
-                        async move {
-                            match &event {
-                                Some(event) => repo::start_event_run(conn, id, user, event).await.map(|_| ()),
-                                None => repo::start_run(conn, id, user, trigger).await.map(|_| ()),
-                            }
-                        }
-                        .boxed()
-                    })
-                    .await?;
-                    runs.insert(user, id);
-                    id
+            let run = runs[&user];
+            let shared = Shared { valued: &valued, form: form.as_ref(), taken_by: taken_by.get(&strategy.user_id) };
+            match self.decide_one(candidate, strategy, user, strategy_id, run, shared).await {
+                Ok(decision) => {
+                    if matches!(decision.outcome, DecisionOutcome::Buy | DecisionOutcome::Refused) {
+                        taken_by.insert(strategy.user_id.clone(), strategy.display_name.clone());
+                    }
+                    decisions.push(decision);
                 }
-            };
-            let decision = self
-                .decide_one(candidate, strategy, user, strategy_id, run, &valued, taken_by.get(&strategy.user_id))
-                .await?;
-            if matches!(decision.outcome, DecisionOutcome::Buy | DecisionOutcome::Refused) {
-                taken_by.insert(strategy.user_id.clone(), strategy.display_name.clone());
+                Err(status) => {
+                    held_up = Some((status, user, strategy.display_name.clone()));
+                    break;
+                }
             }
-            let stored = self
-                .write(move |conn| {
-                    let decision = decision.clone();
-                    async move { repo::insert_decision_if_new(conn, &decision).await }.boxed()
-                })
-                .await?;
-            if let Some(stored) = &stored
-                && stored.reason_code == reason_code(pb::DecisionReason::ServiceUnavailable)
-            {
-                let hour = Utc::now().format("%Y-%m-%dT%H");
+        }
+        let stored = self
+            .write(move |conn| {
+                let decisions = decisions.clone();
+                async move { repo::insert_decisions_if_new(conn, &decisions).await }.boxed()
+            })
+            .await?;
+        let hour = Utc::now().format("%Y-%m-%dT%H");
+        for decision in &stored {
+            if decision.reason_code == reason_code(pb::DecisionReason::ServiceUnavailable) {
+                let name = strategies
+                    .iter()
+                    .find(|s| s.strategy_id == decision.strategy_id.to_string())
+                    .map(|s| s.display_name.clone())
+                    .unwrap_or_default();
                 let message = format!(
-                    "A decision for strategy \"{}\" could not be completed: {}",
-                    strategy.display_name,
-                    stored.reasons.first().cloned().unwrap_or_default()
+                    "A decision for strategy \"{name}\" could not be completed: {}",
+                    decision.reasons.first().cloned().unwrap_or_default()
                 );
-                self.alert(&format!("agents:unavailable:{hour}"), &message, Some(user)).await;
+                self.alert(&format!("agents:unavailable:{hour}"), &message, Some(decision.user_id)).await;
             }
-            outcome.decisions.extend(stored);
+        }
+        outcome.decisions = stored;
+        if let Some((status, user, name)) = held_up {
+            let message = format!(
+                "Strategy \"{name}\" chose to buy listing {}, but trading could not be reached: {}. The purchase \
+                 is tried again, once, when trading is back.",
+                listing.listing_id,
+                status.message()
+            );
+            self.alert(&format!("agents:trading-unavailable:{hour}"), &message, Some(user)).await;
+            return Err(status);
         }
         Ok(outcome)
     }
 
-    /// Whether the strategy decided on the candidate for its event before (a replay).
-    async fn decided(&self, strategy_id: Uuid, candidate: &Candidate) -> Result<bool, Status> {
+    /// Which of `strategies` decided on the candidate for its event before (a replay).
+    async fn decided(&self, strategies: &[Uuid], candidate: &Candidate) -> Result<Vec<Uuid>, Status> {
         let (sequence, event) = (candidate.sequence, candidate.trigger_event.clone());
-        let listing = Uuid::parse_str(&candidate.listing.listing_id).unwrap_or_default();
-        if sequence.is_none() && event.is_none() {
-            return Ok(false);
+        if strategies.is_empty() || (sequence.is_none() && event.is_none()) {
+            return Ok(Vec::new());
         }
+        let listing = Uuid::parse_str(&candidate.listing.listing_id).unwrap_or_default();
+        let strategies = strategies.to_vec();
         self.database
             .read(move |conn| {
-                async move {
-                    use diesel::prelude::*;
-                    use diesel_async::RunQueryDsl;
-                    use fastbreak_db::schema::decisions;
-                    let mut query =
-                        decisions::table.filter(decisions::strategy_id.eq(strategy_id)).count().into_boxed();
-                    if let Some(sequence) = sequence {
-                        query = query.filter(decisions::event_sequence.eq(sequence));
-                    }
-                    if let Some(event) = event {
-                        query =
-                            query.filter(decisions::listing_id.eq(listing)).filter(decisions::trigger_event.eq(event));
-                    }
-                    let found: i64 = query.get_result(conn).await?;
-                    Ok(found > 0)
-                }
-                .boxed()
+                let (strategies, event) = (strategies.clone(), event.clone());
+                async move { repo::decided_strategies(conn, &strategies, sequence, listing, event.as_deref()).await }
+                    .boxed()
             })
             .await
             .map_err(|e| status::from_database(&e))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A player's record and recent games, as kind-specific rules read them.
+    async fn player_form(&self, player: &str) -> Result<PlayerForm, Status> {
+        let found = self
+            .retried(|| {
+                let request = self.request(scouting::GetPlayerRequest { player_id: player.to_owned() });
+                async move {
+                    let mut client = ScoutingServiceClient::new(self.peer("scouting")?);
+                    client.get_player(request).await.map(|r| Some(r.into_inner()))
+                }
+            })
+            .await;
+        let player_record = match found {
+            Ok(found) => found,
+            Err(status) if status.code() == Code::NotFound => None,
+            Err(status) => return Err(status),
+        };
+        let games = self
+            .retried(|| {
+                let request = self.request(scouting::ListPlayerGameStatsRequest {
+                    player_id: player.to_owned(),
+                    page_size: FORM_GAMES,
+                    page_token: String::new(),
+                });
+                async move {
+                    let mut client = ScoutingServiceClient::new(self.peer("scouting")?);
+                    client.list_player_game_stats(request).await.map(|r| r.into_inner().stats)
+                }
+            })
+            .await?;
+        Ok(PlayerForm { player: player_record, games })
+    }
+
+    /// One strategy's decision. An error means trading could not be reached for a purchase
+    /// the rules chose: nothing is decided then.
     async fn decide_one(
         &self,
         candidate: &Candidate,
@@ -309,15 +373,22 @@ impl Engine {
         user: Uuid,
         strategy_id: Uuid,
         run: Uuid,
-        valued: &Result<scouting::Valuation, Status>,
-        taken_by: Option<&String>,
+        shared: Shared<'_>,
     ) -> Result<Decision, Status> {
         let listing = &candidate.listing;
         let price = listing.price_cents;
         let rules = strategy.rules.unwrap_or_default();
         let name = &strategy.display_name;
         let mut decision = new_decision(candidate, user, strategy_id, run)?;
-        if let Some(other) = taken_by {
+        if listing.state != market::ListingState::Active as i32 {
+            return Ok(skip(
+                decision,
+                pb::DecisionReason::ListingGone,
+                "listing_active",
+                "Skipped: the listing was sold or withdrawn before it could be decided.".to_owned(),
+            ));
+        }
+        if let Some(other) = shared.taken_by {
             return Ok(skip(
                 decision,
                 pb::DecisionReason::ListingGone,
@@ -337,7 +408,12 @@ impl Engine {
                 ),
             ));
         }
-        let valuation = match valued {
+        if let Some(form) = shared.form
+            && let Some(unfit) = kind_fit(strategy, form, &mut decision)
+        {
+            return Ok(unfit);
+        }
+        let valuation = match shared.valued {
             Ok(valuation) => valuation,
             Err(status) => {
                 decision.data_incomplete = true;
@@ -467,7 +543,8 @@ impl Engine {
                     Some(ErrorReason::WalletDisconnected) => (pb::DecisionReason::TradingOff, "trading"),
                     Some(ErrorReason::ListingUnavailable) => (pb::DecisionReason::ListingGone, "trading"),
                     Some(ErrorReason::Unprofitable) => (pb::DecisionReason::Unprofitable, "trading"),
-                    _ if !is_answer(&status) => (pb::DecisionReason::ServiceUnavailable, "trading"),
+                    // Not an answer: nothing is decided, so that it is decided again.
+                    _ if !is_answer(&status) => return Err(status),
                     _ => (pb::DecisionReason::RiskRefused, "trading"),
                 };
                 decision.outcome = DecisionOutcome::Refused;
@@ -509,7 +586,7 @@ impl Engine {
             moment: None,
             sequence: None,
         };
-        if self.decided(strategy_id, &candidate).await? {
+        if !self.decided(&[strategy_id], &candidate).await?.is_empty() {
             return Ok(None);
         }
         // The run starts with its first decision.
@@ -765,18 +842,15 @@ impl Engine {
 
     /// Ends the runs a pass started.
     pub(crate) async fn finish(&self, runs: &HashMap<Uuid, Uuid>, evaluated: i32, failure: Option<String>) {
-        for run in runs.values().copied() {
-            let failure = failure.clone();
-            let ended = self
-                .write(move |conn| {
-                    let failure = failure.clone();
-                    async move { repo::finish_run(conn, run, evaluated, 1, failure.as_deref()).await.map(|_| ()) }
-                        .boxed()
-                })
-                .await;
-            if let Err(error) = ended {
-                tracing::warn!(%run, error = %error.message(), "a run could not be ended");
-            }
+        let ids: Vec<Uuid> = runs.values().copied().collect();
+        let ended = self
+            .write(move |conn| {
+                let (ids, failure) = (ids.clone(), failure.clone());
+                async move { repo::finish_runs(conn, &ids, evaluated, 1, failure.as_deref()).await }.boxed()
+            })
+            .await;
+        if let Err(error) = ended {
+            tracing::warn!(runs = runs.len(), error = %error.message(), "runs could not be ended");
         }
     }
 
@@ -836,4 +910,146 @@ pub(crate) fn reason_code(reason: pb::DecisionReason) -> String {
 pub(crate) fn reason_of(code: &str) -> pb::DecisionReason {
     pb::DecisionReason::from_str_name(&format!("DECISION_REASON_{}", code.to_ascii_uppercase()))
         .unwrap_or(pb::DecisionReason::Unspecified)
+}
+
+/// How many of a player's latest games kind-specific rules look at.
+const FORM_GAMES: i32 = 20;
+
+/// What one listing's decisions share: its valuation, its player's form (when a strategy's
+/// kind asks), and the strategy of the user's that already acted on it, if one did.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    valued: &'a Result<scouting::Valuation, Status>,
+    form: Option<&'a Result<PlayerForm, Status>>,
+    taken_by: Option<&'a String>,
+}
+
+/// A player's record and latest games, newest first.
+#[derive(Debug, Clone)]
+pub(crate) struct PlayerForm {
+    player: Option<scouting::Player>,
+    games: Vec<scouting::PlayerGameStats>,
+}
+
+/// A game's score as post-game-spike strategies count it.
+fn game_score(game: &scouting::PlayerGameStats) -> i32 {
+    game.points + game.rebounds + game.assists + game.steals + game.blocks
+}
+
+/// The percent by which a player's scoring in his last five games is above his average over
+/// the latest twenty; `None` with fewer than three games.
+fn scoring_rise(games: &[scouting::PlayerGameStats]) -> Option<f64> {
+    if games.len() < 3 {
+        return None;
+    }
+    let average = |games: &[scouting::PlayerGameStats]| {
+        games.iter().map(|g| f64::from(g.points)).sum::<f64>() / games.len() as f64
+    };
+    let (recent, all) = (average(&games[..games.len().min(5)]), average(games));
+    Some(if all > 0.0 { (recent - all) / all * 100.0 } else { 0.0 })
+}
+
+/// Whether the listing's player fits the strategy's kind: `None` when he does (or the kind asks
+/// nothing), else the decision skipped with the rule he fails.
+fn kind_fit(
+    strategy: &strategy::Strategy,
+    form: &Result<PlayerForm, Status>,
+    decision: &mut Decision,
+) -> Option<Decision> {
+    use strategy::strategy::Parameters;
+    let name = &strategy.display_name;
+    if !matches!(strategy.parameters, Some(Parameters::RookieRisers(_) | Parameters::PostGameSpike(_))) {
+        return None;
+    }
+    let not_a_match = |decision: &mut Decision, rule: &str, sentence: String| {
+        Some(skip(decision.clone(), pb::DecisionReason::NotAMatch, rule, sentence))
+    };
+    let form = match form {
+        Ok(form) => form,
+        Err(_) => {
+            decision.data_incomplete = true;
+            return Some(skip(
+                decision.clone(),
+                pb::DecisionReason::ServiceUnavailable,
+                "player_form",
+                "Skipped: scouting could not be reached after retries, so the player's form is unknown.".to_owned(),
+            ));
+        }
+    };
+    let Some(player) = &form.player else {
+        decision.data_incomplete = true;
+        return not_a_match(decision, "player", "Skipped: scouting does not know the moment's player.".to_owned());
+    };
+    match &strategy.parameters {
+        Some(Parameters::RookieRisers(params)) => {
+            if player.seasons_played > params.max_seasons_played {
+                return not_a_match(
+                    decision,
+                    "max_seasons_played",
+                    format!(
+                        "Skipped: {} has played {} seasons, more than \"{name}\"'s {}.",
+                        player.full_name, player.seasons_played, params.max_seasons_played
+                    ),
+                );
+            }
+            if !params.team_codes.is_empty() && !params.team_codes.contains(&player.team_code) {
+                return not_a_match(
+                    decision,
+                    "team_codes",
+                    format!(
+                        "Skipped: {} plays for {}, not a team \"{name}\" follows.",
+                        player.full_name, player.team_code
+                    ),
+                );
+            }
+            if params.min_performance_rise_percent > 0.0 {
+                let Some(rise) = scoring_rise(&form.games) else {
+                    decision.data_incomplete = true;
+                    return not_a_match(
+                        decision,
+                        "min_performance_rise_percent",
+                        format!("Skipped: {} has too few games to measure a rise.", player.full_name),
+                    );
+                };
+                if rise < params.min_performance_rise_percent {
+                    return not_a_match(
+                        decision,
+                        "min_performance_rise_percent",
+                        format!(
+                            "Skipped: {}'s scoring is {rise:+.1}% against his average, below \"{name}\"'s rise of {:.1}%.",
+                            player.full_name, params.min_performance_rise_percent
+                        ),
+                    );
+                }
+            }
+            None
+        }
+        Some(Parameters::PostGameSpike(params)) => {
+            let since = Utc::now() - chrono::Duration::minutes(i64::from(params.buy_window_minutes));
+            let standout = form.games.iter().find(|g| {
+                game_score(g) >= params.min_game_score
+                    && g.game_time.as_ref().is_some_and(|t| t.seconds >= since.timestamp())
+            });
+            match standout {
+                Some(game) => {
+                    decision.reasons.push(format!(
+                        "{} had a game score of {} against {}.",
+                        player.full_name,
+                        game_score(game),
+                        game.opponent_code
+                    ));
+                    None
+                }
+                None => not_a_match(
+                    decision,
+                    "min_game_score",
+                    format!(
+                        "Skipped: {} has had no game with a score of {} or more in \"{name}\"'s window of {} minutes.",
+                        player.full_name, params.min_game_score, params.buy_window_minutes
+                    ),
+                ),
+            }
+        }
+        _ => None,
+    }
 }

@@ -103,9 +103,10 @@ impl Follow for ListingLoop {
             };
             let Some(event) = next.map_err(|s| s.message().to_owned())? else { return Ok(()) };
             let kind = market::ListingEventKind::try_from(event.kind).unwrap_or(market::ListingEventKind::Unspecified);
+            // A listing sold or withdrawn since is decided too: skipped as gone, so that every
+            // listing the stream offered has its decision.
             if matches!(kind, market::ListingEventKind::Created | market::ListingEventKind::PriceChanged)
                 && let Some(listing) = event.listing.clone()
-                && listing.state == market::ListingState::Active as i32
             {
                 let candidate = Candidate {
                     listing,

@@ -50,6 +50,8 @@ pub trait MarketFeed: Send + Sync + 'static {
 pub struct SimulatorFeed {
     simulator: Simulator,
     tick: Duration,
+    /// Simulated hours left to run; `None` runs on for ever.
+    hours_left: Option<usize>,
 }
 
 impl SimulatorFeed {
@@ -58,7 +60,15 @@ impl SimulatorFeed {
     pub fn new(seed: u64, tick: Duration) -> Self {
         let start = chrono::Utc::now();
         let id_salt = start.timestamp_nanos_opt().unwrap_or_default() as u64;
-        Self { simulator: Simulator::new(Config { seed, start, id_salt, ..Config::default() }), tick }
+        Self { simulator: Simulator::new(Config { seed, start, id_salt, ..Config::default() }), tick, hours_left: None }
+    }
+
+    /// The same simulation, stopped after `hours` simulated hours (a market day is 24): later
+    /// batches are empty, a tick (at least a second when the tick is zero) apart.
+    #[must_use]
+    pub fn for_hours(mut self, hours: usize) -> Self {
+        self.hours_left = Some(hours);
+        self
     }
 }
 
@@ -86,6 +96,13 @@ impl MarketFeed for SimulatorFeed {
 
     fn next_batch(&mut self) -> BoxFuture<'_, Result<Vec<SourceEvent>, FeedError>> {
         async move {
+            if let Some(left) = self.hours_left.as_mut() {
+                if *left == 0 {
+                    tokio::time::sleep(self.tick.max(Duration::from_secs(1))).await;
+                    return Ok(Vec::new());
+                }
+                *left -= 1;
+            }
             if !self.tick.is_zero() {
                 tokio::time::sleep(self.tick).await;
             }

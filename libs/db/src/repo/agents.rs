@@ -268,23 +268,100 @@ pub async fn advance_cursor(conn: &mut AsyncPgConnection, stream: &str, sequence
     Ok(())
 }
 
-/// Starts a run set off by a game event, naming it.
-pub async fn start_event_run(
+/// Starts runs, each `(id, user)`, in one statement; `event` names the game event that set
+/// them off, if one did.
+pub async fn start_runs(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
-    user_id: Uuid,
-    event: &str,
-) -> Result<AgentRun, DatabaseError> {
-    Ok(diesel::insert_into(agent_runs::table)
-        .values((
-            agent_runs::id.eq(id),
-            agent_runs::user_id.eq(user_id),
-            agent_runs::trigger.eq(RunTrigger::GameEvent),
-            agent_runs::trigger_event.eq(Some(event)),
-        ))
-        .returning(AgentRun::as_returning())
-        .get_result(conn)
+    runs: &[(Uuid, Uuid)],
+    trigger: RunTrigger,
+    event: Option<&str>,
+) -> Result<(), DatabaseError> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = runs
+        .iter()
+        .map(|(id, user)| {
+            (
+                agent_runs::id.eq(*id),
+                agent_runs::user_id.eq(*user),
+                agent_runs::trigger.eq(trigger),
+                agent_runs::trigger_event.eq(event),
+            )
+        })
+        .collect();
+    diesel::insert_into(agent_runs::table).values(rows).execute(conn).await?;
+    Ok(())
+}
+
+/// Ends running runs with their counts, in one statement; `failure` set means they failed.
+/// Runs already ended are left as they are; the number ended is returned.
+pub async fn finish_runs(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+    listings_evaluated: i32,
+    attempt_count: i32,
+    failure: Option<&str>,
+) -> Result<usize, DatabaseError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    use diesel::sql_types::{Array, Int4, Nullable, Text, Uuid as SqlUuid};
+    let state = if failure.is_some() { RunState::Failed } else { RunState::Succeeded };
+    Ok(diesel::sql_query(
+        "UPDATE agent_runs r SET state = $2, listings_evaluated = $3, attempt_count = $4, failure_reason = $5, \
+         ended_at = now(), \
+         decision_count = (SELECT count(*) FROM decisions d WHERE d.run_id = r.id), \
+         purchase_count = (SELECT count(*) FROM decisions d WHERE d.run_id = r.id AND d.outcome = 'buy') \
+         WHERE r.id = ANY($1) AND r.state = 'running'",
+    )
+    .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<Text, _>(state.as_str())
+    .bind::<Int4, _>(listings_evaluated)
+    .bind::<Int4, _>(attempt_count)
+    .bind::<Nullable<Text>, _>(failure)
+    .execute(conn)
+    .await?)
+}
+
+/// Records decisions in one statement, except those whose strategy decided on their event
+/// before; the ones recorded are returned.
+pub async fn insert_decisions_if_new(
+    conn: &mut AsyncPgConnection,
+    decisions: &[Decision],
+) -> Result<Vec<Decision>, DatabaseError> {
+    if decisions.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(diesel::insert_into(decisions::table)
+        .values(decisions)
+        .on_conflict_do_nothing()
+        .returning(Decision::as_returning())
+        .get_results(conn)
         .await?)
+}
+
+/// Which of `strategies` decided on a listing event (by its sequence) or, for a game event's
+/// run, on the listing for that event.
+pub async fn decided_strategies(
+    conn: &mut AsyncPgConnection,
+    strategies: &[Uuid],
+    sequence: Option<i64>,
+    listing: Uuid,
+    trigger_event: Option<&str>,
+) -> Result<Vec<Uuid>, DatabaseError> {
+    let mut query = decisions::table
+        .filter(decisions::strategy_id.eq_any(strategies))
+        .select(decisions::strategy_id)
+        .distinct()
+        .into_boxed();
+    if let Some(sequence) = sequence {
+        query = query.filter(decisions::event_sequence.eq(sequence));
+    }
+    if let Some(event) = trigger_event {
+        query = query.filter(decisions::listing_id.eq(listing)).filter(decisions::trigger_event.eq(event));
+    }
+    Ok(query.load(conn).await?)
 }
 
 /// Starts a run under a key, unless the user started one under it before; `None` then.
