@@ -788,3 +788,150 @@ async fn a_simulated_market_day_buys_only_what_fits_within_the_limits_and_decide
     let trades_again = count(&mesh, "SELECT count(*) AS n FROM trades WHERE user_id = ANY($1)", &users).await;
     assert_eq!(trades_again, trades, "a replayed day buys nothing twice");
 }
+
+/// The newest listing event's sequence.
+async fn newest_listing_event(mesh: &TradingMesh) -> i64 {
+    count(mesh, "SELECT coalesce(max(sequence), 0) AS n FROM listing_events WHERE $1 IS NOT NULL", &[]).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn purchases_wait_for_trading_to_return_and_a_restart_mid_stream_misses_no_event() {
+    let mut mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
+    let (user, listings, _, created, _) = setup(&mesh).await;
+    let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
+
+    // Trading is down when a bargain comes: the agents retry, then hold the listing undecided.
+    mesh.stop_target("trading").await;
+    let cheap = listings[5];
+    mesh.pool
+        .read_committed(move |conn| {
+            async move {
+                market::lock_listing_events(conn).await?;
+                market::update_listing_price(conn, cheap, 1_000).await?;
+                market::append_listing_events(conn, &[(ListingEventKind::PriceChanged, cheap, 1_000)]).await
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    // The user hears, and after three tries in a row, the operators.
+    let mut notifications = NotificationServiceClient::new(channel(&mesh, "notification").await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = notifications
+            .list_notifications(as_user(ListNotificationsRequest::default(), user))
+            .await
+            .unwrap()
+            .into_inner()
+            .notifications;
+        if found
+            .iter()
+            .any(|n| n.title == "Your automation is held up" && n.body.contains("trading could not be reached"))
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the user is told within 30 s: {found:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut operators = NotificationInternalServiceClient::new(channel(&mesh, "notification").await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let alerts = operators
+            .list_system_alerts(internal(ListSystemAlertsRequest::default()))
+            .await
+            .unwrap()
+            .into_inner()
+            .alerts;
+        let told = |text: &str| alerts.iter().any(|a| a.source == "agents" && a.message.contains(text));
+        // The purchase held up, and the stream that cannot go past it.
+        if told("trading could not be reached") && told("cannot follow the listing stream") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the operators are told within 40 s: {alerts:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let decisions =
+        agents.list_decisions(as_user(ListDecisionsRequest::default(), user)).await.unwrap().into_inner().decisions;
+    assert!(decisions.is_empty(), "nothing is decided while trading is away: {decisions:?}");
+
+    // Trading is back: the bargain is bought, once.
+    mesh.start_target("trading").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let bought = loop {
+        let found =
+            agents.list_decisions(as_user(ListDecisionsRequest::default(), user)).await.unwrap().into_inner().decisions;
+        if let Some(decision) = found.into_iter().find(|d| d.listing_id == cheap.to_string()) {
+            break decision;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the held listing is decided once trading is back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(bought.outcome(), DecisionOutcome::Buy, "{bought:?}");
+    let purchases = count(
+        &mesh,
+        "SELECT count(*) AS n FROM trades WHERE user_id = ANY($1) AND kind = 'purchase' AND state = 'settled'",
+        &[user],
+    )
+    .await;
+    assert_eq!(purchases, 1, "one purchase, however often it was tried");
+
+    // 200 repricings; the agents are stopped while they work through them and started again:
+    // every event is decided exactly once.
+    let before = newest_listing_event(&mesh).await;
+    let repriced: Vec<Uuid> = listings[..5].to_vec();
+    mesh.pool
+        .read_committed(move |conn| {
+            let repriced = repriced.clone();
+            async move {
+                market::lock_listing_events(conn).await?;
+                let mut events = Vec::new();
+                for i in 0..200_i64 {
+                    let listing = repriced[i as usize % repriced.len()];
+                    market::update_listing_price(conn, listing, 1_900 + i).await?;
+                    events.push((ListingEventKind::PriceChanged, listing, 1_900 + i));
+                }
+                market::append_listing_events(conn, &events).await
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    let strategy = Uuid::parse_str(&created.strategy_id).unwrap();
+    let decided_since = |mesh: &TradingMesh| {
+        let pool = mesh.pool.clone();
+        async move {
+            pool.read(move |conn| {
+                async move {
+                    use diesel::prelude::*;
+                    use diesel_async::RunQueryDsl;
+                    use fastbreak_db::schema::decisions;
+                    let found: Vec<Option<i64>> = decisions::table
+                        .filter(decisions::strategy_id.eq(strategy))
+                        .filter(decisions::event_sequence.gt(before))
+                        .select(decisions::event_sequence)
+                        .order(decisions::event_sequence)
+                        .load(conn)
+                        .await?;
+                    Ok(found.into_iter().flatten().collect::<Vec<i64>>())
+                }
+                .boxed()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while decided_since(&mesh).await.len() < 5 {
+        assert!(tokio::time::Instant::now() < deadline, "the agents work through the repricings");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    mesh.stop_target("agents").await;
+    let at_stop = decided_since(&mesh).await.len();
+    assert!(at_stop < 200, "stopped in the middle of the stream: {at_stop} of 200 decided");
+    mesh.start_target("agents").await;
+    market_followed(&mesh, Duration::from_secs(60)).await;
+    let decided = decided_since(&mesh).await;
+    let expected: Vec<i64> = (before + 1..=before + 200).collect();
+    assert_eq!(decided, expected, "every repricing decided exactly once across the restart");
+    println!("stopped after {at_stop} of 200 repricings; after the restart all 200 were decided, once each");
+}
