@@ -126,6 +126,34 @@ pub fn inject_outgoing(headers: &mut HeaderMap) -> String {
     id
 }
 
+/// The current call's trace context (a `traceparent`) and correlation id, for work it leaves to
+/// be done later (an outbox message), so that the work continues the call's trace.
+pub fn carried_context() -> (Option<String>, Option<String>) {
+    let mut headers = HeaderMap::new();
+    let context = tracing::Span::current().context();
+    TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(&mut headers));
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    (traceparent, current_correlation_id())
+}
+
+/// Runs `future` as work a call left behind: in `span`, continuing the trace of `traceparent`
+/// (when it is one), with `correlation_id` (or a new one) as the correlation id of the calls it
+/// makes.
+pub async fn resume_carried<F: Future>(
+    span: tracing::Span,
+    traceparent: Option<&str>,
+    correlation_id: Option<String>,
+    future: F,
+) -> F::Output {
+    if let Some(value) = traceparent.and_then(|v| HeaderValue::from_str(v).ok()) {
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", value);
+        let _ = span.set_parent(extract_trace_context(&headers));
+    }
+    let id = correlation_id.unwrap_or_else(new_correlation_id);
+    tracing::Instrument::instrument(with_correlation_id(id, future), span).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

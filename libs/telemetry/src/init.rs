@@ -94,7 +94,8 @@ where
         .with(filter)
         .with(text)
         .with(json)
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        // A span's `target` attribute is the FastBreak target that made it, not a module path.
+        .with(tracing_opentelemetry::layer().with_tracer(tracer).with_target(false))
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInitialised)?;
     Ok(Telemetry { provider })

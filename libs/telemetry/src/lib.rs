@@ -12,6 +12,8 @@ pub mod metrics;
 pub mod server;
 
 pub use config::TelemetryConfig;
-pub use context::{CORRELATION_HEADER, current_correlation_id, inject_outgoing, with_correlation_id};
+pub use context::{
+    CORRELATION_HEADER, carried_context, current_correlation_id, inject_outgoing, resume_carried, with_correlation_id,
+};
 pub use init::{Telemetry, TelemetryError, init};
 pub use server::ServerTelemetryLayer;

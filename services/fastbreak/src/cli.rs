@@ -23,13 +23,21 @@ pub enum Command {
     /// or at FASTBREAK_<TARGET>_LISTEN_ADDR when set (port 0 picks a free port). One line per
     /// target, "<target> listening on <address>", is printed on standard output once bound.
     Serve(ServeArgs),
-    /// Run the whole system on this machine, each target on its default port.
+    /// Run the whole system on this machine, each target on its default port, with demo data.
     ///
     /// Without DATABASE_URL, starts a private PostgreSQL from the local PostgreSQL binaries
-    /// in FASTBREAK_DATA_DIR (default .fastbreak; kept between runs) and migrates it. Prints
-    /// each address, then "FastBreak is up" and the gateway address once every target reports
-    /// SERVING. Stops everything, the private PostgreSQL too, on SIGTERM or ctrl-c.
-    Up,
+    /// in FASTBREAK_DATA_DIR (default .fastbreak; kept between runs) and migrates it. Shows
+    /// each step, then, once every target reports SERVING, seeds a demo user (a wallet, paper
+    /// funds, confirmed limits, one active strategy of each kind) and prints the gateway's
+    /// address, the demo user's access token and three grpcurl commands to try. The market
+    /// simulator runs at one simulated hour per FASTBREAK_SIMULATOR_TICK (default 5s). Stops
+    /// everything, the private PostgreSQL too, on SIGTERM or ctrl-c.
+    Up(UpArgs),
+    /// Show every service's health, as the gateway sees it; exit 1 unless all are SERVING.
+    ///
+    /// Asks the gateway's GetSystemHealth with the operator credential: FASTBREAK_OPERATOR_TOKEN,
+    /// or the one `fastbreak up` keeps in FASTBREAK_DATA_DIR (default .fastbreak).
+    Status(StatusArgs),
     /// Check a server's `grpc.health.v1` status; exit 0 only when it is SERVING.
     ///
     /// Prints one line saying why otherwise, and exits 1. Used as the container health check.
@@ -40,6 +48,26 @@ pub enum Command {
     /// the schema ends the same. With --status, changes nothing and lists every migration as
     /// applied or pending; it exits 1 when some are pending.
     Migrate(MigrateArgs),
+}
+
+/// Arguments of `fastbreak up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Start over: delete the data folder (the private database, the demo user's password and
+    /// the operator credential) first.
+    #[arg(long)]
+    pub fresh: bool,
+}
+
+/// Arguments of `fastbreak status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The gateway, as HOST:PORT or an http:// URL.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50051")]
+    pub gateway: String,
+    /// How long to wait for an answer, such as 5s or 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 /// Arguments of `fastbreak migrate`.

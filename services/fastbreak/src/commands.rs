@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fastbreak_config::Reader;
 
-use crate::cli::{HealthArgs, MigrateArgs, ServeArgs};
+use crate::cli::{HealthArgs, MigrateArgs, ServeArgs, StatusArgs, UpArgs};
 use crate::config::{MetricsAddr, ServeConfig};
 use crate::serve::serve;
 use crate::targets;
@@ -35,15 +35,24 @@ pub async fn run_serve(args: ServeArgs) -> ExitCode {
     run_targets("serve", &targets, Reader::from_process_env(), None).await
 }
 
-/// `fastbreak up`: a private PostgreSQL (unless `DATABASE_URL` is set), migrated, and every
-/// target, until SIGTERM or ctrl-c.
-pub async fn run_up() -> ExitCode {
+/// `fastbreak up`: a private PostgreSQL (unless `DATABASE_URL` is set), migrated, every target,
+/// and the demo data, until SIGTERM or ctrl-c. Each step is shown as it happens.
+pub async fn run_up(args: UpArgs) -> ExitCode {
     let mut vars: Vec<(String, String)> = std::env::vars().collect();
     let configured_dir = vars.iter().find(|(k, _)| k == "FASTBREAK_DATA_DIR").map(|(_, v)| v.clone());
+    let dir = crate::up::data_dir(configured_dir.as_deref());
+    if args.fresh {
+        if let Err(error) = crate::up::start_fresh(&dir) {
+            eprintln!("fastbreak up: --fresh: {error}");
+            return ExitCode::FAILURE;
+        }
+        println!("data: starting over in {}", dir.display());
+    }
     let database = if vars.iter().any(|(k, v)| k == "DATABASE_URL" && !v.trim().is_empty()) {
+        println!("database: using DATABASE_URL");
         None
     } else {
-        let dir = crate::up::data_dir(configured_dir.as_deref());
+        println!("database: starting the private PostgreSQL in {}", dir.join("postgres").display());
         match crate::up::private_database(&dir).await {
             Ok(database) => {
                 if let Some(cluster) = &database.cluster {
@@ -76,6 +85,7 @@ pub async fn run_up() -> ExitCode {
     };
     let url = vars.iter().rev().find(|(k, _)| k == "DATABASE_URL").map(|(_, v)| v.clone()).unwrap_or_default();
     if fastbreak_db::pool::is_postgres_url(&url) {
+        println!("database: migrating");
         match crate::up::migrate(&url).await {
             Ok(line) => println!("database: {line}"),
             Err(error) => {
@@ -84,26 +94,95 @@ pub async fn run_up() -> ExitCode {
             }
         }
     }
-    let code = run_targets("up", &targets::ALL, Reader::new(vars), Some(announce_up)).await;
+    // Operators (and `fastbreak status`) read the system's health with a credential of their
+    // own: the configured one, or one kept in the data folder.
+    if !vars.iter().any(|(k, v)| k == "FASTBREAK_OPERATOR_TOKEN" && !v.is_empty()) {
+        match crate::up::secret_file(&crate::up::operator_token_file(&dir)) {
+            Ok(token) => vars.push(("FASTBREAK_OPERATOR_TOKEN".to_owned(), token)),
+            Err(error) => {
+                eprintln!("fastbreak up: the operator credential: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!("starting: {} targets", targets::ALL.len());
+    let announce: Box<dyn FnOnce(Vec<BoundTarget>) + Send> = Box::new(move |addrs| announce_up(addrs, dir));
+    let code = run_targets("up", &targets::ALL, Reader::new(vars), Some(announce)).await;
     drop(database); // stops the private PostgreSQL
     code
 }
 
-/// Once every target is SERVING: says so, with the gateway's address on a line of its own.
-fn announce_up(addrs: Vec<BoundTarget>) {
+/// Once every target is SERVING: says so target by target, seeds the demo data through the
+/// gateway, and prints the gateway's address, the demo user's token and what to try, each on a
+/// line of its own.
+fn announce_up(addrs: Vec<BoundTarget>, data_dir: std::path::PathBuf) {
     tokio::spawn(async move {
         for (name, addr) in &addrs {
             // Targets wait for their database with no end; so does this announcement.
             while let Err(error) = fastbreak_mesh::wait_serving(&addr.to_string(), "", Duration::from_secs(60)).await {
                 tracing::info!(target_name = name, %error, "still waiting for SERVING");
             }
+            println!("{name} SERVING");
         }
         let gateway = addrs.iter().find(|(name, _)| *name == "gateway").map(|(_, addr)| *addr);
-        println!("FastBreak is up: every target is SERVING");
+        let demo = match gateway {
+            Some(gateway) => match crate::demo::seed(gateway, &data_dir).await {
+                Ok(demo) => Some(demo),
+                Err(error) => {
+                    println!("demo: the demo data could not be seeded: {error}");
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "FastBreak is up: every target is SERVING");
         if let Some(gateway) = gateway {
-            println!("gateway: {gateway}");
+            let _ = writeln!(out, "gateway: {gateway}");
+            if let Some(demo) = demo {
+                let _ = writeln!(out, "demo user: {}", demo.email);
+                let _ = writeln!(out, "token: {}", demo.token);
+                let _ = writeln!(out, "try this:");
+                for command in crate::demo::try_this(gateway, &demo.token) {
+                    let _ = writeln!(out, "  {command}");
+                }
+            }
         }
+        let _ = out.flush();
     });
+}
+
+/// `fastbreak status`: every service's health from the gateway's `GetSystemHealth`, as a table;
+/// 0 only when all are SERVING.
+pub async fn run_status(args: StatusArgs) -> ExitCode {
+    let configured = std::env::var("FASTBREAK_OPERATOR_TOKEN").ok().filter(|t| !t.is_empty());
+    let token = match configured {
+        Some(token) => token,
+        None => {
+            let dir = crate::up::data_dir(std::env::var("FASTBREAK_DATA_DIR").ok().as_deref());
+            let file = crate::up::operator_token_file(&dir);
+            match std::fs::read_to_string(&file) {
+                Ok(token) => token.trim().to_owned(),
+                Err(error) => {
+                    eprintln!(
+                        "fastbreak status: no operator credential: FASTBREAK_OPERATOR_TOKEN is not set and {} cannot be read ({error})",
+                        file.display()
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    match crate::status::system_health(&args.gateway, &token, args.timeout).await {
+        Ok(health) => {
+            print!("{}", crate::status::table(&health));
+            if crate::status::all_serving(&health) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(error) => {
+            eprintln!("fastbreak status: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// A target's name and the address it is bound to.
@@ -113,7 +192,7 @@ async fn run_targets(
     command: &str,
     targets: &[crate::targets::Target],
     reader: Reader,
-    on_all_bound: Option<fn(Vec<BoundTarget>)>,
+    mut on_all_bound: Option<Box<dyn FnOnce(Vec<BoundTarget>) + Send>>,
 ) -> ExitCode {
     // Every variable is checked before anything is bound or started.
     let config = match ServeConfig::read(reader, targets) {
@@ -157,7 +236,7 @@ async fn run_targets(
         announce(server.target(), server.local_addr());
         bound.push((server.target(), server.local_addr()));
         if bound.len() == expected
-            && let Some(callback) = on_all_bound
+            && let Some(callback) = on_all_bound.take()
         {
             callback(std::mem::take(&mut bound));
         }

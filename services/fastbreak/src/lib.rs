@@ -7,6 +7,8 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod database;
+pub mod demo;
 pub mod serve;
+pub mod status;
 pub mod targets;
 pub mod up;

@@ -12,7 +12,8 @@ use fastbreak::commands;
 async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => commands::run_serve(args).await,
-        Command::Up => commands::run_up().await,
+        Command::Up(args) => commands::run_up(args).await,
+        Command::Status(args) => commands::run_status(args).await,
         Command::Health(args) => commands::run_health(args).await,
         Command::Migrate(args) => {
             commands::init_logging();

@@ -49,3 +49,47 @@ pub async fn migrate(url: &str) -> Result<String, String> {
         format!("applied {} migration(s)", applied.len())
     })
 }
+
+/// `--fresh`: deletes the data folder, unless a PostgreSQL still runs from it (another `up`).
+pub fn start_fresh(data_dir: &Path) -> Result<(), String> {
+    if !data_dir.exists() {
+        return Ok(());
+    }
+    let pid = data_dir.join("postgres/data/postmaster.pid");
+    if pid.exists() {
+        return Err(format!(
+            "a PostgreSQL still runs from {} (another `fastbreak up`?); stop it first, or remove {} if none runs",
+            data_dir.display(),
+            pid.display()
+        ));
+    }
+    std::fs::remove_dir_all(data_dir).map_err(|e| format!("cannot delete {}: {e}", data_dir.display()))
+}
+
+/// A secret kept in `path`: read when the file exists, else generated (64 random hex
+/// characters) and written, readable by its owner only.
+pub fn secret_file(path: &Path) -> Result<String, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    std::io::Write::write_all(&mut file, secret.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(secret)
+}
+
+/// The operator credential `up` gives the gateway (and `status` reads), kept in the data folder.
+pub fn operator_token_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("operator-token")
+}

@@ -73,6 +73,20 @@ pub(crate) struct Message {
     pub hold_id: Option<Uuid>,
     #[serde(default)]
     pub reason: String,
+    /// The trace of the call that wrote it, continued by its delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// The correlation id of the call that wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+}
+
+impl Message {
+    /// A message about `trade_id` written by the call being served, carrying its trace.
+    pub(crate) fn new(trade_id: Uuid, hold_id: Option<Uuid>, reason: String) -> Self {
+        let (traceparent, correlation_id) = fastbreak_telemetry::carried_context();
+        Self { trade_id, hold_id, reason, traceparent, correlation_id }
+    }
 }
 
 /// A purchase asked for: by the user, by the agents, or as an arbitrage's first half.
@@ -481,7 +495,7 @@ impl Trader {
                     },
                 )
                 .await?;
-                let message = Message { trade_id, hold_id: settled.hold_id, reason: String::new() };
+                let message = Message::new(trade_id, settled.hold_id, String::new());
                 let payload = serde_json::to_value(&message).unwrap_or_default();
                 let key = trade_id.to_string();
                 if settled.hold_id.is_some() {
@@ -520,7 +534,7 @@ impl Trader {
     async fn deliver_now(&self, trade: Trade) -> Result<Trade, Status> {
         fail::fail_point!("trading::before-commit");
         if let Some(hold_id) = trade.hold_id {
-            let message = Message { trade_id: trade.id, hold_id: Some(hold_id), reason: String::new() };
+            let message = Message::new(trade.id, Some(hold_id), String::new());
             if self.deliver(COMMIT_HOLD, &message).await.is_ok() {
                 let key = trade.id.to_string();
                 let marked = self
@@ -570,9 +584,8 @@ impl Trader {
                     if failed.is_some()
                         && let Some(hold_id) = hold
                     {
-                        let payload =
-                            serde_json::to_value(Message { trade_id, hold_id: Some(hold_id), reason: message.clone() })
-                                .unwrap_or_default();
+                        let payload = serde_json::to_value(Message::new(trade_id, Some(hold_id), message.clone()))
+                            .unwrap_or_default();
                         outbox::enqueue_after(conn, RELEASE_HOLD, &trade_id.to_string(), &payload, INLINE_GRACE)
                             .await?;
                     }
@@ -588,7 +601,7 @@ impl Trader {
     }
 
     async fn release_now(&self, trade_id: Uuid, hold_id: Uuid, reason: &str) {
-        let message = Message { trade_id, hold_id: Some(hold_id), reason: reason.to_owned() };
+        let message = Message::new(trade_id, Some(hold_id), reason.to_owned());
         if self.deliver(RELEASE_HOLD, &message).await.is_ok() {
             let key = trade_id.to_string();
             let _ = self
@@ -990,8 +1003,7 @@ async fn sell(
     };
     repo::insert_trade(conn, &sale).await?;
     repo::remove_holding(conn, holding.user_id, holding.moment_id).await?;
-    let payload =
-        serde_json::to_value(Message { trade_id: sale.id, hold_id: None, reason: String::new() }).unwrap_or_default();
+    let payload = serde_json::to_value(Message::new(sale.id, None, String::new())).unwrap_or_default();
     outbox::enqueue(conn, NOTIFY, &sale.id.to_string(), &payload).await?;
     Ok(())
 }

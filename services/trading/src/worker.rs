@@ -95,7 +95,14 @@ impl TradingWorker {
                     let (mut delivered, mut postponed) = (0, 0);
                     for message in outbox::claim_due(conn, topic, Utc::now(), BATCH).await? {
                         let outcome = match serde_json::from_value::<Message>(message.payload.clone()) {
-                            Ok(m) => match trader.deliver(topic, &m).await {
+                            Ok(m) => match fastbreak_telemetry::resume_carried(
+                                tracing::info_span!("outbox delivery", topic),
+                                m.traceparent.as_deref(),
+                                m.correlation_id.clone(),
+                                trader.deliver(topic, &m),
+                            )
+                            .await
+                            {
                                 Ok(()) => Ok(()),
                                 // A definite refusal (a hold already released, say) will not
                                 // change by asking again: it is set aside, loudly.
