@@ -82,6 +82,15 @@ fn dollars(cents: i64) -> String {
     format!("${}.{:02}", cents / 100, cents.rem_euclid(100))
 }
 
+/// Whether an unavailability is trading's own answer about a service it needs (its ErrorInfo
+/// names another service), rather than trading itself not being reached.
+fn answered_by_trading(status: &Status) -> bool {
+    status
+        .get_details_error_info()
+        .and_then(|info| info.metadata.get("service").cloned())
+        .is_some_and(|service| service != "trading")
+}
+
 /// Whether a peer's answer is a decision about the request (not a failure to get through).
 fn is_answer(status: &Status) -> bool {
     matches!(status.code(), Code::InvalidArgument | Code::FailedPrecondition | Code::NotFound | Code::AlreadyExists)
@@ -543,8 +552,11 @@ impl Engine {
                     Some(ErrorReason::WalletDisconnected) => (pb::DecisionReason::TradingOff, "trading"),
                     Some(ErrorReason::ListingUnavailable) => (pb::DecisionReason::ListingGone, "trading"),
                     Some(ErrorReason::Unprofitable) => (pb::DecisionReason::Unprofitable, "trading"),
-                    // Not an answer: nothing is decided, so that it is decided again.
-                    _ if !is_answer(&status) => return Err(status),
+                    // Trading not reached: nothing is decided, so that it is decided again.
+                    _ if !is_answer(&status) && !answered_by_trading(&status) => return Err(status),
+                    // Trading answered that a service it needs (risk) could not be reached: the
+                    // key is spent, nothing was bought.
+                    _ if !is_answer(&status) => (pb::DecisionReason::ServiceUnavailable, "trading"),
                     _ => (pb::DecisionReason::RiskRefused, "trading"),
                 };
                 decision.outcome = DecisionOutcome::Refused;

@@ -624,3 +624,222 @@ async fn up_serves_a_client_end_to_end_through_the_gateway() {
     assert!(table.ends_with("system: SERVING\n"), "{table}");
     drop(up);
 }
+
+/// A port free at the time of asking.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The operator credential of the stopped-backend test.
+const OPERATOR: &str = "e2e-operator-credential-0123456789abcdef";
+
+/// Whether the gateway's system health shows risk SERVING.
+async fn risk_serving(gateway: &str) -> bool {
+    use fastbreak_proto::gateway::v1::system_health_service_client::SystemHealthServiceClient;
+    use fastbreak_proto::gateway::v1::{GetSystemHealthRequest, ServingStatus};
+    let mut request = Request::new(GetSystemHealthRequest {});
+    request.metadata_mut().insert("x-fastbreak-operator-token", OPERATOR.parse().unwrap());
+    let health =
+        SystemHealthServiceClient::new(channel(gateway).await).get_system_health(request).await.unwrap().into_inner();
+    health.services.iter().any(|s| s.service == "risk" && s.status() == ServingStatus::Serving)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_stopped_in_the_middle_degrades_and_recovers_with_no_trade_lost_or_doubled() {
+    let database = TestDatabase::create().await;
+    let url = database.url().to_owned();
+    let risk_addr = format!("127.0.0.1:{}", free_port());
+    let shared = [
+        ("DATABASE_URL", url.as_str()),
+        ("FASTBREAK_OPERATOR_TOKEN", OPERATOR),
+        ("FASTBREAK_SIMULATOR_TICK", "200ms"),
+        ("FASTBREAK_RISK_HOLD_TTL", "5s"),
+        ("FASTBREAK_TRADING_WORKER_INTERVAL", "100ms"),
+    ];
+    // Risk runs in a process of its own; everything else in another, as two hosts would.
+    let risk_url = format!("http://{risk_addr}");
+    let env: Vec<(String, String)> = shared
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .chain([("FASTBREAK_RISK_ENDPOINTS".to_owned(), risk_url)])
+        .collect();
+    let rest = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let rest =
+            common::Served::start("gateway,user,strategy,notification,marketplace,scouting,trading,agents", &env);
+        rest.wait_serving();
+        rest
+    })
+    .await
+    .unwrap();
+    let (trading_url, notification_url) =
+        (format!("http://{}", rest.addr("trading")), format!("http://{}", rest.addr("notification")));
+    let risk_env: Vec<(String, String)> = shared
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .chain([
+            ("FASTBREAK_RISK_LISTEN_ADDR".to_owned(), risk_addr.clone()),
+            ("FASTBREAK_TRADING_ENDPOINTS".to_owned(), trading_url),
+            ("FASTBREAK_NOTIFICATION_ENDPOINTS".to_owned(), notification_url),
+        ])
+        .collect();
+    let start_risk = move || {
+        let env = risk_env.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let risk = common::Served::start("risk", &env);
+                risk.wait_serving();
+                risk
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let risk = start_risk().await;
+    let gateway = rest.addr("gateway").to_owned();
+    let ready = gateway.clone();
+    eventually("the gateway sees risk SERVING", Duration::from_secs(30), || {
+        let gateway = ready.clone();
+        async move { risk_serving(&gateway).await.then_some(()) }
+    })
+    .await;
+
+    let funds = 1_000_000;
+    let (_, token) = new_user(&gateway, funds).await;
+    // Purchases of the simulated market's listings, one by one, each of a listing just read
+    // and under a key of its own.
+    let mut trading_client = TradingServiceClient::new(channel(&gateway).await);
+    let mut sent: Vec<trading::PurchaseMomentRequest> = Vec::new();
+    let mut answers: Vec<Result<String, tonic::Status>> = Vec::new();
+    let mut buy = async |sent: &mut Vec<trading::PurchaseMomentRequest>| {
+        use fastbreak_proto::marketplace::v1 as market;
+        use fastbreak_proto::marketplace::v1::marketplace_service_client::MarketplaceServiceClient;
+        let tried: HashSet<String> = sent.iter().map(|r| r.listing_id.clone()).collect();
+        let listing = eventually("a listing not tried yet", Duration::from_secs(30), || {
+            let (gateway, token, tried) = (gateway.clone(), token.clone(), tried.clone());
+            async move {
+                let request = market::ListListingsRequest {
+                    max_price_cents: Some(funds / 10),
+                    page_size: 100,
+                    ..Default::default()
+                };
+                let page = MarketplaceServiceClient::new(channel(&gateway).await)
+                    .list_listings(authed(request, &token))
+                    .await
+                    .ok()?
+                    .into_inner();
+                page.listings.into_iter().rev().find(|l| !tried.contains(&l.listing_id))
+            }
+        })
+        .await;
+        let request = trading::PurchaseMomentRequest {
+            listing_id: listing.listing_id.clone(),
+            max_price_cents: listing.price_cents,
+            idempotency_key: format!("e2e-{}", sent.len()),
+            ..Default::default()
+        };
+        sent.push(request.clone());
+        trading_client.purchase_moment(authed(request, &token)).await.map(|t| t.into_inner().trade_id)
+    };
+    for _ in 0..10 {
+        let answer = buy(&mut sent).await;
+        answers.push(answer);
+    }
+    let before = answers.iter().filter(|a| a.is_ok()).count();
+    assert!(before > 0, "purchases go through while every service is up: {answers:?}");
+
+    // Risk dies in the middle: SIGKILL, no drain. Purchases fail, saying risk is missing (a
+    // listing the market sold meanwhile is refused as gone first); everything else answers.
+    let stopped = risk;
+    assert!(Command::new("kill").args(["-KILL", &stopped.pid().to_string()]).status().unwrap().success());
+    drop(stopped);
+    let down_at = Instant::now();
+    let mut failed_naming_risk = 0;
+    for _ in 0..10 {
+        let answer = buy(&mut sent).await;
+        let status = answer.as_ref().expect_err("no purchase without risk");
+        if status.code() != tonic::Code::FailedPrecondition {
+            assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+            assert!(status.message().contains("risk"), "the failure names risk: {status:?}");
+            failed_naming_risk += 1;
+        }
+        answers.push(answer);
+        let mut trading_client = TradingServiceClient::new(channel(&gateway).await);
+        let portfolio = trading_client.get_portfolio(authed(trading::GetPortfolioRequest {}, &token)).await;
+        assert!(portfolio.is_ok(), "the portfolio still answers: {portfolio:?}");
+        let me = UserServiceClient::new(channel(&gateway).await)
+            .get_current_user(authed(user::GetCurrentUserRequest {}, &token))
+            .await;
+        assert!(me.is_ok(), "the user service still answers: {me:?}");
+    }
+    assert!(failed_naming_risk >= 5, "purchases fail naming risk while it is down: {answers:?}");
+    let seen = gateway.clone();
+    eventually("system health shows risk down", Duration::from_secs(10), || {
+        let gateway = seen.clone();
+        async move { (!risk_serving(&gateway).await).then_some(()) }
+    })
+    .await;
+    println!(
+        "risk down for {:.1} s: {failed_naming_risk} of 10 purchases failed naming it; portfolio and user answered",
+        down_at.elapsed().as_secs_f64()
+    );
+
+    // Risk is back: purchases go through again by themselves.
+    let risk = start_risk().await;
+    let back_at = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = buy(&mut sent).await;
+        let ok = answer.is_ok();
+        answers.push(answer);
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "purchases go through within 30 s of risk's return: {answers:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("the first purchase after risk's return went through {:.1} s after it", back_at.elapsed().as_secs_f64());
+    for _ in 0..5 {
+        let answer = buy(&mut sent).await;
+        answers.push(answer);
+    }
+    let bought_after = answers[20..].iter().filter(|a| a.is_ok()).count();
+
+    // Every call sent again under its key: the first answer's trade, never a second trade.
+    let mut trading_client = TradingServiceClient::new(channel(&gateway).await);
+    for (request, first) in sent.iter().zip(&answers) {
+        let again = trading_client.purchase_moment(authed(request.clone(), &token)).await;
+        match (first, again) {
+            (Ok(trade), Ok(again)) => assert_eq!(&again.into_inner().trade_id, trade, "the same key, the same trade"),
+            (Err(first), Err(again)) => assert_eq!(first.code(), again.code(), "the same key, the same answer"),
+            (first, again) => panic!("the same key answered {first:?}, then {again:?}"),
+        }
+    }
+    let settled = eventually("no purchase is left pending", Duration::from_secs(30), || {
+        let (gateway, token) = (gateway.clone(), token.clone());
+        async move {
+            let all = trades(&gateway, &token).await;
+            (!all.iter().any(|t| t.state() == trading::TradeState::Pending)).then_some(all)
+        }
+    })
+    .await;
+    let bought: Vec<&trading::Trade> = settled
+        .iter()
+        .filter(|t| t.kind() == trading::TradeKind::Purchase && t.state() == trading::TradeState::Settled)
+        .collect();
+    let answered: BTreeSet<String> = answers.iter().filter_map(|a| a.as_ref().ok().cloned()).collect();
+    let traded: BTreeSet<String> = bought.iter().map(|t| t.trade_id.clone()).collect();
+    assert_eq!(traded, answered, "every settled purchase was answered as one, and every answer settled");
+    let listings_bought: HashSet<&str> = bought.iter().map(|t| t.listing_id.as_str()).collect();
+    assert_eq!(listings_bought.len(), bought.len(), "no listing bought twice");
+    let spent: i64 = bought.iter().map(|t| t.price_cents).sum();
+    let balance = trading_client.get_balance(authed(trading::GetBalanceRequest {}, &token)).await.unwrap().into_inner();
+    assert_eq!(balance.available_cents, funds - spent, "the ledger agrees");
+    println!(
+        "{} purchases settled ({before} before risk stopped, {failed_naming_risk} refused naming it while down, {bought_after} after it returned); none lost or doubled",
+        bought.len()
+    );
+    drop(risk);
+    drop(rest);
+}

@@ -358,7 +358,7 @@ impl Trader {
             Ok(channel) => RiskInternalServiceClient::new(channel),
             Err(status) => {
                 let status = status::with_reason(
-                    Code::Aborted,
+                    Code::Unavailable,
                     "risk is not configured, so nothing was bought",
                     ErrorReason::DependencyUnavailable,
                     [("service".to_owned(), "risk".to_owned()), ("detail".to_owned(), status.message().to_owned())],
@@ -391,7 +391,7 @@ impl Trader {
                     status
                 } else {
                     status::with_reason(
-                        Code::Aborted,
+                        Code::Unavailable,
                         "risk could not be reached, so nothing was bought; try again with a new idempotency key",
                         ErrorReason::DependencyUnavailable,
                         [("service".to_owned(), "risk".to_owned())],
