@@ -18,6 +18,11 @@ pub enum ClusterError {
          macOS: brew install postgresql@15) or set DATABASE_URL to a server you run"
     )]
     BinariesNotFound,
+    /// The folder named by `FASTBREAK_POSTGRES_BIN` lacks the server binaries.
+    #[error(
+        "PostgreSQL server binaries (initdb, pg_ctl) were not found in {0} (FASTBREAK_POSTGRES_BIN); point it at the folder that holds them, unset it, or set DATABASE_URL to a server you run"
+    )]
+    BinariesNotFoundIn(PathBuf),
     /// Running as root, but there is no `postgres` user to run the server as.
     #[error(
         "running as root, and PostgreSQL refuses to run as root, but there is no 'postgres' system user to run it as (create one, or run as another user)"
@@ -55,8 +60,14 @@ pub struct PostgresBinaries {
 }
 
 impl PostgresBinaries {
-    /// Finds `initdb` and `pg_ctl` on PATH, then in the newest `/usr/lib/postgresql/<v>/bin`.
+    /// Finds `initdb` and `pg_ctl` in `FASTBREAK_POSTGRES_BIN` when it is set (there only), else
+    /// on PATH, then in the newest `/usr/lib/postgresql/<v>/bin`.
     pub fn find() -> Result<Self, ClusterError> {
+        if let Some(dir) = std::env::var_os("FASTBREAK_POSTGRES_BIN").filter(|d| !d.is_empty()) {
+            let dir = PathBuf::from(dir);
+            return Self::find_in(vec![dir.clone()], Path::new("/nonexistent"))
+                .map_err(|_| ClusterError::BinariesNotFoundIn(dir));
+        }
         let path: Vec<PathBuf> =
             std::env::var_os("PATH").map(|path| std::env::split_paths(&path).collect()).unwrap_or_default();
         Self::find_in(path, Path::new("/usr/lib/postgresql"))
