@@ -935,3 +935,127 @@ async fn purchases_wait_for_trading_to_return_and_a_restart_mid_stream_misses_no
     assert_eq!(decided, expected, "every repricing decided exactly once across the restart");
     println!("stopped after {at_stop} of 200 repricings; after the restart all 200 were decided, once each");
 }
+
+/// Five moments of a new player in a play of their own, listed at `price`, the first `sold` of
+/// them sold lately at `price` (scouting's comparables); their listings.
+async fn valued_play(mesh: &TradingMesh, play: &'static str, sold: usize, price: i64) -> Vec<Uuid> {
+    let listings = mesh.list_market_moments(5, "simulator", price).await;
+    let for_sales = listings.clone();
+    mesh.pool
+        .read_committed(move |conn| {
+            let for_sales = for_sales.clone();
+            async move {
+                use diesel_async::RunQueryDsl;
+                // A play of its own: its sales are its moments' only comparables.
+                diesel::sql_query(
+                    "UPDATE moments SET set_name = $1, play_category = $1 \
+                     WHERE id IN (SELECT moment_id FROM listings WHERE id = ANY($2))",
+                )
+                .bind::<diesel::sql_types::Text, _>(play)
+                .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(for_sales.clone())
+                .execute(conn)
+                .await?;
+                for (i, listing) in for_sales.iter().take(sold).enumerate() {
+                    let found = market::find_listing(conn, *listing).await?.expect("a listing");
+                    market::record_sale(
+                        conn,
+                        &market::Sale {
+                            id: Uuid::new_v4(),
+                            moment_id: found.moment_id,
+                            listing_id: None,
+                            source_id: "simulator".to_owned(),
+                            price_cents: price,
+                            seller_address: found.seller_address.clone(),
+                            buyer_address: "0x00000000000000aa".to_owned(),
+                            sold_at: Utc::now() - chrono::Duration::days(i as i64 + 1),
+                        },
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    listings
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listings_competing_for_one_budget_are_taken_by_expected_return() {
+    let mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
+    let (user, _) = mesh.funded_user(50_000).await;
+    mesh.raise_limits(user).await;
+    // Two plays, one selling at 10.00 and one at 20.00. Each listing is priced at its fair
+    // value, except the small play's most valuable moment, at 70% of it (43% back), and the
+    // large play's, at 40% (150% back) but dearer: first in the market's order is the small.
+    let small = valued_play(&mesh, "Small Play", 3, 1_000).await;
+    let large = valued_play(&mesh, "Large Play", 3, 2_000).await;
+    let mut scouting = ScoutingInternalServiceClient::new(channel(&mesh, "scouting").await);
+    let mut fair = std::collections::HashMap::new();
+    for listing in small.iter().chain(&large) {
+        let valuation = scouting
+            .value_listing(internal(fastbreak_proto::scouting::v1::ValueListingRequest {
+                listing_id: listing.to_string(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        fair.insert(*listing, valuation.fair_value_cents);
+    }
+    let best = |listings: &[Uuid]| *listings.iter().max_by_key(|l| fair[*l]).unwrap();
+    let (cheap, better) = (best(&small), best(&large));
+    let mut prices: Vec<(Uuid, i64)> = fair.iter().map(|(l, f)| (*l, *f)).collect();
+    for (listing, price) in &mut prices {
+        if *listing == cheap {
+            *price = fair[listing] * 7 / 10;
+        } else if *listing == better {
+            *price = fair[listing] * 4 / 10;
+        }
+    }
+    let (cheap_price, better_price) = (fair[&cheap] * 7 / 10, fair[&better] * 4 / 10);
+    assert!(cheap_price < better_price, "the small play's bargain is the cheaper: {cheap_price} < {better_price}");
+    mesh.pool
+        .read_committed(move |conn| {
+            let prices = prices.clone();
+            async move {
+                for (listing, price) in prices {
+                    market::update_listing_price(conn, listing, price).await?;
+                }
+                Ok(())
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    // A strategy with room for one purchase a day.
+    let mut strategies = StrategyServiceClient::new(channel(&mesh, "strategy").await);
+    let strategy = Strategy {
+        display_name: "One a day".into(),
+        rules: Some(StrategyRules {
+            min_confidence: 0.05,
+            min_discount_bps: 1_000,
+            max_price_cents: 5_000,
+            max_purchases_per_day: 1,
+        }),
+        parameters: Some(Parameters::RookieRisers(RookieRisersParameters {
+            max_seasons_played: 3,
+            min_performance_rise_percent: 0.0,
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    active_strategy(&mut strategies, user, strategy).await;
+    let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
+    let run = agents.start_scan(as_user(StartScanRequest::default(), user)).await.unwrap().into_inner();
+    assert_eq!((run.state(), run.purchase_count), (RunState::Succeeded, 1), "{run:?}");
+    let decisions = agents
+        .list_decisions(as_user(ListDecisionsRequest { run_id: run.run_id.clone(), ..Default::default() }, user))
+        .await
+        .unwrap()
+        .into_inner()
+        .decisions;
+    let of = |listing: Uuid| decisions.iter().find(|d| d.listing_id == listing.to_string()).expect("a decision");
+    assert_eq!(of(better).outcome(), DecisionOutcome::Buy, "the best return is taken first: {:?}", of(better));
+    assert_eq!(of(cheap).reason(), DecisionReason::DailyCap, "the cheaper one waits: {:?}", of(cheap));
+}

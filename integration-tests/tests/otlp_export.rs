@@ -57,7 +57,9 @@ async fn one_request_through_two_services_is_one_exported_trace() {
     tokio::task::spawn_blocking(move || telemetry.shutdown()).await.unwrap();
 
     let exports = collector.0.lock().unwrap().clone();
-    let spans: Vec<(String, String, String)> = exports
+    // (service, span name, trace id, kind, attributes as "key=value")
+    type Seen = (String, String, String, i32, Vec<String>);
+    let spans: Vec<Seen> = exports
         .iter()
         .flat_map(|export| export.resource_spans.iter())
         .flat_map(|resource| {
@@ -70,16 +72,51 @@ async fn one_request_through_two_services_is_one_exported_trace() {
                 .map(|v| format!("{:?}", v.value))
                 .unwrap_or_default();
             resource.scope_spans.iter().flat_map(|scope| scope.spans.iter()).map(move |span| {
+                use opentelemetry_proto::tonic::common::v1::any_value::Value;
                 let id: String = span.trace_id.iter().map(|b| format!("{b:02x}")).collect();
-                (service.clone(), span.name.clone(), id)
+                let attributes = span
+                    .attributes
+                    .iter()
+                    .map(|kv| {
+                        let value = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                            Some(Value::StringValue(s)) => s.clone(),
+                            Some(Value::IntValue(i)) => i.to_string(),
+                            other => format!("{other:?}"),
+                        };
+                        format!("{}={value}", kv.key)
+                    })
+                    .collect();
+                (service.clone(), span.name.clone(), id, span.kind, attributes)
             })
         })
         .collect();
-    let in_trace: Vec<&(String, String, String)> = spans.iter().filter(|(_, _, id)| id == trace_id).collect();
-    assert!(
-        in_trace.iter().filter(|(_, name, _)| name == "rpc").count() >= 2,
-        "a server span in A and in B: {spans:#?}"
-    );
-    assert!(in_trace.iter().any(|(_, name, _)| name == "rpc.client"), "A's call to B: {spans:#?}");
-    assert!(in_trace.iter().all(|(service, _, _)| service.contains("otlp-test")), "{spans:#?}");
+    let in_trace: Vec<&Seen> = spans.iter().filter(|s| s.2 == trace_id).collect();
+    // Spans follow OpenTelemetry's RPC conventions: `package.Service/Method`, server and client
+    // kinds (2 and 3), `rpc.*` attributes with the status code, and the server's address.
+    // A serves GetUserStatus and, for it, calls B's GetHold.
+    let (a_name, b_name) =
+        ("fastbreak.user.v1.UserInternalService/GetUserStatus", "fastbreak.risk.v1.RiskInternalService/GetHold");
+    let server = |name: &str| {
+        *in_trace.iter().find(|s| s.1 == name && s.3 == 2).unwrap_or_else(|| panic!("{name}'s server span: {spans:#?}"))
+    };
+    for (span, service, method) in [
+        (server(a_name), "fastbreak.user.v1.UserInternalService", "GetUserStatus"),
+        (server(b_name), "fastbreak.risk.v1.RiskInternalService", "GetHold"),
+    ] {
+        for attribute in [
+            "rpc.system=grpc".to_owned(),
+            format!("rpc.service={service}"),
+            format!("rpc.method={method}"),
+            "rpc.grpc.status_code=0".to_owned(),
+        ] {
+            assert!(span.4.contains(&attribute), "{attribute}: {span:#?}");
+        }
+        assert!(span.4.iter().any(|a| a.starts_with("server.address=127.0.0.1")), "{span:#?}");
+    }
+    let client =
+        in_trace.iter().find(|s| s.1 == b_name && s.3 == 3).unwrap_or_else(|| panic!("A's call to B: {spans:#?}"));
+    for attribute in ["rpc.system=grpc", "rpc.method=GetHold", "server.address=127.0.0.1", "rpc.grpc.status_code=0"] {
+        assert!(client.4.iter().any(|a| a == attribute), "{attribute}: {client:#?}");
+    }
+    assert!(in_trace.iter().all(|s| s.0.contains("otlp-test")), "{spans:#?}");
 }

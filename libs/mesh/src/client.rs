@@ -375,7 +375,22 @@ impl Inner {
             }
         };
 
-        let span = tracing::info_span!("rpc.client", peer = %self.peer, endpoint = %endpoint.uri, rpc.path = %request.uri().path());
+        // Named and described as OpenTelemetry's RPC conventions say: `package.Service/Method`,
+        // a client span, `rpc.*` and `server.*` attributes, and the status code once answered.
+        let path = request.uri().path().trim_start_matches('/').to_owned();
+        let (rpc_service, rpc_method) = path.split_once('/').unwrap_or((path.as_str(), ""));
+        let span = tracing::info_span!(
+            "rpc.client",
+            otel.name = %path,
+            otel.kind = "client",
+            rpc.system = "grpc",
+            rpc.service = rpc_service,
+            rpc.method = rpc_method,
+            rpc.grpc.status_code = tracing::field::Empty,
+            server.address = endpoint.uri.host().unwrap_or_default(),
+            server.port = endpoint.uri.port_u16().unwrap_or_default(),
+            peer = %self.peer,
+        );
         span.in_scope(|| fastbreak_telemetry::inject_outgoing(request.headers_mut()));
         if let Some(credential) = &self.options.credential
             && let Ok(mut value) = HeaderValue::from_str(credential.expose())
@@ -391,6 +406,7 @@ impl Inner {
         }
 
         let channel = endpoint.channel.clone();
+        let span_code = span.clone();
         let outcome =
             tokio::time::timeout_at(deadline, async move { channel.oneshot(request).await }).instrument(span).await;
         let slow = if caller_limited { Outcome::Neutral } else { Outcome::Fault };
@@ -420,6 +436,7 @@ impl Inner {
                 response
             }
             Ok(Ok(mut response)) => {
+                span_code.record("rpc.grpc.status_code", fastbreak_telemetry::server::response_code(&response).0);
                 endpoint.record(admission, answer_outcome(&response));
                 response.extensions_mut().insert(FromEndpoint);
                 response

@@ -99,14 +99,28 @@ where
         } else {
             (String::new(), String::new())
         };
+        let span_service = if path_service.is_empty() { service } else { path_service.as_str() };
+        let span_method = if path_method.is_empty() { method } else { path_method.as_str() };
+        // Named and described as OpenTelemetry's RPC conventions say: `package.Service/Method`,
+        // a server span, `rpc.*` attributes, and the status code once answered.
         let span = tracing::info_span!(
             "rpc",
+            otel.name = %format_args!("{span_service}/{span_method}"),
+            otel.kind = "server",
             target = target,
-            rpc.service = if path_service.is_empty() { service } else { path_service.as_str() },
-            rpc.method = if path_method.is_empty() { method } else { path_method.as_str() },
+            rpc.system = "grpc",
+            rpc.service = span_service,
+            rpc.method = span_method,
+            rpc.grpc.status_code = tracing::field::Empty,
+            server.address = tracing::field::Empty,
             correlation_id = %correlation_id,
             trace_id = tracing::field::Empty,
         );
+        if let Some(host) = request.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()) {
+            span.record("server.address", host);
+        } else if let Some(authority) = request.uri().authority() {
+            span.record("server.address", authority.host());
+        }
         let _ = span.set_parent(extract_trace_context(request.headers()));
         span.record("trace_id", trace_id_of(&span));
 
@@ -125,6 +139,7 @@ where
                 match &outcome {
                     Ok(response) => {
                         let code = response_code(response);
+                        finished_span.record("rpc.grpc.status_code", code.0);
                         record_call(target, service, method, code, elapsed);
                         let latency_ms = elapsed.as_secs_f64() * 1000.0;
                         finished_span.in_scope(|| {

@@ -55,6 +55,23 @@ pub(crate) struct Candidate {
     pub sequence: Option<i64>,
     /// The game event whose run evaluates it, if one.
     pub trigger_event: Option<String>,
+    /// Its valuation, when it was valued before (to rank it against others).
+    pub valuation: Option<scouting::Valuation>,
+}
+
+impl Candidate {
+    /// A listing to decide on, not valued yet.
+    pub(crate) fn new(listing: market::Listing, moment: Option<market::Moment>) -> Self {
+        Self { listing, moment, sequence: None, trigger_event: None, valuation: None }
+    }
+
+    /// What buying it is expected to return per cent spent (fair value over price, less one);
+    /// `None` when it has no valuation or price.
+    fn expected_return(&self) -> Option<f64> {
+        let valuation = self.valuation.as_ref()?;
+        (self.listing.price_cents > 0 && valuation.fair_value_cents > 0)
+            .then(|| valuation.fair_value_cents as f64 / self.listing.price_cents as f64 - 1.0)
+    }
 }
 
 /// Whose strategies a decision is for: everyone's, one user's, or one strategy's.
@@ -230,7 +247,9 @@ impl Engine {
         }
         let listing = &candidate.listing;
         let active = listing.state == market::ListingState::Active as i32;
-        let valued = if active {
+        let valued = if let Some(valuation) = &candidate.valuation {
+            Ok(valuation.clone())
+        } else if active {
             self.valuation(listing).await
         } else {
             Err(Status::failed_precondition("the listing is no longer active"))
@@ -594,9 +613,7 @@ impl Engine {
         let strategy_id = Uuid::parse_str(&strategy.strategy_id).map_err(|_| Status::internal("a bad strategy id"))?;
         let candidate = Candidate {
             trigger_event: Some(format!("arbitrage:{}:{}", listing.listing_id, listing.price_cents)),
-            listing: listing.clone(),
-            moment: None,
-            sequence: None,
+            ..Candidate::new(listing.clone(), None)
         };
         if !self.decided(&[strategy_id], &candidate).await?.is_empty() {
             return Ok(None);
@@ -840,16 +857,35 @@ impl Engine {
     ) {
         let mut runs = HashMap::from([(user, run)]);
         let mut failure = None;
-        for (listing, moment) in listings {
-            let candidate =
-                Candidate { listing: listing.clone(), moment: moment.clone(), sequence: None, trigger_event: None };
-            if let Err(status) = self.decide(&candidate, trigger, scope, &mut runs).await {
+        let candidates = self
+            .rank(listings.iter().map(|(listing, moment)| Candidate::new(listing.clone(), moment.clone())).collect())
+            .await;
+        for candidate in &candidates {
+            if let Err(status) = self.decide(candidate, trigger, scope, &mut runs).await {
                 failure = Some(status.message().to_owned());
                 break;
             }
         }
         let evaluated = i32::try_from(listings.len()).unwrap_or(i32::MAX);
         self.finish(&runs, evaluated, failure).await;
+    }
+
+    /// Candidates competing for one budget, in the order they are taken: each valued first, the
+    /// best expected return first (a strategy's priority orders the strategies within each);
+    /// those that cannot be valued last, in the order given.
+    pub(crate) async fn rank(&self, mut candidates: Vec<Candidate>) -> Vec<Candidate> {
+        for candidate in &mut candidates {
+            if candidate.valuation.is_none() && candidate.listing.state == market::ListingState::Active as i32 {
+                candidate.valuation = self.valuation(&candidate.listing).await.ok();
+            }
+        }
+        candidates.sort_by(|a, b| match (a.expected_return(), b.expected_return()) {
+            (Some(a), Some(b)) => b.total_cmp(&a),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        });
+        candidates
     }
 
     /// Ends the runs a pass started.

@@ -108,12 +108,8 @@ impl Follow for ListingLoop {
             if matches!(kind, market::ListingEventKind::Created | market::ListingEventKind::PriceChanged)
                 && let Some(listing) = event.listing.clone()
             {
-                let candidate = Candidate {
-                    listing,
-                    moment: event.moment.clone(),
-                    sequence: Some(event.sequence),
-                    trigger_event: None,
-                };
+                let candidate =
+                    Candidate { sequence: Some(event.sequence), ..Candidate::new(listing, event.moment.clone()) };
                 let mut runs = HashMap::new();
                 let decided =
                     self.engine.decide(&candidate, RunTrigger::ListingEvent, Scope::default(), &mut runs).await;
@@ -230,21 +226,27 @@ impl GameLoop {
         if strategies.is_empty() {
             return Ok(());
         }
-        let candidates = self.listed_moments(&event.player_id).await?;
+        let listed = self.listed_moments(&event.player_id).await?;
+        let candidates = self
+            .engine
+            .rank(
+                listed
+                    .into_iter()
+                    .map(|(listing, moment)| Candidate {
+                        trigger_event: Some(event.event_id.clone()),
+                        ..Candidate::new(listing, Some(moment))
+                    })
+                    .collect(),
+            )
+            .await;
         for strategy in strategies {
             let user = Uuid::parse_str(&strategy.user_id).map_err(|_| Status::internal("a bad user id"))?;
             let only = Uuid::parse_str(&strategy.strategy_id).ok();
             let mut runs = HashMap::new();
             let mut failure = None;
-            for (listing, moment) in &candidates {
-                let candidate = Candidate {
-                    listing: listing.clone(),
-                    moment: Some(moment.clone()),
-                    sequence: None,
-                    trigger_event: Some(event.event_id.clone()),
-                };
+            for candidate in &candidates {
                 let scope = Scope { user: Some(user), strategy: only };
-                if let Err(status) = self.engine.decide(&candidate, RunTrigger::GameEvent, scope, &mut runs).await {
+                if let Err(status) = self.engine.decide(candidate, RunTrigger::GameEvent, scope, &mut runs).await {
                     failure = Some(status.message().to_owned());
                     break;
                 }

@@ -179,8 +179,9 @@ impl Trader {
         if is_answer(&status) { status } else { status::dependency_unavailable(peer, Duration::from_secs(1)) }
     }
 
-    /// Calls a read `call` to `peer` up to three times while it does not get through (a read is
-    /// safe to send again); its answers, and the last failure, as this call's.
+    /// Calls a read (or a call idempotent by its key) `call` to `peer` up to three times while it
+    /// does not get through (it is safe to send again); its answers, and the last failure, as
+    /// this call's.
     async fn read_from<T, F, Fut>(peer: &str, mut call: F) -> Result<T, Status>
     where
         F: FnMut() -> Fut,
@@ -354,7 +355,7 @@ impl Trader {
     /// The hold, then the listing, then settlement.
     async fn authorize_and_take(&self, trade: Trade, balance: i64, at: DateTime<Utc>) -> Result<Trade, Status> {
         fail::fail_point!("trading::before-hold");
-        let mut client = match self.peer("risk") {
+        let client = match self.peer("risk") {
             Ok(channel) => RiskInternalServiceClient::new(channel),
             Err(status) => {
                 let status = status::with_reason(
@@ -372,7 +373,7 @@ impl Trader {
             TradeOrigin::Manual => risk::PurchaseOrigin::Manual,
             TradeOrigin::Automated => risk::PurchaseOrigin::Automated,
         };
-        let request = self.request(risk::AuthorizePurchaseRequest {
+        let authorize = risk::AuthorizePurchaseRequest {
             user_id: trade.user_id.to_string(),
             amount_cents: trade.price_cents,
             moment_id: trade.moment_id.to_string(),
@@ -380,9 +381,15 @@ impl Trader {
             balance_cents: balance,
             balance_time: Some(timestamp(at)),
             origin: origin.into(),
-        });
-        let hold = match client.authorize_purchase(request).await {
-            Ok(hold) => hold.into_inner(),
+        };
+        // Risk places one hold per key: asking again is safe.
+        let authorized = Self::read_from("risk", || {
+            let (mut client, request) = (client.clone(), self.request(authorize.clone()));
+            async move { client.authorize_purchase(request).await.map(|r| r.into_inner()) }
+        })
+        .await;
+        let hold = match authorized {
+            Ok(hold) => hold,
             Err(status) => {
                 // Whatever risk may have placed under the key is released by its reconciler,
                 // which finds this trade failed. A purchase risk could not answer is over: its
