@@ -506,7 +506,10 @@ fn connect_failed(error: &(dyn std::error::Error + 'static)) -> bool {
         {
             return true;
         }
-        if error.to_string().starts_with("tcp connect error") {
+        // The connector's own words: it could not connect, or could not even resolve the name
+        // (a replica gone from DNS, as a stopped container is).
+        let text = error.to_string();
+        if text.starts_with("tcp connect error") || text.starts_with("dns error") {
             return true;
         }
         current = error.source();
@@ -547,5 +550,27 @@ impl tower_service::Service<Request<Body>> for PeerChannel {
             response.extensions_mut().remove::<FromEndpoint>();
             Ok(response)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connect_failed;
+
+    async fn connect_error(url: &'static str) -> tonic::transport::Error {
+        tonic::transport::Endpoint::from_static(url)
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .connect()
+            .await
+            .expect_err("nothing answers there")
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_and_a_name_that_does_not_resolve_were_never_sent() {
+        // A port nothing listens on, and a host name that resolves nowhere (`.invalid`).
+        for url in ["http://127.0.0.1:1", "http://a-replica-that-is-gone.invalid:50054"] {
+            let error = connect_error(url).await;
+            assert!(connect_failed(&error), "{url}: {error:?}");
+        }
     }
 }
