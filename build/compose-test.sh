@@ -30,7 +30,7 @@ STAND_INS_REBUILD=${STAND_INS_REBUILD:-} bash build/stand-ins.sh "$FASTBREAK_BIN
 PYCLIENT=integration-tests/clients/python
 if [ ! -x "$PYCLIENT/.venv/bin/python" ]; then
     python3 -m venv "$PYCLIENT/.venv"
-    "$PYCLIENT/.venv/bin/pip" install -q -r "$PYCLIENT/requirements.txt"
+    "$PYCLIENT/.venv/bin/pip" install -q -r "$PYCLIENT/requirements.txt" -r deploy/requirements.txt
 fi
 # Secrets of this run only, in the env file compose reads (never committed).
 if [ ! -f .env ]; then
