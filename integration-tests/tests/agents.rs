@@ -10,10 +10,12 @@ use fastbreak_db::repo::market::{self, ListingEventKind};
 use fastbreak_db::repo::scouting;
 use fastbreak_integration_tests::trading_mesh::{MeshOptions, TradingMesh};
 use fastbreak_mesh::testing::{as_user, internal};
+use fastbreak_proto::agents::v1::agent_internal_service_client::AgentInternalServiceClient;
 use fastbreak_proto::agents::v1::agent_service_client::AgentServiceClient;
 use fastbreak_proto::agents::v1::{
-    DecisionOutcome, DecisionReason, GetAutomationStatusRequest, GetDecisionRequest, ListAgentRunsRequest,
-    ListDecisionsRequest, PauseAutomationRequest, ResumeAutomationRequest, RunState, RunTrigger, StartScanRequest,
+    DecisionOutcome, DecisionReason, GetAutomationHealthRequest, GetAutomationStatusRequest, GetDecisionRequest,
+    ListAgentRunsRequest, ListDecisionsRequest, PauseAutomationRequest, ResumeAutomationRequest, RunState, RunTrigger,
+    StartScanRequest,
 };
 use fastbreak_proto::common::v1::Rarity;
 use fastbreak_proto::notification::v1::notification_internal_service_client::NotificationInternalServiceClient;
@@ -874,6 +876,19 @@ async fn purchases_wait_for_trading_to_return_and_a_restart_mid_stream_misses_no
     )
     .await;
     assert_eq!(purchases, 1, "one purchase, however often it was tried");
+    // Operators see the runs that failed while trading was away, and where the streams are.
+    let health = AgentInternalServiceClient::new(channel(&mesh, "agents").await)
+        .get_automation_health(internal(GetAutomationHealthRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(health.recent_failures.iter().any(|r| r.failure_reason.contains("trading")), "{health:?}");
+    let listing_stream = health.streams.iter().find(|s| s.stream == "marketplace.listing_events");
+    assert!(listing_stream.is_some_and(|s| s.sequence > 0), "{health:?}");
+    assert!(
+        health.last_hour.iter().any(|c| c.trigger() == RunTrigger::ListingEvent && c.state() == RunState::Failed),
+        "{health:?}"
+    );
 
     // 200 repricings; the agents are stopped while they work through them and started again:
     // every event is decided exactly once.

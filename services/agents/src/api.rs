@@ -6,6 +6,7 @@ use fastbreak_db::repo::agents::{
 use fastbreak_mesh::status::{self, Violations, required_uuid, timestamp};
 use fastbreak_mesh::{caller, paging};
 use fastbreak_proto::agents::v1 as pb;
+use fastbreak_proto::agents::v1::agent_internal_service_server::AgentInternalService;
 use fastbreak_proto::agents::v1::agent_service_server::AgentService;
 use futures::FutureExt;
 use tonic::{Request, Response, Status};
@@ -35,24 +36,68 @@ impl AgentApi {
     }
 }
 
+fn trigger_to_pb(trigger: RunTrigger) -> pb::RunTrigger {
+    match trigger {
+        RunTrigger::ListingEvent => pb::RunTrigger::ListingEvent,
+        RunTrigger::GameEvent => pb::RunTrigger::GameEvent,
+        RunTrigger::ScheduledScan => pb::RunTrigger::ScheduledScan,
+        RunTrigger::ManualScan => pb::RunTrigger::ManualScan,
+        RunTrigger::Arbitrage => pb::RunTrigger::Arbitrage,
+    }
+}
+
+fn state_to_pb(state: RunState) -> pb::RunState {
+    match state {
+        RunState::Running => pb::RunState::Running,
+        RunState::Succeeded => pb::RunState::Succeeded,
+        RunState::Failed => pb::RunState::Failed,
+    }
+}
+
+#[tonic::async_trait]
+impl AgentInternalService for AgentApi {
+    async fn get_automation_health(
+        &self,
+        _request: Request<pb::GetAutomationHealthRequest>,
+    ) -> Result<Response<pb::AutomationHealth>, Status> {
+        let since = chrono::Utc::now() - chrono::Duration::hours(1);
+        let (cursors, counts, failures, paused) = self
+            .read(move |conn| {
+                async move {
+                    let cursors = repo::cursors(conn).await?;
+                    let counts = repo::run_counts_since(conn, since).await?;
+                    let failures = repo::recent_failures(conn, 20).await?;
+                    let paused = repo::paused_count(conn).await?;
+                    Ok((cursors, counts, failures, paused))
+                }
+                .boxed()
+            })
+            .await?;
+        Ok(Response::new(pb::AutomationHealth {
+            streams: cursors
+                .into_iter()
+                .map(|(stream, sequence, at)| pb::StreamPosition { stream, sequence, update_time: Some(timestamp(at)) })
+                .collect(),
+            last_hour: counts
+                .into_iter()
+                .map(|(trigger, state, count)| pb::RunCount {
+                    trigger: trigger_to_pb(trigger).into(),
+                    state: state_to_pb(state).into(),
+                    count,
+                })
+                .collect(),
+            recent_failures: failures.iter().map(run_to_pb).collect(),
+            paused_users: paused,
+        }))
+    }
+}
+
 fn run_to_pb(run: &AgentRun) -> pb::AgentRun {
     pb::AgentRun {
         run_id: run.id.to_string(),
         user_id: run.user_id.to_string(),
-        trigger: match run.trigger {
-            RunTrigger::ListingEvent => pb::RunTrigger::ListingEvent,
-            RunTrigger::GameEvent => pb::RunTrigger::GameEvent,
-            RunTrigger::ScheduledScan => pb::RunTrigger::ScheduledScan,
-            RunTrigger::ManualScan => pb::RunTrigger::ManualScan,
-            RunTrigger::Arbitrage => pb::RunTrigger::Arbitrage,
-        }
-        .into(),
-        state: match run.state {
-            RunState::Running => pb::RunState::Running,
-            RunState::Succeeded => pb::RunState::Succeeded,
-            RunState::Failed => pb::RunState::Failed,
-        }
-        .into(),
+        trigger: trigger_to_pb(run.trigger).into(),
+        state: state_to_pb(run.state).into(),
         listings_evaluated: run.listings_evaluated,
         decision_count: run.decision_count,
         purchase_count: run.purchase_count,

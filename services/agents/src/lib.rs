@@ -14,6 +14,7 @@ pub mod worker;
 use std::sync::Arc;
 
 use fastbreak_mesh::{Context, MeshServer};
+use fastbreak_proto::agents::v1::agent_internal_service_server::AgentInternalServiceServer;
 use fastbreak_proto::agents::v1::agent_service_server::AgentServiceServer;
 
 pub use settings::Settings;
@@ -31,8 +32,10 @@ pub const DEFAULT_PORT: u16 = 50059;
 pub fn server(context: Context<Settings>) -> MeshServer {
     let settings = Arc::new(context.settings);
     let engine = engine::Engine::new(context.database, settings.clone(), context.peers);
-    let server =
-        MeshServer::new(TARGET).add_public_service(AgentServiceServer::new(api::AgentApi::new(engine.clone())));
+    let api = api::AgentApi::new(engine.clone());
+    let server = MeshServer::new(TARGET)
+        .add_public_service(AgentServiceServer::new(api.clone()))
+        .add_internal_service(AgentInternalServiceServer::new(api));
     if settings.worker_enabled {
         let listings = worker::ListingLoop::new(engine.clone());
         let games = worker::GameLoop::new(engine.clone());

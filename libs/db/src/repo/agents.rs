@@ -549,3 +549,43 @@ pub async fn list_decisions_by(
     let rows = query.load(conn).await?;
     Ok(Page::from_rows(rows, page.size, |d| Cursor { time: d.created_at, id: d.id }))
 }
+
+/// Every stream cursor: (stream, sequence, when it last moved).
+pub async fn cursors(conn: &mut AsyncPgConnection) -> Result<Vec<(String, i64, DateTime<Utc>)>, DatabaseError> {
+    Ok(agent_cursors::table
+        .select((agent_cursors::stream, agent_cursors::sequence, agent_cursors::updated_at))
+        .order(agent_cursors::stream)
+        .load(conn)
+        .await?)
+}
+
+/// How many runs started since `since`, by trigger and state.
+pub async fn run_counts_since(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+) -> Result<Vec<(RunTrigger, RunState, i64)>, DatabaseError> {
+    use diesel::dsl::count_star;
+    Ok(agent_runs::table
+        .filter(agent_runs::started_at.ge(since))
+        .group_by((agent_runs::trigger, agent_runs::state))
+        .select((agent_runs::trigger, agent_runs::state, count_star()))
+        .order((agent_runs::trigger, agent_runs::state))
+        .load(conn)
+        .await?)
+}
+
+/// The latest failed runs of every user, newest first.
+pub async fn recent_failures(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<AgentRun>, DatabaseError> {
+    Ok(agent_runs::table
+        .filter(agent_runs::state.eq(RunState::Failed))
+        .order(agent_runs::started_at.desc())
+        .limit(limit)
+        .select(AgentRun::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// How many users paused their automation.
+pub async fn paused_count(conn: &mut AsyncPgConnection) -> Result<i64, DatabaseError> {
+    Ok(agent_automation::table.filter(agent_automation::paused.eq(true)).count().get_result(conn).await?)
+}
