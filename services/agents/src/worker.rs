@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use fastbreak_db::repo::agents::{self as repo, RunTrigger};
 use fastbreak_mesh::Draining;
 use fastbreak_proto::marketplace::v1 as market;
@@ -299,17 +299,16 @@ pub struct ScanSchedule {
     engine: Engine,
 }
 
-/// The latest slot of a daily scan at or before `now`: its time of day in its zone, today or
-/// yesterday; `None` when the schedule cannot be read.
+/// The latest slot of a daily scan at or before `now`: its time of day in its zone, as a cron
+/// schedule (`0 M H * * *`, walked back from just after `now` by the `cron` crate in that zone,
+/// daylight saving included); `None` when the schedule cannot be read.
 pub(crate) fn last_slot(scan: &strategy::DailyScan, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    use chrono::Timelike;
     let time = chrono::NaiveTime::parse_from_str(&scan.time_of_day, "%H:%M").ok()?;
     let zone: chrono_tz::Tz = if scan.time_zone.is_empty() { chrono_tz::UTC } else { scan.time_zone.parse().ok()? };
-    let today = now.with_timezone(&zone).date_naive();
-    [today, today.pred_opt()?]
-        .into_iter()
-        .filter_map(|day| zone.from_local_datetime(&day.and_time(time)).earliest())
-        .map(|t| t.with_timezone(&Utc))
-        .find(|slot| *slot <= now)
+    let schedule: cron::Schedule = format!("0 {} {} * * *", time.minute(), time.hour()).parse().ok()?;
+    let just_after = (now + chrono::Duration::seconds(1)).with_timezone(&zone);
+    schedule.after(&just_after).next_back().map(|slot| slot.with_timezone(&Utc))
 }
 
 impl ScanSchedule {
