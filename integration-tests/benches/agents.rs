@@ -9,9 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use fastbreak_db::repo::market::{self, ListingEventKind};
-use fastbreak_db::repo::scouting;
 use fastbreak_integration_tests::trading_mesh::{MeshOptions, TradingMesh};
 use fastbreak_mesh::testing::as_user;
 use fastbreak_proto::strategy::v1::strategy::Parameters;
@@ -50,54 +48,8 @@ async fn number(mesh: &TradingMesh, sql: &'static str) -> i64 {
 /// player matches, values the moment and skips a small discount.
 async fn seed(mesh: &TradingMesh) -> (String, Vec<Uuid>) {
     let listings = mesh.list_market_moments(10, "simulator", 2_000).await;
-    let for_sales = listings.clone();
-    let player = mesh
-        .pool
-        .read(move |conn| {
-            async move {
-                let mut player = String::new();
-                for (i, listing) in for_sales.iter().take(5).enumerate() {
-                    let found = market::find_listing(conn, *listing).await?.expect("a listing");
-                    let moment = market::find_moment(conn, found.moment_id).await?.expect("a moment");
-                    player = moment.player_id.clone();
-                    market::record_sale(
-                        conn,
-                        &market::Sale {
-                            id: Uuid::new_v4(),
-                            moment_id: moment.id,
-                            listing_id: None,
-                            source_id: "simulator".to_owned(),
-                            price_cents: 2_000,
-                            seller_address: found.seller_address.clone(),
-                            buyer_address: "0x00000000000000aa".to_owned(),
-                            sold_at: Utc::now() - chrono::Duration::days(i as i64 + 1),
-                        },
-                    )
-                    .await?;
-                }
-                scouting::upsert_game_stats(
-                    conn,
-                    &scouting::GameStats {
-                        game_id: "bench-game".to_owned(),
-                        player_id: player.clone(),
-                        game_at: Utc::now() - chrono::Duration::hours(1),
-                        opponent_code: "NYK".to_owned(),
-                        minutes: 38,
-                        points: 41,
-                        rebounds: 6,
-                        assists: 4,
-                        steals: 1,
-                        blocks: 0,
-                        turnovers: 2,
-                    },
-                )
-                .await?;
-                Ok(player)
-            }
-            .boxed()
-        })
-        .await
-        .expect("the market is seeded");
+    let player = mesh.record_sales(&listings[..5], 2_000).await;
+    mesh.standout_game(&player).await;
     (player, listings)
 }
 

@@ -20,6 +20,7 @@ use fastbreak_proto::trading::v1::trading_internal_service_client::TradingIntern
 use fastbreak_proto::trading::v1::trading_service_client::TradingServiceClient;
 use fastbreak_proto::user::v1 as user;
 use fastbreak_proto::user::v1::user_service_client::UserServiceClient;
+use futures::FutureExt;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
@@ -287,6 +288,74 @@ impl TradingMesh {
         ))
         .await
         .expect("the change is confirmed");
+    }
+
+    /// Records a sale at `price` cents of the moment of each of `listings` (a day apart, the
+    /// latest yesterday): scouting's comparables. Returns the moments' player.
+    pub async fn record_sales(&self, listings: &[Uuid], price: i64) -> String {
+        let listings = listings.to_vec();
+        self.pool
+            .read_committed(move |conn| {
+                let listings = listings.clone();
+                async move {
+                    let mut player = String::new();
+                    for (i, listing) in listings.iter().enumerate() {
+                        let found = market::find_listing(conn, *listing).await?.expect("a listing");
+                        let moment = market::find_moment(conn, found.moment_id).await?.expect("a moment");
+                        player = moment.player_id.clone();
+                        market::record_sale(
+                            conn,
+                            &market::Sale {
+                                id: Uuid::new_v4(),
+                                moment_id: moment.id,
+                                listing_id: None,
+                                source_id: "simulator".to_owned(),
+                                price_cents: price,
+                                seller_address: found.seller_address.clone(),
+                                buyer_address: "0x00000000000000aa".to_owned(),
+                                sold_at: Utc::now() - chrono::Duration::days(i as i64 + 1),
+                            },
+                        )
+                        .await?;
+                    }
+                    Ok(player)
+                }
+                .boxed()
+            })
+            .await
+            .expect("the sales are recorded")
+    }
+
+    /// A standout game of `player`'s an hour ago: 41 points, 6 rebounds, 4 assists.
+    pub async fn standout_game(&self, player: &str) {
+        let player = player.to_owned();
+        self.pool
+            .read_committed(move |conn| {
+                let player = player.clone();
+                async move {
+                    scouting::upsert_game_stats(
+                        conn,
+                        &scouting::GameStats {
+                            game_id: format!("game-{}", Uuid::new_v4().simple()),
+                            player_id: player,
+                            game_at: Utc::now() - chrono::Duration::hours(1),
+                            opponent_code: "NYK".to_owned(),
+                            minutes: 38,
+                            points: 41,
+                            rebounds: 6,
+                            assists: 4,
+                            steals: 1,
+                            blocks: 0,
+                            turnovers: 2,
+                        },
+                    )
+                    .await
+                    .map(|_| ())
+                }
+                .boxed()
+            })
+            .await
+            .expect("the game is recorded")
     }
 
     /// Moments of one player owned by the market's collectors, each listed on `source` at

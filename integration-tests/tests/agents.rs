@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use fastbreak_db::repo::market::{self, ListingEventKind};
-use fastbreak_db::repo::scouting;
 use fastbreak_integration_tests::trading_mesh::{MeshOptions, TradingMesh};
 use fastbreak_mesh::testing::{as_user, internal};
 use fastbreak_proto::agents::v1::agent_internal_service_client::AgentInternalServiceClient;
@@ -45,56 +44,10 @@ async fn channel(mesh: &TradingMesh, name: &str) -> Channel {
 async fn setup(mesh: &TradingMesh) -> (Uuid, Vec<Uuid>, String, Strategy, StrategyServiceClient<Channel>) {
     let (user, _) = mesh.funded_user(50_000).await;
     let listings = mesh.list_market_moments(8, "simulator", 2_000).await;
-    // Five of the play's moments sold lately at 20.00: scouting's comparables.
-    let for_sales = listings.clone();
-    let player = mesh
-        .pool
-        .read(move |conn| {
-            async move {
-                let mut player = String::new();
-                for (i, listing) in for_sales.iter().take(5).enumerate() {
-                    let found = market::find_listing(conn, *listing).await?.expect("a listing");
-                    let moment = market::find_moment(conn, found.moment_id).await?.expect("a moment");
-                    player = moment.player_id.clone();
-                    market::record_sale(
-                        conn,
-                        &market::Sale {
-                            id: Uuid::new_v4(),
-                            moment_id: moment.id,
-                            listing_id: None,
-                            source_id: "simulator".to_owned(),
-                            price_cents: 2_000,
-                            seller_address: found.seller_address.clone(),
-                            buyer_address: "0x00000000000000aa".to_owned(),
-                            sold_at: Utc::now() - chrono::Duration::days(i as i64 + 1),
-                        },
-                    )
-                    .await?;
-                }
-                // A standout game an hour ago: the post-game-spike strategy's window is open.
-                scouting::upsert_game_stats(
-                    conn,
-                    &scouting::GameStats {
-                        game_id: format!("game-{}", Uuid::new_v4().simple()),
-                        player_id: player.clone(),
-                        game_at: Utc::now() - chrono::Duration::hours(1),
-                        opponent_code: "NYK".to_owned(),
-                        minutes: 38,
-                        points: 41,
-                        rebounds: 6,
-                        assists: 4,
-                        steals: 1,
-                        blocks: 0,
-                        turnovers: 2,
-                    },
-                )
-                .await?;
-                Ok(player)
-            }
-            .boxed()
-        })
-        .await
-        .unwrap();
+    // Five of the play's moments sold lately at 20.00 (scouting's comparables), and a standout
+    // game an hour ago: the post-game-spike strategy's window is open.
+    let player = mesh.record_sales(&listings[..5], 2_000).await;
+    mesh.standout_game(&player).await;
 
     let mut strategies = StrategyServiceClient::new(channel(mesh, "strategy").await);
     let strategy = Strategy {
@@ -955,10 +908,10 @@ async fn purchases_wait_for_trading_to_return_and_a_restart_mid_stream_misses_no
 /// them sold lately at `price` (scouting's comparables); their listings.
 async fn valued_play(mesh: &TradingMesh, play: &'static str, sold: usize, price: i64) -> Vec<Uuid> {
     let listings = mesh.list_market_moments(5, "simulator", price).await;
-    let for_sales = listings.clone();
+    let moved = listings.clone();
     mesh.pool
         .read_committed(move |conn| {
-            let for_sales = for_sales.clone();
+            let moved = moved.clone();
             async move {
                 use diesel_async::RunQueryDsl;
                 // A play of its own: its sales are its moments' only comparables.
@@ -967,32 +920,16 @@ async fn valued_play(mesh: &TradingMesh, play: &'static str, sold: usize, price:
                      WHERE id IN (SELECT moment_id FROM listings WHERE id = ANY($2))",
                 )
                 .bind::<diesel::sql_types::Text, _>(play)
-                .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(for_sales.clone())
+                .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(moved)
                 .execute(conn)
                 .await?;
-                for (i, listing) in for_sales.iter().take(sold).enumerate() {
-                    let found = market::find_listing(conn, *listing).await?.expect("a listing");
-                    market::record_sale(
-                        conn,
-                        &market::Sale {
-                            id: Uuid::new_v4(),
-                            moment_id: found.moment_id,
-                            listing_id: None,
-                            source_id: "simulator".to_owned(),
-                            price_cents: price,
-                            seller_address: found.seller_address.clone(),
-                            buyer_address: "0x00000000000000aa".to_owned(),
-                            sold_at: Utc::now() - chrono::Duration::days(i as i64 + 1),
-                        },
-                    )
-                    .await?;
-                }
                 Ok(())
             }
             .boxed()
         })
         .await
         .unwrap();
+    mesh.record_sales(&listings[..sold], price).await;
     listings
 }
 

