@@ -27,6 +27,7 @@ pub fn bench_telemetry() -> fastbreak_telemetry::Telemetry {
         log_format: fastbreak_config::LogFormat::Json,
         filter: "warn".into(),
         otlp_endpoint: None,
+        targets: Vec::new(),
     };
     fastbreak_telemetry::init::init_with_writer(&config, std::io::sink, false).expect("telemetry is set up once")
 }

@@ -43,6 +43,7 @@ async fn one_request_through_two_services_is_one_exported_trace() {
         log_format: LogFormat::Text,
         filter: "info".to_owned(),
         otlp_endpoint: Some(format!("http://{collector_addr}")),
+        targets: Vec::new(),
     };
     let telemetry = fastbreak_telemetry::init::init_with_writer(&config, std::io::sink, false).unwrap();
 

@@ -45,6 +45,7 @@ fn capture_logs() -> Captured {
         log_format: LogFormat::Json,
         filter: "info".to_owned(),
         otlp_endpoint: None,
+        targets: Vec::new(),
     };
     let telemetry = fastbreak_telemetry::init::init_with_writer(&config, move || writer.clone(), false)
         .expect("first setup in this process");

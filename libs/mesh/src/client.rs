@@ -390,6 +390,7 @@ impl Inner {
             server.address = endpoint.uri.host().unwrap_or_default(),
             server.port = endpoint.uri.port_u16().unwrap_or_default(),
             peer = %self.peer,
+            target = fastbreak_telemetry::current_target().unwrap_or_default(),
         );
         span.in_scope(|| fastbreak_telemetry::inject_outgoing(request.headers_mut()));
         if let Some(credential) = &self.options.credential

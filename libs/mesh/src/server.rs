@@ -487,7 +487,8 @@ impl BoundServer {
             .into_iter()
             .map(|worker| {
                 tracing::info!(target_name = target, worker = worker.name, "worker started");
-                let running = tokio::spawn((worker.run)(draining_signal.clone()));
+                let running =
+                    tokio::spawn(fastbreak_telemetry::with_target(target, (worker.run)(draining_signal.clone())));
                 let abort = running.abort_handle();
                 let (name, signal, failed) = (worker.name, draining_signal.clone(), failed_tx.clone());
                 let watched = tokio::spawn(async move {

@@ -13,6 +13,10 @@ pub struct TelemetryConfig {
     pub filter: String,
     /// Where traces go (`OTEL_EXPORTER_OTLP_ENDPOINT`); none means no export.
     pub otlp_endpoint: Option<String>,
+    /// The targets this process runs, when there are several and no `OTEL_SERVICE_NAME` was
+    /// given: each one's spans are then exported as the service `fastbreak-<target>`, so that
+    /// every target shows as its own service even when they share a process.
+    pub targets: Vec<String>,
 }
 
 impl TelemetryConfig {
@@ -33,6 +37,6 @@ impl TelemetryConfig {
         let service_name = reader
             .optional("OTEL_SERVICE_NAME", "a service name", |value| Some(value.to_owned()))
             .unwrap_or_else(|| default_service_name.to_owned());
-        Self { service_name, log_format, filter, otlp_endpoint }
+        Self { service_name, log_format, filter, otlp_endpoint, targets: Vec::new() }
     }
 }

@@ -15,6 +15,18 @@ pub const CORRELATION_HEADER: &str = "x-correlation-id";
 tokio::task_local! {
     static CORRELATION_ID: String;
     static DEADLINE: tokio::time::Instant;
+    static TARGET: &'static str;
+}
+
+/// The FastBreak target whose work this is (the call it serves, or one of its workers), if
+/// known: every span records it as `target`, and traces are exported per target by it.
+pub fn current_target() -> Option<&'static str> {
+    TARGET.try_with(|target| *target).ok()
+}
+
+/// Runs `future` as the work of `target`.
+pub async fn with_target<F: Future>(target: &'static str, future: F) -> F::Output {
+    TARGET.scope(target, future).await
 }
 
 /// When the call being served must be answered by, if its caller set a deadline: the calls it

@@ -4,7 +4,9 @@ use std::io::IsTerminal;
 
 use fastbreak_config::LogFormat;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::runtime::Tokio;
+use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanProcessor};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -42,6 +44,68 @@ impl Telemetry {
     }
 }
 
+/// A batching OTLP exporter to `endpoint`, run on the process's tokio runtime (where the gRPC
+/// exporter can do its I/O).
+fn batch(endpoint: &str) -> Result<BatchSpanProcessor<Tokio>, TelemetryError> {
+    use opentelemetry_otlp::WithExportConfig;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint.to_owned())
+        .build()
+        .map_err(|error| TelemetryError::Exporter { endpoint: endpoint.to_owned(), reason: error.to_string() })?;
+    Ok(BatchSpanProcessor::builder(exporter, Tokio).build())
+}
+
+/// Sends each finished span to the exporter of the target named by its `target` attribute,
+/// which exports as the service `fastbreak-<target>`; spans of no known target go to `rest`,
+/// which exports as the process's service.
+#[derive(Debug)]
+struct ByTarget<P> {
+    by_target: Vec<(String, P)>,
+    rest: P,
+}
+
+impl<P: SpanProcessor> ByTarget<P> {
+    fn all(&self) -> impl Iterator<Item = &P> {
+        self.by_target.iter().map(|(_, p)| p).chain(std::iter::once(&self.rest))
+    }
+}
+
+impl<P: SpanProcessor> SpanProcessor for ByTarget<P> {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: opentelemetry_sdk::trace::SpanData) {
+        let target = span.attributes.iter().find(|kv| kv.key.as_str() == "target").map(|kv| kv.value.as_str());
+        let processor = target
+            .and_then(|target| self.by_target.iter().find(|(name, _)| *name == target))
+            .map_or(&self.rest, |(_, p)| p);
+        processor.on_end(span);
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        // Every one is flushed, whatever the others answer; the first failure is told.
+        let results: Vec<_> = self.all().map(SpanProcessor::force_flush).collect();
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+    }
+
+    fn shutdown_with_timeout(&self, timeout: std::time::Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        let results: Vec<_> = self.all().map(|p| p.shutdown_with_timeout(timeout)).collect();
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        let attributes = || resource.iter().map(|(k, v)| opentelemetry::KeyValue::new(k.clone(), v.clone()));
+        for (target, processor) in &mut self.by_target {
+            let own = opentelemetry_sdk::Resource::builder_empty()
+                .with_attributes(attributes())
+                .with_service_name(format!("fastbreak-{target}"))
+                .build();
+            processor.set_resource(&own);
+        }
+        self.rest.set_resource(resource);
+    }
+}
+
 /// Sets up logging to standard error and tracing for this process. Must run inside a tokio
 /// runtime (the OTLP exporter lives on it).
 pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
@@ -57,19 +121,17 @@ where
     let mut builder = SdkTracerProvider::builder()
         .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(config.service_name.clone()).build());
     if let Some(endpoint) = &config.otlp_endpoint {
-        use opentelemetry_otlp::WithExportConfig;
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint.clone())
-            .build()
-            .map_err(|error| TelemetryError::Exporter { endpoint: endpoint.clone(), reason: error.to_string() })?;
-        // Export runs on the process's tokio runtime, where the gRPC exporter can do its I/O.
-        let processor = opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
-            exporter,
-            opentelemetry_sdk::runtime::Tokio,
-        )
-        .build();
-        builder = builder.with_span_processor(processor);
+        let process = batch(endpoint)?;
+        if config.targets.is_empty() {
+            builder = builder.with_span_processor(process);
+        } else {
+            // Several targets in this process: each exports as a service of its own.
+            let mut by_target = Vec::with_capacity(config.targets.len());
+            for target in &config.targets {
+                by_target.push((target.clone(), batch(endpoint)?));
+            }
+            builder = builder.with_span_processor(ByTarget { by_target, rest: process });
+        }
     }
     let provider = builder.build();
     let tracer = provider.tracer("fastbreak");

@@ -12,7 +12,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::context::{
     CORRELATION_HEADER, correlation_id_of, extract_trace_context, grpc_timeout, new_correlation_id, trace_id_of,
-    with_correlation_id, with_deadline,
+    with_correlation_id, with_deadline, with_target,
 };
 use crate::metrics::{KnownMethods, record_call, tonic_code::Code};
 
@@ -132,8 +132,11 @@ where
         Box::pin(
             async move {
                 let outcome = match deadline {
-                    Some(deadline) => with_correlation_id(correlation_id.clone(), with_deadline(deadline, call)).await,
-                    None => with_correlation_id(correlation_id.clone(), call).await,
+                    Some(deadline) => {
+                        with_target(target, with_correlation_id(correlation_id.clone(), with_deadline(deadline, call)))
+                            .await
+                    }
+                    None => with_target(target, with_correlation_id(correlation_id.clone(), call)).await,
                 };
                 let elapsed = started.elapsed();
                 match &outcome {

@@ -169,7 +169,10 @@ impl ServeConfig {
             .unwrap_or(Duration::from_secs(5));
         let service_name =
             if everything_here { "fastbreak".to_owned() } else { format!("fastbreak-{}", names.join("-")) };
-        let telemetry = TelemetryConfig::read(r, &service_name);
+        let mut telemetry = TelemetryConfig::read(r, &service_name);
+        if telemetry.service_name == service_name && names.len() > 1 {
+            telemetry.targets = names.iter().map(|name| (*name).to_owned()).collect();
+        }
         let database_pool_size = r
             .optional("FASTBREAK_DATABASE_POOL_SIZE", "a whole number from 1 to 500", |v| {
                 v.parse::<usize>().ok().filter(|n| (1..=500).contains(n))

@@ -39,8 +39,8 @@ use tonic::transport::Channel;
 #[derive(Clone, Default)]
 struct Collector(Arc<Mutex<Vec<Span>>>);
 
-/// A span as the collector keeps it: (trace id, span id, parent span id, `target`).
-type Span = (String, String, String, String);
+/// A span as the collector keeps it: (trace id, span id, parent span id, `target`, service).
+type Span = (String, String, String, String, String);
 
 #[tonic::async_trait]
 impl TraceService for Collector {
@@ -51,6 +51,16 @@ impl TraceService for Collector {
         let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
         let mut spans = self.0.lock().unwrap();
         for resource in request.into_inner().resource_spans {
+            let service = resource
+                .resource
+                .iter()
+                .flat_map(|r| r.attributes.iter())
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                    Value::StringValue(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
             for scope in resource.scope_spans {
                 for span in scope.spans {
                     let target = span
@@ -63,7 +73,13 @@ impl TraceService for Collector {
                             other => format!("{other:?}"),
                         })
                         .unwrap_or_default();
-                    spans.push((hex(&span.trace_id), hex(&span.span_id), hex(&span.parent_span_id), target));
+                    spans.push((
+                        hex(&span.trace_id),
+                        hex(&span.span_id),
+                        hex(&span.parent_span_id),
+                        target,
+                        service.clone(),
+                    ));
                 }
             }
         }
@@ -475,6 +491,15 @@ async fn up_serves_a_client_end_to_end_through_the_gateway() {
         m
     });
     println!("one trace, {} spans in one tree: {by_target:?}", spans.len());
+    // Every target is a service of its own, though all share one process.
+    let services: BTreeSet<&str> = spans.iter().map(|s| s.4.as_str()).collect();
+    for target in wanted {
+        assert!(services.contains(format!("fastbreak-{target}").as_str()), "{target}'s service: {services:?}");
+    }
+    for span in spans.iter().filter(|s| !s.3.is_empty()) {
+        assert_eq!(span.4, format!("fastbreak-{}", span.3), "a span is its target's: {span:?}");
+    }
+    println!("services in the trace: {services:?}");
     let mut correlated = HashSet::new();
     for line in up.log_lines() {
         let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else { continue };

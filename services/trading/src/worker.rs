@@ -96,7 +96,11 @@ impl TradingWorker {
                     for message in outbox::claim_due(conn, topic, Utc::now(), BATCH).await? {
                         let outcome = match serde_json::from_value::<Message>(message.payload.clone()) {
                             Ok(m) => match fastbreak_telemetry::resume_carried(
-                                tracing::info_span!("outbox delivery", topic),
+                                tracing::info_span!(
+                                    "outbox delivery",
+                                    topic,
+                                    target = fastbreak_telemetry::current_target().unwrap_or_default()
+                                ),
                                 m.traceparent.as_deref(),
                                 m.correlation_id.clone(),
                                 trader.deliver(topic, &m),
