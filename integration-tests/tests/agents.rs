@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use fastbreak_db::repo::market::{self, ListingEventKind};
 use fastbreak_integration_tests::trading_mesh::{MeshOptions, TradingMesh};
+use fastbreak_integration_tests::until;
 use fastbreak_mesh::testing::{as_user, internal};
 use fastbreak_proto::agents::v1::agent_internal_service_client::AgentInternalServiceClient;
 use fastbreak_proto::agents::v1::agent_service_client::AgentServiceClient;
@@ -36,6 +37,81 @@ use uuid::Uuid;
 async fn channel(mesh: &TradingMesh, name: &str) -> Channel {
     let addr = mesh.addrs.iter().find(|(n, _)| *n == name).unwrap().1;
     Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap()
+}
+
+/// The user's decisions, asked for until `pick` finds what it wants in them (`within` at most).
+async fn decided<T>(
+    mesh: &TradingMesh,
+    user: Uuid,
+    what: &str,
+    within: Duration,
+    pick: impl Fn(Vec<fastbreak_proto::agents::v1::Decision>) -> Option<T>,
+) -> T {
+    let agents = AgentServiceClient::new(channel(mesh, "agents").await);
+    until(what, within, || {
+        let mut agents = agents.clone();
+        let pick = &pick;
+        async move {
+            let found = agents.list_decisions(as_user(ListDecisionsRequest::default(), user)).await.ok()?;
+            pick(found.into_inner().decisions)
+        }
+    })
+    .await
+}
+
+/// The user's runs, asked for until `pick` finds what it wants in them (`within` at most).
+async fn ran<T>(
+    mesh: &TradingMesh,
+    user: Uuid,
+    what: &str,
+    pick: impl Fn(Vec<fastbreak_proto::agents::v1::AgentRun>) -> Option<T>,
+) -> T {
+    let agents = AgentServiceClient::new(channel(mesh, "agents").await);
+    until(what, Duration::from_secs(30), || {
+        let mut agents = agents.clone();
+        let pick = &pick;
+        async move {
+            let found = agents.list_agent_runs(as_user(ListAgentRunsRequest::default(), user)).await.ok()?;
+            pick(found.into_inner().runs)
+        }
+    })
+    .await
+}
+
+/// Waits (`within` at most) until the user has a notification that `wanted` accepts.
+async fn user_told(
+    mesh: &TradingMesh,
+    user: Uuid,
+    within: Duration,
+    wanted: impl Fn(&fastbreak_proto::notification::v1::Notification) -> bool,
+) {
+    let notifications = NotificationServiceClient::new(channel(mesh, "notification").await);
+    until("the user is told", within, || {
+        let mut notifications = notifications.clone();
+        let wanted = &wanted;
+        async move {
+            let found =
+                notifications.list_notifications(as_user(ListNotificationsRequest::default(), user)).await.ok()?;
+            found.into_inner().notifications.iter().any(wanted).then_some(())
+        }
+    })
+    .await
+}
+
+/// Waits (`within` at most) until the operators' system alerts from the agents hold every one
+/// of `texts`.
+async fn operators_told(mesh: &TradingMesh, within: Duration, texts: &[&str]) {
+    let operators = NotificationInternalServiceClient::new(channel(mesh, "notification").await);
+    until("the operators are told", within, || {
+        let mut operators = operators.clone();
+        async move {
+            let found = operators.list_system_alerts(internal(ListSystemAlertsRequest::default())).await.ok()?;
+            let alerts = found.into_inner().alerts;
+            let told = |text: &str| alerts.iter().any(|a| a.source == "agents" && a.message.contains(text));
+            texts.iter().all(|text| told(text)).then_some(())
+        }
+    })
+    .await
 }
 
 /// A funded user with an active post-game-spike strategy (20% discount, confidence 0.05) on a
@@ -105,16 +181,9 @@ async fn a_listing_event_is_bought_or_skipped_with_its_reasons_and_never_twice()
         .unwrap();
 
     let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let decisions = loop {
-        let found =
-            agents.list_decisions(as_user(ListDecisionsRequest::default(), user)).await.unwrap().into_inner().decisions;
-        if found.len() >= 2 {
-            break found;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "two decisions within 30 s: {found:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let decisions =
+        decided(&mesh, user, "two decisions", Duration::from_secs(30), |found| (found.len() >= 2).then_some(found))
+            .await;
     let bought = decisions.iter().find(|d| d.listing_id == cheap.to_string()).expect("a decision on the cheap listing");
     assert_eq!(bought.outcome(), DecisionOutcome::Buy, "{bought:?}");
     assert_eq!((bought.reason(), bought.rule.as_str()), (DecisionReason::Bought, "all_rules_passed"));
@@ -240,20 +309,14 @@ async fn a_listing_event_is_bought_or_skipped_with_its_reasons_and_never_twice()
         };
         scouting.ingest_game_event(internal(IngestGameEventRequest { event: Some(event) })).await.unwrap();
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let game_runs = loop {
-        let runs =
-            agents.list_agent_runs(as_user(ListAgentRunsRequest::default(), user)).await.unwrap().into_inner().runs;
+    let game_runs = ran(&mesh, user, "a game-event run", |runs| {
         let game: Vec<_> = runs
             .into_iter()
             .filter(|r| r.trigger() == RunTrigger::GameEvent && r.state() != RunState::Running)
             .collect();
-        if !game.is_empty() {
-            break game;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "a game-event run within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        (!game.is_empty()).then_some(game)
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(game_runs.len(), 1, "only the big night triggers: {game_runs:?}");
     assert_eq!(game_runs[0].state(), RunState::Succeeded, "{:?}", game_runs[0]);
@@ -287,18 +350,12 @@ async fn a_listing_event_is_bought_or_skipped_with_its_reasons_and_never_twice()
     let scheduled_runs = |runs: Vec<fastbreak_proto::agents::v1::AgentRun>| {
         runs.into_iter().filter(|r| r.trigger() == RunTrigger::ScheduledScan).collect::<Vec<_>>()
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let runs =
-            agents.list_agent_runs(as_user(ListAgentRunsRequest::default(), user)).await.unwrap().into_inner().runs;
+    let found = ran(&mesh, user, "the daily scan ran", |runs| {
         let found = scheduled_runs(runs);
-        if found.iter().any(|r| r.state() == RunState::Succeeded) {
-            assert_eq!(found.len(), 1);
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the daily scan ran within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        found.iter().any(|r| r.state() == RunState::Succeeded).then_some(found)
+    })
+    .await;
+    assert_eq!(found.len(), 1);
     mesh.stop_target("agents").await;
     mesh.start_target("agents").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -325,35 +382,11 @@ async fn a_service_that_stays_down_is_recorded_and_alerts_the_user_and_the_opera
         })
         .await
         .unwrap();
-    let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let decision = loop {
-        let found =
-            agents.list_decisions(as_user(ListDecisionsRequest::default(), user)).await.unwrap().into_inner().decisions;
-        if let Some(decision) = found.into_iter().next() {
-            break decision;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "a decision within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let decision = decided(&mesh, user, "a decision", Duration::from_secs(30), |found| found.into_iter().next()).await;
     assert_eq!(decision.outcome(), DecisionOutcome::Skip, "{decision:?}");
     assert_eq!(decision.reason(), DecisionReason::ServiceUnavailable);
     assert!(decision.data_incomplete && decision.reasons[0].contains("scouting could not be reached"), "{decision:?}");
-    let mut notifications = NotificationServiceClient::new(channel(&mesh, "notification").await);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let found = notifications
-            .list_notifications(as_user(ListNotificationsRequest::default(), user))
-            .await
-            .unwrap()
-            .into_inner()
-            .notifications;
-        if found.iter().any(|n| n.title == "Your automation is held up") {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the user is told: {found:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    user_told(&mesh, user, Duration::from_secs(10), |n| n.title == "Your automation is held up").await;
     // Strategy is down: the listing loop cannot decide, keeps its place, and the operators hear
     // of it after three failures in a row; once strategy is back, the loop goes on by itself.
     mesh.stop_target("strategy").await;
@@ -369,33 +402,13 @@ async fn a_service_that_stays_down_is_recorded_and_alerts_the_user_and_the_opera
         })
         .await
         .unwrap();
-    let mut operators = NotificationInternalServiceClient::new(channel(&mesh, "notification").await);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    loop {
-        let alerts = operators
-            .list_system_alerts(internal(ListSystemAlertsRequest::default()))
-            .await
-            .unwrap()
-            .into_inner()
-            .alerts;
-        if alerts.iter().any(|a| a.source == "agents" && a.message.contains("listing stream")) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the operators are told within 40 s: {alerts:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    operators_told(&mesh, Duration::from_secs(40), &["listing stream"]).await;
     mesh.start_target("strategy").await;
     mesh.start_target("scouting").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let found =
-            agents.list_decisions(as_user(ListDecisionsRequest::default(), user)).await.unwrap().into_inner().decisions;
-        if found.iter().any(|d| d.listing_id == close.to_string()) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the loop resumes by itself once strategy is back");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    decided(&mesh, user, "the loop resumes by itself once strategy is back", Duration::from_secs(30), |found| {
+        found.iter().any(|d| d.listing_id == close.to_string()).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -447,16 +460,10 @@ async fn an_arbitrage_mode_strategy_buys_and_relists_an_opportunity_once() {
         .await
         .unwrap();
     let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let decision = loop {
-        let found =
-            agents.list_decisions(as_user(ListDecisionsRequest::default(), user)).await.unwrap().into_inner().decisions;
-        if let Some(decision) = found.into_iter().find(|d| d.listing_id == listings[0].to_string()) {
-            break decision;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "an arbitrage decision within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let decision = decided(&mesh, user, "an arbitrage decision", Duration::from_secs(30), |found| {
+        found.into_iter().find(|d| d.listing_id == listings[0].to_string())
+    })
+    .await;
     assert_eq!(decision.outcome(), DecisionOutcome::Buy, "{decision:?}");
     assert!(decision.reasons[0].contains("to relist on east"), "{:?}", decision.reasons);
     let trades = mesh
@@ -770,57 +777,28 @@ async fn purchases_wait_for_trading_to_return_and_a_restart_mid_stream_misses_no
         .await
         .unwrap();
     // The user hears, and after three tries in a row, the operators.
-    let mut notifications = NotificationServiceClient::new(channel(&mesh, "notification").await);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let found = notifications
-            .list_notifications(as_user(ListNotificationsRequest::default(), user))
-            .await
-            .unwrap()
-            .into_inner()
-            .notifications;
-        if found
-            .iter()
-            .any(|n| n.title == "Your automation is held up" && n.body.contains("trading could not be reached"))
-        {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the user is told within 30 s: {found:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mut operators = NotificationInternalServiceClient::new(channel(&mesh, "notification").await);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    loop {
-        let alerts = operators
-            .list_system_alerts(internal(ListSystemAlertsRequest::default()))
-            .await
-            .unwrap()
-            .into_inner()
-            .alerts;
-        let told = |text: &str| alerts.iter().any(|a| a.source == "agents" && a.message.contains(text));
-        // The purchase held up, and the stream that cannot go past it.
-        if told("trading could not be reached") && told("cannot follow the listing stream") {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the operators are told within 40 s: {alerts:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    user_told(&mesh, user, Duration::from_secs(30), |n| {
+        n.title == "Your automation is held up" && n.body.contains("trading could not be reached")
+    })
+    .await;
+    // The purchase held up, and the stream that cannot go past it.
+    operators_told(
+        &mesh,
+        Duration::from_secs(40),
+        &["trading could not be reached", "cannot follow the listing stream"],
+    )
+    .await;
     let decisions =
         agents.list_decisions(as_user(ListDecisionsRequest::default(), user)).await.unwrap().into_inner().decisions;
     assert!(decisions.is_empty(), "nothing is decided while trading is away: {decisions:?}");
 
     // Trading is back: the bargain is bought, once.
     mesh.start_target("trading").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let bought = loop {
-        let found =
-            agents.list_decisions(as_user(ListDecisionsRequest::default(), user)).await.unwrap().into_inner().decisions;
-        if let Some(decision) = found.into_iter().find(|d| d.listing_id == cheap.to_string()) {
-            break decision;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the held listing is decided once trading is back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let bought =
+        decided(&mesh, user, "the held listing is decided once trading is back", Duration::from_secs(30), |found| {
+            found.into_iter().find(|d| d.listing_id == cheap.to_string())
+        })
+        .await;
     assert_eq!(bought.outcome(), DecisionOutcome::Buy, "{bought:?}");
     let purchases = count(
         &mesh,
@@ -888,11 +866,10 @@ async fn purchases_wait_for_trading_to_return_and_a_restart_mid_stream_misses_no
             .unwrap()
         }
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while decided_since(&mesh).await.len() < 5 {
-        assert!(tokio::time::Instant::now() < deadline, "the agents work through the repricings");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until("the agents work through the repricings", Duration::from_secs(30), || async {
+        (decided_since(&mesh).await.len() >= 5).then_some(())
+    })
+    .await;
     mesh.stop_target("agents").await;
     let at_stop = decided_since(&mesh).await.len();
     assert!(at_stop < 200, "stopped in the middle of the stream: {at_stop} of 200 decided");

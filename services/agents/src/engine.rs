@@ -424,17 +424,8 @@ impl Engine {
                 format!("Skipped: your strategy \"{other}\" already acted on this listing."),
             ));
         }
-        if rules.max_price_cents > 0 && price > rules.max_price_cents {
-            return Ok(skip(
-                decision,
-                pb::DecisionReason::AboveMaxPrice,
-                "max_price_cents",
-                format!(
-                    "Skipped: the price {} is above \"{name}\"'s maximum of {}.",
-                    dollars(price),
-                    dollars(rules.max_price_cents)
-                ),
-            ));
+        if let Some(sentence) = above_max_price(&rules, name, price) {
+            return Ok(skip(decision, pb::DecisionReason::AboveMaxPrice, "max_price_cents", sentence));
         }
         if let Some(form) = shared.form
             && let Some(unfit) = kind_fit(strategy, form, &mut decision)
@@ -659,17 +650,8 @@ impl Engine {
                     f64::from(params.min_spread_bps) / 100.0
                 ),
             )
-        } else if rules.max_price_cents > 0 && price > rules.max_price_cents {
-            skip(
-                decision,
-                pb::DecisionReason::AboveMaxPrice,
-                "max_price_cents",
-                format!(
-                    "Skipped: the price {} is above \"{name}\"'s maximum of {}.",
-                    dollars(price),
-                    dollars(rules.max_price_cents)
-                ),
-            )
+        } else if let Some(sentence) = above_max_price(&rules, name, price) {
+            skip(decision, pb::DecisionReason::AboveMaxPrice, "max_price_cents", sentence)
         } else {
             let today = Utc::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
             if rules.max_purchases_per_day > 0
@@ -938,6 +920,17 @@ fn new_decision(candidate: &Candidate, user: Uuid, strategy_id: Uuid, run: Uuid)
         data_incomplete: false,
         event_sequence: candidate.sequence,
         trigger_event: candidate.trigger_event.clone(),
+    })
+}
+
+/// Why a price is above the strategy's maximum, as a sentence; `None` when it is not.
+fn above_max_price(rules: &strategy::StrategyRules, name: &str, price: i64) -> Option<String> {
+    (rules.max_price_cents > 0 && price > rules.max_price_cents).then(|| {
+        format!(
+            "Skipped: the price {} is above \"{name}\"'s maximum of {}.",
+            dollars(price),
+            dollars(rules.max_price_cents)
+        )
     })
 }
 
