@@ -1,6 +1,21 @@
 //! The one error type of the data crate; callers turn it into gRPC statuses.
+//!
+//! Server errors are told apart by their SQLSTATE, never by their message text: diesel names
+//! a few codes itself, and every connection of the pool carries the rest in front of the
+//! message (see [`crate::wire`]).
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use crate::wire::split_sqlstate;
+
+/// SQLSTATE `serialization_failure`.
+const SERIALIZATION_FAILURE: &str = "40001";
+/// SQLSTATE `deadlock_detected`.
+const DEADLOCK_DETECTED: &str = "40P01";
+/// SQLSTATE `query_canceled`: the statement timeout, or a cancel request.
+const QUERY_CANCELED: &str = "57014";
+/// SQLSTATE `lock_not_available`: the lock timeout.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 /// What went wrong talking to PostgreSQL.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +62,25 @@ pub enum DatabaseError {
         /// What the server said.
         message: String,
     },
-    /// A serializable transaction kept conflicting with others after every retry.
+    /// The server gave up a transaction for the sake of concurrent ones: a serialization
+    /// failure (SQLSTATE 40001) or a deadlock (40P01). The transaction helpers try it again.
+    #[error("the transaction conflicted with a concurrent one ({code}: {message})")]
+    Conflict {
+        /// The SQLSTATE.
+        code: String,
+        /// What the server said.
+        message: String,
+    },
+    /// The server cancelled a statement: it ran past the statement timeout or waited past the
+    /// lock timeout (SQLSTATE 57014, 55P03).
+    #[error("the database cancelled a statement that took too long ({code}: {message})")]
+    Cancelled {
+        /// The SQLSTATE.
+        code: String,
+        /// What the server said.
+        message: String,
+    },
+    /// A transaction kept conflicting with others after every retry.
     #[error("transaction conflicted with concurrent writes {attempts} times")]
     SerializationConflict {
         /// How many times it was tried.
@@ -80,7 +113,7 @@ pub enum DatabaseError {
 impl DatabaseError {
     /// True when retrying the same work later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unreachable { .. } | Self::SerializationConflict { .. })
+        matches!(self, Self::Unreachable { .. } | Self::Conflict { .. } | Self::SerializationConflict { .. })
     }
 
     /// The name of the constraint that refused a write, if one did.
@@ -100,15 +133,24 @@ impl From<DieselError> for DatabaseError {
             DieselError::NotFound => Self::NotFound("row"),
             DieselError::DatabaseError(kind, info) => {
                 let constraint = info.constraint_name().unwrap_or("unnamed").to_owned();
+                let (code, message) = split_sqlstate(info.message()).unwrap_or(("", info.message()));
+                match (code, kind) {
+                    (SERIALIZATION_FAILURE | DEADLOCK_DETECTED, _) | (_, DatabaseErrorKind::SerializationFailure) => {
+                        let code = if code.is_empty() { SERIALIZATION_FAILURE } else { code };
+                        return Self::Conflict { code: code.to_owned(), message: message.to_owned() };
+                    }
+                    (QUERY_CANCELED | LOCK_NOT_AVAILABLE, _) => {
+                        return Self::Cancelled { code: code.to_owned(), message: message.to_owned() };
+                    }
+                    _ => {}
+                }
                 match kind {
                     DatabaseErrorKind::UniqueViolation => Self::UniqueViolation { constraint },
                     DatabaseErrorKind::CheckViolation => Self::CheckViolation { constraint },
                     DatabaseErrorKind::ForeignKeyViolation => Self::ForeignKeyViolation { constraint },
-                    DatabaseErrorKind::NotNullViolation => {
-                        Self::NotNullViolation { message: info.message().to_owned() }
-                    }
+                    DatabaseErrorKind::NotNullViolation => Self::NotNullViolation { message: message.to_owned() },
                     DatabaseErrorKind::ClosedConnection => {
-                        Self::Unreachable { addr: "the server".to_owned(), reason: info.message().to_owned() }
+                        Self::Unreachable { addr: "the server".to_owned(), reason: message.to_owned() }
                     }
                     // Our own triggers raise check_violation too (SQLSTATE 23514) with a message.
                     other => Self::Query(DieselError::DatabaseError(other, info)),
@@ -119,11 +161,7 @@ impl From<DieselError> for DatabaseError {
     }
 }
 
-/// True when a diesel error is a serialization failure worth retrying.
-pub(crate) fn is_serialization_failure(error: &DatabaseError) -> bool {
-    match error {
-        DatabaseError::Query(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => true,
-        DatabaseError::Query(DieselError::DatabaseError(_, info)) => info.message().contains("deadlock detected"),
-        _ => false,
-    }
+/// True when the transaction helpers should run the work again.
+pub(crate) fn is_conflict(error: &DatabaseError) -> bool {
+    matches!(error, DatabaseError::Conflict { .. })
 }

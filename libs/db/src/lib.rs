@@ -13,6 +13,7 @@ pub mod repo;
 pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod wire;
 
 pub use error::DatabaseError;
 pub use pool::{Database, PgConnection, PoolOptions};

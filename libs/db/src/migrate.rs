@@ -3,7 +3,7 @@
 
 use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
-use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::DatabaseError;
@@ -51,7 +51,7 @@ pub fn known_versions() -> Vec<String> {
 }
 
 async fn establish(url: &str) -> Result<AsyncPgConnection, DatabaseError> {
-    AsyncPgConnection::establish(url)
+    crate::wire::establish(url)
         .await
         .map_err(|error| DatabaseError::Unreachable { addr: redact_url(url), reason: error.to_string() })
 }

@@ -8,7 +8,7 @@ use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures::future::BoxFuture;
 
-use crate::error::{DatabaseError, is_serialization_failure};
+use crate::error::{DatabaseError, is_conflict};
 
 /// The connection repositories run on.
 pub type PgConnection = AsyncPgConnection;
@@ -85,8 +85,7 @@ impl Database {
         config.custom_setup = Box::new(move |url| {
             let (url, limit) = (url.to_owned(), limit.clone());
             Box::pin(async move {
-                use diesel_async::AsyncConnection as _;
-                let mut conn = AsyncPgConnection::establish(&url).await?;
+                let mut conn = crate::wire::establish(&url).await?;
                 diesel::sql_query(&limit)
                     .execute(&mut conn)
                     .await
@@ -138,7 +137,7 @@ impl Database {
     }
 
     /// Runs `work` in a serializable transaction on one connection. A transaction that fails to serialize
-    /// against concurrent ones (or deadlocks) is tried again, up to ten times in all, with a
+    /// against concurrent ones or deadlocks (SQLSTATE 40001, 40P01) is tried again, up to ten times in all, with a
     /// growing, jittered pause; any other error rolls back and is returned at once.
     ///
     /// `work` may run more than once, so it must not have effects outside the transaction.
@@ -179,11 +178,11 @@ impl Database {
             let mut builder = if serializable { builder.serializable() } else { builder.read_committed() };
             let outcome = builder.run(async |conn| work(conn).await).await;
             match outcome {
-                Err(error) if is_serialization_failure(&error) && attempt < TRANSACTION_ATTEMPTS => {
+                Err(error) if is_conflict(&error) && attempt < TRANSACTION_ATTEMPTS => {
                     tracing::debug!(attempt, %error, "transaction conflicted; retrying");
                     tokio::time::sleep(pauses.next().unwrap_or(Duration::from_millis(250))).await;
                 }
-                Err(error) if is_serialization_failure(&error) => {
+                Err(error) if is_conflict(&error) => {
                     return Err(DatabaseError::SerializationConflict { attempts: attempt });
                 }
                 other => {

@@ -171,6 +171,130 @@ async fn transactions_that_conflict_are_retried_until_both_succeed() {
     assert_eq!(trading::total_balance(&mut conn).await.unwrap(), 0);
 }
 
+/// Runs `sql` on the transaction's first attempt only and counts the attempts.
+async fn attempts_when_the_first_runs(
+    database: &fastbreak_db::Database,
+    sql: &'static str,
+) -> (u32, Result<(), fastbreak_db::DatabaseError>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let attempts = Arc::new(AtomicU32::new(0));
+    let outcome = database
+        .read_committed(|conn| {
+            let attempts = attempts.clone();
+            Box::pin(async move {
+                if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                    diesel::sql_query(sql).execute(conn).await?;
+                }
+                Ok(())
+            })
+        })
+        .await;
+    (AtomicU32::load(&attempts, Ordering::SeqCst), outcome)
+}
+
+#[tokio::test]
+async fn conflicts_are_told_by_their_sqlstate_not_by_the_words_of_the_message() {
+    let db = TestDatabase::create().await;
+    let database = db.database();
+
+    // A deadlock (40P01) in words other than English is still a deadlock: tried again.
+    let (attempts, outcome) = attempts_when_the_first_runs(
+        &database,
+        "DO $$ BEGIN RAISE EXCEPTION 'Verklemmung entdeckt' USING ERRCODE = '40P01'; END $$",
+    )
+    .await;
+    outcome.expect("the deadlock is tried again and the second attempt succeeds");
+    assert_eq!(attempts, 2);
+
+    // A serialization failure likewise.
+    let (attempts, outcome) = attempts_when_the_first_runs(
+        &database,
+        "DO $$ BEGIN RAISE EXCEPTION 'échec de sérialisation' USING ERRCODE = '40001'; END $$",
+    )
+    .await;
+    outcome.expect("tried again");
+    assert_eq!(attempts, 2);
+
+    // The English words with another code are not a deadlock: returned at once, not retried.
+    let (attempts, outcome) = attempts_when_the_first_runs(
+        &database,
+        "DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = 'P0001'; END $$",
+    )
+    .await;
+    let error = outcome.expect_err("raised");
+    assert_eq!(attempts, 1, "not tried again: {error}");
+    assert!(!error.is_transient(), "{error:?}");
+    assert!(
+        error.to_string().contains("P0001: deadlock detected"),
+        "the code and the server's words are kept: {error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_transactions_that_deadlock_are_both_done() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let db = TestDatabase::create().await;
+    let database = db.database();
+    database
+        .read(|conn| {
+            Box::pin(async move {
+                diesel::sql_query("CREATE TABLE deadlock_pair (id int PRIMARY KEY, n int NOT NULL)")
+                    .execute(conn)
+                    .await?;
+                diesel::sql_query("INSERT INTO deadlock_pair VALUES (1, 0), (2, 0)").execute(conn).await?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+    // Each locks one row, waits until the other has locked the other row, then asks for it:
+    // PostgreSQL breaks the deadlock by failing one of them (40P01), which is run again.
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let attempts = Arc::new(AtomicU32::new(0));
+    let update = |first: i32, second: i32| {
+        let (database, barrier, attempts) = (database.clone(), barrier.clone(), attempts.clone());
+        async move {
+            database
+                .read_committed(move |conn| {
+                    let (barrier, attempts) = (barrier.clone(), attempts.clone());
+                    Box::pin(async move {
+                        let attempt = attempts.fetch_add(1, Ordering::SeqCst);
+                        let bump = |id: i32| format!("UPDATE deadlock_pair SET n = n + 1 WHERE id = {id}");
+                        diesel::sql_query(bump(first)).execute(conn).await?;
+                        if attempt < 2 {
+                            barrier.wait().await;
+                        }
+                        diesel::sql_query(bump(second)).execute(conn).await?;
+                        Ok(())
+                    })
+                })
+                .await
+        }
+    };
+    let (a, b) = tokio::join!(update(1, 2), update(2, 1));
+    a.expect("the first is done");
+    b.expect("the second is done");
+    assert_eq!(AtomicU32::load(&attempts, Ordering::SeqCst), 3, "the one PostgreSQL failed was run once more");
+    let total = database
+        .read(|conn| {
+            Box::pin(async move {
+                #[derive(diesel::QueryableByName)]
+                struct Total {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    total: i64,
+                }
+                let row: Total =
+                    diesel::sql_query("SELECT sum(n)::bigint AS total FROM deadlock_pair").get_result(conn).await?;
+                Ok(row.total)
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(total, 4, "each transaction bumped both rows once");
+}
+
 #[tokio::test]
 async fn a_statement_that_runs_too_long_is_cancelled_by_the_transaction_timeout() {
     let db = TestDatabase::create().await;
@@ -192,6 +316,11 @@ async fn a_statement_that_runs_too_long_is_cancelled_by_the_transaction_timeout(
     let error = outcome.expect_err("the statement is cancelled");
     assert!(started.elapsed() < std::time::Duration::from_secs(3), "cancelled at the timeout: {:?}", started.elapsed());
     assert!(!error.is_transient(), "{error}");
+    // Told by its SQLSTATE (57014, query_canceled), with the server's own words kept.
+    let fastbreak_db::DatabaseError::Cancelled { code, message } = &error else {
+        panic!("not told as cancelled: {error:?}")
+    };
+    assert_eq!((code.as_str(), message.as_str()), ("57014", "canceling statement due to statement timeout"));
 
     // Reads outside a transaction too.
     let started = std::time::Instant::now();
@@ -203,7 +332,10 @@ async fn a_statement_that_runs_too_long_is_cancelled_by_the_transaction_timeout(
             })
         })
         .await;
-    assert!(read.is_err(), "the read is cancelled");
+    assert!(
+        matches!(&read, Err(fastbreak_db::DatabaseError::Cancelled { code, .. }) if code == "57014"),
+        "the read is cancelled: {read:?}"
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(3), "cancelled at the timeout: {:?}", started.elapsed());
 }
 

@@ -207,8 +207,9 @@ pub fn internal(error: &(dyn std::error::Error + 'static)) -> Status {
 }
 
 /// The status for a database error that no rule of the service explains: the database being
-/// unreachable or contended is UNAVAILABLE naming it (worth a retry); a missing row NOT_FOUND;
-/// anything else is this server's fault (INTERNAL, logged).
+/// unreachable, or cancelling a statement that took too long, is UNAVAILABLE naming it (worth a
+/// retry); a conflict with concurrent changes ABORTED; a missing row NOT_FOUND; anything else
+/// is this server's fault (INTERNAL, logged).
 pub fn from_database(error: &fastbreak_db::DatabaseError) -> Status {
     use fastbreak_db::DatabaseError as E;
     match error {
@@ -227,7 +228,17 @@ pub fn from_database(error: &fastbreak_db::DatabaseError) -> Status {
                 ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
             )
         }
-        E::SerializationConflict { .. } => {
+        E::Cancelled { .. } => {
+            tracing::warn!(%error, "database statement cancelled");
+            with_reason(
+                Code::Unavailable,
+                "the database did not finish in time; try again later",
+                ErrorReason::DependencyUnavailable,
+                [("service".to_owned(), "database".to_owned())],
+                ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+            )
+        }
+        E::Conflict { .. } | E::SerializationConflict { .. } => {
             tracing::warn!(%error, "transaction kept conflicting");
             with_reason(
                 Code::Aborted,
@@ -279,5 +290,21 @@ mod tests {
         assert_eq!(status.code(), Code::ResourceExhausted);
         assert_eq!(status.get_details_retry_info().unwrap().retry_delay, Some(Duration::from_secs(3)));
         assert_eq!(status.get_details_error_info().unwrap().reason, "RATE_LIMITED");
+    }
+
+    #[test]
+    fn the_database_cancelling_a_statement_is_its_unavailability_and_a_conflict_is_aborted() {
+        let cancelled = from_database(&fastbreak_db::DatabaseError::Cancelled {
+            code: "57014".to_owned(),
+            message: "canceling statement due to statement timeout".to_owned(),
+        });
+        assert_eq!(cancelled.code(), Code::Unavailable);
+        let info = cancelled.get_details_error_info().unwrap();
+        assert_eq!((info.reason.as_str(), info.metadata["service"].as_str()), ("DEPENDENCY_UNAVAILABLE", "database"));
+        let conflict = from_database(&fastbreak_db::DatabaseError::Conflict {
+            code: "40P01".to_owned(),
+            message: "deadlock detected".to_owned(),
+        });
+        assert_eq!(conflict.code(), Code::Aborted);
     }
 }
