@@ -369,8 +369,13 @@ async fn check_limits(ledger: &Database, users: &[(Uuid, BudgetLimits)], seed: u
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_concurrency_breaks_a_limit_or_the_reserve_and_every_hold_resolves_once() {
     let database = TestDatabase::create().await;
-    let ledger =
-        Database::connect_lazy(database.url(), &PoolOptions { max_size: 16, ..PoolOptions::default() }).unwrap();
+    // The stand-in ledger is not under test: on a loaded machine its callers may queue for a
+    // connection longer than a service's pool would let them.
+    let ledger = Database::connect_lazy(
+        database.url(),
+        &PoolOptions { max_size: 16, timeout: std::time::Duration::from_secs(30), ..PoolOptions::default() },
+    )
+    .unwrap();
     ledger
         .read(|conn| {
             async move {
