@@ -19,18 +19,33 @@ pub struct Load {
     pub p99_ms: f64,
 }
 
-/// Loads `path` at `addr` with the gRPC frame in `body` and the extra `headers`; panics when a
-/// request failed.
+/// How long h2load loads a server.
+#[derive(Debug, Clone, Copy)]
+pub enum Length {
+    /// For 3 s, after a 1 s warm-up.
+    Timed,
+    /// Exactly this many requests, no warm-up (so that the server's work per request can be
+    /// told from its CPU time).
+    Requests(u64),
+}
+
+/// Loads `path` at `addr` with the gRPC frame in `body` and the extra `headers` for 3 s after a
+/// 1 s warm-up; panics when a request failed.
 pub fn h2load(addr: SocketAddr, path: &str, headers: &[String], body: &Path) -> Load {
+    h2load_for(Length::Timed, addr, path, headers, body)
+}
+
+/// Like [`h2load`], for the given length.
+pub fn h2load_for(length: Length, addr: SocketAddr, path: &str, headers: &[String], body: &Path) -> Load {
     let log = std::env::temp_dir().join(format!("fastbreak-h2load-{}.log", std::process::id()));
     let _ = std::fs::remove_file(&log);
     let mut command = Command::new("taskset");
-    command.args(["-c", "0", "h2load"]).args(["-c", "8", "-m", "32", "-D", "3", "--warm-up-time=1", "-t", "1"]).args([
-        "-H",
-        "content-type: application/grpc",
-        "-H",
-        "te: trailers",
-    ]);
+    command.args(["-c", "0", "h2load", "-c", "8", "-m", "32", "-t", "1"]);
+    match length {
+        Length::Timed => command.args(["-D", "3", "--warm-up-time=1"]),
+        Length::Requests(n) => command.args(["-n", &n.to_string()]),
+    };
+    command.args(["-H", "content-type: application/grpc", "-H", "te: trailers"]);
     for header in headers {
         command.args(["-H", header]);
     }
@@ -61,4 +76,16 @@ pub fn h2load(addr: SocketAddr, path: &str, headers: &[String], body: &Path) -> 
     let at = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
     let mean_ms = if latencies.is_empty() { 0.0 } else { latencies.iter().sum::<f64>() / latencies.len() as f64 };
     Load { rps, mean_ms, p50_ms: at(0.5), p99_ms: at(0.99) }
+}
+
+/// CPU time, in nanoseconds, that the threads of this process named `name` have run so far
+/// (from `/proc/self/task/*/schedstat`; thread names are cut to 15 bytes by the kernel).
+pub fn thread_cpu_ns(name: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    tasks
+        .flatten()
+        .filter(|task| std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim_end() == name))
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next().and_then(|ns| ns.parse::<u64>().ok()))
+        .sum()
 }

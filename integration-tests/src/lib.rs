@@ -22,10 +22,16 @@ use tonic::transport::Channel;
 /// Telemetry for benchmarks: real, as in production, with logs at warn (the per-call info
 /// line is off) written nowhere.
 pub fn bench_telemetry() -> fastbreak_telemetry::Telemetry {
+    bench_telemetry_at("warn")
+}
+
+/// Like [`bench_telemetry`], with the log filter `filter` (`info` is what a target runs with
+/// unless told otherwise).
+pub fn bench_telemetry_at(filter: &str) -> fastbreak_telemetry::Telemetry {
     let config = fastbreak_telemetry::TelemetryConfig {
         service_name: "bench".into(),
         log_format: fastbreak_config::LogFormat::Json,
-        filter: "warn".into(),
+        filter: filter.into(),
         otlp_endpoint: None,
         targets: Vec::new(),
     };

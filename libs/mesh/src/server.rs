@@ -368,7 +368,15 @@ pub struct Readiness {
     changing: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// What the server knows of its dependencies, by name ("database": "SERVING", …), sent
     /// with every health check answer (see [`INFO_HEADERS`]).
-    dependencies: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
+    dependencies: std::sync::Arc<std::sync::Mutex<Dependencies>>,
+}
+
+/// The dependencies' states, and the header value that tells them (made when one changes, not
+/// for every health check).
+#[derive(Default)]
+struct Dependencies {
+    states: std::collections::BTreeMap<String, String>,
+    header: Option<http::HeaderValue>,
 }
 
 /// The metadata of every health check answer: the server's version, when it started (RFC 3339)
@@ -409,12 +417,15 @@ impl Readiness {
     /// Notes a dependency's state, told with every health check answer.
     pub fn set_dependency(&self, name: &str, state: &str) {
         let state: String = state.chars().filter(|c| !c.is_control() && *c != ';').take(200).collect();
-        self.dependencies.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), state);
+        let mut deps = self.dependencies.lock().unwrap_or_else(|p| p.into_inner());
+        deps.states.insert(name.to_owned(), state);
+        let text = deps.states.iter().map(|(name, state)| format!("{name}={state}")).collect::<Vec<_>>().join("; ");
+        deps.header = http::HeaderValue::from_str(&text).ok();
     }
 
-    fn dependencies_text(&self) -> String {
+    fn dependencies_header(&self) -> http::HeaderValue {
         let deps = self.dependencies.lock().unwrap_or_else(|p| p.into_inner());
-        deps.iter().map(|(name, state)| format!("{name}={state}")).collect::<Vec<_>>().join("; ")
+        deps.header.clone().unwrap_or_else(|| http::HeaderValue::from_static(""))
     }
 
     /// Reports NOT_SERVING: a dependency is missing, or the server is draining.
@@ -660,7 +671,7 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let health = request.uri().path().starts_with("/grpc.health.v1.Health/");
         let info = health
-            .then(|| (self.info.version.clone(), self.info.started.clone(), self.info.readiness.dependencies_text()));
+            .then(|| (self.info.version.clone(), self.info.started.clone(), self.info.readiness.dependencies_header()));
         let future = self.inner.call(request);
         Box::pin(async move {
             let mut response = future.await?;
@@ -668,9 +679,7 @@ where
                 let headers = response.headers_mut();
                 headers.insert(INFO_HEADERS[0], version);
                 headers.insert(INFO_HEADERS[1], started);
-                if let Ok(value) = http::HeaderValue::from_str(&dependencies) {
-                    headers.insert(INFO_HEADERS[2], value);
-                }
+                headers.insert(INFO_HEADERS[2], dependencies);
             }
             Ok(response)
         })

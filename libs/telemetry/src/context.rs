@@ -14,7 +14,7 @@ pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
 tokio::task_local! {
     static CORRELATION_ID: String;
-    static DEADLINE: tokio::time::Instant;
+    static DEADLINE: Option<tokio::time::Instant>;
     static TARGET: &'static str;
 }
 
@@ -25,21 +25,36 @@ pub fn current_target() -> Option<&'static str> {
 }
 
 /// Runs `future` as the work of `target`.
-pub async fn with_target<F: Future>(target: &'static str, future: F) -> F::Output {
-    TARGET.scope(target, future).await
+///
+/// This and the other `with_*` functions wrap the future in its task-local scope directly (no
+/// `async fn` around it, which would hold the future twice): every call a server takes goes
+/// through three of them.
+pub fn with_target<F: Future>(target: &'static str, future: F) -> impl Future<Output = F::Output> {
+    TARGET.scope(target, future)
 }
 
 /// When the call being served must be answered by, if its caller set a deadline: the calls it
 /// makes inherit it.
 pub fn current_deadline() -> Option<tokio::time::Instant> {
-    DEADLINE.try_with(|deadline| *deadline).ok()
+    DEADLINE.try_with(|deadline| *deadline).ok().flatten()
 }
 
 /// Runs `future` with `deadline` as the deadline of the calls it makes (or the one already in
 /// force, if that is sooner: a deadline only ever shrinks).
-pub async fn with_deadline<F: Future>(deadline: tokio::time::Instant, future: F) -> F::Output {
-    let deadline = current_deadline().map_or(deadline, |current| current.min(deadline));
-    DEADLINE.scope(deadline, future).await
+pub fn with_deadline<F: Future>(deadline: tokio::time::Instant, future: F) -> impl Future<Output = F::Output> {
+    within_deadline(Some(deadline), future)
+}
+
+/// Like [`with_deadline`]; with no deadline, the one already in force (if any) holds.
+pub fn within_deadline<F: Future>(
+    deadline: Option<tokio::time::Instant>,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    let deadline = match (deadline, current_deadline()) {
+        (Some(deadline), Some(current)) => Some(current.min(deadline)),
+        (deadline, current) => deadline.or(current),
+    };
+    DEADLINE.scope(deadline, future)
 }
 
 /// The timeout a gRPC request carries in `grpc-timeout`, if any.
@@ -68,8 +83,8 @@ pub fn current_correlation_id() -> Option<String> {
 }
 
 /// Runs `future` with `id` as the correlation id of the calls it makes.
-pub async fn with_correlation_id<F: Future>(id: String, future: F) -> F::Output {
-    CORRELATION_ID.scope(id, future).await
+pub fn with_correlation_id<F: Future>(id: String, future: F) -> impl Future<Output = F::Output> {
+    CORRELATION_ID.scope(id, future)
 }
 
 /// A new correlation id: unique, not secret. A random number drawn once per process, and a

@@ -148,6 +148,7 @@ where
                     .flatten_event(true)
                     .with_current_span(true)
                     .with_span_list(false)
+                    .fmt_fields(crate::fields::JsonSpanFields)
                     .with_writer(writer),
             ),
         ),
@@ -157,7 +158,19 @@ where
         .with(text)
         .with(json)
         // A span's `target` attribute is the FastBreak target that made it, not a module path.
-        .with(tracing_opentelemetry::layer().with_tracer(tracer).with_target(false))
+        // Spans describe calls and work, not the code and threads that ran them: no source
+        // locations, thread names or busy/idle times (timing every poll of every call's future
+        // cost more than the rest of the span). Nothing reads OpenTelemetry's current context
+        // (calls carry their trace from the tracing span), so entering a span does not set it.
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_target(false)
+                .with_location(false)
+                .with_threads(false)
+                .with_tracked_inactivity(false)
+                .with_context_activation(false),
+        )
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInitialised)?;
     Ok(Telemetry { provider })

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod context;
+pub mod fields;
 pub mod init;
 pub mod metrics;
 pub mod server;

@@ -12,7 +12,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::context::{
     CORRELATION_HEADER, correlation_id_of, extract_trace_context, grpc_timeout, new_correlation_id, trace_id_of,
-    with_correlation_id, with_deadline, with_target,
+    with_correlation_id, with_target, within_deadline,
 };
 use crate::metrics::{KnownMethods, record_call, tonic_code::Code};
 
@@ -101,8 +101,13 @@ where
         };
         let span_service = if path_service.is_empty() { service } else { path_service.as_str() };
         let span_method = if path_method.is_empty() { method } else { path_method.as_str() };
+        let address = match request.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()) {
+            Some(host) => Some(host),
+            None => request.uri().authority().map(http::uri::Authority::host),
+        };
         // Named and described as OpenTelemetry's RPC conventions say: `package.Service/Method`,
-        // a server span, `rpc.*` attributes, and the status code once answered.
+        // a server span, `rpc.*` attributes, and the status code once answered. Every field
+        // known now is given now: a field recorded later costs each subscriber more.
         let span = tracing::info_span!(
             "rpc",
             otel.name = %format_args!("{span_service}/{span_method}"),
@@ -112,32 +117,27 @@ where
             rpc.service = span_service,
             rpc.method = span_method,
             rpc.grpc.status_code = tracing::field::Empty,
-            server.address = tracing::field::Empty,
+            server.address = address,
             correlation_id = %correlation_id,
             trace_id = tracing::field::Empty,
         );
-        if let Some(host) = request.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()) {
-            span.record("server.address", host);
-        } else if let Some(authority) = request.uri().authority() {
-            span.record("server.address", authority.host());
+        if !span.is_disabled() {
+            let _ = span.set_parent(extract_trace_context(request.headers()));
+            span.record("trace_id", trace_id_of(&span));
         }
-        let _ = span.set_parent(extract_trace_context(request.headers()));
-        span.record("trace_id", trace_id_of(&span));
 
         let started = Instant::now();
         // The caller's deadline, for the calls this one makes on its behalf.
         let deadline = grpc_timeout(request.headers()).map(|timeout| tokio::time::Instant::now() + timeout);
-        let call = self.inner.call(request);
+        // The call runs in its scopes, made here, so that the future boxed below holds it once.
+        let call = with_target(
+            target,
+            with_correlation_id(correlation_id, within_deadline(deadline, self.inner.call(request))),
+        );
         let finished_span = span.clone();
         Box::pin(
             async move {
-                let outcome = match deadline {
-                    Some(deadline) => {
-                        with_target(target, with_correlation_id(correlation_id.clone(), with_deadline(deadline, call)))
-                            .await
-                    }
-                    None => with_target(target, with_correlation_id(correlation_id.clone(), call)).await,
-                };
+                let outcome = call.await;
                 let elapsed = started.elapsed();
                 match &outcome {
                     Ok(response) => {
