@@ -443,7 +443,8 @@ async fn up_serves_a_client_end_to_end_through_the_gateway() {
         ..Default::default()
     };
     let strategy_id = automate(&gateway, &token, young).await;
-    eventually("the agents buy for the new user", Duration::from_secs(120), || {
+    // A debug build under a full parallel test run can take minutes to reach a bargain.
+    eventually("the agents buy for the new user", Duration::from_secs(300), || {
         let (gateway, token) = (gateway.clone(), token.clone());
         async move { (!decisions(&gateway, &token, agents::DecisionOutcome::Buy).await.is_empty()).then_some(()) }
     })
