@@ -21,8 +21,11 @@ use fastbreak_integration_tests::h2load::{Length, h2load_for, thread_cpu_ns};
 use fastbreak_mesh::MeshServer;
 use tonic::transport::server::TcpIncoming;
 
-const ROUNDS: usize = 6;
-const REQUESTS: u64 = 150_000;
+/// Rounds, and requests per server per round, unless `H2LOAD_ROUNDS` or `H2LOAD_REQUESTS` say
+/// otherwise (fewer for a run under a profiler).
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
 const HEALTH: &str = "/grpc.health.v1.Health/Check";
 
 /// Starts a server on a runtime of its own (one worker) whose threads are all named `name`, and
@@ -56,11 +59,11 @@ struct Figures {
     cpu_us_per_call: f64,
 }
 
-fn load(name: &str, addr: SocketAddr, body: &std::path::Path) -> Figures {
+fn load(name: &str, addr: SocketAddr, body: &std::path::Path, requests: u64) -> Figures {
     let before = thread_cpu_ns(name);
-    let load = h2load_for(Length::Requests(REQUESTS), addr, HEALTH, &[], body);
+    let load = h2load_for(Length::Requests(requests), addr, HEALTH, &[], body);
     let cpu = thread_cpu_ns(name) - before;
-    Figures { rps: load.rps, cpu_us_per_call: cpu as f64 / 1000.0 / REQUESTS as f64 }
+    Figures { rps: load.rps, cpu_us_per_call: cpu as f64 / 1000.0 / requests as f64 }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -106,12 +109,13 @@ fn main() {
         })
     });
 
-    println!("{REQUESTS} health checks per server per round, log filter {filter:?}");
+    let (rounds, requests) = (setting("H2LOAD_ROUNDS", 6), setting("H2LOAD_REQUESTS", 150_000));
+    println!("{requests} health checks per server per round, log filter {filter:?}");
     let (mut rps_ratios, mut cost_ratios) = (Vec::new(), Vec::new());
     let (mut bare_costs, mut target_costs) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        let b = load("bench-bare", bare, &body);
-        let t = load("bench-target", target, &body);
+    for _ in 0..rounds {
+        let b = load("bench-bare", bare, &body, requests);
+        let t = load("bench-target", target, &body, requests);
         println!(
             "bare tonic: {:>6.0} req/s, {:>5.2} µs CPU per call   target: {:>6.0} req/s, {:>5.2} µs CPU per call   \
              ratios: throughput {:.2}, cost {:.2}",
@@ -128,7 +132,7 @@ fn main() {
         target_costs.push(t.cpu_us_per_call);
     }
     println!(
-        "over {ROUNDS} rounds: bare {:.2} µs CPU per call, target {:.2} µs (medians); \
+        "over {rounds} rounds: bare {:.2} µs CPU per call, target {:.2} µs (medians); \
          median ratios: throughput {:.2}, cost {:.2}",
         median(bare_costs),
         median(target_costs),

@@ -53,6 +53,10 @@ async fn one_request_through_two_services_is_one_exported_trace() {
     let mut request = internal_request(GetUserStatusRequest::default());
     request.metadata_mut().insert("traceparent", format!("00-{trace_id}-b7ad6b7169203331-01").parse().unwrap());
     UserInternalServiceClient::new(connect(a.addr).await).get_user_status(request).await.expect("the chain answers");
+    // A health check, like those A makes of B all along, continuing a trace: not traced.
+    let mut check = tonic::Request::new(tonic_health::pb::HealthCheckRequest::default());
+    check.metadata_mut().insert("traceparent", format!("00-{trace_id}-c7ad6b7169203332-01").parse().unwrap());
+    tonic_health::pb::health_client::HealthClient::new(connect(a.addr).await).check(check).await.expect("A answers");
 
     // Shutting telemetry down flushes what is buffered.
     tokio::task::spawn_blocking(move || telemetry.shutdown()).await.unwrap();
@@ -120,4 +124,7 @@ async fn one_request_through_two_services_is_one_exported_trace() {
         assert!(client.4.iter().any(|a| a == attribute), "{attribute}: {client:#?}");
     }
     assert!(in_trace.iter().all(|s| s.0.contains("otlp-test")), "{spans:#?}");
+    // Health checks (and reflection) are traced only at debug: peers and probes poll them.
+    let checks: Vec<&Seen> = spans.iter().filter(|s| s.1.starts_with("grpc.")).collect();
+    assert!(checks.is_empty(), "health checks were traced: {checks:#?}");
 }

@@ -25,6 +25,41 @@ async fn every_target_reports_serving_for_itself_and_each_of_its_services() {
     mesh.shutdown().await.expect("a clean stop");
 }
 
+#[tokio::test]
+async fn health_answers_tell_the_servers_info_to_those_who_ask_and_made_correlation_ids_to_all() {
+    let mesh = TestMesh::spawn("user").await;
+    let mut health = HealthClient::new(mesh.channel("user").await);
+    let check = |ask: bool, correlation: Option<&str>| {
+        let mut request = tonic::Request::new(HealthCheckRequest::default());
+        if ask {
+            request.metadata_mut().insert(fastbreak_mesh::server::INFO_REQUEST_HEADER, "1".parse().unwrap());
+        }
+        if let Some(id) = correlation {
+            request.metadata_mut().insert("x-correlation-id", id.parse().unwrap());
+        }
+        request
+    };
+    let [version, started, dependencies] = fastbreak_mesh::server::INFO_HEADERS;
+
+    // A probe that does not ask gets the status alone, and the correlation id made for it.
+    let plain = health.check(check(false, None)).await.expect("health answers");
+    for name in [version, started, dependencies] {
+        assert!(plain.metadata().get(name).is_none(), "{name} sent unasked: {:?}", plain.metadata());
+    }
+    let made = plain.metadata().get("x-correlation-id").expect("the id made for the call").to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(made).is_ok(), "{made}");
+
+    // One that asks (as the mesh's clients do) is told the version, the start and the database.
+    let asked = health.check(check(true, Some("probe-7"))).await.expect("health answers");
+    let text = |name: &str| asked.metadata().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert_eq!(text(version), env!("CARGO_PKG_VERSION"));
+    assert!(chrono::DateTime::parse_from_rfc3339(&text(started)).is_ok(), "{}", text(started));
+    assert_eq!(text(dependencies), "database=SERVING");
+    // A caller that sent its correlation id is not sent it back.
+    assert!(asked.metadata().get("x-correlation-id").is_none(), "{:?}", asked.metadata());
+    mesh.shutdown().await.expect("a clean stop");
+}
+
 /// Asks a server's reflection service (of the given version's generated module) to list its
 /// services.
 macro_rules! list_services {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::future::{BoxFuture, FutureExt};
+use futures::future::{Either, Ready};
 use http::{Request, Response};
 use tonic::body::Body;
 
@@ -53,15 +53,15 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+static TOKEN: http::HeaderName = http::HeaderName::from_static(INTERNAL_TOKEN_HEADER);
+
 impl<S, B> tower_service::Service<Request<B>> for InternalAuth<S>
 where
-    S: tower_service::Service<Request<B>, Response = Response<Body>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: tower_service::Service<Request<B>, Response = Response<Body>>,
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = Either<S::Future, Ready<Result<Self::Response, Self::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -69,18 +69,19 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let service = request.uri().path().trim_start_matches('/').split('/').next().unwrap_or_default();
-        let exempt = self.layer.exempt.contains(&service);
-        let presented = request.headers().get(INTERNAL_TOKEN_HEADER).map(|v| v.as_bytes());
-        let allowed = exempt || presented.is_some_and(|token| same_secret(token, self.layer.token.as_bytes()));
-        if allowed {
-            self.inner.call(request).boxed()
+        if self.layer.exempt.contains(&service) {
+            return Either::Left(self.inner.call(request));
+        }
+        let presented = request.headers().get(&TOKEN).map(|v| v.as_bytes());
+        if presented.is_some_and(|token| same_secret(token, self.layer.token.as_bytes())) {
+            Either::Left(self.inner.call(request))
         } else {
             let reason = if presented.is_some() { "is not valid" } else { "is missing" };
             tracing::warn!(rpc.service = service, "refused a call whose internal credential {reason}");
             let status = tonic::Status::unauthenticated(format!(
                 "the internal credential ({INTERNAL_TOKEN_HEADER}) {reason}: only FastBreak services may call {service}"
             ));
-            futures::future::ready(Ok(status.into_http())).boxed()
+            Either::Right(futures::future::ready(Ok(status.into_http())))
         }
     }
 }

@@ -268,8 +268,11 @@ async fn watch_health(inner: Weak<Inner>, index: usize, service: String) {
         let check_timeout = interval.max(Duration::from_millis(200)).min(strong.options.call_timeout);
         drop(strong);
         let mut client = HealthClient::new(endpoint.channel.clone());
-        let answer =
-            tokio::time::timeout(check_timeout, client.check(HealthCheckRequest { service: service.clone() })).await;
+        let mut request = tonic::Request::new(HealthCheckRequest { service: service.clone() });
+        request
+            .metadata_mut()
+            .insert(crate::server::INFO_REQUEST_HEADER, tonic::metadata::MetadataValue::from_static("1"));
+        let answer = tokio::time::timeout(check_timeout, client.check(request)).await;
         if let Ok(Ok(response)) = &answer {
             *endpoint.info.lock().unwrap_or_else(|p| p.into_inner()) = ServerInfo::from_metadata(response.metadata());
         }
@@ -402,7 +405,7 @@ impl Inner {
         // The server is told the deadline with a little grace, so that it is this side that
         // reports DEADLINE_EXCEEDED when time runs out, the same way every time.
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now()) + DEADLINE_GRACE;
-        if let Ok(value) = HeaderValue::from_str(&format!("{}m", remaining.as_millis().max(1))) {
+        if let Some(value) = fastbreak_telemetry::per_call_value(&format!("{}m", remaining.as_millis().max(1))) {
             request.headers_mut().insert("grpc-timeout", value);
         }
 

@@ -367,7 +367,7 @@ pub struct Readiness {
     /// status never interleaves with the start of draining.
     changing: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// What the server knows of its dependencies, by name ("database": "SERVING", …), sent
-    /// with every health check answer (see [`INFO_HEADERS`]).
+    /// with the health check answers that ask for it (see [`INFO_HEADERS`]).
     dependencies: std::sync::Arc<std::sync::Mutex<Dependencies>>,
 }
 
@@ -379,10 +379,16 @@ struct Dependencies {
     header: Option<http::HeaderValue>,
 }
 
-/// The metadata of every health check answer: the server's version, when it started (RFC 3339)
-/// and its dependencies' states (`name=state` pairs joined by `; `), so that whoever watches
-/// its health (the gateway) can tell them.
+/// The metadata of a health check answer whose request asked for it (with
+/// [`INFO_REQUEST_HEADER`]): the server's version, when it started (RFC 3339) and its
+/// dependencies' states (`name=state` pairs joined by `; `), so that whoever watches its health
+/// (the mesh's clients, and so the gateway) can tell them.
 pub const INFO_HEADERS: [&str; 3] = ["x-fastbreak-version", "x-fastbreak-started", "x-fastbreak-dependencies"];
+
+/// The request header (any value) that asks a health check for [`INFO_HEADERS`]. Orchestrators'
+/// and load balancers' probes, which do not read them, are answered without them: under a
+/// stream of probes, three more headers to encode cost more than the rest of the mesh's work.
+pub const INFO_REQUEST_HEADER: &str = "x-fastbreak-info";
 
 impl std::fmt::Debug for Readiness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -632,7 +638,7 @@ impl BoundServer {
     }
 }
 
-/// Adds [`INFO_HEADERS`] to every health check answer.
+/// Adds [`INFO_HEADERS`] to the answers of health checks that ask for them.
 #[derive(Clone)]
 struct InfoLayer {
     readiness: Readiness,
@@ -655,34 +661,61 @@ struct InfoService<S> {
     info: InfoLayer,
 }
 
+static INFO_REQUEST: http::HeaderName = http::HeaderName::from_static(INFO_REQUEST_HEADER);
+
+/// The names of [`INFO_HEADERS`], made once.
+static INFO_NAMES: [http::HeaderName; 3] = [
+    http::HeaderName::from_static(INFO_HEADERS[0]),
+    http::HeaderName::from_static(INFO_HEADERS[1]),
+    http::HeaderName::from_static(INFO_HEADERS[2]),
+];
+
 impl<S, B, R> tower_service::Service<http::Request<B>> for InfoService<S>
 where
     S: tower_service::Service<http::Request<B>, Response = http::Response<R>>,
-    S::Future: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = WithInfo<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let health = request.uri().path().starts_with("/grpc.health.v1.Health/");
-        let info = health
-            .then(|| (self.info.version.clone(), self.info.started.clone(), self.info.readiness.dependencies_header()));
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = future.await?;
-            if let Some((version, started, dependencies)) = info {
-                let headers = response.headers_mut();
-                headers.insert(INFO_HEADERS[0], version);
-                headers.insert(INFO_HEADERS[1], started);
-                headers.insert(INFO_HEADERS[2], dependencies);
+        let asked = request.headers().contains_key(&INFO_REQUEST)
+            && request.uri().path().starts_with("/grpc.health.v1.Health/");
+        let info = asked
+            .then(|| [self.info.version.clone(), self.info.started.clone(), self.info.readiness.dependencies_header()]);
+        WithInfo { call: self.inner.call(request), info }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call whose answer gets the server's info headers, if it is a health check.
+    struct WithInfo<F> {
+        #[pin]
+        call: F,
+        info: Option<[http::HeaderValue; 3]>,
+    }
+}
+
+impl<F, R, E> Future for WithInfo<F>
+where
+    F: Future<Output = Result<http::Response<R>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.call.poll(cx))?;
+        if let Some(values) = this.info.take() {
+            let headers = response.headers_mut();
+            for (name, value) in INFO_NAMES.iter().zip(values) {
+                headers.insert(name.clone(), value);
             }
-            Ok(response)
-        })
+        }
+        std::task::Poll::Ready(Ok(response))
     }
 }
 

@@ -7,10 +7,17 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tokio::task::futures::TaskLocalFuture;
+use tokio::time::Instant;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The header that carries the correlation id.
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
+
+// Header names read on every call, made once (a name given as text is parsed at each lookup).
+pub(crate) static CORRELATION: HeaderName = HeaderName::from_static(CORRELATION_HEADER);
+static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 tokio::task_local! {
     static CORRELATION_ID: String;
@@ -27,9 +34,9 @@ pub fn current_target() -> Option<&'static str> {
 /// Runs `future` as the work of `target`.
 ///
 /// This and the other `with_*` functions wrap the future in its task-local scope directly (no
-/// `async fn` around it, which would hold the future twice): every call a server takes goes
-/// through three of them.
-pub fn with_target<F: Future>(target: &'static str, future: F) -> impl Future<Output = F::Output> {
+/// `async fn` around it, which would hold the future twice), in a type that can be named: every
+/// call a server takes goes through three of them.
+pub fn with_target<F: Future>(target: &'static str, future: F) -> TaskLocalFuture<&'static str, F> {
     TARGET.scope(target, future)
 }
 
@@ -41,15 +48,12 @@ pub fn current_deadline() -> Option<tokio::time::Instant> {
 
 /// Runs `future` with `deadline` as the deadline of the calls it makes (or the one already in
 /// force, if that is sooner: a deadline only ever shrinks).
-pub fn with_deadline<F: Future>(deadline: tokio::time::Instant, future: F) -> impl Future<Output = F::Output> {
+pub fn with_deadline<F: Future>(deadline: tokio::time::Instant, future: F) -> TaskLocalFuture<Option<Instant>, F> {
     within_deadline(Some(deadline), future)
 }
 
 /// Like [`with_deadline`]; with no deadline, the one already in force (if any) holds.
-pub fn within_deadline<F: Future>(
-    deadline: Option<tokio::time::Instant>,
-    future: F,
-) -> impl Future<Output = F::Output> {
+pub fn within_deadline<F: Future>(deadline: Option<Instant>, future: F) -> TaskLocalFuture<Option<Instant>, F> {
     let deadline = match (deadline, current_deadline()) {
         (Some(deadline), Some(current)) => Some(current.min(deadline)),
         (deadline, current) => deadline.or(current),
@@ -60,7 +64,7 @@ pub fn within_deadline<F: Future>(
 /// The timeout a gRPC request carries in `grpc-timeout`, if any.
 pub fn grpc_timeout(headers: &HeaderMap) -> Option<std::time::Duration> {
     use std::time::Duration;
-    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let value = headers.get(&GRPC_TIMEOUT)?.to_str().ok()?;
     let (number, unit) = value.split_at(value.len().checked_sub(1)?);
     if number.is_empty() || number.len() > 8 {
         return None;
@@ -83,7 +87,7 @@ pub fn current_correlation_id() -> Option<String> {
 }
 
 /// Runs `future` with `id` as the correlation id of the calls it makes.
-pub fn with_correlation_id<F: Future>(id: String, future: F) -> impl Future<Output = F::Output> {
+pub fn with_correlation_id<F: Future>(id: String, future: F) -> TaskLocalFuture<String, F> {
     CORRELATION_ID.scope(id, future)
 }
 
@@ -98,9 +102,20 @@ pub fn new_correlation_id() -> String {
     uuid::Uuid::from_u64_pair(prefix, NEXT.fetch_add(1, Ordering::Relaxed)).to_string()
 }
 
+/// A header value that is new on every call (a correlation id, a `traceparent`), marked for
+/// HPACK as never indexed. An indexed one would enter the connection's header table only to push
+/// out the values that do repeat (`grpc-status`, the health answer's headers), and every later
+/// value would first be compared with each one still there: under load that cost more than all
+/// the rest of a call's telemetry.
+pub fn per_call_value(text: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(text).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
 /// The correlation id in `headers`, if it is a sensible one (1 to 128 visible ASCII characters).
 pub fn correlation_id_of(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(CORRELATION_HEADER)?.to_str().ok()?;
+    let value = headers.get(&CORRELATION)?.to_str().ok()?;
     let valid = !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic());
     valid.then(|| value.to_owned())
 }
@@ -121,7 +136,7 @@ struct HeaderInjector<'a>(&'a mut HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(&value)) {
+        if let (Ok(name), Some(value)) = (HeaderName::from_bytes(key.as_bytes()), per_call_value(&value)) {
             self.0.insert(name, value);
         }
     }
@@ -129,7 +144,7 @@ impl Injector for HeaderInjector<'_> {
 
 /// The trace context an incoming call carries.
 pub fn extract_trace_context(headers: &HeaderMap) -> opentelemetry::Context {
-    if !headers.contains_key("traceparent") {
+    if !headers.contains_key(&TRACEPARENT) {
         // Nothing to continue: the span starts a trace of its own.
         return opentelemetry::Context::new();
     }
@@ -147,7 +162,7 @@ pub fn inject_outgoing(headers: &mut HeaderMap) -> String {
     let context = tracing::Span::current().context();
     TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
     let id = current_correlation_id().unwrap_or_else(new_correlation_id);
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    if let Some(value) = per_call_value(&id) {
         headers.insert(CORRELATION_HEADER, value);
     }
     id
@@ -190,6 +205,17 @@ mod tests {
         let ids: std::collections::HashSet<String> = (0..1000).map(|_| new_correlation_id()).collect();
         assert_eq!(ids.len(), 1000);
         assert!(ids.iter().all(|id| uuid::Uuid::parse_str(id).is_ok()));
+    }
+
+    #[test]
+    fn values_new_on_every_call_are_never_indexed_by_hpack() {
+        let mut headers = HeaderMap::new();
+        let id = inject_outgoing(&mut headers);
+        let correlation = headers.get(CORRELATION_HEADER).expect("the correlation id is sent");
+        assert_eq!(correlation.to_str().unwrap(), id);
+        assert!(correlation.is_sensitive());
+        assert!(per_call_value("1500m").unwrap().is_sensitive());
+        assert!(per_call_value("not\na value").is_none());
     }
 
     #[test]

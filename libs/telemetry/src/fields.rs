@@ -21,11 +21,15 @@ pub struct JsonSpanFields;
 
 impl<'w> FormatFields<'w> for JsonSpanFields {
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
-        writer.write_char('{')?;
-        let mut visitor = Members { out: &mut writer, first: true, result: Ok(()) };
+        // Written into a buffer of its own first, then handed over whole: the writer is reached
+        // through a `dyn Write`, and a span's fields are many small pieces.
+        let mut object = String::with_capacity(256);
+        object.push('{');
+        let mut visitor = Members { out: &mut object, first: true, result: Ok(()) };
         fields.record(&mut visitor);
         visitor.result?;
-        writer.write_char('}')
+        object.push('}');
+        writer.write_str(&object)
     }
 
     fn add_fields(&self, current: &'w mut FormattedFields<Self>, fields: &tracing::span::Record<'_>) -> fmt::Result {
@@ -108,6 +112,9 @@ struct Escaped<'a, W: fmt::Write>(&'a mut W);
 
 impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
+        if !text.bytes().any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\') {
+            return self.0.write_str(text);
+        }
         // Every character that needs escaping is ASCII, so the text is cut only at ASCII bytes.
         let mut plain = 0;
         for (i, byte) in text.bytes().enumerate() {

@@ -14,8 +14,8 @@ pub mod server;
 
 pub use config::TelemetryConfig;
 pub use context::{
-    CORRELATION_HEADER, carried_context, current_correlation_id, current_target, inject_outgoing, resume_carried,
-    with_correlation_id, with_target,
+    CORRELATION_HEADER, carried_context, current_correlation_id, current_target, inject_outgoing, per_call_value,
+    resume_carried, with_correlation_id, with_target,
 };
 pub use init::{Telemetry, TelemetryError, init};
 pub use server::ServerTelemetryLayer;

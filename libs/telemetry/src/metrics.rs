@@ -40,9 +40,14 @@ pub struct MethodLabels {
 /// The label of every service and method not known to the server.
 pub const UNKNOWN: &str = "unknown";
 
+/// Paths are looked up on every call; the map is built once from the contracts and never grows,
+/// so a fast hash (seeded per process) serves better than the default, which is made to resist
+/// keys chosen to collide as they are inserted.
+type PathMap<V> = std::collections::HashMap<String, V, foldhash::fast::RandomState>;
+
 /// The methods a server serves, by path, with their labels; anything else is "unknown".
 #[derive(Debug, Clone, Default)]
-pub struct KnownMethods(std::sync::Arc<std::collections::HashMap<String, (&'static str, &'static str)>>);
+pub struct KnownMethods(std::sync::Arc<PathMap<(&'static str, &'static str)>>);
 
 impl KnownMethods {
     /// Known methods from `(service, method)` pairs. Their names are interned once per
@@ -53,7 +58,7 @@ impl KnownMethods {
         S: AsRef<str>,
         M: AsRef<str>,
     {
-        let map = methods
+        let map: PathMap<_> = methods
             .into_iter()
             .map(|(service, method)| {
                 let (service, method) = (intern(service.as_ref()), intern(method.as_ref()));
@@ -66,6 +71,80 @@ impl KnownMethods {
     /// The labels of a request path: its service and method if known, else "unknown" twice.
     pub fn labels(&self, path: &str) -> (&'static str, &'static str) {
         self.0.get(path).copied().unwrap_or((UNKNOWN, UNKNOWN))
+    }
+
+    /// The metrics of every known method as served by `target`, and of everything else.
+    pub fn served_by(&self, target: &'static str) -> ServedMethods {
+        let by_path = self
+            .0
+            .iter()
+            .map(|(path, (service, method))| {
+                (path.clone(), std::sync::Arc::new(MethodMetrics::new(target, service, method)))
+            })
+            .collect();
+        let unknown = std::sync::Arc::new(MethodMetrics::new(target, UNKNOWN, UNKNOWN));
+        ServedMethods { by_path: std::sync::Arc::new(by_path), unknown }
+    }
+}
+
+/// The metrics of the methods one target serves, found by request path (see
+/// [`KnownMethods::served_by`]).
+#[derive(Debug, Clone)]
+pub struct ServedMethods {
+    by_path: std::sync::Arc<PathMap<std::sync::Arc<MethodMetrics>>>,
+    unknown: std::sync::Arc<MethodMetrics>,
+}
+
+impl ServedMethods {
+    /// The metrics a call to `path` is recorded in: its method's, or the "unknown" ones.
+    pub fn of(&self, path: &str) -> &std::sync::Arc<MethodMetrics> {
+        self.by_path.get(path).unwrap_or(&self.unknown)
+    }
+}
+
+/// How many gRPC status codes there are (0 to 16).
+const CODES: usize = 17;
+
+/// One method's series, found once: recording a call counts and times it without hashing its
+/// labels. The counters of a status code are made the first time a call ends with it, so the
+/// exposition shows only the codes that happened.
+#[derive(Debug)]
+pub struct MethodMetrics {
+    target: &'static str,
+    /// The fully-qualified gRPC service, or "unknown".
+    pub service: &'static str,
+    /// The method, or "unknown".
+    pub method: &'static str,
+    calls: [OnceLock<Counter>; CODES],
+    errors: [OnceLock<Counter>; CODES],
+    latency: Histogram,
+}
+
+impl MethodMetrics {
+    fn new(target: &'static str, service: &'static str, method: &'static str) -> Self {
+        let latency = metrics().latency.get_or_create(&MethodLabels { target, service, method }).clone();
+        Self {
+            target,
+            service,
+            method,
+            calls: std::array::from_fn(|_| OnceLock::new()),
+            errors: std::array::from_fn(|_| OnceLock::new()),
+            latency,
+        }
+    }
+
+    /// Records one served call.
+    pub fn record(&self, code: tonic_code::Code, elapsed: Duration) {
+        // A code beyond the known ones is counted as UNKNOWN, as its name says.
+        let index = usize::try_from(code.0).ok().filter(|&i| i < CODES).unwrap_or(2);
+        let labels =
+            || CallLabels { target: self.target, service: self.service, method: self.method, code: code.name() };
+        let families = metrics();
+        self.calls[index].get_or_init(|| families.calls.get_or_create(&labels()).clone()).inc();
+        if index != 0 {
+            self.errors[index].get_or_init(|| families.errors.get_or_create(&labels()).clone()).inc();
+        }
+        self.latency.observe(elapsed.as_secs_f64());
     }
 }
 
@@ -108,26 +187,6 @@ fn metrics() -> &'static Metrics {
         registry.register("rpc_server_latency_seconds", "Time to answer a gRPC call", latency.clone());
         Metrics { registry, calls, errors, latency }
     })
-}
-
-/// Records one served call.
-pub fn record_call(
-    target: &'static str,
-    service: &'static str,
-    method: &'static str,
-    code: tonic_code::Code,
-    elapsed: Duration,
-) {
-    let metrics = metrics();
-    let labels = CallLabels { target, service, method, code: code.name() };
-    metrics.calls.get_or_create(&labels).inc();
-    if code != tonic_code::Code::OK {
-        metrics.errors.get_or_create(&labels).inc();
-    }
-    metrics
-        .latency
-        .get_or_create(&MethodLabels { target: labels.target, service: labels.service, method: labels.method })
-        .observe(elapsed.as_secs_f64());
 }
 
 /// Every metric, in the Prometheus text format.

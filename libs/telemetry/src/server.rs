@@ -1,33 +1,41 @@
 //! The server side of telemetry: a tower layer that gives every incoming call a span carrying
 //! its correlation id and trace id (continuing the caller's trace), makes the correlation id
 //! available to the calls it makes, and records its metrics.
+//!
+//! It runs on every call a target takes, so it allocates little and boxes nothing: its future is
+//! a named type, the metrics of each method are found once when the server starts, and header
+//! names are made once.
 
-use std::task::{Context, Poll};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use futures::future::BoxFuture;
-use http::{HeaderValue, Request, Response};
-use tracing::Instrument;
+use http::{HeaderName, HeaderValue, Request, Response};
+use tokio::task::futures::TaskLocalFuture;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::context::{
-    CORRELATION_HEADER, correlation_id_of, extract_trace_context, grpc_timeout, new_correlation_id, trace_id_of,
-    with_correlation_id, with_target, within_deadline,
+    CORRELATION, correlation_id_of, extract_trace_context, grpc_timeout, new_correlation_id, per_call_value,
+    trace_id_of, with_correlation_id, with_target, within_deadline,
 };
-use crate::metrics::{KnownMethods, record_call, tonic_code::Code};
+use crate::metrics::{KnownMethods, MethodMetrics, ServedMethods, tonic_code::Code};
+
+static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// Adds telemetry to every call a server takes.
 #[derive(Debug, Clone)]
 pub struct ServerTelemetryLayer {
     target: &'static str,
-    known: KnownMethods,
+    methods: ServedMethods,
 }
 
 impl ServerTelemetryLayer {
     /// Telemetry for the server of `target`, which serves the `known` methods (metrics label
     /// every other path "unknown").
     pub fn new(target: &'static str, known: KnownMethods) -> Self {
-        Self { target, known }
+        Self { target, methods: known.served_by(target) }
     }
 }
 
@@ -35,7 +43,7 @@ impl<S> tower::Layer<S> for ServerTelemetryLayer {
     type Service = ServerTelemetry<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ServerTelemetry { inner, target: self.target, known: self.known.clone() }
+        ServerTelemetry { inner, target: self.target, methods: self.methods.clone() }
     }
 }
 
@@ -44,7 +52,7 @@ impl<S> tower::Layer<S> for ServerTelemetryLayer {
 pub struct ServerTelemetry<S> {
     inner: S,
     target: &'static str,
-    known: KnownMethods,
+    methods: ServedMethods,
 }
 
 /// Splits `/package.Service/Method` into its service and method.
@@ -61,23 +69,47 @@ pub fn split_path(path: &str) -> (String, String) {
 pub fn response_code<B>(response: &Response<B>) -> Code {
     response
         .headers()
-        .get("grpc-status")
+        .get(&GRPC_STATUS)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse().ok())
         .map_or(Code::OK, Code)
 }
 
+/// The call's span. Named and described as OpenTelemetry's RPC conventions say:
+/// `package.Service/Method`, a server span, `rpc.*` attributes, and the status code once
+/// answered. Every field known when it opens is given then: a field recorded later costs each
+/// subscriber more.
+macro_rules! rpc_span {
+    ($level:expr, $target:expr, $service:expr, $method:expr, $address:expr, $correlation_id:expr) => {
+        tracing::span!(
+            $level,
+            "rpc",
+            otel.name = %format_args!("{}/{}", $service, $method),
+            otel.kind = "server",
+            target = $target,
+            rpc.system = "grpc",
+            rpc.service = $service,
+            rpc.method = $method,
+            rpc.grpc.status_code = tracing::field::Empty,
+            server.address = $address,
+            correlation_id = %$correlation_id,
+            trace_id = tracing::field::Empty,
+        )
+    };
+}
+
+/// The call a [`ServerTelemetry`] passes on, in the scopes of its target, correlation id and
+/// deadline.
+type Scoped<F> =
+    TaskLocalFuture<&'static str, TaskLocalFuture<String, TaskLocalFuture<Option<tokio::time::Instant>, F>>>;
+
 impl<S, B, ResBody> tower_service::Service<Request<B>> for ServerTelemetry<S>
 where
-    S: tower_service::Service<Request<B>, Response = Response<ResBody>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    B: Send + 'static,
-    ResBody: Send + 'static,
+    S: tower_service::Service<Request<B>, Response = Response<ResBody>>,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = Telemetered<Scoped<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -85,90 +117,117 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let target = self.target;
-        let (service, method) = self.known.labels(request.uri().path());
-        let correlation_id = correlation_id_of(request.headers()).unwrap_or_else(new_correlation_id);
-        let header = HeaderValue::from_str(&correlation_id).ok();
-        if let Some(value) = &header {
-            // The handler sees the id in its metadata, generated here when the caller sent none.
-            request.headers_mut().insert(CORRELATION_HEADER, value.clone());
-        }
-        let quiet = service.starts_with("grpc.");
+        let path = request.uri().path();
+        let metrics = Arc::clone(self.methods.of(path));
+        // Health checks and reflection are polled by every peer, by orchestrators and by load
+        // balancers: they are logged and traced only at debug, or they would bury the calls
+        // that matter (and cost more than the check itself).
+        let quiet = metrics.service.starts_with("grpc.");
+        let (service, method) = (metrics.service, metrics.method);
         // Unknown paths are logged as sent (the span is short-lived); metrics use the labels.
-        let (path_service, path_method) = if service == crate::metrics::UNKNOWN {
-            split_path(request.uri().path())
-        } else {
-            (String::new(), String::new())
+        let unknown = (service == crate::metrics::UNKNOWN).then(|| split_path(path));
+        let (span_service, span_method) = match &unknown {
+            Some((service, method)) => (service.as_str(), method.as_str()),
+            None => (service, method),
         };
-        let span_service = if path_service.is_empty() { service } else { path_service.as_str() };
-        let span_method = if path_method.is_empty() { method } else { path_method.as_str() };
         let address = match request.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()) {
             Some(host) => Some(host),
             None => request.uri().authority().map(http::uri::Authority::host),
         };
-        // Named and described as OpenTelemetry's RPC conventions say: `package.Service/Method`,
-        // a server span, `rpc.*` attributes, and the status code once answered. Every field
-        // known now is given now: a field recorded later costs each subscriber more.
-        let span = tracing::info_span!(
-            "rpc",
-            otel.name = %format_args!("{span_service}/{span_method}"),
-            otel.kind = "server",
-            target = target,
-            rpc.system = "grpc",
-            rpc.service = span_service,
-            rpc.method = span_method,
-            rpc.grpc.status_code = tracing::field::Empty,
-            server.address = address,
-            correlation_id = %correlation_id,
-            trace_id = tracing::field::Empty,
-        );
+        let sent = correlation_id_of(request.headers());
+        let correlation_id = sent.clone().unwrap_or_else(new_correlation_id);
+        let span = if quiet {
+            rpc_span!(tracing::Level::DEBUG, target, span_service, span_method, address, correlation_id)
+        } else {
+            rpc_span!(tracing::Level::INFO, target, span_service, span_method, address, correlation_id)
+        };
         if !span.is_disabled() {
             let _ = span.set_parent(extract_trace_context(request.headers()));
             span.record("trace_id", trace_id_of(&span));
         }
+        // A caller that sent a correlation id knows it; one that did not is told the one made
+        // here, in the answer. The handler sees it in its metadata either way.
+        let answer = match sent {
+            Some(_) => None,
+            None => {
+                let value = per_call_value(&correlation_id);
+                if let Some(value) = &value {
+                    request.headers_mut().insert(CORRELATION.clone(), value.clone());
+                }
+                value
+            }
+        };
 
         let started = Instant::now();
         // The caller's deadline, for the calls this one makes on its behalf.
         let deadline = grpc_timeout(request.headers()).map(|timeout| tokio::time::Instant::now() + timeout);
-        // The call runs in its scopes, made here, so that the future boxed below holds it once.
         let call = with_target(
             target,
             with_correlation_id(correlation_id, within_deadline(deadline, self.inner.call(request))),
         );
-        let finished_span = span.clone();
-        Box::pin(
-            async move {
-                let outcome = call.await;
-                let elapsed = started.elapsed();
-                match &outcome {
-                    Ok(response) => {
-                        let code = response_code(response);
-                        finished_span.record("rpc.grpc.status_code", code.0);
-                        record_call(target, service, method, code, elapsed);
-                        let latency_ms = elapsed.as_secs_f64() * 1000.0;
-                        finished_span.in_scope(|| {
-                            if quiet {
-                                tracing::debug!(code = code.name(), latency_ms, "rpc finished");
-                            } else if code == Code::OK {
-                                tracing::info!(code = code.name(), latency_ms, "rpc finished");
-                            } else {
-                                tracing::warn!(code = code.name(), latency_ms, "rpc failed");
-                            }
-                        });
-                    }
-                    Err(_) => {
-                        record_call(target, service, method, Code(2), elapsed);
-                        finished_span.in_scope(|| tracing::warn!("rpc failed in transport"));
-                    }
+        Telemetered { call, finish: Some(Finish { span, started, metrics, quiet, answer }) }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call under way, in its span; counted, timed and logged when it ends.
+    pub struct Telemetered<F> {
+        #[pin]
+        call: F,
+        finish: Option<Finish>,
+    }
+}
+
+/// What [`Telemetered`] needs once the call ends.
+struct Finish {
+    span: tracing::Span,
+    started: Instant,
+    metrics: Arc<MethodMetrics>,
+    quiet: bool,
+    answer: Option<HeaderValue>,
+}
+
+impl<F, ResBody, E> Future for Telemetered<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let span = &this.finish.as_ref().expect("a call's telemetry is polled after it ended").span;
+        let entered = span.enter();
+        let outcome = ready!(this.call.poll(cx));
+        drop(entered);
+        let finish = this.finish.take().expect("a call's telemetry ends once");
+        let elapsed = finish.started.elapsed();
+        let _in_span = finish.span.enter();
+        Poll::Ready(match outcome {
+            Ok(mut response) => {
+                let code = response_code(&response);
+                finish.metrics.record(code, elapsed);
+                if !finish.span.is_disabled() {
+                    finish.span.record("rpc.grpc.status_code", code.0);
                 }
-                outcome.map(|mut response| {
-                    if let Some(value) = header {
-                        response.headers_mut().insert(CORRELATION_HEADER, value);
-                    }
-                    response
-                })
+                let latency_ms = elapsed.as_secs_f64() * 1000.0;
+                if finish.quiet {
+                    tracing::debug!(code = code.name(), latency_ms, "rpc finished");
+                } else if code == Code::OK {
+                    tracing::info!(code = code.name(), latency_ms, "rpc finished");
+                } else {
+                    tracing::warn!(code = code.name(), latency_ms, "rpc failed");
+                }
+                if let Some(value) = finish.answer {
+                    response.headers_mut().insert(CORRELATION.clone(), value);
+                }
+                Ok(response)
             }
-            .instrument(span),
-        )
+            Err(error) => {
+                finish.metrics.record(Code(2), elapsed);
+                tracing::warn!("rpc failed in transport");
+                Err(error)
+            }
+        })
     }
 }
 
