@@ -650,7 +650,7 @@ impl<S> tower::Layer<S> for InfoLayer {
     type Service = InfoService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        InfoService { inner, info: self.clone() }
+        InfoService { inner, info: std::sync::Arc::new(self.clone()) }
     }
 }
 
@@ -658,7 +658,8 @@ impl<S> tower::Layer<S> for InfoLayer {
 #[derive(Clone)]
 struct InfoService<S> {
     inner: S,
-    info: InfoLayer,
+    /// Shared: the service is cloned for every call.
+    info: std::sync::Arc<InfoLayer>,
 }
 
 static INFO_REQUEST: http::HeaderName = http::HeaderName::from_static(INFO_REQUEST_HEADER);
