@@ -144,11 +144,8 @@ where
             None,
             Some(
                 tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false)
                     .fmt_fields(crate::fields::JsonSpanFields)
+                    .event_format(crate::fields::JsonLines)
                     .with_writer(writer),
             ),
         ),
