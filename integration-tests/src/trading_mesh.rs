@@ -66,6 +66,10 @@ pub struct TradingMesh {
     /// Each target's address, by name.
     pub addrs: Vec<(&'static str, SocketAddr)>,
     servers: Vec<(&'static str, TestServer)>,
+    /// The ports of stopped targets, held by sockets that are bound but not listening (so that
+    /// calls to them are refused, as to a target that is down, and no other test's server takes
+    /// the port before the target starts again on it).
+    held: Vec<(&'static str, tokio::net::TcpSocket)>,
     options: MeshOptions,
     /// Simulated hours the marketplace's simulator runs, once started.
     simulated_hours: Option<usize>,
@@ -81,7 +85,8 @@ impl TradingMesh {
             .expect("a valid test database URL");
         let count = if options.agents { NAMES.len() } else { NAMES.len() - 2 };
         let addrs: Vec<(&'static str, SocketAddr)> = NAMES[..count].iter().map(|n| (*n, free_addr())).collect();
-        let mut mesh = Self { database, pool, addrs, servers: Vec::new(), options, simulated_hours: None };
+        let mut mesh =
+            Self { database, pool, addrs, servers: Vec::new(), held: Vec::new(), options, simulated_hours: None };
         for name in &NAMES[..count] {
             mesh.start_target(name).await;
         }
@@ -180,6 +185,7 @@ impl TradingMesh {
 
     /// Starts (or starts again) one target on its address.
     pub async fn start_target(&mut self, name: &'static str) {
+        self.held.retain(|(held, _)| *held != name);
         let server = TestServer::start_at(self.server(name), self.addr(name)).await;
         self.servers.push((name, server));
     }
@@ -195,8 +201,16 @@ impl TradingMesh {
     /// Stops one target (calls in flight finish first).
     pub async fn stop_target(&mut self, name: &str) {
         let index = self.servers.iter().position(|(n, _)| *n == name).expect("a running target");
-        let (_, server) = self.servers.remove(index);
+        let (name, server) = self.servers.remove(index);
         server.stop().await.expect("the target stops cleanly");
+        let hold = || {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.set_reuseaddr(true)?;
+            socket.bind(self.addr(name))?;
+            std::io::Result::Ok(socket)
+        };
+        let socket = hold().unwrap_or_else(|error| panic!("cannot hold {name}'s port while it is down: {error}"));
+        self.held.push((name, socket));
     }
 
     async fn channel(&self, name: &str) -> Channel {
