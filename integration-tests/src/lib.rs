@@ -187,17 +187,10 @@ pub fn target_names() -> Vec<&'static str> {
 
 /// Asks `check` every 20 ms until it answers `Some`, and returns that; panics naming `what`
 /// when `within` passes first.
-pub async fn until<T, F, Fut>(what: &str, within: std::time::Duration, mut check: F) -> T
+pub async fn until<T, F, Fut>(what: &str, within: std::time::Duration, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {within:?} waiting until {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    fastbreak_mesh::testing::poll_until(what, within, std::time::Duration::from_millis(20), check).await
 }

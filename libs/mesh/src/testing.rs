@@ -210,3 +210,25 @@ fn add_credential(mut request: tonic::Request<()>) -> Result<tonic::Request<()>,
 pub fn credential_channel(channel: Channel) -> CredentialChannel {
     tonic::service::interceptor::InterceptedService::new(channel, add_credential as fn(_) -> _)
 }
+
+/// Asks `check` every `every` until it answers `Some`, and returns that; panics naming `what`
+/// when `within` passes first.
+pub async fn poll_until<T, F, Fut>(
+    what: &str,
+    within: std::time::Duration,
+    every: std::time::Duration,
+    mut check: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {within:?} waiting until {what}");
+        tokio::time::sleep(every).await;
+    }
+}

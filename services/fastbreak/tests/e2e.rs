@@ -379,20 +379,14 @@ async fn trades(gateway: &str, token: &str) -> Vec<trading::Trade> {
     }
 }
 
-/// Waits (`within` at most) until `check` answers `Some`.
-async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+/// Waits (`within` at most) until `check` answers `Some`, asking every 200 ms (each check goes
+/// through the gateway).
+async fn eventually<T, F, Fut>(what: &str, within: Duration, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {within:?} waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    fastbreak_mesh::testing::poll_until(what, within, Duration::from_millis(200), check).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
