@@ -68,11 +68,6 @@ impl KnownMethods {
         Self(std::sync::Arc::new(map))
     }
 
-    /// The labels of a request path: its service and method if known, else "unknown" twice.
-    pub fn labels(&self, path: &str) -> (&'static str, &'static str) {
-        self.0.get(path).copied().unwrap_or((UNKNOWN, UNKNOWN))
-    }
-
     /// The metrics of every known method as served by `target`, and of everything else.
     pub fn served_by(&self, target: &'static str) -> ServedMethods {
         let by_path = self
