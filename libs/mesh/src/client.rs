@@ -405,9 +405,7 @@ impl Inner {
         // The server is told the deadline with a little grace, so that it is this side that
         // reports DEADLINE_EXCEEDED when time runs out, the same way every time.
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now()) + DEADLINE_GRACE;
-        if let Some(value) = fastbreak_telemetry::per_call_value(&format!("{}m", remaining.as_millis().max(1))) {
-            request.headers_mut().insert("grpc-timeout", value);
-        }
+        fastbreak_telemetry::context::set_grpc_timeout(request.headers_mut(), remaining);
 
         let channel = endpoint.channel.clone();
         let span_code = span.clone();

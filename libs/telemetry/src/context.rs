@@ -81,6 +81,15 @@ pub fn grpc_timeout(headers: &HeaderMap) -> Option<std::time::Duration> {
     })
 }
 
+/// Sets `grpc-timeout` in `headers` to `timeout` (in milliseconds, at least one), the way
+/// [`grpc_timeout`] reads it; a value new on every call, so never indexed (see
+/// [`per_call_value`]).
+pub fn set_grpc_timeout(headers: &mut HeaderMap, timeout: std::time::Duration) {
+    if let Some(value) = per_call_value(&format!("{}m", timeout.as_millis().max(1))) {
+        headers.insert(GRPC_TIMEOUT.clone(), value);
+    }
+}
+
 /// The correlation id of the call being served, if any.
 pub fn current_correlation_id() -> Option<String> {
     CORRELATION_ID.try_with(Clone::clone).ok()
@@ -216,6 +225,17 @@ mod tests {
         assert!(correlation.is_sensitive());
         assert!(per_call_value("1500m").unwrap().is_sensitive());
         assert!(per_call_value("not\na value").is_none());
+    }
+
+    #[test]
+    fn a_timeout_set_is_read_back_in_whole_milliseconds() {
+        use std::time::Duration;
+        let mut headers = HeaderMap::new();
+        set_grpc_timeout(&mut headers, Duration::from_micros(2500));
+        assert_eq!(grpc_timeout(&headers), Some(Duration::from_millis(2)));
+        set_grpc_timeout(&mut headers, Duration::ZERO);
+        assert_eq!(grpc_timeout(&headers), Some(Duration::from_millis(1)));
+        assert!(headers.get("grpc-timeout").unwrap().is_sensitive());
     }
 
     #[test]

@@ -213,9 +213,7 @@ impl Forward {
         // The deadline: the client's, never more than the most the gateway gives.
         let asked = fastbreak_telemetry::context::grpc_timeout(&parts.headers);
         let deadline = asked.map_or(shared.settings.max_deadline, |d| d.min(shared.settings.max_deadline));
-        if let Some(value) = fastbreak_telemetry::per_call_value(&format!("{}m", deadline.as_millis().max(1))) {
-            parts.headers.insert("grpc-timeout", value);
-        }
+        fastbreak_telemetry::context::set_grpc_timeout(&mut parts.headers, deadline);
         // Requests are single messages (no public RPC streams from the client): read whole,
         // bounded (the 5-byte frame header included).
         let bytes: Bytes = match Limited::new(body, shared.settings.max_message_bytes + 5).collect().await {
