@@ -5,6 +5,7 @@
 
 pub mod echo;
 pub mod h2load;
+pub mod proxy;
 pub mod trading_mesh;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,24 @@ pub fn bench_telemetry_at(filter: &str) -> fastbreak_telemetry::Telemetry {
     fastbreak_telemetry::init::init_with_writer(&config, std::io::sink, false).expect("telemetry is set up once")
 }
 
+/// Logs of the targets a test starts, to the test process's standard error, once per process:
+/// at `warn` (or as `RUST_LOG` says), so that a failing test shows what its services warned
+/// of (the runner shows a passing test's output only when asked).
+pub fn test_logs() {
+    static LOGS: std::sync::OnceLock<Option<fastbreak_telemetry::Telemetry>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let config = fastbreak_telemetry::TelemetryConfig {
+            service_name: "test".into(),
+            log_format: fastbreak_config::LogFormat::Text,
+            filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            otlp_endpoint: None,
+            targets: Vec::new(),
+        };
+        // A test that set up logging of its own keeps it.
+        fastbreak_telemetry::init::init_with_writer(&config, std::io::stderr, false).ok()
+    });
+}
+
 /// The internal credential of test meshes (the one the mesh's test servers use).
 pub const TEST_TOKEN: &str = fastbreak_mesh::testing::TEST_CREDENTIAL;
 
@@ -57,6 +76,7 @@ impl TestMesh {
     /// Starts the given targets (`"all"` for every one), each on a free port of 127.0.0.1,
     /// on a fresh database, and waits until every one reports SERVING.
     pub async fn spawn(list: &str) -> Self {
+        test_logs();
         let chosen = targets::parse(list).expect("a valid target list");
         let database = TestDatabase::create().await;
         let mut vars: BTreeMap<String, String> =

@@ -80,6 +80,7 @@ const NAMES: [&str; 8] = ["user", "strategy", "notification", "risk", "marketpla
 impl TradingMesh {
     /// Starts every target on a fresh database.
     pub async fn start(options: MeshOptions) -> Self {
+        crate::test_logs();
         let database = TestDatabase::create().await;
         let pool = Database::connect_lazy(database.url(), &PoolOptions { max_size: 8, ..PoolOptions::default() })
             .expect("a valid test database URL");

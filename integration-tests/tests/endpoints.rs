@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use fastbreak_integration_tests::echo::{Seen, risk_channel, spawn_echo, test_peer_options};
+use fastbreak_integration_tests::proxy::HoldingProxy;
+use fastbreak_mesh::client::MISSED_CHECKS_TO_FAIL;
 use fastbreak_mesh::{PeerChannel, RetryPolicy};
 use fastbreak_proto::risk::v1::GetHoldRequest;
 use fastbreak_proto::risk::v1::risk_internal_service_client::RiskInternalServiceClient;
@@ -54,6 +56,44 @@ async fn calls_follow_health_fail_fast_when_none_serve_and_recover_without_a_res
     // b1 comes back: calls succeed again, same channel, no restart.
     b1.readiness.set_serving().await;
     wait_for("b1 is SERVING again", || channel.serving_endpoints() == 1).await;
+    assert_eq!(who(&channel).await.unwrap(), "b1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_unanswered_health_check_keeps_an_endpoint_in_and_several_in_a_row_take_it_out() {
+    let b1 = spawn_echo("b1", Duration::ZERO, Duration::from_secs(5)).await;
+    let proxy = HoldingProxy::start(b1.addr).await;
+    // Checks every 300 ms, each given 300 ms: a check held is seen missed for 600 ms before the
+    // next one is missed too.
+    let mut options = test_peer_options();
+    options.health_interval = Duration::from_millis(300);
+    let channel = risk_channel(&[proxy.url()], options);
+    wait_for("the endpoint is SERVING", || channel.serving_endpoints() == 1).await;
+    assert_eq!(who(&channel).await.unwrap(), "b1");
+    let changed_at = channel.endpoints()[0].changed_at;
+
+    // A busy server: one check goes unanswered in time, then it answers again. It stays in.
+    proxy.hold();
+    wait_for("a health check went unanswered", || channel.endpoints()[0].missed_checks == 1).await;
+    assert_eq!(channel.serving_endpoints(), 1, "one late answer keeps it in: {:?}", channel.endpoints());
+    proxy.release();
+    wait_for("the server answers again", || channel.endpoints()[0].missed_checks == 0).await;
+    let report = &channel.endpoints()[0];
+    assert!(report.serving && report.changed_at == changed_at, "its health never changed: {report:?}");
+    assert_eq!(who(&channel).await.unwrap(), "b1");
+
+    // A hung server: checks go unanswered in a row. It is out, and calls fail fast naming the
+    // peer, until it answers again.
+    proxy.hold();
+    wait_for("the endpoint is taken out", || channel.serving_endpoints() == 0).await;
+    let report = channel.endpoints()[0].clone();
+    assert!(report.missed_checks >= MISSED_CHECKS_TO_FAIL, "{report:?}");
+    assert_eq!((report.detail.as_str(), report.unreachable), ("health check timed out", true), "{report:?}");
+    let status = who(&channel).await.expect_err("no endpoint serves");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("health check timed out"), "{status:?}");
+    proxy.release();
+    wait_for("the endpoint is back", || channel.serving_endpoints() == 1).await;
     assert_eq!(who(&channel).await.unwrap(), "b1");
 }
 

@@ -35,6 +35,12 @@ const DEADLINE_GRACE: Duration = Duration::from_millis(100);
 /// added, and every hop must still shrink it.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(120);
 
+/// How many health checks in a row must go unanswered (within the check timeout) before an
+/// endpoint is taken out as not answering. One late answer is a busy server, not a hung one:
+/// taking its only endpoint out would fail every call to the peer until the next check.
+/// Answers that say NOT_SERVING, and connections refused or broken, count at once.
+pub const MISSED_CHECKS_TO_FAIL: u32 = 2;
+
 /// How a peer channel behaves.
 #[derive(Debug, Clone)]
 pub struct PeerOptions {
@@ -80,6 +86,8 @@ struct EndpointState {
     breaker: Mutex<CircuitBreaker>,
     /// When the last health check ended, and when the health last changed.
     checked: Mutex<(Option<Time>, Option<Time>)>,
+    /// Health checks in a row that went unanswered (see [`MISSED_CHECKS_TO_FAIL`]).
+    missed: std::sync::atomic::AtomicU32,
     /// What its last health check answer said of it: version, start, dependencies.
     info: Mutex<ServerInfo>,
 }
@@ -127,6 +135,9 @@ pub struct EndpointReport {
     pub checked_at: Option<chrono::DateTime<chrono::Utc>>,
     /// When its health last changed.
     pub changed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Health checks in a row that went unanswered; it is taken out at
+    /// [`MISSED_CHECKS_TO_FAIL`].
+    pub missed_checks: u32,
     /// What it told of itself at its last check.
     pub info: ServerInfo,
 }
@@ -209,6 +220,7 @@ impl PeerChannel {
                 health: Mutex::new(Health::Unknown),
                 breaker: Mutex::new(CircuitBreaker::new(options.breaker_failures, options.breaker_cooldown)),
                 checked: Mutex::new((None, None)),
+                missed: std::sync::atomic::AtomicU32::new(0),
                 info: Mutex::new(ServerInfo::default()),
             }));
         }
@@ -244,7 +256,17 @@ impl PeerChannel {
                 };
                 let unreachable = detail.starts_with("unreachable") || detail == "health check timed out";
                 let info = e.info.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                EndpointReport { uri: e.uri.to_string(), serving, detail, unreachable, checked_at, changed_at, info }
+                let missed_checks = e.missed.load(Ordering::Relaxed);
+                EndpointReport {
+                    uri: e.uri.to_string(),
+                    serving,
+                    detail,
+                    unreachable,
+                    checked_at,
+                    changed_at,
+                    missed_checks,
+                    info,
+                }
             })
             .collect()
     }
@@ -276,7 +298,20 @@ async fn watch_health(inner: Weak<Inner>, index: usize, service: String) {
         if let Ok(Ok(response)) = &answer {
             *endpoint.info.lock().unwrap_or_else(|p| p.into_inner()) = ServerInfo::from_metadata(response.metadata());
         }
+        // An unanswered check counts only once enough of them come in a row; until then the
+        // endpoint keeps the health it had.
+        let missed = match answer {
+            Err(_) => endpoint.missed.fetch_add(1, Ordering::Relaxed).saturating_add(1),
+            Ok(_) => {
+                endpoint.missed.store(0, Ordering::Relaxed);
+                0
+            }
+        };
         let health = match answer {
+            Err(_) if missed < MISSED_CHECKS_TO_FAIL => {
+                tracing::debug!(endpoint = %endpoint.uri, missed, "health check unanswered");
+                endpoint.health()
+            }
             Ok(Ok(response)) if response.get_ref().status() == ServingStatus::Serving => Health::Serving,
             Ok(Ok(response)) => Health::NotServing(response.get_ref().status().as_str_name().to_owned()),
             Ok(Err(status)) if status.code() == tonic::Code::NotFound => {
