@@ -29,14 +29,7 @@ pub fn bench_telemetry() -> fastbreak_telemetry::Telemetry {
 /// Like [`bench_telemetry`], with the log filter `filter` (`info` is what a target runs with
 /// unless told otherwise).
 pub fn bench_telemetry_at(filter: &str) -> fastbreak_telemetry::Telemetry {
-    let config = fastbreak_telemetry::TelemetryConfig {
-        service_name: "bench".into(),
-        log_format: fastbreak_config::LogFormat::Json,
-        filter: filter.into(),
-        otlp_endpoint: None,
-        targets: Vec::new(),
-    };
-    fastbreak_telemetry::init::init_with_writer(&config, std::io::sink, false).expect("telemetry is set up once")
+    logs(filter, fastbreak_config::LogFormat::Json, std::io::sink).expect("telemetry is set up once")
 }
 
 /// Logs of the targets a test starts, to the test process's standard error, once per process:
@@ -45,16 +38,27 @@ pub fn bench_telemetry_at(filter: &str) -> fastbreak_telemetry::Telemetry {
 pub fn test_logs() {
     static LOGS: std::sync::OnceLock<Option<fastbreak_telemetry::Telemetry>> = std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
-        let config = fastbreak_telemetry::TelemetryConfig {
-            service_name: "test".into(),
-            log_format: fastbreak_config::LogFormat::Text,
-            filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            otlp_endpoint: None,
-            targets: Vec::new(),
-        };
+        let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
         // A test that set up logging of its own keeps it.
-        fastbreak_telemetry::init::init_with_writer(&config, std::io::stderr, false).ok()
+        logs(&filter, fastbreak_config::LogFormat::Text, std::io::stderr).ok()
     });
+}
+
+/// This process's telemetry, without trace export: logs filtered by `filter`, in `format`, to
+/// `writer`.
+fn logs<W: std::io::Write + 'static>(
+    filter: &str,
+    format: fastbreak_config::LogFormat,
+    writer: fn() -> W,
+) -> Result<fastbreak_telemetry::Telemetry, fastbreak_telemetry::TelemetryError> {
+    let config = fastbreak_telemetry::TelemetryConfig {
+        service_name: "test".into(),
+        log_format: format,
+        filter: filter.into(),
+        otlp_endpoint: None,
+        targets: Vec::new(),
+    };
+    fastbreak_telemetry::init::init_with_writer(&config, writer, false)
 }
 
 /// The internal credential of test meshes (the one the mesh's test servers use).

@@ -17,11 +17,8 @@ async fn who(channel: &PeerChannel) -> Result<String, tonic::Status> {
 }
 
 async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let check = || std::future::ready(condition().then_some(()));
+    fastbreak_mesh::testing::poll_until(what, Duration::from_secs(10), Duration::from_millis(20), check).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -299,14 +299,9 @@ async fn watch_health(inner: Weak<Inner>, index: usize, service: String) {
             *endpoint.info.lock().unwrap_or_else(|p| p.into_inner()) = ServerInfo::from_metadata(response.metadata());
         }
         // An unanswered check counts only once enough of them come in a row; until then the
-        // endpoint keeps the health it had.
-        let missed = match answer {
-            Err(_) => endpoint.missed.fetch_add(1, Ordering::Relaxed).saturating_add(1),
-            Ok(_) => {
-                endpoint.missed.store(0, Ordering::Relaxed);
-                0
-            }
-        };
+        // endpoint keeps the health it had. Any answer starts the count again.
+        let missed = if answer.is_ok() { 0 } else { endpoint.missed.load(Ordering::Relaxed).saturating_add(1) };
+        endpoint.missed.store(missed, Ordering::Relaxed);
         let health = match answer {
             Err(_) if missed < MISSED_CHECKS_TO_FAIL => {
                 tracing::debug!(endpoint = %endpoint.uri, missed, "health check unanswered");
