@@ -30,7 +30,7 @@ fn main() {
         let mut sim = Simulator::new(Config { seed: 8, ..Config::default() });
         for _ in 0..24 * 14 {
             let events: Vec<_> = sim.step().into_iter().map(|t| t.event).collect();
-            fastbreak_marketplace::ingest::apply_batch(&database, Arc::new(events)).await.unwrap();
+            fastbreak_marketplace::ingest::apply_batch(&database, Arc::new(events), None).await.unwrap();
         }
         let sold: Vec<uuid::Uuid> = database
             .read(|conn| {

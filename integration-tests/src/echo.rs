@@ -214,6 +214,7 @@ pub fn test_peer_options() -> PeerOptions {
         breaker_failures: 3,
         breaker_cooldown: Duration::from_millis(500),
         credential: Some(Secret::new(TEST_TOKEN.to_owned())),
+        startup_grace: Duration::from_secs(5),
     }
 }
 

@@ -73,6 +73,8 @@ pub struct TradingMesh {
     options: MeshOptions,
     /// Simulated hours the marketplace's simulator runs, once started.
     simulated_hours: Option<usize>,
+    /// In front of the names of this mesh's trading fail points (see [`TradingMesh::fail_point`]).
+    fail_scope: String,
 }
 
 const NAMES: [&str; 8] = ["user", "strategy", "notification", "risk", "marketplace", "trading", "scouting", "agents"];
@@ -86,12 +88,28 @@ impl TradingMesh {
             .expect("a valid test database URL");
         let count = if options.agents { NAMES.len() } else { NAMES.len() - 2 };
         let addrs: Vec<(&'static str, SocketAddr)> = NAMES[..count].iter().map(|n| (*n, free_addr())).collect();
-        let mut mesh =
-            Self { database, pool, addrs, servers: Vec::new(), held: Vec::new(), options, simulated_hours: None };
+        let fail_scope = format!("{}/", uuid::Uuid::new_v4().simple());
+        let mut mesh = Self {
+            database,
+            pool,
+            addrs,
+            servers: Vec::new(),
+            held: Vec::new(),
+            options,
+            simulated_hours: None,
+            fail_scope,
+        };
         for name in &NAMES[..count] {
             mesh.start_target(name).await;
         }
         mesh
+    }
+
+    /// The name of one of this mesh's trading fail points ("trading::before-hold", say), for
+    /// `fail::cfg`: fail points are process-wide, and tests in one process (`cargo test`) must
+    /// not reach each other's purchases.
+    pub fn fail_point(&self, name: &str) -> String {
+        format!("{}{name}", self.fail_scope)
     }
 
     fn addr(&self, name: &str) -> SocketAddr {
@@ -125,6 +143,7 @@ impl TradingMesh {
             breaker_failures: 3,
             breaker_cooldown: Duration::from_millis(500),
             credential: Some(fastbreak_config::Secret::new(fastbreak_mesh::testing::TEST_CREDENTIAL.to_owned())),
+            startup_grace: Duration::from_secs(5),
         };
         fastbreak_mesh::PeerChannel::new(name, "", &endpoints, options).expect("a valid test peer")
     }
@@ -144,7 +163,14 @@ impl TradingMesh {
             "marketplace" => {
                 let feeds: Vec<Box<dyn fastbreak_marketplace::MarketFeed>> = match self.simulated_hours {
                     Some(hours) => {
-                        vec![Box::new(fastbreak_marketplace::SimulatorFeed::new(7, Duration::ZERO).for_hours(hours))]
+                        vec![Box::new(
+                            fastbreak_marketplace::SimulatorFeed::new(
+                                7,
+                                fastbreak_market_sim::Config::default().start,
+                                Duration::ZERO,
+                            )
+                            .for_hours(hours),
+                        )]
                     }
                     None => Vec::new(),
                 };
@@ -161,10 +187,13 @@ impl TradingMesh {
                 )
             }
             "trading" => {
-                fastbreak_trading::server(self.context(
-                    self.options.trading.clone(),
-                    &["user", "risk", "marketplace", "strategy", "notification"],
-                ))
+                let settings = fastbreak_trading::Settings {
+                    fail_point_scope: self.fail_scope.clone(),
+                    ..self.options.trading.clone()
+                };
+                fastbreak_trading::server(
+                    self.context(settings, &["user", "risk", "marketplace", "strategy", "notification"]),
+                )
             }
             "scouting" => fastbreak_scouting::server(self.context(
                 fastbreak_scouting::Settings { poll_interval: Duration::from_millis(100), ..Default::default() },

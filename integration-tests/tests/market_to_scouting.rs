@@ -13,7 +13,11 @@ use fastbreak_proto::scouting::v1::scouting_service_client::ScoutingServiceClien
 async fn box_scores_from_the_simulated_market_become_game_events() {
     let database = TestDatabase::create().await;
     let market_settings = fastbreak_marketplace::Settings { simulator_tick: Duration::ZERO, ..Default::default() };
-    let feed = Box::new(fastbreak_marketplace::SimulatorFeed::new(21, Duration::ZERO));
+    let feed = Box::new(fastbreak_marketplace::SimulatorFeed::new(
+        21,
+        fastbreak_market_sim::Config::default().start,
+        Duration::ZERO,
+    ));
     let market = TestServer::start(fastbreak_marketplace::server_with_feeds(
         Context::new(database.database(), market_settings),
         vec![feed],

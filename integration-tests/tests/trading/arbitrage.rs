@@ -101,7 +101,7 @@ async fn a_relist_that_fails_after_the_purchase_stays_open_and_lands_later() {
     let (user, _) = mesh.funded_user(10_000).await;
     let listing = mesh.list_market_moments(1, "simulator", 2_000).await[0];
 
-    fail::cfg("trading::before-listing", "return").expect("a fail point");
+    fail::cfg(mesh.fail_point("trading::before-listing"), "return").expect("a fail point");
     let request = ExecuteArbitrageRequest {
         user_id: user.to_string(),
         listing_id: listing.to_string(),
@@ -135,7 +135,7 @@ async fn a_relist_that_fails_after_the_purchase_stays_open_and_lands_later() {
         .unwrap()
         .into_inner();
     assert_eq!(still.state(), TradeState::Pending);
-    fail::remove("trading::before-listing");
+    fail::remove(mesh.fail_point("trading::before-listing"));
     settle_down(&mesh, Duration::from_secs(20)).await;
     let landed = trading
         .get_trade(as_user(GetTradeRequest { trade_id: relist.trade_id.clone() }, user))

@@ -31,7 +31,7 @@ async fn a_crash_at_each_step_ends_fully_done_or_fully_undone() {
     for (step, done) in STEPS {
         let (user, _) = mesh.funded_user(10_000).await;
         let listing = mesh.list_market_moments(1, "simulator", 3_000).await[0];
-        fail::cfg(step, "panic").expect("a fail point");
+        fail::cfg(mesh.fail_point(step), "panic").expect("a fail point");
         let request = PurchaseMomentRequest {
             listing_id: listing.to_string(),
             max_price_cents: 3_000,
@@ -39,7 +39,7 @@ async fn a_crash_at_each_step_ends_fully_done_or_fully_undone() {
             ..Default::default()
         };
         let crashed = mesh.trading().await.purchase_moment(as_user(request.clone(), user)).await;
-        fail::remove(step);
+        fail::remove(mesh.fail_point(step));
         assert!(crashed.is_err(), "{step}: the call dies with its server task: {crashed:?}");
         // The process goes too: a new one repairs from what the database says.
         mesh.stop_target("trading").await;

@@ -599,6 +599,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    feed_positions (feed) {
+        feed -> Text,
+        position -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     outbox (id) {
         id -> Int8,
         topic -> Text,
@@ -638,7 +646,7 @@ macro_rules! for_all_tables {
             emergency_stops, emergency_stop_events, risk_states, risk_alerts, players, player_game_stats, game_events, market_sources,
             moments, listings, listing_events, sales, price_points, valuations, valuation_factors, ledger_accounts,
             ledger_transactions, ledger_entries, trades, holdings, equity_snapshots, leaderboard_entries, idempotency_keys, notifications,
-            notification_preferences, deliveries, delivery_attempts, system_alerts, agent_runs, decisions, agent_cursors, agent_automation, agent_scan_slots, outbox,
+            notification_preferences, deliveries, delivery_attempts, system_alerts, agent_runs, decisions, agent_cursors, agent_automation, agent_scan_slots, feed_positions, outbox,
             sign_in_failures
         }
     };

@@ -8,16 +8,23 @@
 //! and form, scarce or jersey-number serials — with noise. Marketplaces disagree now and then,
 //! so price gaps (arbitrage) appear; buyers compete, so a cheap listing is soon gone.
 //!
+//! The market is alive from its first step, whatever the date: the league starts with a
+//! catalog (moments minted for plays of earlier game days, owned by collectors), the first step
+//! lists part of it on every marketplace, and the schedule counts from the simulation's own
+//! start (the first game day within the first simulated day, then one every other day), never
+//! from the calendar.
+//!
 //! Everything comes from one seeded generator and ordered collections: the same [`Config`]
-//! gives the same events, step by step. Time is simulated: [`Simulator::step`] advances it by
-//! one step (an hour by default) and returns what happened; the caller decides how fast steps
-//! follow each other.
+//! gives the same events, step by step. The id salt changes ids only, never the course of the
+//! market (collections are ordered by creation, not by id). Time is simulated: the caller gives
+//! the start, [`Simulator::step`] advances it by one step (an hour by default) and returns what
+//! happened; the caller decides how fast steps follow each other.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
 
 /// A marketplace of the simulation.
@@ -40,16 +47,26 @@ pub struct Config {
     pub players: usize,
     /// Collectors trading.
     pub collectors: usize,
-    /// The simulated time of the first step.
+    /// The simulated time of the first step, given by the caller (the schedule counts from it).
     pub start: DateTime<Utc>,
     /// How much simulated time one step covers.
     pub step: Duration,
+    /// How long after the start the first game day's games end (within the first step that
+    /// covers that time).
+    pub first_games_after: Duration,
+    /// The time between game days.
+    pub games_every: Duration,
+    /// Earlier game days whose plays make the starting catalog (each mints moments for the
+    /// players who played above their averages, as a game day does).
+    pub history_game_days: u32,
+    /// The share of the starting catalog listed at the first step, spread over every
+    /// marketplace.
+    pub opening_listed: f64,
     /// The marketplaces; the first is the main one.
     pub marketplaces: Vec<Marketplace>,
     /// Mixed into every id (moments, listings, games), so that two runs never name two things
     /// alike; 0 leaves the ids as the seed alone makes them. The same seed and salt give the
-    /// same events; another salt gives the same league, but ids order the collectors' choices,
-    /// so trading takes another course.
+    /// same events; another salt gives the same market with other ids.
     pub id_salt: u64,
 }
 
@@ -61,6 +78,10 @@ impl Default for Config {
             collectors: 200,
             start: Utc.with_ymd_and_hms(2026, 10, 21, 0, 0, 0).single().unwrap_or_default(),
             step: Duration::hours(1),
+            first_games_after: Duration::hours(4),
+            games_every: Duration::hours(48),
+            history_game_days: 3,
+            opening_listed: 0.25,
             marketplaces: vec![
                 Marketplace { id: "simulator".to_owned(), fee_bps: 500, price_bias: 1.0 },
                 Marketplace { id: "simulator-east".to_owned(), fee_bps: 250, price_bias: 0.97 },
@@ -297,16 +318,25 @@ pub struct Simulator {
     now: DateTime<Utc>,
     players: Vec<PlayerState>,
     collectors: Vec<String>,
-    moments: BTreeMap<Uuid, MomentState>,
-    listings: BTreeMap<Uuid, Listing>,
-    /// Moments with active listings, and how many.
-    listed: BTreeMap<Uuid, usize>,
+    /// Moments by creation number (never by id, which the salt changes).
+    moments: BTreeMap<u64, MomentState>,
+    /// The creation number of each moment id.
+    moment_numbers: BTreeMap<Uuid, u64>,
+    /// Active listings by creation number, with their moment's number.
+    listings: BTreeMap<u64, (Listing, u64)>,
+    /// Moments (by number) with active listings, and how many.
+    listed: BTreeMap<u64, usize>,
+    /// Things created so far (moments and listings), numbering them.
+    created: u64,
     games: u64,
-    started: bool,
+    /// Steps taken.
+    steps: u64,
+    /// When the next game day's games end.
+    next_games: DateTime<Utc>,
 }
 
 impl Simulator {
-    /// A league and an empty market at `config.start`.
+    /// A league at `config.start`; its starting catalog comes with the first step.
     pub fn new(config: Config) -> Self {
         let mut rng = fastrand::Rng::with_seed(config.seed);
         let players = (0..config.players)
@@ -335,6 +365,7 @@ impl Simulator {
             .collect();
         let collectors = (0..config.collectors).map(|_| format!("0x{:016x}", rng.u64(..))).collect();
         let now = config.start;
+        let next_games = config.start + config.first_games_after;
         Self {
             config,
             rng,
@@ -342,16 +373,29 @@ impl Simulator {
             players,
             collectors,
             moments: BTreeMap::new(),
+            moment_numbers: BTreeMap::new(),
             listings: BTreeMap::new(),
             listed: BTreeMap::new(),
+            created: 0,
             games: 0,
-            started: false,
+            steps: 0,
+            next_games,
         }
     }
 
     /// The simulated time of the next step.
     pub fn now(&self) -> DateTime<Utc> {
         self.now
+    }
+
+    /// The steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Moments in the market.
+    pub fn moment_count(&self) -> usize {
+        self.moments.len()
     }
 
     /// The configuration.
@@ -361,12 +405,15 @@ impl Simulator {
 
     /// The price a moment would fetch now without noise, in cents (for tests and diagnostics).
     pub fn latent_value(&self, moment_id: Uuid) -> Option<i64> {
-        self.moments.get(&moment_id).map(|m| self.value_of(m).round() as i64)
+        let number = self.moment_numbers.get(&moment_id)?;
+        self.moments.get(number).map(|m| self.value_of(m).round() as i64)
     }
 
-    fn id(&mut self) -> Uuid {
+    /// A new id and its creation number.
+    fn id(&mut self) -> (Uuid, u64) {
         let salt = u128::from(self.config.id_salt) << 64 | u128::from(self.config.id_salt);
-        uuid::Builder::from_random_bytes((self.rng.u128(..) ^ salt).to_le_bytes()).into_uuid()
+        self.created += 1;
+        (uuid::Builder::from_random_bytes((self.rng.u128(..) ^ salt).to_le_bytes()).into_uuid(), self.created)
     }
 
     fn player(&self, id: &str) -> Option<&PlayerState> {
@@ -398,19 +445,61 @@ impl Simulator {
     pub fn step(&mut self) -> Vec<Timed> {
         let at = self.now;
         let mut out = Vec::new();
-        if !self.started {
-            self.started = true;
+        if self.steps == 0 {
             for p in &self.players {
                 out.push(Timed { at, event: Event::PlayerSigned(p.player.clone()) });
             }
+            self.open(at, &mut out);
         }
-        // Games end at 04:00 UTC, every team playing every other day.
-        if at.hour() == 4 && at.ordinal().is_multiple_of(2) {
+        // Every team plays on a game day; game days follow each other from the simulation's
+        // own start, whatever the calendar says.
+        let end = at + self.config.step;
+        if self.next_games < end {
             self.play_games(at, &mut out);
+            while self.next_games < end {
+                self.next_games += self.config.games_every.max(self.config.step).max(Duration::minutes(1));
+            }
         }
         self.trade(at, &mut out);
-        self.now = at + self.config.step;
+        self.now = end;
+        self.steps += 1;
         out
+    }
+
+    /// The starting catalog: moments of earlier game days' plays, owned by collectors, a share
+    /// of them listed on every marketplace.
+    fn open(&mut self, at: DateTime<Utc>, out: &mut Vec<Timed>) {
+        for day in (1..=self.config.history_game_days).rev() {
+            let played = self.config.start + self.config.first_games_after - self.config.games_every * day as i32;
+            for index in 0..self.players.len() {
+                // About half the players beat their averages on a game day, as in play_games.
+                if self.rng.bool() {
+                    let player_id = self.players[index].player.id.clone();
+                    self.mint(played, &player_id, out);
+                }
+            }
+        }
+        let markets = self.config.marketplaces.len();
+        if markets == 0 {
+            return;
+        }
+        let numbers: Vec<u64> = self.moments.keys().copied().collect();
+        let wanted = ((numbers.len() as f64 * self.config.opening_listed.clamp(0.0, 1.0)).round() as usize)
+            .max(markets)
+            .min(numbers.len());
+        for turn in 0..wanted {
+            let unlisted: Vec<u64> = numbers.iter().copied().filter(|n| !self.listed.contains_key(n)).collect();
+            if unlisted.is_empty() {
+                break;
+            }
+            let moment = unlisted[self.rng.usize(0..unlisted.len())];
+            // Round the marketplaces, so each has listings from the start.
+            let market = turn % markets;
+            self.list(at, moment, market, out);
+            if markets > 1 && self.rng.u8(0..5) == 0 {
+                self.list(at, moment, (market + 1) % markets, out);
+            }
+        }
     }
 
     fn play_games(&mut self, at: DateTime<Utc>, out: &mut Vec<Timed>) {
@@ -506,8 +595,9 @@ impl Simulator {
             }
             taken.push(serial);
             let owner = self.collectors[self.rng.usize(0..self.collectors.len())].clone();
+            let (id, number) = self.id();
             let moment = Moment {
-                id: self.id(),
+                id,
                 player_id: player_id.to_owned(),
                 set_name: format!("Series {} {}", at.format("%Y"), tier.as_str()),
                 play_category: play.to_owned(),
@@ -518,37 +608,40 @@ impl Simulator {
                 owner: owner.clone(),
             };
             let taste = 0.85 + 0.3 * self.rng.f64();
-            self.moments.insert(moment.id, MomentState { moment: moment.clone(), owner, taste });
+            self.moment_numbers.insert(moment.id, number);
+            self.moments.insert(number, MomentState { moment: moment.clone(), owner, taste });
             out.push(Timed { at, event: Event::MomentMinted(moment) });
         }
     }
 
-    fn list(&mut self, at: DateTime<Utc>, moment_id: Uuid, market: usize, out: &mut Vec<Timed>) {
-        let Some(state) = self.moments.get(&moment_id) else { return };
+    fn list(&mut self, at: DateTime<Utc>, moment: u64, market: usize, out: &mut Vec<Timed>) {
+        let Some(state) = self.moments.get(&moment) else { return };
         let value = self.value_of(state);
         let seller = state.owner.clone();
+        let moment_id = state.moment.id;
         let bias = self.config.marketplaces[market].price_bias;
         // Now and then a seller misjudges badly, which is where arbitrage comes from.
         let spread = if self.rng.u8(0..12) == 0 { 0.45 } else { 0.2 };
         let price = (value * bias * self.noise(spread) * 1.05).round().max(100.0) as i64;
+        let (id, number) = self.id();
         let listing = Listing {
-            id: self.id(),
+            id,
             moment_id,
             marketplace: self.config.marketplaces[market].id.clone(),
             price_cents: price,
             seller,
         };
-        self.listings.insert(listing.id, listing.clone());
-        *self.listed.entry(moment_id).or_default() += 1;
+        self.listings.insert(number, (listing.clone(), moment));
+        *self.listed.entry(moment).or_default() += 1;
         out.push(Timed { at, event: Event::Listed(listing) });
     }
 
-    fn unlist(&mut self, id: Uuid) -> Option<Listing> {
-        let listing = self.listings.remove(&id)?;
-        if let Some(count) = self.listed.get_mut(&listing.moment_id) {
+    fn unlist(&mut self, number: u64) -> Option<Listing> {
+        let (listing, moment) = self.listings.remove(&number)?;
+        if let Some(count) = self.listed.get_mut(&moment) {
             *count -= 1;
             if *count == 0 {
-                self.listed.remove(&listing.moment_id);
+                self.listed.remove(&moment);
             }
         }
         Some(listing)
@@ -556,7 +649,7 @@ impl Simulator {
 
     fn trade(&mut self, at: DateTime<Utc>, out: &mut Vec<Timed>) {
         // New listings: a few owners decide to sell each hour.
-        let unlisted: Vec<Uuid> = self.moments.keys().filter(|id| !self.listed.contains_key(*id)).copied().collect();
+        let unlisted: Vec<u64> = self.moments.keys().filter(|n| !self.listed.contains_key(*n)).copied().collect();
         if !unlisted.is_empty() {
             let count = (unlisted.len() / 12).clamp(1, 12);
             for _ in 0..count {
@@ -574,40 +667,42 @@ impl Simulator {
             }
         }
         // Buyers, repricing and withdrawals on what is listed.
-        let ids: Vec<Uuid> = self.listings.keys().copied().collect();
-        for id in ids {
-            let Some(listing) = self.listings.get(&id).cloned() else { continue };
-            let Some(state) = self.moments.get(&listing.moment_id) else { continue };
+        let numbers: Vec<u64> = self.listings.keys().copied().collect();
+        for number in numbers {
+            let Some((listing, moment)) = self.listings.get(&number).cloned() else { continue };
+            let Some(state) = self.moments.get(&moment) else { continue };
+            let id = listing.id;
             let value = self.value_of(state);
             let cheapness = value / listing.price_cents as f64;
             let buy = (0.12 * cheapness.powi(4)).min(0.9);
             let roll = self.rng.f64();
             if roll < buy {
                 let buyer = self.collectors[self.rng.usize(0..self.collectors.len())].clone();
-                self.unlist(id);
+                self.unlist(number);
                 out.push(Timed {
                     at,
                     event: Event::Sold { listing_id: id, price_cents: listing.price_cents, buyer: buyer.clone() },
                 });
-                if let Some(state) = self.moments.get_mut(&listing.moment_id) {
+                if let Some(state) = self.moments.get_mut(&moment) {
                     state.owner = buyer;
                 }
                 // The moment changed hands: its other listings are gone.
-                let stale: Vec<Uuid> =
-                    self.listings.values().filter(|l| l.moment_id == listing.moment_id).map(|l| l.id).collect();
-                for listing_id in stale {
-                    self.unlist(listing_id);
-                    out.push(Timed { at, event: Event::Withdrawn { listing_id } });
+                let stale: Vec<u64> =
+                    self.listings.iter().filter(|(_, (_, m))| *m == moment).map(|(n, _)| *n).collect();
+                for stale in stale {
+                    if let Some(gone) = self.unlist(stale) {
+                        out.push(Timed { at, event: Event::Withdrawn { listing_id: gone.id } });
+                    }
                 }
             } else if roll < buy + 0.01 {
-                self.unlist(id);
+                self.unlist(number);
                 out.push(Timed { at, event: Event::Withdrawn { listing_id: id } });
             } else if roll < buy + 0.05 {
                 // Reprice toward what the market says, with noise.
                 let target = value * self.noise(0.15) * 1.05;
                 let price = ((listing.price_cents as f64 + target) / 2.0).round().max(100.0) as i64;
                 if price != listing.price_cents {
-                    if let Some(l) = self.listings.get_mut(&id) {
+                    if let Some((l, _)) = self.listings.get_mut(&number) {
                         l.price_cents = price;
                     }
                     out.push(Timed { at, event: Event::PriceChanged { listing_id: id, price_cents: price } });

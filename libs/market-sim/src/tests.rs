@@ -25,13 +25,108 @@ fn one_seed_gives_the_same_events_twice_and_another_seed_others() {
     };
     assert_eq!(kinds(&first), 7, "every kind of event happens");
 
-    // A salted run: the same events twice, never the ids of the unsalted run.
+    // A salted run: the same events twice, never the ids of the unsalted run, and the same
+    // course of the market (the salt names things; it does not move them).
     let salted = run(Config { seed: 42, id_salt: 99, ..Config::default() }, 24 * 10);
     assert_eq!(salted, run(Config { seed: 42, id_salt: 99, ..Config::default() }, 24 * 10));
     let ids = |events: &[Timed]| -> Vec<Uuid> {
         events.iter().filter_map(|e| if let Event::MomentMinted(m) = &e.event { Some(m.id) } else { None }).collect()
     };
     assert!(ids(&salted).iter().all(|id| !ids(&first).contains(id)));
+    assert_eq!(course(&salted, config_start()), course(&first, config_start()), "another salt, the same market");
+}
+
+fn config_start() -> DateTime<Utc> {
+    Config::default().start
+}
+
+/// What happened, without ids or dates: each event's kind, its time from `start`, its prices,
+/// players and serials. Two runs with the same course give the same list.
+fn course(events: &[Timed], start: DateTime<Utc>) -> Vec<String> {
+    events
+        .iter()
+        .map(|Timed { at, event }| {
+            let offset = (*at - start).num_minutes();
+            let what = match event {
+                Event::PlayerSigned(p) => format!("signed {}", p.id),
+                Event::GameFinal { lines, .. } => {
+                    format!(
+                        "game {}",
+                        lines.iter().map(|l| format!("{}:{}", l.player_id, l.points)).collect::<Vec<_>>().join(",")
+                    )
+                }
+                Event::MomentMinted(m) => format!(
+                    "minted {} {} #{} {}m",
+                    m.player_id,
+                    m.tier.as_str(),
+                    m.serial_number,
+                    (m.play_at - start).num_minutes()
+                ),
+                Event::Listed(l) => format!("listed {} {} {}", l.marketplace, l.price_cents, l.seller),
+                Event::PriceChanged { price_cents, .. } => format!("repriced {price_cents}"),
+                Event::Sold { price_cents, buyer, .. } => format!("sold {price_cents} {buyer}"),
+                Event::Withdrawn { .. } => "withdrawn".to_owned(),
+            };
+            format!("{offset} {what}")
+        })
+        .collect()
+}
+
+fn utc(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, h, 0, 0).single().expect("a valid time")
+}
+
+#[test]
+fn the_market_is_alive_from_its_first_step_whatever_the_start() {
+    // Every hour of one day; New Year's Eve at 23:00; a leap day; the nights US/Eastern changes
+    // to and from daylight saving time (02:00 local: 07:00 and 06:00 UTC).
+    let mut starts: Vec<DateTime<Utc>> = (0..24).map(|h| utc(2026, 12, 4, h)).collect();
+    starts.extend([
+        utc(2026, 12, 31, 23),
+        utc(2027, 12, 31, 23),
+        utc(2028, 2, 29, 0),
+        utc(2028, 2, 29, 12),
+        utc(2027, 3, 14, 7),
+        utc(2026, 11, 1, 6),
+        utc(2028, 11, 5, 6),
+    ]);
+    let mut courses = Vec::new();
+    for start in starts {
+        let mut sim = Simulator::new(Config { start, ..Config::default() });
+        let first = sim.step();
+        let minted = first.iter().filter(|e| matches!(e.event, Event::MomentMinted(_))).count();
+        assert!(minted >= 100, "{start}: a starting catalog at the first step: {minted} moments");
+        assert!(
+            first.iter().all(|e| match &e.event {
+                Event::MomentMinted(m) => m.play_at < start,
+                _ => e.at == start,
+            }),
+            "{start}: the catalog's plays are earlier plays; the rest happens at the start"
+        );
+        for market in &sim.config().marketplaces {
+            let listed =
+                first.iter().filter(|e| matches!(&e.event, Event::Listed(l) if l.marketplace == market.id)).count();
+            assert!(listed >= 10, "{start}: {} has listings at the first step: {listed}", market.id);
+        }
+        // More listings each simulated hour after, and a game within the first simulated day.
+        let mut events = first;
+        for hour in 1..24 {
+            let step = sim.step();
+            assert!(
+                step.iter().any(|e| matches!(e.event, Event::Listed(_))),
+                "{start}: listings in simulated hour {hour}"
+            );
+            events.extend(step);
+        }
+        let game = events.iter().find(|e| matches!(e.event, Event::GameFinal { .. })).map(|e| e.at);
+        assert!(game.is_some_and(|at| at < start + Duration::days(1)), "{start}: a game on the first day: {game:?}");
+        courses.push((start, course(&events, start)));
+    }
+    // And the calendar moves none of it: every start gives the same market.
+    let (first_start, first_course) = &courses[0];
+    for (start, course) in &courses[1..] {
+        assert!(course == first_course, "the market from {start} is the market from {first_start}");
+    }
 }
 
 #[test]
@@ -66,7 +161,7 @@ fn big_games_raise_the_sale_prices_of_the_players_moments() {
         }
         // Price gaps: one moment listed on both marketplaces at prices 10% apart or more.
         let mut by_moment: HashMap<Uuid, Vec<i64>> = HashMap::new();
-        for l in sim.listings.values() {
+        for (l, _) in sim.listings.values() {
             by_moment.entry(l.moment_id).or_default().push(l.price_cents);
         }
         gaps += by_moment

@@ -56,6 +56,10 @@ pub struct PeerOptions {
     pub breaker_cooldown: Duration,
     /// The internal credential sent with every call.
     pub credential: Option<Secret<String>>,
+    /// How long after the channel is made an endpoint that has never served may stay down
+    /// before that is a warning: peers starting beside this process are expected to be down
+    /// for a moment. An endpoint that was SERVING and stops is a warning at once.
+    pub startup_grace: Duration,
 }
 
 impl Default for PeerOptions {
@@ -67,6 +71,7 @@ impl Default for PeerOptions {
             breaker_failures: 3,
             breaker_cooldown: Duration::from_secs(5),
             credential: None,
+            startup_grace: Duration::from_secs(30),
         }
     }
 }
@@ -283,6 +288,9 @@ impl PeerChannel {
 }
 
 async fn watch_health(inner: Weak<Inner>, index: usize, service: String) {
+    let watching = tokio::time::Instant::now();
+    // Whether the endpoint ever answered SERVING, and whether its late start was told.
+    let (mut served, mut late) = (false, false);
     loop {
         let Some(strong) = inner.upgrade() else { return };
         let endpoint = strong.endpoints[index].clone();
@@ -330,13 +338,35 @@ async fn watch_health(inner: Weak<Inner>, index: usize, service: String) {
         };
         if changed {
             match &health {
-                Health::Serving => tracing::info!(peer = %strong.peer, endpoint = %endpoint.uri, "endpoint SERVING"),
+                Health::Serving => {
+                    served = true;
+                    tracing::info!(peer = %strong.peer, endpoint = %endpoint.uri, "endpoint SERVING");
+                }
+                // One that served and stopped is news at once.
+                Health::NotServing(why) if served => {
+                    tracing::warn!(peer = %strong.peer, endpoint = %endpoint.uri, why = %why, "endpoint not serving");
+                }
+                // A peer starting beside us: expected, until the grace is over.
                 Health::NotServing(why) => {
-                    tracing::warn!(peer = %strong.peer, endpoint = %endpoint.uri, why = %why, "endpoint not serving")
+                    tracing::debug!(peer = %strong.peer, endpoint = %endpoint.uri, why = %why, "endpoint not up yet");
                 }
                 Health::Unknown => {}
             }
             strong.health_changed.notify_waiters();
+        }
+        if !served
+            && !late
+            && watching.elapsed() >= strong.options.startup_grace
+            && let Health::NotServing(why) = &health
+        {
+            late = true;
+            tracing::warn!(
+                    peer = %strong.peer,
+                    endpoint = %endpoint.uri,
+                    why = %why,
+                    grace_ms = strong.options.startup_grace.as_millis() as u64,
+                    "endpoint still not serving after the start-up grace"
+            );
         }
         drop(strong);
         tokio::time::sleep(interval).await;

@@ -191,6 +191,7 @@ pub fn peer_channel(peer: &str, addrs: &[SocketAddr]) -> crate::PeerChannel {
         breaker_failures: 3,
         breaker_cooldown: std::time::Duration::from_millis(500),
         credential: Some(Secret::new(TEST_CREDENTIAL.to_owned())),
+        startup_grace: std::time::Duration::from_secs(5),
     };
     crate::PeerChannel::new(peer, "", &endpoints, options).expect("a valid test peer")
 }

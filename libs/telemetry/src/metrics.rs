@@ -217,6 +217,14 @@ pub mod tonic_code {
         /// OK.
         pub const OK: Code = Code(0);
 
+        /// Whether the code says the server failed (UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED,
+        /// INTERNAL, UNAVAILABLE, DATA_LOSS), as OpenTelemetry's conventions for gRPC servers
+        /// have it; the other codes answer the caller (a bad argument, nothing found, a
+        /// precondition not met, a call cancelled), which is the server working as it should.
+        pub fn is_server_failure(self) -> bool {
+            matches!(self.0, 2 | 4 | 12 | 13 | 14 | 15) || !(0..=16).contains(&self.0)
+        }
+
         /// The code's canonical name.
         pub fn name(self) -> &'static str {
             match self.0 {

@@ -214,8 +214,11 @@ where
                     tracing::debug!(code = code.name(), latency_ms, "rpc finished");
                 } else if code == Code::OK {
                     tracing::info!(code = code.name(), latency_ms, "rpc finished");
-                } else {
+                } else if code.is_server_failure() {
                     tracing::warn!(code = code.name(), latency_ms, "rpc failed");
+                } else {
+                    // The caller's answer (not found, invalid, refused): the server is well.
+                    tracing::info!(code = code.name(), latency_ms, "rpc answered with an error");
                 }
                 if let Some(value) = finish.answer {
                     response.headers_mut().insert(CORRELATION.clone(), value);

@@ -32,17 +32,27 @@ trait Follow {
 async fn forever(stream: &impl Follow, name: &str, mut draining: Draining) {
     // Failures in a row; at the third, the operators hear of it (once an hour at most).
     let mut failures = 0u32;
+    // Whether the stream ever worked: until then its peer may simply be starting beside us.
+    let mut worked = false;
     loop {
         let started = tokio::time::Instant::now();
         match stream.follow(&mut draining).await {
-            Ok(()) => failures = 0,
+            Ok(()) => {
+                failures = 0;
+                worked = true;
+            }
             Err(error) => {
                 // A stream that ran a while before it failed was working: the count starts over.
                 if started.elapsed() > std::time::Duration::from_secs(30) {
                     failures = 0;
+                    worked = true;
                 }
                 failures += 1;
-                tracing::warn!(%error, stream = name, failures, "a stream stopped; following it again shortly");
+                if worked || failures >= 3 {
+                    tracing::warn!(%error, stream = name, failures, "a stream stopped; following it again shortly");
+                } else {
+                    tracing::info!(%error, stream = name, failures, "a stream is not up yet; following it again shortly");
+                }
                 if failures == 3 {
                     let hour = Utc::now().format("%Y-%m-%dT%H");
                     let message = format!("the agents cannot follow the {name} stream: {error}");

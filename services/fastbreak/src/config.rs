@@ -51,6 +51,8 @@ pub struct ServeConfig {
     pub drain_grace: Duration,
     /// The deadline of calls to peers that set none.
     pub call_timeout: Duration,
+    /// How long a peer that has not served yet may stay down before that is a warning.
+    pub peer_startup_grace: Duration,
     /// Logs and traces.
     pub telemetry: TelemetryConfig,
     /// Most connections the process opens to the database.
@@ -167,6 +169,13 @@ impl ServeConfig {
                 Duration::from_millis(1)..=Duration::from_secs(3600),
             )
             .unwrap_or(Duration::from_secs(5));
+        let peer_startup_grace = r
+            .optional_duration(
+                "FASTBREAK_PEER_STARTUP_GRACE",
+                "a duration from 0s to 1h, such as 30s",
+                Duration::ZERO..=Duration::from_secs(3600),
+            )
+            .unwrap_or(fastbreak_mesh::PeerOptions::default().startup_grace);
         let service_name =
             if everything_here { "fastbreak".to_owned() } else { format!("fastbreak-{}", names.join("-")) };
         let mut telemetry = TelemetryConfig::read(r, &service_name);
@@ -199,6 +208,7 @@ impl ServeConfig {
             drain_timeout,
             drain_grace,
             call_timeout,
+            peer_startup_grace,
             telemetry,
             database_pool_size,
             user,

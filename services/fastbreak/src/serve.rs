@@ -58,8 +58,12 @@ pub async fn serve(
             } else {
                 config.call_timeout
             };
-            let options =
-                PeerOptions { call_timeout, credential: Some(config.internal_token.clone()), ..PeerOptions::default() };
+            let options = PeerOptions {
+                call_timeout,
+                credential: Some(config.internal_token.clone()),
+                startup_grace: config.peer_startup_grace,
+                ..PeerOptions::default()
+            };
             let channel = PeerChannel::new(peer, "", endpoints, options)
                 .map_err(|error| ServerError::Dependency { target: target.name, reason: error.to_string() })?;
             peers.insert(peer, channel);

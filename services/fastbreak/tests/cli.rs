@@ -174,3 +174,68 @@ async fn sigterm_tells_watchers_not_serving_then_drains_and_exits_0() {
         started.elapsed()
     );
 }
+
+/// A peer's warnings tell news, not a start: a peer that comes up within the start-up grace
+/// is never a warning; one still down after it is, once; one that served and stops is, at
+/// once. (The gateway alone, its user peer a health server started here, the others never.)
+#[tokio::test(flavor = "multi_thread")]
+async fn peers_starting_late_are_quiet_and_peers_that_stop_or_never_come_are_warned_of() {
+    let reserve = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let user_port = reserve();
+    let user_addr = user_port.local_addr().unwrap();
+    // A port that refuses every connection: bound, never listening.
+    let never = tokio::net::TcpSocket::new_v4().unwrap();
+    never.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let never_addr = never.local_addr().unwrap();
+    let mut env = vec![("FASTBREAK_PEER_STARTUP_GRACE".to_owned(), "3s".to_owned())];
+    for peer in fastbreak_gateway::PEERS {
+        let addr = if *peer == "user" { user_addr } else { never_addr };
+        env.push((format!("FASTBREAK_{}_ENDPOINTS", peer.to_uppercase()), format!("http://{addr}")));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let served = Served::start("gateway", &env);
+    let started = std::time::Instant::now();
+
+    // The user peer comes up a moment later, well within the grace.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let (stop_user, stopped) = tokio::sync::oneshot::channel::<()>();
+    user_port.set_nonblocking(true).unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(tokio::net::TcpListener::from_std(user_port).unwrap());
+    let user = tokio::spawn(tonic::transport::Server::builder().add_service(health).serve_with_incoming_shutdown(
+        incoming,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    served.wait_until("the user peer is SERVING", |s| s.log().contains("endpoint SERVING peer=user"));
+    served.wait_until("the start-up grace is over", |s| s.log().contains("still not serving after the start-up grace"));
+    let log = served.log();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert!(
+        !warnings.iter().any(|l| l.contains("peer=user")),
+        "a peer up within the grace is no warning: {warnings:#?}"
+    );
+    for peer in fastbreak_gateway::PEERS.iter().filter(|p| **p != "user") {
+        let told = warnings
+            .iter()
+            .filter(|l| {
+                l.contains(&format!("peer={peer} ")) && l.contains("still not serving after the start-up grace")
+            })
+            .count();
+        assert_eq!(told, 1, "{peer}, never up, is warned of once after the grace: {warnings:#?}");
+    }
+    assert!(
+        warnings.iter().all(|l| l.contains("still not serving after the start-up grace")),
+        "nothing else is a warning: {warnings:#?}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_secs(3), "not before the grace is over");
+
+    // The user peer stops: that is news at once.
+    let _ = stop_user.send(());
+    let _ = user.await;
+    served.wait_until("the stopped peer is warned of", |s| {
+        s.log().lines().any(|l| l.contains(" WARN ") && l.contains("endpoint not serving peer=user"))
+    });
+    drop(never);
+}

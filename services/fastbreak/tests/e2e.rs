@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Lines, TARGETS};
+use common::{BIN, Lines, TARGETS, authed, channel};
 use fastbreak_db::testing::TestDatabase;
 use fastbreak_proto::agents::v1 as agents;
 use fastbreak_proto::agents::v1::agent_service_client::AgentServiceClient;
@@ -32,7 +32,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{Tra
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use tonic::Request;
-use tonic::transport::Channel;
 
 /// A stand-in for Jaeger's OTLP receiver: it keeps every span it is sent, as
 /// (trace id, span id, parent span id, the `target` attribute).
@@ -194,17 +193,6 @@ impl Drop for Up {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A request carrying `token` as its bearer.
-fn authed<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
-async fn channel(gateway: &str) -> Channel {
-    Channel::from_shared(format!("http://{gateway}")).unwrap().connect().await.unwrap()
 }
 
 /// Runs one printed "try this" command the way grpcurl would: its header, address, method and

@@ -8,21 +8,27 @@ use std::time::{Duration, Instant};
 
 use common::{BIN, TARGETS, fastbreak};
 
-/// Runs `fastbreak up` until it reports every target SERVING, checks a DB-backed target, then
-/// stops it with SIGTERM; returns what it printed.
-fn up_once(data_dir: &std::path::Path, args: &[&str]) -> Vec<String> {
+/// `fastbreak up` on `data_dir`, every target on a free port, metrics off, its output piped.
+fn up_command(data_dir: &std::path::Path) -> Command {
     let mut command = Command::new(BIN);
     command
         .arg("up")
-        .args(args)
         .env_remove("DATABASE_URL")
         .env("FASTBREAK_DATA_DIR", data_dir)
         .env("FASTBREAK_METRICS_ADDR", "off")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(Stdio::piped());
     for name in TARGETS {
         command.env(format!("FASTBREAK_{}_LISTEN_ADDR", name.to_uppercase()), "127.0.0.1:0");
     }
+    command
+}
+
+/// Runs `fastbreak up` until it reports every target SERVING, checks a DB-backed target, then
+/// stops it with SIGTERM; returns what it printed.
+fn up_once(data_dir: &std::path::Path, args: &[&str]) -> Vec<String> {
+    let mut command = up_command(data_dir);
+    command.args(args).stderr(Stdio::null());
     let mut child = command.spawn().unwrap();
     let mut lines = common::Lines::new(child.stdout.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -87,17 +93,7 @@ fn up_runs_everything_on_a_private_database_that_persists_between_runs() {
 /// until it exits (60 s at most): (exit code, standard output, standard error).
 fn up_failing(env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let data = tempfile::tempdir().unwrap();
-    let mut command = Command::new(BIN);
-    command
-        .arg("up")
-        .env_remove("DATABASE_URL")
-        .env("FASTBREAK_DATA_DIR", data.path())
-        .env("FASTBREAK_METRICS_ADDR", "off")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for name in TARGETS {
-        command.env(format!("FASTBREAK_{}_LISTEN_ADDR", name.to_uppercase()), "127.0.0.1:0");
-    }
+    let mut command = up_command(data.path());
     for (key, value) in env {
         command.env(key, value);
     }
@@ -155,4 +151,74 @@ async fn up_with_a_port_in_use_or_a_failing_migration_stops_with_one_message_nam
     assert_eq!(stderr.trim().lines().count(), 1, "one message: {stderr}");
     assert!(stderr.starts_with("fastbreak up: cannot migrate the database:"), "{stderr}");
     assert!(stderr.contains("users"), "the cause is named: {stderr}");
+}
+
+/// A fresh `up`, as a newcomer runs it (the default tick of 5 s per simulated hour): the
+/// market has open listings at once and the demo user's agents decide within a minute, and a
+/// healthy start prints no warning (peers polled before they are up are expected).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_up_shows_a_live_market_at_once_and_a_healthy_start_prints_no_warning() {
+    use fastbreak_proto::agents::v1::ListDecisionsRequest;
+    use fastbreak_proto::agents::v1::agent_service_client::AgentServiceClient;
+    use fastbreak_proto::marketplace::v1::ListListingsRequest;
+    use fastbreak_proto::marketplace::v1::marketplace_service_client::MarketplaceServiceClient;
+
+    let data = tempfile::tempdir().unwrap();
+    let mut command = up_command(data.path());
+    command.env_remove("FASTBREAK_SIMULATOR_TICK").env_remove("RUST_LOG");
+    let started = Instant::now();
+    let mut child = command.spawn().unwrap();
+    let mut errors = common::Lines::new(child.stderr.take().unwrap());
+    let mut lines = common::Lines::new(child.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut is_up = None;
+    while lines.seen.iter().filter(|l| l.trim_start().starts_with("grpcurl ")).count() < 3 {
+        let line =
+            lines.next_by(deadline, String::new).unwrap_or_else(|| panic!("up stopped early: {:#?}", lines.seen));
+        if line == "FastBreak is up: every target is SERVING" {
+            is_up = Some(Instant::now());
+        }
+    }
+    let is_up = is_up.expect("up says it is up");
+    let find = |prefix: &str| lines.seen.iter().find_map(|l| l.strip_prefix(prefix).map(str::to_owned));
+    let gateway = find("gateway: ").expect("the gateway's address");
+    let token = find("token: ").expect("the demo user's token");
+
+    let poll = Duration::from_millis(250);
+    let market = MarketplaceServiceClient::new(common::channel(&gateway).await);
+    fastbreak_mesh::testing::poll_until("open listings", Duration::from_secs(30), poll, || {
+        let mut market = market.clone();
+        let token = token.clone();
+        async move {
+            let page = market.list_listings(common::authed(ListListingsRequest::default(), &token)).await.ok()?;
+            (!page.into_inner().listings.is_empty()).then_some(())
+        }
+    })
+    .await;
+    let listings_after = is_up.elapsed();
+    let agents = AgentServiceClient::new(common::channel(&gateway).await);
+    fastbreak_mesh::testing::poll_until("the demo user's first decisions", Duration::from_secs(120), poll, || {
+        let mut agents = agents.clone();
+        let token = token.clone();
+        async move {
+            let request = ListDecisionsRequest { page_size: 5, ..Default::default() };
+            let page = agents.list_decisions(common::authed(request, &token)).await.ok()?;
+            (!page.into_inner().decisions.is_empty()).then_some(())
+        }
+    })
+    .await;
+    let decisions_after = is_up.elapsed();
+    println!(
+        "a fresh up: SERVING with the demo seeded {:.1} s after start; open listings {:.1} s after \"is up\", the demo user's first decisions {:.1} s after",
+        (is_up - started).as_secs_f64(),
+        listings_after.as_secs_f64(),
+        decisions_after.as_secs_f64()
+    );
+
+    // Everything it logged while starting and running, before it is asked to stop.
+    let logged = errors.written();
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let _ = child.wait();
+    let warnings: Vec<&String> = logged.iter().filter(|l| l.contains(" WARN ") || l.contains("\"WARN\"")).collect();
+    assert!(warnings.is_empty(), "a healthy start prints no warning: {warnings:#?}");
 }

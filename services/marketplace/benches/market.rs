@@ -38,7 +38,7 @@ fn main() {
         let mut steps = 0;
         while started.elapsed() < Duration::from_secs(8) {
             let events: Vec<_> = sim.step().into_iter().map(|t| t.event).collect();
-            ingest::apply_batch(&database, Arc::new(events)).await.unwrap();
+            ingest::apply_batch(&database, Arc::new(events), None).await.unwrap();
             steps += 1;
         }
         let elapsed = started.elapsed().as_secs_f64();
@@ -51,7 +51,7 @@ fn main() {
         // Ten subscribers reading the log from the start while the simulator keeps ingesting.
         let db = TestDatabase::create().await;
         let settings = fastbreak_marketplace::Settings { simulator_tick: Duration::ZERO, ..Default::default() };
-        let feed = Box::new(SimulatorFeed::new(5, Duration::ZERO));
+        let feed = Box::new(SimulatorFeed::new(5, fastbreak_market_sim::Config::default().start, Duration::ZERO));
         let context = Context::new(db.database(), settings);
         let server = TestServer::start(fastbreak_marketplace::server_with_feeds(context, vec![feed])).await;
         tokio::time::sleep(Duration::from_secs(3)).await; // a backlog to read

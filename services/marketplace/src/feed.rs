@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use fastbreak_market_sim::{Config, Simulator};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -29,8 +30,13 @@ pub struct FeedError(pub String);
 
 /// A source of market events, polled by the ingest worker one batch at a time. A feed that
 /// fails or stalls is marked unhealthy and polled again; the others go on.
+///
+/// A feed may say where it stands ([`MarketFeed::position`]): the ingest worker keeps that
+/// position in the transaction that stores the batch, and gives it back through
+/// [`MarketFeed::resume`] when the marketplace starts again, so that every batch is stored
+/// once and a restart goes on where the last one stopped.
 pub trait MarketFeed: Send + Sync + 'static {
-    /// The feed's name, for logs.
+    /// The feed's name, for logs and its stored position.
     fn name(&self) -> &str;
     /// The marketplaces it reports on.
     fn sources(&self) -> Vec<SourceInfo>;
@@ -42,33 +48,107 @@ pub trait MarketFeed: Send + Sync + 'static {
     fn pace(&self) -> Duration {
         Duration::ZERO
     }
+
+    /// Where the feed stands after the last batch it gave, to be stored with that batch;
+    /// `None` for a feed that keeps no position.
+    fn position(&self) -> Option<String> {
+        None
+    }
+
+    /// Goes on from a position stored earlier (called once, before the first batch); an error
+    /// says why that position cannot be used.
+    fn resume(&mut self, position: &str) -> Result<(), FeedError> {
+        let _ = position;
+        Ok(())
+    }
 }
 
 /// The built-in simulator: one simulated hour per `tick` of real time (or as fast as it is
-/// read, when `tick` is zero).
+/// read, when `tick` is zero). The first batch comes at once: the market opens with its
+/// starting catalog, part of it listed.
+///
+/// Its position is its market (seed, id salt, simulated start) and the steps taken: resumed
+/// from it, the simulator replays those steps without giving them again (the same seed and
+/// salt give the same market) and goes on, so a restart continues the market it had. A stored
+/// market of another seed is left for a new one.
 #[derive(Debug)]
 pub struct SimulatorFeed {
     simulator: Simulator,
     tick: Duration,
-    /// Simulated hours left to run; `None` runs on for ever.
-    hours_left: Option<usize>,
+    /// Simulated hours to run in all (from the market's opening); `None` runs on for ever.
+    hours: Option<u64>,
+    /// Whether a batch was given since this feed was made (the first comes without a pause).
+    paced: bool,
+}
+
+/// The simulator's stored position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Position {
+    seed: u64,
+    id_salt: u64,
+    start: DateTime<Utc>,
+    steps: u64,
+}
+
+impl Position {
+    fn to_text(&self) -> String {
+        serde_json::json!({
+            "seed": self.seed.to_string(),
+            "id_salt": self.id_salt.to_string(),
+            "start": self.start.to_rfc3339(),
+            "steps": self.steps,
+        })
+        .to_string()
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let number = |field: &str| -> Result<u64, String> {
+            match &value[field] {
+                serde_json::Value::String(s) => s.parse().map_err(|_| format!("{field} is not a whole number: {s:?}")),
+                serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| format!("{field} is not a whole number: {n}")),
+                other => Err(format!("{field} is missing or not a number: {other}")),
+            }
+        };
+        let start = value["start"].as_str().ok_or("start is missing")?;
+        let start = DateTime::parse_from_rfc3339(start)
+            .map_err(|e| format!("start is not an RFC 3339 time ({e}): {start:?}"))?
+            .with_timezone(&Utc);
+        Ok(Self { seed: number("seed")?, id_salt: number("id_salt")?, start, steps: number("steps")? })
+    }
 }
 
 impl SimulatorFeed {
-    /// A simulation from `seed`, starting now. Each start salts its ids with the time, so a
-    /// restarted service never meets the moments, listings or games of its earlier runs.
-    pub fn new(seed: u64, tick: Duration) -> Self {
-        let start = chrono::Utc::now();
-        let id_salt = start.timestamp_nanos_opt().unwrap_or_default() as u64;
-        Self { simulator: Simulator::new(Config { seed, start, id_salt, ..Config::default() }), tick, hours_left: None }
+    /// A new market from `seed`, opening at the simulated time `start` (the caller's clock:
+    /// the market's course does not depend on it). Its ids are salted at random, so that a new
+    /// market never meets the moments, listings or games of another in the same database.
+    pub fn new(seed: u64, start: DateTime<Utc>, tick: Duration) -> Self {
+        Self::with_salt(seed, fastrand::u64(1..), start, tick)
     }
 
-    /// The same simulation, stopped after `hours` simulated hours (a market day is 24): later
-    /// batches are empty, a tick (at least a second when the tick is zero) apart.
+    /// A new market from `seed` whose ids are salted with `id_salt`.
+    pub fn with_salt(seed: u64, id_salt: u64, start: DateTime<Utc>, tick: Duration) -> Self {
+        let simulator = Simulator::new(Config { seed, start, id_salt, ..Config::default() });
+        Self { simulator, tick, hours: None, paced: false }
+    }
+
+    /// The same simulation, stopped after `hours` simulated hours from its opening (a market
+    /// day is 24): later batches are empty, a tick (at least a second when the tick is zero)
+    /// apart.
     #[must_use]
     pub fn for_hours(mut self, hours: usize) -> Self {
-        self.hours_left = Some(hours);
+        self.hours = Some(hours as u64);
         self
+    }
+
+    /// The simulated hours (steps) taken since the market opened.
+    pub fn steps(&self) -> u64 {
+        self.simulator.steps()
+    }
+
+    fn current(&self) -> Position {
+        let config = self.simulator.config();
+        Position { seed: config.seed, id_salt: config.id_salt, start: config.start, steps: self.simulator.steps() }
     }
 }
 
@@ -94,18 +174,42 @@ impl MarketFeed for SimulatorFeed {
         self.tick
     }
 
+    fn position(&self) -> Option<String> {
+        Some(self.current().to_text())
+    }
+
+    fn resume(&mut self, position: &str) -> Result<(), FeedError> {
+        let stored = Position::parse(position)
+            .map_err(|why| FeedError(format!("the simulator's stored position cannot be used: {why}")))?;
+        let config = self.simulator.config().clone();
+        if stored.seed != config.seed {
+            tracing::warn!(
+                stored = stored.seed,
+                configured = config.seed,
+                "the stored simulated market has another seed; a new market opens"
+            );
+            return Ok(());
+        }
+        let mut simulator =
+            Simulator::new(Config { seed: stored.seed, id_salt: stored.id_salt, start: stored.start, ..config });
+        for _ in 0..stored.steps {
+            simulator.step();
+        }
+        tracing::info!(steps = stored.steps, start = %stored.start, "the simulated market goes on where it stopped");
+        self.simulator = simulator;
+        Ok(())
+    }
+
     fn next_batch(&mut self) -> BoxFuture<'_, Result<Vec<SourceEvent>, FeedError>> {
         async move {
-            if let Some(left) = self.hours_left.as_mut() {
-                if *left == 0 {
-                    tokio::time::sleep(self.tick.max(Duration::from_secs(1))).await;
-                    return Ok(Vec::new());
-                }
-                *left -= 1;
+            if self.hours.is_some_and(|hours| self.simulator.steps() >= hours) {
+                tokio::time::sleep(self.tick.max(Duration::from_secs(1))).await;
+                return Ok(Vec::new());
             }
-            if !self.tick.is_zero() {
+            if self.paced && !self.tick.is_zero() {
                 tokio::time::sleep(self.tick).await;
             }
+            self.paced = true;
             Ok(self.simulator.step().into_iter().map(|timed| timed.event).collect())
         }
         .boxed()

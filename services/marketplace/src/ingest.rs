@@ -132,12 +132,23 @@ async fn is_active(conn: &mut PgConnection, id: Uuid) -> Result<bool, DatabaseEr
     Ok(market::find_listing(conn, id).await?.is_some_and(|l| l.state == ListingState::Active))
 }
 
-/// Applies a batch in one transaction.
-pub async fn apply_batch(database: &Database, events: Arc<Vec<SourceEvent>>) -> Result<(), DatabaseError> {
+/// A feed's name and where it stands after a batch.
+pub type FeedPosition = (String, String);
+
+/// Applies a batch in one transaction, with the feed's position after it (when it keeps one).
+pub async fn apply_batch(
+    database: &Database,
+    events: Arc<Vec<SourceEvent>>,
+    position: Option<Arc<FeedPosition>>,
+) -> Result<(), DatabaseError> {
     database
         .read_committed(|conn| {
             let events = events.clone();
+            let position = position.clone();
             async move {
+                if let Some(position) = position.as_deref() {
+                    market::set_feed_position(conn, &position.0, &position.1).await?;
+                }
                 // The events lock first, as every appending transaction takes it: changes made
                 // through the API wait for the batch, so what the batch checked stays true.
                 market::lock_listing_events(conn).await?;
@@ -227,11 +238,41 @@ impl Ingest {
         }
     }
 
+    /// Gives the feed its stored position, if it has one, trying again until the position is
+    /// read and taken (a feed started over would give its batches a second time); `false`
+    /// when draining began first.
+    async fn resume(&mut self, draining: &mut Draining) -> bool {
+        loop {
+            let feed = self.feed.name().to_owned();
+            let stored = self
+                .database
+                .read(|conn| {
+                    let feed = feed.clone();
+                    async move { market::feed_position(conn, &feed).await }.boxed()
+                })
+                .await;
+            let failure = match stored {
+                Ok(None) => return true,
+                Ok(Some(position)) => match self.feed.resume(&position) {
+                    Ok(()) => return true,
+                    Err(error) => error.to_string(),
+                },
+                Err(error) => format!("cannot read its stored position: {error}"),
+            };
+            tracing::warn!(feed = self.feed.name(), why = %failure, "cannot resume the feed; trying again");
+            self.record(Some(&failure)).await;
+            if draining.sleep(self.settings.retry_pause).await {
+                return false;
+            }
+        }
+    }
+
     /// Stores a batch, trying again until it is stored (a feed does not give a batch twice, so
     /// one dropped would be lost); `None` when draining began first.
     async fn store(&self, events: Arc<Vec<SourceEvent>>, draining: &mut Draining) -> Option<()> {
+        let position = self.feed.position().map(|p| Arc::new((self.feed.name().to_owned(), p)));
         loop {
-            match apply_batch(&self.database, events.clone()).await {
+            match apply_batch(&self.database, events.clone(), position.clone()).await {
                 Ok(()) => {
                     self.published.send_modify(|n| *n += 1);
                     return Some(());
@@ -249,7 +290,7 @@ impl Ingest {
 
     /// Polls the feed and applies its batches until draining begins.
     pub async fn run(mut self, mut draining: Draining) {
-        if !self.register(&mut draining).await {
+        if !self.register(&mut draining).await || !self.resume(&mut draining).await {
             return;
         }
         let stall = self.settings.stall_timeout + self.feed.pace();

@@ -32,7 +32,9 @@ pub const DEFAULT_PORT: u16 = 50055;
 /// The target's server with the feeds its settings name (the simulator, unless turned off).
 pub fn server(context: Context<Settings>) -> MeshServer {
     let feeds: Vec<Box<dyn MarketFeed>> = if context.settings.simulator {
-        vec![Box::new(SimulatorFeed::new(context.settings.simulator_seed, context.settings.simulator_tick))]
+        // A new market opens now; one stored in the database goes on instead (see the feed).
+        let (seed, tick) = (context.settings.simulator_seed, context.settings.simulator_tick);
+        vec![Box::new(SimulatorFeed::new(seed, chrono::Utc::now(), tick))]
     } else {
         Vec::new()
     };

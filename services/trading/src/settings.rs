@@ -20,6 +20,10 @@ pub struct Settings {
     pub snapshot_interval: Duration,
     /// Whether the worker runs in this target.
     pub worker_enabled: bool,
+    /// Put in front of this instance's fail point names, so that tests sharing a process (fail
+    /// points are process-wide) reach only their own server's.
+    #[cfg(feature = "failpoints")]
+    pub fail_point_scope: String,
 }
 
 impl Default for Settings {
@@ -31,6 +35,8 @@ impl Default for Settings {
             leaderboard_interval: Duration::from_secs(300),
             snapshot_interval: Duration::from_secs(3600),
             worker_enabled: true,
+            #[cfg(feature = "failpoints")]
+            fail_point_scope: String::new(),
         }
     }
 }

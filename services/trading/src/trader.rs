@@ -148,6 +148,19 @@ pub(crate) fn fee(price: i64, fee_bps: i64) -> i64 {
     i64::try_from(i128::from(price) * i128::from(fee_bps) / 10_000).unwrap_or(i64::MAX)
 }
 
+/// A fail point of this trader (with the `failpoints` feature): its name carries the settings'
+/// scope, so that a test configures only its own server's.
+macro_rules! fail_point {
+    ($trader:expr, $name:literal) => {
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!(&format!("{}{}", $trader.settings.fail_point_scope, $name));
+    };
+    ($trader:expr, $name:literal, $action:expr) => {
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!(&format!("{}{}", $trader.settings.fail_point_scope, $name), $action);
+    };
+}
+
 /// The engine.
 #[derive(Debug, Clone)]
 pub(crate) struct Trader {
@@ -354,7 +367,7 @@ impl Trader {
 
     /// The hold, then the listing, then settlement.
     async fn authorize_and_take(&self, trade: Trade, balance: i64, at: DateTime<Utc>) -> Result<Trade, Status> {
-        fail::fail_point!("trading::before-hold");
+        fail_point!(self, "trading::before-hold");
         let client = match self.peer("risk") {
             Ok(channel) => RiskInternalServiceClient::new(channel),
             Err(status) => {
@@ -410,7 +423,7 @@ impl Trader {
             }
         };
         let hold_id = Uuid::parse_str(&hold.hold_id).map_err(|_| Status::internal("risk sent a bad hold id"))?;
-        fail::fail_point!("trading::before-hold-noted");
+        fail_point!(self, "trading::before-hold-noted");
         let noted =
             self.write(|conn| async move { repo::set_trade_hold(conn, trade.id, hold_id).await }.boxed()).await?;
         if !noted {
@@ -418,7 +431,7 @@ impl Trader {
             self.release_now(trade.id, hold_id, "the purchase was given up").await;
             return self.current(trade.id).await.and_then(answer);
         }
-        fail::fail_point!("trading::after-hold");
+        fail_point!(self, "trading::after-hold");
         self.take_and_settle(Trade { hold_id: Some(hold_id), ..trade }).await
     }
 
@@ -443,9 +456,9 @@ impl Trader {
                 return Err(status::dependency_unavailable("marketplace", self.settings.recover_after));
             }
         };
-        fail::fail_point!("trading::after-take");
+        fail_point!(self, "trading::after-take");
         let settled = self.settle(&trade, sale.price_cents).await?;
-        fail::fail_point!("trading::after-settle");
+        fail_point!(self, "trading::after-settle");
         if settled.state != TradeState::Settled {
             return answer(settled);
         }
@@ -539,7 +552,7 @@ impl Trader {
     /// After settlement: commits the hold and lists an arbitrage's moment now when the peers
     /// answer (the outbox and the worker do it otherwise).
     async fn deliver_now(&self, trade: Trade) -> Result<Trade, Status> {
-        fail::fail_point!("trading::before-commit");
+        fail_point!(self, "trading::before-commit");
         if let Some(hold_id) = trade.hold_id {
             let message = Message::new(trade.id, Some(hold_id), String::new());
             if self.deliver(COMMIT_HOLD, &message).await.is_ok() {
@@ -705,7 +718,7 @@ impl Trader {
         if trade.state != TradeState::Pending {
             return answer(trade);
         }
-        fail::fail_point!("trading::before-listing", |_| Err(Status::unavailable("the listing call was cut off")));
+        fail_point!(self, "trading::before-listing", |_| Err(Status::unavailable("the listing call was cut off")));
         let outcome = match trade.kind {
             TradeKind::SaleListing => {
                 let mut client = MarketplaceInternalServiceClient::new(self.peer("marketplace")?);

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::error::DatabaseError;
 use crate::repo::{Rarity, text_enum};
-use crate::schema::{listing_events, listings, market_sources, moments, price_points, sales};
+use crate::schema::{feed_positions, listing_events, listings, market_sources, moments, price_points, sales};
 
 /// A marketplace FastBreak watches.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -57,6 +57,23 @@ pub async fn ensure_source(
         .returning(MarketSource::as_returning())
         .get_result(conn)
         .await?)
+}
+
+/// Where a feed stood after its last stored batch, if it ever stored one.
+pub async fn feed_position(conn: &mut AsyncPgConnection, feed: &str) -> Result<Option<String>, DatabaseError> {
+    Ok(feed_positions::table.find(feed).select(feed_positions::position).get_result(conn).await.optional()?)
+}
+
+/// Keeps a feed's position (in the transaction that stores the batch it follows).
+pub async fn set_feed_position(conn: &mut AsyncPgConnection, feed: &str, position: &str) -> Result<(), DatabaseError> {
+    diesel::insert_into(feed_positions::table)
+        .values((feed_positions::feed.eq(feed), feed_positions::position.eq(position)))
+        .on_conflict(feed_positions::feed)
+        .do_update()
+        .set((feed_positions::position.eq(position), feed_positions::updated_at.eq(diesel::dsl::now)))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Records the outcome of polling a source: `Ok` marks it healthy, `Err` keeps the error.

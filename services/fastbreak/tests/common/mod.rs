@@ -12,6 +12,18 @@ pub const TARGETS: [&str; 9] =
 /// The internal credential the tests' processes share.
 pub const TOKEN: &str = "test-internal-credential-0123456789abcdef";
 
+/// A request carrying `token` as its bearer.
+pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// A channel to the gateway at `gateway` (HOST:PORT).
+pub async fn channel(gateway: &str) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(format!("http://{gateway}")).unwrap().connect().await.unwrap()
+}
+
 /// Runs `fastbreak <args>` to completion.
 pub fn fastbreak(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().expect("the binary runs")
@@ -39,6 +51,13 @@ impl Lines {
             }
         });
         Self { lines: rx, seen: Vec::new() }
+    }
+
+    /// The lines written so far and not yet read, without waiting.
+    pub fn written(&mut self) -> Vec<String> {
+        let lines: Vec<String> = self.lines.try_iter().collect();
+        self.seen.extend(lines.iter().cloned());
+        lines
     }
 
     /// The next line, or `None` when the child closed its output; panics with the lines so

@@ -54,7 +54,11 @@ async fn spawn_with(feeds: Vec<Box<dyn MarketFeed>>) -> App {
 
 /// The simulator, quick.
 fn simulator(seed: u64) -> Box<dyn MarketFeed> {
-    Box::new(fastbreak_marketplace::SimulatorFeed::new(seed, Duration::from_millis(20)))
+    Box::new(fastbreak_marketplace::SimulatorFeed::new(
+        seed,
+        fastbreak_market_sim::Config::default().start,
+        Duration::from_millis(20),
+    ))
 }
 
 /// A feed that answers the given batches, then empty ones.
