@@ -11,7 +11,7 @@ use fastbreak_db::repo::market::{self, ListingState};
 use fastbreak_db::repo::scouting;
 use fastbreak_db::testing::TestDatabase;
 use fastbreak_db::{Database, PoolOptions};
-use fastbreak_mesh::testing::{TestServer, as_user, free_addr};
+use fastbreak_mesh::testing::{TestServer, as_user, hold_port};
 use fastbreak_mesh::{Context, MeshServer, Peers};
 use fastbreak_proto::risk::v1::risk_internal_service_client::RiskInternalServiceClient;
 use fastbreak_proto::risk::v1::risk_service_client::RiskServiceClient;
@@ -87,18 +87,16 @@ impl TradingMesh {
         let pool = Database::connect_lazy(database.url(), &PoolOptions { max_size: 8, ..PoolOptions::default() })
             .expect("a valid test database URL");
         let count = if options.agents { NAMES.len() } else { NAMES.len() - 2 };
-        let addrs: Vec<(&'static str, SocketAddr)> = NAMES[..count].iter().map(|n| (*n, free_addr())).collect();
+        // Every target's port is held from the start, so that no other process takes one
+        // before its target starts.
+        let held: Vec<(&'static str, tokio::net::TcpSocket)> = NAMES[..count]
+            .iter()
+            .map(|n| (*n, hold_port(SocketAddr::from(([127, 0, 0, 1], 0))).expect("a free port on 127.0.0.1")))
+            .collect();
+        let addrs = held.iter().map(|(n, socket)| (*n, socket.local_addr().expect("a held port's address"))).collect();
         let fail_scope = format!("{}/", uuid::Uuid::new_v4().simple());
-        let mut mesh = Self {
-            database,
-            pool,
-            addrs,
-            servers: Vec::new(),
-            held: Vec::new(),
-            options,
-            simulated_hours: None,
-            fail_scope,
-        };
+        let mut mesh =
+            Self { database, pool, addrs, servers: Vec::new(), held, options, simulated_hours: None, fail_scope };
         for name in &NAMES[..count] {
             mesh.start_target(name).await;
         }
@@ -215,8 +213,10 @@ impl TradingMesh {
 
     /// Starts (or starts again) one target on its address.
     pub async fn start_target(&mut self, name: &'static str) {
-        self.held.retain(|(held, _)| *held != name);
-        let server = TestServer::start_at(self.server(name), self.addr(name)).await;
+        let server = match self.held.iter().position(|(held, _)| *held == name) {
+            Some(index) => TestServer::start_held(self.server(name), self.held.remove(index).1).await,
+            None => TestServer::start_at(self.server(name), self.addr(name)).await,
+        };
         self.servers.push((name, server));
     }
 
@@ -233,13 +233,8 @@ impl TradingMesh {
         let index = self.servers.iter().position(|(n, _)| *n == name).expect("a running target");
         let (name, server) = self.servers.remove(index);
         server.stop().await.expect("the target stops cleanly");
-        let hold = || {
-            let socket = tokio::net::TcpSocket::new_v4()?;
-            socket.set_reuseaddr(true)?;
-            socket.bind(self.addr(name))?;
-            std::io::Result::Ok(socket)
-        };
-        let socket = hold().unwrap_or_else(|error| panic!("cannot hold {name}'s port while it is down: {error}"));
+        let socket = hold_port(self.addr(name))
+            .unwrap_or_else(|error| panic!("cannot hold {name}'s port while it is down: {error}"));
         self.held.push((name, socket));
     }
 

@@ -38,6 +38,24 @@ impl TestServer {
             .bind(addr)
             .await
             .unwrap_or_else(|error| panic!("cannot bind {addr}: {error}"));
+        Self::serve(bound).await
+    }
+
+    /// The same on a port held by [`hold_port`] until now.
+    pub async fn start_held(server: MeshServer, held: tokio::net::TcpSocket) -> Self {
+        let addr = held.local_addr().expect("a held port has an address");
+        let listener = held.listen(1024).unwrap_or_else(|error| panic!("cannot listen on {addr}: {error}"));
+        let bound = server
+            .with_credential(Secret::new(TEST_CREDENTIAL.to_owned()))
+            .with_drain_timeout(std::time::Duration::from_secs(5))
+            .with_drain_grace(std::time::Duration::from_millis(50))
+            .on_listener(listener)
+            .await
+            .unwrap_or_else(|error| panic!("cannot serve on {addr}: {error}"));
+        Self::serve(bound).await
+    }
+
+    async fn serve(bound: crate::server::BoundServer) -> Self {
         let addr = bound.local_addr();
         bound.readiness().set_serving().await;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -76,6 +94,17 @@ impl Drop for TestServer {
             let _ = stop.send(());
         }
     }
+}
+
+/// A port held for a server that starts later, or a target that is down: a socket bound to
+/// `addr` (127.0.0.1:0 for any free port) but not listening. Calls to it are refused, as to a
+/// server that is down, and no other process takes the port meanwhile (a port found free and
+/// let go can be taken by anyone's outgoing connection before the server binds it).
+pub fn hold_port(addr: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
 }
 
 /// A free address on 127.0.0.1 (the port is free now; bind it soon).

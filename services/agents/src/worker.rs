@@ -309,16 +309,30 @@ pub struct ScanSchedule {
     engine: Engine,
 }
 
-/// The latest slot of a daily scan at or before `now`: its time of day in its zone, as a cron
-/// schedule (`0 M H * * *`, walked back from just after `now` by the `cron` crate in that zone,
-/// daylight saving included); `None` when the schedule cannot be read.
+/// The latest slot of a daily scan at or before `now`: its time of day on a day of its zone,
+/// `None` when the time or the zone cannot be read. On the nights the clocks change, a time
+/// that happens twice is the first of the two (the scan runs once), and a time the clocks skip
+/// is the moment they jump (the day's scan is not lost). (The cron crate's schedules walk past
+/// a skipped time and take the later of two, so the slot is computed here, with chrono-tz's
+/// zones.)
 pub(crate) fn last_slot(scan: &strategy::DailyScan, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    use chrono::Timelike;
     let time = chrono::NaiveTime::parse_from_str(&scan.time_of_day, "%H:%M").ok()?;
     let zone: chrono_tz::Tz = if scan.time_zone.is_empty() { chrono_tz::UTC } else { scan.time_zone.parse().ok()? };
-    let schedule: cron::Schedule = format!("0 {} {} * * *", time.minute(), time.hour()).parse().ok()?;
-    let just_after = (now + chrono::Duration::seconds(1)).with_timezone(&zone);
-    schedule.after(&just_after).next_back().map(|slot| slot.with_timezone(&Utc))
+    let today = now.with_timezone(&zone).date_naive();
+    // Today's slot if it has come, else yesterday's (a day's slot never comes before its day).
+    [today, today.pred_opt()?].into_iter().filter_map(|day| slot_on(day.and_time(time), zone)).find(|slot| *slot <= now)
+}
+
+/// The instant a local time of `zone` happens: the first of two, or the jump over a gap.
+fn slot_on(local: chrono::NaiveDateTime, zone: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    use chrono::TimeZone;
+    // Gaps are an hour or less (two at the most anywhere); the first minute past one is when
+    // the clocks jumped.
+    (0..=180).find_map(|minutes| {
+        zone.from_local_datetime(&(local + chrono::Duration::minutes(minutes)))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+    })
 }
 
 impl ScanSchedule {
@@ -476,5 +490,42 @@ mod tests {
         assert_eq!(last_slot(&scan("00:00", ""), now), Some(at("2026-01-15T00:00:00Z")));
         assert_eq!(last_slot(&scan("25:00", "UTC"), now), None);
         assert_eq!(last_slot(&scan("09:30", "Mars/Olympus"), now), None);
+    }
+
+    #[test]
+    fn a_daily_scan_runs_once_on_the_nights_the_clocks_change() {
+        let at = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc);
+        let ny = |time: &str| scan(time, "America/New_York");
+        // 14 March 2027: at 02:00 EST (07:00 UTC) New York's clocks jump to 03:00 EDT. A 02:30
+        // scan runs at the jump, not never.
+        assert_eq!(last_slot(&ny("02:30"), at("2027-03-14T06:59:00Z")), Some(at("2027-03-13T07:30:00Z")));
+        assert_eq!(last_slot(&ny("02:30"), at("2027-03-14T07:00:00Z")), Some(at("2027-03-14T07:00:00Z")));
+        assert_eq!(last_slot(&ny("02:30"), at("2027-03-14T12:00:00Z")), Some(at("2027-03-14T07:00:00Z")));
+        assert_eq!(last_slot(&ny("02:30"), at("2027-03-15T07:00:00Z")), Some(at("2027-03-15T06:30:00Z")));
+        // 7 November 2027: 01:30 happens twice (05:30 UTC in EDT, 06:30 UTC in EST). The slot is
+        // the first, and stays the day's slot after the second: one scan.
+        assert_eq!(last_slot(&ny("01:30"), at("2027-11-07T05:00:00Z")), Some(at("2027-11-06T05:30:00Z")));
+        assert_eq!(last_slot(&ny("01:30"), at("2027-11-07T05:30:00Z")), Some(at("2027-11-07T05:30:00Z")));
+        assert_eq!(last_slot(&ny("01:30"), at("2027-11-07T06:00:00Z")), Some(at("2027-11-07T05:30:00Z")));
+        assert_eq!(last_slot(&ny("01:30"), at("2027-11-07T07:00:00Z")), Some(at("2027-11-07T05:30:00Z")));
+        assert_eq!(last_slot(&ny("01:30"), at("2027-11-08T06:30:00Z")), Some(at("2027-11-08T06:30:00Z")));
+        // Every hour of both nights: the slot never lies ahead, and each day has one slot.
+        for (time, night) in [("02:30", "2027-03-14T00:00:00Z"), ("01:30", "2027-11-07T00:00:00Z")] {
+            let mut slots = std::collections::BTreeSet::new();
+            for minutes in (0..48 * 60).step_by(10) {
+                let now = at(night) + chrono::Duration::minutes(minutes);
+                let slot = last_slot(&ny(time), now).unwrap();
+                assert!(slot <= now && now - slot < chrono::Duration::hours(25), "{time} at {now}: {slot}");
+                slots.insert(slot);
+            }
+            assert_eq!(slots.len(), 3, "{time} around {night}: one slot a day: {slots:?}");
+        }
+        // New Year's Eve and a leap day, in UTC and in Tokyo.
+        assert_eq!(last_slot(&scan("23:30", ""), at("2027-12-31T23:59:00Z")), Some(at("2027-12-31T23:30:00Z")));
+        assert_eq!(last_slot(&scan("23:30", ""), at("2028-01-01T00:10:00Z")), Some(at("2027-12-31T23:30:00Z")));
+        assert_eq!(
+            last_slot(&scan("08:00", "Asia/Tokyo"), at("2028-02-29T00:00:00Z")),
+            Some(at("2028-02-28T23:00:00Z"))
+        );
     }
 }

@@ -46,10 +46,11 @@ async fn failing_and_stalled_sources_are_reported_while_the_others_go_on() {
         simulator(13),
     ])
     .await;
-    eventually("the broken sources are reported", || async {
+    eventually("the broken sources are reported, and the simulator's first batch stored", || async {
         let all = sources(&app).await;
         let find = |id: &str| all.iter().find(|s| s.source_id == id).cloned();
         matches!((find("broken"), find("stalled")), (Some(b), Some(s)) if !b.healthy && !s.healthy)
+            && find("simulator").is_some_and(|s| s.last_success_time.is_some())
     })
     .await;
     let all = sources(&app).await;
