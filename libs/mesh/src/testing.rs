@@ -31,13 +31,8 @@ impl TestServer {
     /// The same on a chosen address (for targets that must know each other's addresses before
     /// either starts; see [`free_addr`]).
     pub async fn start_at(server: MeshServer, addr: SocketAddr) -> Self {
-        let bound = server
-            .with_credential(Secret::new(TEST_CREDENTIAL.to_owned()))
-            .with_drain_timeout(std::time::Duration::from_secs(5))
-            .with_drain_grace(std::time::Duration::from_millis(50))
-            .bind(addr)
-            .await
-            .unwrap_or_else(|error| panic!("cannot bind {addr}: {error}"));
+        let bound =
+            Self::configured(server).bind(addr).await.unwrap_or_else(|error| panic!("cannot bind {addr}: {error}"));
         Self::serve(bound).await
     }
 
@@ -45,14 +40,19 @@ impl TestServer {
     pub async fn start_held(server: MeshServer, held: tokio::net::TcpSocket) -> Self {
         let addr = held.local_addr().expect("a held port has an address");
         let listener = held.listen(1024).unwrap_or_else(|error| panic!("cannot listen on {addr}: {error}"));
-        let bound = server
-            .with_credential(Secret::new(TEST_CREDENTIAL.to_owned()))
-            .with_drain_timeout(std::time::Duration::from_secs(5))
-            .with_drain_grace(std::time::Duration::from_millis(50))
+        let bound = Self::configured(server)
             .on_listener(listener)
             .await
             .unwrap_or_else(|error| panic!("cannot serve on {addr}: {error}"));
         Self::serve(bound).await
+    }
+
+    /// The test credential, and quick draining.
+    fn configured(server: MeshServer) -> MeshServer {
+        server
+            .with_credential(Secret::new(TEST_CREDENTIAL.to_owned()))
+            .with_drain_timeout(std::time::Duration::from_secs(5))
+            .with_drain_grace(std::time::Duration::from_millis(50))
     }
 
     async fn serve(bound: crate::server::BoundServer) -> Self {
