@@ -342,7 +342,11 @@ async fn watch_health(inner: Weak<Inner>, index: usize, service: String) {
                     served = true;
                     tracing::info!(peer = %strong.peer, endpoint = %endpoint.uri, "endpoint SERVING");
                 }
-                // One that served and stopped is news at once.
+                // One that served and stopped is news at once (unless this process is stopping
+                // too, and its peers with it).
+                Health::NotServing(why) if served && crate::shutdown::process_stopping() => {
+                    tracing::info!(peer = %strong.peer, endpoint = %endpoint.uri, why = %why, "endpoint stopped with this process");
+                }
                 Health::NotServing(why) if served => {
                     tracing::warn!(peer = %strong.peer, endpoint = %endpoint.uri, why = %why, "endpoint not serving");
                 }

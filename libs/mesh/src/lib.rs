@@ -26,4 +26,4 @@ pub use worker::Draining;
 
 pub use health::{HealthCheckError, check_health, wait_serving};
 pub use server::{BoundServer, GrpcService, MeshServer, Readiness, ServerError};
-pub use shutdown::shutdown_signal;
+pub use shutdown::{process_stopping, shutdown_signal};

@@ -511,6 +511,7 @@ impl BoundServer {
                 let watched = tokio::spawn(async move {
                     let ended = running.await;
                     if signal.is_draining() {
+                        tracing::debug!(target_name = target, worker = name, "worker stopped");
                         if let Err(error) = ended
                             && error.is_panic()
                         {
@@ -604,18 +605,17 @@ impl BoundServer {
             let _ = draining_rx.await;
             tokio::time::sleep(drain_timeout).await;
         };
-        let deadline = async move {
-            deadline.await;
-            tracing::warn!(
-                target_name = target,
-                timeout_ms = drain_timeout.as_millis() as u64,
-                "calls still in flight after the drain timeout; closing"
-            );
-        };
         tokio::pin!(deadline);
         let (outcome, timed_out) = tokio::select! {
             outcome = &mut serving => (outcome.map_err(|source| ServerError::Serve { target, source }), false),
-            () = &mut deadline => (Ok(()), true),
+            () = &mut deadline => {
+                tracing::warn!(
+                    target_name = target,
+                    timeout_ms = drain_timeout.as_millis() as u64,
+                    "calls still in flight after the drain timeout; closing"
+                );
+                (Ok(()), true)
+            }
             Some((worker, reason)) = failed_rx.recv() => {
                 tracing::error!(target_name = target, worker, %reason, "worker failed; the target stops");
                 abort_workers();
@@ -632,7 +632,14 @@ impl BoundServer {
         let workers = futures::future::join_all(workers);
         tokio::select! {
             _ = workers => {}
-            () = &mut deadline => {}
+            () = &mut deadline => {
+                tracing::warn!(
+                    target_name = target,
+                    timeout_ms = drain_timeout.as_millis() as u64,
+                    "workers still running after the drain timeout (the calls have finished); stopping them"
+                );
+                abort_workers();
+            }
         }
         outcome
     }

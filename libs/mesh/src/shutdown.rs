@@ -1,5 +1,16 @@
 //! The signal every process waits on to drain: SIGTERM or ctrl-c.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once this process was told to stop.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process was told to stop (SIGTERM or ctrl-c): its peers going down with it are
+/// expected then, not news.
+pub fn process_stopping() -> bool {
+    STOPPING.load(Ordering::Relaxed)
+}
+
 /// Completes on SIGTERM or ctrl-c (SIGINT).
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -26,4 +37,5 @@ pub async fn shutdown_signal() {
         () = ctrl_c => tracing::info!("ctrl-c received"),
         () = terminate => tracing::info!("SIGTERM received"),
     }
+    STOPPING.store(true, Ordering::Relaxed);
 }

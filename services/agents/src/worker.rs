@@ -343,7 +343,7 @@ impl ScanSchedule {
     /// Looks at the schedule until draining begins.
     pub async fn run(self, mut draining: Draining) {
         loop {
-            match self.round().await {
+            match self.round(&draining).await {
                 Ok(0) => {}
                 Ok(scans) => tracing::info!(scans, "daily scans run"),
                 Err(error) => tracing::warn!(error = %error.message(), "the daily scans' schedule could not be read"),
@@ -354,13 +354,14 @@ impl ScanSchedule {
         }
     }
 
-    /// Runs every scan whose latest slot has not run; how many ran.
-    pub(crate) async fn round(&self) -> Result<usize, Status> {
+    /// Runs every scan whose latest slot has not run; how many ran. Once draining begins, no
+    /// other slot is taken (the scan at hand is finished).
+    pub(crate) async fn round(&self, draining: &Draining) -> Result<usize, Status> {
         let now = Utc::now();
         let strategies = self.engine.active(String::new(), 0, 0).await?;
         let mut listings = None;
         let mut ran = 0;
-        for strategy in strategies {
+        for strategy in strategies.into_iter().take_while(|_| !draining.is_draining()) {
             let Some(slot) = strategy.daily_scan.as_ref().and_then(|scan| last_slot(scan, now)) else { continue };
             let (Ok(user), Ok(strategy_id)) =
                 (Uuid::parse_str(&strategy.user_id), Uuid::parse_str(&strategy.strategy_id))
@@ -413,7 +414,7 @@ impl ArbitrageLoop {
     /// Looks for opportunities until draining begins.
     pub async fn run(self, mut draining: Draining) {
         loop {
-            if let Err(error) = self.round().await {
+            if let Err(error) = self.round(&draining).await {
                 tracing::warn!(error = %error.message(), "arbitrage opportunities could not be acted on");
             }
             if draining.sleep(self.engine.settings.schedule_interval).await {
@@ -422,8 +423,9 @@ impl ArbitrageLoop {
         }
     }
 
-    /// One look: how many decisions were made.
-    pub(crate) async fn round(&self) -> Result<usize, Status> {
+    /// One look: how many decisions were made. Once draining begins, the opportunity at hand is
+    /// finished and no other is taken up.
+    pub(crate) async fn round(&self, draining: &Draining) -> Result<usize, Status> {
         let strategies = self.engine.active(String::new(), 0, strategy::StrategyKind::ArbitrageMode as i32).await?;
         if strategies.is_empty() {
             return Ok(0);
@@ -451,7 +453,7 @@ impl ArbitrageLoop {
                 continue;
             }
             let mut run = None;
-            for opportunity in &opportunities {
+            for opportunity in opportunities.iter().take_while(|_| !draining.is_draining()) {
                 if self.engine.decide_arbitrage(opportunity, strategy, &mut run).await?.is_some() {
                     decided += 1;
                 }
