@@ -81,6 +81,11 @@ pub struct SimulatorFeed {
     paced: bool,
 }
 
+/// The most steps a resume replays (about 28 hours at the default tick of 5 s). A replay costs
+/// more the longer the market ran (every step looks at every moment), and runs before the
+/// first batch: a market that ran longer gives way to a new one.
+pub const MAX_REPLAY_STEPS: u64 = 20_000;
+
 /// The simulator's stored position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Position {
@@ -179,14 +184,29 @@ impl MarketFeed for SimulatorFeed {
     }
 
     fn resume(&mut self, position: &str) -> Result<(), FeedError> {
-        let stored = Position::parse(position)
-            .map_err(|why| FeedError(format!("the simulator's stored position cannot be used: {why}")))?;
+        // A position that cannot be used gives way to a new market (it would never become
+        // usable by waiting), said once.
+        let stored = match Position::parse(position) {
+            Ok(stored) => stored,
+            Err(why) => {
+                tracing::warn!(%why, "the stored simulated market's position cannot be read; a new market opens");
+                return Ok(());
+            }
+        };
         let config = self.simulator.config().clone();
         if stored.seed != config.seed {
             tracing::warn!(
                 stored = stored.seed,
                 configured = config.seed,
                 "the stored simulated market has another seed; a new market opens"
+            );
+            return Ok(());
+        }
+        if stored.steps > MAX_REPLAY_STEPS {
+            tracing::warn!(
+                steps = stored.steps,
+                most = MAX_REPLAY_STEPS,
+                "the stored simulated market ran too long to be replayed; a new market opens"
             );
             return Ok(());
         }
@@ -213,5 +233,43 @@ impl MarketFeed for SimulatorFeed {
             Ok(self.simulator.step().into_iter().map(|timed| timed.event).collect())
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed() -> SimulatorFeed {
+        SimulatorFeed::with_salt(7, 99, fastbreak_market_sim::Config::default().start, Duration::ZERO)
+    }
+
+    #[test]
+    fn a_stored_position_is_resumed_and_one_that_cannot_be_is_left_for_a_new_market() {
+        let mut ran = feed();
+        for _ in 0..30 {
+            ran.simulator.step();
+        }
+        let stored = ran.position().expect("the simulator keeps a position");
+
+        let mut resumed = SimulatorFeed::with_salt(7, 1, chrono::Utc::now(), Duration::ZERO);
+        resumed.resume(&stored).unwrap();
+        assert_eq!(resumed.steps(), 30, "the same market, where it stopped");
+        assert_eq!(resumed.position(), Some(stored.clone()), "its seed, salt and start with it");
+        assert_eq!(resumed.simulator.step(), ran.simulator.step(), "and it goes on as the first would have");
+
+        // Another seed, a position that cannot be read, or a market too long to replay: a new
+        // market, from the start this feed was made with.
+        let too_long = stored.replace("\"steps\":30", &format!("\"steps\":{}", MAX_REPLAY_STEPS + 1));
+        assert!(too_long.contains(&(MAX_REPLAY_STEPS + 1).to_string()), "{too_long}");
+        for position in ["not JSON", r#"{"seed":"7"}"#, too_long.as_str()] {
+            let mut fresh = feed();
+            fresh.resume(position).unwrap();
+            assert_eq!(fresh.steps(), 0, "{position}");
+            assert!(fresh.position().unwrap().contains("\"id_salt\":\"99\""), "{position}");
+        }
+        let mut other = SimulatorFeed::with_salt(8, 99, fastbreak_market_sim::Config::default().start, Duration::ZERO);
+        other.resume(&stored).unwrap();
+        assert_eq!(other.steps(), 0);
     }
 }
