@@ -393,11 +393,6 @@ impl Simulator {
         self.steps
     }
 
-    /// Moments in the market.
-    pub fn moment_count(&self) -> usize {
-        self.moments.len()
-    }
-
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
@@ -483,22 +478,15 @@ impl Simulator {
         if markets == 0 {
             return;
         }
-        let numbers: Vec<u64> = self.moments.keys().copied().collect();
-        let wanted = ((numbers.len() as f64 * self.config.opening_listed.clamp(0.0, 1.0)).round() as usize)
+        // Every moment is unlisted yet; the list keeps the moments' order as listed ones leave.
+        let mut unlisted: Vec<u64> = self.moments.keys().copied().collect();
+        let wanted = ((unlisted.len() as f64 * self.config.opening_listed.clamp(0.0, 1.0)).round() as usize)
             .max(markets)
-            .min(numbers.len());
+            .min(unlisted.len());
         for turn in 0..wanted {
-            let unlisted: Vec<u64> = numbers.iter().copied().filter(|n| !self.listed.contains_key(n)).collect();
-            if unlisted.is_empty() {
-                break;
-            }
-            let moment = unlisted[self.rng.usize(0..unlisted.len())];
+            let moment = unlisted.remove(self.rng.usize(0..unlisted.len()));
             // Round the marketplaces, so each has listings from the start.
-            let market = turn % markets;
-            self.list(at, moment, market, out);
-            if markets > 1 && self.rng.u8(0..5) == 0 {
-                self.list(at, moment, (market + 1) % markets, out);
-            }
+            self.list_by_seller(at, moment, turn % markets, out);
         }
     }
 
@@ -636,6 +624,15 @@ impl Simulator {
         out.push(Timed { at, event: Event::Listed(listing) });
     }
 
+    /// A seller lists a moment on `market`, and now and then on the next marketplace too.
+    fn list_by_seller(&mut self, at: DateTime<Utc>, moment: u64, market: usize, out: &mut Vec<Timed>) {
+        self.list(at, moment, market, out);
+        let markets = self.config.marketplaces.len();
+        if markets > 1 && self.rng.u8(0..5) == 0 {
+            self.list(at, moment, (market + 1) % markets, out);
+        }
+    }
+
     fn unlist(&mut self, number: u64) -> Option<Listing> {
         let (listing, moment) = self.listings.remove(&number)?;
         if let Some(count) = self.listed.get_mut(&moment) {
@@ -658,12 +655,7 @@ impl Simulator {
                     continue;
                 }
                 let market = self.rng.usize(0..self.config.marketplaces.len());
-                self.list(at, moment, market, out);
-                // Some sellers list on a second marketplace too.
-                if self.config.marketplaces.len() > 1 && self.rng.u8(0..5) == 0 {
-                    let other = (market + 1) % self.config.marketplaces.len();
-                    self.list(at, moment, other, out);
-                }
+                self.list_by_seller(at, moment, market, out);
             }
         }
         // Buyers, repricing and withdrawals on what is listed.
