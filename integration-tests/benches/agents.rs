@@ -9,8 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use fastbreak_db::repo::market::{self, ListingEventKind};
 use fastbreak_integration_tests::trading_mesh::{MeshOptions, TradingMesh};
+use fastbreak_marketplace::store::{self as market, ListingEventKind};
 use fastbreak_mesh::testing::as_user;
 use fastbreak_proto::strategy::v1::strategy::Parameters;
 use fastbreak_proto::strategy::v1::strategy_service_client::StrategyServiceClient;

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use fastbreak_db::repo::trading;
 use fastbreak_integration_tests::trading_mesh::{MeshOptions, TradingMesh};
 use fastbreak_mesh::testing::{as_user, closed_loop};
 use fastbreak_proto::trading::v1::PurchaseMomentRequest;
+use fastbreak_trading::store as trading;
 use futures::FutureExt;
 use uuid::Uuid;
 

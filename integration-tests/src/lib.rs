@@ -95,7 +95,8 @@ impl TestMesh {
                 vars.insert(format!("FASTBREAK_{}_ENDPOINTS", peer.to_uppercase()), "http://127.0.0.1:1".to_owned());
             }
         }
-        let config = ServeConfig::read(Reader::new(vars), &chosen).expect("a valid configuration");
+        let config =
+            ServeConfig::read(Reader::new(vars), &chosen, &fastbreak::targets::ALL).expect("a valid configuration");
         let (bound_tx, mut bound_rx) = tokio::sync::mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let count = chosen.len();

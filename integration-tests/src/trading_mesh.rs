@@ -6,11 +6,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::Utc;
-use fastbreak_db::repo::Rarity;
-use fastbreak_db::repo::market::{self, ListingState};
-use fastbreak_db::repo::scouting;
+use fastbreak_db::Rarity;
 use fastbreak_db::testing::TestDatabase;
 use fastbreak_db::{Database, PoolOptions};
+use fastbreak_marketplace::store::{self as market, ListingState};
 use fastbreak_mesh::testing::{TestServer, as_user, hold_port};
 use fastbreak_mesh::{Context, MeshServer, Peers};
 use fastbreak_proto::risk::v1::risk_internal_service_client::RiskInternalServiceClient;
@@ -20,6 +19,7 @@ use fastbreak_proto::trading::v1::trading_internal_service_client::TradingIntern
 use fastbreak_proto::trading::v1::trading_service_client::TradingServiceClient;
 use fastbreak_proto::user::v1 as user;
 use fastbreak_proto::user::v1::user_service_client::UserServiceClient;
+use fastbreak_scouting::store as scouting;
 use futures::FutureExt;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -114,7 +114,7 @@ impl TradingMesh {
         self.addrs.iter().find(|(n, _)| *n == name).map(|(_, a)| *a).expect("a target of the mesh")
     }
 
-    fn context<S>(&self, settings: S, peers: &[&'static str]) -> Context<S> {
+    fn context<S>(&self, settings: S, peers: &[&'static str]) -> Context<S, Database> {
         let pool = Database::connect_lazy(
             self.database.url(),
             &PoolOptions { max_size: self.options.pool, ..PoolOptions::default() },
@@ -402,9 +402,9 @@ impl TradingMesh {
     pub async fn list_market_moments(&self, count: usize, source: &str, price: i64) -> Vec<Uuid> {
         let mut conn = self.pool.conn().await.expect("a connection to the test database");
         let player = format!("p-{}", Uuid::new_v4().simple());
-        scouting::upsert_player(
+        market::upsert_player(
             &mut conn,
-            &scouting::Player {
+            &market::Player {
                 id: player.clone(),
                 full_name: "Test Player".to_owned(),
                 team_code: "BOS".to_owned(),

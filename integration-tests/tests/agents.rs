@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use fastbreak_db::repo::market::{self, ListingEventKind};
 use fastbreak_integration_tests::trading_mesh::{MeshOptions, TradingMesh};
 use fastbreak_integration_tests::until;
+use fastbreak_marketplace::store::{self as market, ListingEventKind};
 use fastbreak_mesh::testing::{as_user, internal};
 use fastbreak_proto::agents::v1::agent_internal_service_client::AgentInternalServiceClient;
 use fastbreak_proto::agents::v1::agent_service_client::AgentServiceClient;

@@ -46,7 +46,7 @@ async fn buy_and_relist_does_both_and_a_relisted_moment_sells_to_another_user() 
     let new_listing: Uuid = relist.listing_id.parse().expect("the relist names its listing");
     let stored = mesh
         .pool
-        .read(move |conn| async move { fastbreak_db::repo::market::find_listing(conn, new_listing).await }.boxed())
+        .read(move |conn| async move { fastbreak_marketplace::store::find_listing(conn, new_listing).await }.boxed())
         .await
         .unwrap()
         .expect("the listing exists");
@@ -121,7 +121,7 @@ async fn a_relist_that_fails_after_the_purchase_stays_open_and_lands_later() {
     assert_eq!(relist.state(), TradeState::Pending, "an open arbitrage: owned, not yet listed");
     let total = mesh
         .pool
-        .read(|conn| async move { fastbreak_db::repo::trading::total_balance(conn).await }.boxed())
+        .read(|conn| async move { fastbreak_trading::store::total_balance(conn).await }.boxed())
         .await
         .unwrap();
     assert_eq!(total, 0, "the ledger balances with the position open");

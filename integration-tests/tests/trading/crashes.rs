@@ -61,7 +61,7 @@ async fn a_crash_at_each_step_ends_fully_done_or_fully_undone() {
             .pool
             .read(move |conn| {
                 async move {
-                    Ok(fastbreak_db::repo::market::find_listing(conn, listing)
+                    Ok(fastbreak_marketplace::store::find_listing(conn, listing)
                         .await?
                         .map(|l| l.state.as_str().to_owned()))
                 }

@@ -15,8 +15,8 @@ use std::time::Duration;
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
-use fastbreak_db::repo::trading;
 use fastbreak_integration_tests::trading_mesh::TradingMesh;
+use fastbreak_trading::store as trading;
 use futures::FutureExt;
 
 #[derive(QueryableByName)]

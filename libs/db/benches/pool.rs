@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use fastbreak_db::repo::users::{self, NewUser};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use fastbreak_db::schema::users;
 use fastbreak_db::testing::TestDatabase;
 use fastbreak_db::{Database, PoolOptions};
 use uuid::Uuid;
@@ -35,13 +37,11 @@ fn main() {
 
         let database = Database::connect_lazy(first.url(), &PoolOptions { max_size: CONCURRENCY, ..PoolOptions::default() }).unwrap();
         let user = Uuid::new_v4();
-        users::create_user(&mut database.conn().await.unwrap(), &NewUser { id: user, display_name: "bench", email: "bench@example.com", password_hash: "h" })
-            .await
-            .unwrap();
+        insert_user(&mut database.conn().await.unwrap(), user, "bench@example.com").await.unwrap();
 
         let reads = run(&database, move |database| async move {
             let mut conn = database.conn().await.unwrap();
-            users::find_user(&mut conn, user).await.unwrap().unwrap();
+            let _: String = users::table.find(user).select(users::email).first(&mut conn).await.unwrap();
         })
         .await;
         println!("pool read  (find user by id, {CONCURRENCY} tasks x {PER_TASK}): {reads:>8.0} ops/s");
@@ -53,7 +53,7 @@ fn main() {
                 .transaction(|conn| {
                     let email = email.clone();
                     Box::pin(async move {
-                        users::create_user(conn, &NewUser { id, display_name: "bench", email: &email, password_hash: "h" }).await?;
+                        insert_user(conn, id, &email).await?;
                         Ok(())
                     })
                 })
@@ -69,7 +69,7 @@ fn main() {
         let hot = run(&database, move |database| async move {
             let outcome = database
                 .transaction(|conn| Box::pin(async move {
-                    users::update_user_settings(conn, user, None, Some(true)).await?;
+                    diesel::update(users::table.find(user)).set(users::leaderboard_opt_out.eq(true)).execute(conn).await?;
                     Ok(())
                 }))
                 .await;
@@ -80,13 +80,31 @@ fn main() {
             }
         })
         .await;
-        let gave_up = GAVE_UP.load(std::sync::atomic::Ordering::Relaxed);
+        let gave_up = std::sync::atomic::AtomicU64::load(&GAVE_UP, std::sync::atomic::Ordering::Relaxed);
         println!(
             "pool write (serializable update of ONE shared row, {CONCURRENCY} tasks x {PER_TASK}): {hot:>8.0} attempts/s, {gave_up} of {} gave up after 10 tries",
             CONCURRENCY * PER_TASK
         );
 
     });
+}
+
+/// A user row, written the way the user service's store writes one.
+async fn insert_user(
+    conn: &mut fastbreak_db::PgConnection,
+    id: Uuid,
+    email: &str,
+) -> Result<(), fastbreak_db::DatabaseError> {
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(id),
+            users::display_name.eq("bench"),
+            users::email.eq(email),
+            users::password_hash.eq("h"),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 async fn run<F, Fut>(database: &Database, op: F) -> f64

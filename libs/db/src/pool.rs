@@ -204,6 +204,17 @@ impl Database {
         work(&mut conn).await
     }
 
+    /// Runs `work` on one connection, outside any explicit transaction: each statement is
+    /// committed on its own (autocommit). For a write that is one statement, or whose
+    /// statements stand alone.
+    pub async fn autocommit<T, F>(&self, work: F) -> Result<T, DatabaseError>
+    where
+        T: Send,
+        F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> BoxFuture<'c, Result<T, DatabaseError>> + Send,
+    {
+        self.read(work).await
+    }
+
     /// The pool's current size and idle connections, for metrics.
     pub fn status(&self) -> (usize, usize) {
         let status = self.pool.status();

@@ -183,13 +183,21 @@ impl TestDatabase {
 
     /// Creates a user (every user-owned row needs one) and returns its id.
     pub async fn create_user(&self) -> uuid::Uuid {
-        use crate::repo::users::{NewUser, create_user};
+        use crate::schema::users;
+        use diesel::ExpressionMethods as _;
         let id = uuid::Uuid::new_v4();
         let email = format!("{}@example.com", id.simple());
         let mut conn = AsyncPgConnection::establish(&self.url)
             .await
             .unwrap_or_else(|error| panic!("cannot connect to the test database {}: {error}", self.name));
-        create_user(&mut conn, &NewUser { id, display_name: "Test user", email: &email, password_hash: "not a hash" })
+        diesel::insert_into(users::table)
+            .values((
+                users::id.eq(id),
+                users::display_name.eq("Test user"),
+                users::email.eq(&email),
+                users::password_hash.eq("not a hash"),
+            ))
+            .execute(&mut conn)
             .await
             .unwrap_or_else(|error| panic!("cannot create a test user: {error}"));
         id

@@ -114,85 +114,6 @@ async fn drop_db(admin_url: &str, name: &str) {
     diesel::sql_query(format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn transactions_that_conflict_are_retried_until_both_succeed() {
-    use fastbreak_db::repo::trading::{self, AccountKind, LedgerTransactionKind};
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    let db = TestDatabase::create().await;
-    let database = db.database();
-    let user_id = {
-        let mut conn = database.conn().await.unwrap();
-        let id = uuid::Uuid::new_v4();
-        fastbreak_db::repo::users::create_user(
-            &mut conn,
-            &fastbreak_db::repo::users::NewUser { id, display_name: "c", email: "c@example.com", password_hash: "h" },
-        )
-        .await
-        .unwrap();
-        trading::user_account(&mut conn, id).await.unwrap();
-        id
-    };
-    let attempts = Arc::new(AtomicU32::new(0));
-    // Each deposit reads the balance, waits, then writes: two at once conflict under
-    // SERIALIZABLE, and the helper runs the loser again.
-    let deposit = |amount: i64| {
-        let database = database.clone();
-        let attempts = attempts.clone();
-        async move {
-            database
-                .transaction(move |conn| {
-                    let attempts = attempts.clone();
-                    Box::pin(async move {
-                        attempts.fetch_add(1, Ordering::SeqCst);
-                        let account = trading::user_account(conn, user_id).await?;
-                        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                        let funding = trading::system_account(conn, AccountKind::Funding).await?;
-                        trading::post_transaction(
-                            conn,
-                            uuid::Uuid::new_v4(),
-                            LedgerTransactionKind::Deposit,
-                            "deposit",
-                            &[(funding.id, -amount), (account.id, amount)],
-                        )
-                        .await
-                    })
-                })
-                .await
-        }
-    };
-    let (a, b) = tokio::join!(deposit(100), deposit(250));
-    a.unwrap();
-    b.unwrap();
-    assert!(AtomicU32::load(&attempts, Ordering::SeqCst) >= 3, "the conflicting transaction was retried");
-    let mut conn = database.conn().await.unwrap();
-    assert_eq!(trading::user_account(&mut conn, user_id).await.unwrap().balance_cents, 350);
-    assert_eq!(trading::total_balance(&mut conn).await.unwrap(), 0);
-}
-
-/// Runs `sql` on the transaction's first attempt only and counts the attempts.
-async fn attempts_when_the_first_runs(
-    database: &fastbreak_db::Database,
-    sql: &'static str,
-) -> (u32, Result<(), fastbreak_db::DatabaseError>) {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    let attempts = Arc::new(AtomicU32::new(0));
-    let outcome = database
-        .read_committed(|conn| {
-            let attempts = attempts.clone();
-            Box::pin(async move {
-                if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
-                    diesel::sql_query(sql).execute(conn).await?;
-                }
-                Ok(())
-            })
-        })
-        .await;
-    (AtomicU32::load(&attempts, Ordering::SeqCst), outcome)
-}
-
 #[tokio::test]
 async fn conflicts_are_told_by_their_sqlstate_not_by_the_words_of_the_message() {
     let db = TestDatabase::create().await;
@@ -405,4 +326,26 @@ async fn a_private_cluster_wants_its_password_and_a_second_handle_neither_stops_
     tokio::task::spawn_blocking(move || drop(first)).await.unwrap();
     assert!(diesel_async::AsyncPgConnection::establish(&url).await.is_err(), "the first handle stopped it");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Runs `sql` on the transaction's first attempt only and counts the attempts.
+async fn attempts_when_the_first_runs(
+    database: &fastbreak_db::Database,
+    sql: &'static str,
+) -> (u32, Result<(), fastbreak_db::DatabaseError>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let attempts = Arc::new(AtomicU32::new(0));
+    let outcome = database
+        .read_committed(|conn| {
+            let attempts = attempts.clone();
+            Box::pin(async move {
+                if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                    diesel::sql_query(sql).execute(conn).await?;
+                }
+                Ok(())
+            })
+        })
+        .await;
+    (AtomicU32::load(&attempts, Ordering::SeqCst), outcome)
 }

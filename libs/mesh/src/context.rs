@@ -4,24 +4,27 @@
 
 use std::collections::BTreeMap;
 
-use fastbreak_db::Database;
+use std::time::Duration;
+
+use tonic::Status;
 
 use crate::client::PeerChannel;
 
-/// A target's context: `S` is the target's own settings.
+/// A target's context: `S` is the target's own settings, `D` the handle on its store (the
+/// pool of its database).
 #[derive(Debug, Clone)]
-pub struct Context<S> {
+pub struct Context<S, D> {
     /// The pool on the database the target serves from.
-    pub database: Database,
+    pub database: D,
     /// Channels to the peers the target calls.
     pub peers: Peers,
     /// The target's own settings.
     pub settings: S,
 }
 
-impl<S> Context<S> {
+impl<S, D> Context<S, D> {
     /// A context with no peers.
-    pub fn new(database: Database, settings: S) -> Self {
+    pub fn new(database: D, settings: S) -> Self {
         Self { database, peers: Peers::default(), settings }
     }
 }
@@ -41,8 +44,33 @@ impl Peers {
         self.0.get(name).cloned()
     }
 
+    /// One peer, looked up once when a target builds its typed set of peers.
+    pub fn peer(&self, name: &'static str) -> Peer {
+        Peer { name, channel: self.get(name) }
+    }
+
     /// The names of the peers.
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.0.keys().copied()
+    }
+}
+
+/// One peer of a target, looked up when the target is built: a target keeps a typed set of
+/// them (a field per peer it calls), never names a peer at the call.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    name: &'static str,
+    channel: Option<PeerChannel>,
+}
+
+impl Peer {
+    /// The channel to the peer; UNAVAILABLE naming it when the target was given none.
+    pub fn channel(&self) -> Result<PeerChannel, Status> {
+        self.channel.clone().ok_or_else(|| crate::status::dependency_unavailable(self.name, Duration::from_secs(5)))
+    }
+
+    /// The peer's target name.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 }

@@ -9,6 +9,8 @@ pub mod caller;
 pub mod client;
 pub mod context;
 pub mod health;
+pub mod idempotency;
+pub mod money;
 pub mod paging;
 pub mod retry;
 pub mod server;
@@ -20,7 +22,8 @@ pub mod testing;
 pub mod worker;
 
 pub use client::{EndpointReport, MadeHere, NotSent, PeerChannel, PeerError, PeerOptions, ServerInfo};
-pub use context::{Context, Peers};
+pub use context::{Context, Peer, Peers};
+pub use idempotency::IdempotencyKey;
 pub use retry::RetryPolicy;
 pub use worker::Draining;
 

@@ -4,10 +4,34 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use fastbreak_db::repo::{Cursor, PageRequest};
 use uuid::Uuid;
 
 use crate::status::Violations;
+
+/// Where a page of a newest-first list starts: after the row with this time and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// The sort time of the last row of the previous page.
+    pub time: DateTime<Utc>,
+    /// The id of the last row of the previous page.
+    pub id: Uuid,
+}
+
+/// A page request: how many rows, and where to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Most rows to return.
+    pub size: i64,
+    /// Start after this row; `None` for the first page.
+    pub after: Option<Cursor>,
+}
+
+impl PageRequest {
+    /// The first page of `size` rows.
+    pub fn first(size: i64) -> Self {
+        Self { size, after: None }
+    }
+}
 
 /// The page size a request asked for: `default` for 0, a violation outside 1..=`max`.
 pub fn page_size(asked: i32, default: i64, max: i64, violations: &mut Violations) -> i64 {

@@ -1,5 +1,7 @@
-//! Retries for calls that are safe to repeat: only on UNAVAILABLE, with exponential backoff and
-//! jitter, and within a retry budget so that a struggling peer is not buried in retries.
+//! Retries for calls that are safe to repeat: only while the call does not get through (never
+//! on a peer's answer, by the one rule of [`crate::status::is_answer`]), with exponential
+//! backoff and jitter, within one deadline for all attempts, and within a retry budget so that
+//! a struggling peer is not buried in retries. Every service that retries a call uses this.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -36,13 +38,7 @@ impl std::fmt::Debug for RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        // Retries may add 20% to the calls made over the last 10 s, and 10 a second at least.
-        Self::new(
-            4,
-            Duration::from_millis(50),
-            Duration::from_secs(1),
-            TpsBudget::new(Duration::from_secs(10), 10, 0.2),
-        )
+        Self::backoff(4, Duration::from_millis(50), Duration::from_secs(1))
     }
 }
 
@@ -58,13 +54,19 @@ impl RetryPolicy {
         }
     }
 
+    /// A policy with the default budget (retries may add 20% to the calls of the last 10 s,
+    /// and 10 a second at least).
+    pub fn backoff(max_attempts: usize, min_delay: Duration, max_delay: Duration) -> Self {
+        Self::new(max_attempts, min_delay, max_delay, TpsBudget::new(Duration::from_secs(10), 10, 0.2))
+    }
+
     /// Sets how long all attempts together may take.
     pub fn with_overall_timeout(mut self, timeout: Duration) -> Self {
         self.overall_timeout = timeout;
         self
     }
 
-    /// Runs `call`, again while it fails with UNAVAILABLE, attempts, budget and time allowing.
+    /// Runs `call`, again while it does not get through, attempts, budget and time allowing.
     /// Every attempt shares one deadline: the call being served's, or the overall timeout,
     /// whichever is sooner; each attempt gets what is left of it, and no pause outlasts it.
     /// Use it only for calls that are safe to repeat.
@@ -92,7 +94,7 @@ impl RetryPolicy {
             .build();
         loop {
             match call().await {
-                Err(status) if status.code() == tonic::Code::Unavailable => match pauses.next() {
+                Err(status) if !crate::status::is_answer(&status) => match pauses.next() {
                     Some(pause)
                         if deadline.is_some_and(|d| {
                             tokio::time::Instant::now() + pause + crate::client::DEADLINE_MARGIN >= d

@@ -187,6 +187,23 @@ pub fn rate_limited(message: impl Into<String>, retry_after: Duration) -> Status
     )
 }
 
+/// Whether a peer's error status is its answer about the request — the call reached a server
+/// that decided (the request is wrong, not allowed, or at odds with the state) — as opposed to
+/// the call not getting through (unreachable, overloaded, out of time, failed inside). The one
+/// rule every caller follows: an answer passes through as the caller's own and is never
+/// retried; anything else may be retried when the call is safe to repeat, and is reported as
+/// the peer being unavailable.
+pub fn is_answer(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::InvalidArgument
+            | Code::FailedPrecondition
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+    )
+}
+
 /// UNAVAILABLE: a dependency of this call (a peer service, the database) cannot be reached.
 /// The metadata names it, so that callers do not blame this server for it.
 pub fn dependency_unavailable(service: &str, retry_after: Duration) -> Status {
@@ -204,52 +221,6 @@ pub fn dependency_unavailable(service: &str, retry_after: Duration) -> Status {
 pub fn internal(error: &(dyn std::error::Error + 'static)) -> Status {
     tracing::error!(error = %crate::health::error_chain(error), "internal error");
     Status::internal("internal error; it has been logged")
-}
-
-/// The status for a database error that no rule of the service explains: the database being
-/// unreachable, or cancelling a statement that took too long, is UNAVAILABLE naming it (worth a
-/// retry); a conflict with concurrent changes ABORTED; a missing row NOT_FOUND; anything else
-/// is this server's fault (INTERNAL, logged).
-pub fn from_database(error: &fastbreak_db::DatabaseError) -> Status {
-    use fastbreak_db::DatabaseError as E;
-    match error {
-        E::NotFound(what) => not_found(what),
-        E::Unreachable { .. } | E::SchemaBehind { .. } => {
-            tracing::warn!(%error, "database unavailable");
-            dependency_unavailable("database", Duration::from_secs(1))
-        }
-        E::PoolExhausted { .. } => {
-            tracing::warn!(%error, "database pool exhausted");
-            with_reason(
-                Code::ResourceExhausted,
-                "the service is overloaded; try again shortly",
-                ErrorReason::RateLimited,
-                [],
-                ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
-            )
-        }
-        E::Cancelled { .. } => {
-            tracing::warn!(%error, "database statement cancelled");
-            with_reason(
-                Code::Unavailable,
-                "the database did not finish in time; try again later",
-                ErrorReason::DependencyUnavailable,
-                [("service".to_owned(), "database".to_owned())],
-                ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
-            )
-        }
-        E::Conflict { .. } | E::SerializationConflict { .. } => {
-            tracing::warn!(%error, "transaction kept conflicting");
-            with_reason(
-                Code::Aborted,
-                "the change conflicted with concurrent ones; try again",
-                ErrorReason::Unspecified,
-                [],
-                ErrorDetails::with_retry_info(Some(Duration::from_millis(100))),
-            )
-        }
-        other => internal(other),
-    }
 }
 
 #[cfg(test)]
@@ -290,21 +261,5 @@ mod tests {
         assert_eq!(status.code(), Code::ResourceExhausted);
         assert_eq!(status.get_details_retry_info().unwrap().retry_delay, Some(Duration::from_secs(3)));
         assert_eq!(status.get_details_error_info().unwrap().reason, "RATE_LIMITED");
-    }
-
-    #[test]
-    fn the_database_cancelling_a_statement_is_its_unavailability_and_a_conflict_is_aborted() {
-        let cancelled = from_database(&fastbreak_db::DatabaseError::Cancelled {
-            code: "57014".to_owned(),
-            message: "canceling statement due to statement timeout".to_owned(),
-        });
-        assert_eq!(cancelled.code(), Code::Unavailable);
-        let info = cancelled.get_details_error_info().unwrap();
-        assert_eq!((info.reason.as_str(), info.metadata["service"].as_str()), ("DEPENDENCY_UNAVAILABLE", "database"));
-        let conflict = from_database(&fastbreak_db::DatabaseError::Conflict {
-            code: "40P01".to_owned(),
-            message: "deadlock detected".to_owned(),
-        });
-        assert_eq!(conflict.code(), Code::Aborted);
     }
 }

@@ -1,8 +1,8 @@
 //! The agents' RPCs: a user's runs and decisions, and a scan started by hand.
 
-use fastbreak_db::repo::agents::{
-    self as repo, AgentRun, Decision, DecisionFilter, DecisionOutcome, RunState, RunTrigger,
-};
+use crate::store::{self as repo, AgentRun, Decision, DecisionFilter, DecisionOutcome, RunState, RunTrigger};
+use fastbreak_db::OrStatus as _;
+use fastbreak_mesh::idempotency::IdempotencyKey;
 use fastbreak_mesh::status::{self, Violations, required_uuid, timestamp};
 use fastbreak_mesh::{caller, paging};
 use fastbreak_proto::agents::v1 as pb;
@@ -12,7 +12,8 @@ use futures::FutureExt;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::engine::{Engine, Factor, Scope, reason_of};
+use crate::domain::{Factor, reason_of};
+use crate::engine::{Engine, Scope};
 
 /// The service.
 #[derive(Debug, Clone)]
@@ -32,7 +33,7 @@ impl AgentApi {
         ) -> futures::future::BoxFuture<'c, Result<T, fastbreak_db::DatabaseError>>
         + Send,
     ) -> Result<T, Status> {
-        self.engine.database.read(work).await.map_err(|e| status::from_database(&e))
+        self.engine.database.read(work).await.or_status()
     }
 }
 
@@ -121,7 +122,7 @@ impl AgentApi {
     ) -> Result<Response<pb::AutomationStatus>, Status> {
         let set = self
             .engine
-            .write(move |conn| {
+            .read_committed(move |conn| {
                 let reason = reason.clone();
                 async move { repo::set_automation(conn, user, paused, &reason).await }.boxed()
             })
@@ -173,11 +174,7 @@ impl AgentService for AgentApi {
         let r = request.into_inner();
         let mut violations = Violations::new();
         let only = if r.strategy_id.is_empty() { None } else { violations.uuid(&r.strategy_id, "strategy_id") };
-        violations.check(
-            r.idempotency_key.chars().count() <= 128 && !r.idempotency_key.chars().any(char::is_control),
-            "idempotency_key",
-            "must be at most 128 characters without control characters",
-        );
+        IdempotencyKey::parse_optional(&r.idempotency_key, "idempotency_key", &mut violations);
         violations.into_result(())?;
         let key = r.idempotency_key.clone();
         if !key.is_empty() {
@@ -192,7 +189,7 @@ impl AgentService for AgentApi {
         let key = r.idempotency_key.clone();
         let started = self
             .engine
-            .write(move |conn| {
+            .read_committed(move |conn| {
                 let key = key.clone();
                 async move {
                     if key.is_empty() {

@@ -9,12 +9,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::store::{self as repo, Decision, DecisionOutcome, RunTrigger};
 use chrono::{DateTime, Utc};
-use fastbreak_db::repo::agents::{self as repo, Decision, DecisionOutcome, RunTrigger};
+use fastbreak_db::OrStatus as _;
 use fastbreak_db::{Database, DatabaseError};
-use fastbreak_mesh::{PeerChannel, Peers, status};
+use fastbreak_mesh::RetryPolicy;
+
+use crate::peers::AgentPeers;
+use fastbreak_mesh::status::is_answer;
+use fastbreak_mesh::{Peers, status};
 use fastbreak_proto::agents::v1 as pb;
-use fastbreak_proto::common::v1::ErrorReason;
 use fastbreak_proto::marketplace::v1 as market;
 use fastbreak_proto::marketplace::v1::marketplace_service_client::MarketplaceServiceClient;
 use fastbreak_proto::notification::v1 as notification;
@@ -27,24 +31,15 @@ use fastbreak_proto::strategy::v1::strategy_internal_service_client::StrategyInt
 use fastbreak_proto::trading::v1 as trading;
 use fastbreak_proto::trading::v1::trading_internal_service_client::TradingInternalServiceClient;
 use futures::FutureExt;
-use serde::{Deserialize, Serialize};
 use tonic::{Code, Request, Status};
-use tonic_types::StatusExt;
 use uuid::Uuid;
 
+use crate::domain::{self, FORM_GAMES, Factor, PlayerForm, reason_code, skip};
+use crate::error;
 use crate::settings::Settings;
 
 /// The most active strategies looked at for one listing.
 const MAX_STRATEGIES: usize = 1000;
-
-/// A factor as a decision keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Factor {
-    pub name: String,
-    pub weight: f64,
-    pub impact_cents: i64,
-    pub explanation: String,
-}
 
 /// A listing to decide on.
 #[derive(Debug, Clone)]
@@ -92,34 +87,16 @@ pub(crate) struct Outcome {
 pub(crate) struct Engine {
     pub database: Database,
     pub settings: Arc<Settings>,
-    peers: Peers,
-}
-
-fn dollars(cents: i64) -> String {
-    format!("${}.{:02}", cents / 100, cents.rem_euclid(100))
-}
-
-/// Whether an unavailability is trading's own answer about a service it needs (its ErrorInfo
-/// names another service), rather than trading itself not being reached.
-fn answered_by_trading(status: &Status) -> bool {
-    status
-        .get_details_error_info()
-        .and_then(|info| info.metadata.get("service").cloned())
-        .is_some_and(|service| service != "trading")
-}
-
-/// Whether a peer's answer is a decision about the request (not a failure to get through).
-fn is_answer(status: &Status) -> bool {
-    matches!(status.code(), Code::InvalidArgument | Code::FailedPrecondition | Code::NotFound | Code::AlreadyExists)
+    pub peers: AgentPeers,
+    /// How a step's calls are retried: until answered, within the step's deadline.
+    retry: RetryPolicy,
 }
 
 impl Engine {
     pub(crate) fn new(database: Database, settings: Arc<Settings>, peers: Peers) -> Self {
-        Self { database, settings, peers }
-    }
-
-    pub(crate) fn peer(&self, name: &str) -> Result<PeerChannel, Status> {
-        self.peers.get(name).ok_or_else(|| status::dependency_unavailable(name, Duration::from_secs(5)))
+        let retry = RetryPolicy::backoff(usize::MAX, settings.retry_min, Duration::from_secs(5))
+            .with_overall_timeout(settings.step_deadline);
+        Self { database, settings, peers: AgentPeers::new(&peers), retry }
     }
 
     pub(crate) fn request<T>(&self, message: T) -> Request<T> {
@@ -128,28 +105,14 @@ impl Engine {
         request
     }
 
-    /// Calls `call` until it answers or the retries are spent: exponential backoff from
-    /// `retry_min`, doubling, within the step's deadline.
-    async fn retried<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
+    /// Calls `call` until it answers or the retries are spent: the kit's one retry rule, with
+    /// backoff from `retry_min`, within the step's deadline.
+    async fn retried<T, F, Fut>(&self, call: F) -> Result<T, Status>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, Status>>,
     {
-        let deadline = tokio::time::Instant::now() + self.settings.step_deadline;
-        let mut pause = self.settings.retry_min;
-        loop {
-            match call().await {
-                Ok(value) => return Ok(value),
-                Err(status) if is_answer(&status) => return Err(status),
-                Err(status) => {
-                    if tokio::time::Instant::now() + pause >= deadline {
-                        return Err(status);
-                    }
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
+        self.retry.call_idempotent(call).await
     }
 
     /// The active strategies a listing could match (not arbitrage mode: those act on
@@ -180,7 +143,7 @@ impl Engine {
                 .retried(|| {
                     let request = self.request(request.clone());
                     async move {
-                        let mut client = StrategyInternalServiceClient::new(self.peer("strategy")?);
+                        let mut client = StrategyInternalServiceClient::new(self.peers.strategy.channel()?);
                         client.list_active_strategies(request).await.map(|r| r.into_inner())
                     }
                 })
@@ -202,7 +165,7 @@ impl Engine {
         self.retried(|| {
             let request = self.request(scouting::ValueListingRequest { listing_id: listing.listing_id.clone() });
             async move {
-                let mut client = ScoutingInternalServiceClient::new(self.peer("scouting")?);
+                let mut client = ScoutingInternalServiceClient::new(self.peers.scouting.channel()?);
                 client.value_listing(request).await.map(|r| r.into_inner())
             }
         })
@@ -234,7 +197,7 @@ impl Engine {
                 .database
                 .read(move |conn| async move { repo::paused_users(conn, &users).await }.boxed())
                 .await
-                .map_err(|e| status::from_database(&e))?;
+                .or_status()?;
             strategies.retain(|s| !paused.iter().any(|p| p.to_string() == s.user_id));
         }
         // Strategies that decided on this event before (a replay) decide nothing again.
@@ -270,7 +233,7 @@ impl Engine {
         // Users without a run in this pass get one, started together.
         let mut started = Vec::new();
         for strategy in &strategies {
-            let user = Uuid::parse_str(&strategy.user_id).map_err(|_| Status::internal("a bad user id"))?;
+            let user = Uuid::parse_str(&strategy.user_id).map_err(|_| error::bad_peer_id("user"))?;
             if let std::collections::hash_map::Entry::Vacant(entry) = runs.entry(user) {
                 let id = Uuid::new_v4();
                 entry.insert(id);
@@ -279,7 +242,7 @@ impl Engine {
         }
         let event = candidate.trigger_event.clone();
         let trigger = if event.is_some() { RunTrigger::GameEvent } else { trigger };
-        self.write(move |conn| {
+        self.read_committed(move |conn| {
             let (started, event) = (started.clone(), event.clone());
             async move { repo::start_runs(conn, &started, trigger, event.as_deref()).await }.boxed()
         })
@@ -289,7 +252,7 @@ impl Engine {
         let mut decisions = Vec::with_capacity(strategies.len());
         let mut held_up = None;
         for strategy in &strategies {
-            let user = Uuid::parse_str(&strategy.user_id).map_err(|_| Status::internal("a bad user id"))?;
+            let user = Uuid::parse_str(&strategy.user_id).map_err(|_| error::bad_peer_id("user"))?;
             let strategy_id =
                 Uuid::parse_str(&strategy.strategy_id).map_err(|_| Status::internal("a bad strategy id"))?;
             let run = runs[&user];
@@ -308,7 +271,7 @@ impl Engine {
             }
         }
         let stored = self
-            .write(move |conn| {
+            .read_committed(move |conn| {
                 let decisions = decisions.clone();
                 async move { repo::insert_decisions_if_new(conn, &decisions).await }.boxed()
             })
@@ -357,7 +320,7 @@ impl Engine {
                     .boxed()
             })
             .await
-            .map_err(|e| status::from_database(&e))
+            .or_status()
     }
 
     /// A player's record and recent games, as kind-specific rules read them.
@@ -366,7 +329,7 @@ impl Engine {
             .retried(|| {
                 let request = self.request(scouting::GetPlayerRequest { player_id: player.to_owned() });
                 async move {
-                    let mut client = ScoutingServiceClient::new(self.peer("scouting")?);
+                    let mut client = ScoutingServiceClient::new(self.peers.scouting.channel()?);
                     client.get_player(request).await.map(|r| Some(r.into_inner()))
                 }
             })
@@ -384,7 +347,7 @@ impl Engine {
                     page_token: String::new(),
                 });
                 async move {
-                    let mut client = ScoutingServiceClient::new(self.peer("scouting")?);
+                    let mut client = ScoutingServiceClient::new(self.peers.scouting.channel()?);
                     client.list_player_game_stats(request).await.map(|r| r.into_inner().stats)
                 }
             })
@@ -408,27 +371,12 @@ impl Engine {
         let rules = strategy.rules.unwrap_or_default();
         let name = &strategy.display_name;
         let mut decision = new_decision(candidate, user, strategy_id, run)?;
-        if listing.state != market::ListingState::Active as i32 {
-            return Ok(skip(
-                decision,
-                pb::DecisionReason::ListingGone,
-                "listing_active",
-                "Skipped: the listing was sold or withdrawn before it could be decided.".to_owned(),
-            ));
-        }
-        if let Some(other) = shared.taken_by {
-            return Ok(skip(
-                decision,
-                pb::DecisionReason::ListingGone,
-                "one_purchase_per_listing",
-                format!("Skipped: your strategy \"{other}\" already acted on this listing."),
-            ));
-        }
-        if let Some(sentence) = above_max_price(&rules, name, price) {
-            return Ok(skip(decision, pb::DecisionReason::AboveMaxPrice, "max_price_cents", sentence));
+        let active = listing.state == market::ListingState::Active as i32;
+        if let Some(skip) = domain::before_valuation(active, shared.taken_by.map(String::as_str), &rules, name, price) {
+            return Ok(skip.decide(decision));
         }
         if let Some(form) = shared.form
-            && let Some(unfit) = kind_fit(strategy, form, &mut decision)
+            && let Some(unfit) = domain::kind_fit(strategy, form, &mut decision)
         {
             return Ok(unfit);
         }
@@ -436,19 +384,7 @@ impl Engine {
             Ok(valuation) => valuation,
             Err(status) => {
                 decision.data_incomplete = true;
-                let (reason, sentence) = if is_answer(status) {
-                    (
-                        pb::DecisionReason::NoValuation,
-                        format!("Skipped: no valuation could be made ({}).", status.message()),
-                    )
-                } else {
-                    (
-                        pb::DecisionReason::ServiceUnavailable,
-                        "Skipped: scouting could not be reached after retries, so the moment could not be valued."
-                            .to_owned(),
-                    )
-                };
-                return Ok(skip(decision, reason, "valuation", sentence));
+                return Ok(domain::no_valuation(status).decide(decision));
             }
         };
         decision.fair_value_cents = valuation.fair_value_cents.max(0);
@@ -468,50 +404,16 @@ impl Engine {
         decision.factors = serde_json::to_value(&factors).unwrap_or_default();
         decision.reasons.extend(factors.iter().take(3).map(|f| f.explanation.clone()).filter(|s| !s.is_empty()));
         let fair = valuation.fair_value_cents;
-        let discount = if fair > 0 { (fair - price).saturating_mul(10_000) / fair } else { 0 };
-        if valuation.confidence < rules.min_confidence {
-            return Ok(skip(
-                decision,
-                pb::DecisionReason::LowConfidence,
-                "min_confidence",
-                format!(
-                    "Skipped: the valuation's confidence {:.2} is below \"{name}\"'s minimum of {:.2}.",
-                    valuation.confidence, rules.min_confidence
-                ),
-            ));
-        }
-        if discount < i64::from(rules.min_discount_bps) {
-            return Ok(skip(
-                decision,
-                pb::DecisionReason::SmallDiscount,
-                "min_discount_bps",
-                format!(
-                    "Skipped: listed at {} against a fair value of {}, a discount of {:.1}%, below \"{name}\"'s minimum of {:.1}%.",
-                    dollars(price),
-                    dollars(fair),
-                    discount as f64 / 100.0,
-                    f64::from(rules.min_discount_bps) / 100.0
-                ),
-            ));
-        }
+        let sentence = match domain::valuation_rules(&rules, name, price, fair, valuation.confidence) {
+            Ok(sentence) => sentence,
+            Err(skip) => return Ok(skip.decide(decision)),
+        };
         let today = Utc::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
         let bought_today = self.bought_since(strategy_id, today).await?;
-        if rules.max_purchases_per_day > 0 && bought_today >= i64::from(rules.max_purchases_per_day) {
-            return Ok(skip(
-                decision,
-                pb::DecisionReason::DailyCap,
-                "max_purchases_per_day",
-                format!("Skipped: \"{name}\" bought its {} moments for today.", rules.max_purchases_per_day),
-            ));
+        if let Some(skip) = domain::daily_cap(&rules, name, bought_today) {
+            return Ok(skip.decide(decision));
         }
         // Every rule passed: buy, under a key that a replay of this event repeats.
-        let sentence = format!(
-            "Bought: listed at {} against a fair value of {} ({:.1}% below) with confidence {:.2}, by \"{name}\".",
-            dollars(price),
-            dollars(fair),
-            discount as f64 / 100.0,
-            valuation.confidence
-        );
         let request = trading::ExecutePurchaseRequest {
             user_id: user.to_string(),
             listing_id: listing.listing_id.clone(),
@@ -536,7 +438,7 @@ impl Engine {
             .retried(|| {
                 let request = self.request(request.clone());
                 async move {
-                    let mut client = TradingInternalServiceClient::new(self.peer("trading")?);
+                    let mut client = TradingInternalServiceClient::new(self.peers.trading.channel()?);
                     client.execute_purchase(request).await.map(|r| r.into_inner())
                 }
             })
@@ -551,27 +453,12 @@ impl Engine {
                 Ok(decision)
             }
             Err(status) => {
-                let reason = status.get_details_error_info().map(|i| i.reason).unwrap_or_default();
-                let (code, rule) = match ErrorReason::from_str_name(&reason) {
-                    Some(
-                        ErrorReason::LimitExceeded
-                        | ErrorReason::EmergencyStopEngaged
-                        | ErrorReason::SuspiciousActivity,
-                    ) => (pb::DecisionReason::RiskRefused, "risk"),
-                    Some(ErrorReason::InsufficientFunds) => (pb::DecisionReason::InsufficientFunds, "trading"),
-                    Some(ErrorReason::WalletDisconnected) => (pb::DecisionReason::TradingOff, "trading"),
-                    Some(ErrorReason::ListingUnavailable) => (pb::DecisionReason::ListingGone, "trading"),
-                    Some(ErrorReason::Unprofitable) => (pb::DecisionReason::Unprofitable, "trading"),
-                    // Trading not reached: nothing is decided, so that it is decided again.
-                    _ if !is_answer(&status) && !answered_by_trading(&status) => return Err(status),
-                    // Trading answered that a service it needs (risk) could not be reached: the
-                    // key is spent, nothing was bought.
-                    _ if !is_answer(&status) => (pb::DecisionReason::ServiceUnavailable, "trading"),
-                    _ => (pb::DecisionReason::RiskRefused, "trading"),
+                let Some((code, rule)) = domain::purchase_refused(&status) else {
+                    return Err(status);
                 };
                 decision.outcome = DecisionOutcome::Refused;
                 decision.data_incomplete = code == pb::DecisionReason::ServiceUnavailable;
-                Ok(skip(
+                Ok(domain::skip(
                     decision,
                     code,
                     rule,
@@ -585,7 +472,7 @@ impl Engine {
         self.database
             .read(move |conn| async move { repo::purchases_since(conn, strategy_id, since).await }.boxed())
             .await
-            .map_err(|e| status::from_database(&e))
+            .or_status()
     }
 
     /// Acts on an arbitrage opportunity for one arbitrage-mode strategy: skipped unless its
@@ -600,8 +487,8 @@ impl Engine {
     ) -> Result<Option<Decision>, Status> {
         let Some(strategy::strategy::Parameters::ArbitrageMode(params)) = &strategy.parameters else { return Ok(None) };
         let Some(listing) = opportunity.buy_listing.clone() else { return Ok(None) };
-        let user = Uuid::parse_str(&strategy.user_id).map_err(|_| Status::internal("a bad user id"))?;
-        let strategy_id = Uuid::parse_str(&strategy.strategy_id).map_err(|_| Status::internal("a bad strategy id"))?;
+        let user = Uuid::parse_str(&strategy.user_id).map_err(|_| error::bad_peer_id("user"))?;
+        let strategy_id = Uuid::parse_str(&strategy.strategy_id).map_err(|_| error::bad_peer_id("strategy"))?;
         let candidate = Candidate {
             trigger_event: Some(format!("arbitrage:{}:{}", listing.listing_id, listing.price_cents)),
             ..Candidate::new(listing.clone(), None)
@@ -614,7 +501,7 @@ impl Engine {
             Some(id) => id,
             None => {
                 let id = Uuid::new_v4();
-                self.write(move |conn| {
+                self.read_committed(move |conn| {
                     async move { repo::start_run(conn, id, user, RunTrigger::Arbitrage).await.map(|_| ()) }.boxed()
                 })
                 .await?;
@@ -622,102 +509,26 @@ impl Engine {
                 id
             }
         };
-        let price = listing.price_cents;
-        let sell = opportunity.expected_sell_cents;
+        let (price, sell) = (listing.price_cents, opportunity.expected_sell_cents);
         let rules = strategy.rules.unwrap_or_default();
         let name = &strategy.display_name;
         let mut decision = new_decision(&candidate, user, strategy_id, run)?;
         decision.fair_value_cents = sell.max(0);
         decision.confidence = 1.0;
-        let allowed = |list: &[String], source: &str| list.is_empty() || list.iter().any(|s| s == source);
-        let spread = f64::from(opportunity.spread_bps) / 100.0;
-        let decision = if !allowed(&params.buy_source_ids, &listing.source_id)
-            || !allowed(&params.relist_source_ids, &opportunity.sell_source_id)
-        {
-            skip(
-                decision,
-                pb::DecisionReason::ListingGone,
-                "sources",
-                format!("Skipped: \"{name}\" does not trade {} → {}.", listing.source_id, opportunity.sell_source_id),
-            )
-        } else if opportunity.spread_bps < params.min_spread_bps {
-            skip(
-                decision,
-                pb::DecisionReason::SmallDiscount,
-                "min_spread_bps",
-                format!(
-                    "Skipped: a spread of {spread:.1}% after fees, below \"{name}\"'s minimum of {:.1}%.",
-                    f64::from(params.min_spread_bps) / 100.0
-                ),
-            )
-        } else if let Some(sentence) = above_max_price(&rules, name, price) {
-            skip(decision, pb::DecisionReason::AboveMaxPrice, "max_price_cents", sentence)
-        } else {
-            let today = Utc::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-            if rules.max_purchases_per_day > 0
-                && self.bought_since(strategy_id, today).await? >= i64::from(rules.max_purchases_per_day)
-            {
-                skip(
-                    decision,
-                    pb::DecisionReason::DailyCap,
-                    "max_purchases_per_day",
-                    format!("Skipped: \"{name}\" bought its {} moments for today.", rules.max_purchases_per_day),
-                )
-            } else {
-                let sentence = format!(
-                    "Bought on {} at {} to relist on {} at {}: a spread of {spread:.1}% after fees, by \"{name}\".",
-                    listing.source_id,
-                    dollars(price),
-                    opportunity.sell_source_id,
-                    dollars(sell)
-                );
+        let today = Utc::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+        let chosen = match domain::arbitrage_rules(params, &rules, name, opportunity, &listing) {
+            Err(skip) => Err(skip),
+            Ok(sentence) => match domain::daily_cap(&rules, name, self.bought_since(strategy_id, today).await?) {
+                Some(skip) => Err(skip),
+                None => Ok(sentence),
+            },
+        };
+        let decision = match chosen {
+            Err(skip) => skip.decide(decision),
+            Ok(sentence) => {
                 let key = format!("agents:arbitrage:{user}:{}:{price}", listing.listing_id);
-                let answer: Result<String, Status> = if params.auto_relist {
-                    let request = trading::ExecuteArbitrageRequest {
-                        user_id: user.to_string(),
-                        listing_id: listing.listing_id.clone(),
-                        max_price_cents: price,
-                        relist_source_id: opportunity.sell_source_id.clone(),
-                        relist_price_cents: sell,
-                        idempotency_key: key,
-                        strategy_id: strategy.strategy_id.clone(),
-                        decision_id: decision.id.to_string(),
-                        valuation_id: String::new(),
-                        reasoning: vec![sentence.clone()],
-                        factors: Vec::new(),
-                    };
-                    self.retried(|| {
-                        let request = self.request(request.clone());
-                        async move {
-                            let mut client = TradingInternalServiceClient::new(self.peer("trading")?);
-                            let pair = client.execute_arbitrage(request).await?.into_inner();
-                            Ok(pair.purchase.map(|t| t.trade_id).unwrap_or_default())
-                        }
-                    })
-                    .await
-                } else {
-                    let request = trading::ExecutePurchaseRequest {
-                        user_id: user.to_string(),
-                        listing_id: listing.listing_id.clone(),
-                        max_price_cents: price,
-                        idempotency_key: key,
-                        strategy_id: strategy.strategy_id.clone(),
-                        decision_id: decision.id.to_string(),
-                        reasoning: vec![sentence.clone()],
-                        valuation_id: String::new(),
-                        expected_value_cents: sell.max(0),
-                        factors: Vec::new(),
-                    };
-                    self.retried(|| {
-                        let request = self.request(request.clone());
-                        async move {
-                            let mut client = TradingInternalServiceClient::new(self.peer("trading")?);
-                            Ok(client.execute_purchase(request).await?.into_inner().trade_id)
-                        }
-                    })
-                    .await
-                };
-                match answer {
+                let bought = self.buy_arbitrage(params, opportunity, strategy, &decision, user, key, &sentence).await;
+                match bought {
                     Ok(trade) => {
                         decision.outcome = DecisionOutcome::Buy;
                         decision.trade_id = Uuid::parse_str(&trade).ok();
@@ -741,11 +552,73 @@ impl Engine {
                 }
             }
         };
-        self.write(move |conn| {
+        self.read_committed(move |conn| {
             let decision = decision.clone();
             async move { repo::insert_decision_if_new(conn, &decision).await }.boxed()
         })
         .await
+    }
+
+    /// Buys an arbitrage's listing through trading: with its relist when the strategy relists
+    /// itself, else the purchase alone. The purchase's trade id.
+    #[allow(clippy::too_many_arguments)]
+    async fn buy_arbitrage(
+        &self,
+        params: &strategy::ArbitrageModeParameters,
+        opportunity: &market::ArbitrageOpportunity,
+        strategy: &strategy::Strategy,
+        decision: &Decision,
+        user: Uuid,
+        key: String,
+        sentence: &str,
+    ) -> Result<String, Status> {
+        let listing = opportunity.buy_listing.clone().unwrap_or_default();
+        let price = listing.price_cents;
+        if params.auto_relist {
+            let request = trading::ExecuteArbitrageRequest {
+                user_id: user.to_string(),
+                listing_id: listing.listing_id.clone(),
+                max_price_cents: price,
+                relist_source_id: opportunity.sell_source_id.clone(),
+                relist_price_cents: opportunity.expected_sell_cents,
+                idempotency_key: key,
+                strategy_id: strategy.strategy_id.clone(),
+                decision_id: decision.id.to_string(),
+                valuation_id: String::new(),
+                reasoning: vec![sentence.to_owned()],
+                factors: Vec::new(),
+            };
+            self.retried(|| {
+                let request = self.request(request.clone());
+                async move {
+                    let mut client = TradingInternalServiceClient::new(self.peers.trading.channel()?);
+                    let pair = client.execute_arbitrage(request).await?.into_inner();
+                    Ok(pair.purchase.map(|t| t.trade_id).unwrap_or_default())
+                }
+            })
+            .await
+        } else {
+            let request = trading::ExecutePurchaseRequest {
+                user_id: user.to_string(),
+                listing_id: listing.listing_id.clone(),
+                max_price_cents: price,
+                idempotency_key: key,
+                strategy_id: strategy.strategy_id.clone(),
+                decision_id: decision.id.to_string(),
+                reasoning: vec![sentence.to_owned()],
+                valuation_id: String::new(),
+                expected_value_cents: opportunity.expected_sell_cents.max(0),
+                factors: Vec::new(),
+            };
+            self.retried(|| {
+                let request = self.request(request.clone());
+                async move {
+                    let mut client = TradingInternalServiceClient::new(self.peers.trading.channel()?);
+                    Ok(client.execute_purchase(request).await?.into_inner().trade_id)
+                }
+            })
+            .await
+        }
     }
 
     /// Tells the operators (a system alert, one per `dedup` key) and, when given, the user (a
@@ -753,7 +626,7 @@ impl Engine {
     /// that is down too is only logged.
     pub(crate) async fn alert(&self, dedup: &str, message: &str, user: Option<Uuid>) {
         tracing::error!(dedup, message, "a failure persists");
-        let Ok(channel) = self.peer("notification") else { return };
+        let Ok(channel) = self.peers.notification.channel() else { return };
         let mut client = NotificationInternalServiceClient::new(channel);
         let raised = client
             .raise_system_alert(self.request(notification::RaiseSystemAlertRequest {
@@ -790,7 +663,7 @@ impl Engine {
         let unavailable = |_| status::dependency_unavailable("marketplace", Duration::from_secs(1));
         let mut listings = Vec::new();
         let mut token = String::new();
-        let mut client = MarketplaceServiceClient::new(self.peer("marketplace")?);
+        let mut client = MarketplaceServiceClient::new(self.peers.marketplace.channel()?);
         while listings.len() < self.settings.scan_limit {
             let page = client
                 .list_listings(self.request(market::ListListingsRequest {
@@ -874,7 +747,7 @@ impl Engine {
     pub(crate) async fn finish(&self, runs: &HashMap<Uuid, Uuid>, evaluated: i32, failure: Option<String>) {
         let ids: Vec<Uuid> = runs.values().copied().collect();
         let ended = self
-            .write(move |conn| {
+            .read_committed(move |conn| {
                 let (ids, failure) = (ids.clone(), failure.clone());
                 async move { repo::finish_runs(conn, &ids, evaluated, 1, failure.as_deref()).await }.boxed()
             })
@@ -884,7 +757,7 @@ impl Engine {
         }
     }
 
-    pub(crate) async fn write<T: Send>(
+    pub(crate) async fn read_committed<T: Send>(
         &self,
         work: impl for<'c> Fn(
             &'c mut fastbreak_db::PgConnection,
@@ -892,7 +765,7 @@ impl Engine {
         + Send
         + Sync,
     ) -> Result<T, Status> {
-        self.database.read_committed(work).await.map_err(|e| status::from_database(&e))
+        self.database.read_committed(work).await.or_status()
     }
 }
 
@@ -904,8 +777,8 @@ fn new_decision(candidate: &Candidate, user: Uuid, strategy_id: Uuid, run: Uuid)
         run_id: run,
         user_id: user,
         strategy_id,
-        listing_id: Uuid::parse_str(&listing.listing_id).map_err(|_| Status::internal("a bad listing id"))?,
-        moment_id: Uuid::parse_str(&listing.moment_id).map_err(|_| Status::internal("a bad moment id"))?,
+        listing_id: Uuid::parse_str(&listing.listing_id).map_err(|_| error::bad_peer_id("listing"))?,
+        moment_id: Uuid::parse_str(&listing.moment_id).map_err(|_| error::bad_peer_id("moment"))?,
         outcome: DecisionOutcome::Skip,
         reasons: Vec::new(),
         price_cents: listing.price_cents,
@@ -923,39 +796,6 @@ fn new_decision(candidate: &Candidate, user: Uuid, strategy_id: Uuid, run: Uuid)
     })
 }
 
-/// Why a price is above the strategy's maximum, as a sentence; `None` when it is not.
-fn above_max_price(rules: &strategy::StrategyRules, name: &str, price: i64) -> Option<String> {
-    (rules.max_price_cents > 0 && price > rules.max_price_cents).then(|| {
-        format!(
-            "Skipped: the price {} is above \"{name}\"'s maximum of {}.",
-            dollars(price),
-            dollars(rules.max_price_cents)
-        )
-    })
-}
-
-/// A decision ended by a reason, the rule that decided, and its sentence first.
-fn skip(mut decision: Decision, reason: pb::DecisionReason, rule: &str, sentence: String) -> Decision {
-    decision.reason_code = reason_code(reason);
-    decision.rule = rule.to_owned();
-    decision.reasons.insert(0, sentence);
-    decision
-}
-
-/// A reason as the database keeps it: the contract's name without its prefix, in lower case.
-pub(crate) fn reason_code(reason: pb::DecisionReason) -> String {
-    reason.as_str_name().trim_start_matches("DECISION_REASON_").to_ascii_lowercase()
-}
-
-/// The contract's reason for a stored code.
-pub(crate) fn reason_of(code: &str) -> pb::DecisionReason {
-    pb::DecisionReason::from_str_name(&format!("DECISION_REASON_{}", code.to_ascii_uppercase()))
-        .unwrap_or(pb::DecisionReason::Unspecified)
-}
-
-/// How many of a player's latest games kind-specific rules look at.
-const FORM_GAMES: i32 = 20;
-
 /// What one listing's decisions share: its valuation, its player's form (when a strategy's
 /// kind asks), and the strategy of the user's that already acted on it, if one did.
 #[derive(Clone, Copy)]
@@ -963,134 +803,4 @@ struct Shared<'a> {
     valued: &'a Result<scouting::Valuation, Status>,
     form: Option<&'a Result<PlayerForm, Status>>,
     taken_by: Option<&'a String>,
-}
-
-/// A player's record and latest games, newest first.
-#[derive(Debug, Clone)]
-pub(crate) struct PlayerForm {
-    player: Option<scouting::Player>,
-    games: Vec<scouting::PlayerGameStats>,
-}
-
-/// A game's score as post-game-spike strategies count it.
-fn game_score(game: &scouting::PlayerGameStats) -> i32 {
-    game.points + game.rebounds + game.assists + game.steals + game.blocks
-}
-
-/// The percent by which a player's scoring in his last five games is above his average over
-/// the latest twenty; `None` with fewer than three games.
-fn scoring_rise(games: &[scouting::PlayerGameStats]) -> Option<f64> {
-    if games.len() < 3 {
-        return None;
-    }
-    let average = |games: &[scouting::PlayerGameStats]| {
-        games.iter().map(|g| f64::from(g.points)).sum::<f64>() / games.len() as f64
-    };
-    let (recent, all) = (average(&games[..games.len().min(5)]), average(games));
-    Some(if all > 0.0 { (recent - all) / all * 100.0 } else { 0.0 })
-}
-
-/// Whether the listing's player fits the strategy's kind: `None` when he does (or the kind asks
-/// nothing), else the decision skipped with the rule he fails.
-fn kind_fit(
-    strategy: &strategy::Strategy,
-    form: &Result<PlayerForm, Status>,
-    decision: &mut Decision,
-) -> Option<Decision> {
-    use strategy::strategy::Parameters;
-    let name = &strategy.display_name;
-    if !matches!(strategy.parameters, Some(Parameters::RookieRisers(_) | Parameters::PostGameSpike(_))) {
-        return None;
-    }
-    let not_a_match = |decision: &mut Decision, rule: &str, sentence: String| {
-        Some(skip(decision.clone(), pb::DecisionReason::NotAMatch, rule, sentence))
-    };
-    let form = match form {
-        Ok(form) => form,
-        Err(_) => {
-            decision.data_incomplete = true;
-            return Some(skip(
-                decision.clone(),
-                pb::DecisionReason::ServiceUnavailable,
-                "player_form",
-                "Skipped: scouting could not be reached after retries, so the player's form is unknown.".to_owned(),
-            ));
-        }
-    };
-    let Some(player) = &form.player else {
-        decision.data_incomplete = true;
-        return not_a_match(decision, "player", "Skipped: scouting does not know the moment's player.".to_owned());
-    };
-    match &strategy.parameters {
-        Some(Parameters::RookieRisers(params)) => {
-            if player.seasons_played > params.max_seasons_played {
-                return not_a_match(
-                    decision,
-                    "max_seasons_played",
-                    format!(
-                        "Skipped: {} has played {} seasons, more than \"{name}\"'s {}.",
-                        player.full_name, player.seasons_played, params.max_seasons_played
-                    ),
-                );
-            }
-            if !params.team_codes.is_empty() && !params.team_codes.contains(&player.team_code) {
-                return not_a_match(
-                    decision,
-                    "team_codes",
-                    format!(
-                        "Skipped: {} plays for {}, not a team \"{name}\" follows.",
-                        player.full_name, player.team_code
-                    ),
-                );
-            }
-            if params.min_performance_rise_percent > 0.0 {
-                let Some(rise) = scoring_rise(&form.games) else {
-                    decision.data_incomplete = true;
-                    return not_a_match(
-                        decision,
-                        "min_performance_rise_percent",
-                        format!("Skipped: {} has too few games to measure a rise.", player.full_name),
-                    );
-                };
-                if rise < params.min_performance_rise_percent {
-                    return not_a_match(
-                        decision,
-                        "min_performance_rise_percent",
-                        format!(
-                            "Skipped: {}'s scoring is {rise:+.1}% against his average, below \"{name}\"'s rise of {:.1}%.",
-                            player.full_name, params.min_performance_rise_percent
-                        ),
-                    );
-                }
-            }
-            None
-        }
-        Some(Parameters::PostGameSpike(params)) => {
-            let since = Utc::now() - chrono::Duration::minutes(i64::from(params.buy_window_minutes));
-            let standout = form.games.iter().find(|g| {
-                game_score(g) >= params.min_game_score
-                    && g.game_time.as_ref().is_some_and(|t| t.seconds >= since.timestamp())
-            });
-            match standout {
-                Some(game) => {
-                    decision.reasons.push(format!(
-                        "{} had a game score of {} against {}.",
-                        player.full_name,
-                        game_score(game),
-                        game.opponent_code
-                    ));
-                    None
-                }
-                None => not_a_match(
-                    decision,
-                    "min_game_score",
-                    format!(
-                        "Skipped: {} has had no game with a score of {} or more in \"{name}\"'s window of {} minutes.",
-                        player.full_name, params.min_game_score, params.buy_window_minutes
-                    ),
-                ),
-            }
-        }
-        _ => None,
-    }
 }

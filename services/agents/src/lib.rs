@@ -7,10 +7,15 @@
 #![deny(rust_2018_idioms)]
 
 mod api;
+mod domain;
 mod engine;
+mod error;
+mod peers;
 pub mod settings;
+pub mod store;
 pub mod worker;
 
+use fastbreak_db::Database;
 use std::sync::Arc;
 
 use fastbreak_mesh::{Context, MeshServer};
@@ -29,7 +34,7 @@ pub const PEERS: &[&str] = &["strategy", "scouting", "marketplace", "trading", "
 pub const DEFAULT_PORT: u16 = 50059;
 
 /// The target's server with its service and the listing loop, ready to bind.
-pub fn server(context: Context<Settings>) -> MeshServer {
+pub fn server(context: Context<Settings, Database>) -> MeshServer {
     let settings = Arc::new(context.settings);
     let engine = engine::Engine::new(context.database, settings.clone(), context.peers);
     let api = api::AgentApi::new(engine.clone());

@@ -4,10 +4,11 @@
 //! decisions cannot be made (a strategy lookup that fails after retries) is tried again before
 //! the loop moves past it.
 
+use fastbreak_db::OrStatus as _;
 use std::collections::HashMap;
 
+use crate::store::{self as repo, RunTrigger};
 use chrono::{DateTime, Utc};
-use fastbreak_db::repo::agents::{self as repo, RunTrigger};
 use fastbreak_mesh::Draining;
 use fastbreak_proto::marketplace::v1 as market;
 use fastbreak_proto::marketplace::v1::marketplace_service_client::MarketplaceServiceClient;
@@ -99,7 +100,7 @@ impl Follow for ListingLoop {
             .read(|conn| async move { repo::cursor(conn, LISTINGS).await }.boxed())
             .await
             .map_err(|e| e.to_string())?;
-        let channel = self.engine.peer("marketplace").map_err(|s| s.message().to_owned())?;
+        let channel = self.engine.peers.marketplace.channel().map_err(|s| s.message().to_owned())?;
         let request = market::StreamListingEventsRequest { after_sequence: Some(after), ..Default::default() };
         let mut stream = MarketplaceServiceClient::new(channel)
             .stream_listing_events(request)
@@ -132,7 +133,7 @@ impl Follow for ListingLoop {
             }
             let sequence = event.sequence;
             self.engine
-                .write(move |conn| async move { repo::advance_cursor(conn, LISTINGS, sequence).await }.boxed())
+                .read_committed(move |conn| async move { repo::advance_cursor(conn, LISTINGS, sequence).await }.boxed())
                 .await
                 .map_err(|s| s.message().to_owned())?;
         }
@@ -192,7 +193,7 @@ impl Follow for GameLoop {
             .read(|conn| async move { repo::cursor(conn, GAMES).await }.boxed())
             .await
             .map_err(|e| e.to_string())?;
-        let channel = self.engine.peer("scouting").map_err(|s| s.message().to_owned())?;
+        let channel = self.engine.peers.scouting.channel().map_err(|s| s.message().to_owned())?;
         let request = scouting::StreamGameEventsRequest { after_sequence: Some(after) };
         let mut stream = ScoutingInternalServiceClient::new(channel)
             .stream_game_events(request)
@@ -214,7 +215,7 @@ impl Follow for GameLoop {
             }
             let sequence = event.sequence;
             self.engine
-                .write(move |conn| async move { repo::advance_cursor(conn, GAMES, sequence).await }.boxed())
+                .read_committed(move |conn| async move { repo::advance_cursor(conn, GAMES, sequence).await }.boxed())
                 .await
                 .map_err(|s| s.message().to_owned())?;
         }
@@ -269,7 +270,7 @@ impl GameLoop {
 
     /// The player's moments listed now, the cheapest listing of each, up to a bound.
     async fn listed_moments(&self, player: &str) -> Result<Vec<(market::Listing, market::Moment)>, Status> {
-        let mut client = MarketplaceServiceClient::new(self.engine.peer("marketplace")?);
+        let mut client = MarketplaceServiceClient::new(self.engine.peers.marketplace.channel()?);
         let moments = client
             .search_moments(self.engine.request(market::SearchMomentsRequest {
                 player_id: player.to_owned(),
@@ -371,7 +372,7 @@ impl ScanSchedule {
             let run = Uuid::new_v4();
             let taken = self
                 .engine
-                .write(move |conn| {
+                .read_committed(move |conn| {
                     async move {
                         if !repo::take_scan_slot(conn, strategy_id, slot, run).await? {
                             return Ok(false);
@@ -430,7 +431,7 @@ impl ArbitrageLoop {
         if strategies.is_empty() {
             return Ok(0);
         }
-        let mut client = MarketplaceServiceClient::new(self.engine.peer("marketplace")?);
+        let mut client = MarketplaceServiceClient::new(self.engine.peers.marketplace.channel()?);
         let opportunities = client
             .list_arbitrage_opportunities(self.engine.request(market::ListArbitrageOpportunitiesRequest {
                 min_spread_bps: 1,
@@ -448,7 +449,7 @@ impl ArbitrageLoop {
                 .database
                 .read(move |conn| async move { repo::paused_users(conn, &[user]).await }.boxed())
                 .await
-                .map_err(|e| fastbreak_mesh::status::from_database(&e))?;
+                .or_status()?;
             if !paused.is_empty() {
                 continue;
             }

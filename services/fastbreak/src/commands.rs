@@ -195,7 +195,7 @@ async fn run_targets(
     mut on_all_bound: Option<Box<dyn FnOnce(Vec<BoundTarget>) + Send>>,
 ) -> ExitCode {
     // Every variable is checked before anything is bound or started.
-    let config = match ServeConfig::read(reader, targets) {
+    let config = match ServeConfig::read(reader, targets, &crate::targets::ALL) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("fastbreak {command}: {error}");

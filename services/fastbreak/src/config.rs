@@ -7,7 +7,17 @@ use std::time::Duration;
 use fastbreak_config::{ConfigError, Endpoints, Reader, Secret};
 use fastbreak_telemetry::TelemetryConfig;
 
-use crate::targets::Target;
+/// What the configuration needs to know of a target (the binary's targets say it).
+pub trait Plan {
+    /// Its name, as `--target` takes it.
+    fn name(&self) -> &'static str;
+    /// The port it listens on unless configured otherwise.
+    fn default_port(&self) -> u16;
+    /// The targets it calls.
+    fn peers(&self) -> &'static [&'static str];
+    /// Whether it serves from the database.
+    fn needs_database(&self) -> bool;
+}
 
 /// The variable that sets a target's listen address.
 pub fn listen_variable(target: &str) -> String {
@@ -79,22 +89,24 @@ pub struct ServeConfig {
 pub const MIN_TOKEN_LENGTH: usize = 32;
 
 impl ServeConfig {
-    /// Reads the configuration for running `targets` out of `reader`: every problem at once.
-    pub fn read(mut reader: Reader, targets: &[Target]) -> Result<Self, ConfigError> {
+    /// Reads the configuration for running `targets`, out of `every` target the binary has,
+    /// from `reader`: every problem at once.
+    pub fn read<T: Plan>(mut reader: Reader, targets: &[T], every: &[T]) -> Result<Self, ConfigError> {
         let r = &mut reader;
-        let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
+        let names: Vec<&str> = targets.iter().map(|t| t.name()).collect();
         let host = r
             .optional("FASTBREAK_LISTEN_HOST", "an IP address such as 127.0.0.1 or 0.0.0.0", |v| v.parse().ok())
             .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let mut per_target = BTreeMap::new();
-        for target in crate::targets::ALL {
-            let expected = format!("HOST:PORT such as 127.0.0.1:{}", target.default_port);
-            if let Some(addr) = r.optional(&listen_variable(target.name), &expected, |v| v.parse::<SocketAddr>().ok()) {
-                per_target.insert(target.name.to_owned(), addr);
+        for target in every {
+            let expected = format!("HOST:PORT such as 127.0.0.1:{}", target.default_port());
+            if let Some(addr) = r.optional(&listen_variable(target.name()), &expected, |v| v.parse::<SocketAddr>().ok())
+            {
+                per_target.insert(target.name().to_owned(), addr);
             }
         }
 
-        let needs_database = targets.iter().any(|t| t.needs_database);
+        let needs_database = targets.iter().any(|t| t.needs_database());
         let database_url = r.secret(
             "DATABASE_URL",
             "a postgres:// or postgresql:// URL",
@@ -103,7 +115,7 @@ impl ServeConfig {
         );
 
         // With every target in this process, no call leaves it: a fresh random credential does.
-        let everything_here = crate::targets::ALL.iter().all(|t| names.contains(&t.name));
+        let everything_here = every.iter().all(|t| names.contains(&t.name()));
         let token_expected = format!(
             "a random secret of at least {MIN_TOKEN_LENGTH} visible ASCII characters (no spaces), the same for every service"
         );
@@ -133,7 +145,7 @@ impl ServeConfig {
 
         let mut remote_peers = BTreeMap::new();
         for target in targets {
-            for peer in target.peers.iter().filter(|peer| !names.contains(peer)) {
+            for peer in target.peers().iter().filter(|peer| !names.contains(peer)) {
                 if remote_peers.contains_key(*peer) {
                     continue;
                 }
@@ -186,7 +198,7 @@ impl ServeConfig {
             .optional("FASTBREAK_DATABASE_POOL_SIZE", "a whole number from 1 to 500", |v| {
                 v.parse::<usize>().ok().filter(|n| (1..=500).contains(n))
             })
-            .unwrap_or(10 + 2 * targets.iter().filter(|t| t.needs_database).count());
+            .unwrap_or(10 + 2 * targets.iter().filter(|t| t.needs_database()).count());
         let user = fastbreak_user::Settings::read(r);
         let notification = fastbreak_notification::Settings::read(r);
         let risk = fastbreak_risk::Settings::read(r);
@@ -223,102 +235,7 @@ impl ServeConfig {
     }
 
     /// The address a target listens on.
-    pub fn addr_of(&self, target: &Target) -> SocketAddr {
-        self.per_target.get(target.name).copied().unwrap_or(SocketAddr::new(self.host, target.default_port))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::targets;
-
-    fn read(vars: &[(&str, &str)], list: &str) -> Result<ServeConfig, ConfigError> {
-        ServeConfig::read(
-            Reader::new(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))),
-            &targets::parse(list).unwrap(),
-        )
-    }
-
-    #[test]
-    fn a_lone_target_needs_its_database_its_credential_and_its_remote_peers() {
-        let error = read(&[("FASTBREAK_RISK_ENDPOINTS", "risk:50054")], "trading").unwrap_err();
-        let text = error.to_string();
-        for variable in [
-            "DATABASE_URL: missing",
-            "FASTBREAK_INTERNAL_TOKEN: missing",
-            "FASTBREAK_RISK_ENDPOINTS: expected a comma-separated list of http:// URLs (https is not supported: the mesh speaks plaintext gRPC inside its network), got 'risk:50054'",
-            "FASTBREAK_USER_ENDPOINTS: missing",
-            "FASTBREAK_MARKETPLACE_ENDPOINTS: missing",
-        ] {
-            assert!(text.contains(variable), "{variable} in {text}");
-        }
-    }
-
-    #[test]
-    fn everything_in_one_process_needs_only_the_database() {
-        let config = read(&[("DATABASE_URL", "postgres://u:p@db/fastbreak")], "all").unwrap();
-        assert!(config.remote_peers.is_empty());
-        assert!(config.internal_token.expose().len() >= MIN_TOKEN_LENGTH, "a credential is made up");
-        assert_eq!(config.metrics, MetricsAddr::At("127.0.0.1:9464".parse().unwrap()));
-    }
-
-    #[test]
-    fn the_gateway_alone_needs_no_database_but_every_backend() {
-        let vars = vec![("FASTBREAK_INTERNAL_TOKEN".to_owned(), "x".repeat(40))];
-        let error = ServeConfig::read(Reader::new(vars.clone()), &targets::parse("gateway").unwrap()).unwrap_err();
-        let text = error.to_string();
-        for peer in fastbreak_gateway::PEERS {
-            assert!(text.contains(&endpoints_variable(peer)), "{peer}: {text}");
-        }
-        let mut vars = vars;
-        vars.extend(
-            fastbreak_gateway::PEERS.iter().map(|peer| (endpoints_variable(peer), format!("http://{peer}:50050"))),
-        );
-        let config = ServeConfig::read(Reader::new(vars), &targets::parse("gateway").unwrap()).unwrap();
-        assert!(config.database_url.is_none());
-        assert_eq!(config.remote_peers.len(), fastbreak_gateway::PEERS.len());
-    }
-
-    #[test]
-    fn a_credential_a_header_cannot_carry_is_refused_at_start_up() {
-        for token in ["with a space but long enough to pass the length", "ünïcödé-credential-that-is-long-enough-0123"]
-        {
-            let error = read(&[("DATABASE_URL", "postgres://u:p@db/x"), ("FASTBREAK_INTERNAL_TOKEN", token)], "risk")
-                .unwrap_err()
-                .to_string();
-            assert!(error.contains("FASTBREAK_INTERNAL_TOKEN: expected"), "{error}");
-            assert!(!error.contains(token), "{error}");
-        }
-    }
-
-    #[test]
-    fn https_peer_endpoints_are_refused_at_start_up() {
-        let error = read(
-            &[
-                ("DATABASE_URL", "postgres://u:p@db/x"),
-                ("FASTBREAK_INTERNAL_TOKEN", "a-test-credential-of-more-than-32-chars"),
-                ("FASTBREAK_USER_ENDPOINTS", "https://user:50052"),
-            ],
-            "trading",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            error.contains("FASTBREAK_USER_ENDPOINTS: expected") && error.contains("https is not supported"),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn secrets_are_never_shown() {
-        let error = read(
-            &[("DATABASE_URL", "mysql://root:hunter2@db/x"), ("FASTBREAK_INTERNAL_TOKEN", "tooshort-secret")],
-            "risk",
-        )
-        .unwrap_err();
-        let text = format!("{error} {error:?}");
-        assert!(text.contains("DATABASE_URL") && text.contains("FASTBREAK_INTERNAL_TOKEN"), "{text}");
-        assert!(!text.contains("hunter2") && !text.contains("tooshort-secret"), "{text}");
+    pub fn addr_of(&self, target: &impl Plan) -> SocketAddr {
+        self.per_target.get(target.name()).copied().unwrap_or(SocketAddr::new(self.host, target.default_port()))
     }
 }

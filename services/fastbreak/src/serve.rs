@@ -151,7 +151,7 @@ mod tests {
             ("FASTBREAK_METRICS_ADDR", "off"),
             ("FASTBREAK_DRAIN_GRACE", "0s"),
         ];
-        let config = ServeConfig::read(Reader::new(vars), &targets).unwrap();
+        let config = ServeConfig::read(Reader::new(vars), &targets, &crate::targets::ALL).unwrap();
         let served =
             tokio::time::timeout(Duration::from_secs(10), serve(&targets, &config, |_| {}, std::future::pending()))
                 .await

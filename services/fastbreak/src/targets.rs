@@ -3,7 +3,7 @@
 use fastbreak_db::Database;
 use fastbreak_mesh::{Context, MeshServer, Peers};
 
-use crate::config::ServeConfig;
+use crate::config::{Plan, ServeConfig};
 
 /// What a target is built from: the process's configuration, its database pool (for the
 /// targets that need one; configuration made sure it is there), and channels to its peers.
@@ -19,7 +19,7 @@ pub struct Build<'a> {
 
 impl Build<'_> {
     /// The target's context with its own settings.
-    pub fn context<S>(&self, settings: S) -> Context<S> {
+    pub fn context<S>(&self, settings: S) -> Context<S, Database> {
         let database =
             self.database.cloned().expect("DATABASE_URL is required (and checked) for targets that need the database");
         Context { database, peers: self.peers.clone(), settings }
@@ -40,6 +40,24 @@ pub struct Target {
     /// Whether it serves from the database (and so is NOT_SERVING while the database is not
     /// reachable at this build's schema version).
     pub needs_database: bool,
+}
+
+impl Plan for Target {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn default_port(&self) -> u16 {
+        self.default_port
+    }
+
+    fn peers(&self) -> &'static [&'static str] {
+        self.peers
+    }
+
+    fn needs_database(&self) -> bool {
+        self.needs_database
+    }
 }
 
 /// Every target, in start order: dependencies before the services that call them.
@@ -185,5 +203,104 @@ mod tests {
         ] {
             assert!(ports.contains(&(name, port)), "{name} should default to {port}");
         }
+    }
+}
+
+#[cfg(test)]
+mod configuration_tests {
+    use fastbreak_config::{ConfigError, Reader};
+
+    use crate::config::*;
+    use crate::targets;
+
+    fn read(vars: &[(&str, &str)], list: &str) -> Result<ServeConfig, ConfigError> {
+        ServeConfig::read(
+            Reader::new(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))),
+            &targets::parse(list).unwrap(),
+            &targets::ALL,
+        )
+    }
+
+    #[test]
+    fn a_lone_target_needs_its_database_its_credential_and_its_remote_peers() {
+        let error = read(&[("FASTBREAK_RISK_ENDPOINTS", "risk:50054")], "trading").unwrap_err();
+        let text = error.to_string();
+        for variable in [
+            "DATABASE_URL: missing",
+            "FASTBREAK_INTERNAL_TOKEN: missing",
+            "FASTBREAK_RISK_ENDPOINTS: expected a comma-separated list of http:// URLs (https is not supported: the mesh speaks plaintext gRPC inside its network), got 'risk:50054'",
+            "FASTBREAK_USER_ENDPOINTS: missing",
+            "FASTBREAK_MARKETPLACE_ENDPOINTS: missing",
+        ] {
+            assert!(text.contains(variable), "{variable} in {text}");
+        }
+    }
+
+    #[test]
+    fn everything_in_one_process_needs_only_the_database() {
+        let config = read(&[("DATABASE_URL", "postgres://u:p@db/fastbreak")], "all").unwrap();
+        assert!(config.remote_peers.is_empty());
+        assert!(config.internal_token.expose().len() >= MIN_TOKEN_LENGTH, "a credential is made up");
+        assert_eq!(config.metrics, MetricsAddr::At("127.0.0.1:9464".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_gateway_alone_needs_no_database_but_every_backend() {
+        let vars = vec![("FASTBREAK_INTERNAL_TOKEN".to_owned(), "x".repeat(40))];
+        let error = ServeConfig::read(Reader::new(vars.clone()), &targets::parse("gateway").unwrap(), &targets::ALL)
+            .unwrap_err();
+        let text = error.to_string();
+        for peer in fastbreak_gateway::PEERS {
+            assert!(text.contains(&endpoints_variable(peer)), "{peer}: {text}");
+        }
+        let mut vars = vars;
+        vars.extend(
+            fastbreak_gateway::PEERS.iter().map(|peer| (endpoints_variable(peer), format!("http://{peer}:50050"))),
+        );
+        let config = ServeConfig::read(Reader::new(vars), &targets::parse("gateway").unwrap(), &targets::ALL).unwrap();
+        assert!(config.database_url.is_none());
+        assert_eq!(config.remote_peers.len(), fastbreak_gateway::PEERS.len());
+    }
+
+    #[test]
+    fn a_credential_a_header_cannot_carry_is_refused_at_start_up() {
+        for token in ["with a space but long enough to pass the length", "ünïcödé-credential-that-is-long-enough-0123"]
+        {
+            let error = read(&[("DATABASE_URL", "postgres://u:p@db/x"), ("FASTBREAK_INTERNAL_TOKEN", token)], "risk")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("FASTBREAK_INTERNAL_TOKEN: expected"), "{error}");
+            assert!(!error.contains(token), "{error}");
+        }
+    }
+
+    #[test]
+    fn https_peer_endpoints_are_refused_at_start_up() {
+        let error = read(
+            &[
+                ("DATABASE_URL", "postgres://u:p@db/x"),
+                ("FASTBREAK_INTERNAL_TOKEN", "a-test-credential-of-more-than-32-chars"),
+                ("FASTBREAK_USER_ENDPOINTS", "https://user:50052"),
+            ],
+            "trading",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("FASTBREAK_USER_ENDPOINTS: expected") && error.contains("https is not supported"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_never_shown() {
+        let error = read(
+            &[("DATABASE_URL", "mysql://root:hunter2@db/x"), ("FASTBREAK_INTERNAL_TOKEN", "tooshort-secret")],
+            "risk",
+        )
+        .unwrap_err();
+        let text = format!("{error} {error:?}");
+        assert!(text.contains("DATABASE_URL") && text.contains("FASTBREAK_INTERNAL_TOKEN"), "{text}");
+        assert!(!text.contains("hunter2") && !text.contains("tooshort-secret"), "{text}");
     }
 }

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fastbreak_db::repo::market;
 use fastbreak_db::testing::TestDatabase;
 use fastbreak_market_sim::{Config, Simulator};
+use fastbreak_marketplace::store as market;
 use fastbreak_marketplace::{SimulatorFeed, ingest};
 use fastbreak_mesh::Context;
 use fastbreak_mesh::testing::{TEST_CREDENTIAL, TestServer};

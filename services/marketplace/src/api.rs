@@ -3,10 +3,13 @@
 
 use std::sync::Arc;
 
+use crate::domain::{address, price, rarity_from_pb, uuids};
+use crate::error::{self, unavailable};
+use crate::store::{self as market, CatalogFilter, Listing, ListingState, Taken};
 use chrono::{Duration, Utc};
-use fastbreak_db::repo::Rarity;
-use fastbreak_db::repo::market::{self, CatalogFilter, Listing, ListingState, Taken};
+use fastbreak_db::OrStatus as _;
 use fastbreak_db::{Database, DatabaseError, PgConnection};
+use fastbreak_mesh::idempotency::IdempotencyKey;
 use fastbreak_mesh::status::{self, Violations, required_uuid};
 use fastbreak_mesh::{paging, tail};
 use fastbreak_proto::common::v1::ErrorReason;
@@ -21,9 +24,6 @@ use uuid::Uuid;
 
 use crate::convert;
 use crate::settings::Settings;
-
-/// Most moments one call may name.
-const MAX_IDS: usize = 1_000;
 
 /// Events read per query by a stream.
 const STREAM_BATCH: i64 = 500;
@@ -55,7 +55,7 @@ impl MarketplaceApi {
         &self,
         work: impl for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<T, DatabaseError>> + Send,
     ) -> Result<T, Status> {
-        self.database.read(work).await.map_err(|e| status::from_database(&e))
+        self.database.read(work).await.or_status()
     }
 
     /// A listing change: row locks decide between concurrent changes; streams are woken after.
@@ -65,15 +65,7 @@ impl MarketplaceApi {
         &self,
         work: impl for<'c> Fn(&'c mut PgConnection) -> BoxFuture<'c, Result<T, DatabaseError>> + Send + Sync,
     ) -> Result<T, Status> {
-        let done = self.database.read_committed(work).await.map_err(|error| match error {
-            DatabaseError::UniqueViolation { constraint } if constraint == "listings_one_active_per_source" => {
-                status::already_exists("moment_id", "the moment is already listed on this source")
-            }
-            DatabaseError::NotFound("active listing") => {
-                status::failed_precondition("the listing is no longer active", ErrorReason::ListingUnavailable, [])
-            }
-            other => status::from_database(&other),
-        })?;
+        let done = self.database.read_committed(work).await.map_err(error::listing_change)?;
         self.notify.send_modify(|n| *n += 1);
         Ok(done)
     }
@@ -100,54 +92,6 @@ impl MarketplaceApi {
         }
         Ok(listing)
     }
-}
-
-fn unavailable(listing: &Listing, message: &str) -> Status {
-    status::failed_precondition(
-        message.to_owned(),
-        ErrorReason::ListingUnavailable,
-        [
-            ("listing_id".to_owned(), listing.id.to_string()),
-            ("state".to_owned(), listing.state.as_str().to_owned()),
-            ("price_cents".to_owned(), listing.price_cents.to_string()),
-        ],
-    )
-}
-
-fn rarity_from_pb(value: i32, violations: &mut Violations) -> Option<Rarity> {
-    use fastbreak_proto::common::v1::Rarity as R;
-    match R::try_from(value) {
-        Ok(R::Unspecified) => None,
-        Ok(R::Common) => Some(Rarity::Common),
-        Ok(R::Fandom) => Some(Rarity::Fandom),
-        Ok(R::Rare) => Some(Rarity::Rare),
-        Ok(R::Legendary) => Some(Rarity::Legendary),
-        Ok(R::Ultimate) => Some(Rarity::Ultimate),
-        Err(_) => {
-            violations.add("rarity", format!("unknown rarity {value}"));
-            None
-        }
-    }
-}
-
-fn uuids(texts: &[String], field: &str, violations: &mut Violations) -> Vec<Uuid> {
-    violations.check(texts.len() <= MAX_IDS, field, format!("at most {MAX_IDS} ids"));
-    texts.iter().enumerate().filter_map(|(i, t)| violations.uuid(t, format!("{field}[{i}]"))).collect()
-}
-
-/// The largest price a listing may ask: a hundred billion, far beyond any moment, small enough
-/// that sums and spreads of prices never overflow.
-const MAX_CENTS: i64 = 10_000_000_000_000;
-
-fn price(value: i64, field: &str, violations: &mut Violations) {
-    violations.check((1..=MAX_CENTS).contains(&value), field, format!("must be from 1 to {MAX_CENTS}, got {value}"));
-}
-
-fn address(value: &str, field: &str, violations: &mut Violations) {
-    let ok = value.len() == 18
-        && value.starts_with("0x")
-        && value[2..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    violations.check(ok, field, "must be a Flow address: 0x and 16 lower-case hex digits");
 }
 
 #[tonic::async_trait]
@@ -341,7 +285,7 @@ impl MarketplaceService for MarketplaceApi {
                         .boxed()
                     })
                     .await
-                    .map_err(|error| status::from_database(&error))?;
+                    .or_status()?;
                 Ok(batch.iter().map(|e| (e.sequence, convert::event_to_pb(e))).collect())
             }
         };
@@ -395,8 +339,9 @@ impl MarketplaceInternalService for MarketplaceApi {
         let moment_id = violations.uuid(&r.moment_id, "moment_id");
         violations.check(!r.source_id.is_empty(), "source_id", "required");
         price(r.price_cents, "price_cents", &mut violations);
-        let key = r.idempotency_key.trim().to_owned();
-        violations.check((1..=128).contains(&key.chars().count()), "idempotency_key", "must be 1 to 128 characters");
+        let key = IdempotencyKey::parse(&r.idempotency_key, "idempotency_key", &mut violations)
+            .map(IdempotencyKey::into_string)
+            .unwrap_or_default();
         violations.into_result(())?;
         let moment_id = moment_id.unwrap_or_default();
         let sources = self.read(|conn| market::list_market_sources(conn).boxed()).await?;

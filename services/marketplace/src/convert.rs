@@ -1,9 +1,9 @@
 //! From the marketplace's rows to the contract's messages.
 
-use fastbreak_db::repo::Rarity;
-use fastbreak_db::repo::market::{
+use crate::store::{
     Arbitrage, Listing, ListingEventKind, ListingEventView, ListingState, MarketSource, MomentView, PriceBucket, Sale,
 };
+use fastbreak_db::Rarity;
 use fastbreak_mesh::status::timestamp;
 use fastbreak_proto::common::v1 as common;
 use fastbreak_proto::marketplace::v1 as pb;

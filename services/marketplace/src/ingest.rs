@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use fastbreak_db::repo::market::{self, Listing, ListingEventKind, ListingState, Moment};
-use fastbreak_db::repo::{Rarity, outbox, scouting};
+use fastbreak_db::{Rarity, outbox};
+
+use crate::store::{self as market, Listing, ListingEventKind, ListingState, Moment};
 use fastbreak_db::{Database, DatabaseError, PgConnection};
 use fastbreak_market_sim::Tier;
 use fastbreak_mesh::Draining;
@@ -33,7 +34,7 @@ fn rarity(tier: Tier) -> Rarity {
 async fn apply(conn: &mut PgConnection, event: &SourceEvent, now: DateTime<Utc>) -> Result<(), DatabaseError> {
     match event {
         SourceEvent::PlayerSigned(p) => {
-            let player = scouting::Player {
+            let player = market::Player {
                 id: p.id.clone(),
                 full_name: p.full_name.clone(),
                 team_code: p.team_code.clone(),
@@ -41,14 +42,14 @@ async fn apply(conn: &mut PgConnection, event: &SourceEvent, now: DateTime<Utc>)
                 seasons_played: p.seasons_played,
                 jersey_number: Some(p.jersey),
             };
-            scouting::upsert_player(conn, &player).await?;
+            market::upsert_player(conn, &player).await?;
         }
         SourceEvent::GameFinal { game_id, lines } => {
             let message = outbox::GameFinal {
                 game_id: game_id.clone(),
                 lines: lines
                     .iter()
-                    .map(|l| scouting::GameStats {
+                    .map(|l| outbox::GameLine {
                         game_id: game_id.clone(),
                         player_id: l.player_id.clone(),
                         game_at: now,

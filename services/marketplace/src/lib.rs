@@ -6,10 +6,14 @@
 
 mod api;
 mod convert;
+mod domain;
+mod error;
 pub mod feed;
 pub mod ingest;
 pub mod settings;
+pub mod store;
 
+use fastbreak_db::Database;
 use std::sync::Arc;
 
 use fastbreak_mesh::{Context, MeshServer};
@@ -30,7 +34,7 @@ pub const PEERS: &[&str] = &[];
 pub const DEFAULT_PORT: u16 = 50055;
 
 /// The target's server with the feeds its settings name (the simulator, unless turned off).
-pub fn server(context: Context<Settings>) -> MeshServer {
+pub fn server(context: Context<Settings, Database>) -> MeshServer {
     let feeds: Vec<Box<dyn MarketFeed>> = if context.settings.simulator {
         // A new market opens now; one stored in the database goes on instead (see the feed).
         let (seed, tick) = (context.settings.simulator_seed, context.settings.simulator_tick);
@@ -42,7 +46,7 @@ pub fn server(context: Context<Settings>) -> MeshServer {
 }
 
 /// The target's server ingesting `feeds`, one worker each.
-pub fn server_with_feeds(context: Context<Settings>, feeds: Vec<Box<dyn MarketFeed>>) -> MeshServer {
+pub fn server_with_feeds(context: Context<Settings, Database>, feeds: Vec<Box<dyn MarketFeed>>) -> MeshServer {
     let settings = Arc::new(context.settings);
     let (published, _) = watch::channel(0_u64);
     let (drain_tx, drain_rx) = watch::channel(false);

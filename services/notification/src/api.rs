@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
-use fastbreak_db::repo::notifications::{
-    self, Category, Delivery, DeliveryAttempt, DeliveryState, DeliverySubject, Notification, Preferences, Priority,
-    SystemAlert,
+use crate::store::{
+    self as notifications, Category, Delivery, DeliveryAttempt, DeliveryState, DeliverySubject, Notification,
+    Preferences, Priority, SystemAlert,
 };
+use chrono::Utc;
 use fastbreak_db::{Database, DatabaseError, PgConnection};
+use fastbreak_mesh::idempotency::IdempotencyKey;
 use fastbreak_mesh::status::{Violations, timestamp};
 use fastbreak_mesh::{caller, paging};
 use fastbreak_proto::notification::v1 as pb;
@@ -441,7 +442,9 @@ impl NotificationInternalService for NotificationApi {
         violations.check(priority.is_some(), "priority", "must be a priority (not PRIORITY_UNSPECIFIED)");
         let title = text(request.title.trim(), "title", 1..=120, &mut violations);
         let body = text(&request.body, "body", 0..=4000, &mut violations);
-        let key = text(&request.idempotency_key, "idempotency_key", 1..=128, &mut violations);
+        let key = IdempotencyKey::parse(&request.idempotency_key, "idempotency_key", &mut violations)
+            .map(IdempotencyKey::into_string)
+            .unwrap_or_default();
         violations.check(request.links.len() <= 10, "links", "must hold at most 10 links");
         let links: Vec<Link> = request
             .links

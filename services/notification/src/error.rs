@@ -23,7 +23,7 @@ impl From<NotificationError> for Status {
             {
                 status::not_found("user")
             }
-            NotificationError::Database(error) => status::from_database(&error),
+            NotificationError::Database(error) => Status::from(error),
             other @ NotificationError::Random(_) => status::internal(&other),
         }
     }

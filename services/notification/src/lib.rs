@@ -9,8 +9,10 @@ mod api;
 pub mod domain;
 mod error;
 pub mod settings;
+pub mod store;
 pub mod worker;
 
+use fastbreak_db::Database;
 use std::sync::Arc;
 
 use fastbreak_mesh::{Context, MeshServer};
@@ -29,7 +31,7 @@ pub const PEERS: &[&str] = &[];
 pub const DEFAULT_PORT: u16 = 50058;
 
 /// The target's server with all of its gRPC services and its delivery worker, ready to bind.
-pub fn server(context: Context<Settings>) -> MeshServer {
+pub fn server(context: Context<Settings, Database>) -> MeshServer {
     let wake = Arc::new(tokio::sync::Notify::new());
     let api = api::NotificationApi::new(context.database.clone(), context.settings.clone(), wake.clone());
     let enabled = context.settings.worker_enabled;

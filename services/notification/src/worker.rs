@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::store::{self as notifications, AttemptOutcome, Delivery, DeliveryAttempt};
 use chrono::Utc;
-use fastbreak_db::repo::notifications::{self, AttemptOutcome, Delivery, DeliveryAttempt};
 use fastbreak_db::{Database, DatabaseError};
 use fastbreak_mesh::Draining;
 use fastbreak_mesh::status::timestamp;

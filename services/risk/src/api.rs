@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use crate::store::{self as risk, HoldFilter, HoldState, LimitChangeState, LimitKind, StopActor};
 use chrono::Utc;
-use fastbreak_db::repo::risk::{self, HoldFilter, HoldState, LimitChangeState, LimitKind, StopActor};
 use fastbreak_db::{Database, DatabaseError, PgConnection};
+use fastbreak_mesh::idempotency::IdempotencyKey;
 use fastbreak_mesh::status::{self, Violations, required_uuid, timestamp};
 use fastbreak_mesh::{caller, paging};
 use fastbreak_proto::common::v1::{ErrorReason, Period};
@@ -27,10 +28,7 @@ use crate::settings::Settings;
 /// The longest reason for an emergency stop or a release.
 const MAX_REASON: usize = 500;
 
-/// The longest idempotency key.
-const MAX_KEY: usize = 128;
-
-/// Text a caller gives (a reason, a key): no control characters, which the database refuses.
+/// Text a caller gives (a reason): no control characters, which the database refuses.
 fn plain(text: &str) -> bool {
     !text.chars().any(char::is_control)
 }
@@ -64,7 +62,7 @@ impl RiskApi {
         Ok(self.database.read(work).await?)
     }
 
-    async fn write<T: Send>(
+    async fn serializable<T: Send>(
         &self,
         work: impl for<'c> Fn(&'c mut PgConnection) -> BoxFuture<'c, Result<T, DatabaseError>> + Send + Sync,
     ) -> Result<T, RiskError> {
@@ -142,7 +140,7 @@ impl RiskApi {
 
     /// Confirms or cancels a change; says whether it was pending before this call.
     async fn resolve_change(&self, user_id: Uuid, id: Uuid, confirm: bool) -> Result<Resolved, RiskError> {
-        self.write(|conn| {
+        self.serializable(|conn| {
             async move {
                 // Under the user's risk lock: no authorisation decides on the old limits after
                 // the new ones are in force.
@@ -167,7 +165,7 @@ struct Resolved {
 }
 
 /// A decision as the caller gets it: the hold, or the refusal with its reason and figures.
-fn answer(decision: Decision) -> Result<fastbreak_db::repo::risk::Hold, Status> {
+fn answer(decision: Decision) -> Result<crate::store::Hold, Status> {
     Err(match decision {
         Decision::Granted(hold) => return Ok(hold),
         Decision::KeyReused(hold) => status::failed_precondition(
@@ -278,7 +276,7 @@ impl RiskService for RiskApi {
         let id = Uuid::new_v4();
         let zone_name = zone_name.to_owned();
         let change = self
-            .write(|conn| {
+            .serializable(|conn| {
                 let zone_name = zone_name.clone();
                 async move { risk::propose_limit_change(conn, id, user_id, &values, &zone_name, expires_at).await }
                     .boxed()
@@ -294,7 +292,7 @@ impl RiskService for RiskApi {
     ) -> Result<Response<pb::BudgetLimitChange>, Status> {
         let user_id = caller::user_id(&request)?;
         let (change, current) = self
-            .write(|conn| {
+            .serializable(|conn| {
                 async move {
                     let change = risk::find_pending_limit_change(conn, user_id, Utc::now()).await?;
                     Ok((change, risk::find_limits(conn, user_id).await?))
@@ -416,7 +414,7 @@ impl RiskService for RiskApi {
         let user_id = caller::user_id(&request)?;
         let id = required_uuid(&request.get_ref().alert_id, "alert_id")?;
         let alert = self
-            .write(|conn| {
+            .serializable(|conn| {
                 async move {
                     let alert = risk::acknowledge_risk_alert(conn, user_id, id).await?;
                     if alert.kind == risk::AlertKind::SuspiciousActivity {
@@ -454,12 +452,10 @@ impl RiskInternalService for RiskApi {
             "balance_cents",
             format!("must not be negative, got {}", r.balance_cents),
         );
-        let key = r.idempotency_key.trim();
-        violations.check(
-            !key.is_empty() && key.chars().count() <= MAX_KEY && plain(key),
-            "idempotency_key",
-            format!("must be 1 to {MAX_KEY} characters, none of them control characters"),
-        );
+        let key = IdempotencyKey::parse(&r.idempotency_key, "idempotency_key", &mut violations)
+            .map(IdempotencyKey::into_string)
+            .unwrap_or_default();
+        let key = key.as_str();
         let balance_time = r.balance_time.as_ref().and_then(|t| status::time_field(t, "balance_time", &mut violations));
         if r.balance_time.is_none() {
             violations.add("balance_time", "required: when the balance was read");

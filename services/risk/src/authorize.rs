@@ -3,11 +3,11 @@
 //! ones held. A refusal is an answer, not a failure: what it records (the run of refusals, an
 //! alert, an emergency stop engaged by the threshold) is committed with it.
 
-use chrono::{DateTime, Utc};
-use fastbreak_db::repo::risk::{
-    self, AlertKind, AlertSeverity, EmergencyStop, Hold, HoldOrigin, LimitKind, NewHold, NewRiskAlert, RiskAlert,
-    StopActor,
+use crate::store::{
+    self as risk, AlertKind, AlertSeverity, EmergencyStop, Hold, HoldOrigin, LimitKind, NewHold, NewRiskAlert,
+    RiskAlert, StopActor,
 };
+use chrono::{DateTime, Utc};
 use fastbreak_db::{DatabaseError, PgConnection};
 use uuid::Uuid;
 

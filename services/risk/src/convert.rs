@@ -1,10 +1,10 @@
 //! Between the contract's messages and the risk service's rows.
 
-use chrono::{DateTime, Utc};
-use fastbreak_db::repo::risk::{
+use crate::store::{
     AlertKind, AlertSeverity, BudgetLimits, EmergencyStop, Hold, HoldOrigin, HoldState, LimitChange, LimitChangeState,
     LimitKind, LimitValues, RiskAlert, StopActor,
 };
+use chrono::{DateTime, Utc};
 use fastbreak_mesh::status::timestamp;
 use fastbreak_proto::risk::v1 as pb;
 

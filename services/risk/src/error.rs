@@ -25,7 +25,7 @@ impl From<RiskError> for Status {
             {
                 status::not_found("user")
             }
-            RiskError::Database(error) => status::from_database(&error),
+            RiskError::Database(error) => Status::from(error),
             RiskError::ChangeNotPending(state) => status::failed_precondition(
                 format!("the limit change is {state}, not pending; propose a new one"),
                 ErrorReason::InvalidState,

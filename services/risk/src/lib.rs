@@ -13,8 +13,10 @@ mod convert;
 pub mod domain;
 mod error;
 pub mod settings;
+pub mod store;
 pub mod worker;
 
+use fastbreak_db::Database;
 use std::sync::Arc;
 
 use fastbreak_mesh::{Context, MeshServer};
@@ -35,7 +37,7 @@ pub const PEERS: &[&str] = &["trading", "notification"];
 pub const DEFAULT_PORT: u16 = 50054;
 
 /// The target's server with both of its gRPC services and its worker, ready to bind.
-pub fn server(context: Context<Settings>) -> MeshServer {
+pub fn server(context: Context<Settings, Database>) -> MeshServer {
     let wake = Arc::new(tokio::sync::Notify::new());
     let settings = Arc::new(context.settings);
     let api = api::RiskApi::new(context.database.clone(), settings.clone(), wake.clone());

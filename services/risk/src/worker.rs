@@ -12,8 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::store::{self as risk, AlertSeverity, Hold, RiskAlert};
 use chrono::Utc;
-use fastbreak_db::repo::risk::{self, AlertSeverity, Hold, RiskAlert};
 use fastbreak_db::{Database, DatabaseError};
 use fastbreak_mesh::{Draining, PeerChannel};
 use fastbreak_proto::notification::v1 as notification;

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
+use crate::error;
+use crate::store as scouting;
 use chrono::Utc;
-use fastbreak_db::repo::{market, scouting};
+use fastbreak_db::OrStatus as _;
 use fastbreak_db::{Database, DatabaseError, PgConnection};
 use fastbreak_mesh::status::{self, Violations, required_uuid};
 use fastbreak_mesh::{paging, tail};
-use fastbreak_proto::common::v1::ErrorReason;
 use fastbreak_proto::scouting::v1 as pb;
 use fastbreak_proto::scouting::v1::scouting_internal_service_server::ScoutingInternalService;
 use fastbreak_proto::scouting::v1::scouting_service_server::ScoutingService;
@@ -48,18 +49,14 @@ impl ScoutingApi {
         &self,
         work: impl for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<T, DatabaseError>> + Send,
     ) -> Result<T, Status> {
-        self.database.read(work).await.map_err(|e| status::from_database(&e))
+        self.database.read(work).await.or_status()
     }
 
     async fn value(&self, moment_id: Uuid, price: Option<i64>) -> Result<pb::Valuation, Status> {
         match valuer::value(&self.database, moment_id, price, Utc::now()).await {
             Ok(Outcome::Valued(valued)) => Ok(convert::valuation_to_pb(&valued)),
-            Ok(Outcome::NoComparables) => Err(status::failed_precondition(
-                "no comparable sale of this player's moments of this tier in the last 60 days: the model will not guess",
-                ErrorReason::InvalidState,
-                [("moment_id".to_owned(), moment_id.to_string()), ("comparables".to_owned(), "0".to_owned())],
-            )),
-            Err(error) => Err(status::from_database(&error)),
+            Ok(Outcome::NoComparables) => Err(error::no_comparables(moment_id)),
+            Err(error) => Err(Status::from(error)),
         }
     }
 }
@@ -149,11 +146,11 @@ impl ScoutingInternalService for ScoutingApi {
         request: Request<pb::ValueListingRequest>,
     ) -> Result<Response<pb::Valuation>, Status> {
         let id = required_uuid(&request.get_ref().listing_id, "listing_id")?;
-        let listing = self
-            .read(|conn| market::find_listing(conn, id).boxed())
+        let (moment_id, price_cents) = self
+            .read(|conn| scouting::find_listed_price(conn, id).boxed())
             .await?
             .ok_or_else(|| status::not_found("listing"))?;
-        Ok(Response::new(self.value(listing.moment_id, Some(listing.price_cents)).await?))
+        Ok(Response::new(self.value(moment_id, Some(price_cents)).await?))
     }
 
     async fn ingest_game_event(
@@ -224,14 +221,14 @@ impl ScoutingInternalService for ScoutingApi {
             .await
             .map_err(|error| match error {
                 DatabaseError::ForeignKeyViolation { .. } => status::not_found("player"),
-                other => status::from_database(&other),
+                other => Status::from(other),
             })?;
         let mut revalued = 0;
         if recorded {
             self.written.send_modify(|n| *n += 1);
             revalued = valuer::revalue_player(&self.database, &event.player_id, self.settings.revalue_limit)
                 .await
-                .map_err(|e| status::from_database(&e))?;
+                .or_status()?;
         }
         Ok(Response::new(pb::IngestGameEventResponse {
             recorded,
@@ -258,7 +255,7 @@ impl ScoutingInternalService for ScoutingApi {
                 let batch = database
                     .read(|conn| scouting::game_events_after(conn, after, None, STREAM_BATCH).boxed())
                     .await
-                    .map_err(|error| status::from_database(&error))?;
+                    .or_status()?;
                 Ok(batch.iter().map(|e| (e.0.sequence, convert::event_to_pb(e))).collect())
             }
         };

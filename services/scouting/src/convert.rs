@@ -1,6 +1,6 @@
 //! From scouting's rows to the contract's messages.
 
-use fastbreak_db::repo::scouting::{GameEvent, GameStats, Player, Recommendation};
+use crate::store::{GameEvent, GameStats, Player, Recommendation};
 use fastbreak_mesh::status::timestamp;
 use fastbreak_proto::scouting::v1 as pb;
 

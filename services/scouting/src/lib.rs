@@ -8,10 +8,13 @@
 mod api;
 mod convert;
 pub mod domain;
+mod error;
 pub mod settings;
+pub mod store;
 pub mod valuer;
 pub mod worker;
 
+use fastbreak_db::Database;
 use std::sync::Arc;
 
 use fastbreak_mesh::{Context, MeshServer};
@@ -31,7 +34,7 @@ pub const PEERS: &[&str] = &[];
 pub const DEFAULT_PORT: u16 = 50056;
 
 /// The target's server with both of its gRPC services and its box-score worker, ready to bind.
-pub fn server(context: Context<Settings>) -> MeshServer {
+pub fn server(context: Context<Settings, Database>) -> MeshServer {
     let settings = Arc::new(context.settings);
     let (written, _) = watch::channel(0_u64);
     let (drain_tx, drain_rx) = watch::channel(false);

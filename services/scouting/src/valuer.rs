@@ -2,9 +2,8 @@
 //! that a decision can point at the exact valuation it used; and box scores recorded as game
 //! events.
 
+use crate::store::{self as scouting, GameEvent, GameStats, Recommendation, Valuation, ValuationFactor};
 use chrono::{DateTime, Duration, Utc};
-use fastbreak_db::repo::market;
-use fastbreak_db::repo::scouting::{self, GameEvent, GameStats, Recommendation, Valuation, ValuationFactor};
 use fastbreak_db::{Database, DatabaseError, PgConnection};
 use futures::FutureExt;
 use uuid::Uuid;
@@ -33,7 +32,8 @@ pub async fn value(
     let inputs = database
         .read(|conn| {
             async move {
-                let moment = market::find_moment(conn, moment_id).await?.ok_or(DatabaseError::NotFound("moment"))?;
+                let moment =
+                    scouting::find_moment_facts(conn, moment_id).await?.ok_or(DatabaseError::NotFound("moment"))?;
                 let player = scouting::find_player(conn, &moment.player_id).await?;
                 let games = scouting::recent_game_stats(conn, &moment.player_id, 82).await?;
                 let since = now - Duration::days(domain::WINDOW_DAYS as i64);

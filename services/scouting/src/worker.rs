@@ -7,14 +7,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use fastbreak_db::repo::outbox::{self, GameFinal};
-use fastbreak_db::repo::scouting;
+use fastbreak_db::outbox::{self, GameFinal};
 use fastbreak_db::{Database, DatabaseError};
 use fastbreak_mesh::Draining;
 use futures::FutureExt;
 use tokio::sync::watch;
 
 use crate::settings::Settings;
+use crate::store as scouting;
 use crate::valuer::{self, Line};
 
 /// Games taken per round.
@@ -26,7 +26,19 @@ pub fn lines(game: &GameFinal) -> Vec<Line> {
         .iter()
         .map(|stats| Line {
             event_id: format!("{}:{}", game.game_id, stats.player_id),
-            stats: stats.clone(),
+            stats: scouting::GameStats {
+                game_id: stats.game_id.clone(),
+                player_id: stats.player_id.clone(),
+                game_at: stats.game_at,
+                opponent_code: stats.opponent_code.clone(),
+                minutes: stats.minutes,
+                points: stats.points,
+                rebounds: stats.rebounds,
+                assists: stats.assists,
+                steals: stats.steals,
+                blocks: stats.blocks,
+                turnovers: stats.turnovers,
+            },
             is_final: true,
             highlights: Vec::new(),
         })

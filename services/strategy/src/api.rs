@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::store::{self as strategies, ActiveFilter, Strategy as StrategyRow, StrategyOutcome, StrategyState};
 use chrono::Utc;
-use fastbreak_db::repo::strategies::{self, ActiveFilter, Strategy as StrategyRow, StrategyOutcome, StrategyState};
 use fastbreak_db::{Database, DatabaseError, PgConnection};
 use fastbreak_mesh::status::{Violations, timestamp};
 use fastbreak_mesh::{caller, paging};

@@ -1,8 +1,8 @@
 //! Conversions between the contract's messages and the strategy domain: what arrives is
 //! validated once here, every violation named by its field path.
 
-use fastbreak_db::repo::Rarity;
-use fastbreak_db::repo::strategies::{Strategy as StrategyRow, StrategyKind, StrategyState, StrategyTemplate};
+use crate::store::{Strategy as StrategyRow, StrategyKind, StrategyState, StrategyTemplate};
+use fastbreak_db::Rarity;
 use fastbreak_mesh::status::{Violations, timestamp};
 use fastbreak_proto::common::v1::Rarity as PbRarity;
 use fastbreak_proto::strategy::v1 as pb;

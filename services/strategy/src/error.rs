@@ -33,7 +33,7 @@ impl From<StrategyError> for Status {
             {
                 status::not_found("strategy")
             }
-            StrategyError::Database(error) => status::from_database(&error),
+            StrategyError::Database(error) => Status::from(error),
             StrategyError::AlreadyInState(state) => status::failed_precondition(
                 format!("the strategy is already {state}"),
                 ErrorReason::InvalidState,

@@ -6,7 +6,9 @@ mod api;
 mod convert;
 pub mod domain;
 mod error;
+pub mod store;
 
+use fastbreak_db::Database;
 use fastbreak_mesh::{Context, MeshServer};
 use fastbreak_proto::strategy::v1::strategy_internal_service_server::StrategyInternalServiceServer;
 use fastbreak_proto::strategy::v1::strategy_service_server::StrategyServiceServer;
@@ -22,7 +24,7 @@ pub const DEFAULT_PORT: u16 = 50053;
 
 /// The target's server with all of its gRPC services, ready to bind. It has no settings of its
 /// own.
-pub fn server(context: Context<()>) -> MeshServer {
+pub fn server(context: Context<(), Database>) -> MeshServer {
     let api = api::StrategyApi::new(context.database);
     MeshServer::new(TARGET)
         .add_public_service(StrategyServiceServer::new(api.clone()))

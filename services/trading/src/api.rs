@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use crate::store::{self as repo, IdempotencyClaim, TradeKind, TradeOrigin};
 use chrono::Utc;
 use fastbreak_db::DatabaseError;
-use fastbreak_db::repo::trading::{self as repo, IdempotencyClaim, TradeKind, TradeOrigin};
+use fastbreak_mesh::idempotency::IdempotencyKey;
 use fastbreak_mesh::status::{self, Violations, required_uuid, timestamp};
 use fastbreak_mesh::{caller, paging};
 use fastbreak_proto::common::v1::{ErrorReason, Period};
@@ -18,13 +19,14 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::convert::{self, kind_from_pb, trade_to_pb};
+use crate::domain::Order;
+use crate::error::key_reused;
 use crate::leaderboard::Leaderboards;
 use crate::ledger::Ledger;
 use crate::portfolio;
-use crate::trader::{self, DEFAULT_SOURCE, Order, Trader, new_trade};
+use crate::purchase::new_trade;
+use crate::trader::{DEFAULT_SOURCE, Trader};
 
-/// The longest idempotency key.
-const MAX_KEY: usize = 128;
 /// The longest note on a manual purchase.
 const MAX_NOTE: usize = 1000;
 /// The most reasoning sentences and factors a purchase keeps.
@@ -46,12 +48,9 @@ impl TradingApi {
     }
 }
 
+/// Checks a request's idempotency key by the one rule (it is then used as given).
 fn key(text: &str, violations: &mut Violations) {
-    violations.check(
-        !text.is_empty() && text.chars().count() <= MAX_KEY && !text.chars().any(char::is_control),
-        "idempotency_key",
-        "must be 1 to 128 characters without control characters",
-    );
+    IdempotencyKey::parse(text, "idempotency_key", violations);
 }
 
 fn cents(value: i64, field: &str, violations: &mut Violations) {
@@ -193,7 +192,7 @@ impl TradingApi {
             .await?;
         if let Some(trade) = existing {
             if trade.request_hash != hash {
-                return Err(trader::key_reused(&trade));
+                return Err(key_reused(&trade));
             }
             return self.trader.finish_listing(trade).await;
         }
@@ -203,7 +202,7 @@ impl TradingApi {
         }
         let inserted = self
             .trader
-            .write(|conn| {
+            .read_committed(|conn| {
                 let (order, hash, source, wallet) = (order.clone(), hash.clone(), source.clone(), wallet.clone());
                 async move {
                     let Some(holding) = repo::find_holding(conn, user, moment).await? else {
@@ -439,7 +438,7 @@ impl TradingService for TradingApi {
         let ledger = self.ledger.clone();
         let outcome = self
             .trader
-            .write(move |conn| {
+            .read_committed(move |conn| {
                 let (key, ledger) = (r.idempotency_key.clone(), ledger.clone());
                 async move {
                     match repo::claim_idempotency_key(conn, user, &key, "deposit", &amount.to_string()).await? {

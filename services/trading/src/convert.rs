@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use fastbreak_db::repo::trading::{Holding, Trade, TradeKind, TradeOrigin, TradeState};
+use crate::store::{Holding, Trade, TradeKind, TradeOrigin, TradeState};
 use fastbreak_mesh::status::{self, timestamp};
 use fastbreak_proto::common::v1::ErrorReason;
 use fastbreak_proto::trading::v1 as pb;

@@ -7,8 +7,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use crate::store::{self as repo, LeaderboardFigures, LeaderboardRow};
 use chrono::{DateTime, Utc};
-use fastbreak_db::repo::trading::{self as repo, LeaderboardFigures, LeaderboardRow};
 use fastbreak_mesh::paging;
 use fastbreak_mesh::status::timestamp;
 use fastbreak_proto::common::v1::Period;
@@ -67,7 +67,7 @@ impl Leaderboards {
     /// Users who asked to be left off, among `users`.
     async fn opted_out(&self, users: &[Uuid]) -> Result<HashSet<Uuid>, Status> {
         let mut out = HashSet::new();
-        let mut client = UserInternalServiceClient::new(self.trader.peer("user")?);
+        let mut client = UserInternalServiceClient::new(self.trader.peers.user.channel()?);
         for chunk in users.chunks(1000) {
             let request = self
                 .trader
@@ -134,7 +134,7 @@ impl Leaderboards {
         }
         let ranked = users.len() - out.len().min(users.len());
         self.trader
-            .write(move |conn| {
+            .read_committed(move |conn| {
                 let boards = boards.clone();
                 async move {
                     for (metric, period, rows) in &boards {

@@ -3,7 +3,7 @@
 //! double-entry transactions in PostgreSQL on the caller's connection, so that a settlement's
 //! transfer, trade, holding and outbox rows commit together.
 
-use fastbreak_db::repo::trading::{self, AccountKind, LedgerTransaction, LedgerTransactionKind};
+use crate::store::{self as trading, AccountKind, LedgerTransaction, LedgerTransactionKind};
 use fastbreak_db::{DatabaseError, PgConnection};
 use futures::FutureExt;
 use futures::future::BoxFuture;

@@ -7,13 +7,22 @@
 
 mod api;
 mod convert;
+mod delivery;
+mod domain;
+mod error;
 pub mod leaderboard;
 pub mod ledger;
+mod listing;
+mod peers;
 mod portfolio;
+mod purchase;
+mod recovery;
 pub mod settings;
+pub mod store;
 mod trader;
 pub mod worker;
 
+use fastbreak_db::Database;
 use std::sync::Arc;
 
 use fastbreak_mesh::{Context, MeshServer};
@@ -35,12 +44,12 @@ pub const PEERS: &[&str] = &["user", "risk", "marketplace", "strategy", "notific
 pub const DEFAULT_PORT: u16 = 50057;
 
 /// The target's server with both of its gRPC services and its worker, on the paper ledger.
-pub fn server(context: Context<Settings>) -> MeshServer {
+pub fn server(context: Context<Settings, Database>) -> MeshServer {
     server_with_ledger(context, Arc::new(PaperLedger))
 }
 
 /// The target's server on another ledger (a chain adapter).
-pub fn server_with_ledger(context: Context<Settings>, ledger: Arc<dyn Ledger>) -> MeshServer {
+pub fn server_with_ledger(context: Context<Settings, Database>, ledger: Arc<dyn Ledger>) -> MeshServer {
     let settings = Arc::new(context.settings);
     let trader = trader::Trader::new(context.database, settings.clone(), ledger.clone(), context.peers);
     let boards = leaderboard::Leaderboards::new(trader.clone());

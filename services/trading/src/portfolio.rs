@@ -7,8 +7,8 @@
 //! snapshot taken before it (none: the user started within the period, from nothing). Its
 //! basis points are over the equity at the start plus the deposits since.
 
+use crate::store::{self as repo, EquitySnapshot, Holding};
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
-use fastbreak_db::repo::trading::{self as repo, EquitySnapshot, Holding};
 use fastbreak_mesh::status::timestamp;
 use fastbreak_proto::common::v1::Period;
 use fastbreak_proto::marketplace::v1 as market;
@@ -80,7 +80,7 @@ pub(crate) async fn value(trader: &Trader, holdings: &[Holding]) -> Vec<Valued> 
         .collect();
     let values: Vec<(Uuid, i64)> = valued.iter().filter(|v| !v.stale).map(|v| (v.holding.moment_id, v.value)).collect();
     let kept = trader
-        .write(move |conn| {
+        .read_committed(move |conn| {
             let values = values.clone();
             async move { repo::set_holding_values(conn, &values, now).await }.boxed()
         })
@@ -92,7 +92,7 @@ pub(crate) async fn value(trader: &Trader, holdings: &[Holding]) -> Vec<Valued> 
 }
 
 async fn fetch(trader: &Trader, holdings: &[Holding]) -> Result<Vec<market::Moment>, Status> {
-    let mut client = MarketplaceServiceClient::new(trader.peer("marketplace")?);
+    let mut client = MarketplaceServiceClient::new(trader.peers.marketplace.channel()?);
     let mut moments = Vec::with_capacity(holdings.len());
     for chunk in holdings.chunks(1000) {
         let ids = chunk.iter().map(|h| h.moment_id.to_string()).collect();
@@ -104,7 +104,7 @@ async fn fetch(trader: &Trader, holdings: &[Holding]) -> Result<Vec<market::Mome
 
 /// The market's return since `start`, when it can be had.
 async fn market_return(trader: &Trader, start: DateTime<Utc>) -> Option<i64> {
-    let mut client = MarketplaceInternalServiceClient::new(trader.peer("marketplace").ok()?);
+    let mut client = MarketplaceInternalServiceClient::new(trader.peers.marketplace.channel().ok()?);
     let request = trader.request(market::GetMarketReturnRequest { start_time: Some(timestamp(start)) });
     client.get_market_return(request).await.ok()?.into_inner().return_bps
 }
@@ -128,7 +128,7 @@ pub(crate) async fn equity(trader: &Trader, user: Uuid) -> Result<(i64, i64, Vec
 /// Keeps a user's equity now, for later periods' returns.
 pub(crate) async fn snapshot(trader: &Trader, user: Uuid, equity: i64) -> Result<(), Status> {
     trader
-        .write(move |conn| {
+        .read_committed(move |conn| {
             async move {
                 let now = repo::database_now(conn).await?;
                 let deposits = repo::deposits_before(conn, user, now + Duration::seconds(1)).await?;

@@ -6,14 +6,18 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use fastbreak_db::repo::{outbox, trading as repo};
+use fastbreak_db::outbox;
+
+use crate::store as repo;
 use fastbreak_mesh::Draining;
 use futures::FutureExt;
 use tokio::time::Instant;
 
 use crate::leaderboard::Leaderboards;
 use crate::portfolio;
-use crate::trader::{COMMIT_HOLD, Message, NOTIFY, RELEASE_HOLD, STRATEGY_OUTCOME, Trader, is_answer};
+use fastbreak_mesh::status::is_answer;
+
+use crate::trader::{COMMIT_HOLD, Message, NOTIFY, RELEASE_HOLD, STRATEGY_OUTCOME, Trader};
 
 /// Pending trades and messages taken per round.
 const BATCH: i64 = 50;

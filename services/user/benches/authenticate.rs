@@ -76,7 +76,7 @@ fn main() {
                     .database()
                     .read(|conn| {
                         Box::pin(async move {
-                            fastbreak_db::repo::users::clear_sign_in_failures(conn, "bench@example.com").await
+                            fastbreak_user::store::clear_sign_in_failures(conn, "bench@example.com").await
                         })
                     })
                     .await

@@ -1,8 +1,8 @@
 //! The user service's RPCs: each converts its request into domain values, applies the rule, and
 //! converts the answer back.
 
+use crate::store::{self as users, AccessToken as TokenRow, NewUser, User as UserRow, Wallet as WalletRow};
 use chrono::Utc;
-use fastbreak_db::repo::users::{self, AccessToken as TokenRow, NewUser, User as UserRow, Wallet as WalletRow};
 use fastbreak_db::{Database, DatabaseError, PgConnection};
 use fastbreak_mesh::status::{Violations, timestamp};
 use fastbreak_mesh::{Context, caller, paging};
@@ -30,7 +30,7 @@ pub struct UserApi {
 const HASHING_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl UserApi {
-    pub(crate) fn new(context: Context<Settings>) -> Self {
+    pub(crate) fn new(context: Context<Settings, Database>) -> Self {
         // The decoy hash is made now, so that the first unknown email is not slower to refuse.
         credentials::prepare_decoy(context.settings.password_hashing);
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
@@ -101,6 +101,14 @@ impl UserApi {
         work: impl for<'c> FnOnce(&'c mut PgConnection) -> futures::future::BoxFuture<'c, Result<T, DatabaseError>> + Send,
     ) -> Result<T, UserError> {
         Ok(self.database.read(work).await?)
+    }
+
+    /// A write of one statement, committed on its own.
+    async fn autocommit<T: Send>(
+        &self,
+        work: impl for<'c> FnOnce(&'c mut PgConnection) -> futures::future::BoxFuture<'c, Result<T, DatabaseError>> + Send,
+    ) -> Result<T, UserError> {
+        Ok(self.database.autocommit(work).await?)
     }
 }
 
@@ -189,7 +197,7 @@ impl UserService for UserApi {
         let address = domain::flow_address(&request.get_ref().flow_address, "flow_address", &mut violations);
         let address = violations.into_result(address)?.unwrap_or_default();
         let registered =
-            self.read(|conn| async move { users::register_wallet(conn, user_id, &address).await }.boxed()).await;
+            self.autocommit(|conn| async move { users::register_wallet(conn, user_id, &address).await }.boxed()).await;
         match registered {
             Ok(wallet) => Ok(Response::new(wallet_message(wallet))),
             Err(UserError::Database(DatabaseError::UniqueViolation { constraint }))
@@ -209,7 +217,7 @@ impl UserService for UserApi {
 
     async fn connect_wallet(&self, request: Request<pb::ConnectWalletRequest>) -> Result<Response<pb::Wallet>, Status> {
         let user_id = caller::user_id(&request)?;
-        let wallet = self.read(|conn| users::set_wallet_connected(conn, user_id, true).boxed()).await?;
+        let wallet = self.autocommit(|conn| users::set_wallet_connected(conn, user_id, true).boxed()).await?;
         tracing::info!(%user_id, "wallet connected");
         Ok(Response::new(wallet_message(wallet)))
     }
@@ -219,7 +227,7 @@ impl UserService for UserApi {
         request: Request<pb::DisconnectWalletRequest>,
     ) -> Result<Response<pb::Wallet>, Status> {
         let user_id = caller::user_id(&request)?;
-        let wallet = self.read(|conn| users::set_wallet_connected(conn, user_id, false).boxed()).await?;
+        let wallet = self.autocommit(|conn| users::set_wallet_connected(conn, user_id, false).boxed()).await?;
         tracing::info!(%user_id, "wallet disconnected; trading is off");
         Ok(Response::new(wallet_message(wallet)))
     }
@@ -261,7 +269,7 @@ impl UserService for UserApi {
     ) -> Result<Response<pb::AccessToken>, Status> {
         let user_id = caller::user_id(&request)?;
         let token_id = fastbreak_mesh::status::required_uuid(&request.get_ref().token_id, "token_id")?;
-        let token = self.read(|conn| users::revoke_access_token(conn, user_id, token_id).boxed()).await?;
+        let token = self.autocommit(|conn| users::revoke_access_token(conn, user_id, token_id).boxed()).await?;
         tracing::info!(%user_id, %token_id, "access token revoked");
         Ok(Response::new(token_message(token, String::new())))
     }

@@ -43,7 +43,7 @@ pub enum UserError {
 impl From<UserError> for Status {
     fn from(error: UserError) -> Self {
         match error {
-            UserError::Database(error) => status::from_database(&error),
+            UserError::Database(error) => Status::from(error),
             UserError::EmailTaken => status::already_exists("email", "a user with this email exists"),
             UserError::WalletTaken => {
                 status::already_exists("flow_address", "this wallet is registered to another user")

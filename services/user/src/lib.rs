@@ -6,7 +6,9 @@ mod api;
 pub mod domain;
 mod error;
 pub mod settings;
+pub mod store;
 
+use fastbreak_db::Database;
 use fastbreak_mesh::{Context, MeshServer};
 use fastbreak_proto::user::v1::user_internal_service_server::UserInternalServiceServer;
 use fastbreak_proto::user::v1::user_service_server::UserServiceServer;
@@ -23,7 +25,7 @@ pub const PEERS: &[&str] = &[];
 pub const DEFAULT_PORT: u16 = 50052;
 
 /// The target's server with all of its gRPC services, ready to bind.
-pub fn server(context: Context<Settings>) -> MeshServer {
+pub fn server(context: Context<Settings, Database>) -> MeshServer {
     let api = api::UserApi::new(context);
     MeshServer::new(TARGET)
         .add_public_service(UserServiceServer::new(api.clone()))

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use crate::store::SignInPolicy;
 use fastbreak_config::Reader;
-use fastbreak_db::repo::users::SignInPolicy;
 
 /// How the user service behaves.
 #[derive(Debug, Clone)]

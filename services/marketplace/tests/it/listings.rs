@@ -55,7 +55,7 @@ async fn a_listing_is_sold_once_even_to_twenty_concurrent_takers() {
     // The buyer owns the moment, the other listing is withdrawn, and a retry answers the sale.
     let database = app.database.database();
     let mut conn = database.conn().await.unwrap();
-    let owner = fastbreak_db::repo::market::find_moment(&mut conn, m).await.unwrap().unwrap().owner_address;
+    let owner = fastbreak_marketplace::store::find_moment(&mut conn, m).await.unwrap().unwrap().owner_address;
     assert_eq!(owner, sale.buyer_address);
     let withdrawn = public.get_listing(GetListingRequest { listing_id: other.to_string() }).await.unwrap();
     assert_eq!(withdrawn.into_inner().state(), ListingState::Withdrawn);

@@ -76,7 +76,7 @@ async fn failing_and_stalled_sources_are_reported_while_the_others_go_on() {
 /// The simulator's stored position: (id salt, steps taken).
 async fn simulator_position(database: &fastbreak_db::Database) -> Option<(u64, u64)> {
     let mut conn = database.conn().await.unwrap();
-    let text = fastbreak_db::repo::market::feed_position(&mut conn, "simulator").await.unwrap()?;
+    let text = fastbreak_marketplace::store::feed_position(&mut conn, "simulator").await.unwrap()?;
     let value: serde_json::Value = serde_json::from_str(&text).expect("the position is JSON");
     let salt = value["id_salt"].as_str().and_then(|s| s.parse().ok()).expect("the position names its salt");
     Some((salt, value["steps"].as_u64().expect("the position counts its steps")))

@@ -35,7 +35,7 @@ async fn a_subscriber_that_reconnects_gets_every_later_event_once_in_order() {
     let database = app.database.database();
     let mut conn = database.conn().await.unwrap();
     let stored =
-        fastbreak_db::repo::market::listing_events_after(&mut conn, 0, None, &[], seen.len() as i64).await.unwrap();
+        fastbreak_marketplace::store::listing_events_after(&mut conn, 0, None, &[], seen.len() as i64).await.unwrap();
     let stored: Vec<i64> = stored.iter().map(|e| e.sequence).collect();
     assert_eq!(seen, stored, "every event once, in order, across two reconnections");
     assert!(seen.windows(2).all(|w| w[0] < w[1]));

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use crate::store::{Category, Priority};
 use base64::Engine as _;
-use fastbreak_db::repo::notifications::{Category, Priority};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
 use sha2::Sha256;

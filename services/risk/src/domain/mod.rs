@@ -2,9 +2,9 @@
 //! order limits are checked in and the figures a refusal carries, suspicious activity, and the
 //! shares of a limit that raise an alert.
 
+use crate::store::{Figures, LimitKind, LimitValues, Windows};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
-use fastbreak_db::repo::risk::{Figures, LimitKind, LimitValues, Windows};
 use fastbreak_mesh::status::Violations;
 
 use crate::settings::Suspicion;
@@ -388,11 +388,7 @@ pub fn crossings(
 }
 
 /// Cents as an amount with two decimals.
-pub fn money(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let cents = cents.unsigned_abs();
-    format!("{sign}{}.{:02}", cents / 100, cents % 100)
-}
+pub use fastbreak_mesh::money::amount as money;
 
 #[cfg(test)]
 mod tests {

@@ -1,13 +1,13 @@
 //! The emergency stop (user, operator, and its history) and suspicious activity that pauses
 //! automated purchases until the user acknowledges it.
 
-use fastbreak_db::repo::risk as repo;
 use fastbreak_mesh::testing::{as_user, internal};
 use fastbreak_proto::risk::v1::{
     AcknowledgeRiskAlertRequest, EngageEmergencyStopForUserRequest, EngageEmergencyStopRequest,
     GetSpendingSummaryRequest, ListRiskAlertsRequest, PurchaseOrigin, ReleaseEmergencyStopForUserRequest,
     ReleaseEmergencyStopRequest, RiskAlertKind, StopActor,
 };
+use fastbreak_risk::store as repo;
 
 use crate::{Settings, fields, only, reason, spawn_app, spawn_app_with, test_settings};
 

@@ -105,9 +105,7 @@ pub fn serial_premium(serial: i32, jersey: Option<i32>) -> f64 {
 }
 
 /// Cents as dollars, such as "$48.20".
-pub fn dollars(cents: i64) -> String {
-    format!("${}.{:02}", cents / 100, (cents % 100).abs())
-}
+pub use fastbreak_mesh::money::dollars;
 
 fn serial_sentence(serial: i32, jersey: Option<i32>) -> Option<String> {
     if serial == 1 {

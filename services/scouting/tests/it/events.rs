@@ -80,7 +80,7 @@ async fn an_event_is_recorded_once_with_its_highlights_and_a_big_game_revalues_t
     let database = app.database.database();
     let mut conn = database.conn().await.unwrap();
     let (valuation, factors) =
-        fastbreak_db::repo::scouting::latest_valuation(&mut conn, *m.moments.last().unwrap()).await.unwrap().unwrap();
+        fastbreak_scouting::store::latest_valuation(&mut conn, *m.moments.last().unwrap()).await.unwrap().unwrap();
     let performance = factors.iter().find(|f| f.name == "recent_performance").expect("a performance factor");
     assert!(performance.explanation.contains("scored 45 points last night, a career high"), "{factors:#?}");
     assert!(performance.impact_cents > 0 && valuation.fair_value_cents > 4_000, "{valuation:?}");
@@ -146,7 +146,7 @@ async fn a_subscriber_that_reconnects_gets_every_later_game_event_once_in_order(
     let seen: Vec<i64> = first.into_iter().chain(second).chain(third).collect();
     let database = app.database.database();
     let mut conn = database.conn().await.unwrap();
-    let stored: Vec<i64> = fastbreak_db::repo::scouting::game_events_after(&mut conn, 0, None, 1_000)
+    let stored: Vec<i64> = fastbreak_scouting::store::game_events_after(&mut conn, 0, None, 1_000)
         .await
         .unwrap()
         .iter()
@@ -157,11 +157,10 @@ async fn a_subscriber_that_reconnects_gets_every_later_game_event_once_in_order(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_game_naming_an_unknown_player_is_set_aside_and_the_next_games_go_through() {
-    use fastbreak_db::repo::outbox::{self, GAME_FINAL_TOPIC, GameFinal};
-    use fastbreak_db::repo::scouting::GameStats;
+    use fastbreak_db::outbox::{self, GAME_FINAL_TOPIC, GameFinal, GameLine};
     let app = spawn().await;
     market(&app, "p-7", &[9], &[], 1_000).await;
-    let line = |game: &str, player: &str| GameStats {
+    let line = |game: &str, player: &str| GameLine {
         game_id: game.to_owned(),
         player_id: player.to_owned(),
         game_at: chrono::Utc::now(),

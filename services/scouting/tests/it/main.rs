@@ -6,10 +6,9 @@ mod valuations;
 use std::time::Duration;
 
 use chrono::Utc;
-use fastbreak_db::repo::Rarity;
-use fastbreak_db::repo::market::{self, Listing, ListingState, Moment, Sale};
-use fastbreak_db::repo::scouting::{self, Player};
+use fastbreak_db::Rarity;
 use fastbreak_db::testing::TestDatabase;
+use fastbreak_marketplace::store::{self as market, Listing, ListingState, Moment, Sale};
 use fastbreak_mesh::Context;
 use fastbreak_mesh::testing::{CredentialChannel, TestServer, credential_channel};
 use fastbreak_proto::scouting::v1::scouting_internal_service_client::ScoutingInternalServiceClient;
@@ -60,9 +59,9 @@ async fn market(app: &App, player: &str, serials: &[i32], sales: &[(usize, i64, 
     let database = app.database.database();
     let mut conn = database.conn().await.unwrap();
     let conn = &mut *conn;
-    scouting::upsert_player(
+    market::upsert_player(
         conn,
-        &Player {
+        &market::Player {
             id: player.to_owned(),
             full_name: format!("Jalen {player}"),
             team_code: "BOS".to_owned(),

@@ -38,7 +38,7 @@ async fn a_valuation_is_stored_ranked_and_explained() {
     let database = app.database.database();
     let mut conn = database.conn().await.unwrap();
     let id = listed.valuation_id.parse().unwrap();
-    let (stored, factors) = fastbreak_db::repo::scouting::find_valuation(&mut conn, id).await.unwrap().unwrap();
+    let (stored, factors) = fastbreak_scouting::store::find_valuation(&mut conn, id).await.unwrap().unwrap();
     assert_eq!((stored.fair_value_cents, factors.len()), (listed.fair_value_cents, listed.factors.len()));
 
     let alone = app

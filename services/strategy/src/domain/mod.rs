@@ -1,8 +1,8 @@
 //! The strategy domain: a strategy's rules and typed parameters per kind, validated field by
 //! field (every violation at once), and how they are stored. No gRPC, no SQL.
 
-use fastbreak_db::repo::Rarity;
-use fastbreak_db::repo::strategies::StrategyKind;
+use crate::store::StrategyKind;
+use fastbreak_db::Rarity;
 use fastbreak_mesh::status::Violations;
 use serde::{Deserialize, Serialize};
 

@@ -1,9 +1,9 @@
 use std::time::Duration;
 
-use fastbreak_db::repo::users::SignInPolicy;
 use fastbreak_proto::user::v1::{
     AuthenticateAccessTokenRequest, CreateAccessTokenRequest, ListAccessTokensRequest, RevokeAccessTokenRequest,
 };
+use fastbreak_user::store::SignInPolicy;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -80,7 +80,7 @@ async fn repeated_failed_sign_ins_are_slowed_down_with_a_retry_delay() {
 
 #[tokio::test]
 async fn an_expired_token_is_refused() {
-    use fastbreak_db::repo::users::{self, AccessToken};
+    use fastbreak_user::store::{self as users, AccessToken};
     use futures::FutureExt;
     let mut app = spawn_app().await;
     let id = app.user("ada@example.com").await;

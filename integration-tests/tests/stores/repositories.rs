@@ -1,25 +1,27 @@
 //! Every repository method, round-tripped through a real PostgreSQL.
 
-mod common;
+use crate::common;
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
-use fastbreak_db::repo::agents::{self, Decision, DecisionOutcome, RunState, RunTrigger};
-use fastbreak_db::repo::market::{self, ListingState, MomentFilter, Sale};
-use fastbreak_db::repo::notifications::{
-    self, AttemptOutcome, Category, DeliveryAttempt, DeliveryState, DeliverySubject, Notification, Preferences,
-    Priority, SystemAlert,
-};
-use fastbreak_db::repo::risk::{
-    self, AlertKind, AlertSeverity, HoldFilter, HoldOrigin, HoldState, LimitChangeState, LimitKind, LimitValues,
-    NewHold, NewRiskAlert, StopActor, Windows,
-};
-use fastbreak_db::repo::scouting::{self, GameEvent, GameStats, Recommendation, Valuation, ValuationFactor};
-use fastbreak_db::repo::strategies::{self, Strategy, StrategyKind, StrategyOutcome, StrategyState};
-use fastbreak_db::repo::trading::{
-    self, AccountKind, Holding, IdempotencyClaim, LedgerTransactionKind, Trade, TradeKind, TradeOrigin, TradeState,
-};
-use fastbreak_db::repo::{PageRequest, Rarity, outbox, users};
+use fastbreak_agents::store::{self as agents, Decision, DecisionOutcome, RunState, RunTrigger};
 use fastbreak_db::testing::TestDatabase;
+use fastbreak_db::{PageRequest, Rarity, outbox};
+use fastbreak_marketplace::store::{self as market, ListingState, MomentFilter, Sale};
+use fastbreak_notification::store::{
+    self as notifications, AttemptOutcome, Category, DeliveryAttempt, DeliveryState, DeliverySubject, Notification,
+    Preferences, Priority, SystemAlert,
+};
+use fastbreak_risk::store::{
+    self as risk, AlertKind, AlertSeverity, HoldFilter, HoldOrigin, HoldState, LimitChangeState, LimitKind,
+    LimitValues, NewHold, NewRiskAlert, StopActor, Windows,
+};
+use fastbreak_scouting::store::{self as scouting, GameEvent, GameStats, Recommendation, Valuation, ValuationFactor};
+use fastbreak_strategy::store::{self as strategies, Strategy, StrategyKind, StrategyOutcome, StrategyState};
+use fastbreak_trading::store::{
+    self as trading, AccountKind, Holding, IdempotencyClaim, LedgerTransactionKind, Trade, TradeKind, TradeOrigin,
+    TradeState,
+};
+use fastbreak_user::store as users;
 use uuid::Uuid;
 
 #[tokio::test]
@@ -364,9 +366,19 @@ async fn players_events_and_valuations_round_trip() {
     let conn = &mut *conn;
 
     let player = common::player(conn, "p-1").await;
-    assert_eq!(scouting::find_player(conn, "p-1").await.unwrap(), Some(player.clone()));
-    let traded =
-        scouting::upsert_player(conn, &scouting::Player { team_code: "BOS".to_owned(), ..player }).await.unwrap();
+    let seen = scouting::find_player(conn, "p-1").await.unwrap().expect("scouting sees the catalog's player");
+    assert_eq!(
+        (seen.id, seen.full_name, seen.team_code, seen.position, seen.seasons_played, seen.jersey_number),
+        (
+            player.id.clone(),
+            player.full_name.clone(),
+            player.team_code.clone(),
+            player.position.clone(),
+            player.seasons_played,
+            player.jersey_number
+        )
+    );
+    let traded = market::upsert_player(conn, &market::Player { team_code: "BOS".to_owned(), ..player }).await.unwrap();
     assert_eq!(traded.team_code, "BOS");
 
     let line = GameStats {

@@ -1,16 +1,16 @@
 //! Each database constraint refuses what it must, whatever the code above it does.
 
-mod common;
+use crate::common;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use fastbreak_agents::store::{self as agents, Decision, DecisionOutcome, RunTrigger};
 use fastbreak_db::DatabaseError;
-use fastbreak_db::repo::agents::{self, Decision, DecisionOutcome, RunTrigger};
-use fastbreak_db::repo::risk::{self, LimitValues, NewHold};
-use fastbreak_db::repo::trading::{self, AccountKind, LedgerTransactionKind};
-use fastbreak_db::repo::users;
 use fastbreak_db::schema;
 use fastbreak_db::testing::TestDatabase;
+use fastbreak_risk::store::{self as risk, LimitValues, NewHold};
+use fastbreak_trading::store::{self as trading, AccountKind, LedgerTransactionKind};
+use fastbreak_user::store as users;
 use uuid::Uuid;
 
 #[track_caller]
@@ -328,29 +328,29 @@ async fn a_moment_is_listed_once_per_marketplace_at_a_positive_price() {
     let moment = common::moment(&mut conn, "p", 1, &common::address(1)).await;
     common::listing(&mut conn, &moment, 100).await;
     let now = common::now();
-    let again = fastbreak_db::repo::market::insert_listing(
+    let again = fastbreak_marketplace::store::insert_listing(
         &mut conn,
-        &fastbreak_db::repo::market::Listing {
+        &fastbreak_marketplace::store::Listing {
             id: Uuid::new_v4(),
             moment_id: moment.id,
             source_id: "simulator".into(),
             price_cents: 90,
             seller_address: moment.owner_address.clone(),
-            state: fastbreak_db::repo::market::ListingState::Active,
+            state: fastbreak_marketplace::store::ListingState::Active,
             created_at: now,
             updated_at: now,
         },
     )
     .await;
     refused_by(again, "listings_one_active_per_source");
-    let free = fastbreak_db::repo::market::update_listing_price(&mut conn, Uuid::new_v4(), 0).await;
+    let free = fastbreak_marketplace::store::update_listing_price(&mut conn, Uuid::new_v4(), 0).await;
     assert!(matches!(free, Err(DatabaseError::NotFound(_))));
-    let listing = fastbreak_db::repo::market::list_active_listings(&mut conn, Some(moment.id), None, None, 0, 1)
+    let listing = fastbreak_marketplace::store::list_active_listings(&mut conn, Some(moment.id), None, None, 0, 1)
         .await
         .unwrap()
         .remove(0);
     refused_by(
-        fastbreak_db::repo::market::update_listing_price(&mut conn, listing.id, 0).await,
+        fastbreak_marketplace::store::update_listing_price(&mut conn, listing.id, 0).await,
         "listings_price_positive",
     );
 }

@@ -5,44 +5,9 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::error::DatabaseError;
-use crate::repo::text_enum;
-use crate::schema::{game_events, player_game_stats, players, valuation_factors, valuations};
-
-/// A player.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = players)]
-pub struct Player {
-    /// Id.
-    pub id: String,
-    /// Name.
-    pub full_name: String,
-    /// Team, three capital letters.
-    pub team_code: String,
-    /// Position.
-    pub position: String,
-    /// Seasons played, counting this one.
-    pub seasons_played: i32,
-    /// Jersey number, when known.
-    pub jersey_number: Option<i32>,
-}
-
-/// Creates or updates a player.
-pub async fn upsert_player(conn: &mut AsyncPgConnection, player: &Player) -> Result<Player, DatabaseError> {
-    Ok(diesel::insert_into(players::table)
-        .values(player)
-        .on_conflict(players::id)
-        .do_update()
-        .set(player)
-        .returning(Player::as_returning())
-        .get_result(conn)
-        .await?)
-}
-
-/// Finds a player.
-pub async fn find_player(conn: &mut AsyncPgConnection, id: &str) -> Result<Option<Player>, DatabaseError> {
-    Ok(players::table.find(id).select(Player::as_select()).first(conn).await.optional()?)
-}
+use fastbreak_db::DatabaseError;
+use fastbreak_db::schema::{game_events, player_game_stats, valuation_factors, valuations};
+use fastbreak_db::text_enum;
 
 /// A player's line in one game.
 #[derive(
@@ -342,6 +307,81 @@ pub struct ComparableSale {
     pub sold_at: DateTime<Utc>,
 }
 
+/// A valuation by its id, with its factors heaviest first.
+pub async fn find_valuation(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> Result<Option<(Valuation, Vec<ValuationFactor>)>, DatabaseError> {
+    let Some(valuation) = valuations::table.find(id).select(Valuation::as_select()).first(conn).await.optional()?
+    else {
+        return Ok(None);
+    };
+    let factors = valuation_factors::table
+        .filter(valuation_factors::valuation_id.eq(valuation.id))
+        .order(valuation_factors::rank)
+        .select(ValuationFactor::as_select())
+        .load(conn)
+        .await?;
+    Ok(Some((valuation, factors)))
+}
+
+// --- Reads of the marketplace's tables ------------------------------------------------------
+// A known crossing of the services' boundary, listed in the architecture test
+// (`integration-tests/tests/house.rs`): valuations read the marketplace's players, moments,
+// listings and sales directly. They are to come from the marketplace's event stream into a projection that
+// scouting owns; until then they are kept here, together, and nowhere else in scouting.
+
+/// A player of the catalog, as the marketplace's feeds announced it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = fastbreak_db::schema::players)]
+pub struct Player {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub full_name: String,
+    /// Team, three capital letters.
+    pub team_code: String,
+    /// Position.
+    pub position: String,
+    /// Seasons played, counting this one.
+    pub seasons_played: i32,
+    /// Jersey number, when known.
+    pub jersey_number: Option<i32>,
+}
+
+/// Finds a player.
+pub async fn find_player(conn: &mut AsyncPgConnection, id: &str) -> Result<Option<Player>, DatabaseError> {
+    Ok(fastbreak_db::schema::players::table.find(id).select(Player::as_select()).first(conn).await.optional()?)
+}
+
+/// What a valuation needs to know of a moment.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct MomentFacts {
+    /// The player.
+    pub player_id: String,
+    /// Rarity tier.
+    pub rarity: fastbreak_db::Rarity,
+    /// Serial number.
+    pub serial_number: i32,
+}
+
+/// The facts of a moment, if the catalog has it.
+pub async fn find_moment_facts(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<MomentFacts>, DatabaseError> {
+    use fastbreak_db::schema::moments;
+    Ok(moments::table
+        .find(id)
+        .select((moments::player_id, moments::rarity, moments::serial_number))
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// A listing's moment and asking price, if the listing exists.
+pub async fn find_listed_price(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<(Uuid, i64)>, DatabaseError> {
+    use fastbreak_db::schema::listings;
+    Ok(listings::table.find(id).select((listings::moment_id, listings::price_cents)).first(conn).await.optional()?)
+}
+
 /// Sales of moments of the same player and tier as `moment_id` (itself included) in
 /// `[since, until]`, newest first, at most `size`.
 pub async fn comparable_sales(
@@ -376,7 +416,7 @@ pub async fn listed_moments_of_player(
     player_id: &str,
     size: i64,
 ) -> Result<Vec<Uuid>, DatabaseError> {
-    use crate::schema::{listings, moments};
+    use fastbreak_db::schema::{listings, moments};
     Ok(moments::table
         .inner_join(listings::table)
         .filter(moments::player_id.eq(player_id.to_owned()))
@@ -386,22 +426,4 @@ pub async fn listed_moments_of_player(
         .limit(size)
         .load(conn)
         .await?)
-}
-
-/// A valuation by its id, with its factors heaviest first.
-pub async fn find_valuation(
-    conn: &mut AsyncPgConnection,
-    id: Uuid,
-) -> Result<Option<(Valuation, Vec<ValuationFactor>)>, DatabaseError> {
-    let Some(valuation) = valuations::table.find(id).select(Valuation::as_select()).first(conn).await.optional()?
-    else {
-        return Ok(None);
-    };
-    let factors = valuation_factors::table
-        .filter(valuation_factors::valuation_id.eq(valuation.id))
-        .order(valuation_factors::rank)
-        .select(ValuationFactor::as_select())
-        .load(conn)
-        .await?;
-    Ok(Some((valuation, factors)))
 }

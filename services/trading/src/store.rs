@@ -5,12 +5,12 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::error::DatabaseError;
-use crate::repo::{Cursor, Page, PageRequest, text_enum};
-use crate::schema::{
+use fastbreak_db::DatabaseError;
+use fastbreak_db::schema::{
     equity_snapshots, holdings, idempotency_keys, leaderboard_entries, ledger_accounts, ledger_entries,
     ledger_transactions, trades,
 };
+use fastbreak_db::{Cursor, Page, PageRequest, text_enum};
 
 text_enum! {
     /// What a ledger account stands for.

@@ -5,9 +5,11 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::error::DatabaseError;
-use crate::repo::{Rarity, text_enum};
-use crate::schema::{feed_positions, listing_events, listings, market_sources, moments, price_points, sales};
+use fastbreak_db::DatabaseError;
+use fastbreak_db::schema::{
+    feed_positions, listing_events, listings, market_sources, moments, players, price_points, sales,
+};
+use fastbreak_db::{Rarity, text_enum};
 
 /// A marketplace FastBreak watches.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -128,6 +130,36 @@ pub struct Moment {
     pub edition_size: i32,
     /// The one owner's Flow address.
     pub owner_address: String,
+}
+
+/// A player.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = players)]
+pub struct Player {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub full_name: String,
+    /// Team, three capital letters.
+    pub team_code: String,
+    /// Position.
+    pub position: String,
+    /// Seasons played, counting this one.
+    pub seasons_played: i32,
+    /// Jersey number, when known.
+    pub jersey_number: Option<i32>,
+}
+
+/// Creates or updates a player.
+pub async fn upsert_player(conn: &mut AsyncPgConnection, player: &Player) -> Result<Player, DatabaseError> {
+    Ok(diesel::insert_into(players::table)
+        .values(player)
+        .on_conflict(players::id)
+        .do_update()
+        .set(player)
+        .returning(Player::as_returning())
+        .get_result(conn)
+        .await?)
 }
 
 /// Adds a moment to the catalog.

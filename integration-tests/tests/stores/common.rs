@@ -1,12 +1,11 @@
-//! Shared arrange steps for the data crate's tests.
-#![allow(dead_code)]
+//! Shared arrange steps for the stores' tests.
 
 use chrono::{DateTime, SubsecRound, TimeZone, Utc};
 use diesel_async::AsyncPgConnection;
-use fastbreak_db::repo::Rarity;
-use fastbreak_db::repo::market::{self, Listing, ListingState, Moment};
-use fastbreak_db::repo::scouting::{self, Player};
-use fastbreak_db::repo::users::{self, NewUser, User};
+use fastbreak_db::Rarity;
+use fastbreak_marketplace::store::Player;
+use fastbreak_marketplace::store::{self as market, Listing, ListingState, Moment};
+use fastbreak_user::store::{self as users, NewUser, User};
 use uuid::Uuid;
 
 /// A new user.
@@ -27,7 +26,7 @@ pub fn address(n: u64) -> String {
 
 /// A player, created or updated.
 pub async fn player(conn: &mut AsyncPgConnection, id: &str) -> Player {
-    scouting::upsert_player(
+    market::upsert_player(
         conn,
         &Player {
             id: id.to_owned(),

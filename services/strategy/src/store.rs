@@ -5,9 +5,9 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::error::DatabaseError;
-use crate::repo::{Cursor, Page, PageRequest, text_enum};
-use crate::schema::{strategies, strategy_outcomes, strategy_performance, strategy_templates};
+use fastbreak_db::DatabaseError;
+use fastbreak_db::schema::{strategies, strategy_outcomes, strategy_performance, strategy_templates};
+use fastbreak_db::{Cursor, Page, PageRequest, text_enum};
 
 text_enum! {
     /// What a strategy looks for.
@@ -240,7 +240,7 @@ pub struct ActiveFilter {
     /// Only strategies that may buy this player's moments (those that name no players match).
     pub player_id: Option<String>,
     /// Only strategies that may buy this rarity (those that name no rarities match).
-    pub rarity: Option<crate::repo::Rarity>,
+    pub rarity: Option<fastbreak_db::Rarity>,
 }
 
 /// SQL true when the strategy's parameter list `key` is absent, empty, or holds `value`.

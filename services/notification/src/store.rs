@@ -5,9 +5,9 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::error::DatabaseError;
-use crate::repo::{Cursor, Page, PageRequest, text_enum};
-use crate::schema::{deliveries, delivery_attempts, notification_preferences, notifications, system_alerts};
+use fastbreak_db::DatabaseError;
+use fastbreak_db::schema::{deliveries, delivery_attempts, notification_preferences, notifications, system_alerts};
+use fastbreak_db::{Cursor, Page, PageRequest, text_enum};
 
 text_enum! {
     /// How urgent a notification is (ordered).

@@ -1,66 +1,9 @@
-//! Repositories, one module per domain. Every function takes the connection it runs on, so
-//! that several of them can share one transaction ([`crate::Database::transaction`]).
-
-pub mod agents;
-pub mod market;
-pub mod notifications;
-pub mod outbox;
-pub mod risk;
-pub mod scouting;
-pub mod strategies;
-pub mod trading;
-pub mod users;
-
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
-
-/// Where a page of a newest-first list starts: after the row with this time and id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    /// The sort time of the last row of the previous page.
-    pub time: DateTime<Utc>,
-    /// The id of the last row of the previous page.
-    pub id: Uuid,
-}
-
-/// A page request: how many rows, and where to start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageRequest {
-    /// Most rows to return.
-    pub size: i64,
-    /// Start after this row; `None` for the first page.
-    pub after: Option<Cursor>,
-}
-
-impl PageRequest {
-    /// The first page of `size` rows.
-    pub fn first(size: i64) -> Self {
-        Self { size, after: None }
-    }
-}
-
-/// A page of rows, and where the next one starts (`None` on the last page).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page<T> {
-    /// The rows.
-    pub items: Vec<T>,
-    /// Pass as `after` to get the next page.
-    pub next: Option<Cursor>,
-}
-
-impl<T> Page<T> {
-    /// Builds a page from up to `size + 1` rows fetched: the extra row only says there is more.
-    pub(crate) fn from_rows(mut rows: Vec<T>, size: i64, cursor_of: impl Fn(&T) -> Cursor) -> Self {
-        let size = usize::try_from(size.max(0)).unwrap_or(usize::MAX);
-        let more = rows.len() > size;
-        rows.truncate(size);
-        let next = if more { rows.last().map(&cursor_of) } else { None };
-        Self { items: rows, next }
-    }
-}
+//! Column types shared by the stores: enums stored as text (with a CHECK constraint in the
+//! migrations), and the rarity tiers of moments.
 
 /// Defines an enum stored as `text` (with a CHECK constraint in the migrations), with its
 /// diesel conversions and `as_str`/`FromStr`.
+#[macro_export]
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -89,12 +32,12 @@ macro_rules! text_enum {
         }
 
         impl std::str::FromStr for $name {
-            type Err = crate::repo::UnknownValue;
+            type Err = $crate::UnknownValue;
 
             fn from_str(text: &str) -> Result<Self, Self::Err> {
                 match text {
                     $($text => Ok($name::$variant),)+
-                    other => Err(crate::repo::UnknownValue { kind: stringify!($name), value: other.to_owned() }),
+                    other => Err($crate::UnknownValue { kind: stringify!($name), value: other.to_owned() }),
                 }
             }
         }
@@ -113,7 +56,6 @@ macro_rules! text_enum {
         }
     };
 }
-pub(crate) use text_enum;
 
 /// A stored text that names no value of an enum.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,7 +67,7 @@ pub struct UnknownValue {
     pub value: String,
 }
 
-text_enum! {
+crate::text_enum! {
     /// How rare a moment is.
     Rarity {
         /// Common.

@@ -116,18 +116,44 @@ pub async fn mark_failed(
     Ok(())
 }
 
-/// The topic of finished games' box scores (written by the marketplace's feeds, read by
+/// The topic of finished games' box scores (written by the marketplace's feeds, taken in by
 /// scouting).
 pub const GAME_FINAL_TOPIC: &str = "game_final";
 
-/// A finished game's box scores, as a `game_final` message carries them: one line per player,
-/// as scouting stores it.
+/// A finished game's box scores, as a `game_final` message carries them: one line per player.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GameFinal {
     /// The game.
     pub game_id: String,
     /// One line per player.
-    pub lines: Vec<crate::repo::scouting::GameStats>,
+    pub lines: Vec<GameLine>,
+}
+
+/// One player's line of a finished game.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GameLine {
+    /// The game.
+    pub game_id: String,
+    /// The player.
+    pub player_id: String,
+    /// When the game was played.
+    pub game_at: DateTime<Utc>,
+    /// The opponent's team code.
+    pub opponent_code: String,
+    /// Minutes played.
+    pub minutes: i32,
+    /// Points.
+    pub points: i32,
+    /// Rebounds.
+    pub rebounds: i32,
+    /// Assists.
+    pub assists: i32,
+    /// Steals.
+    pub steals: i32,
+    /// Blocks.
+    pub blocks: i32,
+    /// Turnovers.
+    pub turnovers: i32,
 }
 
 /// Marks the undelivered message of a topic with a key delivered (after it was delivered

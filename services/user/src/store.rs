@@ -5,9 +5,9 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::error::DatabaseError;
-use crate::repo::{Cursor, Page, PageRequest};
-use crate::schema::{access_tokens, users, wallets};
+use fastbreak_db::DatabaseError;
+use fastbreak_db::schema::{access_tokens, users, wallets};
+use fastbreak_db::{Cursor, Page, PageRequest};
 
 /// A user. `Debug` leaves the password hash out.
 #[derive(Clone, PartialEq, Queryable, Selectable)]
@@ -315,7 +315,7 @@ pub async fn sign_in_locked_until(
     email_key: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, DatabaseError> {
-    use crate::schema::sign_in_failures::dsl as f;
+    use fastbreak_db::schema::sign_in_failures::dsl as f;
     let locked: Option<Option<DateTime<Utc>>> =
         f::sign_in_failures.find(email_key).select(f::locked_until).first(conn).await.optional()?;
     Ok(locked.flatten().filter(|until| *until > now))
@@ -329,7 +329,7 @@ pub async fn record_sign_in_failure(
     now: DateTime<Utc>,
     policy: &SignInPolicy,
 ) -> Result<Option<DateTime<Utc>>, DatabaseError> {
-    use crate::schema::sign_in_failures::dsl as f;
+    use fastbreak_db::schema::sign_in_failures::dsl as f;
     let current: Option<(i32, DateTime<Utc>)> = f::sign_in_failures
         .find(email_key)
         .select((f::failures, f::window_started_at))
@@ -364,7 +364,7 @@ pub async fn record_sign_in_failure(
 
 /// Forgets the failed sign-ins of this email (lower case), after a successful one.
 pub async fn clear_sign_in_failures(conn: &mut AsyncPgConnection, email_key: &str) -> Result<(), DatabaseError> {
-    use crate::schema::sign_in_failures::dsl as f;
+    use fastbreak_db::schema::sign_in_failures::dsl as f;
     diesel::delete(f::sign_in_failures.find(email_key)).execute(conn).await?;
     Ok(())
 }

@@ -5,12 +5,12 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::error::DatabaseError;
-use crate::repo::{Cursor, Page, PageRequest, text_enum};
-use crate::schema::{
+use fastbreak_db::DatabaseError;
+use fastbreak_db::schema::{
     budget_limit_changes, budget_limits, emergency_stop_events, emergency_stops, holds, risk_alerts, risk_states,
     spending,
 };
+use fastbreak_db::{Cursor, Page, PageRequest, text_enum};
 
 /// The six limits, in cents; `None` means no such limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Queryable, Selectable, Insertable)]

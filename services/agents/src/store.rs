@@ -5,9 +5,9 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::error::DatabaseError;
-use crate::repo::{Cursor, Page, PageRequest, text_enum};
-use crate::schema::{agent_automation, agent_cursors, agent_runs, agent_scan_slots, decisions};
+use fastbreak_db::DatabaseError;
+use fastbreak_db::schema::{agent_automation, agent_cursors, agent_runs, agent_scan_slots, decisions};
+use fastbreak_db::{Cursor, Page, PageRequest, text_enum};
 
 text_enum! {
     /// What set a run off.
