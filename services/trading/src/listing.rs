@@ -72,7 +72,7 @@ impl Trader {
                 self.fail(&trade, &status, None).await?;
                 Err(status)
             }
-            Err(status) => Err(Self::through("marketplace", status)),
+            Err(status) => Err(Self::through(&self.peers.marketplace, status)),
         }
     }
 }

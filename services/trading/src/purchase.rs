@@ -171,7 +171,7 @@ impl Trader {
         };
         // Risk places one hold per key: asking again is safe.
         let authorized = self
-            .read_from("risk", || {
+            .read_from(&self.peers.risk, || {
                 let (mut client, request) = (client.clone(), self.request(authorize.clone()));
                 async move { client.authorize_purchase(request).await.map(|r| r.into_inner()) }
             })

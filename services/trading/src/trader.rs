@@ -12,9 +12,9 @@ use fastbreak_db::{Database, DatabaseError};
 use fastbreak_mesh::RetryPolicy;
 
 use crate::peers::TradingPeers;
-use fastbreak_mesh::Peers;
 use fastbreak_mesh::status::is_answer;
 use fastbreak_mesh::status::{self};
+use fastbreak_mesh::{Peer, Peers};
 use fastbreak_proto::marketplace::v1 as market;
 use fastbreak_proto::marketplace::v1::marketplace_service_client::MarketplaceServiceClient;
 use fastbreak_proto::user::v1 as user;
@@ -111,14 +111,14 @@ impl Trader {
     }
 
     /// A peer's failure as this call's: its answers pass through, anything else names it.
-    pub(crate) fn through(peer: &str, status: Status) -> Status {
-        if is_answer(&status) { status } else { status::dependency_unavailable(peer, Duration::from_secs(1)) }
+    pub(crate) fn through(peer: &Peer, status: Status) -> Status {
+        if is_answer(&status) { status } else { status::dependency_unavailable(peer.name(), Duration::from_secs(1)) }
     }
 
     /// Calls a read (or a call idempotent by its key) `call` to `peer`, again while it does not
     /// get through (it is safe to send again); its answers, and the last failure, as this
     /// call's.
-    pub(crate) async fn read_from<T, F, Fut>(&self, peer: &str, call: F) -> Result<T, Status>
+    pub(crate) async fn read_from<T, F, Fut>(&self, peer: &Peer, call: F) -> Result<T, Status>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, Status>>,
@@ -128,7 +128,7 @@ impl Trader {
 
     pub(crate) async fn user_status(&self, user_id: Uuid) -> Result<user::UserStatus, Status> {
         let channel = self.peers.user.channel()?;
-        self.read_from("user", || {
+        self.read_from(&self.peers.user, || {
             let mut client = UserInternalServiceClient::new(channel.clone());
             let request = self.request(user::GetUserStatusRequest { user_id: user_id.to_string() });
             async move { client.get_user_status(request).await.map(|r| r.into_inner()) }
@@ -147,7 +147,7 @@ impl Trader {
 
     pub(crate) async fn listing(&self, listing_id: Uuid) -> Result<market::Listing, Status> {
         let channel = self.peers.marketplace.channel()?;
-        self.read_from("marketplace", || {
+        self.read_from(&self.peers.marketplace, || {
             let mut client = MarketplaceServiceClient::new(channel.clone());
             let request = self.request(market::GetListingRequest { listing_id: listing_id.to_string() });
             async move { client.get_listing(request).await.map(|r| r.into_inner()) }
@@ -163,7 +163,7 @@ impl Trader {
         let client = MarketplaceServiceClient::new(self.peers.marketplace.channel()?);
         let request = self.request(market::ListMarketSourcesRequest { page_size: 100, ..Default::default() });
         let sources = self
-            .read_from("marketplace", || {
+            .read_from(&self.peers.marketplace, || {
                 let (mut client, request) = (client.clone(), self.request(request.get_ref().clone()));
                 async move { client.list_market_sources(request).await.map(|r| r.into_inner()) }
             })
