@@ -372,6 +372,8 @@ impl TradingMesh {
             .read_committed(move |conn| {
                 let player = player.clone();
                 async move {
+                    // The player is in scouting's catalog once it has taken in the market's news.
+                    fastbreak_scouting::catalog::catch_up_on(conn).await?;
                     scouting::upsert_game_stats(
                         conn,
                         &scouting::GameStats {

@@ -13,25 +13,6 @@ use fastbreak_db::owners;
 const SERVICES: &[&str] =
     &["gateway", "user", "strategy", "risk", "marketplace", "scouting", "trading", "notification", "agents"];
 
-/// Crossings of the services' boundaries that are known and kept together in one place each,
-/// to be removed: (service, table it names but does not own, why). The test fails on any other
-/// crossing, and on a listed one that is gone (so that this list only shrinks).
-const KNOWN_CROSSINGS: &[(&str, &str, &str)] = &[
-    (
-        "scouting",
-        "players",
-        "valuations read the catalog's players; to become a projection of the marketplace's events",
-    ),
-    ("scouting", "moments", "valuations read the catalog; to become a projection of the marketplace's events"),
-    ("scouting", "listings", "valuations read asking prices; to become a projection of the marketplace's events"),
-    ("scouting", "sales", "comparable sales; to become a projection of the marketplace's events"),
-];
-
-/// Dev-dependencies of one service on another that are known (the test fails on any other):
-/// (service, the service its tests use, why).
-const KNOWN_TEST_DEPENDENCIES: &[(&str, &str, &str)] =
-    &[("scouting", "marketplace", "the tests seed the catalog the way the marketplace writes it")];
-
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf()
 }
@@ -87,14 +68,10 @@ fn no_service_crate_depends_on_another() {
     let mut problems = Vec::new();
     for service in SERVICES {
         let manifest = fs::read_to_string(root().join("services").join(service).join("Cargo.toml")).unwrap();
-        for (section, allowed) in [("dependencies", false), ("dev-dependencies", true)] {
+        for section in ["dependencies", "dev-dependencies"] {
             let named = crates_named(&manifest_section(&manifest, section));
             for other in SERVICES.iter().filter(|other| *other != service) {
-                if !named.contains(&service_crate(other)) {
-                    continue;
-                }
-                let known = allowed && KNOWN_TEST_DEPENDENCIES.iter().any(|(s, o, _)| s == service && o == other);
-                if !known {
+                if named.contains(&service_crate(other)) {
                     problems.push(format!("{service} names {other} in its [{section}]"));
                 }
             }
@@ -206,18 +183,13 @@ fn a_service_names_only_the_tables_it_owns() {
             }
         }
     }
-    let mut problems = Vec::new();
-    for ((service, table), files) in &crossings {
-        if !KNOWN_CROSSINGS.iter().any(|(s, t, _)| s == service && t == table) {
+    let problems: Vec<String> = crossings
+        .iter()
+        .map(|((service, table), files)| {
             let owner = owners::owner_of(table).unwrap();
-            problems.push(format!("{service} names {owner}'s table {table} in {}", files.join(", ")));
-        }
-    }
-    for (service, table, why) in KNOWN_CROSSINGS {
-        if !crossings.contains_key(&((*service).to_owned(), (*table).to_owned())) {
-            problems.push(format!("{service} no longer names {table} ({why}): take it off KNOWN_CROSSINGS"));
-        }
-    }
+            format!("{service} names {owner}'s table {table} in {}", files.join(", "))
+        })
+        .collect();
     assert!(problems.is_empty(), "a service touches only its own tables:\n{}", problems.join("\n"));
 }
 

@@ -15,6 +15,7 @@ use fastbreak_risk::store::{
     self as risk, AlertKind, AlertSeverity, HoldFilter, HoldOrigin, HoldState, LimitChangeState, LimitKind,
     LimitValues, NewHold, NewRiskAlert, StopActor, Windows,
 };
+use fastbreak_scouting::catalog;
 use fastbreak_scouting::store::{self as scouting, GameEvent, GameStats, Recommendation, Valuation, ValuationFactor};
 use fastbreak_strategy::store::{self as strategies, Strategy, StrategyKind, StrategyOutcome, StrategyState};
 use fastbreak_trading::store::{
@@ -366,6 +367,8 @@ async fn players_events_and_valuations_round_trip() {
     let conn = &mut *conn;
 
     let player = common::player(conn, "p-1").await;
+    // Scouting knows the catalog's player once it has taken in the marketplace's message.
+    assert_eq!(catalog::take_batch(conn).await.unwrap(), (1, 1));
     let seen = scouting::find_player(conn, "p-1").await.unwrap().expect("scouting sees the catalog's player");
     assert_eq!(
         (seen.id, seen.full_name, seen.team_code, seen.position, seen.seasons_played, seen.jersey_number),
@@ -423,6 +426,7 @@ async fn players_events_and_valuations_round_trip() {
     assert_eq!(scouting::last_game_event_sequence(conn).await.unwrap(), after[0].0.sequence);
 
     let moment = common::moment(conn, "p-1", 7, &common::address(1)).await;
+    catalog::catch_up_on(conn).await.unwrap();
     let valuation = Valuation {
         id: Uuid::new_v4(),
         moment_id: moment.id,

@@ -76,26 +76,32 @@ pub async fn claim_due(
     now: DateTime<Utc>,
     size: i64,
 ) -> Result<Vec<OutboxMessage>, DatabaseError> {
-    Ok(outbox::table
+    claim(conn, topic, now, size, true).await
+}
+
+/// Takes up to `size` due messages of a topic, oldest first, locking them; with `skip_locked`,
+/// the ones another transaction holds are passed over instead of waited for.
+async fn claim(
+    conn: &mut AsyncPgConnection,
+    topic: &str,
+    now: DateTime<Utc>,
+    size: i64,
+    skip_locked: bool,
+) -> Result<Vec<OutboxMessage>, DatabaseError> {
+    let due = outbox::table
         .filter(outbox::topic.eq(topic))
         .filter(outbox::delivered_at.is_null())
         .filter(outbox::available_at.le(now))
         .order(outbox::id)
         .limit(size)
-        .for_update()
-        .skip_locked()
         .select(OutboxMessage::as_select())
-        .load(conn)
-        .await?)
+        .for_update();
+    Ok(if skip_locked { due.skip_locked().load(conn).await? } else { due.load(conn).await? })
 }
 
 /// Marks a message delivered.
 pub async fn mark_delivered(conn: &mut AsyncPgConnection, id: i64) -> Result<(), DatabaseError> {
-    diesel::update(outbox::table.find(id))
-        .set((outbox::delivered_at.eq(Some(Utc::now())), outbox::attempts.eq(outbox::attempts + 1)))
-        .execute(conn)
-        .await?;
-    Ok(())
+    mark_all_delivered(conn, &[id]).await
 }
 
 /// Records a failed attempt and when to try again.
@@ -173,4 +179,113 @@ pub async fn mark_delivered_by_key(
     .execute(conn)
     .await?;
     Ok(updated >= 1)
+}
+
+/// The topic of the marketplace's catalog changes (written by the marketplace's store in the
+/// transaction of each change, taken in by scouting into the catalog it keeps for valuing).
+pub const CATALOG_TOPIC: &str = "market_catalog";
+
+/// One change of the marketplace's catalog, as a `market_catalog` message carries it: only
+/// what another service may need of it (no owners' addresses, no sources).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CatalogChange {
+    /// A player was announced or changed.
+    Player {
+        /// Id.
+        id: String,
+        /// Name.
+        full_name: String,
+        /// Team, three capital letters.
+        team_code: String,
+        /// Position.
+        position: String,
+        /// Seasons played, counting this one.
+        seasons_played: i32,
+        /// Jersey number, when known.
+        jersey_number: Option<i32>,
+    },
+    /// A moment joined the catalog.
+    Moment {
+        /// Id.
+        id: uuid::Uuid,
+        /// The player.
+        player_id: String,
+        /// The set.
+        set_name: String,
+        /// The play.
+        play_category: String,
+        /// When the play happened.
+        play_at: DateTime<Utc>,
+        /// Rarity tier.
+        rarity: crate::Rarity,
+        /// Serial number.
+        serial_number: i32,
+    },
+    /// A listing was made, repriced or closed.
+    Listing {
+        /// Id.
+        id: uuid::Uuid,
+        /// The moment listed.
+        moment_id: uuid::Uuid,
+        /// Asking price.
+        price_cents: i64,
+        /// Still for sale.
+        active: bool,
+    },
+    /// A moment was sold.
+    Sale {
+        /// Id.
+        id: uuid::Uuid,
+        /// The moment sold.
+        moment_id: uuid::Uuid,
+        /// Price.
+        price_cents: i64,
+        /// When.
+        sold_at: DateTime<Utc>,
+    },
+}
+
+impl CatalogChange {
+    /// The message's key: what changed.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Player { id, .. } => format!("player:{id}"),
+            Self::Moment { id, .. } => format!("moment:{id}"),
+            Self::Listing { id, .. } => format!("listing:{id}"),
+            Self::Sale { id, .. } => format!("sale:{id}"),
+        }
+    }
+}
+
+/// Announces a catalog change (inside the transaction that makes it).
+pub async fn announce(conn: &mut AsyncPgConnection, change: &CatalogChange) -> Result<(), DatabaseError> {
+    let payload = serde_json::to_value(change)
+        .map_err(|e| DatabaseError::Query(diesel::result::Error::SerializationError(Box::new(e))))?;
+    enqueue(conn, CATALOG_TOPIC, &change.key(), &payload).await?;
+    Ok(())
+}
+
+/// Takes up to `size` due messages of a topic in the order they were written, waiting for
+/// messages another deliverer holds (call inside a transaction): for a projection, whose
+/// reader must see every change committed before it asked, in order.
+pub async fn claim_in_order(
+    conn: &mut AsyncPgConnection,
+    topic: &str,
+    now: DateTime<Utc>,
+    size: i64,
+) -> Result<Vec<OutboxMessage>, DatabaseError> {
+    claim(conn, topic, now, size, false).await
+}
+
+/// Marks messages delivered.
+pub async fn mark_all_delivered(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<(), DatabaseError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
+        .set((outbox::delivered_at.eq(Some(Utc::now())), outbox::attempts.eq(outbox::attempts + 1)))
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -34,6 +34,10 @@ pub const TABLES: &[(&str, &str)] = &[
     ("game_events", "scouting"),
     ("valuations", "scouting"),
     ("valuation_factors", "scouting"),
+    ("scouting_players", "scouting"),
+    ("scouting_moments", "scouting"),
+    ("scouting_listings", "scouting"),
+    ("scouting_sales", "scouting"),
     // marketplace
     ("market_sources", "marketplace"),
     ("players", "marketplace"),

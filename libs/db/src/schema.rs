@@ -317,6 +317,48 @@ diesel::table! {
 }
 
 diesel::table! {
+    scouting_players (id) {
+        id -> Text,
+        full_name -> Text,
+        team_code -> Text,
+        position -> Text,
+        seasons_played -> Int4,
+        jersey_number -> Nullable<Int4>,
+    }
+}
+
+diesel::table! {
+    scouting_moments (id) {
+        id -> Uuid,
+        player_id -> Text,
+        set_name -> Text,
+        play_category -> Text,
+        play_at -> Timestamptz,
+        rarity -> Text,
+        serial_number -> Int4,
+    }
+}
+
+diesel::table! {
+    scouting_listings (id) {
+        id -> Uuid,
+        moment_id -> Uuid,
+        price_cents -> Int8,
+        active -> Bool,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    scouting_sales (id) {
+        id -> Uuid,
+        moment_id -> Uuid,
+        price_cents -> Int8,
+        sold_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     valuations (id) {
         id -> Uuid,
         moment_id -> Uuid,
@@ -628,6 +670,9 @@ diesel::joinable!(moments -> players (player_id));
 diesel::joinable!(listings -> moments (moment_id));
 diesel::joinable!(listing_events -> listings (listing_id));
 diesel::joinable!(sales -> moments (moment_id));
+diesel::joinable!(scouting_moments -> scouting_players (player_id));
+diesel::joinable!(scouting_listings -> scouting_moments (moment_id));
+diesel::joinable!(scouting_sales -> scouting_moments (moment_id));
 diesel::joinable!(valuation_factors -> valuations (valuation_id));
 diesel::joinable!(ledger_entries -> ledger_accounts (account_id));
 diesel::joinable!(holdings -> moments (moment_id));
@@ -643,7 +688,8 @@ macro_rules! for_all_tables {
             $($arg,)*
             users, wallets, access_tokens, strategy_templates, strategies, strategy_performance,
             strategy_outcomes, budget_limits, budget_limit_changes, holds, spending,
-            emergency_stops, emergency_stop_events, risk_states, risk_alerts, players, player_game_stats, game_events, market_sources,
+            emergency_stops, emergency_stop_events, risk_states, risk_alerts, players, player_game_stats, game_events, scouting_players, scouting_moments, scouting_listings,
+            scouting_sales, market_sources,
             moments, listings, listing_events, sales, price_points, valuations, valuation_factors, ledger_accounts,
             ledger_transactions, ledger_entries, trades, holdings, equity_snapshots, leaderboard_entries, idempotency_keys, notifications,
             notification_preferences, deliveries, delivery_attempts, system_alerts, agent_runs, decisions, agent_cursors, agent_automation, agent_scan_slots, feed_positions, outbox,

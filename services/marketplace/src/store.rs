@@ -1,4 +1,6 @@
-//! Market sources, moments, listings, sales and price history.
+//! Market sources, moments, listings, sales and price history. Every change of a player, a
+//! moment, a listing or a sale is announced on the outbox's `market_catalog` topic in the
+//! transaction that makes it (scouting keeps its own catalog from these messages).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
@@ -6,6 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use fastbreak_db::DatabaseError;
+use fastbreak_db::outbox::{self, CatalogChange};
 use fastbreak_db::schema::{
     feed_positions, listing_events, listings, market_sources, moments, players, price_points, sales,
 };
@@ -152,19 +155,64 @@ pub struct Player {
 
 /// Creates or updates a player.
 pub async fn upsert_player(conn: &mut AsyncPgConnection, player: &Player) -> Result<Player, DatabaseError> {
-    Ok(diesel::insert_into(players::table)
+    let stored = diesel::insert_into(players::table)
         .values(player)
         .on_conflict(players::id)
         .do_update()
         .set(player)
         .returning(Player::as_returning())
         .get_result(conn)
-        .await?)
+        .await?;
+    outbox::announce(
+        conn,
+        &CatalogChange::Player {
+            id: stored.id.clone(),
+            full_name: stored.full_name.clone(),
+            team_code: stored.team_code.clone(),
+            position: stored.position.clone(),
+            seasons_played: stored.seasons_played,
+            jersey_number: stored.jersey_number,
+        },
+    )
+    .await?;
+    Ok(stored)
 }
 
 /// Adds a moment to the catalog.
 pub async fn insert_moment(conn: &mut AsyncPgConnection, moment: &Moment) -> Result<Moment, DatabaseError> {
-    Ok(diesel::insert_into(moments::table).values(moment).returning(Moment::as_returning()).get_result(conn).await?)
+    let stored =
+        diesel::insert_into(moments::table).values(moment).returning(Moment::as_returning()).get_result(conn).await?;
+    outbox::announce(conn, &moment_change(&stored)).await?;
+    Ok(stored)
+}
+
+/// A moment as the catalog's messages announce it.
+fn moment_change(moment: &Moment) -> CatalogChange {
+    CatalogChange::Moment {
+        id: moment.id,
+        player_id: moment.player_id.clone(),
+        set_name: moment.set_name.clone(),
+        play_category: moment.play_category.clone(),
+        play_at: moment.play_at,
+        rarity: moment.rarity,
+        serial_number: moment.serial_number,
+    }
+}
+
+/// A listing as the catalog's messages announce it.
+fn listing_change(listing: &Listing) -> CatalogChange {
+    CatalogChange::Listing {
+        id: listing.id,
+        moment_id: listing.moment_id,
+        price_cents: listing.price_cents,
+        active: listing.state == ListingState::Active,
+    }
+}
+
+/// Announces a listing's change and hands it back.
+async fn announced(conn: &mut AsyncPgConnection, listing: Listing) -> Result<Listing, DatabaseError> {
+    outbox::announce(conn, &listing_change(&listing)).await?;
+    Ok(listing)
 }
 
 /// Finds a moment.
@@ -269,12 +317,20 @@ pub struct Listing {
 /// listed on that source; true when it was new.
 pub async fn insert_listing_if_new(conn: &mut AsyncPgConnection, listing: &Listing) -> Result<bool, DatabaseError> {
     let inserted = diesel::insert_into(listings::table).values(listing).on_conflict_do_nothing().execute(conn).await?;
+    if inserted == 1 {
+        outbox::announce(conn, &listing_change(listing)).await?;
+    }
     Ok(inserted == 1)
 }
 
 /// Lists a moment for sale.
 pub async fn insert_listing(conn: &mut AsyncPgConnection, listing: &Listing) -> Result<Listing, DatabaseError> {
-    Ok(diesel::insert_into(listings::table).values(listing).returning(Listing::as_returning()).get_result(conn).await?)
+    let stored = diesel::insert_into(listings::table)
+        .values(listing)
+        .returning(Listing::as_returning())
+        .get_result(conn)
+        .await?;
+    announced(conn, stored).await
 }
 
 /// Finds a listing.
@@ -322,13 +378,14 @@ pub async fn update_listing_price(
     id: Uuid,
     price_cents: i64,
 ) -> Result<Listing, DatabaseError> {
-    diesel::update(listings::table.find(id).filter(listings::state.eq(ListingState::Active)))
+    let updated = diesel::update(listings::table.find(id).filter(listings::state.eq(ListingState::Active)))
         .set((listings::price_cents.eq(price_cents), listings::updated_at.eq(diesel::dsl::now)))
         .returning(Listing::as_returning())
         .get_result(conn)
         .await
         .optional()?
-        .ok_or(DatabaseError::NotFound("active listing"))
+        .ok_or(DatabaseError::NotFound("active listing"))?;
+    announced(conn, updated).await
 }
 
 /// Closes an active listing as sold or withdrawn.
@@ -337,13 +394,14 @@ pub async fn close_listing(
     id: Uuid,
     state: ListingState,
 ) -> Result<Listing, DatabaseError> {
-    diesel::update(listings::table.find(id).filter(listings::state.eq(ListingState::Active)))
+    let closed = diesel::update(listings::table.find(id).filter(listings::state.eq(ListingState::Active)))
         .set((listings::state.eq(state), listings::updated_at.eq(diesel::dsl::now)))
         .returning(Listing::as_returning())
         .get_result(conn)
         .await
         .optional()?
-        .ok_or(DatabaseError::NotFound("active listing"))
+        .ok_or(DatabaseError::NotFound("active listing"))?;
+    announced(conn, closed).await
 }
 
 /// A sale.
@@ -372,6 +430,16 @@ pub struct Sale {
 pub async fn record_sale(conn: &mut AsyncPgConnection, sale: &Sale) -> Result<Sale, DatabaseError> {
     let stored =
         diesel::insert_into(sales::table).values(sale).returning(Sale::as_returning()).get_result(conn).await?;
+    outbox::announce(
+        conn,
+        &CatalogChange::Sale {
+            id: stored.id,
+            moment_id: stored.moment_id,
+            price_cents: stored.price_cents,
+            sold_at: stored.sold_at,
+        },
+    )
+    .await?;
     let day = stored.sold_at.date_naive();
     let price = stored.price_cents;
     diesel::insert_into(price_points::table)
@@ -450,6 +518,9 @@ pub async fn price_history(
 /// Adds a moment a source reported, unless it is known; true when it was new.
 pub async fn insert_moment_if_new(conn: &mut AsyncPgConnection, moment: &Moment) -> Result<bool, DatabaseError> {
     let inserted = diesel::insert_into(moments::table).values(moment).on_conflict_do_nothing().execute(conn).await?;
+    if inserted == 1 {
+        outbox::announce(conn, &moment_change(moment)).await?;
+    }
     Ok(inserted == 1)
 }
 
@@ -474,11 +545,12 @@ pub async fn insert_listing_with_key(
     listing: &Listing,
     key: &str,
 ) -> Result<Listing, DatabaseError> {
-    Ok(diesel::insert_into(listings::table)
+    let stored = diesel::insert_into(listings::table)
         .values((listing, listings::idempotency_key.eq(key)))
         .returning(Listing::as_returning())
         .get_result(conn)
-        .await?)
+        .await?;
+    announced(conn, stored).await
 }
 
 /// The active listings of a moment, cheapest first.

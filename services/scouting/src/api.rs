@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::catalog;
 use crate::convert;
 use crate::settings::Settings;
 use crate::valuer::{self, Line, Outcome};
@@ -52,6 +53,11 @@ impl ScoutingApi {
         self.database.read(work).await.or_status()
     }
 
+    /// Takes in the catalog changes committed so far (see [`catalog`]).
+    async fn catch_up(&self) -> Result<(), Status> {
+        catalog::catch_up(&self.database).await.or_status().map(|_| ())
+    }
+
     async fn value(&self, moment_id: Uuid, price: Option<i64>) -> Result<pb::Valuation, Status> {
         match valuer::value(&self.database, moment_id, price, Utc::now()).await {
             Ok(Outcome::Valued(valued)) => Ok(convert::valuation_to_pb(&valued)),
@@ -74,6 +80,7 @@ impl ScoutingService for ScoutingApi {
             violations.check(price > 0, "price_cents", format!("must be positive, got {price}"));
         }
         violations.into_result(())?;
+        self.catch_up().await?;
         Ok(Response::new(self.value(id.unwrap_or_default(), r.price_cents).await?))
     }
 
@@ -82,6 +89,7 @@ impl ScoutingService for ScoutingApi {
         if id.is_empty() {
             return Err(status::invalid_field("player_id", "required"));
         }
+        self.catch_up().await?;
         let player = self
             .read(|conn| async move { scouting::find_player(conn, &id).await }.boxed())
             .await?
@@ -146,6 +154,7 @@ impl ScoutingInternalService for ScoutingApi {
         request: Request<pb::ValueListingRequest>,
     ) -> Result<Response<pb::Valuation>, Status> {
         let id = required_uuid(&request.get_ref().listing_id, "listing_id")?;
+        self.catch_up().await?;
         let (moment_id, price_cents) = self
             .read(|conn| scouting::find_listed_price(conn, id).boxed())
             .await?
@@ -194,6 +203,7 @@ impl ScoutingInternalService for ScoutingApi {
         }
         violations.check(stats.minutes <= 70, "event.stats.minutes", "at most 70");
         violations.into_result(())?;
+        self.catch_up().await?;
         let line = Line {
             event_id: event.event_id.clone(),
             stats: scouting::GameStats {

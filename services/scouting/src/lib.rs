@@ -1,11 +1,13 @@
 //! The scouting service: players, their games and game events, and valuations of moments —
 //! fair value, confidence, recommendation and risk, with the factors behind them as sentences.
 //! Box scores come from the marketplace's feeds through the outbox (or `IngestGameEvent`); a
-//! game re-values the player's listed moments.
+//! game re-values the player's listed moments. What valuing needs of the marketplace's catalog
+//! comes through the outbox too, into scouting's own catalog (`catalog`).
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 mod api;
+pub mod catalog;
 mod convert;
 pub mod domain;
 mod error;

@@ -6,7 +6,10 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use fastbreak_db::DatabaseError;
-use fastbreak_db::schema::{game_events, player_game_stats, valuation_factors, valuations};
+use fastbreak_db::schema::{
+    game_events, player_game_stats, scouting_listings, scouting_moments, scouting_players, scouting_sales,
+    valuation_factors, valuations,
+};
 use fastbreak_db::text_enum;
 
 /// A player's line in one game.
@@ -325,15 +328,13 @@ pub async fn find_valuation(
     Ok(Some((valuation, factors)))
 }
 
-// --- Reads of the marketplace's tables ------------------------------------------------------
-// A known crossing of the services' boundary, listed in the architecture test
-// (`integration-tests/tests/house.rs`): valuations read the marketplace's players, moments,
-// listings and sales directly. They are to come from the marketplace's event stream into a projection that
-// scouting owns; until then they are kept here, together, and nowhere else in scouting.
+// --- Scouting's catalog ----------------------------------------------------------------------
+// What valuing needs of the marketplace's players, moments, listings and sales, kept by
+// scouting from the marketplace's `market_catalog` messages (taken in by the catalog module).
 
-/// A player of the catalog, as the marketplace's feeds announced it.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
-#[diesel(table_name = fastbreak_db::schema::players)]
+/// A player, as scouting's catalog knows them.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = scouting_players)]
 pub struct Player {
     /// Id.
     pub id: String,
@@ -351,35 +352,108 @@ pub struct Player {
 
 /// Finds a player.
 pub async fn find_player(conn: &mut AsyncPgConnection, id: &str) -> Result<Option<Player>, DatabaseError> {
-    Ok(fastbreak_db::schema::players::table.find(id).select(Player::as_select()).first(conn).await.optional()?)
+    Ok(scouting_players::table.find(id).select(Player::as_select()).first(conn).await.optional()?)
 }
 
-/// What a valuation needs to know of a moment.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
-pub struct MomentFacts {
+/// Records a player, or what changed of them.
+pub async fn upsert_player(conn: &mut AsyncPgConnection, player: &Player) -> Result<(), DatabaseError> {
+    diesel::insert_into(scouting_players::table)
+        .values(player)
+        .on_conflict(scouting_players::id)
+        .do_update()
+        .set(player)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A moment, as scouting's catalog knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = scouting_moments)]
+pub struct Moment {
+    /// Id.
+    pub id: Uuid,
     /// The player.
     pub player_id: String,
+    /// The set.
+    pub set_name: String,
+    /// The play.
+    pub play_category: String,
+    /// When the play happened.
+    pub play_at: DateTime<Utc>,
     /// Rarity tier.
     pub rarity: fastbreak_db::Rarity,
     /// Serial number.
     pub serial_number: i32,
 }
 
-/// The facts of a moment, if the catalog has it.
-pub async fn find_moment_facts(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<MomentFacts>, DatabaseError> {
-    use fastbreak_db::schema::moments;
-    Ok(moments::table
-        .find(id)
-        .select((moments::player_id, moments::rarity, moments::serial_number))
-        .first(conn)
-        .await
-        .optional()?)
+/// Records a moment unless it is known.
+pub async fn insert_moment(conn: &mut AsyncPgConnection, moment: &Moment) -> Result<(), DatabaseError> {
+    diesel::insert_into(scouting_moments::table).values(moment).on_conflict_do_nothing().execute(conn).await?;
+    Ok(())
+}
+
+/// Finds a moment.
+pub async fn find_moment(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Moment>, DatabaseError> {
+    Ok(scouting_moments::table.find(id).select(Moment::as_select()).first(conn).await.optional()?)
+}
+
+/// Records a listing's price and whether it is still for sale, as of change `version`: a
+/// change older than the one recorded is ignored.
+pub async fn upsert_listing(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    moment_id: Uuid,
+    price_cents: i64,
+    active: bool,
+    version: i64,
+) -> Result<(), DatabaseError> {
+    use diesel::sql_types::{BigInt, Bool, Uuid as SqlUuid};
+    diesel::sql_query(
+        "INSERT INTO scouting_listings (id, moment_id, price_cents, active, version) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO UPDATE
+            SET price_cents = excluded.price_cents, active = excluded.active, version = excluded.version
+          WHERE scouting_listings.version < excluded.version",
+    )
+    .bind::<SqlUuid, _>(id)
+    .bind::<SqlUuid, _>(moment_id)
+    .bind::<BigInt, _>(price_cents)
+    .bind::<Bool, _>(active)
+    .bind::<BigInt, _>(version)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records a sale unless it is known.
+pub async fn insert_sale(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    moment_id: Uuid,
+    price_cents: i64,
+    sold_at: DateTime<Utc>,
+) -> Result<(), DatabaseError> {
+    diesel::insert_into(scouting_sales::table)
+        .values((
+            scouting_sales::id.eq(id),
+            scouting_sales::moment_id.eq(moment_id),
+            scouting_sales::price_cents.eq(price_cents),
+            scouting_sales::sold_at.eq(sold_at),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// A listing's moment and asking price, if the listing exists.
 pub async fn find_listed_price(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<(Uuid, i64)>, DatabaseError> {
-    use fastbreak_db::schema::listings;
-    Ok(listings::table.find(id).select((listings::moment_id, listings::price_cents)).first(conn).await.optional()?)
+    Ok(scouting_listings::table
+        .find(id)
+        .select((scouting_listings::moment_id, scouting_listings::price_cents))
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// Sales of moments of the same player and tier as `moment_id` (itself included) in
@@ -395,9 +469,9 @@ pub async fn comparable_sales(
     Ok(diesel::sql_query(
         "SELECT (c.set_name = m.set_name AND c.play_category = m.play_category AND c.play_at = m.play_at) AS same_play,
                 c.serial_number, s.price_cents, s.sold_at
-           FROM moments m
-           JOIN moments c ON c.player_id = m.player_id AND c.rarity = m.rarity
-           JOIN sales s ON s.moment_id = c.id
+           FROM scouting_moments m
+           JOIN scouting_moments c ON c.player_id = m.player_id AND c.rarity = m.rarity
+           JOIN scouting_sales s ON s.moment_id = c.id
           WHERE m.id = $1 AND s.sold_at >= $2 AND s.sold_at <= $3
           ORDER BY s.sold_at DESC
           LIMIT $4",
@@ -416,12 +490,11 @@ pub async fn listed_moments_of_player(
     player_id: &str,
     size: i64,
 ) -> Result<Vec<Uuid>, DatabaseError> {
-    use fastbreak_db::schema::{listings, moments};
-    Ok(moments::table
-        .inner_join(listings::table)
-        .filter(moments::player_id.eq(player_id.to_owned()))
-        .filter(listings::state.eq("active"))
-        .select(moments::id)
+    Ok(scouting_moments::table
+        .inner_join(scouting_listings::table)
+        .filter(scouting_moments::player_id.eq(player_id.to_owned()))
+        .filter(scouting_listings::active.eq(true))
+        .select(scouting_moments::id)
         .distinct()
         .limit(size)
         .load(conn)

@@ -32,8 +32,7 @@ pub async fn value(
     let inputs = database
         .read(|conn| {
             async move {
-                let moment =
-                    scouting::find_moment_facts(conn, moment_id).await?.ok_or(DatabaseError::NotFound("moment"))?;
+                let moment = scouting::find_moment(conn, moment_id).await?.ok_or(DatabaseError::NotFound("moment"))?;
                 let player = scouting::find_player(conn, &moment.player_id).await?;
                 let games = scouting::recent_game_stats(conn, &moment.player_id, 82).await?;
                 let since = now - Duration::days(domain::WINDOW_DAYS as i64);

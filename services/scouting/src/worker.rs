@@ -1,6 +1,6 @@
-//! The box-score worker: takes `game_final` messages from the outbox (written by the
-//! marketplace's feeds), records each line as a game event, and re-values the players' listed
-//! moments. Messages are claimed with row locks (replicas skip each other's) and marked
+//! The box-score worker: keeps scouting's catalog current, takes `game_final` messages from the
+//! outbox (written by the marketplace's feeds), records each line as a game event, and
+//! re-values the players' listed moments. Messages are claimed with row locks (replicas skip each other's) and marked
 //! delivered in the transaction that records them, so each game is recorded once.
 
 use std::collections::BTreeSet;
@@ -13,6 +13,7 @@ use fastbreak_mesh::Draining;
 use futures::FutureExt;
 use tokio::sync::watch;
 
+use crate::catalog;
 use crate::settings::Settings;
 use crate::store as scouting;
 use crate::valuer::{self, Line};
@@ -59,8 +60,10 @@ impl BoxScoreWorker {
         Self { database, settings, written }
     }
 
-    /// One round: the players whose games were recorded.
+    /// One round: the catalog's changes taken in first (a game names players the catalog
+    /// announced before it), then the games; returns the players whose games were recorded.
     pub async fn round(&self) -> Result<BTreeSet<String>, DatabaseError> {
+        catalog::catch_up(&self.database).await?;
         self.database
             .read_committed(|conn| {
                 async move {

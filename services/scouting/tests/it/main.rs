@@ -1,5 +1,6 @@
 //! Scouting over real gRPC, against a fresh PostgreSQL database per test.
 
+mod catalog;
 mod events;
 mod valuations;
 
@@ -7,8 +8,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use fastbreak_db::Rarity;
+use fastbreak_db::outbox::{self, CatalogChange};
 use fastbreak_db::testing::TestDatabase;
-use fastbreak_marketplace::store::{self as market, Listing, ListingState, Moment, Sale};
 use fastbreak_mesh::Context;
 use fastbreak_mesh::testing::{CredentialChannel, TestServer, credential_channel};
 use fastbreak_proto::scouting::v1::scouting_internal_service_client::ScoutingInternalServiceClient;
@@ -43,13 +44,10 @@ async fn spawn() -> App {
     spawn_on(TestDatabase::create().await).await
 }
 
-fn address(n: u64) -> String {
-    format!("0x{n:016x}")
-}
-
-/// A small market written straight to the database: a player (jersey 23), one play of rare
-/// moments with the given serials, and the given sales of the first ones `(serial index,
-/// price, days ago)`; the last moment is listed at `listed_at`.
+/// A small market announced the way the marketplace announces its catalog (`market_catalog`
+/// messages in the outbox): a player (jersey 23), one play of rare moments with the given
+/// serials, and the given sales of the first ones `(serial index, price, days ago)`; the last
+/// moment is listed at `listed_at`.
 struct Market {
     moments: Vec<Uuid>,
     listing: Uuid,
@@ -59,64 +57,44 @@ async fn market(app: &App, player: &str, serials: &[i32], sales: &[(usize, i64, 
     let database = app.database.database();
     let mut conn = database.conn().await.unwrap();
     let conn = &mut *conn;
-    market::upsert_player(
-        conn,
-        &market::Player {
-            id: player.to_owned(),
-            full_name: format!("Jalen {player}"),
-            team_code: "BOS".to_owned(),
-            position: "SF".to_owned(),
-            seasons_played: 4,
-            jersey_number: Some(23),
-        },
-    )
-    .await
-    .unwrap();
+    let mut changes = vec![CatalogChange::Player {
+        id: player.to_owned(),
+        full_name: format!("Jalen {player}"),
+        team_code: "BOS".to_owned(),
+        position: "SF".to_owned(),
+        seasons_played: 4,
+        jersey_number: Some(23),
+    }];
     let play_at = Utc::now() - chrono::Duration::days(90);
-    let mut moments = Vec::new();
-    for (i, serial) in serials.iter().enumerate() {
-        let moment = Moment {
-            id: Uuid::new_v4(),
+    let moments: Vec<Uuid> = serials.iter().map(|_| Uuid::new_v4()).collect();
+    for (id, serial) in moments.iter().zip(serials) {
+        changes.push(CatalogChange::Moment {
+            id: *id,
             player_id: player.to_owned(),
             set_name: "Series 1 rare".to_owned(),
             play_category: "Dunk".to_owned(),
             play_at,
             rarity: Rarity::Rare,
             serial_number: *serial,
-            edition_size: 250,
-            owner_address: address(100 + i as u64),
-        };
-        market::insert_moment(conn, &moment).await.unwrap();
-        moments.push(moment.id);
+        });
     }
-    for (n, (index, price, days_ago)) in sales.iter().enumerate() {
-        market::record_sale(
-            conn,
-            &Sale {
-                id: Uuid::new_v4(),
-                moment_id: moments[*index],
-                listing_id: None,
-                source_id: "simulator".to_owned(),
-                price_cents: *price,
-                seller_address: address(100 + *index as u64),
-                buyer_address: address(900 + n as u64),
-                sold_at: Utc::now() - chrono::Duration::days(*days_ago),
-            },
-        )
-        .await
-        .unwrap();
+    for (index, price, days_ago) in sales {
+        changes.push(CatalogChange::Sale {
+            id: Uuid::new_v4(),
+            moment_id: moments[*index],
+            price_cents: *price,
+            sold_at: Utc::now() - chrono::Duration::days(*days_ago),
+        });
     }
-    let last = *moments.last().unwrap();
-    let listing = Listing {
-        id: Uuid::new_v4(),
-        moment_id: last,
-        source_id: "simulator".to_owned(),
+    let listing = Uuid::new_v4();
+    changes.push(CatalogChange::Listing {
+        id: listing,
+        moment_id: *moments.last().unwrap(),
         price_cents: listed_at,
-        seller_address: address(100 + serials.len() as u64 - 1),
-        state: ListingState::Active,
-        created_at: Utc::now(),
-        updated_at: Utc::now(),
-    };
-    market::insert_listing(conn, &listing).await.unwrap();
-    Market { moments, listing: listing.id }
+        active: true,
+    });
+    for change in &changes {
+        outbox::announce(conn, change).await.unwrap();
+    }
+    Market { moments, listing }
 }
