@@ -111,6 +111,20 @@ impl Reader {
         self.optional(variable, expected, |v| crate::values::parse_duration(v).filter(|d| range.contains(d)))
     }
 
+    /// Sets `target` to an optional duration within `range` when the variable is given (see
+    /// [`Reader::optional_duration`]); leaves it as it is otherwise.
+    pub fn set_duration(
+        &mut self,
+        variable: &str,
+        expected: &str,
+        range: std::ops::RangeInclusive<std::time::Duration>,
+        target: &mut std::time::Duration,
+    ) {
+        if let Some(duration) = self.optional_duration(variable, expected, range) {
+            *target = duration;
+        }
+    }
+
     /// An optional switch: `on` or `off`.
     pub fn optional_switch(&mut self, variable: &str) -> Option<bool> {
         self.optional(variable, "'on' or 'off'", |v| match v {

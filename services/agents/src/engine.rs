@@ -376,7 +376,7 @@ impl Engine {
             return Ok(skip.decide(decision));
         }
         if let Some(form) = shared.form
-            && let Some(unfit) = domain::kind_fit(strategy, form, &mut decision)
+            && let Some(unfit) = domain::kind_fit(strategy, form, &mut decision, Utc::now())
         {
             return Ok(unfit);
         }

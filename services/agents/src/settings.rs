@@ -63,9 +63,7 @@ impl Settings {
                 &mut settings.schedule_interval,
             ),
         ] {
-            if let Some(d) = reader.optional_duration(var, expected, range) {
-                *target = d;
-            }
+            reader.set_duration(var, expected, range, target);
         }
         if let Some(n) = reader.optional("FASTBREAK_AGENTS_SCAN_LIMIT", "a whole number from 1 to 10000", |v| {
             v.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n))

@@ -37,20 +37,18 @@ impl Settings {
     pub fn read(reader: &mut Reader) -> Self {
         let mut settings = Self::default();
         let ms = Duration::from_millis;
-        if let Some(d) = reader.optional_duration(
+        reader.set_duration(
             "FASTBREAK_GATEWAY_TOKEN_CACHE_TTL",
             "a duration from 0s to 1m, such as 30s",
             ms(0)..=ms(60_000),
-        ) {
-            settings.token_cache_ttl = d;
-        }
-        if let Some(d) = reader.optional_duration(
+            &mut settings.token_cache_ttl,
+        );
+        reader.set_duration(
             "FASTBREAK_GATEWAY_MAX_DEADLINE",
             "a duration from 1s to 10m, such as 30s",
             ms(1_000)..=ms(600_000),
-        ) {
-            settings.max_deadline = d;
-        }
+            &mut settings.max_deadline,
+        );
         let rate = |v: &str| v.parse::<u32>().ok().filter(|n| (1..=1_000_000).contains(n));
         if let Some(n) = reader.optional("FASTBREAK_GATEWAY_USER_RATE", "calls per second, from 1 to 1000000", rate) {
             settings.user_rate = n;

@@ -49,20 +49,18 @@ impl Settings {
         if let Some(seed) = reader.optional("FASTBREAK_SIMULATOR_SEED", "a whole number", |v| v.parse().ok()) {
             settings.simulator_seed = seed;
         }
-        if let Some(d) = reader.optional_duration(
+        reader.set_duration(
             "FASTBREAK_SIMULATOR_TICK",
             "a duration from 0s (as fast as possible) to 1h, such as 5s",
             Duration::ZERO..=ms(3_600_000),
-        ) {
-            settings.simulator_tick = d;
-        }
-        if let Some(d) = reader.optional_duration(
+            &mut settings.simulator_tick,
+        );
+        reader.set_duration(
             "FASTBREAK_MARKET_STALL_TIMEOUT",
             "a duration from 100ms to 10m, such as 30s",
             ms(100)..=ms(600_000),
-        ) {
-            settings.stall_timeout = d;
-        }
+            &mut settings.stall_timeout,
+        );
         if let Some(on) = reader.optional_switch("FASTBREAK_MARKET_INGEST") {
             settings.ingest_enabled = on;
         }

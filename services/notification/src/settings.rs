@@ -65,20 +65,18 @@ impl Settings {
             settings.max_attempts = n;
         }
         let ms = Duration::from_millis;
-        if let Some(d) = reader.optional_duration(
+        reader.set_duration(
             "FASTBREAK_WEBHOOK_RETRY_MIN",
             "a duration from 10ms to 1h, such as 2s",
             ms(10)..=ms(3_600_000),
-        ) {
-            settings.retry_min = d;
-        }
-        if let Some(d) = reader.optional_duration(
+            &mut settings.retry_min,
+        );
+        reader.set_duration(
             "FASTBREAK_WEBHOOK_RETRY_MAX",
             "a duration from 10ms to 1d, such as 10m",
             ms(10)..=ms(86_400_000),
-        ) {
-            settings.retry_max = d;
-        }
+            &mut settings.retry_max,
+        );
         if settings.retry_max < settings.retry_min {
             reader.problem("FASTBREAK_WEBHOOK_RETRY_MAX", "must not be shorter than FASTBREAK_WEBHOOK_RETRY_MIN");
         }
@@ -93,13 +91,12 @@ impl Settings {
         if let Some(on) = reader.optional_switch("FASTBREAK_NOTIFICATION_WORKER") {
             settings.worker_enabled = on;
         }
-        if let Some(d) = reader.optional_duration(
+        reader.set_duration(
             "FASTBREAK_WEBHOOK_POLL_INTERVAL",
             "a duration from 10ms to 1m, such as 1s",
             ms(10)..=ms(60_000),
-        ) {
-            settings.poll_interval = d;
-        }
+            &mut settings.poll_interval,
+        );
         if let Some(on) = reader.optional_switch("FASTBREAK_WEBHOOK_ALLOW_PRIVATE") {
             settings.allow_private_webhooks = on;
         }

@@ -86,34 +86,25 @@ impl Settings {
     pub fn read(reader: &mut Reader) -> Self {
         let mut settings = Self::default();
         let ms = Duration::from_millis;
-        let duration = |reader: &mut Reader, var: &str, expected: &str, range, target: &mut Duration| {
-            if let Some(d) = reader.optional_duration(var, expected, range) {
-                *target = d;
-            }
-        };
-        duration(
-            reader,
+        reader.set_duration(
             "FASTBREAK_RISK_HOLD_TTL",
             "a duration from 1s to 1h, such as 2m",
             ms(1_000)..=ms(3_600_000),
             &mut settings.hold_ttl,
         );
-        duration(
-            reader,
+        reader.set_duration(
             "FASTBREAK_RISK_CHANGE_TTL",
             "a duration from 10s to 1d, such as 15m",
             ms(10_000)..=ms(86_400_000),
             &mut settings.change_ttl,
         );
-        duration(
-            reader,
+        reader.set_duration(
             "FASTBREAK_RISK_RECONCILE_INTERVAL",
             "a duration from 10ms to 10m, such as 5s",
             ms(10)..=ms(600_000),
             &mut settings.reconcile_interval,
         );
-        duration(
-            reader,
+        reader.set_duration(
             "FASTBREAK_RISK_BURST_WINDOW",
             "a duration from 1s to 1d, such as 10m",
             ms(1_000)..=ms(86_400_000),

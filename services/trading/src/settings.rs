@@ -78,9 +78,7 @@ impl Settings {
                 &mut settings.snapshot_interval,
             ),
         ] {
-            if let Some(d) = reader.optional_duration(var, expected, range) {
-                *target = d;
-            }
+            reader.set_duration(var, expected, range, target);
         }
         if let Some(on) = reader.optional_switch("FASTBREAK_TRADING_WORKER") {
             settings.worker_enabled = on;

@@ -2,7 +2,7 @@
 //! code, the rule that decided and a sentence), what a valuation and a refusal mean, and the
 //! player's form that kind-specific strategies look at. No database, no peer: unit-tested here.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use fastbreak_mesh::money::dollars;
 use fastbreak_mesh::status::is_answer;
 use fastbreak_proto::agents::v1 as pb;
@@ -92,21 +92,18 @@ pub(crate) fn scoring_rise(games: &[scouting::PlayerGameStats]) -> Option<f64> {
     Some(if all > 0.0 { (recent - all) / all * 100.0 } else { 0.0 })
 }
 
-/// Whether the listing's player fits the strategy's kind: `None` when he does (or the kind asks
-/// nothing), else the decision skipped with the rule he fails.
+/// Whether the listing's player fits the strategy's kind at `now`: `None` when he does (or the
+/// kind asks nothing), else the decision skipped with the rule he fails.
 pub(crate) fn kind_fit(
     strategy: &strategy::Strategy,
     form: &Result<PlayerForm, Status>,
     decision: &mut Decision,
+    now: DateTime<Utc>,
 ) -> Option<Decision> {
     use strategy::strategy::Parameters;
-    let name = &strategy.display_name;
     if !matches!(strategy.parameters, Some(Parameters::RookieRisers(_) | Parameters::PostGameSpike(_))) {
         return None;
     }
-    let not_a_match = |decision: &mut Decision, rule: &str, sentence: String| {
-        Some(skip(decision.clone(), pb::DecisionReason::NotAMatch, rule, sentence))
-    };
     let form = match form {
         Ok(form) => form,
         Err(_) => {
@@ -121,79 +118,94 @@ pub(crate) fn kind_fit(
     };
     let Some(player) = &form.player else {
         decision.data_incomplete = true;
-        return not_a_match(decision, "player", "Skipped: scouting does not know the moment's player.".to_owned());
+        return Some(
+            Skip::not_a_match("player", "Skipped: scouting does not know the moment's player.".to_owned())
+                .decide(decision.clone()),
+        );
     };
-    match &strategy.parameters {
-        Some(Parameters::RookieRisers(params)) => {
-            if player.seasons_played > params.max_seasons_played {
-                return not_a_match(
-                    decision,
-                    "max_seasons_played",
-                    format!(
-                        "Skipped: {} has played {} seasons, more than \"{name}\"'s {}.",
-                        player.full_name, player.seasons_played, params.max_seasons_played
-                    ),
-                );
+    let name = &strategy.display_name;
+    let unfit = match &strategy.parameters {
+        Some(Parameters::RookieRisers(params)) => rookie_riser_fit(params, player, &form.games, name, decision),
+        Some(Parameters::PostGameSpike(params)) => match post_game_spike_fit(params, player, &form.games, name, now) {
+            Ok(reason) => {
+                decision.reasons.push(reason);
+                None
             }
-            if !params.team_codes.is_empty() && !params.team_codes.contains(&player.team_code) {
-                return not_a_match(
-                    decision,
-                    "team_codes",
-                    format!(
-                        "Skipped: {} plays for {}, not a team \"{name}\" follows.",
-                        player.full_name, player.team_code
-                    ),
-                );
-            }
-            if params.min_performance_rise_percent > 0.0 {
-                let Some(rise) = scoring_rise(&form.games) else {
-                    decision.data_incomplete = true;
-                    return not_a_match(
-                        decision,
-                        "min_performance_rise_percent",
-                        format!("Skipped: {} has too few games to measure a rise.", player.full_name),
-                    );
-                };
-                if rise < params.min_performance_rise_percent {
-                    return not_a_match(
-                        decision,
-                        "min_performance_rise_percent",
-                        format!(
-                            "Skipped: {}'s scoring is {rise:+.1}% against his average, below \"{name}\"'s rise of {:.1}%.",
-                            player.full_name, params.min_performance_rise_percent
-                        ),
-                    );
-                }
-            }
-            None
-        }
-        Some(Parameters::PostGameSpike(params)) => {
-            let since = Utc::now() - chrono::Duration::minutes(i64::from(params.buy_window_minutes));
-            let standout = form.games.iter().find(|g| {
-                game_score(g) >= params.min_game_score
-                    && g.game_time.as_ref().is_some_and(|t| t.seconds >= since.timestamp())
-            });
-            match standout {
-                Some(game) => {
-                    decision.reasons.push(format!(
-                        "{} had a game score of {} against {}.",
-                        player.full_name,
-                        game_score(game),
-                        game.opponent_code
-                    ));
-                    None
-                }
-                None => not_a_match(
-                    decision,
-                    "min_game_score",
-                    format!(
-                        "Skipped: {} has had no game with a score of {} or more in \"{name}\"'s window of {} minutes.",
-                        player.full_name, params.min_game_score, params.buy_window_minutes
-                    ),
-                ),
-            }
-        }
+            Err(skip) => Some(skip),
+        },
         _ => None,
+    };
+    unfit.map(|skip| skip.decide(decision.clone()))
+}
+
+/// A rookie riser: few seasons, a followed team, scoring rising against his average.
+fn rookie_riser_fit(
+    params: &strategy::RookieRisersParameters,
+    player: &scouting::Player,
+    games: &[scouting::PlayerGameStats],
+    name: &str,
+    decision: &mut Decision,
+) -> Option<Skip> {
+    if player.seasons_played > params.max_seasons_played {
+        return Some(Skip::not_a_match(
+            "max_seasons_played",
+            format!(
+                "Skipped: {} has played {} seasons, more than \"{name}\"'s {}.",
+                player.full_name, player.seasons_played, params.max_seasons_played
+            ),
+        ));
+    }
+    if !params.team_codes.is_empty() && !params.team_codes.contains(&player.team_code) {
+        return Some(Skip::not_a_match(
+            "team_codes",
+            format!("Skipped: {} plays for {}, not a team \"{name}\" follows.", player.full_name, player.team_code),
+        ));
+    }
+    if params.min_performance_rise_percent <= 0.0 {
+        return None;
+    }
+    let Some(rise) = scoring_rise(games) else {
+        decision.data_incomplete = true;
+        return Some(Skip::not_a_match(
+            "min_performance_rise_percent",
+            format!("Skipped: {} has too few games to measure a rise.", player.full_name),
+        ));
+    };
+    (rise < params.min_performance_rise_percent).then(|| {
+        Skip::not_a_match(
+            "min_performance_rise_percent",
+            format!(
+                "Skipped: {}'s scoring is {rise:+.1}% against his average, below \"{name}\"'s rise of {:.1}%.",
+                player.full_name, params.min_performance_rise_percent
+            ),
+        )
+    })
+}
+
+/// A post-game spike: a standout game within the strategy's window before `now`, named in a
+/// sentence for the decision's reasons.
+fn post_game_spike_fit(
+    params: &strategy::PostGameSpikeParameters,
+    player: &scouting::Player,
+    games: &[scouting::PlayerGameStats],
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<String, Skip> {
+    let since = now - chrono::Duration::minutes(i64::from(params.buy_window_minutes));
+    let standout = games.iter().find(|g| {
+        game_score(g) >= params.min_game_score && g.game_time.as_ref().is_some_and(|t| t.seconds >= since.timestamp())
+    });
+    match standout {
+        Some(game) => {
+            Ok(format!("{} had a game score of {} against {}.", player.full_name, game_score(game), game.opponent_code))
+        }
+        None => Err(Skip::not_a_match(
+            "min_game_score",
+            format!(
+                "Skipped: {} has had no game with a score of {} or more in \"{name}\"'s window of {} minutes.",
+                player.full_name, params.min_game_score, params.buy_window_minutes
+            ),
+        )),
     }
 }
 
@@ -208,6 +220,11 @@ pub(crate) struct Skip {
 impl Skip {
     fn new(reason: pb::DecisionReason, rule: &'static str, sentence: String) -> Self {
         Self { reason, rule, sentence }
+    }
+
+    /// The listing does not match the strategy's kind.
+    fn not_a_match(rule: &'static str, sentence: String) -> Self {
+        Self::new(pb::DecisionReason::NotAMatch, rule, sentence)
     }
 
     /// The decision ended by this skip.

@@ -129,3 +129,27 @@ fn an_arbitrage_passes_on_its_marketplaces_spread_and_price_and_says_where_it_bu
         "Bought on simulator at $100.00 to relist on other at $120.00: a spread of 9.0% after fees, by \"Arb\"."
     );
 }
+
+#[test]
+fn a_post_game_spike_fits_only_a_standout_game_inside_its_window_before_the_given_time() {
+    let now = chrono::DateTime::parse_from_rfc3339("2027-01-01T04:30:00Z").unwrap().with_timezone(&chrono::Utc);
+    let params =
+        strategy::PostGameSpikeParameters { min_game_score: 30, buy_window_minutes: 120, ..Default::default() };
+    let player = scouting::Player { full_name: "Jalen Test".to_owned(), ..Default::default() };
+    let game = |minutes_before: i64, points: i32| scouting::PlayerGameStats {
+        game_time: Some(prost_types::Timestamp {
+            seconds: (now - chrono::Duration::minutes(minutes_before)).timestamp(),
+            nanos: 0,
+        }),
+        opponent_code: "NYK".to_owned(),
+        points,
+        ..Default::default()
+    };
+    let fit = post_game_spike_fit(&params, &player, &[game(90, 41)], "Spike", now).unwrap();
+    assert_eq!(fit, format!("Jalen Test had a game score of {} against NYK.", game_score(&game(90, 41))));
+    let late = post_game_spike_fit(&params, &player, &[game(121, 41)], "Spike", now).unwrap_err();
+    assert_eq!((late.reason, late.rule), (pb::DecisionReason::NotAMatch, "min_game_score"));
+    assert!(late.sentence.contains("\"Spike\"'s window of 120 minutes"), "{}", late.sentence);
+    let quiet = post_game_spike_fit(&params, &player, &[game(10, 2)], "Spike", now).unwrap_err();
+    assert_eq!(quiet.rule, "min_game_score");
+}
