@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::catalog;
 use crate::convert;
 use crate::settings::Settings;
-use crate::valuer::{self, Line, Outcome};
+use crate::valuer::{self, Outcome};
 
 /// Events read per query by a stream.
 const STREAM_BATCH: i64 = 500;
@@ -166,62 +166,8 @@ impl ScoutingInternalService for ScoutingApi {
         &self,
         request: Request<pb::IngestGameEventRequest>,
     ) -> Result<Response<pb::IngestGameEventResponse>, Status> {
-        let mut violations = Violations::new();
-        let Some(event) = request.into_inner().event else {
-            violations.add("event", "required");
-            return Err(violations.into_status());
-        };
-        for (field, value) in [
-            ("event.event_id", &event.event_id),
-            ("event.game_id", &event.game_id),
-            ("event.player_id", &event.player_id),
-        ] {
-            violations.check((1..=128).contains(&value.chars().count()), field, "must be 1 to 128 characters");
-        }
-        let stats = event.stats.clone().unwrap_or_default();
-        violations.check(event.stats.is_some(), "event.stats", "required: the player's line");
-        let game_at = match (&stats.game_time, &event.event_time) {
-            (Some(t), _) => status::time_field(t, "event.stats.game_time", &mut violations),
-            (None, Some(t)) => status::time_field(t, "event.event_time", &mut violations),
-            (None, None) => {
-                violations.add("event.stats.game_time", "required: when the game was played");
-                None
-            }
-        };
-        let opponent_ok = stats.opponent_code.len() == 3 && stats.opponent_code.bytes().all(|b| b.is_ascii_uppercase());
-        violations.check(opponent_ok, "event.stats.opponent_code", "must be three capital letters");
-        for (field, value) in [
-            ("minutes", stats.minutes),
-            ("points", stats.points),
-            ("rebounds", stats.rebounds),
-            ("assists", stats.assists),
-            ("steals", stats.steals),
-            ("blocks", stats.blocks),
-            ("turnovers", stats.turnovers),
-        ] {
-            violations.check(value >= 0, format!("event.stats.{field}"), "must not be negative");
-        }
-        violations.check(stats.minutes <= 70, "event.stats.minutes", "at most 70");
-        violations.into_result(())?;
+        let line = convert::line_from_pb(request.into_inner().event, Utc::now())?;
         self.catch_up().await?;
-        let line = Line {
-            event_id: event.event_id.clone(),
-            stats: scouting::GameStats {
-                game_id: event.game_id.clone(),
-                player_id: event.player_id.clone(),
-                game_at: game_at.unwrap_or_else(Utc::now),
-                opponent_code: stats.opponent_code.clone(),
-                minutes: stats.minutes,
-                points: stats.points,
-                rebounds: stats.rebounds,
-                assists: stats.assists,
-                steals: stats.steals,
-                blocks: stats.blocks,
-                turnovers: stats.turnovers,
-            },
-            is_final: event.r#final,
-            highlights: event.highlights.clone(),
-        };
         let recorded = self
             .database
             .read_committed(|conn| {
@@ -236,7 +182,7 @@ impl ScoutingInternalService for ScoutingApi {
         let mut revalued = 0;
         if recorded {
             self.written.send_modify(|n| *n += 1);
-            revalued = valuer::revalue_player(&self.database, &event.player_id, self.settings.revalue_limit)
+            revalued = valuer::revalue_player(&self.database, &line.stats.player_id, self.settings.revalue_limit)
                 .await
                 .or_status()?;
         }
