@@ -1,7 +1,7 @@
 //! Flow for FastBreak: the part of Flow's Access API it calls (generated from `proto/`, a
 //! subset of the public `onflow/flow` definitions with their names and numbers), JSON-CDC
 //! decoding with exact `UFix64` prices, NBA Top Shot's market events, and a fake access node
-//! for tests and demos (`fake`).
+//! for tests and demos (`fake`), with a stand-in for Top Shot's GraphQL API (`fake_graphql`).
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![allow(missing_docs)] // the generated code carries the proto comments; a few items have none
@@ -22,4 +22,5 @@ pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flow
 
 pub mod cdc;
 pub mod fake;
+pub mod fake_graphql;
 pub mod topshot;

@@ -275,6 +275,43 @@ pub enum Event {
         /// The listing.
         listing_id: Uuid,
     },
+    /// A moment was seen in an owner's hands (a chain says so; the simulator never sends it).
+    MomentOwner {
+        /// The moment.
+        moment_id: Uuid,
+        /// Its owner.
+        owner: String,
+    },
+    /// A moment's listing on a marketplace changed, named by the moment (a marketplace that
+    /// keeps one listing per moment, as Top Shot's market on Flow does; the simulator never
+    /// sends it).
+    MomentListingChanged {
+        /// The marketplace.
+        marketplace: String,
+        /// The moment.
+        moment_id: Uuid,
+        /// What changed.
+        change: ListingChange,
+    },
+}
+
+/// A change of a listing named by its moment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListingChange {
+    /// Repriced.
+    Repriced {
+        /// The new price.
+        price_cents: i64,
+    },
+    /// Bought.
+    Sold {
+        /// The price paid.
+        price_cents: i64,
+        /// The buyer.
+        buyer: String,
+    },
+    /// Withdrawn.
+    Withdrawn,
 }
 
 /// An event and its simulated time.

@@ -10,7 +10,7 @@ use fastbreak_db::{Rarity, outbox};
 
 use crate::store::{self as market, Listing, ListingEventKind, ListingState, Moment};
 use fastbreak_db::{Database, DatabaseError, PgConnection};
-use fastbreak_market_sim::Tier;
+use fastbreak_market_sim::{ListingChange, Tier};
 use fastbreak_mesh::Draining;
 use futures::FutureExt;
 use tokio::sync::watch;
@@ -40,7 +40,8 @@ async fn apply(conn: &mut PgConnection, event: &SourceEvent, now: DateTime<Utc>)
                 team_code: p.team_code.clone(),
                 position: p.position.clone(),
                 seasons_played: p.seasons_played,
-                jersey_number: Some(p.jersey),
+                // A feed that does not know the number says -1.
+                jersey_number: (0..=99).contains(&p.jersey).then_some(p.jersey),
             };
             market::upsert_player(conn, &player).await?;
         }
@@ -124,6 +125,25 @@ async fn apply(conn: &mut PgConnection, event: &SourceEvent, now: DateTime<Utc>)
                 market::append_listing_events(conn, &[(ListingEventKind::Withdrawn, *listing_id, listing.price_cents)])
                     .await?;
             }
+        }
+        SourceEvent::MomentOwner { moment_id, owner } => {
+            market::set_moment_owner(conn, *moment_id, owner).await?;
+        }
+        SourceEvent::MomentListingChanged { marketplace, moment_id, change } => {
+            // The moment's active listing on that marketplace, if FastBreak knows one.
+            let listed = market::active_listings_of(conn, *moment_id).await?;
+            let Some(listing) = listed.iter().find(|l| &l.source_id == marketplace) else { return Ok(()) };
+            let listing_id = listing.id;
+            let event = match change {
+                ListingChange::Repriced { price_cents } => {
+                    SourceEvent::PriceChanged { listing_id, price_cents: *price_cents }
+                }
+                ListingChange::Sold { price_cents, buyer } => {
+                    SourceEvent::Sold { listing_id, price_cents: *price_cents, buyer: buyer.clone() }
+                }
+                ListingChange::Withdrawn => SourceEvent::Withdrawn { listing_id },
+            };
+            Box::pin(apply(conn, &event, now)).await?;
         }
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! The marketplace service: the catalog of moments, listings, sales, price history, arbitrage
 //! across marketplaces, and a resumable stream of listing events, fed by market sources (the
-//! built-in simulator by default) that are ingested in the background.
+//! built-in simulator by default, or NBA Top Shot's marketplace on Flow) that are ingested in
+//! the background.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
@@ -9,9 +10,11 @@ mod convert;
 mod domain;
 mod error;
 pub mod feed;
+pub mod flow_feed;
 pub mod ingest;
 pub mod settings;
 pub mod store;
+pub mod topshot_api;
 
 use fastbreak_db::Database;
 use std::sync::Arc;
@@ -33,15 +36,21 @@ pub const PEERS: &[&str] = &[];
 /// The port the target listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 50055;
 
-/// The target's server with the feeds its settings name (the simulator, unless turned off).
+/// The target's server with the feeds its settings name (`FASTBREAK_MARKET`: the simulator by
+/// default, NBA Top Shot's marketplace on Flow, or both).
 pub fn server(context: Context<Settings, Database>) -> MeshServer {
-    let feeds: Vec<Box<dyn MarketFeed>> = if context.settings.simulator {
+    let mut feeds: Vec<Box<dyn MarketFeed>> = Vec::new();
+    if context.settings.simulator {
         // A new market opens now; one stored in the database goes on instead (see the feed).
         let (seed, tick) = (context.settings.simulator_seed, context.settings.simulator_tick);
-        vec![Box::new(SimulatorFeed::new(seed, chrono::Utc::now(), tick))]
-    } else {
-        Vec::new()
-    };
+        feeds.push(Box::new(SimulatorFeed::new(seed, chrono::Utc::now(), tick)));
+    }
+    if let Some(config) = &context.settings.flow {
+        match flow_feed::FlowFeed::new(config.clone()) {
+            Ok(feed) => feeds.push(Box::new(feed)),
+            Err(error) => tracing::error!(%error, "the Flow feed cannot start"),
+        }
+    }
     server_with_feeds(context, feeds)
 }
 

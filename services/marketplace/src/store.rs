@@ -234,6 +234,13 @@ pub async fn transfer_moment(
     Ok(moved == 1)
 }
 
+/// Records who holds a moment now, as a chain reported it (whoever held it before); false
+/// when the moment is unknown.
+pub async fn set_moment_owner(conn: &mut AsyncPgConnection, id: Uuid, owner: &str) -> Result<bool, DatabaseError> {
+    let moved = diesel::update(moments::table.find(id)).set(moments::owner_address.eq(owner)).execute(conn).await?;
+    Ok(moved == 1)
+}
+
 /// What to search the catalog for; every filter set must match.
 #[derive(Debug, Clone, Default)]
 pub struct MomentFilter {

@@ -2,6 +2,7 @@
 //! simulator or by scripted feeds.
 
 mod catalog;
+mod flow;
 mod listings;
 mod sources;
 mod stream;

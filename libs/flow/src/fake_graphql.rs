@@ -1,0 +1,174 @@
+//! A local stand-in for Top Shot's public GraphQL API (`POST /graphql`, `{"query", "variables"}`),
+//! for tests and demos: answers `getMintedMoment(momentId:)` with the moments it was given, in
+//! the live API's shape (`data.getMintedMoment.data`, field names of the public schema), and
+//! counts the lookups.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::State;
+use axum::routing::post;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// A moment the fake knows, in the terms of the public schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MintedMoment {
+    /// `flowId`.
+    pub flow_id: u64,
+    /// `flowSerialNumber`.
+    pub serial: u32,
+    /// `tier`, such as `MOMENT_TIER_RARE`.
+    pub tier: String,
+    /// `set.flowName`.
+    pub set_name: String,
+    /// `setPlay.circulationCount`.
+    pub circulation: u32,
+    /// `play.stats.playerID`.
+    pub player_id: String,
+    /// `play.stats.playerName`.
+    pub player_name: String,
+    /// `play.stats.jerseyNumber`.
+    pub jersey: String,
+    /// `play.stats.teamAtMoment`, a team's full name.
+    pub team: String,
+    /// `play.stats.primaryPosition`.
+    pub position: String,
+    /// `play.stats.totalYearsExperience`.
+    pub years: String,
+    /// `play.stats.dateOfMoment`, RFC 3339.
+    pub date: String,
+    /// `play.stats.playCategory`.
+    pub play_category: String,
+}
+
+impl MintedMoment {
+    /// The moment as `getMintedMoment { data { … } }` returns it.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": format!("00000000-0000-4000-8000-{:012x}", self.flow_id),
+            "flowId": self.flow_id.to_string(),
+            "flowSerialNumber": self.serial.to_string(),
+            "tier": self.tier,
+            "set": {"flowName": self.set_name},
+            "setPlay": {"circulationCount": self.circulation},
+            "play": {"stats": {
+                "playerID": self.player_id,
+                "playerName": self.player_name,
+                "jerseyNumber": self.jersey,
+                "teamAtMoment": self.team,
+                "primaryPosition": self.position,
+                "totalYearsExperience": self.years,
+                "dateOfMoment": self.date,
+                "playCategory": self.play_category,
+            }},
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    moments: BTreeMap<u64, MintedMoment>,
+    lookups: BTreeMap<u64, u32>,
+    failures: u32,
+}
+
+/// The fake's handle.
+#[derive(Debug, Clone, Default)]
+pub struct FakeTopShotApi {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl FakeTopShotApi {
+    /// A fake that knows `moments`.
+    pub fn new(moments: impl IntoIterator<Item = MintedMoment>) -> Self {
+        let moments = moments.into_iter().map(|m| (m.flow_id, m)).collect();
+        Self { inner: Arc::new(Mutex::new(Inner { moments, ..Inner::default() })) }
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How many times each moment was looked up.
+    pub fn lookups(&self) -> BTreeMap<u64, u32> {
+        self.inner().lookups.clone()
+    }
+
+    /// Makes the next `n` requests fail with HTTP 503.
+    pub fn fail_next(&self, n: u32) {
+        self.inner().failures = n;
+    }
+
+    /// Serves `POST /graphql` on `127.0.0.1` at a free port until the handle is dropped.
+    pub async fn serve(&self) -> FakeTopShotServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a local port");
+        let address = listener.local_addr().expect("the port's address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = axum::Router::new().route("/graphql", post(answer)).with_state(self.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        FakeTopShotServer { address, _stop: stop }
+    }
+}
+
+/// A running fake; it stops when dropped.
+#[derive(Debug)]
+pub struct FakeTopShotServer {
+    /// Where it listens.
+    pub address: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+impl FakeTopShotServer {
+    /// The endpoint's URL.
+    pub fn url(&self) -> String {
+        format!("http://{}/graphql", self.address)
+    }
+}
+
+async fn answer(
+    State(api): State<FakeTopShotApi>,
+    Json(request): Json<Value>,
+) -> (axum::http::StatusCode, Json<Value>) {
+    let mut inner = api.inner();
+    if inner.failures > 0 {
+        inner.failures -= 1;
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(json!({"errors": [{"message": "unavailable"}]})));
+    }
+    let query = request["query"].as_str().unwrap_or_default();
+    if !query.contains("getMintedMoment") {
+        let message = "this fake answers getMintedMoment only";
+        return (
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            Json(
+                json!({"errors": [{"message": message, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}], "data": null}),
+            ),
+        );
+    }
+    let id = request["variables"]["momentId"].as_str().and_then(|id| id.parse::<u64>().ok());
+    let Some(id) = id else {
+        return (
+            axum::http::StatusCode::OK,
+            Json(
+                json!({"errors": [{"message": "momentId is not a moment id", "path": ["getMintedMoment"]}], "data": {"getMintedMoment": null}}),
+            ),
+        );
+    };
+    *inner.lookups.entry(id).or_default() += 1;
+    let body = match inner.moments.get(&id) {
+        Some(moment) => json!({"data": {"getMintedMoment": {"data": moment.to_json()}}}),
+        None => {
+            json!({"errors": [{"message": "moment not found", "path": ["getMintedMoment"]}], "data": {"getMintedMoment": null}})
+        }
+    };
+    (axum::http::StatusCode::OK, Json(body))
+}

@@ -1,0 +1,256 @@
+//! The Flow feed against a fake access node (the real Access API over gRPC, JSON-CDC payloads,
+//! ranges capped at 250 blocks) and a fake of Top Shot's GraphQL API: recorded blocks become
+//! listings with the moments' full identity and exact prices; a restart goes on at the stored
+//! height; a failing access node marks the source unhealthy and the feed catches up after.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use fastbreak_db::schema::{listing_events, listings, players};
+use fastbreak_flow::fake::{FakeChain, RANGE_CAP, RecordedBlock, RecordedEvent};
+use fastbreak_flow::fake_graphql::{FakeTopShotApi, MintedMoment};
+use fastbreak_flow::topshot::{self, encode};
+use fastbreak_marketplace::flow_feed::{FlowFeed, FlowFeedConfig, SOURCE_ID, moment_uuid};
+use fastbreak_marketplace::store::{self as market, ListingState};
+use fastbreak_mesh::testing::TestServer;
+use fastbreak_proto::marketplace::v1::ListMarketSourcesRequest;
+
+use crate::eventually;
+
+const SELLER_A: &str = "0x1111aaaa2222bbbb";
+const SELLER_B: &str = "0x3333cccc4444dddd";
+const BUYER: &str = "0x5555eeee6666ffff";
+
+/// A Top Shot moment of the fixtures (synthetic, in the public schema's shape).
+fn minted(flow_id: u64, (serial, circulation): (u32, u32), player: &str, team: &str, tier: &str) -> MintedMoment {
+    MintedMoment {
+        flow_id,
+        serial,
+        tier: tier.to_owned(),
+        set_name: "Metallic Gold LE".to_owned(),
+        circulation,
+        player_id: player.to_owned(),
+        player_name: format!("Player {player}"),
+        jersey: "23".to_owned(),
+        team: team.to_owned(),
+        position: "G".to_owned(),
+        years: "3".to_owned(),
+        date: "2026-01-08T00:00:00Z".to_owned(),
+        play_category: "Dunk".to_owned(),
+    }
+}
+
+fn api() -> FakeTopShotApi {
+    FakeTopShotApi::new([
+        minted(101, (23, 99), "1629029", "Dallas Mavericks", "MOMENT_TIER_RARE"),
+        minted(102, (1_204, 15_000), "1628983", "Oklahoma City Thunder", "MOMENT_TIER_COMMON"),
+        minted(103, (7, 25), "1629029", "Dallas Mavericks", "MOMENT_TIER_LEGENDARY"),
+        // Top Shot shows a serial beyond its edition: not a moment the catalog can hold.
+        minted(105, (120, 99), "1629029", "Dallas Mavericks", "MOMENT_TIER_RARE"),
+    ])
+}
+
+fn event(type_id: &str, transaction_index: u32, event_index: u32, payload: Vec<u8>) -> RecordedEvent {
+    RecordedEvent { type_id: type_id.to_owned(), transaction_index, event_index, payload }
+}
+
+/// Blocks `from..=to`, a second apart, with `events` at their heights.
+fn blocks(from: u64, to: u64, mut events: Vec<(u64, RecordedEvent)>) -> Vec<RecordedBlock> {
+    (from..=to)
+        .map(|height| {
+            let here = events.iter().filter(|(h, _)| *h == height).map(|(_, e)| e.clone()).collect();
+            events.retain(|(h, _)| *h != height);
+            RecordedBlock { height, timestamp: 1_780_000_000 + height as i64, events: here }
+        })
+        .collect()
+}
+
+/// 601 blocks (three ranges): 101 listed at $12.50 and repriced to $11.00; 102 listed at $0.53
+/// and bought (its buyer named by the deposit in the same transaction); 103 listed and
+/// withdrawn; 104, which Top Shot does not know, listed; one payload that is not an event.
+fn recorded() -> Vec<RecordedBlock> {
+    blocks(
+        1_000,
+        1_600,
+        vec![
+            (1_005, event(topshot::MOMENT_LISTED, 0, 0, encode::listed(101, 1_250, SELLER_A))),
+            (1_010, event(topshot::MOMENT_LISTED, 2, 0, encode::listed(102, 53, SELLER_B))),
+            (1_100, event(topshot::MOMENT_PRICE_CHANGED, 0, 0, encode::price_changed(101, 1_100, SELLER_A))),
+            (1_300, event(topshot::MOMENT_PURCHASED, 1, 0, encode::purchased(102, 53, SELLER_B))),
+            (1_300, event(topshot::DEPOSIT, 1, 1, encode::deposit(102, BUYER))),
+            (1_400, event(topshot::MOMENT_LISTED, 0, 0, encode::listed(103, 45_000, SELLER_A))),
+            (1_450, event(topshot::MOMENT_WITHDRAWN, 0, 3, encode::withdrawn(103, SELLER_A))),
+            (1_500, event(topshot::MOMENT_LISTED, 0, 0, encode::listed(104, 999, SELLER_B))),
+            (1_550, event(topshot::MOMENT_LISTED, 0, 1, b"{\"type\":\"Event\"}".to_vec())),
+            (1_560, event(topshot::MOMENT_LISTED, 0, 0, encode::listed(105, 700, SELLER_B))),
+        ],
+    )
+}
+
+fn config(access: std::net::SocketAddr, graphql: String) -> FlowFeedConfig {
+    FlowFeedConfig {
+        access_node: access.to_string(),
+        graphql_url: graphql,
+        start_height: Some(1_000),
+        range_cap: RANGE_CAP,
+        poll: Duration::from_millis(50),
+        timeout: Duration::from_secs(2),
+    }
+}
+
+async fn serve(database: &fastbreak_db::testing::TestDatabase, config: FlowFeedConfig) -> TestServer {
+    let context = fastbreak_mesh::Context::new(database.database(), crate::test_settings());
+    let feed = FlowFeed::new(config).unwrap();
+    TestServer::start(fastbreak_marketplace::server_with_feeds(context, vec![Box::new(feed)])).await
+}
+
+async fn stored_height(database: &fastbreak_db::Database) -> Option<u64> {
+    let mut conn = database.conn().await.unwrap();
+
+    let position = market::feed_position(&mut conn, "flow").await.unwrap()?;
+    let value: serde_json::Value = serde_json::from_str(&position).unwrap();
+    value["next_height"].as_str().and_then(|h| h.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recorded_blocks_become_listings_with_full_identity_and_exact_prices_in_capped_ranges() {
+    let chain = FakeChain::new(recorded());
+    let (access, api) = (chain.serve().await, api());
+    let graphql = api.serve().await;
+    let database = fastbreak_db::testing::TestDatabase::create().await;
+    let server = serve(&database, config(access.address, graphql.url())).await;
+    eventually("the feed reads to the head", || async { stored_height(&database.database()).await == Some(1_601) })
+        .await;
+    server.stop().await.unwrap();
+
+    let mut conn = database.database().conn().await.unwrap();
+    let gold = market::find_moment(&mut conn, moment_uuid(101)).await.unwrap().expect("moment 101");
+    assert_eq!(
+        (gold.player_id.as_str(), gold.serial_number, gold.edition_size, gold.rarity, gold.set_name.as_str()),
+        ("nba-1629029", 23, 99, fastbreak_db::Rarity::Rare, "Metallic Gold LE")
+    );
+    assert_eq!(gold.owner_address, SELLER_A);
+    let listed = market::active_listings_of(&mut conn, gold.id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].source_id.as_str(), listed[0].price_cents), (SOURCE_ID, 1_100), "$12.50, then $11.00");
+
+    let sold = market::find_moment(&mut conn, moment_uuid(102)).await.unwrap().expect("moment 102");
+    assert_eq!(sold.owner_address, BUYER, "the buyer is the deposit of the purchase's transaction");
+    let sales = market::list_sales(&mut conn, sold.id, 10).await.unwrap();
+    assert_eq!(sales.iter().map(|s| (s.price_cents, s.buyer_address.as_str())).collect::<Vec<_>>(), [(53, BUYER)]);
+
+    let states: Vec<(uuid::Uuid, ListingState)> = listings::table
+        .filter(listings::moment_id.eq(moment_uuid(103)))
+        .select((listings::id, listings::state))
+        .load(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(states.iter().map(|s| s.1).collect::<Vec<_>>(), [ListingState::Withdrawn]);
+    assert!(
+        market::find_moment(&mut conn, moment_uuid(104)).await.unwrap().is_none(),
+        "unknown to Top Shot: passed over"
+    );
+    let player: (String, i32, Option<i32>) = players::table
+        .find("nba-1628983")
+        .select((players::team_code, players::seasons_played, players::jersey_number))
+        .first(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(player, ("OKC".to_owned(), 4, Some(23)), "the team's code, seasons counting this one");
+
+    // Each moment looked up once; every range within the cap, in order, none read twice.
+    assert!(api.lookups().values().all(|n| *n == 1), "{:?}", api.lookups());
+    assert_eq!(api.lookups().keys().copied().collect::<Vec<_>>(), [101, 102, 103, 104, 105]);
+    let deposits: Vec<(u64, u64)> =
+        chain.asked().into_iter().filter(|(t, ..)| t == topshot::DEPOSIT).map(|(_, s, e)| (s, e)).collect();
+    assert_eq!(deposits, [(1_000, 1_249), (1_250, 1_499), (1_500, 1_600)]);
+    assert!(chain.asked().iter().all(|(_, s, e)| e - s < RANGE_CAP));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_goes_on_at_the_stored_height_with_no_event_lost_or_doubled() {
+    let chain = FakeChain::new(recorded());
+    let (access, api) = (chain.serve().await, api());
+    let graphql = api.serve().await;
+    let database = fastbreak_db::testing::TestDatabase::create().await;
+    let first = serve(&database, config(access.address, graphql.url())).await;
+    eventually("the feed reads to the head", || async { stored_height(&database.database()).await == Some(1_601) })
+        .await;
+    first.stop().await.unwrap();
+
+    // While it is down, the chain goes on: 101 is bought.
+    chain.append(blocks(
+        1_601,
+        1_700,
+        vec![
+            (1_650, event(topshot::MOMENT_PURCHASED, 0, 0, encode::purchased(101, 1_100, SELLER_A))),
+            (1_650, event(topshot::DEPOSIT, 0, 1, encode::deposit(101, BUYER))),
+        ],
+    ));
+    let before = chain.asked().len();
+    let second = serve(&database, config(access.address, graphql.url())).await;
+    eventually("the feed goes on to the new head", || async {
+        stored_height(&database.database()).await == Some(1_701)
+    })
+    .await;
+    second.stop().await.unwrap();
+    let again: Vec<(u64, u64)> =
+        chain.asked()[before..].iter().filter(|(t, ..)| t == topshot::DEPOSIT).map(|(_, s, e)| (*s, *e)).collect();
+    assert_eq!(again, [(1_601, 1_700)], "from the stored height, not the configured start");
+
+    let mut conn = database.database().conn().await.unwrap();
+    let kinds: Vec<String> = listing_events::table
+        .inner_join(listings::table)
+        .filter(listings::moment_id.eq(moment_uuid(101)))
+        .order(listing_events::sequence)
+        .select(listing_events::kind)
+        .load(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(kinds, ["created", "price_changed", "sold"], "each event once");
+    assert_eq!(api.lookups().get(&101), Some(&1), "a purchase needs no lookup");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_access_node_marks_the_source_unhealthy_and_the_feed_catches_up() {
+    let chain = FakeChain::new(recorded());
+    chain.fail_next(u32::MAX);
+    let (access, api) = (chain.serve().await, api());
+    let graphql = api.serve().await;
+    let app_database = fastbreak_db::testing::TestDatabase::create().await;
+    let server = serve(&app_database, config(access.address, graphql.url())).await;
+    let mut client = fastbreak_proto::marketplace::v1::marketplace_service_client::MarketplaceServiceClient::new(
+        fastbreak_mesh::testing::credential_channel(server.channel().await),
+    );
+    let topshot =
+        |client: &mut fastbreak_proto::marketplace::v1::marketplace_service_client::MarketplaceServiceClient<_>| {
+            let mut client = client.clone();
+            async move {
+                let sources =
+                    client.list_market_sources(ListMarketSourcesRequest::default()).await.unwrap().into_inner();
+                sources.sources.into_iter().find(|s| s.source_id == SOURCE_ID)
+            }
+        };
+    eventually("the source is reported unhealthy", || {
+        let found = topshot(&mut client);
+        async move { found.await.is_some_and(|s| !s.healthy) }
+    })
+    .await;
+    let source = topshot(&mut client).await;
+    let error = source.unwrap().last_error;
+    assert!(error.contains(&access.address.to_string()) && error.contains("Unavailable"), "{error}");
+    assert_eq!(stored_height(&app_database.database()).await, None, "nothing read, nothing stored");
+
+    chain.fail_next(0);
+    eventually("the feed catches up", || async { stored_height(&app_database.database()).await == Some(1_601) }).await;
+    eventually("the source is healthy again", || {
+        let found = topshot(&mut client);
+        async move { found.await.is_some_and(|s| s.healthy && s.last_error.is_empty()) }
+    })
+    .await;
+    server.stop().await.unwrap();
+    let mut conn = app_database.database().conn().await.unwrap();
+    let sold = market::list_sales(&mut conn, moment_uuid(102), 10).await.unwrap();
+    assert_eq!(sold.len(), 1);
+}
