@@ -250,6 +250,8 @@ diesel::table! {
         healthy -> Bool,
         last_error -> Text,
         last_success_at -> Nullable<Timestamptz>,
+        lag_blocks -> Nullable<Int8>,
+        lag_seconds -> Nullable<Int8>,
     }
 }
 

@@ -136,5 +136,7 @@ pub(crate) fn source_to_pb(s: &MarketSource) -> pb::MarketSource {
         healthy: s.healthy,
         last_error: s.last_error.clone(),
         last_success_time: s.last_success_at.map(timestamp),
+        lag_blocks: s.lag_blocks,
+        lag_seconds: s.lag_seconds,
     }
 }

@@ -55,6 +55,12 @@ pub trait MarketFeed: Send + Sync + 'static {
         None
     }
 
+    /// How far the feed is behind its chain's head after the last batch, in blocks and
+    /// seconds; `None` for a feed that follows no chain.
+    fn lag(&self) -> Option<(i64, i64)> {
+        None
+    }
+
     /// Goes on from a position stored earlier (called once, before the first batch); an error
     /// says why that position cannot be used.
     fn resume(&mut self, position: &str) -> Result<(), FeedError> {

@@ -112,11 +112,6 @@ impl FlowFeed {
         })
     }
 
-    /// How far behind the head the feed was after its last batch.
-    pub fn lag(&self) -> Lag {
-        self.lag
-    }
-
     /// Events the feed could not read (logged and passed over).
     pub fn skipped(&self) -> u64 {
         self.skipped
@@ -309,6 +304,10 @@ impl MarketFeed for FlowFeed {
 
     fn pace(&self) -> Duration {
         if self.caught_up { self.config.poll } else { Duration::ZERO }
+    }
+
+    fn lag(&self) -> Option<(i64, i64)> {
+        self.next_height.map(|_| (i64::try_from(self.lag.blocks).unwrap_or(i64::MAX), self.lag.seconds))
     }
 
     fn position(&self) -> Option<String> {

@@ -211,6 +211,7 @@ impl Ingest {
     }
 
     async fn record(&self, error: Option<&str>) {
+        let lag = self.feed.lag().filter(|_| error.is_none());
         for source in self.feed.sources() {
             let (id, error) = (source.id.clone(), error.map(str::to_owned));
             let recorded = self
@@ -221,7 +222,11 @@ impl Ingest {
                             None => Ok(()),
                             Some(why) => Err(why.as_str()),
                         };
-                        market::record_source_poll(conn, &id, outcome).await
+                        market::record_source_poll(conn, &id, outcome).await?;
+                        if let Some(lag) = lag {
+                            market::record_source_lag(conn, &id, lag).await?;
+                        }
+                        Ok(())
                     }
                     .boxed()
                 })

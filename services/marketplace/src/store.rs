@@ -32,6 +32,10 @@ pub struct MarketSource {
     pub last_error: String,
     /// Last successful poll.
     pub last_success_at: Option<DateTime<Utc>>,
+    /// Blocks behind the chain's sealed head after the last batch (a chain-following source).
+    pub lag_blocks: Option<i64>,
+    /// Seconds behind the chain's sealed head after the last batch.
+    pub lag_seconds: Option<i64>,
 }
 
 /// Every market source, by id.
@@ -76,6 +80,15 @@ pub async fn set_feed_position(conn: &mut AsyncPgConnection, feed: &str, positio
         .on_conflict(feed_positions::feed)
         .do_update()
         .set((feed_positions::position.eq(position), feed_positions::updated_at.eq(diesel::dsl::now)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records how far a chain-following source is behind the chain's head: (blocks, seconds).
+pub async fn record_source_lag(conn: &mut AsyncPgConnection, id: &str, lag: (i64, i64)) -> Result<(), DatabaseError> {
+    diesel::update(market_sources::table.find(id))
+        .set((market_sources::lag_blocks.eq(Some(lag.0)), market_sources::lag_seconds.eq(Some(lag.1))))
         .execute(conn)
         .await?;
     Ok(())

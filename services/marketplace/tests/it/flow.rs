@@ -246,11 +246,34 @@ async fn a_failing_access_node_marks_the_source_unhealthy_and_the_feed_catches_u
     eventually("the feed catches up", || async { stored_height(&app_database.database()).await == Some(1_601) }).await;
     eventually("the source is healthy again", || {
         let found = topshot(&mut client);
-        async move { found.await.is_some_and(|s| s.healthy && s.last_error.is_empty()) }
+        async move { found.await.is_some_and(|s| s.healthy && s.last_error.is_empty() && s.lag_blocks == Some(0)) }
     })
     .await;
+    let caught_up = topshot(&mut client).await.unwrap();
+    assert_eq!((caught_up.lag_blocks, caught_up.lag_seconds), (Some(0), Some(0)), "at the head: no lag");
     server.stop().await.unwrap();
     let mut conn = app_database.database().conn().await.unwrap();
     let sold = market::list_sales(&mut conn, moment_uuid(102), 10).await.unwrap();
     assert_eq!(sold.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_feed_reports_its_lag_behind_the_head_in_blocks_and_seconds() {
+    use fastbreak_marketplace::MarketFeed;
+    let chain = FakeChain::new(recorded());
+    let (access, api) = (chain.serve().await, api());
+    let graphql = api.serve().await;
+    let mut feed = FlowFeed::new(config(access.address, graphql.url())).unwrap();
+    assert_eq!(feed.lag(), Some((0, 0)), "nothing read yet");
+    let first = feed.next_batch().await.unwrap();
+    assert!(!first.is_empty());
+    // Blocks 1000..=1249 read, the head at 1600, a second apart.
+    assert_eq!(feed.lag(), Some((351, 351)));
+    assert_eq!(feed.position().as_deref(), Some("{\"next_height\":\"1250\"}"));
+    feed.next_batch().await.unwrap();
+    feed.next_batch().await.unwrap();
+    assert_eq!(feed.lag(), Some((0, 0)));
+    assert_eq!(feed.pace(), Duration::from_millis(50), "caught up: it polls at its pace");
+    assert!(feed.next_batch().await.unwrap().is_empty(), "nothing new");
+    assert_eq!(feed.skipped(), 1, "the payload that is not an event");
 }

@@ -1,0 +1,1 @@
+ALTER TABLE market_sources DROP COLUMN lag_blocks, DROP COLUMN lag_seconds;
