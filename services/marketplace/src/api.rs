@@ -22,7 +22,9 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::chain_check::{ChainCheck, OnChain};
 use crate::convert;
+use crate::flow_feed;
 use crate::settings::Settings;
 
 /// Events read per query by a stream.
@@ -39,6 +41,8 @@ pub struct MarketplaceApi {
     draining: watch::Receiver<bool>,
     /// Wakes streams after a listing change made through this API.
     notify: watch::Sender<u64>,
+    /// With the real market: confirms on chain that a `topshot` listing is still open.
+    chain: Option<ChainCheck>,
 }
 
 impl MarketplaceApi {
@@ -48,7 +52,55 @@ impl MarketplaceApi {
         published: watch::Sender<u64>,
         draining: watch::Receiver<bool>,
     ) -> Self {
-        Self { database: Arc::new(database), settings, published: published.subscribe(), draining, notify: published }
+        let chain = settings.flow.as_ref().and_then(|config| match ChainCheck::new(config) {
+            Ok(check) => Some(check),
+            Err(error) => {
+                tracing::error!(%error, "topshot listings cannot be confirmed on chain");
+                None
+            }
+        });
+        Self {
+            database: Arc::new(database),
+            settings,
+            published: published.subscribe(),
+            draining,
+            notify: published,
+            chain,
+        }
+    }
+
+    /// Refuses to fill a `topshot` listing that the chain has closed or repriced since the
+    /// Flow feed's height (or that cannot be confirmed); other listings pass.
+    async fn confirm_on_chain(&self, chain: &ChainCheck, id: Uuid) -> Result<(), Status> {
+        let (listing, position) = self
+            .read(|conn| {
+                async move {
+                    let listing = market::find_listing(conn, id).await?;
+                    Ok((listing, market::feed_position(conn, flow_feed::FEED_NAME).await?))
+                }
+                .boxed()
+            })
+            .await?;
+        let Some(listing) = listing.filter(|l| l.source_id == flow_feed::SOURCE_ID && l.state == ListingState::Active)
+        else {
+            return Ok(());
+        };
+        let from = position
+            .as_deref()
+            .map(flow_feed::next_height)
+            .transpose()
+            .map_err(|e| Status::unavailable(e.to_string()))?
+            .ok_or_else(|| {
+                Status::unavailable("the Flow feed has not read the chain yet: the listing cannot be confirmed")
+            })?;
+        match chain.since(listing.moment_id, from).await.map_err(Status::unavailable)? {
+            OnChain::Open => Ok(()),
+            OnChain::Gone { state, why } => Err(status::failed_precondition(
+                format!("the listing is no longer for sale: {why}"),
+                ErrorReason::ListingUnavailable,
+                [("listing_id".to_owned(), id.to_string()), ("state".to_owned(), state.to_owned())],
+            )),
+        }
     }
 
     async fn read<T: Send>(
@@ -520,6 +572,9 @@ impl MarketplaceInternalService for MarketplaceApi {
         price(r.max_price_cents, "max_price_cents", &mut violations);
         violations.into_result(())?;
         let id = id.unwrap_or_default();
+        if let Some(chain) = &self.chain {
+            self.confirm_on_chain(chain, id).await?;
+        }
         let (buyer, max) = (r.buyer_address.clone(), r.max_price_cents);
         let taken = self
             .change(|conn| {

@@ -60,11 +60,15 @@ fn listing_uuid(height: u64, transaction: u32, event: u32) -> Uuid {
 
 /// One decoded event where the chain put it.
 #[derive(Debug, Clone, PartialEq)]
-struct Located {
-    height: u64,
-    transaction: u32,
-    index: u32,
-    event: MarketEvent,
+pub(crate) struct Located {
+    /// The block.
+    pub height: u64,
+    /// The transaction's index in the block.
+    pub transaction: u32,
+    /// The event's index in the transaction.
+    pub index: u32,
+    /// The event.
+    pub event: MarketEvent,
 }
 
 /// How far behind the chain's sealed head the feed is, after its last batch.
@@ -91,16 +95,21 @@ pub struct FlowFeed {
     skipped: u64,
 }
 
+/// A client of the access node of `config` (connects on first use).
+pub(crate) fn access_client(config: &FlowFeedConfig) -> Result<AccessApiClient<Channel>, FeedError> {
+    let endpoint = Endpoint::from_shared(format!("http://{}", config.access_node))
+        .map_err(|e| FeedError(format!("the access node {:?} is not host:port: {e}", config.access_node)))?
+        .connect_timeout(config.timeout)
+        .timeout(config.timeout);
+    Ok(AccessApiClient::new(endpoint.connect_lazy()))
+}
+
 impl FlowFeed {
     /// A feed of `config` (connects on first use).
     pub fn new(config: FlowFeedConfig) -> Result<Self, FeedError> {
-        let endpoint = Endpoint::from_shared(format!("http://{}", config.access_node))
-            .map_err(|e| FeedError(format!("the access node {:?} is not host:port: {e}", config.access_node)))?
-            .connect_timeout(config.timeout)
-            .timeout(config.timeout);
         let api = TopShotApi::new(&config.graphql_url, config.timeout);
         Ok(Self {
-            access: AccessApiClient::new(endpoint.connect_lazy()),
+            access: access_client(&config)?,
             api,
             next_height: config.start_height,
             config,
@@ -128,56 +137,16 @@ impl FlowFeed {
 
     /// The sealed head: its height and time.
     async fn head(&mut self) -> Result<(u64, i64), FeedError> {
-        let response = self
-            .access
-            .get_latest_block_header(GetLatestBlockHeaderRequest { is_sealed: true })
-            .await
-            .map_err(|s| self.unreachable("did not give its sealed head", &s))?
-            .into_inner();
-        let block = response.block.ok_or_else(|| FeedError("the access node gave a head without a block".into()))?;
-        Ok((block.height, block.timestamp.map_or(0, |t| t.seconds)))
+        sealed_head(&mut self.access).await.map_err(|s| self.unreachable("did not give its sealed head", &s))
     }
 
     /// The followed events of `[start, end]`, in chain order, and the time of the last block.
     async fn events(&mut self, start: u64, end: u64) -> Result<(Vec<Located>, Option<i64>), FeedError> {
-        let mut found = Vec::new();
-        let mut last_time = None;
-        for type_id in topshot::FOLLOWED {
-            let request = GetEventsForHeightRangeRequest {
-                r#type: type_id.to_owned(),
-                start_height: start,
-                end_height: end,
-                event_encoding_version: EventEncodingVersion::JsonCdcV0 as i32,
-                execution_state_query: None,
-            };
-            let response = self
-                .access
-                .get_events_for_height_range(request)
-                .await
-                .map_err(|s| self.unreachable(&format!("did not give {type_id} events of {start}..={end}"), &s))?
-                .into_inner();
-            for block in response.results {
-                if block.block_height == end {
-                    last_time = block.block_timestamp.map(|t| t.seconds).or(last_time);
-                }
-                for event in block.events {
-                    match MarketEvent::decode(&event.r#type, &event.payload) {
-                        Ok(decoded) => found.push(Located {
-                            height: block.block_height,
-                            transaction: event.transaction_index,
-                            index: event.event_index,
-                            event: decoded,
-                        }),
-                        Err(error) => {
-                            self.skipped += 1;
-                            tracing::warn!(height = block.block_height, r#type = %event.r#type, %error, "an event cannot be read; passed over");
-                        }
-                    }
-                }
-            }
-        }
-        found.sort_by_key(|e| (e.height, e.transaction, e.index));
-        Ok((found, last_time))
+        let read = read_events(&mut self.access, &topshot::FOLLOWED, start, end)
+            .await
+            .map_err(|s| self.unreachable(&format!("did not give the events of {start}..={end}"), &s))?;
+        self.skipped += read.skipped;
+        Ok((read.events, read.last_time))
     }
 
     /// The moment of a Flow id, looked up once; the events that bring it (and its player) into
@@ -285,9 +254,80 @@ impl FlowFeed {
     }
 }
 
+/// The feed's name, under which its position is stored.
+pub const FEED_NAME: &str = "flow";
+
+/// The next height of a stored position.
+pub fn next_height(position: &str) -> Result<u64, FeedError> {
+    let value: serde_json::Value =
+        serde_json::from_str(position).map_err(|e| FeedError(format!("the stored position is not JSON: {e}")))?;
+    value["next_height"]
+        .as_str()
+        .and_then(|h| h.parse::<u64>().ok())
+        .ok_or_else(|| FeedError(format!("the stored position has no next_height: {position}")))
+}
+
+/// The sealed head of the access node's chain: its height and time.
+pub(crate) async fn sealed_head(access: &mut AccessApiClient<Channel>) -> Result<(u64, i64), tonic::Status> {
+    let response = access.get_latest_block_header(GetLatestBlockHeaderRequest { is_sealed: true }).await?.into_inner();
+    let block = response.block.ok_or_else(|| tonic::Status::internal("a head without a block"))?;
+    Ok((block.height, block.timestamp.map_or(0, |t| t.seconds)))
+}
+
+/// Events of a height range, decoded and in chain order.
+pub(crate) struct ReadEvents {
+    /// The events.
+    pub events: Vec<Located>,
+    /// The time of the range's last block, when the node gave it.
+    pub last_time: Option<i64>,
+    /// Payloads that could not be read (logged).
+    pub skipped: u64,
+}
+
+/// The events of `types` in `[start, end]` (one request per type), decoded, in chain order
+/// (height, transaction, event); a payload that cannot be read is logged and passed over.
+pub(crate) async fn read_events(
+    access: &mut AccessApiClient<Channel>,
+    types: &[&str],
+    start: u64,
+    end: u64,
+) -> Result<ReadEvents, tonic::Status> {
+    let mut read = ReadEvents { events: Vec::new(), last_time: None, skipped: 0 };
+    for type_id in types {
+        let request = GetEventsForHeightRangeRequest {
+            r#type: (*type_id).to_owned(),
+            start_height: start,
+            end_height: end,
+            event_encoding_version: EventEncodingVersion::JsonCdcV0 as i32,
+            execution_state_query: None,
+        };
+        for block in access.get_events_for_height_range(request).await?.into_inner().results {
+            if block.block_height == end {
+                read.last_time = block.block_timestamp.map(|t| t.seconds).or(read.last_time);
+            }
+            for event in block.events {
+                match MarketEvent::decode(&event.r#type, &event.payload) {
+                    Ok(decoded) => read.events.push(Located {
+                        height: block.block_height,
+                        transaction: event.transaction_index,
+                        index: event.event_index,
+                        event: decoded,
+                    }),
+                    Err(error) => {
+                        read.skipped += 1;
+                        tracing::warn!(height = block.block_height, r#type = %event.r#type, %error, "an event cannot be read; passed over");
+                    }
+                }
+            }
+        }
+    }
+    read.events.sort_by_key(|e| (e.height, e.transaction, e.index));
+    Ok(read)
+}
+
 impl MarketFeed for FlowFeed {
     fn name(&self) -> &str {
-        "flow"
+        FEED_NAME
     }
 
     fn sources(&self) -> Vec<SourceInfo> {
@@ -315,13 +355,7 @@ impl MarketFeed for FlowFeed {
     }
 
     fn resume(&mut self, position: &str) -> Result<(), FeedError> {
-        let value: serde_json::Value =
-            serde_json::from_str(position).map_err(|e| FeedError(format!("the stored position is not JSON: {e}")))?;
-        let height = value["next_height"]
-            .as_str()
-            .and_then(|h| h.parse::<u64>().ok())
-            .ok_or_else(|| FeedError(format!("the stored position has no next_height: {position}")))?;
-        self.next_height = Some(height);
+        self.next_height = Some(next_height(position)?);
         Ok(())
     }
 }

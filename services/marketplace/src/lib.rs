@@ -6,6 +6,7 @@
 #![deny(rust_2018_idioms)]
 
 mod api;
+pub mod chain_check;
 mod convert;
 mod domain;
 mod error;

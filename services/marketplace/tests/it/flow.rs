@@ -46,6 +46,8 @@ fn api() -> FakeTopShotApi {
         minted(101, (23, 99), "1629029", "Dallas Mavericks", "MOMENT_TIER_RARE"),
         minted(102, (1_204, 15_000), "1628983", "Oklahoma City Thunder", "MOMENT_TIER_COMMON"),
         minted(103, (7, 25), "1629029", "Dallas Mavericks", "MOMENT_TIER_LEGENDARY"),
+        minted(106, (40, 99), "1628983", "Oklahoma City Thunder", "MOMENT_TIER_RARE"),
+        minted(107, (41, 99), "1628983", "Oklahoma City Thunder", "MOMENT_TIER_RARE"),
         // Top Shot shows a serial beyond its edition: not a moment the catalog can hold.
         minted(105, (120, 99), "1629029", "Dallas Mavericks", "MOMENT_TIER_RARE"),
     ])
@@ -76,6 +78,8 @@ fn recorded() -> Vec<RecordedBlock> {
         vec![
             (1_005, event(topshot::MOMENT_LISTED, 0, 0, encode::listed(101, 1_250, SELLER_A))),
             (1_010, event(topshot::MOMENT_LISTED, 2, 0, encode::listed(102, 53, SELLER_B))),
+            (1_020, event(topshot::MOMENT_LISTED, 0, 0, encode::listed(106, 2_500, SELLER_B))),
+            (1_030, event(topshot::MOMENT_LISTED, 0, 0, encode::listed(107, 800, SELLER_A))),
             (1_100, event(topshot::MOMENT_PRICE_CHANGED, 0, 0, encode::price_changed(101, 1_100, SELLER_A))),
             (1_300, event(topshot::MOMENT_PURCHASED, 1, 0, encode::purchased(102, 53, SELLER_B))),
             (1_300, event(topshot::DEPOSIT, 1, 1, encode::deposit(102, BUYER))),
@@ -161,7 +165,7 @@ async fn recorded_blocks_become_listings_with_full_identity_and_exact_prices_in_
 
     // Each moment looked up once; every range within the cap, in order, none read twice.
     assert!(api.lookups().values().all(|n| *n == 1), "{:?}", api.lookups());
-    assert_eq!(api.lookups().keys().copied().collect::<Vec<_>>(), [101, 102, 103, 104, 105]);
+    assert_eq!(api.lookups().keys().copied().collect::<Vec<_>>(), [101, 102, 103, 104, 105, 106, 107]);
     let deposits: Vec<(u64, u64)> =
         chain.asked().into_iter().filter(|(t, ..)| t == topshot::DEPOSIT).map(|(_, s, e)| (s, e)).collect();
     assert_eq!(deposits, [(1_000, 1_249), (1_250, 1_499), (1_500, 1_600)]);
@@ -276,4 +280,73 @@ async fn the_feed_reports_its_lag_behind_the_head_in_blocks_and_seconds() {
     assert_eq!(feed.pace(), Duration::from_millis(50), "caught up: it polls at its pace");
     assert!(feed.next_batch().await.unwrap().is_empty(), "nothing new");
     assert_eq!(feed.skipped(), 1, "the payload that is not an event");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_bought_or_withdrawn_on_chain_after_the_feed_read_is_refused_and_an_open_one_is_filled() {
+    use fastbreak_proto::marketplace::v1::TakeListingRequest;
+    use fastbreak_proto::marketplace::v1::marketplace_internal_service_client::MarketplaceInternalServiceClient;
+    use tonic_types::StatusExt;
+
+    let chain = FakeChain::new(recorded());
+    let (access, api) = (chain.serve().await, api());
+    let graphql = api.serve().await;
+    let database = fastbreak_db::testing::TestDatabase::create().await;
+    let feed = serve(&database, config(access.address, graphql.url())).await;
+    eventually("the feed reads to the head", || async { stored_height(&database.database()).await == Some(1_601) })
+        .await;
+    feed.stop().await.unwrap();
+
+    // After the feed's last read (and before any decision could know), the chain moves on:
+    // 106 is bought by a collector, 107 withdrawn, 101 stays listed.
+    chain.append(blocks(
+        1_601,
+        1_620,
+        vec![
+            (1_605, event(topshot::MOMENT_PURCHASED, 0, 0, encode::purchased(106, 2_500, SELLER_B))),
+            (1_605, event(topshot::DEPOSIT, 0, 1, encode::deposit(106, "0x9999000099990000"))),
+            (1_610, event(topshot::MOMENT_WITHDRAWN, 0, 0, encode::withdrawn(107, SELLER_A))),
+        ],
+    ));
+    // The marketplace answers with the real market configured but no feed running.
+    let settings =
+        fastbreak_marketplace::Settings { flow: Some(config(access.address, graphql.url())), ..crate::test_settings() };
+    let context = fastbreak_mesh::Context::new(database.database(), settings);
+    let server = TestServer::start(fastbreak_marketplace::server_with_feeds(context, Vec::new())).await;
+    let mut internal = MarketplaceInternalServiceClient::new(server.channel().await);
+    let mut conn = database.database().conn().await.unwrap();
+    let mut listing_of = async |flow_id: u64| {
+        market::active_listings_of(&mut conn, moment_uuid(flow_id)).await.unwrap()[0].id.to_string()
+    };
+    let (bought, withdrawn, open) = (listing_of(106).await, listing_of(107).await, listing_of(101).await);
+    let take = |listing_id: String| TakeListingRequest {
+        listing_id,
+        buyer_address: BUYER.to_owned(),
+        max_price_cents: 10_000,
+    };
+
+    for (listing, state, why) in [
+        (bought, "sold_on_chain", "bought on chain at block 1605"),
+        (withdrawn, "withdrawn_on_chain", "withdrawn on chain at block 1610"),
+    ] {
+        let refused =
+            internal.take_listing(fastbreak_mesh::testing::internal(take(listing.clone()))).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+        let info = refused.get_details_error_info().unwrap();
+        assert_eq!((info.reason.as_str(), info.metadata["state"].as_str()), ("LISTING_UNAVAILABLE", state));
+        assert!(refused.message().contains(why), "{}", refused.message());
+    }
+    // The chain cannot be asked: nothing is filled unconfirmed.
+    chain.fail_next(100);
+    let unconfirmed = internal.take_listing(fastbreak_mesh::testing::internal(take(open.clone()))).await.unwrap_err();
+    assert_eq!(unconfirmed.code(), tonic::Code::Unavailable, "{unconfirmed:?}");
+    assert!(unconfirmed.message().contains("cannot confirm the listing"), "{}", unconfirmed.message());
+    chain.fail_next(0);
+    let filled = internal.take_listing(fastbreak_mesh::testing::internal(take(open))).await.unwrap().into_inner();
+    assert_eq!(
+        (filled.price_cents, filled.buyer_address.as_str()),
+        (1_100, BUYER),
+        "filled on paper at the listed price"
+    );
+    server.stop().await.unwrap();
 }
