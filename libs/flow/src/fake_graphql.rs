@@ -1,7 +1,9 @@
 //! A local stand-in for Top Shot's public GraphQL API (`POST /graphql`, `{"query", "variables"}`),
 //! for tests and demos: answers `getMintedMoment(momentId:)` with the moments it was given, in
 //! the live API's shape (`data.getMintedMoment.data`, field names of the public schema), and
-//! counts the lookups.
+//! counts the lookups; and answers `searchMarketplaceTransactions` with the sales it was given,
+//! oldest first, a page at a time (`data.searchMarketplaceTransactions.data.searchSummary`,
+//! `pagination.rightCursor`, `data.data[]` with `price` as a decimal string of eight places).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -69,8 +71,45 @@ impl MintedMoment {
     }
 }
 
+/// A sale the fake knows: a `MarketplaceTransaction` of the public schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transaction {
+    /// `id`, a UUID.
+    pub id: String,
+    /// `price`, in cents.
+    pub price_cents: u64,
+    /// `updatedAt`, RFC 3339.
+    pub updated_at: String,
+    /// `txHash`.
+    pub tx_hash: String,
+    /// `seller.flowAddress`.
+    pub seller: String,
+    /// `buyer.flowAddress`.
+    pub buyer: String,
+    /// `moment`.
+    pub moment: MintedMoment,
+}
+
+impl Transaction {
+    /// The sale as `searchMarketplaceTransactions` returns it.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "price": format!("{}.{:02}000000", self.price_cents / 100, self.price_cents % 100),
+            "updatedAt": self.updated_at,
+            "txHash": self.tx_hash,
+            "seller": {"flowAddress": self.seller},
+            "buyer": {"flowAddress": self.buyer},
+            "moment": self.moment.to_json(),
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
+    transactions: Vec<Transaction>,
+    /// Pages asked for: (cursor, limit).
+    pages: Vec<(String, u64)>,
     moments: BTreeMap<u64, MintedMoment>,
     lookups: BTreeMap<u64, u32>,
     failures: u32,
@@ -91,6 +130,16 @@ impl FakeTopShotApi {
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds sales (after the ones given before: the API lists them oldest first).
+    pub fn add_transactions(&self, transactions: impl IntoIterator<Item = Transaction>) {
+        self.inner().transactions.extend(transactions);
+    }
+
+    /// The pages of sales asked for: (cursor, limit).
+    pub fn pages(&self) -> Vec<(String, u64)> {
+        self.inner().pages.clone()
     }
 
     /// How many times each moment was looked up.
@@ -145,8 +194,11 @@ async fn answer(
         return (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(json!({"errors": [{"message": "unavailable"}]})));
     }
     let query = request["query"].as_str().unwrap_or_default();
+    if query.contains("searchMarketplaceTransactions") {
+        return (axum::http::StatusCode::OK, Json(transactions_page(&mut inner, &request["variables"])));
+    }
     if !query.contains("getMintedMoment") {
-        let message = "this fake answers getMintedMoment only";
+        let message = "this fake answers getMintedMoment and searchMarketplaceTransactions only";
         return (
             axum::http::StatusCode::UNPROCESSABLE_ENTITY,
             Json(
@@ -171,4 +223,23 @@ async fn answer(
         }
     };
     (axum::http::StatusCode::OK, Json(body))
+}
+
+/// A page of sales after `cursor` (the fake's cursor is the index of the next sale, as text;
+/// empty is the start). The right cursor points past the page, also when it is the last one.
+fn transactions_page(inner: &mut Inner, variables: &Value) -> Value {
+    let cursor = variables["cursor"].as_str().unwrap_or_default().to_owned();
+    let limit = variables["limit"].as_u64().unwrap_or(10).clamp(1, 1_000);
+    inner.pages.push((cursor.clone(), limit));
+    let start = if cursor.is_empty() { Some(0) } else { cursor.parse::<usize>().ok() };
+    let Some(start) = start else {
+        return json!({"errors": [{"message": "invalid cursor", "path": ["searchMarketplaceTransactions"]}], "data": null});
+    };
+    let page: Vec<Value> =
+        inner.transactions.iter().skip(start).take(limit as usize).map(Transaction::to_json).collect();
+    let right = start + page.len();
+    json!({"data": {"searchMarketplaceTransactions": {"data": {"searchSummary": {
+        "pagination": {"leftCursor": start.to_string(), "rightCursor": right.to_string()},
+        "data": {"size": page.len(), "data": page},
+    }}}}})
 }

@@ -282,6 +282,8 @@ pub enum Event {
         /// Its owner.
         owner: String,
     },
+    /// A sale from a marketplace's history (the simulator never sends it).
+    SaleRecorded(RecordedSale),
     /// A moment's listing on a marketplace changed, named by the moment (a marketplace that
     /// keeps one listing per moment, as Top Shot's market on Flow does; the simulator never
     /// sends it).
@@ -293,6 +295,26 @@ pub enum Event {
         /// What changed.
         change: ListingChange,
     },
+}
+
+/// A sale a marketplace reported on its own, without a listing FastBreak saw (a sales
+/// history; the simulator never sends it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedSale {
+    /// The sale's id, as the marketplace names it.
+    pub id: Uuid,
+    /// The moment sold.
+    pub moment_id: Uuid,
+    /// The marketplace.
+    pub marketplace: String,
+    /// The price paid.
+    pub price_cents: i64,
+    /// The seller.
+    pub seller: String,
+    /// The buyer.
+    pub buyer: String,
+    /// When.
+    pub sold_at: DateTime<Utc>,
 }
 
 /// A change of a listing named by its moment.

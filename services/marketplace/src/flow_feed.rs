@@ -162,36 +162,11 @@ impl FlowFeed {
         }
         let identity = self.api.moment(flow_id).await?;
         let id = identity.as_ref().map(|identity| {
-            self.catalogue(identity, owner, out);
+            catalogue(identity, owner, &mut self.players, out);
             moment_uuid(flow_id)
         });
         self.looked_up.insert(flow_id, id);
         Ok(id)
-    }
-
-    fn catalogue(&mut self, m: &MomentIdentity, owner: &str, out: &mut Vec<SourceEvent>) {
-        if self.players.insert(m.player_id.clone()) {
-            out.push(SourceEvent::PlayerSigned(Player {
-                id: m.player_id.clone(),
-                full_name: m.player_name.clone(),
-                team_code: m.team_code.clone(),
-                position: m.position.clone(),
-                seasons_played: m.seasons_played,
-                jersey: m.jersey.unwrap_or(-1),
-                averages: Averages { points: 0.0, rebounds: 0.0, assists: 0.0, steals: 0.0, blocks: 0.0 },
-            }));
-        }
-        out.push(SourceEvent::MomentMinted(Moment {
-            id: moment_uuid(m.flow_id),
-            player_id: m.player_id.clone(),
-            set_name: m.set_name.clone(),
-            play_category: m.play_category.clone(),
-            play_at: m.play_at,
-            tier: m.tier,
-            serial_number: m.serial,
-            edition_size: m.circulation,
-            owner: owner.to_owned(),
-        }));
     }
 
     /// The source events of a range's market events.
@@ -252,6 +227,32 @@ impl FlowFeed {
         self.lag = Lag { blocks: head - end, seconds: last_time.map_or(0, |t| (head_time - t).max(0)) };
         Ok(events)
     }
+}
+
+/// The events that bring a moment (and, the first time, its player) into the catalog.
+pub(crate) fn catalogue(m: &MomentIdentity, owner: &str, players: &mut HashSet<String>, out: &mut Vec<SourceEvent>) {
+    if players.insert(m.player_id.clone()) {
+        out.push(SourceEvent::PlayerSigned(Player {
+            id: m.player_id.clone(),
+            full_name: m.player_name.clone(),
+            team_code: m.team_code.clone(),
+            position: m.position.clone(),
+            seasons_played: m.seasons_played,
+            jersey: m.jersey.unwrap_or(-1),
+            averages: Averages { points: 0.0, rebounds: 0.0, assists: 0.0, steals: 0.0, blocks: 0.0 },
+        }));
+    }
+    out.push(SourceEvent::MomentMinted(Moment {
+        id: moment_uuid(m.flow_id),
+        player_id: m.player_id.clone(),
+        set_name: m.set_name.clone(),
+        play_category: m.play_category.clone(),
+        play_at: m.play_at,
+        tier: m.tier,
+        serial_number: m.serial,
+        edition_size: m.circulation,
+        owner: owner.to_owned(),
+    }));
 }
 
 /// The feed's name, under which its position is stored.

@@ -126,6 +126,26 @@ async fn apply(conn: &mut PgConnection, event: &SourceEvent, now: DateTime<Utc>)
                     .await?;
             }
         }
+        SourceEvent::SaleRecorded(sale) => {
+            // A sale of a moment the catalog has, once, even when the chain reported it too.
+            let known_moment = market::find_moment(conn, sale.moment_id).await?.is_some();
+            let window = chrono::Duration::minutes(15);
+            if known_moment
+                && !market::sale_known(conn, sale.id, sale.moment_id, sale.price_cents, sale.sold_at, window).await?
+            {
+                let recorded = market::Sale {
+                    id: sale.id,
+                    moment_id: sale.moment_id,
+                    listing_id: None,
+                    source_id: sale.marketplace.clone(),
+                    price_cents: sale.price_cents,
+                    seller_address: sale.seller.clone(),
+                    buyer_address: sale.buyer.clone(),
+                    sold_at: sale.sold_at.min(now),
+                };
+                market::record_sale(conn, &recorded).await?;
+            }
+        }
         SourceEvent::MomentOwner { moment_id, owner } => {
             market::set_moment_owner(conn, *moment_id, owner).await?;
         }

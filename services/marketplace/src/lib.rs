@@ -13,6 +13,7 @@ mod error;
 pub mod feed;
 pub mod flow_feed;
 pub mod ingest;
+pub mod sales_feed;
 pub mod settings;
 pub mod store;
 pub mod topshot_api;
@@ -50,6 +51,9 @@ pub fn server(context: Context<Settings, Database>) -> MeshServer {
         match flow_feed::FlowFeed::new(config.clone()) {
             Ok(feed) => feeds.push(Box::new(feed)),
             Err(error) => tracing::error!(%error, "the Flow feed cannot start"),
+        }
+        if context.settings.topshot_sales {
+            feeds.push(Box::new(sales_feed::SalesFeed::new(&config.graphql_url, 100, config.poll, config.timeout)));
         }
     }
     server_with_feeds(context, feeds)

@@ -13,6 +13,8 @@ pub struct Settings {
     pub simulator: bool,
     /// NBA Top Shot's marketplace on Flow, when it is a source.
     pub flow: Option<FlowFeedConfig>,
+    /// With `flow`: whether Top Shot's recorded sales (GraphQL) are a source too.
+    pub topshot_sales: bool,
     /// The simulator's seed: the same seed, the same market.
     pub simulator_seed: u64,
     /// Real time per simulated hour; zero runs the simulation as fast as it can be ingested.
@@ -32,6 +34,7 @@ impl Default for Settings {
         Self {
             simulator: true,
             flow: None,
+            topshot_sales: true,
             simulator_seed: 7,
             simulator_tick: Duration::from_secs(5),
             stall_timeout: Duration::from_secs(30),
@@ -60,6 +63,9 @@ impl Settings {
         settings.simulator = feeds.0;
         if feeds.1 {
             settings.flow = Some(read_flow(reader));
+        }
+        if let Some(on) = reader.optional_switch("FASTBREAK_TOPSHOT_SALES") {
+            settings.topshot_sales = on;
         }
         if let Some(seed) = reader.optional("FASTBREAK_SIMULATOR_SEED", "a whole number", |v| v.parse().ok()) {
             settings.simulator_seed = seed;

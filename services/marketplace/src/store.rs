@@ -446,6 +446,30 @@ pub struct Sale {
     pub sold_at: DateTime<Utc>,
 }
 
+/// Whether a sale with this id, or a sale of the moment at this price within `window` of
+/// `at`, is recorded (the same sale reported by two sources: the chain and a sales history).
+pub async fn sale_known(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    moment_id: Uuid,
+    price_cents: i64,
+    at: DateTime<Utc>,
+    window: chrono::Duration,
+) -> Result<bool, DatabaseError> {
+    let same = sales::table
+        .filter(
+            sales::id.eq(id).or(sales::moment_id
+                .eq(moment_id)
+                .and(sales::price_cents.eq(price_cents))
+                .and(sales::sold_at.between(at - window, at + window))),
+        )
+        .select(sales::id)
+        .first::<Uuid>(conn)
+        .await
+        .optional()?;
+    Ok(same.is_some())
+}
+
 /// Records a sale and folds it into the moment's daily price history.
 pub async fn record_sale(conn: &mut AsyncPgConnection, sale: &Sale) -> Result<Sale, DatabaseError> {
     let stored =

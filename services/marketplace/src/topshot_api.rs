@@ -13,6 +13,32 @@ const MOMENT_QUERY: &str = "query($momentId: ID!) { getMintedMoment(momentId: $m
     flowId flowSerialNumber tier set { flowName } setPlay { circulationCount } \
     play { stats { playerID playerName jerseyNumber teamAtMoment primaryPosition totalYearsExperience dateOfMoment playCategory } } } } }";
 
+/// A page of sales, oldest first: every field a comparable needs, the moment's identity inline.
+const SALES_QUERY: &str = "query($cursor: Cursor!, $limit: Int!) { searchMarketplaceTransactions(input: { \
+    sortBy: UPDATED_AT_ASC, searchInput: { pagination: { cursor: $cursor, direction: RIGHT, limit: $limit } } }) { \
+    data { searchSummary { pagination { rightCursor } data { ... on MarketplaceTransactions { data { \
+    id price updatedAt txHash seller { flowAddress } buyer { flowAddress } moment { \
+    flowId flowSerialNumber tier set { flowName } setPlay { circulationCount } \
+    play { stats { playerID playerName jerseyNumber teamAtMoment primaryPosition totalYearsExperience dateOfMoment playCategory } } \
+    } } } } } } } }";
+
+/// A sale of Top Shot's marketplace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopShotSale {
+    /// The transaction's id.
+    pub id: String,
+    /// The price, in cents.
+    pub price_cents: i64,
+    /// When it was settled.
+    pub sold_at: DateTime<Utc>,
+    /// The seller's Flow address.
+    pub seller: String,
+    /// The buyer's Flow address.
+    pub buyer: String,
+    /// The moment, when it is one the catalog can hold.
+    pub moment: Option<MomentIdentity>,
+}
+
 /// Who and what a moment shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MomentIdentity {
@@ -58,27 +84,51 @@ impl TopShotApi {
         Self { url: url.to_owned(), http }
     }
 
-    /// A moment's identity; `Ok(None)` when the API does not know the moment (or shows one this
-    /// catalog cannot hold), an error when the API could not be asked.
-    pub async fn moment(&self, flow_id: u64) -> Result<Option<MomentIdentity>, FeedError> {
-        let body = json!({"query": MOMENT_QUERY, "variables": {"momentId": flow_id.to_string()}});
+    /// Asks the API; the JSON answer, or why there is none.
+    async fn ask(&self, body: &Value) -> Result<Value, FeedError> {
         let response = self
             .http
             .post(&self.url)
-            .json(&body)
+            .json(body)
             .send()
             .await
             .map_err(|e| FeedError(format!("Top Shot's GraphQL API at {} cannot be reached: {e}", self.url)))?;
         let status = response.status();
         let text = response.text().await.map_err(|e| FeedError(format!("Top Shot's GraphQL API: {e}")))?;
         if !status.is_success() {
-            return Err(FeedError(format!(
-                "Top Shot's GraphQL API answered {status}: {}",
-                text.chars().take(200).collect::<String>()
-            )));
+            let start: String = text.chars().take(200).collect();
+            return Err(FeedError(format!("Top Shot's GraphQL API answered {status}: {start}")));
         }
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| FeedError(format!("Top Shot's GraphQL API answered no JSON: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| FeedError(format!("Top Shot's GraphQL API answered no JSON: {e}")))
+    }
+
+    /// A page of at most `limit` sales after `cursor` (empty: the first), oldest first, and the
+    /// cursor after it. A sale whose fields cannot be read is passed over with a warning.
+    pub async fn sales_page(&self, cursor: &str, limit: u32) -> Result<(Vec<TopShotSale>, String), FeedError> {
+        let body = json!({"query": SALES_QUERY, "variables": {"cursor": cursor, "limit": limit}});
+        let value = self.ask(&body).await?;
+        let summary = &value["data"]["searchMarketplaceTransactions"]["data"]["searchSummary"];
+        if summary.is_null() {
+            return Err(FeedError(format!("Top Shot's GraphQL API gave no sales: {}", value["errors"])));
+        }
+        let right = summary["pagination"]["rightCursor"].as_str().unwrap_or(cursor).to_owned();
+        let mut sales = Vec::new();
+        for row in summary["data"]["data"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            match sale(row) {
+                Ok(sale) => sales.push(sale),
+                Err(problem) => {
+                    tracing::warn!(id = %row["id"], %problem, "a Top Shot sale cannot be read; passed over")
+                }
+            }
+        }
+        Ok((sales, right))
+    }
+
+    /// A moment's identity; `Ok(None)` when the API does not know the moment (or shows one this
+    /// catalog cannot hold), an error when the API could not be asked.
+    pub async fn moment(&self, flow_id: u64) -> Result<Option<MomentIdentity>, FeedError> {
+        let body = json!({"query": MOMENT_QUERY, "variables": {"momentId": flow_id.to_string()}});
+        let value = self.ask(&body).await?;
         let moment = &value["data"]["getMintedMoment"]["data"];
         if moment.is_null() {
             tracing::warn!(flow_id, errors = %value["errors"], "Top Shot does not know the moment");
@@ -92,6 +142,34 @@ impl TopShotApi {
             }
         }
     }
+}
+
+/// Reads a `MarketplaceTransaction`.
+fn sale(row: &Value) -> Result<TopShotSale, String> {
+    let text =
+        |value: &Value, name: &str| value.as_str().map(str::to_owned).ok_or_else(|| format!("{name} is missing"));
+    let price = text(&row["price"], "price")?;
+    let updated = text(&row["updatedAt"], "updatedAt")?;
+    let flow_id = text(&row["moment"]["flowId"], "moment.flowId")?
+        .parse::<u64>()
+        .map_err(|_| format!("moment.flowId is not a Flow id: {}", row["moment"]["flowId"]))?;
+    let address = |value: &Value, name: &str| {
+        let a = text(value, name)?.to_ascii_lowercase();
+        let a = if a.starts_with("0x") { a } else { format!("0x{a}") };
+        (a.len() == 18 && a[2..].bytes().all(|b| b.is_ascii_hexdigit()))
+            .then_some(a)
+            .ok_or_else(|| format!("{name} is not a Flow address"))
+    };
+    Ok(TopShotSale {
+        id: text(&row["id"], "id")?,
+        price_cents: fastbreak_flow::cdc::ufix64_to_cents(&price)?,
+        sold_at: DateTime::parse_from_rfc3339(&updated)
+            .map_err(|e| format!("updatedAt {updated:?}: {e}"))?
+            .with_timezone(&Utc),
+        seller: address(&row["seller"]["flowAddress"], "seller.flowAddress")?,
+        buyer: address(&row["buyer"]["flowAddress"], "buyer.flowAddress")?,
+        moment: identity(flow_id, &row["moment"]).ok(),
+    })
 }
 
 /// Reads a `MintedMoment`.

@@ -350,3 +350,97 @@ async fn a_listing_bought_or_withdrawn_on_chain_after_the_feed_read_is_refused_a
     );
     server.stop().await.unwrap();
 }
+
+/// A recorded sale of the fixtures (synthetic, in the public schema's shape).
+fn transaction(
+    n: u64,
+    moment: MintedMoment,
+    price_cents: u64,
+    minutes: i64,
+) -> fastbreak_flow::fake_graphql::Transaction {
+    let at = chrono::DateTime::from_timestamp(1_780_000_000 + minutes * 60, 0).unwrap();
+    fastbreak_flow::fake_graphql::Transaction {
+        id: format!("00000000-0000-4000-9000-{n:012x}"),
+        price_cents,
+        updated_at: at.to_rfc3339(),
+        tx_hash: format!("{n:064x}"),
+        seller: SELLER_A.to_owned(),
+        buyer: BUYER.to_owned(),
+        moment,
+    }
+}
+
+async fn serve_sales(database: &fastbreak_db::testing::TestDatabase, url: &str) -> TestServer {
+    let context = fastbreak_mesh::Context::new(database.database(), crate::test_settings());
+    let feed =
+        fastbreak_marketplace::sales_feed::SalesFeed::new(url, 2, Duration::from_millis(50), Duration::from_secs(2));
+    TestServer::start(fastbreak_marketplace::server_with_feeds(context, vec![Box::new(feed)])).await
+}
+
+async fn sales_of(database: &fastbreak_db::Database, flow_id: u64) -> Vec<(i64, String)> {
+    let mut conn = database.conn().await.unwrap();
+    let mut sales: Vec<(i64, String)> = market::list_sales(&mut conn, moment_uuid(flow_id), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.price_cents, s.source_id))
+        .collect();
+    sales.sort();
+    sales
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recorded_sales_are_paged_stored_once_and_resumed_at_their_cursor() {
+    let gold = minted(201, (5, 99), "1629029", "Dallas Mavericks", "MOMENT_TIER_RARE");
+    let base = minted(202, (800, 15_000), "1628983", "Oklahoma City Thunder", "MOMENT_TIER_COMMON");
+    let api = FakeTopShotApi::new([]);
+    api.add_transactions([
+        transaction(1, gold.clone(), 2_000, 0),
+        transaction(2, base.clone(), 53, 10),
+        transaction(3, gold.clone(), 2_150, 60),
+        // The same sale reported twice (two ids, the same moment, price and minute): stored once.
+        transaction(4, base.clone(), 60, 120),
+        transaction(5, base.clone(), 60, 125),
+    ]);
+    let graphql = api.serve().await;
+    let database = fastbreak_db::testing::TestDatabase::create().await;
+    let position = |database: fastbreak_db::Database| async move {
+        let mut conn = database.conn().await.unwrap();
+        market::feed_position(&mut conn, fastbreak_marketplace::sales_feed::FEED_NAME).await.unwrap()
+    };
+    let first = serve_sales(&database, &graphql.url()).await;
+    eventually("every page is stored", || async {
+        position(database.database()).await.as_deref() == Some("{\"cursor\":\"5\"}")
+    })
+    .await;
+    first.stop().await.unwrap();
+    assert_eq!(
+        sales_of(&database.database(), 201).await,
+        [(2_000, "topshot-sales".to_owned()), (2_150, "topshot-sales".to_owned())]
+    );
+    assert_eq!(
+        sales_of(&database.database(), 202).await,
+        [(53, "topshot-sales".to_owned()), (60, "topshot-sales".to_owned())]
+    );
+    let mut conn = database.database().conn().await.unwrap();
+    let moment = market::find_moment(&mut conn, moment_uuid(201)).await.unwrap().unwrap();
+    assert_eq!(
+        (moment.serial_number, moment.rarity, moment.player_id.as_str()),
+        (5, fastbreak_db::Rarity::Rare, "nba-1629029")
+    );
+    let pages: Vec<String> = api.pages().into_iter().map(|(cursor, _)| cursor).collect();
+    assert_eq!(&pages[..3], ["", "2", "4"], "two at a time, from the start");
+
+    // Two more sales; a restart asks from the stored cursor and stores only them.
+    api.add_transactions([transaction(6, gold.clone(), 2_300, 600), transaction(7, base, 70, 700)]);
+    let asked = api.pages().len();
+    let second = serve_sales(&database, &graphql.url()).await;
+    eventually("the new page is stored", || async {
+        position(database.database()).await.as_deref() == Some("{\"cursor\":\"7\"}")
+    })
+    .await;
+    second.stop().await.unwrap();
+    assert_eq!(api.pages()[asked].0, "5", "resumed at the stored cursor");
+    assert_eq!(sales_of(&database.database(), 201).await.len(), 3);
+    assert_eq!(sales_of(&database.database(), 202).await.len(), 3);
+}
