@@ -23,4 +23,5 @@ pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flow
 pub mod cdc;
 pub mod fake;
 pub mod fake_graphql;
+pub mod fake_nba;
 pub mod topshot;

@@ -46,10 +46,17 @@ async fn apply(conn: &mut PgConnection, event: &SourceEvent, now: DateTime<Utc>)
             market::upsert_player(conn, &player).await?;
         }
         SourceEvent::GameFinal { game_id, lines } => {
+            // Only the players the catalog has: a real box score names every player who played.
+            let ids: Vec<String> = lines.iter().map(|l| l.player_id.clone()).collect();
+            let known = market::known_players(conn, &ids).await?;
+            if !lines.iter().any(|l| known.contains(&l.player_id)) {
+                return Ok(());
+            }
             let message = outbox::GameFinal {
                 game_id: game_id.clone(),
                 lines: lines
                     .iter()
+                    .filter(|l| known.contains(&l.player_id))
                     .map(|l| outbox::GameLine {
                         game_id: game_id.clone(),
                         player_id: l.player_id.clone(),

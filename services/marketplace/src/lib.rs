@@ -6,6 +6,7 @@
 #![deny(rust_2018_idioms)]
 
 mod api;
+pub mod box_scores;
 pub mod chain_check;
 mod convert;
 mod domain;
@@ -20,6 +21,7 @@ pub mod topshot_api;
 
 use fastbreak_db::Database;
 use std::sync::Arc;
+use std::time::Duration;
 
 use fastbreak_mesh::{Context, MeshServer};
 use fastbreak_proto::marketplace::v1::marketplace_internal_service_server::MarketplaceInternalServiceServer;
@@ -51,6 +53,9 @@ pub fn server(context: Context<Settings, Database>) -> MeshServer {
         match flow_feed::FlowFeed::new(config.clone()) {
             Ok(feed) => feeds.push(Box::new(feed)),
             Err(error) => tracing::error!(%error, "the Flow feed cannot start"),
+        }
+        if let Some(base) = &context.settings.nba_live_data {
+            feeds.push(Box::new(box_scores::BoxScoreFeed::new(base, Duration::from_secs(60), config.timeout)));
         }
         if context.settings.topshot_sales {
             feeds.push(Box::new(sales_feed::SalesFeed::new(&config.graphql_url, 100, config.poll, config.timeout)));

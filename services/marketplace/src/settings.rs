@@ -15,6 +15,8 @@ pub struct Settings {
     pub flow: Option<FlowFeedConfig>,
     /// With `flow`: whether Top Shot's recorded sales (GraphQL) are a source too.
     pub topshot_sales: bool,
+    /// With `flow`: the NBA's live data (box scores), when it is read.
+    pub nba_live_data: Option<String>,
     /// The simulator's seed: the same seed, the same market.
     pub simulator_seed: u64,
     /// Real time per simulated hour; zero runs the simulation as fast as it can be ingested.
@@ -35,6 +37,7 @@ impl Default for Settings {
             simulator: true,
             flow: None,
             topshot_sales: true,
+            nba_live_data: None,
             simulator_seed: 7,
             simulator_tick: Duration::from_secs(5),
             stall_timeout: Duration::from_secs(30),
@@ -66,6 +69,14 @@ impl Settings {
         }
         if let Some(on) = reader.optional_switch("FASTBREAK_TOPSHOT_SALES") {
             settings.topshot_sales = on;
+        }
+        if feeds.1 {
+            let url = |v: &str| (v.starts_with("http://") || v.starts_with("https://")).then(|| v.to_owned());
+            let base = reader.optional("FASTBREAK_NBA_LIVE_DATA", "an http(s) URL, or off", |v| {
+                if v == "off" { Some(None) } else { url(v).map(Some) }
+            });
+            settings.nba_live_data =
+                base.unwrap_or_else(|| Some("https://cdn.nba.com/static/json/liveData".to_owned()));
         }
         if let Some(seed) = reader.optional("FASTBREAK_SIMULATOR_SEED", "a whole number", |v| v.parse().ok()) {
             settings.simulator_seed = seed;

@@ -191,6 +191,15 @@ pub async fn upsert_player(conn: &mut AsyncPgConnection, player: &Player) -> Res
     Ok(stored)
 }
 
+/// Which of these players the catalog has.
+pub async fn known_players(
+    conn: &mut AsyncPgConnection,
+    ids: &[String],
+) -> Result<std::collections::HashSet<String>, DatabaseError> {
+    let found: Vec<String> = players::table.filter(players::id.eq_any(ids)).select(players::id).load(conn).await?;
+    Ok(found.into_iter().collect())
+}
+
 /// Adds a moment to the catalog.
 pub async fn insert_moment(conn: &mut AsyncPgConnection, moment: &Moment) -> Result<Moment, DatabaseError> {
     let stored =

@@ -444,3 +444,90 @@ async fn recorded_sales_are_paged_stored_once_and_resumed_at_their_cursor() {
     assert_eq!(sales_of(&database.database(), 201).await.len(), 3);
     assert_eq!(sales_of(&database.database(), 202).await.len(), 3);
 }
+
+fn line(person_id: u64, points: u32) -> fastbreak_flow::fake_nba::PlayerLine {
+    fastbreak_flow::fake_nba::PlayerLine {
+        person_id,
+        name: format!("Player {person_id}"),
+        minutes: 34,
+        seconds: 41,
+        points,
+        rebounds: 7,
+        assists: 5,
+        steals: 1,
+        blocks: 0,
+        turnovers: 2,
+    }
+}
+
+async fn serve_box_scores(database: &fastbreak_db::testing::TestDatabase, base: &str) -> TestServer {
+    let context = fastbreak_mesh::Context::new(database.database(), crate::test_settings());
+    let feed =
+        fastbreak_marketplace::box_scores::BoxScoreFeed::new(base, Duration::from_millis(50), Duration::from_secs(2));
+    TestServer::start(fastbreak_marketplace::server_with_feeds(context, vec![Box::new(feed)])).await
+}
+
+async fn game_finals(database: &fastbreak_db::Database) -> Vec<fastbreak_db::outbox::GameFinal> {
+    use fastbreak_db::schema::outbox;
+    let mut conn = database.conn().await.unwrap();
+    let payloads: Vec<serde_json::Value> = outbox::table
+        .filter(outbox::topic.eq(fastbreak_db::outbox::GAME_FINAL_TOPIC))
+        .order(outbox::id)
+        .select(outbox::payload)
+        .load(&mut *conn)
+        .await
+        .unwrap();
+    payloads.into_iter().map(|p| serde_json::from_value(p).unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_box_scores_of_finished_games_reach_scouting_for_the_catalogs_players_once() {
+    use fastbreak_flow::fake_nba::{FakeNbaLiveData, Game};
+    // The catalog's players come from the chain first.
+    let chain = FakeChain::new(recorded());
+    let (access, api) = (chain.serve().await, api());
+    let graphql = api.serve().await;
+    let database = fastbreak_db::testing::TestDatabase::create().await;
+    let feed = serve(&database, config(access.address, graphql.url())).await;
+    eventually("the feed reads to the head", || async { stored_height(&database.database()).await == Some(1_601) })
+        .await;
+    feed.stop().await.unwrap();
+
+    let game = |id: &str, status: u8| Game {
+        game_id: id.to_owned(),
+        status,
+        time_utc: "2026-12-05T00:30:00Z".to_owned(),
+        // 1629029 and 1628983 have moments in the catalog; 203999 has none.
+        home: ("DAL".to_owned(), vec![line(1_629_029, 41), line(203_999, 12)]),
+        away: ("OKC".to_owned(), vec![line(1_628_983, 30)]),
+    };
+    let nba = FakeNbaLiveData::new("2026-12-04", vec![game("0022600321", 3), game("0022600322", 2)]);
+    let live = nba.serve().await;
+    let first = serve_box_scores(&database, &live.url()).await;
+    eventually("the finished game is given", || async { game_finals(&database.database()).await.len() == 1 }).await;
+    let finals = game_finals(&database.database()).await;
+    assert_eq!(finals[0].game_id, "0022600321");
+    let lines: Vec<(&str, &str, i32, i32, i32)> = finals[0]
+        .lines
+        .iter()
+        .map(|l| (l.player_id.as_str(), l.opponent_code.as_str(), l.minutes, l.points, l.rebounds))
+        .collect();
+    assert_eq!(
+        lines,
+        [("nba-1629029", "OKC", 34, 41, 7), ("nba-1628983", "DAL", 34, 30, 7)],
+        "the catalog's players only"
+    );
+
+    // The live game ends; a restart gives it once and the first game not again.
+    nba.set_status("0022600322", 3);
+    eventually("the second game is given", || async { game_finals(&database.database()).await.len() == 2 }).await;
+    first.stop().await.unwrap();
+    let second = serve_box_scores(&database, &live.url()).await;
+    let fetched = nba.fetched().len();
+    // Several polls of the scoreboard (50 ms apart).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    second.stop().await.unwrap();
+    let ids: Vec<String> = game_finals(&database.database()).await.into_iter().map(|g| g.game_id).collect();
+    assert_eq!(ids, ["0022600321", "0022600322"], "each game once");
+    assert_eq!(nba.fetched().len(), fetched, "no box score fetched again after the restart");
+}
