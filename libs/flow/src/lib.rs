@@ -21,6 +21,7 @@ pub mod access {
 pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flow_descriptor.bin"));
 
 pub mod cdc;
+pub mod demo;
 pub mod fake;
 pub mod fake_graphql;
 pub mod fake_nba;

@@ -66,6 +66,10 @@ fn course(events: &[Timed], start: DateTime<Utc>) -> Vec<String> {
                 Event::PriceChanged { price_cents, .. } => format!("repriced {price_cents}"),
                 Event::Sold { price_cents, buyer, .. } => format!("sold {price_cents} {buyer}"),
                 Event::Withdrawn { .. } => "withdrawn".to_owned(),
+                // Reported by real markets' feeds; in the course only if the simulator sent one.
+                Event::MomentOwner { owner, .. } => format!("owner {owner}"),
+                Event::SaleRecorded(sale) => format!("recorded sale {}", sale.price_cents),
+                Event::MomentListingChanged { marketplace, change, .. } => format!("changed {marketplace} {change:?}"),
             };
             format!("{offset} {what}")
         })

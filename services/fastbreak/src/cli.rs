@@ -48,6 +48,21 @@ pub enum Command {
     /// the schema ends the same. With --status, changes nothing and lists every migration as
     /// applied or pending; it exits 1 when some are pending.
     Migrate(MigrateArgs),
+    /// Serve local fakes of the real market for a demo: a Flow access node (the Access API over
+    /// gRPC) with a chain of recent blocks in which Top Shot moments are listed, Top Shot's
+    /// GraphQL API with those moments and three weeks of their sales, and the NBA's live data
+    /// with today's scoreboard. The data is synthetic, generated from a seed at start-up in the
+    /// real shapes. Prints each address and the `fastbreak up` command that follows them, then
+    /// serves until SIGTERM or ctrl-c.
+    FakeMarket(FakeMarketArgs),
+}
+
+/// Arguments of `fastbreak fake-market`.
+#[derive(Debug, clap::Args)]
+pub struct FakeMarketArgs {
+    /// The seed of the generated market.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
 }
 
 /// Arguments of `fastbreak up`.
@@ -57,6 +72,38 @@ pub struct UpArgs {
     /// the operator credential) first.
     #[arg(long)]
     pub fresh: bool,
+    /// The market's feeds: simulator, flow, simulator,flow or none (sets FASTBREAK_MARKET).
+    #[arg(long, value_name = "FEEDS")]
+    pub market: Option<String>,
+    /// The Flow access node, as HOST:PORT (sets FASTBREAK_FLOW_ACCESS).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub flow_access: Option<String>,
+    /// The first block to read when no position is stored (sets FASTBREAK_FLOW_START_HEIGHT).
+    #[arg(long, value_name = "HEIGHT")]
+    pub flow_start_height: Option<u64>,
+    /// Top Shot's GraphQL API (sets FASTBREAK_TOPSHOT_GRAPHQL).
+    #[arg(long, value_name = "URL")]
+    pub topshot_graphql: Option<String>,
+    /// The NBA's live data, or off (sets FASTBREAK_NBA_LIVE_DATA).
+    #[arg(long, value_name = "URL")]
+    pub nba_live_data: Option<String>,
+}
+
+impl UpArgs {
+    /// The settings these flags stand for, as environment variables (they win over the
+    /// environment's own).
+    pub fn settings(&self) -> Vec<(String, String)> {
+        [
+            ("FASTBREAK_MARKET", self.market.clone()),
+            ("FASTBREAK_FLOW_ACCESS", self.flow_access.clone()),
+            ("FASTBREAK_FLOW_START_HEIGHT", self.flow_start_height.map(|h| h.to_string())),
+            ("FASTBREAK_TOPSHOT_GRAPHQL", self.topshot_graphql.clone()),
+            ("FASTBREAK_NBA_LIVE_DATA", self.nba_live_data.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name.to_owned(), v)))
+        .collect()
+    }
 }
 
 /// Arguments of `fastbreak status`.

@@ -35,10 +35,37 @@ pub async fn run_serve(args: ServeArgs) -> ExitCode {
     run_targets("serve", &targets, Reader::from_process_env(), None).await
 }
 
+/// `fastbreak fake-market`: the real market's fakes with a generated demo day, until stopped.
+pub async fn run_fake_market(args: crate::cli::FakeMarketArgs) -> ExitCode {
+    use fastbreak_flow::{demo, fake, fake_graphql, fake_nba};
+    let market = demo::demo_market(args.seed, chrono::Utc::now());
+    let chain = fake::FakeChain::new(market.blocks);
+    let api = fake_graphql::FakeTopShotApi::new(market.moments);
+    api.add_transactions(market.sales);
+    let nba = fake_nba::FakeNbaLiveData::new(&market.date, market.games);
+    let (access, graphql, live) = (chain.serve().await, api.serve().await, nba.serve().await);
+    println!("flow access node: {}", access.address);
+    println!("topshot graphql: {}", graphql.url());
+    println!("nba live data: {}", live.url());
+    println!(
+        "run: fastbreak up --market flow --flow-access {} --flow-start-height {} --topshot-graphql {} --nba-live-data {}",
+        access.address,
+        demo::FIRST_HEIGHT,
+        graphql.url(),
+        live.url()
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    ExitCode::SUCCESS
+}
+
 /// `fastbreak up`: a private PostgreSQL (unless `DATABASE_URL` is set), migrated, every target,
 /// and the demo data, until SIGTERM or ctrl-c. Each step is shown as it happens.
 pub async fn run_up(args: UpArgs) -> ExitCode {
     let mut vars: Vec<(String, String)> = std::env::vars().collect();
+    for (name, value) in args.settings() {
+        vars.retain(|(k, _)| *k != name);
+        vars.push((name, value));
+    }
     let configured_dir = vars.iter().find(|(k, _)| k == "FASTBREAK_DATA_DIR").map(|(_, v)| v.clone());
     let dir = crate::up::data_dir(configured_dir.as_deref());
     if args.fresh {
