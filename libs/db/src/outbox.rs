@@ -278,6 +278,14 @@ pub async fn claim_in_order(
     claim(conn, topic, now, size, false).await
 }
 
+/// Whether a message of a topic with this key was ever written.
+pub async fn has_message(conn: &mut AsyncPgConnection, topic: &str, key: &str) -> Result<bool, DatabaseError> {
+    use diesel::dsl::exists;
+    Ok(diesel::select(exists(outbox::table.filter(outbox::topic.eq(topic)).filter(outbox::message_key.eq(key))))
+        .get_result(conn)
+        .await?)
+}
+
 /// Marks messages delivered.
 pub async fn mark_all_delivered(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<(), DatabaseError> {
     if ids.is_empty() {

@@ -118,10 +118,16 @@ struct Up {
 impl Up {
     /// Starts `up` on `database_url` and waits (90 s at most) for its "try this" lines.
     fn start(database_url: &str, collector: &str) -> Self {
+        Self::start_with(database_url, collector, &[])
+    }
+
+    /// The same, with `args` after `up`.
+    fn start_with(database_url: &str, collector: &str, args: &[String]) -> Self {
         let data = tempfile::tempdir().unwrap();
         let mut command = Command::new(BIN);
         command
             .arg("up")
+            .args(args)
             .env("DATABASE_URL", database_url)
             .env("FASTBREAK_DATA_DIR", data.path())
             .env("FASTBREAK_METRICS_ADDR", "off")
@@ -850,4 +856,104 @@ async fn a_backend_stopped_in_the_middle_degrades_and_recovers_with_no_trade_los
     );
     drop(risk);
     drop(rest);
+}
+
+/// The real market's path, end to end: `fastbreak up --market flow` against the fakes of a
+/// Flow access node, Top Shot's GraphQL API and the NBA's live data (a generated demo day, in
+/// the real shapes). The feeds follow the chain to its head, the sales and the box scores
+/// arrive, and a new user's agents buy a listing of the chain on paper, through the gateway.
+#[tokio::test(flavor = "multi_thread")]
+async fn up_follows_the_real_market_through_its_fakes_and_the_agents_buy_on_paper() {
+    use fastbreak_flow::{demo, fake, fake_graphql, fake_nba};
+    use fastbreak_proto::marketplace::v1 as marketplace;
+    use fastbreak_proto::marketplace::v1::marketplace_service_client::MarketplaceServiceClient;
+
+    let market = demo::demo_market(7, chrono::Utc::now());
+    let chain = fake::FakeChain::new(market.blocks);
+    let api = fake_graphql::FakeTopShotApi::new(market.moments);
+    api.add_transactions(market.sales);
+    let nba = fake_nba::FakeNbaLiveData::new(&market.date, market.games);
+    let (access, graphql, live) = (chain.serve().await, api.serve().await, nba.serve().await);
+    let database = TestDatabase::create().await;
+    let (_collector, collector_url) = Collector::start().await;
+    let url = database.url().to_owned();
+    let args: Vec<String> = [
+        "--market",
+        "flow",
+        "--flow-access",
+        &access.address.to_string(),
+        "--flow-start-height",
+        &demo::FIRST_HEIGHT.to_string(),
+        "--topshot-graphql",
+        &graphql.url(),
+        "--nba-live-data",
+        &live.url(),
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .collect();
+    let up = tokio::task::spawn_blocking(move || Up::start_with(&url, &collector_url, &args)).await.unwrap();
+    let gateway = up.gateway.clone();
+
+    let sources = eventually("the chain is followed to its head", Duration::from_secs(120), || {
+        let (gateway, token) = (gateway.clone(), up.token.clone());
+        async move {
+            let sources = MarketplaceServiceClient::new(channel(&gateway).await)
+                .list_market_sources(authed(marketplace::ListMarketSourcesRequest::default(), &token))
+                .await
+                .ok()?
+                .into_inner()
+                .sources;
+            let topshot = sources.iter().find(|s| s.source_id == "topshot")?;
+            (topshot.healthy && topshot.lag_blocks == Some(0)).then_some(sources)
+        }
+    })
+    .await;
+    // Only the real market's sources are polled (the schema's own `simulator` row stays idle).
+    let polled: BTreeSet<&str> =
+        sources.iter().filter(|s| s.last_success_time.is_some()).map(|s| s.source_id.as_str()).collect();
+    assert_eq!(polled, BTreeSet::from(["topshot", "topshot-sales"]), "{sources:#?}");
+
+    let (_, token) = new_user(&gateway, 2_000_000).await;
+    let strategy = strategy::Strategy {
+        display_name: "After a big game".into(),
+        priority: 1,
+        rules: Some(rules(0.1, 2_000)),
+        parameters: Some(any_player()),
+        ..Default::default()
+    };
+    let strategy_id = automate(&gateway, &token, strategy).await;
+    let mut scans = AgentServiceClient::new(channel(&gateway).await);
+    let mut bought = false;
+    let mut why = String::new();
+    for _ in 0..5 {
+        let request =
+            authed(agents::StartScanRequest { strategy_id: strategy_id.clone(), ..Default::default() }, &token);
+        if scans.start_scan(request).await.unwrap().into_inner().purchase_count > 0 {
+            bought = true;
+            break;
+        }
+        let skipped = decisions(&gateway, &token, agents::DecisionOutcome::Skip).await;
+        let reasons: BTreeSet<String> = skipped.iter().flat_map(|d| d.reasons.clone()).collect();
+        why = format!("{} skips: {:#?}", skipped.len(), reasons.iter().take(12).collect::<Vec<_>>());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(bought, "a scan buys a listing of the chain: {why}");
+    let trade = eventually("the purchase settles", Duration::from_secs(30), || {
+        let (gateway, token) = (gateway.clone(), token.clone());
+        async move {
+            trades(&gateway, &token)
+                .await
+                .into_iter()
+                .find(|t| t.kind() == trading::TradeKind::Purchase && t.state() == trading::TradeState::Settled)
+        }
+    })
+    .await;
+    let listing = MarketplaceServiceClient::new(channel(&gateway).await)
+        .get_listing(authed(marketplace::GetListingRequest { listing_id: trade.listing_id.clone() }, &token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listing.source_id, "topshot", "bought on the real market, on paper: {listing:?}");
+    println!("bought on paper: {trade:?}");
 }

@@ -4,10 +4,10 @@
 //! post-game-spike strategies). Players are named `nba-<personId>`, as the Flow feed names the
 //! players of Top Shot's moments.
 //!
-//! Its position is the scoreboard's date and the games of that date already given: a restart
-//! gives no game twice.
+//! Every finished game of the scoreboard's day is given on each poll: the ingest stores one
+//! message per game and set of the catalog's players in it, so a game is passed on once, and
+//! again only when a player of it joined the catalog since (scouting records each line once).
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use fastbreak_market_sim::BoxScore;
@@ -26,8 +26,6 @@ pub struct BoxScoreFeed {
     base: String,
     http: reqwest::Client,
     poll: Duration,
-    date: String,
-    given: BTreeSet<String>,
     polled: bool,
 }
 
@@ -38,8 +36,6 @@ impl BoxScoreFeed {
             base: base.trim_end_matches('/').to_owned(),
             http: reqwest::Client::builder().timeout(timeout).build().unwrap_or_default(),
             poll,
-            date: String::new(),
-            given: BTreeSet::new(),
             polled: false,
         }
     }
@@ -57,11 +53,6 @@ impl BoxScoreFeed {
     async fn batch(&mut self) -> Result<Vec<SourceEvent>, FeedError> {
         self.polled = true;
         let board = self.get("scoreboard/todaysScoreboard_00.json").await?;
-        let date = board["scoreboard"]["gameDate"].as_str().unwrap_or_default().to_owned();
-        if date != self.date {
-            self.date = date;
-            self.given.clear();
-        }
         let finished: Vec<String> = board["scoreboard"]["games"]
             .as_array()
             .map(Vec::as_slice)
@@ -69,16 +60,14 @@ impl BoxScoreFeed {
             .iter()
             .filter(|g| g["gameStatus"].as_u64() == Some(3))
             .filter_map(|g| g["gameId"].as_str().map(str::to_owned))
-            .filter(|id| !self.given.contains(id))
             .collect();
         let mut events = Vec::new();
         for game_id in finished {
             let score = self.get(&format!("boxscore/boxscore_{game_id}.json")).await?;
             let lines = lines(&game_id, &score["game"]);
             if !lines.is_empty() {
-                events.push(SourceEvent::GameFinal { game_id: game_id.clone(), lines });
+                events.push(SourceEvent::GameFinal { game_id, lines });
             }
-            self.given.insert(game_id);
         }
         Ok(events)
     }
@@ -136,21 +125,6 @@ impl MarketFeed for BoxScoreFeed {
 
     fn pace(&self) -> Duration {
         if self.polled { self.poll } else { Duration::ZERO }
-    }
-
-    fn position(&self) -> Option<String> {
-        (!self.date.is_empty()).then(|| serde_json::json!({ "date": self.date, "given": self.given }).to_string())
-    }
-
-    fn resume(&mut self, position: &str) -> Result<(), FeedError> {
-        let value: Value =
-            serde_json::from_str(position).map_err(|e| FeedError(format!("the stored position is not JSON: {e}")))?;
-        self.date = value["date"].as_str().unwrap_or_default().to_owned();
-        self.given = value["given"]
-            .as_array()
-            .map(|ids| ids.iter().filter_map(|id| id.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default();
-        Ok(())
     }
 }
 

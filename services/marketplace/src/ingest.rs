@@ -49,7 +49,11 @@ async fn apply(conn: &mut PgConnection, event: &SourceEvent, now: DateTime<Utc>)
             // Only the players the catalog has: a real box score names every player who played.
             let ids: Vec<String> = lines.iter().map(|l| l.player_id.clone()).collect();
             let known = market::known_players(conn, &ids).await?;
-            if !lines.iter().any(|l| known.contains(&l.player_id)) {
+            // A game is given again while its box score is read (a real feed cannot tell which
+            // players the catalog knows): one message per game and set of known players, so a
+            // player catalogued later still gets his line (scouting records each line once).
+            let key = format!("{game_id}:{}", lines.iter().filter(|l| known.contains(&l.player_id)).count());
+            if known.is_empty() || outbox::has_message(conn, outbox::GAME_FINAL_TOPIC, &key).await? {
                 return Ok(());
             }
             let message = outbox::GameFinal {
@@ -74,7 +78,7 @@ async fn apply(conn: &mut PgConnection, event: &SourceEvent, now: DateTime<Utc>)
             };
             // Strings, numbers and a time: always representable as JSON.
             let payload = serde_json::to_value(&message).expect("box scores serialize to JSON");
-            outbox::enqueue(conn, outbox::GAME_FINAL_TOPIC, game_id, &payload).await?;
+            outbox::enqueue(conn, outbox::GAME_FINAL_TOPIC, &key, &payload).await?;
         }
         SourceEvent::MomentMinted(m) => {
             let moment = Moment {

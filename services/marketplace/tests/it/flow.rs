@@ -483,26 +483,32 @@ async fn game_finals(database: &fastbreak_db::Database) -> Vec<fastbreak_db::out
 #[tokio::test(flavor = "multi_thread")]
 async fn real_box_scores_of_finished_games_reach_scouting_for_the_catalogs_players_once() {
     use fastbreak_flow::fake_nba::{FakeNbaLiveData, Game};
-    // The catalog's players come from the chain first.
-    let chain = FakeChain::new(recorded());
-    let (access, api) = (chain.serve().await, api());
-    let graphql = api.serve().await;
-    let database = fastbreak_db::testing::TestDatabase::create().await;
-    let feed = serve(&database, config(access.address, graphql.url())).await;
-    eventually("the feed reads to the head", || async { stored_height(&database.database()).await == Some(1_601) })
-        .await;
-    feed.stop().await.unwrap();
-
     let game = |id: &str, status: u8| Game {
         game_id: id.to_owned(),
         status,
         time_utc: "2026-12-05T00:30:00Z".to_owned(),
-        // 1629029 and 1628983 have moments in the catalog; 203999 has none.
+        // 1629029 and 1628983 will have moments in the catalog; 203999 has none.
         home: ("DAL".to_owned(), vec![line(1_629_029, 41), line(203_999, 12)]),
         away: ("OKC".to_owned(), vec![line(1_628_983, 30)]),
     };
     let nba = FakeNbaLiveData::new("2026-12-04", vec![game("0022600321", 3), game("0022600322", 2)]);
     let live = nba.serve().await;
+    let database = fastbreak_db::testing::TestDatabase::create().await;
+
+    // Before the catalog has any of the players, a finished game passes nothing on.
+    let early = serve_box_scores(&database, &live.url()).await;
+    eventually("the box score is read", || async { !nba.fetched().is_empty() }).await;
+    early.stop().await.unwrap();
+    assert!(game_finals(&database.database()).await.is_empty());
+
+    // The chain brings the players' moments; the same game then reaches scouting.
+    let chain = FakeChain::new(recorded());
+    let (access, api) = (chain.serve().await, api());
+    let graphql = api.serve().await;
+    let feed = serve(&database, config(access.address, graphql.url())).await;
+    eventually("the feed reads to the head", || async { stored_height(&database.database()).await == Some(1_601) })
+        .await;
+    feed.stop().await.unwrap();
     let first = serve_box_scores(&database, &live.url()).await;
     eventually("the finished game is given", || async { game_finals(&database.database()).await.len() == 1 }).await;
     let finals = game_finals(&database.database()).await;
@@ -518,16 +524,14 @@ async fn real_box_scores_of_finished_games_reach_scouting_for_the_catalogs_playe
         "the catalog's players only"
     );
 
-    // The live game ends; a restart gives it once and the first game not again.
+    // The live game ends; polled again and again, and after a restart, each game is given once.
     nba.set_status("0022600322", 3);
     eventually("the second game is given", || async { game_finals(&database.database()).await.len() == 2 }).await;
     first.stop().await.unwrap();
     let second = serve_box_scores(&database, &live.url()).await;
     let fetched = nba.fetched().len();
-    // Several polls of the scoreboard (50 ms apart).
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    eventually("the restarted feed reads the box scores again", || async { nba.fetched().len() >= fetched + 4 }).await;
     second.stop().await.unwrap();
     let ids: Vec<String> = game_finals(&database.database()).await.into_iter().map(|g| g.game_id).collect();
     assert_eq!(ids, ["0022600321", "0022600322"], "each game once");
-    assert_eq!(nba.fetched().len(), fetched, "no box score fetched again after the restart");
 }
