@@ -154,33 +154,42 @@ impl FakeTopShotApi {
 
     /// Serves `POST /graphql` on `127.0.0.1` at a free port until the handle is dropped.
     pub async fn serve(&self) -> FakeTopShotServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a local port");
-        let address = listener.local_addr().expect("the port's address");
-        let (stop, stopped) = oneshot::channel::<()>();
         let app = axum::Router::new().route("/graphql", post(answer)).with_state(self.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        FakeTopShotServer { address, _stop: stop }
+        FakeTopShotServer(serve_http(app).await)
     }
 }
 
-/// A running fake; it stops when dropped.
+/// A local HTTP server of a fake; it stops when dropped.
 #[derive(Debug)]
-pub struct FakeTopShotServer {
+pub struct LocalServer {
     /// Where it listens.
     pub address: SocketAddr,
     _stop: oneshot::Sender<()>,
 }
 
+/// Serves `app` on `127.0.0.1` at a free port until the handle is dropped.
+pub(crate) async fn serve_http(app: axum::Router) -> LocalServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a local port");
+    let address = listener.local_addr().expect("the port's address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    LocalServer { address, _stop: stop }
+}
+
+/// The running fake; it stops when dropped.
+#[derive(Debug)]
+pub struct FakeTopShotServer(pub LocalServer);
+
 impl FakeTopShotServer {
     /// The endpoint's URL.
     pub fn url(&self) -> String {
-        format!("http://{}/graphql", self.address)
+        format!("http://{}/graphql", self.0.address)
     }
 }
 

@@ -6,7 +6,6 @@
 //! `statistics` with `minutes` as an ISO 8601 duration, `points`, `reboundsTotal`, `assists`,
 //! `steals`, `blocks`, `turnovers`).
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -14,8 +13,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+
+use crate::fake_graphql::{LocalServer, serve_http};
 
 /// One player's line.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,36 +117,22 @@ impl FakeNbaLiveData {
 
     /// Serves `/static/json/liveData/...` on `127.0.0.1` at a free port until dropped.
     pub async fn serve(&self) -> FakeNbaServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a local port");
-        let address = listener.local_addr().expect("the port's address");
-        let (stop, stopped) = oneshot::channel::<()>();
         let app = axum::Router::new()
             .route("/static/json/liveData/scoreboard/todaysScoreboard_00.json", get(scoreboard))
             .route("/static/json/liveData/boxscore/{file}", get(boxscore))
             .with_state(self.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        FakeNbaServer { address, _stop: stop }
+        FakeNbaServer(serve_http(app).await)
     }
 }
 
-/// A running fake; it stops when dropped.
+/// The running fake; it stops when dropped.
 #[derive(Debug)]
-pub struct FakeNbaServer {
-    /// Where it listens.
-    pub address: SocketAddr,
-    _stop: oneshot::Sender<()>,
-}
+pub struct FakeNbaServer(pub LocalServer);
 
 impl FakeNbaServer {
     /// The live data's base URL (`…/static/json/liveData`).
     pub fn url(&self) -> String {
-        format!("http://{}/static/json/liveData", self.address)
+        format!("http://{}/static/json/liveData", self.0.address)
     }
 }
 
