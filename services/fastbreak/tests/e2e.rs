@@ -924,31 +924,35 @@ async fn up_follows_the_real_market_through_its_fakes_and_the_agents_buy_on_pape
     };
     let strategy_id = automate(&gateway, &token, strategy).await;
     let mut scans = AgentServiceClient::new(channel(&gateway).await);
-    let mut bought = false;
+    // A scan decides on every listing of the chain; under load one may outlast the gateway's
+    // deadline (its decisions are kept all the same), so each round looks at the trades.
     let mut why = String::new();
-    for _ in 0..5 {
+    let mut trade = None;
+    for _ in 0..8 {
         let request =
             authed(agents::StartScanRequest { strategy_id: strategy_id.clone(), ..Default::default() }, &token);
-        if scans.start_scan(request).await.unwrap().into_inner().purchase_count > 0 {
-            bought = true;
+        if let Err(status) = scans.start_scan(request).await {
+            why = format!("the last scan: {status:?}");
+        }
+        let settled = eventually("the trades settle", Duration::from_secs(30), || {
+            let (gateway, token) = (gateway.clone(), token.clone());
+            async move {
+                let all = trades(&gateway, &token).await;
+                (!all.iter().any(|t| t.state() == trading::TradeState::Pending)).then_some(all)
+            }
+        })
+        .await;
+        trade = settled
+            .into_iter()
+            .find(|t| t.kind() == trading::TradeKind::Purchase && t.state() == trading::TradeState::Settled);
+        if trade.is_some() {
             break;
         }
         let skipped = decisions(&gateway, &token, agents::DecisionOutcome::Skip).await;
         let reasons: BTreeSet<String> = skipped.iter().flat_map(|d| d.reasons.clone()).collect();
-        why = format!("{} skips: {:#?}", skipped.len(), reasons.iter().take(12).collect::<Vec<_>>());
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        why = format!("{why}; {} skips: {:#?}", skipped.len(), reasons.iter().take(12).collect::<Vec<_>>());
     }
-    assert!(bought, "a scan buys a listing of the chain: {why}");
-    let trade = eventually("the purchase settles", Duration::from_secs(30), || {
-        let (gateway, token) = (gateway.clone(), token.clone());
-        async move {
-            trades(&gateway, &token)
-                .await
-                .into_iter()
-                .find(|t| t.kind() == trading::TradeKind::Purchase && t.state() == trading::TradeState::Settled)
-        }
-    })
-    .await;
+    let trade = trade.unwrap_or_else(|| panic!("a scan buys a listing of the chain: {why}"));
     let listing = MarketplaceServiceClient::new(channel(&gateway).await)
         .get_listing(authed(marketplace::GetListingRequest { listing_id: trade.listing_id.clone() }, &token))
         .await
