@@ -4,6 +4,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod echo;
+pub mod fuzz;
 pub mod h2load;
 pub mod proxy;
 pub mod trading_mesh;
@@ -80,6 +81,11 @@ impl TestMesh {
     /// Starts the given targets (`"all"` for every one), each on a free port of 127.0.0.1,
     /// on a fresh database, and waits until every one reports SERVING.
     pub async fn spawn(list: &str) -> Self {
+        Self::spawn_with(list, &[]).await
+    }
+
+    /// Like [`TestMesh::spawn`], with these variables set too (or instead of the test's own).
+    pub async fn spawn_with(list: &str, extra: &[(&str, &str)]) -> Self {
         test_logs();
         let chosen = targets::parse(list).expect("a valid target list");
         let database = TestDatabase::create().await;
@@ -95,6 +101,7 @@ impl TestMesh {
                 vars.insert(format!("FASTBREAK_{}_ENDPOINTS", peer.to_uppercase()), "http://127.0.0.1:1".to_owned());
             }
         }
+        vars.extend(extra.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
         let config =
             ServeConfig::read(Reader::new(vars), &chosen, &fastbreak::targets::ALL).expect("a valid configuration");
         let (bound_tx, mut bound_rx) = tokio::sync::mpsc::unbounded_channel();

@@ -182,6 +182,73 @@ async fn calls_reach_every_backend_as_their_user_and_nothing_else_gets_through()
         assert!(listed.contains(&expected.to_owned()), "{expected} listed: {listed:?}");
     }
     assert!(!listed.iter().any(|s| s.contains("Internal")), "{listed:?}");
+    reflection_knows_nothing_internal(gateway.clone()).await;
+}
+
+/// One reflection question to a server, its one answer (a refusal as an error response).
+async fn reflect(
+    channel: Channel,
+    question: tonic_reflection::pb::v1::server_reflection_request::MessageRequest,
+) -> tonic_reflection::pb::v1::server_reflection_response::MessageResponse {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::{ErrorResponse, ServerReflectionRequest};
+    let request = ServerReflectionRequest { host: String::new(), message_request: Some(question) };
+    let refused = |status: tonic::Status| {
+        MessageResponse::ErrorResponse(ErrorResponse {
+            error_code: status.code() as i32,
+            error_message: status.message().to_owned(),
+        })
+    };
+    let mut answers =
+        match ServerReflectionClient::new(channel).server_reflection_info(tokio_stream::iter(vec![request])).await {
+            Ok(answers) => answers.into_inner(),
+            Err(status) => return refused(status),
+        };
+    match answers.message().await {
+        Ok(answer) => answer.expect("an answer").message_response.expect("an answer"),
+        Err(status) => refused(status),
+    }
+}
+
+/// Every reflection method at the gateway (not only `list`) knows the public services and the
+/// types they use, and nothing of the internal services.
+async fn reflection_knows_nothing_internal(gateway: Channel) {
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    // What a client of the public API needs is there.
+    for symbol in ["fastbreak.user.v1.UserService", "fastbreak.user.v1.CreateUserRequest"] {
+        match reflect(gateway.clone(), MessageRequest::FileContainingSymbol(symbol.into())).await {
+            MessageResponse::FileDescriptorResponse(files) => {
+                let text = files.file_descriptor_proto.iter().map(|f| String::from_utf8_lossy(f)).collect::<String>();
+                assert!(text.contains("UserService"), "{symbol}");
+                assert!(!text.contains("UserInternalService"), "{symbol}: the file names an internal service");
+                assert!(!text.contains("AuthenticateAccessToken"), "{symbol}: the file names an internal method");
+            }
+            other => panic!("{symbol}: {other:?}"),
+        }
+    }
+    // Internal services, their methods and the types only they use are unknown.
+    for symbol in [
+        "fastbreak.user.v1.UserInternalService",
+        "fastbreak.user.v1.UserInternalService.AuthenticateAccessToken",
+        "fastbreak.risk.v1.RiskInternalService",
+        "fastbreak.risk.v1.RiskInternalService.EngageEmergencyStopForUser",
+        "fastbreak.user.v1.AuthenticateAccessTokenRequest",
+    ] {
+        match reflect(gateway.clone(), MessageRequest::FileContainingSymbol(symbol.into())).await {
+            MessageResponse::ErrorResponse(error) => assert_eq!(error.error_code, Code::NotFound as i32, "{symbol}"),
+            other => panic!("{symbol} is described at the gateway: {other:?}"),
+        }
+    }
+    // The files asked for by name carry no internal service either.
+    match reflect(gateway.clone(), MessageRequest::FileByFilename("fastbreak/risk/v1/risk.proto".into())).await {
+        MessageResponse::FileDescriptorResponse(files) => {
+            let text = files.file_descriptor_proto.iter().map(|f| String::from_utf8_lossy(f)).collect::<String>();
+            assert!(text.contains("RiskService") && !text.contains("RiskInternalService"), "risk.proto");
+        }
+        other => panic!("risk.proto: {other:?}"),
+    }
 }
 
 async fn list_services(channel: Channel) -> Vec<String> {

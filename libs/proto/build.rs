@@ -18,6 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // Every RPC answers UNIMPLEMENTED until its service implements it.
         .generate_default_stubs(true)
+        // A request that does not decode is the caller's mistake (see `codec`).
+        .codec_path("crate::codec::Codec")
         .file_descriptor_set_path(out_dir.join("fastbreak_descriptor.bin"))
         .compile_with_config(config, &protos, &includes)?;
 

@@ -17,6 +17,11 @@ const QUERY_CANCELED: &str = "57014";
 /// SQLSTATE `lock_not_available`: the lock timeout.
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 
+/// The SQLSTATEs of a value the database cannot store as given: a character not in the
+/// encoding (a NUL in text, say), one that cannot be translated, a string too long for its
+/// column. The value came from the caller: their mistake, not the server's.
+const UNSTORABLE_VALUE: [&str; 3] = ["22021", "22P05", "22001"];
+
 /// What went wrong talking to PostgreSQL.
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
@@ -75,6 +80,14 @@ pub enum DatabaseError {
     /// lock timeout (SQLSTATE 57014, 55P03).
     #[error("the database cancelled a statement that took too long ({code}: {message})")]
     Cancelled {
+        /// The SQLSTATE.
+        code: String,
+        /// What the server said.
+        message: String,
+    },
+    /// A value could not be stored as given (see [`UNSTORABLE_VALUE`]).
+    #[error("a value cannot be stored ({code}: {message})")]
+    UnstorableValue {
         /// The SQLSTATE.
         code: String,
         /// What the server said.
@@ -141,6 +154,9 @@ impl From<DieselError> for DatabaseError {
                     }
                     (QUERY_CANCELED | LOCK_NOT_AVAILABLE, _) => {
                         return Self::Cancelled { code: code.to_owned(), message: message.to_owned() };
+                    }
+                    (code, _) if UNSTORABLE_VALUE.contains(&code) => {
+                        return Self::UnstorableValue { code: code.to_owned(), message: message.to_owned() };
                     }
                     _ => {}
                 }

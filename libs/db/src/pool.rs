@@ -41,19 +41,39 @@ pub struct PoolOptions {
     /// How long one statement may run before PostgreSQL cancels it (set on every connection
     /// of the pool), so that a stuck query cannot hold locks and a connection forever.
     pub statement_timeout: Duration,
+    /// Most connections open at once for background work (workers, stream followers), apart
+    /// from the calls' pool: background work never waits behind callers for a connection,
+    /// nor callers behind it.
+    pub background_size: usize,
 }
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        Self { max_size: 10, timeout: Duration::from_secs(5), statement_timeout: Duration::from_secs(10) }
+        Self {
+            max_size: 10,
+            timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+            background_size: 4,
+        }
     }
 }
 
-/// The handle to the database: a pool of connections to one PostgreSQL database.
+/// The handle to the database: a pool of connections to one PostgreSQL database for the
+/// calls, and one of its own for background work ([`Database::background`]).
 #[derive(Clone)]
 pub struct Database {
     pool: Pool<AsyncPgConnection>,
+    background: Pool<AsyncPgConnection>,
     addr: String,
+    url: String,
+    setup: String,
+}
+
+/// Opens a connection and runs `setup` on it.
+async fn open(url: String, setup: String) -> diesel::ConnectionResult<AsyncPgConnection> {
+    let mut conn = crate::wire::establish(&url).await?;
+    diesel::sql_query(&setup).execute(&mut conn).await.map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
 }
 
 impl std::fmt::Debug for Database {
@@ -75,34 +95,48 @@ pub fn is_postgres_url(url: &str) -> bool {
 }
 
 impl Database {
-    /// Builds a pool for `url`. No connection is made until one is needed.
+    /// Builds the pools for `url`. No connection is made until one is needed.
     pub fn connect_lazy(url: &str, options: &PoolOptions) -> Result<Self, DatabaseError> {
         // Every connection gets the statement timeout when it opens: a stuck query, in a
         // transaction or not, cannot hold locks and a connection forever.
-        let limit =
+        let setup =
             format!("SET statement_timeout = {}", options.statement_timeout.as_millis().clamp(1, i32::MAX as u128));
-        let mut config = diesel_async::pooled_connection::ManagerConfig::<AsyncPgConnection>::default();
-        config.custom_setup = Box::new(move |url| {
-            let (url, limit) = (url.to_owned(), limit.clone());
-            Box::pin(async move {
-                let mut conn = crate::wire::establish(&url).await?;
-                diesel::sql_query(&limit)
-                    .execute(&mut conn)
-                    .await
-                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                Ok(conn)
-            })
-        });
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
-        let pool = Pool::builder(manager)
-            .max_size(options.max_size)
-            .wait_timeout(Some(options.timeout))
-            .create_timeout(Some(options.timeout))
-            .recycle_timeout(Some(options.timeout))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map_err(|error| DatabaseError::Pool(error.to_string()))?;
-        Ok(Self { pool, addr: redact_url(url) })
+        let pool = |size: usize| {
+            let mut config = diesel_async::pooled_connection::ManagerConfig::<AsyncPgConnection>::default();
+            let limit = setup.clone();
+            config.custom_setup = Box::new(move |url| Box::pin(open(url.to_owned(), limit.clone())));
+            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+            Pool::builder(manager)
+                .max_size(size.max(1))
+                .wait_timeout(Some(options.timeout))
+                .create_timeout(Some(options.timeout))
+                .recycle_timeout(Some(options.timeout))
+                .runtime(deadpool::Runtime::Tokio1)
+                .build()
+                .map_err(|error| DatabaseError::Pool(error.to_string()))
+        };
+        Ok(Self {
+            pool: pool(options.max_size)?,
+            background: pool(options.background_size)?,
+            addr: redact_url(url),
+            url: url.to_owned(),
+            setup,
+        })
+    }
+
+    /// The same database through the background pool: for workers and stream followers, so
+    /// that callers holding every connection of the calls' pool never stall them (and they
+    /// never take a caller's connection).
+    pub fn background(&self) -> Self {
+        Self { pool: self.background.clone(), ..self.clone() }
+    }
+
+    /// A connection of its own, outside both pools (for a health check that must answer
+    /// whatever the pools are doing).
+    pub async fn dedicated(&self) -> Result<AsyncPgConnection, DatabaseError> {
+        open(self.url.clone(), self.setup.clone())
+            .await
+            .map_err(|error| DatabaseError::Unreachable { addr: self.addr.clone(), reason: error.to_string() })
     }
 
     /// Where the database is (host:port/name), for messages.

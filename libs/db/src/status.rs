@@ -52,6 +52,13 @@ pub fn from_database(error: &DatabaseError) -> Status {
                 ErrorDetails::with_retry_info(Some(Duration::from_millis(100))),
             )
         }
+        E::UnstorableValue { message, .. } => with_reason(
+            Code::InvalidArgument,
+            format!("invalid request: a value cannot be stored ({message}); text must be UTF-8 without NUL characters"),
+            ErrorReason::InvalidField,
+            [],
+            ErrorDetails::new(),
+        ),
         other => internal(other),
     }
 }

@@ -349,3 +349,27 @@ async fn attempts_when_the_first_runs(
         .await;
     (AtomicU32::load(&attempts, Ordering::SeqCst), outcome)
 }
+
+#[tokio::test]
+async fn text_the_database_cannot_store_is_the_callers_invalid_argument() {
+    use futures::FutureExt as _;
+    let db = TestDatabase::create().await;
+    let error = db
+        .database()
+        .read(|conn| {
+            async move {
+                diesel::sql_query("SELECT $1::text AS t")
+                    .bind::<diesel::sql_types::Text, _>("a\0b")
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            }
+            .boxed()
+        })
+        .await
+        .expect_err("PostgreSQL text holds no NUL");
+    assert!(matches!(error, fastbreak_db::DatabaseError::UnstorableValue { .. }), "{error:?}");
+    let status = fastbreak_db::status::from_database(&error);
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("UTF-8 without NUL"), "{}", status.message());
+}

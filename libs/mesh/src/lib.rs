@@ -12,6 +12,7 @@ pub mod health;
 pub mod idempotency;
 pub mod money;
 pub mod paging;
+pub mod reflection;
 pub mod retry;
 pub mod server;
 pub mod shutdown;

@@ -266,9 +266,16 @@ impl MeshServer {
         let mut routes = self.routes;
         routes.add_service(health_service);
         let forwarded_names: Vec<&'static str> = self.forwarded.iter().map(|(name, _)| *name).collect();
+        // Reflection describes what this server serves and nothing else of the contracts.
+        let described: Vec<&str> = services.iter().chain(&forwarded_names).copied().collect();
+        let contracts = {
+            use prost::Message as _;
+            prost_types::FileDescriptorSet::decode(fastbreak_proto::FILE_DESCRIPTOR_SET).unwrap_or_default()
+        };
+        let contracts = crate::reflection::served_only(contracts, &described);
         let reflection = |builder: tonic_reflection::server::Builder<'static>| {
             let builder = builder
-                .register_encoded_file_descriptor_set(fastbreak_proto::FILE_DESCRIPTOR_SET)
+                .register_file_descriptor_set(contracts.clone())
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 .with_service_name("grpc.health.v1.Health");
             services.iter().chain(&forwarded_names).fold(builder, |builder, name| builder.with_service_name(*name))
@@ -346,6 +353,31 @@ fn known_methods(services: &[&'static str]) -> fastbreak_telemetry::metrics::Kno
         }
     }
     fastbreak_telemetry::metrics::KnownMethods::new(methods)
+}
+
+/// The answers tonic gives a request it cannot read as one message (none, a cut one, a bad
+/// compressed flag), as INVALID_ARGUMENT: the caller's mistake, where tonic says INTERNAL as if
+/// the server had failed. (A message that does not decode is the codec's, see
+/// `fastbreak_proto::codec`.)
+fn caller_framing_errors<B>(mut response: http::Response<B>) -> http::Response<B> {
+    const FRAMING: [&str; 4] = [
+        "Missing request message.",
+        "Unexpected EOF decoding stream.",
+        "protocol error: received message with compressed-flag",
+        "protocol error: received message with invalid compression flag",
+    ];
+    let headers = response.headers_mut();
+    let internal = headers.get("grpc-status").is_some_and(|code| code == "13");
+    if internal
+        && let Some(message) = headers.get("grpc-message").and_then(|m| m.to_str().ok())
+        && let Ok(message) = percent_encoding::percent_decode_str(message).decode_utf8()
+        && FRAMING.iter().any(|known| message.starts_with(known))
+    {
+        let status = tonic::Status::invalid_argument(format!("invalid request: {message}"));
+        headers.remove("grpc-message");
+        let _ = status.add_header(headers);
+    }
+    response
 }
 
 /// Binds a listener for `target` (port 0 picks a free port).
@@ -586,6 +618,8 @@ impl BoundServer {
             // Telemetry first: every call, refused ones too, gets a span with its correlation
             // id and trace id, and is counted.
             .layer(ServerTelemetryLayer::new(target, self.known))
+            // A request tonic cannot read as one message is the caller's mistake.
+            .map_response(caller_framing_errors)
             // The public edge also speaks gRPC-Web (over HTTP/1.1 too), for browsers, whose
             // pages on other origins may call it (credentials are bearer tokens, never cookies).
             .option_layer(self.public_edge.then(cors))

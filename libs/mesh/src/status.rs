@@ -22,7 +22,32 @@ pub fn with_reason(
     mut details: ErrorDetails,
 ) -> Status {
     details.set_error_info(reason.as_str_name(), ERROR_DOMAIN, metadata.into_iter().collect::<HashMap<_, _>>());
-    Status::with_error_details(code, message, details)
+    Status::with_error_details(code, bounded(message.into(), MAX_MESSAGE), details)
+}
+
+/// The longest message of a status, in bytes. An answer's status travels in HTTP/2 trailers,
+/// which peers bound (16 KiB here, and the message goes twice with its details): a caller's
+/// huge value echoed back in full would make the answer impossible to send, and would cost the
+/// connection it travels on.
+pub const MAX_MESSAGE: usize = 1024;
+
+/// The longest field name or description of one violation, in bytes.
+pub const MAX_DESCRIPTION: usize = 200;
+
+/// The most bytes of violations a status's details carry (the rest are counted).
+const MAX_DETAILS: usize = 3 * 1024;
+
+/// `text`, cut to at most `most` bytes (on a character boundary, with an ellipsis).
+pub fn bounded(mut text: String, most: usize) -> String {
+    if text.len() > most {
+        let mut end = most.saturating_sub('…'.len_utf8());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 /// The most violations one status reports: a request with a huge list of bad items gets the
@@ -42,7 +67,8 @@ impl Violations {
     /// Notes that `field` (a dotted path such as `strategy.rules.min_confidence`) is wrong.
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
         if self.0.len() < MAX_VIOLATIONS {
-            self.0.push(FieldViolation::new(field, description));
+            let (field, description) = (field.into(), description.into());
+            self.0.push(FieldViolation::new(bounded(field, MAX_DESCRIPTION), bounded(description, MAX_DESCRIPTION)));
         } else {
             self.1 += 1;
         }
@@ -94,18 +120,38 @@ impl Violations {
     }
 
     /// INVALID_ARGUMENT with a `BadRequest` naming every field, and the fields in the message.
+    /// As many as fit in a status that can be sent: the message names violations up to
+    /// [`MAX_MESSAGE`] and counts the rest; the details carry them up to a few KiB.
     pub fn into_status(self) -> Status {
-        let mut message =
-            self.0.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ");
-        if self.1 > 0 {
-            message.push_str(&format!("; and {} more", self.1));
+        let total = self.0.len() + self.1;
+        let mut message = String::from("invalid request: ");
+        let mut named = 0;
+        for violation in &self.0 {
+            let part = format!("{}{}: {}", if named > 0 { "; " } else { "" }, violation.field, violation.description);
+            if message.len() + part.len() + 32 > MAX_MESSAGE {
+                break;
+            }
+            message.push_str(&part);
+            named += 1;
         }
+        if total > named {
+            message.push_str(&format!("; and {} more", total - named));
+        }
+        let mut size = 0;
+        let details: Vec<FieldViolation> = self
+            .0
+            .into_iter()
+            .take_while(|v| {
+                size += v.field.len() + v.description.len() + 8;
+                size <= MAX_DETAILS
+            })
+            .collect();
         with_reason(
             Code::InvalidArgument,
-            format!("invalid request: {message}"),
+            message,
             ErrorReason::InvalidField,
             [],
-            ErrorDetails::with_bad_request(self.0),
+            ErrorDetails::with_bad_request(details),
         )
     }
 }
@@ -251,8 +297,34 @@ mod tests {
             violations.add(format!("user_ids[{i}]"), "must be a UUID");
         }
         let status = violations.into_status();
-        assert_eq!(status.get_details_bad_request().unwrap().field_violations.len(), MAX_VIOLATIONS);
-        assert!(status.message().ends_with("and 99900 more"), "{}", &status.message()[status.message().len() - 40..]);
+        let shown = status.get_details_bad_request().unwrap().field_violations.len();
+        assert!((50..=MAX_VIOLATIONS).contains(&shown), "{shown}");
+        assert!(status.message().ends_with(" more"), "{}", &status.message()[status.message().len() - 40..]);
+        assert!(status.message().len() <= MAX_MESSAGE, "{}", status.message().len());
+        let mut trailers = http::HeaderMap::new();
+        status.add_header(&mut trailers).unwrap();
+        let bytes: usize = trailers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+        assert!(bytes < 8 * 1024, "the status takes {bytes} bytes of trailers");
+    }
+
+    #[test]
+    fn a_huge_value_echoed_back_is_cut_to_a_sendable_size() {
+        let huge = "x".repeat(20_000);
+        let mut violations = Violations::new();
+        violations.add("limits.time_zone", format!("must be an IANA time zone, got {huge:?}"));
+        let status = violations.into_status();
+        let mut trailers = http::HeaderMap::new();
+        status.add_header(&mut trailers).unwrap();
+        let bytes: usize = trailers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+        assert!(bytes < 4 * 1024, "the status takes {bytes} bytes of trailers");
+        assert!(
+            status.message().contains("limits.time_zone: must be an IANA time zone, got \"xxx"),
+            "{}",
+            status.message()
+        );
+        let big = with_reason(Code::NotFound, huge, ErrorReason::NotFound, [], ErrorDetails::new());
+        assert!(big.message().len() <= MAX_MESSAGE && big.message().ends_with('…'));
+        assert_eq!(bounded("ééé".to_owned(), 4), "…", "cut on a character boundary");
     }
 
     #[test]

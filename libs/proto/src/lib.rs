@@ -4,6 +4,8 @@
 #![deny(rust_2018_idioms)]
 #![allow(missing_docs)] // the generated code carries the proto comments; a few items have none
 
+pub mod codec;
+
 /// The encoded `FileDescriptorSet` of every FastBreak contract, for server reflection and for
 /// clients that discover methods at run time.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fastbreak_descriptor.bin"));

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use backon::BackoffBuilder;
-use fastbreak_db::{Database, DatabaseError, migrate};
+use fastbreak_db::{Database, DatabaseError, PgConnection, migrate};
 use fastbreak_mesh::Readiness;
 
 /// How often a healthy database is checked again.
@@ -13,20 +13,30 @@ const CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// How long one check may take: a database that does not answer within it counts as down.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Checks that the database answers and its schema is current: one query on a pooled
-/// connection, within [`CHECK_TIMEOUT`].
-pub async fn check(database: &Database) -> Result<(), DatabaseError> {
+/// Checks that the database answers and its schema is current: one query on `conn` (opened
+/// first when there is none, outside the pools: a pool every caller holds is no reason to
+/// report the database down), within [`CHECK_TIMEOUT`]. A connection that failed is dropped.
+pub async fn check(database: &Database, conn: &mut Option<PgConnection>) -> Result<(), DatabaseError> {
     let checked = tokio::time::timeout(CHECK_TIMEOUT, async {
-        let mut conn = database.conn().await?;
-        migrate::ensure_schema_current(&mut conn).await
+        if conn.is_none() {
+            *conn = Some(database.dedicated().await?);
+        }
+        match conn.as_mut() {
+            Some(open) => migrate::ensure_schema_current(open).await,
+            None => Ok(()),
+        }
     })
     .await;
-    checked.unwrap_or_else(|_| {
+    let outcome = checked.unwrap_or_else(|_| {
         Err(DatabaseError::Unreachable {
             addr: database.addr().to_owned(),
             reason: format!("no answer within {} s", CHECK_TIMEOUT.as_secs()),
         })
-    })
+    });
+    if outcome.is_err() {
+        *conn = None;
+    }
+    outcome
 }
 
 /// Watches the database until `stop` completes: while it is reachable and current, every given
@@ -52,8 +62,9 @@ async fn watch_forever(database: Database, dependents: Vec<Readiness>) {
     };
     let mut delays = backoff();
     let mut healthy: Option<bool> = None;
+    let mut conn = None;
     loop {
-        match check(&database).await {
+        match check(&database, &mut conn).await {
             Ok(()) => {
                 if healthy != Some(true) {
                     tracing::info!(database = database.addr(), "database reachable and current; serving");

@@ -169,3 +169,30 @@ async fn a_database_that_hangs_turns_its_targets_not_serving() {
     frozen.store(false, std::sync::atomic::Ordering::SeqCst);
     status_within(ServingStatus::Serving, std::time::Duration::from_secs(20)).await;
 }
+
+/// Callers holding every connection of the calls' pool, and background work holding every one
+/// of its own, leave the health check its own connection: the database is reported reachable,
+/// and a caller still waiting for a connection is told the service is busy, not that the
+/// database is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_starved_pool_is_the_callers_resource_exhausted_not_a_lost_database() {
+    let db = TestDatabase::create().await;
+    let options = fastbreak_db::PoolOptions {
+        max_size: 2,
+        background_size: 1,
+        timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let database = fastbreak_db::Database::connect_lazy(db.url(), &options).unwrap();
+    let _calls = [database.conn().await.unwrap(), database.conn().await.unwrap()];
+    let _background = database.background().conn().await.unwrap();
+    let mut conn = None;
+    let started = std::time::Instant::now();
+    fastbreak::database::check(&database, &mut conn).await.expect("the database answers the health check");
+    println!("health check with every pooled connection taken: {:?}", started.elapsed());
+    assert!(conn.is_some(), "the check keeps its connection for the next one");
+    fastbreak::database::check(&database, &mut conn).await.expect("and again, on the same connection");
+    let waiting = database.read(|_| Box::pin(async { Ok(()) })).await.expect_err("no connection is free");
+    let status = fastbreak_db::status::from_database(&waiting);
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+}

@@ -21,7 +21,10 @@ use fastbreak_proto::user::v1::user_internal_service_client::UserInternalService
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{HeaderValue, Request, Response};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::bounds::{DeadlineBody, PerAddress};
 use sha2::{Digest, Sha256};
 use tonic::Code;
 use tower::ServiceExt;
@@ -43,6 +46,13 @@ pub(crate) struct Forwarding {
     tokens: quick_cache::sync::Cache<[u8; 32], (Uuid, Instant)>,
     per_user: DefaultKeyedRateLimiter<Uuid>,
     per_address: DefaultKeyedRateLimiter<IpAddr>,
+    /// The paths of the server-streaming methods (their deadline is the stream lifetime).
+    streaming: std::collections::HashSet<String>,
+    /// Request body bytes in flight, per address and in all.
+    body_bytes: PerAddress,
+    all_body_bytes: Arc<Semaphore>,
+    /// Sign-ins and sign-ups in progress per address.
+    sign_ins: PerAddress,
 }
 
 impl std::fmt::Debug for Forwarding {
@@ -57,11 +67,19 @@ fn quota(per_second: u32) -> Quota {
 }
 
 impl Forwarding {
-    pub(crate) fn new(settings: Settings, user: Option<PeerChannel>) -> Arc<Self> {
+    pub(crate) fn new(
+        settings: Settings,
+        user: Option<PeerChannel>,
+        streaming: std::collections::HashSet<String>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             tokens: quick_cache::sync::Cache::new(TOKEN_CACHE_SIZE),
             per_user: RateLimiter::keyed(quota(settings.user_rate)),
             per_address: RateLimiter::keyed(quota(settings.address_rate)),
+            streaming,
+            body_bytes: PerAddress::new(settings.body_bytes_per_address),
+            all_body_bytes: Arc::new(Semaphore::new(settings.body_bytes_total)),
+            sign_ins: PerAddress::new(settings.sign_ins_per_address),
             settings,
             user,
         })
@@ -71,6 +89,52 @@ impl Forwarding {
     pub(crate) fn tidy(&self) {
         self.per_user.retain_recent();
         self.per_address.retain_recent();
+        self.body_bytes.tidy();
+        self.sign_ins.tidy();
+    }
+
+    /// Reads a request's body whole, within the largest message and the bytes its address and
+    /// every client together may have in flight; what is read stays counted until the
+    /// returned permits are dropped.
+    async fn read_body(
+        &self,
+        mut body: AxumBody,
+        address: Option<IpAddr>,
+    ) -> Result<(Bytes, Vec<OwnedSemaphorePermit>), tonic::Status> {
+        let limit = self.settings.max_message_bytes + 5;
+        let mut read = bytes::BytesMut::new();
+        let mut held = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|error| tonic::Status::cancelled(format!("the request could not be read: {error}")))?;
+            let Ok(data) = frame.into_data() else { continue };
+            if read.len() + data.len() > limit {
+                return Err(status::with_reason(
+                    Code::ResourceExhausted,
+                    format!("the request is larger than {} bytes", self.settings.max_message_bytes),
+                    fastbreak_proto::common::v1::ErrorReason::InvalidField,
+                    [("max_bytes".to_owned(), self.settings.max_message_bytes.to_string())],
+                    tonic_types::ErrorDetails::new(),
+                ));
+            }
+            let units = u32::try_from(data.len()).unwrap_or(u32::MAX);
+            if let Some(address) = address {
+                held.push(self.body_bytes.try_take(address, units).ok_or_else(|| {
+                    status::rate_limited(
+                        "this address has too many request bytes in flight; wait for its calls to finish",
+                        Duration::from_secs(1),
+                    )
+                })?);
+            }
+            held.push(self.all_body_bytes.clone().try_acquire_many_owned(units).map_err(|_| {
+                status::rate_limited(
+                    "the gateway has too many request bytes in flight; try again",
+                    Duration::from_secs(1),
+                )
+            })?);
+            read.extend_from_slice(&data);
+        }
+        Ok((read.freeze(), held))
     }
 
     /// The user a bearer token belongs to: from the cache while fresh, else from the user
@@ -149,6 +213,47 @@ fn strip(headers: &mut http::HeaderMap) {
     headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
 }
 
+/// Checks that a request's body is one whole gRPC message, uncompressed: its 5-byte header
+/// (flag, length) and exactly the bytes the length promises. What is not is the caller's
+/// mistake, said so here rather than left for the backend to call a failure of its own.
+fn one_message(body: &[u8], encoding_named: bool) -> Result<(), tonic::Status> {
+    let Some((head, message)) = body.split_first_chunk::<5>() else {
+        return Err(status::invalid_field(
+            "request",
+            format!("the body holds {} bytes, not one gRPC message (a 5-byte header and the message)", body.len()),
+        ));
+    };
+    let promised = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    match head[0] {
+        0 => {}
+        1 if encoding_named => {
+            return Err(tonic::Status::unimplemented("compressed requests are not accepted; send them uncompressed"));
+        }
+        1 => {
+            return Err(status::invalid_field(
+                "request",
+                "the message is marked compressed but grpc-encoding names no compression",
+            ));
+        }
+        flag => {
+            return Err(status::invalid_field(
+                "request",
+                format!("the message's flag is {flag}: it must be 0 (or 1, compressed)"),
+            ));
+        }
+    }
+    if promised != message.len() {
+        return Err(status::invalid_field(
+            "request",
+            format!(
+                "the message's header promises {promised} bytes and the body holds {}; send one whole message",
+                message.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// One backend service's forwarding: its peer channel and the shared state.
 #[derive(Debug, Clone)]
 pub(crate) struct Forward {
@@ -186,12 +291,39 @@ impl Forward {
         debug_assert!(
             parts.headers.get(USER_ID_HEADER).is_none() && parts.headers.get(INTERNAL_TOKEN_HEADER).is_none()
         );
-        if let Some(address) =
-            parts.extensions.get::<tonic::transport::server::TcpConnectInfo>().and_then(|info| info.remote_addr())
-        {
+        let address =
+            parts.extensions.get::<tonic::transport::server::TcpConnectInfo>().and_then(|info| info.remote_addr());
+        if let Some(address) = address {
             Forwarding::limited(&shared.per_address, &address.ip(), "address")?;
         }
-        if !OPEN.contains(&parts.uri.path()) {
+        let address = address.map(|a| a.ip());
+        // The deadline: the client's, never more than the most the gateway gives (a stream's
+        // lifetime for a stream). It covers the whole call: body, backend and answer.
+        let streaming = shared.streaming.contains(parts.uri.path());
+        let most = if streaming { shared.settings.stream_lifetime } else { shared.settings.max_deadline };
+        let asked = fastbreak_telemetry::context::grpc_timeout(&parts.headers);
+        let deadline = asked.map_or(most, |d| d.min(most));
+        let until = tokio::time::Instant::now() + deadline;
+        fastbreak_telemetry::context::set_grpc_timeout(&mut parts.headers, deadline);
+        let late = || {
+            tonic::Status::deadline_exceeded(format!(
+                "the call took longer than its {} ms deadline",
+                deadline.as_millis()
+            ))
+        };
+        // A password is hashed for each sign-in and sign-up: an address gets a few at once,
+        // refused before anything is read (the refusal costs the server next to nothing).
+        let _signing_in = if OPEN.contains(&parts.uri.path()) {
+            match address {
+                Some(address) => Some(shared.sign_ins.try_take(address, 1).ok_or_else(|| {
+                    status::rate_limited(
+                        "this address already has sign-ins in progress; wait for them to finish",
+                        Duration::from_secs(1),
+                    )
+                })?),
+                None => None,
+            }
+        } else {
             let token = parts
                 .headers
                 .get(http::header::AUTHORIZATION)
@@ -203,32 +335,41 @@ impl Forward {
                     status::unauthenticated("this call needs an access token: authorization: Bearer <token>")
                 })?
                 .to_owned();
-            let user = shared.authenticate(&token).await?;
+            let user = tokio::time::timeout_at(until, shared.authenticate(&token)).await.map_err(|_| late())??;
             Forwarding::limited(&shared.per_user, &user, "user")?;
             let value = HeaderValue::from_str(&user.hyphenated().to_string())
                 .map_err(|_| tonic::Status::internal("bad user id"))?;
             parts.headers.insert(USER_ID_HEADER, value);
-        }
-        parts.headers.remove(http::header::AUTHORIZATION);
-        // The deadline: the client's, never more than the most the gateway gives.
-        let asked = fastbreak_telemetry::context::grpc_timeout(&parts.headers);
-        let deadline = asked.map_or(shared.settings.max_deadline, |d| d.min(shared.settings.max_deadline));
-        fastbreak_telemetry::context::set_grpc_timeout(&mut parts.headers, deadline);
-        // Requests are single messages (no public RPC streams from the client): read whole,
-        // bounded (the 5-byte frame header included).
-        let bytes: Bytes = match Limited::new(body, shared.settings.max_message_bytes + 5).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-                return Err(status::with_reason(
-                    Code::ResourceExhausted,
-                    format!("the request is larger than {} bytes", shared.settings.max_message_bytes),
-                    fastbreak_proto::common::v1::ErrorReason::InvalidField,
-                    [("max_bytes".to_owned(), shared.settings.max_message_bytes.to_string())],
-                    tonic_types::ErrorDetails::new(),
-                ));
-            }
-            Err(error) => return Err(tonic::Status::cancelled(format!("the request could not be read: {error}"))),
+            None
         };
+        parts.headers.remove(http::header::AUTHORIZATION);
+        // Requests are single messages (no public RPC streams from the client): read whole,
+        // bounded in size, in bytes held at once, and in time (a stream's body too must come
+        // within the most a unary call gets).
+        let body_until = until.min(tokio::time::Instant::now() + shared.settings.max_deadline);
+        let (bytes, _held) = tokio::time::timeout_at(body_until, shared.read_body(body, address))
+            .await
+            .map_err(|_| tonic::Status::deadline_exceeded("the request's body did not arrive in time"))??;
+        one_message(&bytes, parts.headers.contains_key("grpc-encoding"))?;
+        let response = tokio::time::timeout_at(until, self.send(&parts, bytes)).await.map_err(|_| late())??;
+        let message = if streaming {
+            format!(
+                "the stream reached its deadline ({} s at most); resume with after_sequence set to the last \
+                 sequence received",
+                deadline.as_secs()
+            )
+        } else {
+            format!("the call took longer than its {} ms deadline", deadline.as_millis())
+        };
+        Ok(response.map(|body| AxumBody::new(DeadlineBody::new(body, until, message))))
+    }
+
+    /// Sends a read request on to a SERVING endpoint of the backend.
+    async fn send(
+        &self,
+        parts: &http::request::Parts,
+        bytes: Bytes,
+    ) -> Result<Response<tonic::body::Body>, tonic::Status> {
         // A call that could not connect was never sent: it goes to the next SERVING endpoint
         // (the channel has marked the one that failed), once per endpoint at most.
         let mut tries = self.backend.endpoint_count().max(1);
@@ -254,7 +395,7 @@ impl Forward {
                     status::dependency_unavailable(self.backend.peer(), Duration::from_secs(1))
                 });
             }
-            return Ok(response.map(AxumBody::new));
+            return Ok(response);
         }
     }
 }

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+mod bounds;
 mod forward;
 mod health;
 
@@ -56,10 +57,26 @@ pub fn public_routes() -> Vec<(String, String)> {
     routes
 }
 
+/// The paths (`/package.Service/Method`) of the contracts' server-streaming methods.
+pub fn streaming_methods() -> std::collections::HashSet<String> {
+    let Ok(set) = prost_types::FileDescriptorSet::decode(fastbreak_proto::FILE_DESCRIPTOR_SET) else {
+        return Default::default();
+    };
+    let mut paths = std::collections::HashSet::new();
+    for file in &set.file {
+        for service in &file.service {
+            for method in service.method.iter().filter(|m| m.server_streaming()) {
+                paths.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+            }
+        }
+    }
+    paths
+}
+
 /// The target's server: its own health service and a forwarder per public backend service.
 /// `operator` is what operators present to read the system's health (none: nobody may).
 pub fn server(peers: Peers, settings: Settings, operator: Option<Secret<String>>) -> MeshServer {
-    let shared = forward::Forwarding::new(settings, peers.get("user"));
+    let shared = forward::Forwarding::new(settings, peers.get("user"), streaming_methods());
     let tidy = shared.clone();
     let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
     let user = peers.get("user");

@@ -16,8 +16,19 @@ pub struct Settings {
     pub address_rate: u32,
     /// The largest request message, in bytes.
     pub max_message_bytes: usize,
-    /// The longest deadline a call gets (and the deadline of calls that set none).
+    /// The longest deadline a call gets (and the deadline of calls that set none), its
+    /// request's body and its answer included.
     pub max_deadline: Duration,
+    /// The longest a server stream lasts (`FASTBREAK_STREAM_LIFETIME`, as the backends'); the
+    /// client resumes from the last sequence it saw.
+    pub stream_lifetime: Duration,
+    /// Bytes of request bodies one client address may have in flight at once.
+    pub body_bytes_per_address: usize,
+    /// Bytes of request bodies every client together may have in flight at once.
+    pub body_bytes_total: usize,
+    /// Sign-ins and sign-ups (each hashes a password) one client address may have in progress
+    /// at once.
+    pub sign_ins_per_address: usize,
 }
 
 impl Default for Settings {
@@ -28,6 +39,10 @@ impl Default for Settings {
             address_rate: 200,
             max_message_bytes: 4 * 1024 * 1024,
             max_deadline: Duration::from_secs(30),
+            stream_lifetime: fastbreak_mesh::tail::Limits::default().lifetime,
+            body_bytes_per_address: 16 * 1024 * 1024,
+            body_bytes_total: 256 * 1024 * 1024,
+            sign_ins_per_address: 2,
         }
     }
 }
@@ -35,7 +50,8 @@ impl Default for Settings {
 impl Settings {
     /// Reads `FASTBREAK_GATEWAY_*`, recording every bad value in `reader`.
     pub fn read(reader: &mut Reader) -> Self {
-        let mut settings = Self::default();
+        let mut settings =
+            Self { stream_lifetime: fastbreak_mesh::tail::Limits::read(reader).lifetime, ..Self::default() };
         let ms = Duration::from_millis;
         reader.set_duration(
             "FASTBREAK_GATEWAY_TOKEN_CACHE_TTL",
@@ -63,6 +79,27 @@ impl Settings {
             })
         {
             settings.max_message_bytes = n;
+        }
+        let bytes = |v: &str| v.parse::<usize>().ok().filter(|n| (1024 * 1024..=16 * 1024 * 1024 * 1024).contains(n));
+        let expected = "a size in bytes from 1048576 to 17179869184";
+        if let Some(n) = reader.optional("FASTBREAK_GATEWAY_BODY_BYTES_PER_ADDRESS", expected, bytes) {
+            settings.body_bytes_per_address = n;
+        }
+        if let Some(n) = reader.optional("FASTBREAK_GATEWAY_BODY_BYTES_TOTAL", expected, bytes) {
+            settings.body_bytes_total = n;
+        }
+        if let Some(n) =
+            reader.optional("FASTBREAK_GATEWAY_SIGN_INS_PER_ADDRESS", "a whole number from 1 to 1000", |v| {
+                v.parse::<usize>().ok().filter(|n| (1..=1000).contains(n))
+            })
+        {
+            settings.sign_ins_per_address = n;
+        }
+        if settings.body_bytes_per_address < settings.max_message_bytes + 5 {
+            reader.problem(
+                "FASTBREAK_GATEWAY_BODY_BYTES_PER_ADDRESS",
+                "must leave room for one request of FASTBREAK_GATEWAY_MAX_MESSAGE_BYTES",
+            );
         }
         settings
     }

@@ -30,19 +30,43 @@ use crate::settings::Settings;
 /// Events read per query by a stream.
 const STREAM_BATCH: i64 = 500;
 
+/// The process's one tail of listing events: every event after a sequence, a batch at a time
+/// (the follower reads on background work's connections, replays on the callers').
+fn listing_event_hub(
+    database: Arc<Database>,
+    wake: tail::Wake,
+    limits: tail::Limits,
+) -> Arc<tail::Hub<pb::ListingEvent>> {
+    let fetch = |database: Database| {
+        tail::fetch(move |after: i64| {
+            let database = database.clone();
+            async move {
+                let batch = database
+                    .read(|conn| market::listing_events_after(conn, after, None, &[], STREAM_BATCH).boxed())
+                    .await
+                    .or_status()?;
+                Ok(batch.iter().map(|e| (e.sequence, convert::event_to_pb(e))).collect())
+            }
+        })
+    };
+    let fetches = [fetch(database.background()), fetch((*database).clone())];
+    let last = tail::last(move || {
+        let database = database.clone();
+        async move { database.read(|conn| market::last_listing_sequence(conn).boxed()).await.or_status() }
+    });
+    tail::Hub::new("listing event", fetches, last, wake, limits)
+}
+
 /// Both of the target's services.
 #[derive(Debug, Clone)]
 pub struct MarketplaceApi {
     database: Arc<Database>,
-    settings: Arc<Settings>,
-    /// Bumped after every batch of events this process committed.
-    published: watch::Receiver<u64>,
-    /// True once the server drains: streams end.
-    draining: watch::Receiver<bool>,
     /// Wakes streams after a listing change made through this API.
     notify: watch::Sender<u64>,
     /// With the real market: confirms on chain that a `topshot` listing is still open.
     chain: Option<ChainCheck>,
+    /// The one tail of listing events every stream of this process is fed from.
+    listing_events: Arc<tail::Hub<pb::ListingEvent>>,
 }
 
 impl MarketplaceApi {
@@ -59,14 +83,10 @@ impl MarketplaceApi {
                 None
             }
         });
-        Self {
-            database: Arc::new(database),
-            settings,
-            published: published.subscribe(),
-            draining,
-            notify: published,
-            chain,
-        }
+        let database = Arc::new(database);
+        let wake = tail::Wake { written: published.subscribe(), draining, poll: settings.stream_poll };
+        let listing_events = listing_event_hub(database.clone(), wake, settings.streams);
+        Self { database, notify: published, chain, listing_events }
     }
 
     /// Refuses to fill a `topshot` listing that the chain has closed or repriced since the
@@ -120,10 +140,6 @@ impl MarketplaceApi {
         let done = self.database.read_committed(work).await.map_err(error::listing_change)?;
         self.notify.send_modify(|n| *n += 1);
         Ok(done)
-    }
-
-    fn wake(&self) -> tail::Wake {
-        tail::Wake { written: self.published.clone(), draining: self.draining.clone(), poll: self.settings.stream_poll }
     }
 
     async fn moment(&self, id: Uuid) -> Result<market::MomentView, Status> {
@@ -313,6 +329,7 @@ impl MarketplaceService for MarketplaceApi {
         &self,
         request: Request<pb::StreamListingEventsRequest>,
     ) -> Result<Response<tail::TailStream<pb::ListingEvent>>, Status> {
+        let caller = tail::caller(&request);
         let r = request.into_inner();
         let mut violations = Violations::new();
         let moments = uuids(&r.moment_ids, "moment_ids", &mut violations);
@@ -321,27 +338,14 @@ impl MarketplaceService for MarketplaceApi {
         }
         violations.into_result(())?;
         let source = (!r.source_id.is_empty()).then_some(r.source_id);
-        let start = match r.after_sequence {
-            Some(after) => after,
-            None => self.read(|conn| market::last_listing_sequence(conn).boxed()).await?,
+        let wanted: Vec<String> = moments.iter().map(Uuid::to_string).collect();
+        let keep = move |event: &pb::ListingEvent| {
+            let Some(listing) = &event.listing else { return false };
+            source.as_ref().is_none_or(|s| *s == listing.source_id)
+                && (wanted.is_empty() || wanted.contains(&listing.moment_id))
         };
-        let database = self.database.clone();
-        let fetch = move |after: i64| {
-            let (database, source, moments) = (database.clone(), source.clone(), moments.clone());
-            async move {
-                let batch = database
-                    .read(|conn| {
-                        async move {
-                            market::listing_events_after(conn, after, source.as_deref(), &moments, STREAM_BATCH).await
-                        }
-                        .boxed()
-                    })
-                    .await
-                    .or_status()?;
-                Ok(batch.iter().map(|e| (e.sequence, convert::event_to_pb(e))).collect())
-            }
-        };
-        Ok(Response::new(tail::tail(start, fetch, self.wake())))
+        let subscription = tail::Subscription { caller, after: r.after_sequence };
+        Ok(Response::new(self.listing_events.subscribe(subscription, keep).await?))
     }
 
     async fn list_arbitrage_opportunities(

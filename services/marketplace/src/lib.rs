@@ -80,7 +80,7 @@ pub fn server_with_feeds(context: Context<Settings, Database>, feeds: Vec<Box<dy
         });
     if settings.ingest_enabled {
         for feed in feeds {
-            let ingest = ingest::Ingest::new(context.database.clone(), feed, settings.clone(), published.clone());
+            let ingest = ingest::Ingest::new(context.database.background(), feed, settings.clone(), published.clone());
             server = server.add_worker("market-ingest", move |draining| ingest.run(draining));
         }
     }

@@ -27,6 +27,8 @@ pub struct Settings {
     pub retry_pause: Duration,
     /// How often a stream looks for events written by other replicas, when nothing wakes it.
     pub stream_poll: Duration,
+    /// The bounds of the streams: per caller, in all, their lifetime and idle time.
+    pub streams: fastbreak_mesh::tail::Limits,
     /// Whether this target ingests (replicas may leave ingestion to one of them).
     pub ingest_enabled: bool,
 }
@@ -43,6 +45,7 @@ impl Default for Settings {
             stall_timeout: Duration::from_secs(30),
             retry_pause: Duration::from_secs(2),
             stream_poll: Duration::from_millis(500),
+            streams: fastbreak_mesh::tail::Limits::default(),
             ingest_enabled: true,
         }
     }
@@ -52,7 +55,7 @@ impl Settings {
     /// Reads `FASTBREAK_MARKET` and the `FASTBREAK_MARKET_*`, `FASTBREAK_SIMULATOR_*` and
     /// `FASTBREAK_FLOW_*` variables, noting problems in `reader`.
     pub fn read(reader: &mut Reader) -> Self {
-        let mut settings = Self::default();
+        let mut settings = Self { streams: fastbreak_mesh::tail::Limits::read(reader), ..Self::default() };
         let ms = Duration::from_millis;
         if reader.is_set("FASTBREAK_SIMULATOR") {
             reader.problem(

@@ -345,7 +345,7 @@ impl NotificationService for NotificationApi {
             violations.check(
                 self.settings.allow_private_webhooks || !domain::names_a_private_host(url),
                 "preferences.webhook_url",
-                "must not point at a loopback, private or link-local address",
+                "must point at a public address, not a loopback, private or other special-purpose one",
             );
         }
         violations.into_result(())?;

@@ -35,7 +35,7 @@ pub fn server(context: Context<Settings, Database>) -> MeshServer {
     let wake = Arc::new(tokio::sync::Notify::new());
     let api = api::NotificationApi::new(context.database.clone(), context.settings.clone(), wake.clone());
     let enabled = context.settings.worker_enabled;
-    let worker = worker::DeliveryWorker::new(context.database, context.settings, wake);
+    let worker = worker::DeliveryWorker::new(context.database.background(), context.settings, wake);
     let server = MeshServer::new(TARGET)
         .add_public_service(NotificationServiceServer::new(api.clone()))
         .add_internal_service(NotificationInternalServiceServer::new(api));

@@ -62,19 +62,10 @@ struct Payload {
 impl DeliveryWorker {
     /// A worker with an id of its own, woken early by `wake`.
     pub fn new(database: Database, settings: Settings, wake: Arc<Notify>) -> Self {
-        let builder = || {
-            reqwest::Client::builder()
-                .timeout(settings.request_timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent("fastbreak-webhooks/1")
-        };
-        let users = if settings.allow_private_webhooks {
-            builder()
-        } else {
-            builder().dns_resolver(Arc::new(domain::PublicOnlyResolver))
-        };
-        let users_client = users.build().expect("a client with a timeout and no redirects builds");
-        let operator_client = builder().build().expect("a client with a timeout and no redirects builds");
+        let users_client = domain::users_webhook_client(settings.request_timeout, !settings.allow_private_webhooks)
+            .expect("a client with a timeout and no redirects builds");
+        let operator_client = domain::operator_webhook_client(settings.request_timeout)
+            .expect("a client with a timeout and no redirects builds");
         Self { id: Uuid::new_v4(), database, settings: Arc::new(settings), wake, users_client, operator_client }
     }
 
@@ -242,7 +233,7 @@ impl DeliveryWorker {
     async fn post(&self, delivery: &Delivery, attempt: i32, payload: Payload) -> Answer {
         let for_user = delivery.notification_id.is_some();
         if for_user && !self.settings.allow_private_webhooks && domain::names_a_private_host(&delivery.url) {
-            return Answer::refused("refused: the webhook points at a loopback, private or link-local address");
+            return Answer::refused(domain::NOT_PUBLIC);
         }
         let client = if for_user { &self.users_client } else { &self.operator_client };
         let sent_at = Utc::now().timestamp();
@@ -261,11 +252,13 @@ impl DeliveryWorker {
                 let error = if status.is_success() { String::new() } else { format!("the webhook answered {status}") };
                 Answer { http_status: i32::from(status.as_u16()), error, permanent: false }
             }
-            Err(error) => Answer {
-                http_status: 0,
-                error: format!("no answer: {}", fastbreak_mesh::health::error_chain(&error)),
-                permanent: false,
-            },
+            Err(error) => {
+                // Users see the reason only: the error names addresses and the system's words.
+                let reason = domain::failure_reason(&error);
+                let error = fastbreak_mesh::health::error_chain(&error);
+                tracing::warn!(delivery_id = %delivery.id, attempt, reason, %error, "webhook POST got no answer");
+                Answer { http_status: 0, error: reason.to_owned(), permanent: false }
+            }
         }
     }
 }

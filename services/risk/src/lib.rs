@@ -43,7 +43,7 @@ pub fn server(context: Context<Settings, Database>) -> MeshServer {
     let api = api::RiskApi::new(context.database.clone(), settings.clone(), wake.clone());
     let enabled = settings.worker_enabled;
     let worker = RiskWorker::new(
-        context.database,
+        context.database.background(),
         settings,
         context.peers.get("trading"),
         context.peers.get("notification"),

@@ -33,7 +33,31 @@ pub struct ScoutingApi {
     database: Arc<Database>,
     settings: Arc<Settings>,
     written: watch::Sender<u64>,
-    draining: watch::Receiver<bool>,
+    /// The one tail of game events every stream of this process is fed from.
+    game_events: Arc<tail::Hub<pb::GameEvent>>,
+}
+
+/// The process's one tail of game events: every event after a sequence, a batch at a time (the
+/// follower reads on background work's connections, replays on the callers').
+fn game_event_hub(database: Arc<Database>, wake: tail::Wake, limits: tail::Limits) -> Arc<tail::Hub<pb::GameEvent>> {
+    let fetch = |database: Database| {
+        tail::fetch(move |after: i64| {
+            let database = database.clone();
+            async move {
+                let batch = database
+                    .read(|conn| scouting::game_events_after(conn, after, None, STREAM_BATCH).boxed())
+                    .await
+                    .or_status()?;
+                Ok(batch.iter().map(|e| (e.0.sequence, convert::event_to_pb(e))).collect())
+            }
+        })
+    };
+    let fetches = [fetch(database.background()), fetch((*database).clone())];
+    let last = tail::last(move || {
+        let database = database.clone();
+        async move { database.read(|conn| scouting::last_game_event_sequence(conn).boxed()).await.or_status() }
+    });
+    tail::Hub::new("game event", fetches, last, wake, limits)
 }
 
 impl ScoutingApi {
@@ -43,7 +67,10 @@ impl ScoutingApi {
         written: watch::Sender<u64>,
         draining: watch::Receiver<bool>,
     ) -> Self {
-        Self { database: Arc::new(database), settings, written, draining }
+        let database = Arc::new(database);
+        let wake = tail::Wake { written: written.subscribe(), draining, poll: settings.stream_poll };
+        let game_events = game_event_hub(database.clone(), wake, settings.streams);
+        Self { database, settings, written, game_events }
     }
 
     async fn read<T: Send>(
@@ -196,30 +223,12 @@ impl ScoutingInternalService for ScoutingApi {
         &self,
         request: Request<pb::StreamGameEventsRequest>,
     ) -> Result<Response<tail::TailStream<pb::GameEvent>>, Status> {
+        let caller = tail::caller(&request);
         let after = request.into_inner().after_sequence;
         if after.is_some_and(|a| a < 0) {
             return Err(status::invalid_field("after_sequence", "must not be negative"));
         }
-        let start = match after {
-            Some(after) => after,
-            None => self.read(|conn| scouting::last_game_event_sequence(conn).boxed()).await?,
-        };
-        let database = self.database.clone();
-        let fetch = move |after: i64| {
-            let database = database.clone();
-            async move {
-                let batch = database
-                    .read(|conn| scouting::game_events_after(conn, after, None, STREAM_BATCH).boxed())
-                    .await
-                    .or_status()?;
-                Ok(batch.iter().map(|e| (e.0.sequence, convert::event_to_pb(e))).collect())
-            }
-        };
-        let wake = tail::Wake {
-            written: self.written.subscribe(),
-            draining: self.draining.clone(),
-            poll: self.settings.stream_poll,
-        };
-        Ok(Response::new(tail::tail(start, fetch, wake)))
+        let subscription = tail::Subscription { caller, after };
+        Ok(Response::new(self.game_events.subscribe(subscription, |_| true).await?))
     }
 }

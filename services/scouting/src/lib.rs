@@ -49,7 +49,7 @@ pub fn server(context: Context<Settings, Database>) -> MeshServer {
             let _ = drain_tx.send(true);
         });
     if settings.worker_enabled {
-        let worker = worker::BoxScoreWorker::new(context.database, settings, written);
+        let worker = worker::BoxScoreWorker::new(context.database.background(), settings, written);
         server.add_worker("box-scores", move |draining| worker.run(draining))
     } else {
         server

@@ -11,6 +11,8 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// How often a stream looks for events other replicas recorded, when nothing wakes it.
     pub stream_poll: Duration,
+    /// The bounds of the streams: per caller, in all, their lifetime and idle time.
+    pub streams: fastbreak_mesh::tail::Limits,
     /// Most listed moments of a player re-valued after one of his games.
     pub revalue_limit: i64,
     /// Whether this target takes in box scores (replicas may leave it to one of them).
@@ -22,6 +24,7 @@ impl Default for Settings {
         Self {
             poll_interval: Duration::from_secs(1),
             stream_poll: Duration::from_millis(500),
+            streams: fastbreak_mesh::tail::Limits::default(),
             revalue_limit: 100,
             worker_enabled: true,
         }
@@ -31,7 +34,7 @@ impl Default for Settings {
 impl Settings {
     /// Reads the `FASTBREAK_SCOUTING_*` variables, noting problems in `reader`.
     pub fn read(reader: &mut Reader) -> Self {
-        let mut settings = Self::default();
+        let mut settings = Self { streams: fastbreak_mesh::tail::Limits::read(reader), ..Self::default() };
         if let Some(on) = reader.optional_switch("FASTBREAK_SCOUTING_WORKER") {
             settings.worker_enabled = on;
         }

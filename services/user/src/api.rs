@@ -24,6 +24,20 @@ pub struct UserApi {
     settings: std::sync::Arc<Settings>,
     /// Password hashes in progress: each takes memory and a core, so they are bounded.
     hashing: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The emails (lower case) with a sign-in being checked: one at a time each.
+    checking: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+/// An email's place in [`UserApi::checking`], given back when dropped.
+struct Checking {
+    emails: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    key: String,
+}
+
+impl Drop for Checking {
+    fn drop(&mut self) {
+        self.emails.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.key);
+    }
 }
 
 /// How long a sign-in waits for a free hashing slot before it is told to come back.
@@ -38,7 +52,18 @@ impl UserApi {
             database: context.database,
             settings: std::sync::Arc::new(context.settings),
             hashing: std::sync::Arc::new(tokio::sync::Semaphore::new(cores * 2)),
+            checking: Default::default(),
         }
+    }
+
+    /// The email's one place for a sign-in being checked; Busy while another holds it (a
+    /// flood of guesses at one email takes one hashing slot, not all of them).
+    fn check_one_at_a_time(&self, key: &str) -> Result<Checking, UserError> {
+        let mut emails = self.checking.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !emails.insert(key.to_owned()) {
+            return Err(UserError::Busy);
+        }
+        Ok(Checking { emails: self.checking.clone(), key: key.to_owned() })
     }
 
     /// A slot to hash a password in; RESOURCE_EXHAUSTED when every slot stays busy.
@@ -286,10 +311,13 @@ impl UserApi {
         ttl: chrono::Duration,
     ) -> Result<pb::AccessToken, UserError> {
         let key = email.key();
+        // One attempt per email at a time, and a hashing slot, before anything is written: an
+        // attempt refused as busy is not checked, so it is not counted either.
+        let _checking = self.check_one_at_a_time(&key)?;
+        let _slot = self.hashing_slot().await?;
         let now = Utc::now();
         // The attempt is counted before the password is checked, in one transaction with the
-        // lock check: guesses sent in parallel each take a slot, and those past the free ones
-        // are refused unchecked. A success clears the count.
+        // lock check; a success clears the count.
         let policy = self.settings.sign_in;
         let locked = self
             .database
@@ -314,7 +342,6 @@ impl UserApi {
         };
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let cost = self.settings.password_hashing;
-        let _slot = self.hashing_slot().await?;
         let matches =
             tokio::task::spawn_blocking(move || credentials::verify_password(&password, stored.as_deref(), cost))
                 .await?;

@@ -12,6 +12,8 @@ pub struct Settings {
     pub sign_in: SignInPolicy,
     /// The cost of the password hash (argon2id).
     pub password_hashing: PasswordCost,
+    /// How often failed-sign-in records past their window (and their lock) are deleted.
+    pub failure_sweep: Duration,
 }
 
 /// Argon2id parameters.
@@ -34,6 +36,7 @@ impl Default for Settings {
             },
             // OWASP's recommendation for argon2id: 19 MiB, 2 passes, 1 lane.
             password_hashing: PasswordCost { memory_kib: 19 * 1024, iterations: 2 },
+            failure_sweep: Duration::from_secs(60),
         }
     }
 }

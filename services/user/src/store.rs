@@ -362,6 +362,23 @@ pub async fn record_sign_in_failure(
     Ok(locked_until)
 }
 
+/// Deletes the failed-sign-in records that no longer count at `now`: their window is over and
+/// no lock of theirs is still running. Returns how many were deleted.
+pub async fn forget_old_sign_in_failures(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    policy: &SignInPolicy,
+) -> Result<usize, DatabaseError> {
+    use fastbreak_db::schema::sign_in_failures::dsl as f;
+    Ok(diesel::delete(
+        f::sign_in_failures
+            .filter(f::window_started_at.le(now - policy.window))
+            .filter(f::locked_until.is_null().or(f::locked_until.le(now))),
+    )
+    .execute(conn)
+    .await?)
+}
+
 /// Forgets the failed sign-ins of this email (lower case), after a successful one.
 pub async fn clear_sign_in_failures(conn: &mut AsyncPgConnection, email_key: &str) -> Result<(), DatabaseError> {
     use fastbreak_db::schema::sign_in_failures::dsl as f;

@@ -2,7 +2,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fastbreak_notification::Settings;
-use fastbreak_notification::domain::{SIGNATURE_HEADER, TIMESTAMP_HEADER, verify};
+use fastbreak_notification::domain::{
+    NOT_PUBLIC, SIGNATURE_HEADER, TIMESTAMP_HEADER, failure_reason, users_webhook_client, verify,
+};
 use fastbreak_notification::worker::DeliveryWorker;
 use fastbreak_proto::notification::v1::{
     DeliveryState, ListNotificationsRequest, NotificationCategory, NotificationPreferences, Priority,
@@ -71,11 +73,75 @@ async fn a_webhook_that_never_answers_is_given_up_and_the_notification_stays() {
     let delivery = &deliveries[0];
     assert_eq!(delivery.state(), DeliveryState::Failed);
     assert_eq!(delivery.attempt_count, 3, "the configured number of tries");
-    assert!(delivery.attempts.iter().all(|a| a.http_status == 0 && a.error.starts_with("no answer")), "{delivery:#?}");
+    assert!(delivery.attempts.iter().all(|a| a.http_status == 0 && a.error == "no answer: timed out"), "{delivery:#?}");
+    assert_eq!(delivery.last_error, "no answer: timed out");
     assert!(delivery.next_attempt_time.is_none());
     let listed =
         app.public.list_notifications(as_user(ListNotificationsRequest::default(), user)).await.unwrap().into_inner();
     assert_eq!(listed.notifications[0].notification_id, sent.notification_id);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_delivery_shows_its_user_a_reason_not_the_connection_error() {
+    // A port nothing listens on: every attempt is refused by the operating system.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut app = spawn_app().await;
+    let user = app.user().await;
+    app.webhook(user, &format!("http://{closed}/hook")).await;
+    app.send(user, "trade-1", Priority::High).await;
+
+    let deliveries = app.settled_deliveries(user, 1).await;
+    let delivery = &deliveries[0];
+    assert_eq!((delivery.state(), delivery.attempt_count), (DeliveryState::Failed, 3));
+    let shown: Vec<&str> = std::iter::once(&delivery.last_error)
+        .chain(delivery.attempts.iter().map(|a| &a.error))
+        .map(String::as_str)
+        .collect();
+    assert!(shown.iter().all(|error| *error == "no answer: could not connect"), "{shown:#?}");
+}
+
+/// Proxy variables are read from the environment when a client is built, and a test may not
+/// change its own environment (other threads read it); so this test runs itself again in a
+/// child process that has them, all pointing at a listener here that notes whether anything
+/// connected to it.
+#[test]
+fn deliveries_do_not_go_through_a_proxy_named_in_the_environment() {
+    const CHILD: &str = "FASTBREAK_TEST_PROXY_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        return tokio::runtime::Runtime::new().unwrap().block_on(deliver_once());
+    }
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    proxy.set_nonblocking(true).unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child
+        .args(["--exact", "delivery::deliveries_do_not_go_through_a_proxy_named_in_the_environment", "--nocapture"])
+        .env(CHILD, "1");
+    for name in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+        child.env(name, &proxy_url);
+    }
+    let output = child.env_remove("NO_PROXY").env_remove("no_proxy").output().unwrap();
+    let through_proxy = proxy.accept().is_ok();
+    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && printed.contains("1 passed"), "the child failed:\n{printed}");
+    assert!(!through_proxy, "a delivery connected to the proxy");
+}
+
+/// One delivery to a local webhook, which must arrive directly; and the public-only client,
+/// which must refuse a name that resolves to loopback rather than hand it to a proxy.
+async fn deliver_once() {
+    let hook = Hook::start(Behaviour::FailFirst(0)).await;
+    let public_only = users_webhook_client(Duration::from_millis(500), true).unwrap();
+    let error = public_only.post(format!("http://localhost:{}/hook", hook.addr.port())).send().await.unwrap_err();
+    assert_eq!(failure_reason(&error), NOT_PUBLIC, "{error}");
+
+    let mut app = spawn_app().await;
+    let user = app.user().await;
+    app.webhook(user, &hook.url()).await;
+    app.send(user, "trade-1", Priority::High).await;
+    let deliveries = app.settled_deliveries(user, 1).await;
+    assert_eq!(deliveries[0].state(), DeliveryState::Delivered, "{deliveries:#?}");
+    assert_eq!(hook.received().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

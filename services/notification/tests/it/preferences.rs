@@ -105,9 +105,18 @@ async fn users_webhooks_may_not_point_into_private_networks() {
     })
     .await;
     let user = app.user().await;
-    for url in
-        ["http://127.0.0.1:8080/hook", "http://169.254.169.254/latest", "http://[::1]/hook", "http://localhost/hook"]
-    {
+    for url in [
+        "http://127.0.0.1:8080/hook",
+        "http://169.254.169.254/latest",
+        "http://[::1]/hook",
+        "http://localhost/hook",
+        "http://[::7f00:1]/hook",
+        "http://[::ffff:0:7f00:1]/hook",
+        "http://[64:ff9b::7f00:1]/hook",
+        "http://[2002:7f00:1::]/hook",
+        "http://[fec0::1]/hook",
+        "http://192.0.0.1/hook",
+    ] {
         let preferences = NotificationPreferences { webhook_url: url.into(), ..Default::default() };
         let status = app
             .public

@@ -172,3 +172,142 @@ async fn tokens_page_newest_first() {
         .unwrap_err();
     assert_eq!(violated_fields(&bad), ["page_size", "page_token"]);
 }
+
+/// The failed-sign-in records, by email key: (failures, locked).
+async fn failure_records(app: &crate::App) -> Vec<(String, i32, bool)> {
+    use diesel::QueryDsl as _;
+    use diesel_async::RunQueryDsl as _;
+    use fastbreak_db::schema::sign_in_failures::dsl as f;
+    use futures::FutureExt as _;
+    app.database
+        .database()
+        .read(|conn| {
+            async move {
+                let rows: Vec<(String, i32, Option<chrono::DateTime<chrono::Utc>>)> = f::sign_in_failures
+                    .select((f::email_key, f::failures, f::locked_until))
+                    .order(f::email_key)
+                    .load(conn)
+                    .await?;
+                Ok(rows.into_iter().map(|(key, failures, locked)| (key, failures, locked.is_some())).collect())
+            }
+            .boxed()
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn failed_sign_in_records_are_forgotten_once_their_window_and_lock_are_over() {
+    use fastbreak_user::store as users;
+    use futures::FutureExt as _;
+    let app = spawn_app().await;
+    let policy = SignInPolicy {
+        free_failures: 2,
+        window: chrono::Duration::minutes(15),
+        first_lock: chrono::Duration::minutes(30),
+        max_lock: chrono::Duration::minutes(30),
+    };
+    let start = chrono::DateTime::parse_from_rfc3339("2026-03-08T06:59:00Z").unwrap().to_utc();
+    let minutes = move |n: i64| start + chrono::Duration::minutes(n);
+    let database = app.database.database();
+    let run = |work: Box<
+        dyn for<'c> FnOnce(
+                &'c mut fastbreak_db::PgConnection,
+            ) -> futures::future::BoxFuture<'c, Result<usize, fastbreak_db::DatabaseError>>
+            + Send,
+    >| {
+        let database = database.clone();
+        async move { database.autocommit(work).await.unwrap() }
+    };
+    // An invented email once, another guessed three times (locked for 30 min from minute 2).
+    run(Box::new(move |conn| {
+        async move {
+            users::record_sign_in_failure(conn, "nobody@example.com", minutes(0), &policy).await?;
+            for n in 0..3 {
+                users::record_sign_in_failure(conn, "target@example.com", minutes(n), &policy).await?;
+            }
+            Ok(0)
+        }
+        .boxed()
+    }))
+    .await;
+    let forget = |at| {
+        run(Box::new(move |conn| async move { users::forget_old_sign_in_failures(conn, at, &policy).await }.boxed()))
+    };
+    assert_eq!(forget(minutes(14)).await, 0, "inside the window");
+    assert_eq!(forget(minutes(15)).await, 1, "the invented email's window is over");
+    assert_eq!(failure_records(&app).await, [("target@example.com".to_owned(), 3, true)]);
+    assert_eq!(forget(minutes(31)).await, 0, "its lock still runs");
+    assert_eq!(forget(minutes(32)).await, 1, "its lock is over");
+    assert!(failure_records(&app).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_user_service_deletes_expired_failed_sign_in_records_by_itself() {
+    let settings = fastbreak_user::Settings {
+        sign_in: SignInPolicy {
+            free_failures: 5,
+            window: chrono::Duration::milliseconds(500),
+            first_lock: chrono::Duration::seconds(1),
+            max_lock: chrono::Duration::seconds(1),
+        },
+        failure_sweep: Duration::from_millis(100),
+        ..test_settings()
+    };
+    let mut app = spawn_app_with(settings).await;
+    for n in 0..20 {
+        let refused = app.sign_in(&format!("nobody-{n}@example.com"), "a guess of a password").await.unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let records = failure_records(&app).await;
+        if records.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "records left: {records:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guesses_at_one_email_at_once_are_checked_one_at_a_time_and_only_those_checked_are_counted() {
+    let settings = fastbreak_user::Settings {
+        sign_in: SignInPolicy {
+            free_failures: 100,
+            window: chrono::Duration::minutes(15),
+            first_lock: chrono::Duration::seconds(30),
+            max_lock: chrono::Duration::minutes(15),
+        },
+        // A real hash, so that the guesses overlap.
+        password_hashing: fastbreak_user::settings::PasswordCost { memory_kib: 19 * 1024, iterations: 2 },
+        ..test_settings()
+    };
+    let app = spawn_app_with(settings).await;
+    let guesses: Vec<_> = (0..12)
+        .map(|_| {
+            let mut public = app.public.clone();
+            tokio::spawn(async move {
+                let request = CreateAccessTokenRequest {
+                    email: "target@example.com".into(),
+                    password: "a guess of a password".into(),
+                    ..Default::default()
+                };
+                public.create_access_token(internal(request)).await.unwrap_err()
+            })
+        })
+        .collect();
+    let mut codes = std::collections::BTreeMap::new();
+    for guess in guesses {
+        let status = guess.await.unwrap();
+        *codes.entry(format!("{:?}", status.code())).or_insert(0) += 1;
+        if status.code() == Code::ResourceExhausted {
+            assert!(status.get_details_retry_info().is_some(), "{status:?}");
+        }
+    }
+    println!("answers to 12 guesses at once: {codes:?}");
+    let checked = codes.get("Unauthenticated").copied().unwrap_or(0);
+    assert!(codes.get("ResourceExhausted").copied().unwrap_or(0) > 0, "some were refused unchecked: {codes:?}");
+    let records = failure_records(&app).await;
+    assert_eq!(records, [("target@example.com".to_owned(), checked, false)], "{codes:?}");
+}
