@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod attack;
 pub mod echo;
 pub mod fuzz;
 pub mod h2load;
