@@ -199,3 +199,21 @@ mod tests {
         );
     }
 }
+
+/// The property the `chain_events` fuzz target checks, on any bytes an access node could send:
+/// the first byte picks one of the followed event types, the rest is its payload; decoding
+/// never panics, and a `UFix64` read as cents is never negative and reads back the same.
+pub fn fuzz_chain_events(data: &[u8]) {
+    let Some((&pick, payload)) = data.split_first() else { return };
+    let type_id = FOLLOWED[usize::from(pick) % FOLLOWED.len()];
+    if let Ok(event) = MarketEvent::decode(type_id, payload) {
+        let _ = event.moment();
+    }
+    if let Ok(text) = std::str::from_utf8(payload)
+        && let Ok(cents) = crate::cdc::ufix64_to_cents(text)
+    {
+        assert!(cents >= 0, "{text:?}");
+        let again = format!("{}.{:02}000000", cents / 100, cents % 100);
+        assert_eq!(crate::cdc::ufix64_to_cents(&again), Ok(cents), "{text:?}");
+    }
+}

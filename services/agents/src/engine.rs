@@ -99,6 +99,12 @@ impl Engine {
         Self { database, settings, peers: AgentPeers::new(&peers), retry }
     }
 
+    /// The same engine on background work's own connections (for the workers), so that they
+    /// never wait behind the API's callers for a connection, nor those behind them.
+    pub(crate) fn on_background(&self) -> Self {
+        Self { database: self.database.background(), ..self.clone() }
+    }
+
     pub(crate) fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
         request.set_timeout(self.settings.call_timeout);

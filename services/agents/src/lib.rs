@@ -42,6 +42,7 @@ pub fn server(context: Context<Settings, Database>) -> MeshServer {
         .add_public_service(AgentServiceServer::new(api.clone()))
         .add_internal_service(AgentInternalServiceServer::new(api));
     if settings.worker_enabled {
+        let engine = engine.on_background();
         let listings = worker::ListingLoop::new(engine.clone());
         let games = worker::GameLoop::new(engine.clone());
         let scans = worker::ScanSchedule::new(engine.clone());

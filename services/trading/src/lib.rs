@@ -58,7 +58,7 @@ pub fn server_with_ledger(context: Context<Settings, Database>, ledger: Arc<dyn 
         .add_public_service(TradingServiceServer::new(api.clone()))
         .add_internal_service(TradingInternalServiceServer::new(api));
     if settings.worker_enabled {
-        let worker = TradingWorker::new(trader, boards);
+        let worker = TradingWorker::new(trader.on_background(), boards);
         server.add_worker("trading-worker", move |draining| worker.run(draining))
     } else {
         server

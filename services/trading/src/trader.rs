@@ -97,6 +97,12 @@ pub(crate) struct Trader {
 }
 
 impl Trader {
+    /// The same trader on background work's own connections (for the worker), so that it
+    /// never waits behind the API's callers for a connection, nor they behind it.
+    pub(crate) fn on_background(&self) -> Self {
+        Self { database: self.database.background(), ..self.clone() }
+    }
+
     pub(crate) fn new(database: Database, settings: Arc<Settings>, ledger: Arc<dyn Ledger>, peers: Peers) -> Self {
         // Three attempts, each with the call timeout, 50 ms and then 100 ms apart.
         let retry = RetryPolicy::backoff(3, Duration::from_millis(50), Duration::from_millis(100))
