@@ -6,7 +6,8 @@
 //!
 //! Run with `cargo bench -p fastbreak-integration-tests --bench hostile_load` (needs
 //! PostgreSQL, as the tests do). `HOSTILE_STREAMS` sets the streams (1,000), `HOSTILE_CALLS`
-//! the victim's calls per phase (300).
+//! the victim's calls per phase (300), `HOSTILE_PARTS` which attacks run (`streams,bodies,flood`,
+//! the default), to tell their costs apart.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -64,7 +65,8 @@ async fn victim(gateway: Channel, token: &str, count: usize) -> Calls {
 
 #[tokio::main]
 async fn main() {
-    let streams = setting("HOSTILE_STREAMS", 1_000);
+    let parts = std::env::var("HOSTILE_PARTS").unwrap_or_else(|_| "streams,bodies,flood".to_owned());
+    let streams = if parts.contains("streams") { setting("HOSTILE_STREAMS", 1_000) } else { 0 };
     let count = setting("HOSTILE_CALLS", 300);
     let per_user = fastbreak_mesh::tail::Limits::default().per_caller;
     let _telemetry = fastbreak_integration_tests::bench_telemetry_at("error");
@@ -85,7 +87,7 @@ async fn main() {
     let mut held = Vec::new();
     let mut refused_streams = Vec::new();
     let started = Instant::now();
-    for (n, token) in tokens.iter().enumerate() {
+    for (n, token) in tokens.iter().enumerate().filter(|_| streams > 0) {
         // The last user tries one past the cap.
         let wanted = if n == users { per_user + 1 } else { per_user.min(streams - held.len().min(streams)) };
         // Each holder from an address of its own, as separate clients would be.
@@ -117,7 +119,7 @@ async fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let attacker = gateway_from(&mesh, "127.0.0.3").await;
     let mut attacks = Vec::new();
-    for _ in 0..60 {
+    for _ in 0..if parts.contains("bodies") { 60 } else { 0 } {
         let (channel, stop) = (attacker.clone(), stop.clone());
         attacks.push(tokio::spawn(async move {
             let mut answers = Vec::new();
@@ -128,7 +130,7 @@ async fn main() {
             answers
         }));
     }
-    for n in 0..100 {
+    for n in 0..if parts.contains("flood") { 100 } else { 0 } {
         let (mut users, stop) = (UserServiceClient::new(attacker.clone()), stop.clone());
         attacks.push(tokio::spawn(async move {
             let mut answers = Vec::new();
@@ -186,6 +188,7 @@ async fn main() {
     for (name, calls) in [("alone", &alone), ("under attack", &attacked)] {
         println!("{name:<28} {:>10.1?} {:>10.1?} {:>8}", calls.at(0.5), calls.at(0.99), calls.errors.len());
     }
+    println!("attacks: {parts}");
     println!("victim errors under attack: {:?}", attacked.errors);
     println!(
         "p99 under attack / alone: {:.2}",

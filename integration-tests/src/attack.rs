@@ -97,8 +97,14 @@ pub async fn slow_body(
     let mut head = vec![0u8];
     head.extend_from_slice(&promised.to_be_bytes());
     tx.unbounded_send(Ok(http_body::Frame::data(Bytes::from(head)))).unwrap();
-    for chunk in vec![7u8; sent].chunks(16 * 1024) {
-        tx.unbounded_send(Ok(http_body::Frame::data(Bytes::copy_from_slice(chunk)))).unwrap();
+    // One buffer for every call, sliced without copying: the attacker's own work stays small
+    // (it runs in the same process as the servers in the tests and the benchmark).
+    static FILLER: std::sync::LazyLock<Bytes> = std::sync::LazyLock::new(|| Bytes::from(vec![7u8; 4 * 1024 * 1024]));
+    let mut at = 0;
+    while at < sent.min(FILLER.len()) {
+        let end = (at + 16 * 1024).min(sent);
+        tx.unbounded_send(Ok(http_body::Frame::data(FILLER.slice(at..end)))).unwrap();
+        at = end;
     }
     let body = tonic::body::Body::new(http_body_util::StreamBody::new(frames));
     let mut request = http::Request::builder()

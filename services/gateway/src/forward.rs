@@ -359,7 +359,7 @@ impl Forward {
                 deadline.as_secs()
             )
         } else {
-            format!("the call took longer than its {} ms deadline", deadline.as_millis())
+            late().message().to_owned()
         };
         Ok(response.map(|body| AxumBody::new(DeadlineBody::new(body, until, message))))
     }
