@@ -151,19 +151,12 @@ async fn main() {
     let watching = {
         let stop = stop.clone();
         let addrs = mesh.addrs().clone();
-        let mesh_addrs: Vec<_> = addrs.into_iter().collect();
         tokio::spawn(async move {
             let mut not_serving = std::collections::BTreeMap::<&str, usize>::new();
             let mut rounds = 0;
             while !stop.load(Ordering::Relaxed) {
                 rounds += 1;
-                for (name, addr) in &mesh_addrs {
-                    let channel = fastbreak_integration_tests::connect(*addr).await;
-                    let status = tonic_health::pb::health_client::HealthClient::new(channel)
-                        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
-                        .await
-                        .map(|r| r.into_inner().status())
-                        .unwrap_or(ServingStatus::Unknown);
+                for (name, status) in healths(&addrs).await {
                     if status != ServingStatus::Serving {
                         *not_serving.entry(name).or_default() += 1;
                     }
@@ -200,6 +193,6 @@ async fn main() {
     for reader in readers {
         reader.abort();
     }
-    let after = healths(&mesh).await;
+    let after = healths(mesh.addrs()).await;
     println!("after: {after:?}");
 }

@@ -69,16 +69,21 @@ pub async fn sign_in(users: &mut UserServiceClient<Channel>, email: &str) -> Res
     Ok(users.create_access_token(request).await?.into_inner().secret)
 }
 
-/// Every target's own health, by name.
-pub async fn healths(mesh: &TestMesh) -> Vec<(&'static str, ServingStatus)> {
+/// Every target's own health, by name: UNKNOWN for one that cannot be reached or does not
+/// answer within 5 s.
+pub async fn healths(
+    addrs: &std::collections::BTreeMap<&'static str, std::net::SocketAddr>,
+) -> Vec<(&'static str, ServingStatus)> {
     let mut all = Vec::new();
-    for (name, addr) in mesh.addrs() {
-        let channel = crate::connect(*addr).await;
-        let status = HealthClient::new(channel)
-            .check(HealthCheckRequest { service: String::new() })
-            .await
-            .map(|r| r.into_inner().status())
-            .unwrap_or(ServingStatus::Unknown);
+    for (name, addr) in addrs {
+        let status = async {
+            let channel = Endpoint::from_shared(format!("http://{addr}")).ok()?.connect().await.ok()?;
+            let mut health = HealthClient::new(channel);
+            let check = health.check(HealthCheckRequest { service: String::new() });
+            tokio::time::timeout(std::time::Duration::from_secs(5), check).await.ok()?.ok()
+        }
+        .await
+        .map_or(ServingStatus::Unknown, |answer| answer.into_inner().status());
         all.push((*name, status));
     }
     all

@@ -835,23 +835,12 @@ pub async fn run(client: &Client, seed: u64, count: u64, concurrency: usize) -> 
 
 /// Targets (by name) that do not answer SERVING to `grpc.health.v1.Health/Check`.
 pub async fn not_serving(addrs: &BTreeMap<&'static str, SocketAddr>) -> Vec<String> {
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_check_response::ServingStatus;
-    use tonic_health::pb::health_client::HealthClient;
-    let mut bad = Vec::new();
-    for (name, addr) in addrs {
-        let answer = async {
-            let channel = Channel::from_shared(format!("http://{addr}")).ok()?.connect().await.ok()?;
-            let mut health = HealthClient::new(channel);
-            let check = health.check(HealthCheckRequest { service: String::new() });
-            tokio::time::timeout(Duration::from_secs(5), check).await.ok()?.ok().map(|r| r.into_inner().status())
-        }
-        .await;
-        if answer != Some(ServingStatus::Serving) {
-            bad.push(format!("{name} at {addr}: {answer:?}"));
-        }
-    }
-    bad
+    crate::attack::healths(addrs)
+        .await
+        .into_iter()
+        .filter(|(_, status)| *status != tonic_health::pb::health_check_response::ServingStatus::Serving)
+        .map(|(name, status)| format!("{name} at {}: {status:?}", addrs[name]))
+        .collect()
 }
 
 /// The seed of a run: `FASTBREAK_FUZZ_SEED` if set, else `default`.

@@ -59,7 +59,7 @@ async fn streams_are_capped_per_user_end_at_their_lifetime_and_leave_every_targe
     for _ in 0..20 {
         users.get_current_user(bearer(GetCurrentUserRequest {}, &tokens[5])).await.expect("the victim is answered");
     }
-    for (name, status) in healths(&mesh).await {
+    for (name, status) in healths(mesh.addrs()).await {
         assert_eq!(status, ServingStatus::Serving, "{name}");
     }
 

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod breaker;
+pub mod bulkhead;
 pub mod caller;
 pub mod client;
 pub mod context;

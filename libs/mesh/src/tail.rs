@@ -140,6 +140,12 @@ struct State<T> {
     total: usize,
 }
 
+/// The hub's state, locked (a panic elsewhere while it was held leaves nothing half-done that
+/// matters here).
+fn lock<T>(state: &Mutex<State<T>>) -> std::sync::MutexGuard<'_, State<T>> {
+    state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// What a stream holds while it runs: its place in the caps.
 struct Held<T> {
     state: Arc<Mutex<State<T>>>,
@@ -148,7 +154,7 @@ struct Held<T> {
 
 impl<T> Drop for Held<T> {
     fn drop(&mut self) {
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = lock(&self.state);
         state.total = state.total.saturating_sub(1);
         if let Some(count) = state.streams.get_mut(&self.caller) {
             *count -= 1;
@@ -238,7 +244,7 @@ impl<T: Clone + Send + Sync + 'static> Hub<T> {
 
     /// Takes a place in the caps for `caller`.
     fn hold(&self, caller: &str) -> Result<Held<T>, Status> {
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = lock(&self.state);
         let mine = state.streams.get(caller).copied().unwrap_or(0);
         if mine >= self.limits.per_caller {
             return Err(status::rate_limited(
@@ -266,18 +272,18 @@ impl<T: Clone + Send + Sync + 'static> Hub<T> {
             return Ok(head);
         }
         let start = {
-            let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut state = lock(&self.state);
             !std::mem::replace(&mut state.follower, true)
         };
         if start {
             let last = match (self.last)().await {
                 Ok(last) => last,
                 Err(status) => {
-                    self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).follower = false;
+                    lock(&self.state).follower = false;
                     return Err(status);
                 }
             };
-            self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).floor = last;
+            lock(&self.state).floor = last;
             self.head.send_replace(Some(last));
             tokio::spawn(self.clone().follow(last));
             return Ok(last);
@@ -301,7 +307,7 @@ impl<T: Clone + Send + Sync + 'static> Hub<T> {
             };
             if let Some((newest, _)) = batch.last() {
                 head = *newest;
-                let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut state = lock(&self.state);
                 state.recent.extend(batch.into_iter().map(|(sequence, entry)| (sequence, Arc::new(entry))));
                 while state.recent.len() > self.limits.recent.max(1) {
                     if let Some((sequence, _)) = state.recent.pop_front() {
@@ -324,7 +330,7 @@ impl<T: Clone + Send + Sync + 'static> Hub<T> {
     /// them, else a batch replayed from the log.
     async fn next_after(&self, cursor: i64) -> Result<Vec<(i64, Arc<T>)>, Status> {
         {
-            let state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let state = lock(&self.state);
             if cursor >= state.floor {
                 let from = state.recent.partition_point(|(sequence, _)| *sequence <= cursor);
                 return Ok(state.recent.range(from..).take(256).cloned().collect());

@@ -1,44 +1,11 @@
-//! What one client may hold at the gateway at once: bytes of request bodies (per address and in
-//! all), sign-ins in progress per address, and the time its call may take, body and answer
-//! included.
+//! The time a call through the gateway may take, its answer included (what one client may
+//! hold at once is counted with `fastbreak_mesh::bulkhead::PerKey`).
 
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-/// A number of units (bytes, calls) each address may hold at once.
-#[derive(Debug)]
-pub(crate) struct PerAddress {
-    each: usize,
-    held: Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
-}
-
-impl PerAddress {
-    pub(crate) fn new(each: usize) -> Self {
-        Self { each, held: Mutex::new(HashMap::new()) }
-    }
-
-    /// Takes `units` for `address` now, or None when it holds too many already.
-    pub(crate) fn try_take(&self, address: IpAddr, units: u32) -> Option<OwnedSemaphorePermit> {
-        let semaphore = {
-            let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            held.entry(address).or_insert_with(|| Arc::new(Semaphore::new(self.each))).clone()
-        };
-        semaphore.try_acquire_many_owned(units).ok()
-    }
-
-    /// Forgets the addresses that hold nothing.
-    pub(crate) fn tidy(&self) {
-        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        held.retain(|_, semaphore| Arc::strong_count(semaphore) > 1 || semaphore.available_permits() < self.each);
-    }
-}
 
 /// An answer's body that ends with DEADLINE_EXCEEDED when its deadline passes before the
 /// backend finished it (dropping the rest, which cancels the call at the backend).
@@ -97,19 +64,6 @@ mod tests {
     use http_body_util::BodyExt as _;
 
     use super::*;
-
-    #[test]
-    fn an_address_holds_at_most_its_share_and_gets_it_back() {
-        let limits = PerAddress::new(10);
-        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        let first = limits.try_take(a, 6).expect("within the share");
-        assert!(limits.try_take(a, 5).is_none(), "past a's share");
-        assert!(limits.try_take(b, 10).is_some(), "b has its own");
-        drop(first);
-        assert!(limits.try_take(a, 10).is_some());
-        limits.tidy();
-        assert!(limits.held.lock().unwrap().is_empty(), "nothing held, nothing kept");
-    }
 
     #[tokio::test(start_paused = true)]
     async fn a_body_still_running_at_its_deadline_ends_with_deadline_exceeded() {

@@ -24,7 +24,9 @@ use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::bounds::{DeadlineBody, PerAddress};
+use fastbreak_mesh::bulkhead::{Held, PerKey};
+
+use crate::bounds::DeadlineBody;
 use sha2::{Digest, Sha256};
 use tonic::Code;
 use tower::ServiceExt;
@@ -49,10 +51,10 @@ pub(crate) struct Forwarding {
     /// The paths of the server-streaming methods (their deadline is the stream lifetime).
     streaming: std::collections::HashSet<String>,
     /// Request body bytes in flight, per address and in all.
-    body_bytes: PerAddress,
+    body_bytes: PerKey<IpAddr>,
     all_body_bytes: Arc<Semaphore>,
     /// Sign-ins and sign-ups in progress per address.
-    sign_ins: PerAddress,
+    sign_ins: PerKey<IpAddr>,
 }
 
 impl std::fmt::Debug for Forwarding {
@@ -77,9 +79,9 @@ impl Forwarding {
             per_user: RateLimiter::keyed(quota(settings.user_rate)),
             per_address: RateLimiter::keyed(quota(settings.address_rate)),
             streaming,
-            body_bytes: PerAddress::new(settings.body_bytes_per_address),
+            body_bytes: PerKey::new(settings.body_bytes_per_address),
             all_body_bytes: Arc::new(Semaphore::new(settings.body_bytes_total)),
-            sign_ins: PerAddress::new(settings.sign_ins_per_address),
+            sign_ins: PerKey::new(settings.sign_ins_per_address),
             settings,
             user,
         })
@@ -89,8 +91,6 @@ impl Forwarding {
     pub(crate) fn tidy(&self) {
         self.per_user.retain_recent();
         self.per_address.retain_recent();
-        self.body_bytes.tidy();
-        self.sign_ins.tidy();
     }
 
     /// Reads a request's body whole, within the largest message and the bytes its address and
@@ -100,10 +100,10 @@ impl Forwarding {
         &self,
         mut body: AxumBody,
         address: Option<IpAddr>,
-    ) -> Result<(Bytes, Vec<OwnedSemaphorePermit>), tonic::Status> {
+    ) -> Result<(Bytes, (Vec<Held<IpAddr>>, Vec<OwnedSemaphorePermit>)), tonic::Status> {
         let limit = self.settings.max_message_bytes + 5;
         let mut read = bytes::BytesMut::new();
-        let mut held = Vec::new();
+        let (mut held, mut all) = (Vec::new(), Vec::new());
         while let Some(frame) = body.frame().await {
             let frame =
                 frame.map_err(|error| tonic::Status::cancelled(format!("the request could not be read: {error}")))?;
@@ -119,14 +119,14 @@ impl Forwarding {
             }
             let units = u32::try_from(data.len()).unwrap_or(u32::MAX);
             if let Some(address) = address {
-                held.push(self.body_bytes.try_take(address, units).ok_or_else(|| {
+                held.push(self.body_bytes.try_take(&address, units).ok_or_else(|| {
                     status::rate_limited(
                         "this address has too many request bytes in flight; wait for its calls to finish",
                         Duration::from_secs(1),
                     )
                 })?);
             }
-            held.push(self.all_body_bytes.clone().try_acquire_many_owned(units).map_err(|_| {
+            all.push(self.all_body_bytes.clone().try_acquire_many_owned(units).map_err(|_| {
                 status::rate_limited(
                     "the gateway has too many request bytes in flight; try again",
                     Duration::from_secs(1),
@@ -134,7 +134,7 @@ impl Forwarding {
             })?);
             read.extend_from_slice(&data);
         }
-        Ok((read.freeze(), held))
+        Ok((read.freeze(), (held, all)))
     }
 
     /// The user a bearer token belongs to: from the cache while fresh, else from the user
@@ -315,7 +315,7 @@ impl Forward {
         // refused before anything is read (the refusal costs the server next to nothing).
         let _signing_in = if OPEN.contains(&parts.uri.path()) {
             match address {
-                Some(address) => Some(shared.sign_ins.try_take(address, 1).ok_or_else(|| {
+                Some(address) => Some(shared.sign_ins.try_take(&address, 1).ok_or_else(|| {
                     status::rate_limited(
                         "this address already has sign-ins in progress; wait for them to finish",
                         Duration::from_secs(1),

@@ -25,19 +25,7 @@ pub struct UserApi {
     /// Password hashes in progress: each takes memory and a core, so they are bounded.
     hashing: std::sync::Arc<tokio::sync::Semaphore>,
     /// The emails (lower case) with a sign-in being checked: one at a time each.
-    checking: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
-}
-
-/// An email's place in [`UserApi::checking`], given back when dropped.
-struct Checking {
-    emails: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
-    key: String,
-}
-
-impl Drop for Checking {
-    fn drop(&mut self) {
-        self.emails.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.key);
-    }
+    checking: std::sync::Arc<fastbreak_mesh::bulkhead::PerKey<String>>,
 }
 
 /// How long a sign-in waits for a free hashing slot before it is told to come back.
@@ -52,18 +40,14 @@ impl UserApi {
             database: context.database,
             settings: std::sync::Arc::new(context.settings),
             hashing: std::sync::Arc::new(tokio::sync::Semaphore::new(cores * 2)),
-            checking: Default::default(),
+            checking: std::sync::Arc::new(fastbreak_mesh::bulkhead::PerKey::new(1)),
         }
     }
 
     /// The email's one place for a sign-in being checked; Busy while another holds it (a
     /// flood of guesses at one email takes one hashing slot, not all of them).
-    fn check_one_at_a_time(&self, key: &str) -> Result<Checking, UserError> {
-        let mut emails = self.checking.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !emails.insert(key.to_owned()) {
-            return Err(UserError::Busy);
-        }
-        Ok(Checking { emails: self.checking.clone(), key: key.to_owned() })
+    fn check_one_at_a_time(&self, key: &str) -> Result<fastbreak_mesh::bulkhead::Held<String>, UserError> {
+        self.checking.try_take(&key.to_owned(), 1).ok_or(UserError::Busy)
     }
 
     /// A slot to hash a password in; RESOURCE_EXHAUSTED when every slot stays busy.
