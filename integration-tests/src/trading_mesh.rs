@@ -35,6 +35,8 @@ pub struct MeshOptions {
     pub pool: usize,
     /// Whether scouting and the agents run too.
     pub agents: bool,
+    /// The most listing events the agents decide together.
+    pub agents_batch: usize,
 }
 
 impl Default for MeshOptions {
@@ -53,6 +55,7 @@ impl Default for MeshOptions {
             },
             pool: 8,
             agents: false,
+            agents_batch: fastbreak_agents::Settings::default().batch,
         }
     }
 }
@@ -203,6 +206,7 @@ impl TradingMesh {
                     retry_min: Duration::from_millis(20),
                     step_deadline: Duration::from_secs(3),
                     schedule_interval: Duration::from_millis(100),
+                    batch: self.options.agents_batch,
                     ..Default::default()
                 },
                 &["strategy", "scouting", "marketplace", "trading", "notification"],

@@ -208,6 +208,9 @@ async fn a_listing_event_is_bought_or_skipped_with_its_reasons_and_never_twice()
     assert_eq!(skipped.outcome(), DecisionOutcome::Skip, "{skipped:?}");
     assert_eq!((skipped.reason(), skipped.rule.as_str()), (DecisionReason::SmallDiscount, "min_discount_bps"));
     assert!(skipped.reasons[0].contains("below \"Bargains\"'s minimum of 20.0%"), "{:?}", skipped.reasons);
+    // A discount of more than half the 20% wanted is a near miss: the skip keeps the valuation's
+    // factors, as a purchase does.
+    assert!(!skipped.factors.is_empty() && !skipped.valuation_id.is_empty(), "{skipped:?}");
     let read = agents
         .get_decision(as_user(GetDecisionRequest { decision_id: skipped.decision_id.clone() }, user))
         .await
@@ -673,6 +676,20 @@ async fn a_simulated_market_day_buys_only_what_fits_within_the_limits_and_decide
     )
     .await;
     assert_eq!(unexplained, 0, "every decision has its reason code, rule and sentence");
+    // A skip keeps the valuation's factors only when it was a near miss (a discount of half the
+    // strategy's minimum, a confidence within 0.1 of its minimum); the others keep their reason,
+    // rule, sentence and valuation id.
+    let heavy = count(
+        &mesh,
+        "SELECT count(*) AS n FROM decisions d JOIN strategies s ON s.id = d.strategy_id \
+         WHERE d.user_id = ANY($1) AND d.outcome = 'skip' AND d.factors <> '[]'::jsonb AND NOT ( \
+           d.fair_value_cents > d.price_cents \
+           AND (d.fair_value_cents - d.price_cents) * 20000 >= s.min_discount_bps::bigint * d.fair_value_cents \
+           AND d.confidence >= s.min_confidence - 0.1)",
+        &users,
+    )
+    .await;
+    assert_eq!(heavy, 0, "only near misses keep their factors");
 
     // The agents bought, and only what fits: the strategy's price, discount and confidence, its
     // kind (a standout game of 25 or more, or a player in his first three seasons), and a trade
@@ -758,7 +775,9 @@ async fn newest_listing_event(mesh: &TradingMesh) -> i64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn purchases_wait_for_trading_to_return_and_a_restart_mid_stream_misses_no_event() {
-    let mut mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
+    // Small batches, so that the agents can be stopped in the middle of the stream.
+    let options = MeshOptions { agents: true, agents_batch: 10, ..MeshOptions::default() };
+    let mut mesh = TradingMesh::start(options).await;
     let (user, listings, _, created, _) = setup(&mesh).await;
     let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
 
@@ -878,6 +897,14 @@ async fn purchases_wait_for_trading_to_return_and_a_restart_mid_stream_misses_no
     let decided = decided_since(&mesh).await;
     let expected: Vec<i64> = (before + 1..=before + 200).collect();
     assert_eq!(decided, expected, "every repricing decided exactly once across the restart");
+    // The user's decisions on listing events gather in a run an hour, not a run an event.
+    let runs = count(
+        &mesh,
+        "SELECT count(*) AS n FROM agent_runs WHERE user_id = ANY($1) AND trigger = 'listing_event'",
+        &[user],
+    )
+    .await;
+    assert!((1..=2).contains(&runs), "{runs} listing-event runs for 200 and more events");
     println!("stopped after {at_stop} of 200 repricings; after the restart all 200 were decided, once each");
 }
 

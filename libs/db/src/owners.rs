@@ -18,6 +18,7 @@ pub const TABLES: &[(&str, &str)] = &[
     // strategy
     ("strategy_templates", "strategy"),
     ("strategies", "strategy"),
+    ("strategy_revision", "strategy"),
     ("strategy_performance", "strategy"),
     ("strategy_outcomes", "strategy"),
     // risk

@@ -124,6 +124,12 @@ impl Database {
         })
     }
 
+    /// Calls `heard` for every notification committed on `channel` (LISTEN/NOTIFY), on a
+    /// connection of its own, until `heard` returns false (see [`crate::wire::listen`]).
+    pub async fn listen(&self, channel: &str, heard: impl Fn() -> bool) -> Result<(), DatabaseError> {
+        crate::wire::listen(&self.url, channel, heard).await.map_err(DatabaseError::Pool)
+    }
+
     /// The same database through the background pool: for workers and stream followers, so
     /// that callers holding every connection of the calls' pool never stall them (and they
     /// never take a caller's connection).

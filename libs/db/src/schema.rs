@@ -72,6 +72,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    strategy_revision (id) {
+        id -> Bool,
+        revision -> Int8,
+    }
+}
+
+diesel::table! {
     strategy_performance (strategy_id) {
         strategy_id -> Uuid,
         purchase_count -> Int8,
@@ -688,7 +695,7 @@ macro_rules! for_all_tables {
     ($callback:ident $(, $arg:expr)*) => {
         $callback! {
             $($arg,)*
-            users, wallets, access_tokens, strategy_templates, strategies, strategy_performance,
+            users, wallets, access_tokens, strategy_templates, strategies, strategy_revision, strategy_performance,
             strategy_outcomes, budget_limits, budget_limit_changes, holds, spending,
             emergency_stops, emergency_stop_events, risk_states, risk_alerts, players, player_game_stats, game_events, scouting_players, scouting_moments, scouting_listings,
             scouting_sales, market_sources,

@@ -50,6 +50,61 @@ pub async fn establish(url: &str) -> diesel::ConnectionResult<AsyncPgConnection>
     AsyncPgConnection::try_from(client).await
 }
 
+/// Listens on `channel` (PostgreSQL's LISTEN/NOTIFY) and calls `heard` once per notification
+/// committed on it, and once after every (re)connection (what was committed while no one
+/// listened is read by the caller then). Reconnects after a second when the connection is
+/// lost. Ends when `heard` returns false.
+pub async fn listen(url: &str, channel: &str, heard: impl Fn() -> bool) -> Result<(), String> {
+    let config: tokio_postgres::Config = url.parse().map_err(|error: tokio_postgres::Error| error.to_string())?;
+    loop {
+        match listen_once(&config, channel, &heard).await {
+            Ok(()) => return Ok(()),
+            Err(error) => tracing::debug!(%error, channel, "listening stopped; listening again shortly"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if !heard() {
+            return Ok(());
+        }
+    }
+}
+
+/// One connection's listening: `Ok` when `heard` asked to stop, else why the connection ended.
+async fn listen_once(config: &tokio_postgres::Config, channel: &str, heard: &impl Fn() -> bool) -> Result<(), String> {
+    let stream = open(config).await.map_err(|e| e.to_string())?;
+    let (client, mut connection) =
+        config.connect_raw(SqlStateTap::new(stream), tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
+    let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+    let statement = format!("LISTEN \"{}\"", channel.replace('"', "\"\""));
+    let listening = client.batch_execute(&statement);
+    tokio::pin!(listening);
+    // The LISTEN is answered through the connection, which is polled meanwhile.
+    loop {
+        tokio::select! {
+            done = &mut listening => { done.map_err(|e| e.to_string())?; break; }
+            message = futures::StreamExt::next(&mut messages) => match message {
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Err(error.to_string()),
+                None => return Err("the connection closed".to_owned()),
+            },
+        }
+    }
+    if !heard() {
+        return Ok(());
+    }
+    while let Some(message) = futures::StreamExt::next(&mut messages).await {
+        match message {
+            Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
+                if !heard() {
+                    return Ok(());
+                }
+            }
+            Ok(_) => {}
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+    Err("the connection closed".to_owned())
+}
+
 /// Connects to the first host of `config` that answers.
 async fn open(config: &tokio_postgres::Config) -> io::Result<Box<dyn Io>> {
     let hosts = config.get_hosts();

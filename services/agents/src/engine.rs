@@ -36,10 +36,8 @@ use uuid::Uuid;
 
 use crate::domain::{self, FORM_GAMES, Factor, PlayerForm, reason_code, skip};
 use crate::error;
+use crate::index::{Indexed, StrategyIndex};
 use crate::settings::Settings;
-
-/// The most active strategies looked at for one listing.
-const MAX_STRATEGIES: usize = 1000;
 
 /// A listing to decide on.
 #[derive(Debug, Clone)]
@@ -88,6 +86,8 @@ pub(crate) struct Engine {
     pub database: Database,
     pub settings: Arc<Settings>,
     pub peers: AgentPeers,
+    /// The active strategies held in memory, indexed by what they match.
+    pub index: StrategyIndex,
     /// How a step's calls are retried: until answered, within the step's deadline.
     retry: RetryPolicy,
 }
@@ -96,7 +96,7 @@ impl Engine {
     pub(crate) fn new(database: Database, settings: Arc<Settings>, peers: Peers) -> Self {
         let retry = RetryPolicy::backoff(usize::MAX, settings.retry_min, Duration::from_secs(5))
             .with_overall_timeout(settings.step_deadline);
-        Self { database, settings, peers: AgentPeers::new(&peers), retry }
+        Self { database, settings, peers: AgentPeers::new(&peers), index: StrategyIndex::default(), retry }
     }
 
     /// The same engine on background work's own connections (for the workers), so that they
@@ -124,7 +124,27 @@ impl Engine {
     /// The active strategies a listing could match (not arbitrage mode: those act on
     /// arbitrage opportunities), highest priority first.
     pub(crate) async fn strategies(&self, moment: Option<&market::Moment>) -> Result<Vec<strategy::Strategy>, Status> {
-        self.active(moment.map(|m| m.player_id.clone()).unwrap_or_default(), moment.map_or(0, |m| m.rarity), 0).await
+        Ok(self.indexed().await?.matching(moment).into_iter().cloned().collect())
+    }
+
+    /// The active strategies as they are now: those held when the strategy service's revision
+    /// has not moved on, else read again (and held).
+    pub(crate) async fn indexed(&self) -> Result<Arc<Indexed>, Status> {
+        let revision = self
+            .retried(|| {
+                let request = self.request(strategy::GetStrategiesRevisionRequest {});
+                async move {
+                    let mut client = StrategyInternalServiceClient::new(self.peers.strategy.channel()?);
+                    client.get_strategies_revision(request).await.map(|r| r.into_inner().revision)
+                }
+            })
+            .await?;
+        if let Some(held) = self.index.at(revision).await {
+            return Ok(held);
+        }
+        let indexed = Arc::new(Indexed::new(revision, self.active(String::new(), 0, 0).await?));
+        self.index.hold(indexed.clone()).await;
+        Ok(indexed)
     }
 
     /// Active strategies by player, rarity and kind (0: any; arbitrage mode never), highest
@@ -139,7 +159,7 @@ impl Engine {
         let mut token = String::new();
         loop {
             let request = strategy::ListActiveStrategiesRequest {
-                page_size: 100,
+                page_size: 1000,
                 page_token: token.clone(),
                 kind,
                 player_id: player.clone(),
@@ -155,7 +175,7 @@ impl Engine {
                 })
                 .await?;
             found.extend(page.strategies);
-            if page.next_page_token.is_empty() || found.len() >= MAX_STRATEGIES {
+            if page.next_page_token.is_empty() {
                 break;
             }
             token = page.next_page_token;
@@ -167,7 +187,7 @@ impl Engine {
         Ok(found)
     }
 
-    async fn valuation(&self, listing: &market::Listing) -> Result<scouting::Valuation, Status> {
+    pub(crate) async fn valuation(&self, listing: &market::Listing) -> Result<scouting::Valuation, Status> {
         self.retried(|| {
             let request = self.request(scouting::ValueListingRequest { listing_id: listing.listing_id.clone() });
             async move {
@@ -223,6 +243,7 @@ impl Engine {
         } else {
             Err(Status::failed_precondition("the listing is no longer active"))
         };
+        let factors = valued.as_ref().map(factors_of).unwrap_or_default();
         // The player's form, when a strategy's kind asks about it.
         let wants_form = strategies.iter().any(|s| {
             matches!(
@@ -262,7 +283,12 @@ impl Engine {
             let strategy_id =
                 Uuid::parse_str(&strategy.strategy_id).map_err(|_| Status::internal("a bad strategy id"))?;
             let run = runs[&user];
-            let shared = Shared { valued: &valued, form: form.as_ref(), taken_by: taken_by.get(&strategy.user_id) };
+            let shared = Shared {
+                valued: &valued,
+                factors: &factors,
+                form: form.as_ref(),
+                taken_by: taken_by.get(&strategy.user_id),
+            };
             match self.decide_one(candidate, strategy, user, strategy_id, run, shared).await {
                 Ok(decision) => {
                     if matches!(decision.outcome, DecisionOutcome::Buy | DecisionOutcome::Refused) {
@@ -330,7 +356,7 @@ impl Engine {
     }
 
     /// A player's record and recent games, as kind-specific rules read them.
-    async fn player_form(&self, player: &str) -> Result<PlayerForm, Status> {
+    pub(crate) async fn player_form(&self, player: &str) -> Result<PlayerForm, Status> {
         let found = self
             .retried(|| {
                 let request = self.request(scouting::GetPlayerRequest { player_id: player.to_owned() });
@@ -372,53 +398,33 @@ impl Engine {
         run: Uuid,
         shared: Shared<'_>,
     ) -> Result<Decision, Status> {
+        match judge(candidate, strategy, user, strategy_id, run, shared)? {
+            Judged::Decided(decision) => Ok(decision),
+            Judged::Chosen(chosen) => {
+                let today = Utc::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+                let bought_today = self.bought_since(strategy_id, today).await?;
+                self.purchase(candidate, strategy, user, chosen, bought_today).await
+            }
+        }
+    }
+
+    /// Buys what the rules chose unless the strategy's daily cap (with `bought_today` purchases
+    /// made today) stops it. An error means trading could not be reached: nothing is decided.
+    pub(crate) async fn purchase(
+        &self,
+        candidate: &Candidate,
+        strategy: &strategy::Strategy,
+        user: Uuid,
+        chosen: Chosen,
+        bought_today: i64,
+    ) -> Result<Decision, Status> {
+        let Chosen { mut decision, sentence, factors, valuation } = chosen;
+        let rules = strategy.rules.unwrap_or_default();
+        if let Some(skip) = domain::daily_cap(&rules, &strategy.display_name, bought_today) {
+            return Ok(skip.decide(decision));
+        }
         let listing = &candidate.listing;
         let price = listing.price_cents;
-        let rules = strategy.rules.unwrap_or_default();
-        let name = &strategy.display_name;
-        let mut decision = new_decision(candidate, user, strategy_id, run)?;
-        let active = listing.state == market::ListingState::Active as i32;
-        if let Some(skip) = domain::before_valuation(active, shared.taken_by.map(String::as_str), &rules, name, price) {
-            return Ok(skip.decide(decision));
-        }
-        if let Some(form) = shared.form
-            && let Some(unfit) = domain::kind_fit(strategy, form, &mut decision, Utc::now())
-        {
-            return Ok(unfit);
-        }
-        let valuation = match shared.valued {
-            Ok(valuation) => valuation,
-            Err(status) => {
-                decision.data_incomplete = true;
-                return Ok(domain::no_valuation(status).decide(decision));
-            }
-        };
-        decision.fair_value_cents = valuation.fair_value_cents.max(0);
-        decision.confidence = valuation.confidence.clamp(0.0, 1.0);
-        decision.valuation_id = Uuid::parse_str(&valuation.valuation_id).ok();
-        let mut factors: Vec<Factor> = valuation
-            .factors
-            .iter()
-            .map(|f| Factor {
-                name: f.name.clone(),
-                weight: f.weight,
-                impact_cents: f.impact_cents,
-                explanation: f.explanation.clone(),
-            })
-            .collect();
-        factors.sort_by(|a, b| b.weight.total_cmp(&a.weight));
-        decision.factors = serde_json::to_value(&factors).unwrap_or_default();
-        decision.reasons.extend(factors.iter().take(3).map(|f| f.explanation.clone()).filter(|s| !s.is_empty()));
-        let fair = valuation.fair_value_cents;
-        let sentence = match domain::valuation_rules(&rules, name, price, fair, valuation.confidence) {
-            Ok(sentence) => sentence,
-            Err(skip) => return Ok(skip.decide(decision)),
-        };
-        let today = Utc::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-        let bought_today = self.bought_since(strategy_id, today).await?;
-        if let Some(skip) = domain::daily_cap(&rules, name, bought_today) {
-            return Ok(skip.decide(decision));
-        }
         // Every rule passed: buy, under a key that a replay of this event repeats.
         let request = trading::ExecutePurchaseRequest {
             user_id: user.to_string(),
@@ -429,7 +435,7 @@ impl Engine {
             decision_id: decision.id.to_string(),
             reasoning: std::iter::once(sentence.clone()).chain(decision.reasons.iter().cloned()).collect(),
             valuation_id: valuation.valuation_id.clone(),
-            expected_value_cents: fair.max(0),
+            expected_value_cents: valuation.fair_value_cents.max(0),
             factors: factors
                 .iter()
                 .map(|f| trading::ReasoningFactor {
@@ -474,7 +480,7 @@ impl Engine {
         }
     }
 
-    async fn bought_since(&self, strategy_id: Uuid, since: DateTime<Utc>) -> Result<i64, Status> {
+    pub(crate) async fn bought_since(&self, strategy_id: Uuid, since: DateTime<Utc>) -> Result<i64, Status> {
         self.database
             .read(move |conn| async move { repo::purchases_since(conn, strategy_id, since).await }.boxed())
             .await
@@ -779,7 +785,8 @@ impl Engine {
 fn new_decision(candidate: &Candidate, user: Uuid, strategy_id: Uuid, run: Uuid) -> Result<Decision, Status> {
     let listing = &candidate.listing;
     Ok(Decision {
-        id: Uuid::new_v4(),
+        // Time-ordered: a decision's id lands at the end of its index, as its time does.
+        id: Uuid::now_v7(),
         run_id: run,
         user_id: user,
         strategy_id,
@@ -802,11 +809,100 @@ fn new_decision(candidate: &Candidate, user: Uuid, strategy_id: Uuid, run: Uuid)
     })
 }
 
-/// What one listing's decisions share: its valuation, its player's form (when a strategy's
-/// kind asks), and the strategy of the user's that already acted on it, if one did.
+/// What the rules make of a listing for one strategy, before anything is bought.
+pub(crate) enum Judged {
+    /// Decided: a skip (or nothing left to ask).
+    Decided(Decision),
+    /// Every rule passed: to be bought, unless the daily cap stops it.
+    Chosen(Chosen),
+}
+
+/// A purchase the rules chose, with what it is bought on.
+pub(crate) struct Chosen {
+    /// The decision so far, with the valuation's figures and factors.
+    pub decision: Decision,
+    /// Why it is bought, as a sentence.
+    pub sentence: String,
+    /// The valuation's factors, heaviest first.
+    pub factors: Vec<Factor>,
+    /// The valuation.
+    pub valuation: Box<scouting::Valuation>,
+}
+
+/// One strategy's look at a listing by its rules alone (no call, no database): a skip, or a
+/// purchase chosen. A skip keeps the valuation's weighted factors only when it is a near miss
+/// (see `domain::near_miss`); every decision keeps its reason, rule and sentence.
+pub(crate) fn judge(
+    candidate: &Candidate,
+    strategy: &strategy::Strategy,
+    user: Uuid,
+    strategy_id: Uuid,
+    run: Uuid,
+    shared: Shared<'_>,
+) -> Result<Judged, Status> {
+    let listing = &candidate.listing;
+    let price = listing.price_cents;
+    let rules = strategy.rules.unwrap_or_default();
+    let name = &strategy.display_name;
+    let mut decision = new_decision(candidate, user, strategy_id, run)?;
+    let active = listing.state == market::ListingState::Active as i32;
+    if let Some(skip) = domain::before_valuation(active, shared.taken_by.map(String::as_str), &rules, name, price) {
+        return Ok(Judged::Decided(skip.decide(decision)));
+    }
+    if let Some(form) = shared.form
+        && let Some(unfit) = domain::kind_fit(strategy, form, &mut decision, Utc::now())
+    {
+        return Ok(Judged::Decided(unfit));
+    }
+    let valuation = match shared.valued {
+        Ok(valuation) => valuation,
+        Err(status) => {
+            decision.data_incomplete = true;
+            return Ok(Judged::Decided(domain::no_valuation(status).decide(decision)));
+        }
+    };
+    decision.fair_value_cents = valuation.fair_value_cents.max(0);
+    decision.confidence = valuation.confidence.clamp(0.0, 1.0);
+    decision.valuation_id = Uuid::parse_str(&valuation.valuation_id).ok();
+    let fair = valuation.fair_value_cents;
+    let passed = domain::valuation_rules(&rules, name, price, fair, valuation.confidence);
+    let near = passed.is_ok() || domain::near_miss(&rules, price, fair, valuation.confidence);
+    let factors = if near { shared.factors.to_vec() } else { Vec::new() };
+    if near {
+        decision.factors = serde_json::to_value(&factors).unwrap_or_default();
+        decision.reasons.extend(factors.iter().take(3).map(|f| f.explanation.clone()).filter(|s| !s.is_empty()));
+    }
+    match passed {
+        Ok(sentence) => {
+            Ok(Judged::Chosen(Chosen { decision, sentence, factors, valuation: Box::new(valuation.clone()) }))
+        }
+        Err(skip) => Ok(Judged::Decided(skip.decide(decision))),
+    }
+}
+
+/// A valuation's factors as decisions keep them, heaviest first.
+pub(crate) fn factors_of(valuation: &scouting::Valuation) -> Vec<Factor> {
+    let mut factors: Vec<Factor> = valuation
+        .factors
+        .iter()
+        .map(|f| Factor {
+            name: f.name.clone(),
+            weight: f.weight,
+            impact_cents: f.impact_cents,
+            explanation: f.explanation.clone(),
+        })
+        .collect();
+    factors.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+    factors
+}
+
+/// What one listing's decisions share: its valuation and factors, its player's form (when a
+/// strategy's kind asks), and the strategy of the user's that already acted on it, if one did.
 #[derive(Clone, Copy)]
-struct Shared<'a> {
-    valued: &'a Result<scouting::Valuation, Status>,
-    form: Option<&'a Result<PlayerForm, Status>>,
-    taken_by: Option<&'a String>,
+pub(crate) struct Shared<'a> {
+    pub valued: &'a Result<scouting::Valuation, Status>,
+    /// The valuation's factors, heaviest first (empty without a valuation).
+    pub factors: &'a [Factor],
+    pub form: Option<&'a Result<PlayerForm, Status>>,
+    pub taken_by: Option<&'a String>,
 }

@@ -10,6 +10,8 @@ mod api;
 mod domain;
 mod engine;
 mod error;
+mod index;
+mod listings;
 mod peers;
 pub mod settings;
 pub mod store;

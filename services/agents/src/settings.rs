@@ -19,6 +19,8 @@ pub struct Settings {
     pub scan_limit: usize,
     /// How often the daily scans' schedule is looked at.
     pub schedule_interval: Duration,
+    /// The most listing events decided together.
+    pub batch: usize,
     /// Whether the listing loop runs in this target.
     pub worker_enabled: bool,
 }
@@ -32,6 +34,7 @@ impl Default for Settings {
             reconnect_pause: Duration::from_secs(1),
             scan_limit: 500,
             schedule_interval: Duration::from_secs(30),
+            batch: 500,
             worker_enabled: true,
         }
     }
@@ -70,6 +73,11 @@ impl Settings {
         }) {
             settings.scan_limit = n;
         }
+        if let Some(n) = reader.optional("FASTBREAK_AGENTS_BATCH", "a whole number from 1 to 5000", |v| {
+            v.parse::<usize>().ok().filter(|n| (1..=5_000).contains(n))
+        }) {
+            settings.batch = n;
+        }
         if let Some(on) = reader.optional_switch("FASTBREAK_AGENTS_WORKER") {
             settings.worker_enabled = on;
         }
@@ -86,9 +94,18 @@ mod tests {
         let mut reader = Reader::new(std::iter::empty::<(&str, &str)>());
         assert_eq!(Settings::read(&mut reader), Settings::default());
         reader.finish().unwrap();
-        let mut reader = Reader::new([("FASTBREAK_AGENTS_SCAN_LIMIT", "0"), ("FASTBREAK_AGENTS_RETRY_MIN", "1h")]);
+        let mut reader = Reader::new([
+            ("FASTBREAK_AGENTS_SCAN_LIMIT", "0"),
+            ("FASTBREAK_AGENTS_RETRY_MIN", "1h"),
+            ("FASTBREAK_AGENTS_BATCH", "5001"),
+        ]);
         let _ = Settings::read(&mut reader);
         let text = reader.finish().unwrap_err().to_string();
-        assert!(text.contains("FASTBREAK_AGENTS_SCAN_LIMIT") && text.contains("FASTBREAK_AGENTS_RETRY_MIN"), "{text}");
+        for variable in ["FASTBREAK_AGENTS_SCAN_LIMIT", "FASTBREAK_AGENTS_RETRY_MIN", "FASTBREAK_AGENTS_BATCH"] {
+            assert!(text.contains(variable), "{variable}: {text}");
+        }
+        let mut reader = Reader::new([("FASTBREAK_AGENTS_BATCH", "20")]);
+        assert_eq!(Settings::read(&mut reader).batch, 20);
+        reader.finish().unwrap();
     }
 }

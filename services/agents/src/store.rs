@@ -1,5 +1,7 @@
 //! Agent runs and the decisions they made, with their reasons.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -362,6 +364,123 @@ pub async fn decided_strategies(
         query = query.filter(decisions::listing_id.eq(listing)).filter(decisions::trigger_event.eq(event));
     }
     Ok(query.load(conn).await?)
+}
+
+/// Which strategies decided on which of the listing events `sequences` before (a replay), as
+/// `(sequence, strategy)` pairs.
+pub async fn decided_on_events(
+    conn: &mut AsyncPgConnection,
+    sequences: &[i64],
+) -> Result<Vec<(i64, Uuid)>, DatabaseError> {
+    if sequences.is_empty() {
+        return Ok(Vec::new());
+    }
+    use diesel::sql_types::{Array, BigInt, Uuid as SqlUuid};
+    #[derive(QueryableByName)]
+    struct Pair {
+        #[diesel(sql_type = BigInt)]
+        event_sequence: i64,
+        #[diesel(sql_type = SqlUuid)]
+        strategy_id: Uuid,
+    }
+    let pairs: Vec<Pair> =
+        diesel::sql_query("SELECT event_sequence, strategy_id FROM decisions WHERE event_sequence = ANY($1)")
+            .bind::<Array<BigInt>, _>(sequences)
+            .load(conn)
+            .await?;
+    Ok(pairs.into_iter().map(|p| (p.event_sequence, p.strategy_id)).collect())
+}
+
+/// The run that gathers one user's decisions on listing events in the hour (UTC) `hour` falls
+/// in: the same id for the same user and hour, on every replica.
+pub fn listing_run(user: Uuid, hour: DateTime<Utc>) -> Uuid {
+    const RUNS: Uuid = Uuid::from_u128(0x6c69_7374_696e_6773_2d72_756e_732d_7631);
+    Uuid::new_v5(&RUNS, format!("{user}/{}", hour.format("%Y-%m-%dT%H")).as_bytes())
+}
+
+/// What a batch of listing events did to one user's run of the hour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunShare {
+    /// The run (`listing_run`).
+    pub run: Uuid,
+    /// The user.
+    pub user: Uuid,
+    /// Listings looked at for the user.
+    pub listings: i32,
+    /// Why the batch could not be finished for the user, if it could not.
+    pub failure: Option<String>,
+}
+
+/// Records a batch of listing events' decisions in the caller's transaction: their users' runs
+/// of the hour (started at their first batch, and counted on as decisions come), the decisions
+/// (except those a replay had made before), and the stream's cursor when `cursor` is given. A
+/// user's run that a batch could not finish is failed with its reason. How many decisions were
+/// recorded.
+pub async fn record_listing_decisions(
+    conn: &mut AsyncPgConnection,
+    shares: &[RunShare],
+    decisions: &[Decision],
+    cursor: Option<(&str, i64)>,
+) -> Result<usize, DatabaseError> {
+    use diesel::sql_types::{Array, Int4, Nullable, Text, Uuid as SqlUuid};
+    if !shares.is_empty() {
+        let now = Utc::now();
+        let rows: Vec<_> = shares
+            .iter()
+            .map(|share| {
+                (
+                    agent_runs::id.eq(share.run),
+                    agent_runs::user_id.eq(share.user),
+                    agent_runs::trigger.eq(RunTrigger::ListingEvent),
+                    agent_runs::state.eq(RunState::Succeeded),
+                    agent_runs::ended_at.eq(Some(now)),
+                )
+            })
+            .collect();
+        diesel::insert_into(agent_runs::table).values(rows).on_conflict_do_nothing().execute(conn).await?;
+    }
+    // A statement holds at most 65,535 parameters: 20 a decision.
+    let mut recorded: HashMap<Uuid, (i32, i32)> = HashMap::new();
+    for chunk in decisions.chunks(3_000) {
+        let rows: Vec<(Uuid, DecisionOutcome)> = diesel::insert_into(decisions::table)
+            .values(chunk)
+            .on_conflict_do_nothing()
+            .returning((decisions::run_id, decisions::outcome))
+            .get_results(conn)
+            .await?;
+        for (run, outcome) in rows {
+            let counts = recorded.entry(run).or_default();
+            counts.0 += 1;
+            counts.1 += i32::from(outcome == DecisionOutcome::Buy);
+        }
+    }
+    if !shares.is_empty() {
+        let runs: Vec<Uuid> = shares.iter().map(|s| s.run).collect();
+        let decided: Vec<i32> = shares.iter().map(|s| recorded.get(&s.run).map_or(0, |c| c.0)).collect();
+        let bought: Vec<i32> = shares.iter().map(|s| recorded.get(&s.run).map_or(0, |c| c.1)).collect();
+        let listings: Vec<i32> = shares.iter().map(|s| s.listings).collect();
+        let failures: Vec<Option<String>> = shares.iter().map(|s| s.failure.clone()).collect();
+        diesel::sql_query(
+            "UPDATE agent_runs r SET decision_count = r.decision_count + c.decided, \
+                    purchase_count = r.purchase_count + c.bought, \
+                    listings_evaluated = r.listings_evaluated + c.listings, ended_at = now(), \
+                    state = CASE WHEN c.failure IS NULL THEN r.state ELSE 'failed' END, \
+                    failure_reason = coalesce(c.failure, r.failure_reason) \
+               FROM unnest($1, $2, $3, $4, $5) AS c(id, decided, bought, listings, failure) \
+              WHERE r.id = c.id",
+        )
+        .bind::<Array<SqlUuid>, _>(runs)
+        .bind::<Array<Int4>, _>(decided)
+        .bind::<Array<Int4>, _>(bought)
+        .bind::<Array<Int4>, _>(listings)
+        .bind::<Array<Nullable<Text>>, _>(failures)
+        .execute(conn)
+        .await?;
+    }
+    if let Some((stream, sequence)) = cursor {
+        advance_cursor(conn, stream, sequence).await?;
+    }
+    Ok(recorded.values().map(|c| c.0 as usize).sum())
 }
 
 /// Starts a run under a key, unless the user started one under it before; `None` then.

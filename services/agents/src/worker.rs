@@ -20,6 +20,7 @@ use tonic::Status;
 use uuid::Uuid;
 
 use crate::engine::{Candidate, Engine, Scope};
+use crate::listings::{LISTINGS, Offered};
 
 /// A stream followed from a stored sequence.
 trait Follow {
@@ -67,9 +68,6 @@ async fn forever(stream: &impl Follow, name: &str, mut draining: Draining) {
     }
 }
 
-/// The stream's name in the cursor table.
-pub(crate) const LISTINGS: &str = "marketplace.listing_events";
-
 /// The loop.
 #[derive(Debug, Clone)]
 pub struct ListingLoop {
@@ -107,37 +105,77 @@ impl Follow for ListingLoop {
             .await
             .map_err(|s| s.message().to_owned())?
             .into_inner();
+        // The batch being stored while the next is decided: a batch is stored only after the
+        // one before it (the cursor moves in order), and one that bought is stored before the
+        // next is decided (its purchases count towards the daily caps).
+        let mut storing: Option<tokio::task::JoinHandle<Result<(), String>>> = None;
+        let result = self.follow_batches(&mut stream, draining, &mut storing).await;
+        let stored = match storing {
+            Some(task) => task.await.map_err(|e| format!("storing decisions failed: {e}")).and_then(|r| r),
+            None => Ok(()),
+        };
+        result.and(stored)
+    }
+}
+
+impl ListingLoop {
+    async fn follow_batches(
+        &self,
+        stream: &mut tonic::Streaming<market::ListingEvent>,
+        draining: &mut Draining,
+        storing: &mut Option<tokio::task::JoinHandle<Result<(), String>>>,
+    ) -> Result<(), String> {
         loop {
             let next = tokio::select! {
                 next = stream.message() => next,
                 () = draining.wait() => return Ok(()),
             };
-            let Some(event) = next.map_err(|s| s.message().to_owned())? else { return Ok(()) };
-            let kind = market::ListingEventKind::try_from(event.kind).unwrap_or(market::ListingEventKind::Unspecified);
-            // A listing sold or withdrawn since is decided too: skipped as gone, so that every
-            // listing the stream offered has its decision.
-            if matches!(kind, market::ListingEventKind::Created | market::ListingEventKind::PriceChanged)
-                && let Some(listing) = event.listing.clone()
-            {
-                let candidate =
-                    Candidate { sequence: Some(event.sequence), ..Candidate::new(listing, event.moment.clone()) };
-                let mut runs = HashMap::new();
-                let decided =
-                    self.engine.decide(&candidate, RunTrigger::ListingEvent, Scope::default(), &mut runs).await;
-                let failure = decided.as_ref().err().map(|s| s.message().to_owned());
-                self.engine.finish(&runs, 1, failure.clone()).await;
-                if let Some(failure) = failure {
-                    // Not past this event: it is decided again when the stream is followed again.
-                    return Err(format!("listing {} could not be decided: {failure}", candidate.listing.listing_id));
+            let Some(first) = next.map_err(|s| s.message().to_owned())? else { return Ok(()) };
+            // The events already here join the first, up to a batch.
+            let mut events = vec![first];
+            let mut ended = false;
+            while events.len() < self.engine.settings.batch {
+                match stream.message().now_or_never() {
+                    Some(Ok(Some(event))) => events.push(event),
+                    Some(Ok(None)) => {
+                        ended = true;
+                        break;
+                    }
+                    Some(Err(status)) if events.is_empty() => return Err(status.message().to_owned()),
+                    Some(Err(_)) | None => break,
                 }
             }
-            let sequence = event.sequence;
-            self.engine
-                .read_committed(move |conn| async move { repo::advance_cursor(conn, LISTINGS, sequence).await }.boxed())
-                .await
-                .map_err(|s| s.message().to_owned())?;
+            let batch: Vec<Offered> = events.into_iter().map(offered).collect();
+            let decided = self.engine.decide_listings(&batch).await;
+            if let Some(task) = storing.take() {
+                task.await.map_err(|e| format!("storing decisions failed: {e}"))??;
+            }
+            let prepared = decided?;
+            if prepared.bought || prepared.stops() {
+                prepared.commit(&self.engine).await?;
+            } else {
+                let engine = self.engine.clone();
+                *storing = Some(tokio::spawn(async move { prepared.commit(&engine).await }));
+            }
+            if ended {
+                return Ok(());
+            }
         }
     }
+}
+
+/// A listing event as the loop decides it: a listing listed or repriced is decided; one sold or
+/// withdrawn since is decided too (skipped as gone), so that every listing the stream offered
+/// has its decision. Other events only move the cursor.
+fn offered(event: market::ListingEvent) -> Offered {
+    let kind = market::ListingEventKind::try_from(event.kind).unwrap_or(market::ListingEventKind::Unspecified);
+    let candidate = match (kind, event.listing) {
+        (market::ListingEventKind::Created | market::ListingEventKind::PriceChanged, Some(listing)) => {
+            Some(Candidate { sequence: Some(event.sequence), ..Candidate::new(listing, event.moment) })
+        }
+        _ => None,
+    };
+    Offered { sequence: event.sequence, candidate }
 }
 
 /// The game-event stream's name in the cursor table.

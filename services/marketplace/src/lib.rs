@@ -78,6 +78,23 @@ pub fn server_with_feeds(context: Context<Settings, Database>, feeds: Vec<Box<dy
             draining.wait().await;
             let _ = drain_tx.send(true);
         });
+    // Listing events appended by any process (another replica's ingest, an operator's tool)
+    // wake this process's stream followers at once, not at their next poll.
+    let (database, woken) = (context.database.background(), published.clone());
+    server = server.add_worker("listing-event-listener", move |mut draining| async move {
+        let heard = || {
+            woken.send_modify(|n| *n += 1);
+            true
+        };
+        tokio::select! {
+            listened = database.listen(store::LISTING_EVENTS_CHANNEL, heard) => {
+                if let Err(error) = listened {
+                    tracing::warn!(%error, "listing events cannot be listened for; streams poll for them");
+                }
+            }
+            () = draining.wait() => {}
+        }
+    });
     if settings.ingest_enabled {
         for feed in feeds {
             let ingest = ingest::Ingest::new(context.database.background(), feed, settings.clone(), published.clone());

@@ -655,8 +655,16 @@ pub async fn append_listing_events(
         })
         .collect();
     diesel::insert_into(listing_events::table).values(rows).execute(conn).await?;
+    // Every process's stream followers hear of the events once they are committed.
+    diesel::sql_query("SELECT pg_notify($1, '')")
+        .bind::<diesel::sql_types::Text, _>(LISTING_EVENTS_CHANNEL)
+        .execute(conn)
+        .await?;
     Ok(())
 }
+
+/// The LISTEN/NOTIFY channel a transaction that appends listing events notifies on commit.
+pub const LISTING_EVENTS_CHANNEL: &str = "listing_events";
 
 /// A listing event with its listing and moment, as a subscriber receives it.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]

@@ -312,6 +312,14 @@ impl StrategyInternalService for StrategyApi {
         Ok(Response::new(pb::ListActiveStrategiesResponse { strategies: page_of(rows)?, next_page_token }))
     }
 
+    async fn get_strategies_revision(
+        &self,
+        _request: Request<pb::GetStrategiesRevisionRequest>,
+    ) -> Result<Response<pb::StrategiesRevision>, Status> {
+        let revision = self.read(|conn| strategies::revision(conn).boxed()).await?;
+        Ok(Response::new(pb::StrategiesRevision { revision }))
+    }
+
     async fn record_strategy_outcome(
         &self,
         request: Request<pb::RecordStrategyOutcomeRequest>,

@@ -6,7 +6,9 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use fastbreak_db::DatabaseError;
-use fastbreak_db::schema::{strategies, strategy_outcomes, strategy_performance, strategy_templates};
+use fastbreak_db::schema::{
+    strategies, strategy_outcomes, strategy_performance, strategy_revision, strategy_templates,
+};
 use fastbreak_db::{Cursor, Page, PageRequest, text_enum};
 
 text_enum! {
@@ -286,6 +288,12 @@ pub async fn list_active_strategies(
         query = query.filter(strategies::id.gt(after));
     }
     Ok(query.load(conn).await?)
+}
+
+/// The strategies' revision: it moves on with every statement that creates, changes or deletes
+/// strategies (a trigger of the schema), in that statement's transaction.
+pub async fn revision(conn: &mut AsyncPgConnection) -> Result<i64, DatabaseError> {
+    Ok(strategy_revision::table.select(strategy_revision::revision).first(conn).await?)
 }
 
 /// The outcome of one trade for a strategy.

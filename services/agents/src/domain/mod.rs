@@ -323,6 +323,15 @@ pub(crate) fn valuation_rules(
     ))
 }
 
+/// Whether a listing the valuation rules skip was a near miss: its discount reached half the
+/// strategy's minimum and its confidence came within 0.1 of the minimum. A near miss keeps the
+/// valuation's weighted factors (as a purchase does); other skips keep their reason, rule and
+/// sentence only (the valuation stays reachable by its id).
+pub(crate) fn near_miss(rules: &strategy::StrategyRules, price: i64, fair: i64, confidence: f64) -> bool {
+    let discount = discount_bps(price, fair);
+    discount > 0 && 2 * discount >= i64::from(rules.min_discount_bps) && confidence >= rules.min_confidence - 0.1
+}
+
 /// The strategy's daily cap, with `bought_today` purchases made today.
 pub(crate) fn daily_cap(rules: &strategy::StrategyRules, name: &str, bought_today: i64) -> Option<Skip> {
     (rules.max_purchases_per_day > 0 && bought_today >= i64::from(rules.max_purchases_per_day)).then(|| {

@@ -12,7 +12,6 @@ fn rules(max_price: i64, min_confidence: f64, min_discount_bps: i32, per_day: i3
         min_confidence,
         min_discount_bps,
         max_purchases_per_day: per_day,
-        ..Default::default()
     }
 }
 
@@ -152,4 +151,17 @@ fn a_post_game_spike_fits_only_a_standout_game_inside_its_window_before_the_give
     assert!(late.sentence.contains("\"Spike\"'s window of 120 minutes"), "{}", late.sentence);
     let quiet = post_game_spike_fit(&params, &player, &[game(10, 2)], "Spike", now).unwrap_err();
     assert_eq!(quiet.rule, "min_game_score");
+}
+
+#[test]
+fn a_skip_is_a_near_miss_within_half_the_discount_and_a_tenth_of_the_confidence() {
+    let r = rules(0, 0.6, 2_000, 0);
+    // Fair value 100.00: 10% off is half the 20% wanted.
+    assert!(near_miss(&r, 9_000, 10_000, 0.6));
+    assert!(!near_miss(&r, 9_100, 10_000, 0.6), "9% is under half of 20%");
+    assert!(near_miss(&r, 7_000, 10_000, 0.5), "confidence 0.5 is within 0.1 of 0.6");
+    assert!(!near_miss(&r, 7_000, 10_000, 0.49));
+    assert!(!near_miss(&r, 10_500, 10_000, 0.9), "above fair value is no near miss");
+    assert!(!near_miss(&r, 9_000, 0, 0.9), "no fair value, no discount");
+    assert!(near_miss(&rules(0, 0.0, 0, 0), 9_999, 10_000, 0.0), "any discount against no minimum");
 }

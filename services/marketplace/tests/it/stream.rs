@@ -77,3 +77,79 @@ async fn without_a_sequence_only_new_events_come_and_filters_apply() {
         .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_another_process_appends_reach_a_stream_at_once_not_at_its_next_poll() {
+    use std::time::Duration;
+
+    use chrono::Utc;
+    use fastbreak_db::Rarity;
+    use fastbreak_marketplace::store::{self as market, ListingEventKind as Kind, ListingState};
+    use fastbreak_mesh::Context;
+    use fastbreak_mesh::testing::{TestServer, credential_channel};
+    use fastbreak_proto::marketplace::v1::marketplace_service_client::MarketplaceServiceClient;
+    use futures::FutureExt;
+    use uuid::Uuid;
+
+    // A stream that polls every two minutes, and no feed: only a notification wakes it sooner.
+    let database = fastbreak_db::testing::TestDatabase::create().await;
+    let settings = fastbreak_marketplace::Settings { stream_poll: Duration::from_secs(120), ..crate::test_settings() };
+    let context = Context::new(database.database(), settings);
+    let server = TestServer::start(fastbreak_marketplace::server_with_feeds(context, Vec::new())).await;
+    let mut client = MarketplaceServiceClient::new(credential_channel(server.channel().await));
+    let request = StreamListingEventsRequest { after_sequence: Some(0), ..Default::default() };
+    let mut stream = client.stream_listing_events(request).await.unwrap().into_inner();
+
+    // Another process (another replica's ingest, say) lists a moment straight in the database.
+    let listing = database
+        .database()
+        .read_committed(|conn| {
+            async move {
+                let player = market::Player {
+                    id: "p-elsewhere".to_owned(),
+                    full_name: "Listed Elsewhere".to_owned(),
+                    team_code: "BOS".to_owned(),
+                    position: "G".to_owned(),
+                    seasons_played: 3,
+                    jersey_number: None,
+                };
+                market::upsert_player(conn, &player).await?;
+                market::ensure_source(conn, "elsewhere", "Another marketplace", 250).await?;
+                let moment = market::Moment {
+                    id: Uuid::new_v4(),
+                    player_id: player.id.clone(),
+                    set_name: "Base Set".to_owned(),
+                    play_category: "Dunk".to_owned(),
+                    play_at: Utc::now(),
+                    rarity: Rarity::Common,
+                    serial_number: 1,
+                    edition_size: 100,
+                    owner_address: "0x0000000000000001".to_owned(),
+                };
+                let moment = market::insert_moment(conn, &moment).await?;
+                let now = Utc::now();
+                let listing = market::Listing {
+                    id: Uuid::new_v4(),
+                    moment_id: moment.id,
+                    source_id: "elsewhere".to_owned(),
+                    price_cents: 1_500,
+                    seller_address: moment.owner_address.clone(),
+                    state: ListingState::Active,
+                    created_at: now,
+                    updated_at: now,
+                };
+                let listing = market::insert_listing(conn, &listing).await?;
+                market::append_listing_events(conn, &[(Kind::Created, listing.id, 1_500)]).await?;
+                Ok(listing.id)
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(20), stream.message())
+        .await
+        .expect("the event came at once, not at the stream's next poll (two minutes)")
+        .unwrap()
+        .expect("the stream stays open");
+    assert_eq!(event.listing.map(|l| l.listing_id), Some(listing.to_string()));
+}

@@ -1,7 +1,11 @@
+use fastbreak_mesh::testing::as_user;
 use fastbreak_proto::common::v1::Rarity;
-use fastbreak_proto::strategy::v1::{ListActiveStrategiesRequest, StrategyKind};
+use fastbreak_proto::strategy::v1::{
+    DeleteStrategyRequest, GetStrategiesRevisionRequest, ListActiveStrategiesRequest, PauseStrategyRequest, Strategy,
+    StrategyKind,
+};
 
-use crate::{internal, spawn_app, spike};
+use crate::{App, internal, spawn_app, spike};
 
 #[tokio::test]
 async fn active_strategies_are_listed_for_the_agents_filtered_by_player_kind_and_rarity() {
@@ -65,4 +69,44 @@ async fn active_strategies_are_listed_for_the_agents_filtered_by_player_kind_and
         .into_inner();
     assert_eq!(second.strategies.len(), 1);
     assert_ne!(second.strategies[0].strategy_id, first.strategies[0].strategy_id);
+}
+
+#[tokio::test]
+async fn the_revision_moves_on_with_every_change_to_a_strategy_and_only_then() {
+    let mut app = spawn_app().await;
+    let ada = app.user().await;
+    let revision = |app: &App| {
+        let mut client = app.internal.clone();
+        async move {
+            client
+                .get_strategies_revision(internal(GetStrategiesRevisionRequest {}))
+                .await
+                .unwrap()
+                .into_inner()
+                .revision
+        }
+    };
+    let at_start = revision(&app).await;
+    assert_eq!(revision(&app).await, at_start, "reading moves nothing");
+    let created = app.create(ada, spike(&["p1"], &[])).await.unwrap();
+    let after_create = revision(&app).await;
+    assert!(after_create > at_start, "{at_start} then {after_create}");
+    app.activate(ada, &created).await;
+    let after_activate = revision(&app).await;
+    assert!(after_activate > after_create);
+    // A change refused changes nothing.
+    let refused = app.create(ada, Strategy { display_name: String::new(), ..spike(&[], &[]) }).await;
+    assert!(refused.is_err());
+    assert_eq!(revision(&app).await, after_activate);
+    app.public
+        .pause_strategy(as_user(PauseStrategyRequest { strategy_id: created.strategy_id.clone() }, ada))
+        .await
+        .unwrap();
+    let after_pause = revision(&app).await;
+    assert!(after_pause > after_activate);
+    app.public
+        .delete_strategy(as_user(DeleteStrategyRequest { strategy_id: created.strategy_id.clone() }, ada))
+        .await
+        .unwrap();
+    assert!(revision(&app).await > after_pause, "a deletion moves it too");
 }
