@@ -1,6 +1,7 @@
 //! h2load (Debian's nghttp2-client) as a load generator for benchmarks: 8 connections × 32
-//! concurrent streams for 3 s after a 1 s warm-up, pinned to core 0 (the servers run on core 1),
-//! with every request's latency logged for percentiles.
+//! concurrent streams for 3 s after a 1 s warm-up (or one request at a time, for the latency of
+//! a call at low load), pinned to core 0 (the servers run on core 1), with every request's
+//! latency logged for percentiles.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -37,10 +38,27 @@ pub fn h2load(addr: SocketAddr, path: &str, headers: &[String], body: &Path) -> 
 
 /// Like [`h2load`], for the given length.
 pub fn h2load_for(length: Length, addr: SocketAddr, path: &str, headers: &[String], body: &Path) -> Load {
+    run(length, (8, 32), addr, path, headers, body)
+}
+
+/// `requests` requests over one connection, one at a time (no warm-up): what a call costs when
+/// nothing else is going on.
+pub fn h2load_serial(requests: u64, addr: SocketAddr, path: &str, headers: &[String], body: &Path) -> Load {
+    run(Length::Requests(requests), (1, 1), addr, path, headers, body)
+}
+
+fn run(
+    length: Length,
+    (connections, streams): (u32, u32),
+    addr: SocketAddr,
+    path: &str,
+    headers: &[String],
+    body: &Path,
+) -> Load {
     let log = std::env::temp_dir().join(format!("fastbreak-h2load-{}.log", std::process::id()));
     let _ = std::fs::remove_file(&log);
     let mut command = Command::new("taskset");
-    command.args(["-c", "0", "h2load", "-c", "8", "-m", "32", "-t", "1"]);
+    command.args(["-c", "0", "h2load", "-c", &connections.to_string(), "-m", &streams.to_string(), "-t", "1"]);
     match length {
         Length::Timed => command.args(["-D", "3", "--warm-up-time=1"]),
         Length::Requests(n) => command.args(["-n", &n.to_string()]),

@@ -7,6 +7,8 @@ pub mod attack;
 pub mod echo;
 pub mod fuzz;
 pub mod h2load;
+pub mod haproxy;
+pub mod pgbench;
 pub mod proxy;
 pub mod trading_mesh;
 

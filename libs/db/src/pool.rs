@@ -105,6 +105,10 @@ impl Database {
             let mut config = diesel_async::pooled_connection::ManagerConfig::<AsyncPgConnection>::default();
             let limit = setup.clone();
             config.custom_setup = Box::new(move |url| Box::pin(open(url.to_owned(), limit.clone())));
+            // A connection handed out again is not asked `SELECT 1` first (a round trip on every
+            // checkout, ten in a purchase): one the server or the network closed is known to be
+            // broken and is replaced, and a call on one that fails unseen fails as any call does.
+            config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
             let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
             Pool::builder(manager)
                 .max_size(size.max(1))

@@ -655,15 +655,11 @@ pub async fn append_listing_events(
         })
         .collect();
     diesel::insert_into(listing_events::table).values(rows).execute(conn).await?;
-    // Every process's stream followers hear of the events once they are committed.
-    diesel::sql_query("SELECT pg_notify($1, '')")
-        .bind::<diesel::sql_types::Text, _>(LISTING_EVENTS_CHANNEL)
-        .execute(conn)
-        .await?;
     Ok(())
 }
 
-/// The LISTEN/NOTIFY channel a transaction that appends listing events notifies on commit.
+/// The LISTEN/NOTIFY channel a transaction that appends listing events notifies on commit (the
+/// schema's trigger `listing_events_notify`, with no round trip of its own under the lock).
 pub const LISTING_EVENTS_CHANNEL: &str = "listing_events";
 
 /// A listing event with its listing and moment, as a subscriber receives it.
