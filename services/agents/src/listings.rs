@@ -112,9 +112,14 @@ impl Engine {
             .await
             .map_err(|e| format!("the decisions so far could not be read: {e}"))?;
         let paused: HashSet<String> = paused.iter().map(Uuid::to_string).collect();
-        let done: HashSet<(i64, String)> = done.into_iter().map(|(q, s)| (q, s.to_string())).collect();
+        let mut decided: HashMap<i64, HashSet<String>> = HashMap::new();
+        for (sequence, strategy) in done {
+            decided.entry(sequence).or_default().insert(strategy.to_string());
+        }
         for ((sequence, _), strategies) in offered.iter().zip(&mut matched) {
-            strategies.retain(|s| !paused.contains(&s.user_id) && !done.contains(&(*sequence, s.strategy_id.clone())));
+            let before = decided.get(sequence);
+            strategies
+                .retain(|s| !paused.contains(&s.user_id) && !before.is_some_and(|ids| ids.contains(&s.strategy_id)));
         }
         // Each listing valued once, each player's form read once, a few at a time.
         let looks: Vec<_> = offered
@@ -148,6 +153,7 @@ impl Engine {
         // Every strategy by the rules alone; a user's chosen purchases wait for the user's lane.
         let mut decisions = Vec::new();
         let mut lanes: HashMap<Uuid, Vec<Pending<'_>>> = HashMap::new();
+        let mut runs: HashMap<Uuid, Uuid> = HashMap::new();
         for (place, strategies) in matched.iter().enumerate() {
             let candidate = offered[place].1;
             let form = form_at[place];
@@ -164,7 +170,8 @@ impl Engine {
                 if user.is_nil() {
                     return Err(bad_id("user").message().to_owned());
                 }
-                let run = repo::listing_run(user, hour);
+                // The run's id is a hash: made once per user and batch.
+                let run = *runs.entry(user).or_insert_with(|| repo::listing_run(user, hour));
                 for (k, strategy) in theirs.iter().enumerate() {
                     let strategy_id = Uuid::parse_str(&strategy.strategy_id).map_err(|_| "a bad strategy id")?;
                     let shared =
