@@ -174,12 +174,12 @@ async fn tokens_page_newest_first() {
 }
 
 /// The failed-sign-in records, by email key: (failures, locked).
-async fn failure_records(app: &crate::App) -> Vec<(String, i32, bool)> {
+async fn failure_records(database: &fastbreak_db::testing::TestDatabase) -> Vec<(String, i32, bool)> {
     use diesel::QueryDsl as _;
     use diesel_async::RunQueryDsl as _;
     use fastbreak_db::schema::sign_in_failures::dsl as f;
     use futures::FutureExt as _;
-    app.database
+    database
         .database()
         .read(|conn| {
             async move {
@@ -200,7 +200,9 @@ async fn failure_records(app: &crate::App) -> Vec<(String, i32, bool)> {
 async fn failed_sign_in_records_are_forgotten_once_their_window_and_lock_are_over() {
     use fastbreak_user::store as users;
     use futures::FutureExt as _;
-    let app = spawn_app().await;
+    // The store alone, with no service: the service's own sweeper runs on the wall clock and would
+    // delete these records (dated in the past) at whatever moment it happens to wake.
+    let test_database = fastbreak_db::testing::TestDatabase::create().await;
     let policy = SignInPolicy {
         free_failures: 2,
         window: chrono::Duration::minutes(15),
@@ -209,7 +211,7 @@ async fn failed_sign_in_records_are_forgotten_once_their_window_and_lock_are_ove
     };
     let start = chrono::DateTime::parse_from_rfc3339("2026-03-08T06:59:00Z").unwrap().to_utc();
     let minutes = move |n: i64| start + chrono::Duration::minutes(n);
-    let database = app.database.database();
+    let database = test_database.database();
     let run = |work: Box<
         dyn for<'c> FnOnce(
                 &'c mut fastbreak_db::PgConnection,
@@ -236,10 +238,10 @@ async fn failed_sign_in_records_are_forgotten_once_their_window_and_lock_are_ove
     };
     assert_eq!(forget(minutes(14)).await, 0, "inside the window");
     assert_eq!(forget(minutes(15)).await, 1, "the invented email's window is over");
-    assert_eq!(failure_records(&app).await, [("target@example.com".to_owned(), 3, true)]);
+    assert_eq!(failure_records(&test_database).await, [("target@example.com".to_owned(), 3, true)]);
     assert_eq!(forget(minutes(31)).await, 0, "its lock still runs");
     assert_eq!(forget(minutes(32)).await, 1, "its lock is over");
-    assert!(failure_records(&app).await.is_empty());
+    assert!(failure_records(&test_database).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -261,7 +263,7 @@ async fn the_user_service_deletes_expired_failed_sign_in_records_by_itself() {
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let records = failure_records(&app).await;
+        let records = failure_records(&app.database).await;
         if records.is_empty() {
             break;
         }
@@ -308,6 +310,6 @@ async fn guesses_at_one_email_at_once_are_checked_one_at_a_time_and_only_those_c
     println!("answers to 12 guesses at once: {codes:?}");
     let checked = codes.get("Unauthenticated").copied().unwrap_or(0);
     assert!(codes.get("ResourceExhausted").copied().unwrap_or(0) > 0, "some were refused unchecked: {codes:?}");
-    let records = failure_records(&app).await;
+    let records = failure_records(&app.database).await;
     assert_eq!(records, [("target@example.com".to_owned(), checked, false)], "{codes:?}");
 }
