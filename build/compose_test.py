@@ -32,7 +32,7 @@ import client  # noqa: E402  (the Python client: stub generation)
 COMPOSE = shlex.split(os.environ.get("COMPOSE", "docker-compose"))
 GATEWAY = "127.0.0.1:50051"
 SERVICES = ["postgres", "user", "strategy", "notification", "marketplace", "scouting", "risk", "risk-b",
-            "trading", "agents", "gateway"]
+            "trading", "agents", "gateway", "web"]
 
 
 def compose(*args, check=True, capture=False):

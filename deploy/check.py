@@ -18,7 +18,7 @@ import yaml
 
 VERSION = "1.30.0"
 TARGETS = {"gateway": 50051, "user": 50052, "strategy": 50053, "risk": 50054, "marketplace": 50055,
-           "scouting": 50056, "trading": 50057, "notification": 50058, "agents": 50059}
+           "scouting": 50056, "trading": 50057, "notification": 50058, "agents": 50059, "web": 50060}
 
 
 def main():

@@ -48,7 +48,8 @@ fn main() {
             address_rate: 1_000_000,
             ..fastbreak_gateway::Settings::default()
         };
-        let gateway = TestServer::start(fastbreak_gateway::server(peers, gateway_settings, None).public_edge()).await;
+        let gateway =
+            TestServer::start(fastbreak_gateway::server(peers, gateway_settings, None, None).public_edge()).await;
         fastbreak_mesh::wait_serving(&gateway.addr().to_string(), "", std::time::Duration::from_secs(10))
             .await
             .unwrap();

@@ -11,6 +11,7 @@ pub mod haproxy;
 pub mod pgbench;
 pub mod proxy;
 pub mod trading_mesh;
+pub mod web;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -52,8 +52,13 @@ async fn front(settings: fastbreak_gateway::Settings) -> Front {
         let addrs = if *name == "risk" { vec![*addr, risk_b_addr] } else { vec![*addr] };
         peers.insert(name, mesh.peer(name, &addrs));
     }
-    let server = fastbreak_gateway::server(peers, settings, Some(fastbreak_config::Secret::new(OPERATOR.to_owned())))
-        .public_edge();
+    let server = fastbreak_gateway::server(
+        peers,
+        settings,
+        Some(fastbreak_config::Secret::new(OPERATOR.to_owned())),
+        Some(fastbreak_config::Secret::new(fastbreak_mesh::testing::TEST_CREDENTIAL.to_owned())),
+    )
+    .public_edge();
     let gateway = TestServer::start(server).await;
     // The gateway reports SERVING once it sees the user service.
     fastbreak_mesh::wait_serving(&gateway.addr().to_string(), "", Duration::from_secs(10)).await.expect("SERVING");
@@ -506,4 +511,46 @@ async fn a_grpc_web_call_over_http1_gets_its_answer() {
     assert!(text.starts_with("http/1.1 200"), "{text}");
     assert!(text.contains("access-control-allow-origin: *"), "{text}");
     assert!(text.contains("authorization"), "the bearer header may be sent: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mesh_member_in_front_may_name_its_visitors_address_and_nobody_else_may() {
+    let settings = fastbreak_gateway::Settings { address_rate: 2, ..fastbreak_gateway::Settings::default() };
+    let front = front(settings).await;
+    let gateway = channel(front.gateway.addr()).await;
+    let mut users = UserServiceClient::new(gateway);
+    // Calls that name a visitor, without a token (refused as UNAUTHENTICATED when they pass the
+    // address limit, as RESOURCE_EXHAUSTED when they do not).
+    let call = |users: &mut UserServiceClient<Channel>, visitor: &'static str, credential: Option<&str>| {
+        let mut request = Request::new(GetCurrentUserRequest {});
+        request.metadata_mut().insert(fastbreak_mesh::auth::CLIENT_ADDRESS_HEADER, visitor.parse().unwrap());
+        if let Some(credential) = credential {
+            request.metadata_mut().insert(fastbreak_mesh::auth::INTERNAL_TOKEN_HEADER, credential.parse().unwrap());
+        }
+        let mut users = users.clone();
+        async move { users.get_current_user(request).await.unwrap_err().code() }
+    };
+    // With the credential, each visitor has the address's burst of its own (2 a second, 4 at once).
+    let mut codes = Vec::new();
+    for visitor in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+        for _ in 0..4 {
+            codes.push(call(&mut users, visitor, Some(TEST_CREDENTIAL)).await);
+        }
+    }
+    assert!(codes.iter().all(|code| *code == Code::Unauthenticated), "12 calls over 3 visitors: {codes:?}");
+    // Without it (or with a wrong one), the header is not believed: the caller's own address
+    // runs out within a burst.
+    let mut refused = 0;
+    for (n, visitor) in ["198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4", "198.51.100.5"]
+        .into_iter()
+        .cycle()
+        .take(10)
+        .enumerate()
+    {
+        let credential = (n % 2 == 0).then_some("a-wrong-credential-that-is-long-enough-0000");
+        if call(&mut users, visitor, credential).await == Code::ResourceExhausted {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 5, "10 calls from one address that names others: {refused} refused");
 }

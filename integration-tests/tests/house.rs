@@ -11,7 +11,7 @@ use fastbreak_db::owners;
 
 /// The service crates, by target name and folder.
 const SERVICES: &[&str] =
-    &["gateway", "user", "strategy", "risk", "marketplace", "scouting", "trading", "notification", "agents"];
+    &["gateway", "user", "strategy", "risk", "marketplace", "scouting", "trading", "notification", "agents", "web"];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf()

@@ -21,6 +21,7 @@ const ALWAYS_EXEMPT: [&str; 3] =
 pub struct InternalAuthLayer {
     token: Arc<str>,
     exempt: Arc<[&'static str]>,
+    only: Option<Arc<[&'static str]>>,
 }
 
 impl InternalAuthLayer {
@@ -28,7 +29,14 @@ impl InternalAuthLayer {
     /// reflection) are let through without it.
     pub fn new(token: &str, exempt: &[&'static str]) -> Self {
         let exempt: Vec<&'static str> = ALWAYS_EXEMPT.iter().chain(exempt).copied().collect();
-        Self { token: Arc::from(token), exempt: Arc::from(exempt) }
+        Self { token: Arc::from(token), exempt: Arc::from(exempt), only: None }
+    }
+
+    /// Checks only calls to the services named in `guarded`; every other path (a server's web
+    /// pages, which authenticate their visitors themselves) is let through.
+    pub fn guarding_only(mut self, guarded: &[&'static str]) -> Self {
+        self.only = Some(Arc::from(guarded));
+        self
     }
 }
 
@@ -47,9 +55,17 @@ pub struct InternalAuth<S> {
     layer: InternalAuthLayer,
 }
 
+/// The header operators send their credential in, to the gateway's system health.
+pub const OPERATOR_TOKEN_HEADER: &str = "x-fastbreak-operator-token";
+
+/// The header a mesh member in front of the gateway (the web dashboard) names its own visitor's
+/// address with, so that the gateway limits each visitor rather than the member as one client.
+/// The gateway believes it only on calls that carry the internal credential.
+pub const CLIENT_ADDRESS_HEADER: &str = "x-fastbreak-client-address";
+
 /// Compares without stopping at the first difference, so timing does not tell how much of a
 /// guess was right.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -69,7 +85,8 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let service = request.uri().path().trim_start_matches('/').split('/').next().unwrap_or_default();
-        if self.layer.exempt.contains(&service) {
+        let unguarded = self.layer.only.as_ref().is_some_and(|only| !only.contains(&service));
+        if unguarded || self.layer.exempt.contains(&service) {
             return Either::Left(self.inner.call(request));
         }
         let presented = request.headers().get(&TOKEN).map(|v| v.as_bytes());

@@ -107,6 +107,7 @@ pub struct MeshServer {
     drain_timeout: Duration,
     drain_grace: Duration,
     workers: Vec<Worker>,
+    pages: Option<axum::Router>,
 }
 
 /// How long a server keeps accepting calls after it reports NOT_SERVING at shutdown, by
@@ -138,7 +139,17 @@ impl MeshServer {
             drain_timeout: Duration::from_secs(30),
             drain_grace: DEFAULT_DRAIN_GRACE,
             workers: Vec::new(),
+            pages: None,
         }
+    }
+
+    /// Serves web pages beside the gRPC services on the same port (HTTP/1.1 and HTTP/2): every
+    /// path that is not one of the server's gRPC services goes to `pages`, whose own fallback
+    /// answers the paths it does not know. The pages authenticate their visitors themselves:
+    /// the internal credential guards the gRPC services only.
+    pub fn with_pages(mut self, pages: axum::Router) -> Self {
+        self.pages = Some(pages);
+        self
     }
 
     /// How long the server keeps accepting calls after it reports NOT_SERVING at shutdown
@@ -302,13 +313,23 @@ impl MeshServer {
         } else {
             Vec::new()
         };
-        let auth = self.credential.map(|token| InternalAuthLayer::new(token.expose(), &exempt));
-        let routes = if self.forwarded.is_empty() {
+        let guarded = served.clone();
+        let has_pages = self.pages.is_some();
+        let auth = self.credential.map(|token| {
+            let layer = InternalAuthLayer::new(token.expose(), &exempt);
+            if has_pages { layer.guarding_only(&guarded) } else { layer }
+        });
+        let routes = if self.forwarded.is_empty() && self.pages.is_none() {
             routes.routes()
         } else {
             let mut router = routes.routes().into_axum_router();
             for (name, forward) in self.forwarded {
                 router = router.route_service(&format!("/{name}/{{*method}}"), forward);
+            }
+            if let Some(pages) = self.pages {
+                // The pages answer every path the gRPC services do not (their own not-found
+                // page included), in place of gRPC's UNIMPLEMENTED.
+                router = router.fallback_service(pages);
             }
             Routes::from(router)
         };
@@ -319,6 +340,7 @@ impl MeshServer {
             routes,
             ready_when: self.ready_when,
             public_edge: self.public_edge,
+            http1: self.public_edge || has_pages,
             readiness,
             auth,
             drain_timeout: self.drain_timeout,
@@ -488,6 +510,7 @@ pub struct BoundServer {
     routes: Routes,
     ready_when: Option<tokio::sync::watch::Receiver<bool>>,
     public_edge: bool,
+    http1: bool,
     readiness: Readiness,
     auth: Option<InternalAuthLayer>,
     drain_timeout: Duration,
@@ -628,7 +651,7 @@ impl BoundServer {
             .option_layer(self.auth)
             .into_inner();
         let serving = tonic::transport::Server::builder()
-            .accept_http1(self.public_edge)
+            .accept_http1(self.http1)
             .layer(layers)
             .add_routes(self.routes)
             .serve_with_incoming_shutdown(self.incoming, draining);

@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fastbreak");
-const TARGETS: [&str; 9] =
-    ["gateway", "user", "strategy", "risk", "marketplace", "scouting", "trading", "notification", "agents"];
+const TARGETS: [&str; 10] =
+    ["gateway", "user", "strategy", "risk", "marketplace", "scouting", "trading", "notification", "agents", "web"];
 
 /// Resident memory of a process, in KiB.
 fn rss_kib(pid: u32) -> u64 {

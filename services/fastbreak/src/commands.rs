@@ -152,6 +152,7 @@ fn announce_up(addrs: Vec<BoundTarget>, data_dir: std::path::PathBuf) {
             println!("{name} SERVING");
         }
         let gateway = addrs.iter().find(|(name, _)| *name == "gateway").map(|(_, addr)| *addr);
+        let web = addrs.iter().find(|(name, _)| *name == "web").map(|(_, addr)| *addr);
         let demo = match gateway {
             Some(gateway) => match crate::demo::seed(gateway, &data_dir).await {
                 Ok(demo) => Some(demo),
@@ -164,10 +165,14 @@ fn announce_up(addrs: Vec<BoundTarget>, data_dir: std::path::PathBuf) {
         };
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "FastBreak is up: every target is SERVING");
+        if let Some(web) = web {
+            let _ = writeln!(out, "dashboard: http://{web}/");
+        }
         if let Some(gateway) = gateway {
             let _ = writeln!(out, "gateway: {gateway}");
             if let Some(demo) = demo {
                 let _ = writeln!(out, "demo user: {}", demo.email);
+                let _ = writeln!(out, "demo password: in {}", data_dir.join("demo-password").display());
                 let _ = writeln!(out, "token: {}", demo.token);
                 let _ = writeln!(out, "try this:");
                 for command in crate::demo::try_this(gateway, &demo.token) {

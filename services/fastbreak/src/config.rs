@@ -83,6 +83,8 @@ pub struct ServeConfig {
     pub gateway: fastbreak_gateway::Settings,
     /// The agents' settings.
     pub agents: fastbreak_agents::Settings,
+    /// The dashboard's settings.
+    pub web: fastbreak_web::Settings,
 }
 
 /// The shortest internal credential accepted.
@@ -207,6 +209,7 @@ impl ServeConfig {
         let trading = fastbreak_trading::Settings::read(r);
         let gateway = fastbreak_gateway::Settings::read(r);
         let agents = fastbreak_agents::Settings::read(r);
+        let web = fastbreak_web::Settings::read(r);
 
         reader.finish()?;
         Ok(Self {
@@ -231,6 +234,7 @@ impl ServeConfig {
             trading,
             gateway,
             agents,
+            web,
         })
     }
 

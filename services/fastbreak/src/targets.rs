@@ -61,7 +61,7 @@ impl Plan for Target {
 }
 
 /// Every target, in start order: dependencies before the services that call them.
-pub const ALL: [Target; 9] = [
+pub const ALL: [Target; 10] = [
     Target {
         name: fastbreak_user::TARGET,
         default_port: fastbreak_user::DEFAULT_PORT,
@@ -126,9 +126,17 @@ pub const ALL: [Target; 9] = [
                 build.peers.clone(),
                 build.config.gateway.clone(),
                 build.config.operator_token.clone(),
+                Some(build.config.internal_token.clone()),
             )
         },
         peers: fastbreak_gateway::PEERS,
+        needs_database: false,
+    },
+    Target {
+        name: fastbreak_web::TARGET,
+        default_port: fastbreak_web::DEFAULT_PORT,
+        server: |build| fastbreak_web::server(build.peers.clone(), build.config.web.clone()),
+        peers: fastbreak_web::PEERS,
         needs_database: false,
     },
 ];
@@ -170,7 +178,7 @@ mod tests {
         let parsed = parse("all").unwrap();
         assert_eq!(parsed.iter().map(|t| t.name).collect::<Vec<_>>(), names());
         assert_eq!(parsed.first().unwrap().name, "user");
-        assert_eq!(parsed.last().unwrap().name, "gateway");
+        assert_eq!(parsed.last().unwrap().name, "web");
     }
 
     #[test]
@@ -200,6 +208,7 @@ mod tests {
             ("trading", 50057),
             ("notification", 50058),
             ("agents", 50059),
+            ("web", 50060),
         ] {
             assert!(ports.contains(&(name, port)), "{name} should default to {port}");
         }

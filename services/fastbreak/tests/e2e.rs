@@ -397,6 +397,24 @@ async fn up_serves_a_client_end_to_end_through_the_gateway() {
     for target in TARGETS {
         assert!(up.printed.iter().any(|l| *l == format!("{target} SERVING")), "{target}'s progress: {:#?}", up.printed);
     }
+    // The dashboard's address, printed, serves its sign-in page.
+    let dashboard = up
+        .printed
+        .iter()
+        .find_map(|l| l.strip_prefix("dashboard: http://"))
+        .and_then(|rest| rest.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("no dashboard line: {:#?}", up.printed))
+        .to_owned();
+    let page = {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut socket = tokio::net::TcpStream::connect(&dashboard).await.unwrap();
+        let ask = format!("GET /sign-in HTTP/1.1\r\nHost: {dashboard}\r\nConnection: close\r\n\r\n");
+        socket.write_all(ask.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).await.unwrap();
+        answer
+    };
+    assert!(page.starts_with("HTTP/1.1 200") && page.contains("<h1>Sign in</h1>"), "{page}");
     // The "try this" commands work as printed, with the demo user's token.
     for command in &up.try_this {
         assert!(command.contains(&up.token) && command.contains(&up.gateway), "{command}");
@@ -632,7 +650,7 @@ async fn up_serves_a_client_end_to_end_through_the_gateway() {
         .unwrap();
     let table = String::from_utf8_lossy(&status.stdout);
     assert!(status.status.success(), "{table}{}", String::from_utf8_lossy(&status.stderr));
-    for target in TARGETS.iter().filter(|t| **t != "gateway") {
+    for target in TARGETS.iter().filter(|t| !["gateway", "web"].contains(*t)) {
         assert!(table.lines().any(|l| l.starts_with(target) && l.contains(" SERVING ")), "{target}: {table}");
     }
     assert!(table.ends_with("system: SERVING\n"), "{table}");

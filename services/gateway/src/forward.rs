@@ -55,11 +55,26 @@ pub(crate) struct Forwarding {
     all_body_bytes: Arc<Semaphore>,
     /// Sign-ins and sign-ups in progress per address.
     sign_ins: PerKey<IpAddr>,
+    /// The internal credential: a caller presenting it may name the address it relays for.
+    internal: Option<fastbreak_config::Secret<String>>,
 }
 
 impl std::fmt::Debug for Forwarding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Forwarding").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl Forwarding {
+    /// The visitor's address a mesh member relays for (the web dashboard): believed only from a
+    /// caller that presents the internal credential; anyone else is limited by its own address.
+    fn relayed_address(&self, headers: &http::HeaderMap) -> Option<IpAddr> {
+        let internal = self.internal.as_ref()?;
+        let presented = headers.get(INTERNAL_TOKEN_HEADER)?;
+        if !fastbreak_mesh::auth::same_secret(presented.as_bytes(), internal.expose().as_bytes()) {
+            return None;
+        }
+        headers.get(fastbreak_mesh::auth::CLIENT_ADDRESS_HEADER)?.to_str().ok()?.trim().parse().ok()
     }
 }
 
@@ -73,6 +88,7 @@ impl Forwarding {
         settings: Settings,
         user: Option<PeerChannel>,
         streaming: std::collections::HashSet<String>,
+        internal: Option<fastbreak_config::Secret<String>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             tokens: quick_cache::sync::Cache::new(TOKEN_CACHE_SIZE),
@@ -82,6 +98,7 @@ impl Forwarding {
             body_bytes: PerKey::new(settings.body_bytes_per_address),
             all_body_bytes: Arc::new(Semaphore::new(settings.body_bytes_total)),
             sign_ins: PerKey::new(settings.sign_ins_per_address),
+            internal,
             settings,
             user,
         })
@@ -285,18 +302,23 @@ impl Forward {
     async fn forward(&self, request: Request<AxumBody>) -> Result<Response<AxumBody>, tonic::Status> {
         let (mut parts, body) = request.into_parts();
         let shared = &self.shared;
+        let relayed = shared.relayed_address(&parts.headers);
         // Whatever identity or credential a client sent is not believed, and nothing addressed
         // to this hop (HTTP/1.1 for gRPC-Web) goes further.
         strip(&mut parts.headers);
         debug_assert!(
             parts.headers.get(USER_ID_HEADER).is_none() && parts.headers.get(INTERNAL_TOKEN_HEADER).is_none()
         );
-        let address =
-            parts.extensions.get::<tonic::transport::server::TcpConnectInfo>().and_then(|info| info.remote_addr());
+        let address = relayed.or_else(|| {
+            parts
+                .extensions
+                .get::<tonic::transport::server::TcpConnectInfo>()
+                .and_then(|info| info.remote_addr())
+                .map(|a| a.ip())
+        });
         if let Some(address) = address {
-            Forwarding::limited(&shared.per_address, &address.ip(), "address")?;
+            Forwarding::limited(&shared.per_address, &address, "address")?;
         }
-        let address = address.map(|a| a.ip());
         // The deadline: the client's, never more than the most the gateway gives (a stream's
         // lifetime for a stream). It covers the whole call: body, backend and answer.
         let streaming = shared.streaming.contains(parts.uri.path());

@@ -3,8 +3,7 @@
 //! call must carry the operator credential (`FASTBREAK_OPERATOR_TOKEN`), which is not the
 //! mesh's internal one.
 
-/// The header operators send their credential in.
-pub const OPERATOR_TOKEN_HEADER: &str = "x-fastbreak-operator-token";
+pub use fastbreak_mesh::auth::OPERATOR_TOKEN_HEADER;
 
 use std::sync::Arc;
 

@@ -74,9 +74,16 @@ pub fn streaming_methods() -> std::collections::HashSet<String> {
 }
 
 /// The target's server: its own health service and a forwarder per public backend service.
-/// `operator` is what operators present to read the system's health (none: nobody may).
-pub fn server(peers: Peers, settings: Settings, operator: Option<Secret<String>>) -> MeshServer {
-    let shared = forward::Forwarding::new(settings, peers.get("user"), streaming_methods());
+/// `operator` is what operators present to read the system's health (none: nobody may);
+/// `internal` is the mesh's credential, with which a member in front of the gateway (the web
+/// dashboard) may name the visitor it calls for, to be limited as that visitor.
+pub fn server(
+    peers: Peers,
+    settings: Settings,
+    operator: Option<Secret<String>>,
+    internal: Option<Secret<String>>,
+) -> MeshServer {
+    let shared = forward::Forwarding::new(settings, peers.get("user"), streaming_methods(), internal);
     let tidy = shared.clone();
     let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
     let user = peers.get("user");

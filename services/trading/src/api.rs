@@ -411,6 +411,44 @@ impl TradingService for TradingApi {
         Ok(Response::new(portfolio::portfolio(&self.trader, user).await?))
     }
 
+    async fn get_equity_history(
+        &self,
+        request: Request<pb::GetEquityHistoryRequest>,
+    ) -> Result<Response<pb::EquityHistory>, Status> {
+        let user = caller::user_id(&request)?;
+        let r = request.get_ref();
+        let mut violations = Violations::new();
+        let now = Utc::now();
+        let end = r.end_time.as_ref().and_then(|t| status::time_field(t, "end_time", &mut violations)).unwrap_or(now);
+        let start = r
+            .start_time
+            .as_ref()
+            .and_then(|t| status::time_field(t, "start_time", &mut violations))
+            .unwrap_or_else(|| end - chrono::Duration::days(30));
+        violations.check(start < end, "start_time", "must be before end_time");
+        violations.check(
+            end - start <= chrono::Duration::days(400),
+            "start_time",
+            "must be at most 400 days before end_time",
+        );
+        violations.check((0..=1000).contains(&r.max_points), "max_points", "must be from 1 to 1000, or 0 for 200");
+        violations.into_result(())?;
+        let most = if r.max_points == 0 { 200 } else { i64::from(r.max_points) };
+        let (snapshots, total) = self
+            .trader
+            .read(move |conn| async move { repo::snapshots_between(conn, user, start, end, most).await }.boxed())
+            .await?;
+        let points = snapshots
+            .into_iter()
+            .map(|s| pb::EquityPoint {
+                time: Some(timestamp(s.taken_at)),
+                equity_cents: s.equity_cents,
+                deposits_cents: s.deposits_cents,
+            })
+            .collect();
+        Ok(Response::new(pb::EquityHistory { points, snapshot_count: total }))
+    }
+
     async fn get_balance(&self, request: Request<pb::GetBalanceRequest>) -> Result<Response<pb::Balance>, Status> {
         let user = caller::user_id(&request)?;
         let balance = self

@@ -848,6 +848,57 @@ pub async fn snapshot_at(
         .optional()?)
 }
 
+/// A user's snapshots from `start` to `end` (both included), oldest first, thinned evenly to at
+/// most `most` (the first and the last kept), with how many the span holds.
+pub async fn snapshots_between(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    most: i64,
+) -> Result<(Vec<EquitySnapshot>, i64), DatabaseError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        taken_at: DateTime<Utc>,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        equity_cents: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        deposits_cents: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        total: i64,
+    }
+    // Row n of N is kept when it starts a new one of `most` even buckets, or is the last.
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT taken_at, equity_cents, deposits_cents, total FROM (
+             SELECT taken_at, equity_cents, deposits_cents,
+                    row_number() OVER (ORDER BY taken_at) - 1 AS n,
+                    count(*) OVER () AS total
+               FROM equity_snapshots
+              WHERE user_id = $1 AND taken_at >= $2 AND taken_at <= $3
+         ) s
+         WHERE total <= $4 OR n = total - 1 OR (n * ($4 - 1)) / (total - 1) <> ((n - 1) * ($4 - 1)) / (total - 1) OR n = 0
+         ORDER BY taken_at",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user_id)
+    .bind::<diesel::sql_types::Timestamptz, _>(start)
+    .bind::<diesel::sql_types::Timestamptz, _>(end)
+    .bind::<diesel::sql_types::BigInt, _>(most)
+    .load(conn)
+    .await?;
+    let total = rows.iter().next().map_or(0, |row| row.total);
+    let kept = rows
+        .into_iter()
+        .map(|row| EquitySnapshot {
+            user_id,
+            taken_at: row.taken_at,
+            equity_cents: row.equity_cents,
+            deposits_cents: row.deposits_cents,
+        })
+        .collect();
+    Ok((kept, total))
+}
+
 /// What ranks a user on the leaderboards over a period.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 pub struct LeaderboardFigures {

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_fastbreak");
-pub const TARGETS: [&str; 9] =
-    ["gateway", "user", "strategy", "risk", "marketplace", "scouting", "trading", "notification", "agents"];
+pub const TARGETS: [&str; 10] =
+    ["gateway", "user", "strategy", "risk", "marketplace", "scouting", "trading", "notification", "agents", "web"];
 /// The internal credential the tests' processes share.
 pub const TOKEN: &str = "test-internal-credential-0123456789abcdef";
 

@@ -1,0 +1,262 @@
+//! The dashboard over real HTTP in front of the real mesh: its cookies and their flags (both
+//! ways of the Secure setting), CSRF on every form, one collector's pages never showing
+//! another's data, each page answering, and a part of the system that is down named on the
+//! page while the other pages work.
+
+use fastbreak_integration_tests::TestMesh;
+use fastbreak_integration_tests::web::{WebClient, hidden};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Every target but the market's feed (the pages need no listings here).
+async fn mesh(extra: &[(&str, &str)]) -> TestMesh {
+    let mut vars = vec![("FASTBREAK_MARKET", "none")];
+    vars.extend_from_slice(extra);
+    TestMesh::spawn_with("all", &vars).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cookies_are_http_only_and_strict_and_secure_only_when_the_setting_says() {
+    for (setting, secure) in [("off", false), ("on", true)] {
+        let mesh = mesh(&[("FASTBREAK_WEB_SECURE_COOKIES", setting)]).await;
+        let mut visitor = WebClient::new(mesh.addr("web"));
+        let first = visitor.get("/sign-up").await;
+        let csrf = first.cookie(fastbreak_web::CSRF_COOKIE).expect("a CSRF cookie on the first page");
+        let created = visitor.sign_up("Ada", &format!("ada-{setting}@example.com"), PASSWORD).await;
+        let session = created.cookie(fastbreak_web::SESSION_COOKIE).expect("a session cookie at sign-up");
+        for cookie in [csrf, session] {
+            assert!(cookie.contains("; HttpOnly") && cookie.contains("; SameSite=Strict"), "{cookie}");
+            assert_eq!(cookie.contains("; Secure"), secure, "FASTBREAK_WEB_SECURE_COOKIES={setting}: {cookie}");
+        }
+        assert!(session.contains("; Max-Age=604800"), "a week by default: {session}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_answers_and_sign_out_revokes_the_token() {
+    let mesh = mesh(&[("FASTBREAK_GATEWAY_TOKEN_CACHE_TTL", "200ms")]).await;
+    let mut visitor = WebClient::new(mesh.addr("web"));
+    let anonymous = visitor.get("/portfolio").await;
+    assert_eq!((anonymous.status, anonymous.location.as_deref()), (303, Some("/sign-in")), "signed out: to sign in");
+    visitor.sign_up("Ada", "ada@example.com", PASSWORD).await;
+    for (path, heading) in [
+        ("/portfolio", "Portfolio"),
+        ("/decisions", "Decisions"),
+        ("/strategies", "Strategies"),
+        ("/budget", "Budget"),
+        ("/market", "Market"),
+        ("/notifications", "Notifications"),
+        ("/leaderboards", "Leaderboards"),
+        ("/operators", "Operators"),
+    ] {
+        let page = visitor.get(path).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        assert!(page.body.contains(&format!("<h1>{heading}</h1>")), "{path}: {}", page.body);
+        assert!(!page.body.contains("unavailable right now"), "{path} with every part up: {}", page.body);
+    }
+    let missing = visitor.get("/no/such/page").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("There is no page here"), "{}", missing.body);
+    // Deposits: a bad amount is named beside its field; a good one shows in the cash.
+    let bad = visitor.post("/portfolio/deposit", &[("amount_cents", "ten dollars"), ("key", "k1")]).await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("amount_cents must be an amount in dollars"), "{}", bad.body);
+    let good = visitor.post("/portfolio/deposit", &[("amount_cents", "1,250.50"), ("key", "k2")]).await;
+    assert_eq!(good.status, 303, "{}", good.body);
+    let again = visitor.post("/portfolio/deposit", &[("amount_cents", "1,250.50"), ("key", "k2")]).await;
+    assert_eq!(again.status, 303, "the same form twice deposits once");
+    let portfolio = visitor.get("/portfolio").await;
+    assert!(portfolio.body.contains("$1,250.50"), "{}", portfolio.body);
+    // Operators: a wrong credential is refused, the right one shows every endpoint.
+    let wrong = visitor.post("/operators", &[("action", "remember"), ("credential", "not-it")]).await;
+    assert!(wrong.body.contains("credential is not the operator credential"), "{}", wrong.body);
+    let right = visitor
+        .post("/operators", &[("action", "remember"), ("credential", fastbreak_integration_tests::TEST_OPERATOR_TOKEN)])
+        .await;
+    assert_eq!(right.status, 303, "{}", right.body);
+    let health = visitor.get("/operators").await;
+    for service in ["user", "strategy", "risk", "marketplace", "scouting", "trading", "notification", "agents"] {
+        assert!(health.body.contains(&format!("<strong>{service}</strong>")), "{service}: {}", health.body);
+    }
+    // Sign-out revokes the token: the same cookie no longer opens a page.
+    let kept = visitor.cookies.clone();
+    let out = visitor.post("/sign-out", &[]).await;
+    assert_eq!((out.status, out.location.as_deref()), (303, Some("/sign-in")));
+    assert!(
+        out.cookie(fastbreak_web::SESSION_COOKIE).is_some_and(|c| c.contains("Max-Age=0")),
+        "{:?}",
+        out.set_cookies
+    );
+    let mut stolen = WebClient::new(mesh.addr("web"));
+    stolen.cookies = kept;
+    let mut ended = stolen.get("/portfolio").await;
+    for _ in 0..20 {
+        // The gateway trusts a token it authenticated for a short while (its cache).
+        if ended.status == 303 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        ended = stolen.get("/portfolio").await;
+    }
+    assert_eq!((ended.status, ended.location.as_deref()), (303, Some("/sign-in?ended=1")), "a revoked session");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_form_from_another_origin_or_without_its_token_is_refused_and_not_acted_on() {
+    let mesh = mesh(&[]).await;
+    let mut visitor = WebClient::new(mesh.addr("web"));
+    visitor.sign_up("Ada", "ada@example.com", PASSWORD).await;
+    let csrf = visitor.cookies.get(fastbreak_web::CSRF_COOKIE).cloned().unwrap();
+    let form = |with_token: bool| {
+        let mut fields = vec![("amount_cents".to_owned(), "500".to_owned()), ("key".to_owned(), uuid())];
+        if with_token {
+            fields.push(("csrf".to_owned(), csrf.clone()));
+        }
+        fields
+    };
+    let cases: [(&str, Vec<(String, String)>, Vec<(&str, &str)>); 4] = [
+        ("no token", form(false), vec![]),
+        ("a wrong token", vec![("amount_cents".into(), "500".into()), ("csrf".into(), "x".repeat(43))], vec![]),
+        ("another origin", form(true), vec![("origin", "http://evil.example")]),
+        ("another site, says the browser", form(true), vec![("sec-fetch-site", "cross-site")]),
+    ];
+    for (what, fields, headers) in cases {
+        let refused = visitor.post_as_is("/portfolio/deposit", &fields, &headers).await;
+        assert_eq!(refused.status, 403, "{what}: {}", refused.body);
+        assert!(refused.body.contains("it was not acted on"), "{what}: {}", refused.body);
+    }
+    // A form from another site carries no cookies at all (SameSite=Strict): refused too.
+    let mut stranger = WebClient::new(mesh.addr("web"));
+    let blind = stranger.post_as_is("/budget/stop", &[("action".into(), "engage".into())], &[]).await;
+    assert_eq!(blind.status, 403);
+    let portfolio = visitor.get("/portfolio").await;
+    assert!(
+        portfolio.body.contains("$0.00") && !portfolio.body.contains("$500.00"),
+        "nothing deposited: {}",
+        portfolio.body
+    );
+    // The same form from the dashboard itself goes through.
+    let ours = visitor
+        .post_as_is("/portfolio/deposit", &form(true), &[("origin", &format!("http://{}", mesh.addr("web")))])
+        .await;
+    assert_eq!(ours.status, 303, "{}", ours.body);
+}
+
+fn uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_collectors_pages_never_show_anothers_data() {
+    let mesh = mesh(&[]).await;
+    let web = mesh.addr("web");
+    let mut alice = WebClient::new(web);
+    alice.sign_up("Alice", "alice@example.com", PASSWORD).await;
+    let mut bob = WebClient::new(web);
+    bob.sign_up("Bob", "bob@example.com", PASSWORD).await;
+    // Alice makes a strategy from the first template, with a name only she knows.
+    let strategies = alice.get("/strategies").await;
+    let template = strategies
+        .body
+        .split("/strategies/new?template=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let form = alice.get(&format!("/strategies/new?template={template}")).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for name in [
+        "template_id",
+        "priority",
+        "min_confidence",
+        "min_discount_bps",
+        "max_price_cents",
+        "max_purchases_per_day",
+        "max_seasons_played",
+        "min_performance_rise_percent",
+        "team_codes",
+        "min_game_score",
+        "buy_window_minutes",
+        "player_ids",
+        "min_spread_bps",
+    ] {
+        if let Some(value) = hidden(&form.body, name) {
+            fields.push((name.to_owned(), value));
+        }
+    }
+    fields.push(("display_name".into(), "Alice's secret plan".into()));
+    // A bad value first: named beside its field, nothing created.
+    let mut bad = fields.clone();
+    bad.retain(|(n, _)| n != "min_confidence");
+    bad.push(("min_confidence".into(), "7".into()));
+    bad.push(("csrf".into(), alice.cookies[fastbreak_web::CSRF_COOKIE].clone()));
+    let refused = alice.post_as_is("/strategies", &bad, &[]).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(refused.body.contains("class=\"field-error\" id=\"field-min_confidence-error\""), "{}", refused.body);
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let created = alice.post("/strategies", &fields).await;
+    assert_eq!((created.status, created.location.as_deref()), (303, Some("/strategies")), "{}", created.body);
+    let hers = alice.get("/strategies").await;
+    assert!(
+        hers.body.contains("Alice&#39;s secret plan") || hers.body.contains("Alice's secret plan"),
+        "{}",
+        hers.body
+    );
+    let id = hers
+        .body
+        .split("href=\"/strategies/")
+        .find_map(|rest| {
+            let id = rest.split('"').next()?;
+            (id.len() == 36).then(|| id.to_owned())
+        })
+        .expect("her strategy's link");
+    alice.post("/portfolio/deposit", &[("amount_cents", "777.77"), ("key", "a1")]).await;
+
+    for path in ["/strategies", "/portfolio", "/decisions", "/budget", "/notifications"] {
+        let page = bob.get(path).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert!(
+            !page.body.contains("secret plan") && !page.body.contains("777.77") && !page.body.contains(&id),
+            "{path}: {}",
+            page.body
+        );
+    }
+    let peek = bob.get(&format!("/strategies/{id}")).await;
+    assert_eq!(peek.status, 404, "{}", peek.body);
+    assert!(!peek.body.contains("secret plan"), "{}", peek.body);
+    let meddle = bob.post(&format!("/strategies/{id}/state"), &[("action", "activate")]).await;
+    assert_ne!(meddle.status, 303, "{}", meddle.body);
+    assert!(alice.get("/strategies").await.body.contains("paused"), "still paused");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_trading_stopped_the_portfolio_says_so_and_the_other_pages_work() {
+    // Every target but trading: the gateway's route to it has nowhere to go.
+    let mesh = TestMesh::spawn_with(
+        "user,strategy,risk,marketplace,scouting,notification,agents,gateway,web",
+        &[("FASTBREAK_MARKET", "none")],
+    )
+    .await;
+    let mut visitor = WebClient::new(mesh.addr("web"));
+    visitor.sign_up("Ada", "ada@example.com", PASSWORD).await;
+    let portfolio = visitor.get("/portfolio").await;
+    assert_eq!(portfolio.status, 200, "{}", portfolio.body);
+    assert!(portfolio.body.contains("Trading is unavailable right now"), "{}", portfolio.body);
+    assert!(portfolio.body.contains("Deposits need trading, which is unavailable right now"), "{}", portfolio.body);
+    assert!(portfolio.body.contains("Register wallet"), "the wallet (accounts) still works: {}", portfolio.body);
+    for (path, works) in [
+        ("/strategies", "Start from a template"),
+        ("/budget", "Change your limits"),
+        ("/notifications", "unread"),
+        ("/decisions", "No decisions yet"),
+        ("/market", "Find moments"),
+    ] {
+        let page = visitor.get(path).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        assert!(page.body.contains(works), "{path}: {}", page.body);
+        assert!(!page.body.contains("Trading is unavailable"), "{path}: {}", page.body);
+    }
+    let leaderboards = visitor.get("/leaderboards").await;
+    assert!(leaderboards.body.contains("Trading is unavailable right now"), "{}", leaderboards.body);
+}

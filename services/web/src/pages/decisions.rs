@@ -1,0 +1,324 @@
+//! The agents' decisions, buys and skips, each with its reason, rule and weighted factors; a
+//! live feed of new ones (server-sent events).
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use fastbreak_proto::agents::v1::{
+    Decision, DecisionOutcome, DecisionReason, GetDecisionRequest, ListDecisionsRequest,
+};
+use fastbreak_proto::strategy::v1::{ListStrategiesRequest, Strategy};
+use http::StatusCode;
+use maud::{Markup, PreEscaped, html};
+
+use super::{App, any_signed_out, session};
+use crate::backend::{Part, Problem, answer};
+use crate::html::{money, or_problem, percent, time, words};
+use crate::session::Visitor;
+
+/// The filters of the list and of its feed.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct Filter {
+    #[serde(default)]
+    strategy: String,
+    #[serde(default)]
+    outcome: String,
+    /// The feed's start: the newest decision time the page shows ("seconds.nanos").
+    #[serde(default)]
+    since: String,
+}
+
+impl Filter {
+    fn outcome(&self) -> Result<DecisionOutcome, Problem> {
+        match self.outcome.as_str() {
+            "" | "any" => Ok(DecisionOutcome::Unspecified),
+            "buy" => Ok(DecisionOutcome::Buy),
+            "skip" => Ok(DecisionOutcome::Skip),
+            "refused" => Ok(DecisionOutcome::Refused),
+            other => {
+                Err(Problem::field(Part::Agents, "outcome", format!("must be buy, skip or refused, not {other:?}")))
+            }
+        }
+    }
+
+    fn request(&self, page_size: i32) -> Result<ListDecisionsRequest, Problem> {
+        Ok(ListDecisionsRequest {
+            strategy_id: self.strategy.trim().to_owned(),
+            outcome: self.outcome()? as i32,
+            page_size,
+            ..Default::default()
+        })
+    }
+
+    fn query(&self) -> String {
+        let encode =
+            |text: &str| percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string();
+        format!("strategy={}&outcome={}", encode(&self.strategy), encode(&self.outcome))
+    }
+}
+
+fn outcome_tag(outcome: DecisionOutcome) -> Markup {
+    let (class, text) = match outcome {
+        DecisionOutcome::Buy => ("tag buy", "bought"),
+        DecisionOutcome::Refused => ("tag refused", "refused"),
+        _ => ("tag skip", "skipped"),
+    };
+    html! { span class=(class) { (text) } }
+}
+
+fn reason_words(reason: DecisionReason) -> String {
+    words(reason.as_str_name(), "DECISION_REASON_")
+}
+
+/// One decision as a row of the list (and of the feed).
+fn row(decision: &Decision, names: &HashMap<String, String>) -> Markup {
+    let strategy = names.get(&decision.strategy_id).map_or(decision.strategy_id.as_str(), String::as_str);
+    html! {
+        tr {
+            td { (time(decision.create_time.as_ref())) }
+            td { (outcome_tag(decision.outcome())) }
+            td { (strategy) }
+            td { a href={"/market/moments/" (decision.moment_id)} { "moment" } }
+            td.num { (money(decision.price_cents)) }
+            td.num { (money(decision.fair_value_cents)) }
+            td { (reason_words(decision.reason())) @if !decision.rule.is_empty() { " (" code { (decision.rule) } ")" } }
+            td { a href={"/decisions/" (decision.decision_id)} { "Why?" } }
+        }
+    }
+}
+
+async fn strategy_names(app: &App, visitor: &Visitor) -> Result<Vec<Strategy>, Problem> {
+    let mut strategies = app.gateway.strategies()?;
+    let request = ListStrategiesRequest { page_size: 100, ..Default::default() };
+    Ok(answer(Part::Strategies, strategies.list_strategies(app.gateway.request(visitor, request)).await)?.strategies)
+}
+
+fn since_of(decisions: &[Decision]) -> String {
+    decisions
+        .iter()
+        .filter_map(|d| d.create_time.as_ref())
+        .map(|t| (t.seconds, t.nanos))
+        .max()
+        .map(|(s, n)| format!("{s}.{n:09}"))
+        .unwrap_or_else(|| "0.000000000".to_owned())
+}
+
+pub async fn list(State(app): State<App>, visitor: Visitor, Query(filter): Query<Filter>) -> Response {
+    if let Err(away) = session(&visitor) {
+        return away;
+    }
+    let decisions = async {
+        let request = filter.request(50)?;
+        let mut agents = app.gateway.agents()?;
+        answer(Part::Agents, agents.list_decisions(app.gateway.request(&visitor, request)).await)
+    };
+    let (decisions, strategies) = tokio::join!(decisions, strategy_names(&app, &visitor));
+    if any_signed_out(&[decisions.as_ref().err(), strategies.as_ref().err()]) {
+        return app.signed_out();
+    }
+    let names: HashMap<String, String> = strategies
+        .as_ref()
+        .map(|list| list.iter().map(|s| (s.strategy_id.clone(), s.display_name.clone())).collect())
+        .unwrap_or_default();
+    let since = decisions.as_ref().map(|d| since_of(&d.decisions)).unwrap_or_default();
+    let feed = format!("/decisions/feed?{}&since={since}", filter.query());
+    let body = html! {
+        form method="get" action="/decisions" {
+            label for="filter-strategy" { "Strategy " }
+            select id="filter-strategy" name="strategy" {
+                option value="" { "any" }
+                @if let Ok(list) = &strategies {
+                    @for s in list {
+                        option value=(s.strategy_id) selected[s.strategy_id == filter.strategy] { (s.display_name) }
+                    }
+                }
+            }
+            " "
+            label for="filter-outcome" { "Outcome " }
+            select id="filter-outcome" name="outcome" {
+                @for (value, name) in [("", "any"), ("buy", "bought"), ("skip", "skipped"), ("refused", "refused")] {
+                    option value=(value) selected[value == filter.outcome] { (name) }
+                }
+            }
+            " "
+            button type="submit" { "Filter" }
+        }
+        @if let Err(problem) = &strategies { (crate::html::problem(problem)) }
+        p #feed-state role="status" aria-live="polite" { "New decisions appear at the top as the agents make them." }
+        (or_problem(&decisions, |list| html! {
+            div.scroll { table {
+                thead { tr { th { "When" } th { "Outcome" } th { "Strategy" } th { "Moment" } th.num { "Price" } th.num { "Fair value" } th { "Reason (rule)" } th { "" } } }
+                tbody #decision-rows {
+                    @for d in &list.decisions { (row(d, &names)) }
+                }
+            } }
+            @if list.decisions.is_empty() { p #no-decisions { "No decisions yet. Once a strategy is active, the agents decide on every listing it matches." } }
+        }))
+        script {
+            (PreEscaped(format!(r#"
+(function () {{
+  if (!window.EventSource) return;
+  var feed = new EventSource({feed:?});
+  var state = document.getElementById('feed-state');
+  feed.onmessage = function (e) {{
+    var rows = document.getElementById('decision-rows');
+    if (!rows) return;
+    rows.insertAdjacentHTML('afterbegin', e.data);
+    var empty = document.getElementById('no-decisions');
+    if (empty) empty.remove();
+    state.textContent = 'Live: the newest decision arrived at ' + new Date().toLocaleTimeString() + '.';
+  }};
+  feed.addEventListener('ended', function () {{ feed.close(); state.textContent = 'Your session ended; sign in again to follow new decisions.'; }});
+  feed.onerror = function () {{ state.textContent = 'The live feed is reconnecting…'; }};
+}})();
+"#)))
+        }
+    };
+    app.html(&visitor, StatusCode::OK, crate::html::page(&visitor, "/decisions", "Decisions", body))
+}
+
+fn parse_since(text: &str) -> (i64, i32) {
+    let (seconds, nanos) = text.split_once('.').unwrap_or((text, "0"));
+    (seconds.parse().unwrap_or(0), nanos.parse().unwrap_or(0))
+}
+
+/// New decisions as server-sent events, each one row of the list's table; an `ended` event
+/// when the session is no longer accepted.
+pub async fn feed(State(app): State<App>, visitor: Visitor, Query(filter): Query<Filter>) -> Response {
+    if visitor.session.is_none() {
+        return (StatusCode::UNAUTHORIZED, "sign in to follow decisions").into_response();
+    }
+    let request = match filter.request(50) {
+        Ok(request) => request,
+        Err(problem) => return (StatusCode::BAD_REQUEST, problem.readable()).into_response(),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(16);
+    let every = app.settings.feed_interval;
+    tokio::spawn(async move {
+        let mut since = parse_since(&filter.since);
+        let mut sent: HashSet<String> = HashSet::new();
+        let mut names: HashMap<String, String> = HashMap::new();
+        loop {
+            let found = async {
+                let mut agents = app.gateway.agents()?;
+                answer(Part::Agents, agents.list_decisions(app.gateway.request(&visitor, request.clone())).await)
+            }
+            .await;
+            match found {
+                Ok(list) => {
+                    let mut fresh: Vec<&Decision> = list
+                        .decisions
+                        .iter()
+                        .filter(|d| d.create_time.as_ref().is_some_and(|t| (t.seconds, t.nanos) >= since))
+                        .filter(|d| !sent.contains(&d.decision_id))
+                        .collect();
+                    fresh.reverse();
+                    if fresh.iter().any(|d| !names.contains_key(&d.strategy_id))
+                        && let Ok(list) = strategy_names(&app, &visitor).await
+                    {
+                        names = list.into_iter().map(|s| (s.strategy_id, s.display_name)).collect();
+                    }
+                    for decision in fresh {
+                        if let Some(t) = decision.create_time.as_ref() {
+                            since = since.max((t.seconds, t.nanos));
+                        }
+                        if sent.len() > 10_000 {
+                            sent.clear();
+                        }
+                        sent.insert(decision.decision_id.clone());
+                        let event = Event::default().data(row(decision, &names).into_string());
+                        if tx.send(Ok(event)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(problem) if problem.signed_out() => {
+                    let _ = tx.send(Ok(Event::default().event("ended").data("session ended"))).await;
+                    return;
+                }
+                // A part that is down now may answer at the next poll.
+                Err(_) => {}
+            }
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = tx.closed() => return,
+            }
+        }
+    });
+    Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx)).keep_alive(KeepAlive::default()).into_response()
+}
+
+pub async fn one(State(app): State<App>, visitor: Visitor, Path(id): Path<String>) -> Response {
+    if let Err(away) = session(&visitor) {
+        return away;
+    }
+    let decision = async {
+        let mut agents = app.gateway.agents()?;
+        answer(
+            Part::Agents,
+            agents.get_decision(app.gateway.request(&visitor, GetDecisionRequest { decision_id: id })).await,
+        )
+    }
+    .await;
+    let decision = match decision {
+        Ok(decision) => decision,
+        Err(problem) if problem.signed_out() => return app.signed_out(),
+        Err(problem) => {
+            let status = if problem.code == tonic::Code::NotFound || problem.code == tonic::Code::InvalidArgument {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            let body = html! { (crate::html::problem(&problem)) p { a href="/decisions" { "All decisions" } } };
+            return app.html(&visitor, status, crate::html::page(&visitor, "/decisions", "Decision", body));
+        }
+    };
+    let discount = (decision.fair_value_cents > 0)
+        .then(|| (decision.fair_value_cents - decision.price_cents) * 10_000 / decision.fair_value_cents);
+    let body = html! {
+        p { (outcome_tag(decision.outcome())) " " strong { (reason_words(decision.reason())) }
+            @if !decision.rule.is_empty() { ", decided by the rule " code { (decision.rule) } } "." }
+        div.cards {
+            div.card { div.label { "Price" } div.value { (money(decision.price_cents)) } }
+            div.card { div.label { "Fair value" } div.value { (money(decision.fair_value_cents)) } }
+            div.card { div.label { "Discount" } div.value { @match discount { Some(d) => (percent(d)), None => "—" } } }
+            div.card { div.label { "Confidence" } div.value { (format!("{:.0}%", decision.confidence * 100.0)) } }
+        }
+        @if decision.data_incomplete { p.unavailable { "Some data this decision wanted was missing; the reasons say what." } }
+        h2 { "Why" }
+        @if decision.reasons.is_empty() { p { "No reasons were recorded." } } @else {
+            ul { @for reason in &decision.reasons { li { (reason) } } }
+        }
+        h2 { "Weighted factors" }
+        @if decision.factors.is_empty() {
+            p { "Factors are kept for purchases, refusals and near misses; this decision was a plain skip." }
+        } @else {
+            div.scroll { table {
+                thead { tr { th { "Factor" } th { "Weight" } th.num { "Moved the fair value by" } th { "Explanation" } } }
+                tbody {
+                    @for f in &decision.factors {
+                        tr {
+                            td { code { (f.name) } }
+                            td { span.weight style={"width:" (format!("{:.1}", f.weight * 8.0)) "rem"} aria-hidden="true" {} " " (format!("{:.0}%", f.weight * 100.0)) }
+                            td.num { (crate::html::signed_money(f.impact_cents)) }
+                            td { (f.explanation) }
+                        }
+                    }
+                }
+            } }
+        }
+        h2 { "Details" }
+        ul {
+            li { "Moment: " a href={"/market/moments/" (decision.moment_id)} { (decision.moment_id) } }
+            li { "Listing: " code { (decision.listing_id) } }
+            @if !decision.trade_id.is_empty() { li { "Trade: " code { (decision.trade_id) } } }
+            @if !decision.valuation_id.is_empty() { li { "Valuation: " code { (decision.valuation_id) } } }
+            li { "Decided " (time(decision.create_time.as_ref())) }
+        }
+        p { a href="/decisions" { "All decisions" } }
+    };
+    app.html(&visitor, StatusCode::OK, crate::html::page(&visitor, "/decisions", "Decision", body))
+}
