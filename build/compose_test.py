@@ -95,6 +95,14 @@ def main():
     portfolio = trading.GetPortfolio(trading_pb.GetPortfolioRequest(), metadata=auth, timeout=10)
     print(f"a client registered, got a token and read its portfolio ({portfolio.holding_count} holdings)")
 
+    # The dashboard, published on 50060, answers its sign-in page.
+    import urllib.request
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open("http://127.0.0.1:50060/sign-in", timeout=10) as page:
+        body = page.read().decode()
+        assert page.status == 200 and "<h1>Sign in</h1>" in body, body[:500]
+    print("the dashboard answers its sign-in page on 50060")
+
     system = gateway_grpc.SystemHealthServiceStub(channel)
 
     def service_status(name):
