@@ -1,14 +1,13 @@
 //! Sign in, sign up, sign out. A sign-in makes an access token (the session) through the
 //! gateway; sign-out revokes it.
 
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use fastbreak_proto::user::v1::{CreateAccessTokenRequest, CreateUserRequest, RevokeAccessTokenRequest};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use maud::{Markup, html};
 
-use super::{App, Fields, status_of};
+use super::{App, Posted, status_of};
 use crate::backend::{Part, Problem, answer};
 use crate::html::{bare, csrf_field, field, problem};
 use crate::session::{SESSION_COOKIE, Session, Visitor};
@@ -60,16 +59,7 @@ async fn open_session(app: &App, visitor: &Visitor, email: &str, password: &str)
     Ok(response)
 }
 
-pub async fn sign_in(
-    State(app): State<App>,
-    visitor: Visitor,
-    headers: HeaderMap,
-    form: Result<axum::Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let fields = Fields::read(form);
-    if let Err(refused) = fields.check(&visitor, &headers) {
-        return refused;
-    }
+pub async fn sign_in(State(app): State<App>, Posted { visitor, fields }: Posted) -> Response {
     let email = fields.get("email").trim().to_owned();
     match open_session(&app, &visitor, &email, fields.get("password")).await {
         Ok(response) => response,
@@ -108,16 +98,7 @@ pub async fn sign_up_page(State(app): State<App>, visitor: Visitor) -> Response 
     app.html(&visitor, StatusCode::OK, bare("Create your account", sign_up_form(&visitor, "", "", None)))
 }
 
-pub async fn sign_up(
-    State(app): State<App>,
-    visitor: Visitor,
-    headers: HeaderMap,
-    form: Result<axum::Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let fields = Fields::read(form);
-    if let Err(refused) = fields.check(&visitor, &headers) {
-        return refused;
-    }
+pub async fn sign_up(State(app): State<App>, Posted { visitor, fields }: Posted) -> Response {
     let (name, email, password) =
         (fields.get("display_name").trim(), fields.get("email").trim(), fields.get("password"));
     let created = async {
@@ -138,16 +119,7 @@ pub async fn sign_up(
     }
 }
 
-pub async fn sign_out(
-    State(app): State<App>,
-    visitor: Visitor,
-    headers: HeaderMap,
-    form: Result<axum::Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let fields = Fields::read(form);
-    if let Err(refused) = fields.check(&visitor, &headers) {
-        return refused;
-    }
+pub async fn sign_out(State(app): State<App>, Posted { visitor, .. }: Posted) -> Response {
     if let Some(session) = &visitor.session {
         let revoked = async {
             let mut users = app.gateway.users()?;

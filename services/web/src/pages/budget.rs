@@ -2,7 +2,6 @@
 //! see the differences, confirm), and the emergency stop as one button.
 
 use axum::extract::State;
-use axum::extract::rejection::FormRejection;
 use axum::response::Response;
 use fastbreak_proto::risk::v1::{
     BudgetLimitChange, BudgetLimits, CancelBudgetLimitChangeRequest, ConfirmBudgetLimitChangeRequest, EmergencyStop,
@@ -10,10 +9,10 @@ use fastbreak_proto::risk::v1::{
     GetSpendingSummaryRequest, LimitKind, LimitUsage, ProposeBudgetLimitChangeRequest, ReleaseEmergencyStopRequest,
     SpendingSummary,
 };
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use maud::{Markup, html};
 
-use super::{App, Fields, any_signed_out, done, session, status_of};
+use super::{App, Fields, Posted, any_signed_out, done, session, status_of};
 use crate::backend::{Part, Problem, answer};
 use crate::html::{csrf_field, dollars_value, field, money, or_problem, parse_dollars, problem, time};
 use crate::session::Visitor;
@@ -261,16 +260,7 @@ fn read_limits(fields: &Fields) -> Result<BudgetLimits, Problem> {
     Err(Problem { part: Part::Risk, code: tonic::Code::InvalidArgument, message, fields: wrong })
 }
 
-pub async fn propose(
-    State(app): State<App>,
-    visitor: Visitor,
-    headers: HeaderMap,
-    form: Result<axum::Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let fields = Fields::read(form);
-    if let Err(refused) = fields.check(&visitor, &headers) {
-        return refused;
-    }
+pub async fn propose(State(app): State<App>, Posted { visitor, fields }: Posted) -> Response {
     let result = async {
         let limits = read_limits(&fields)?;
         let mut risk = app.gateway.risk()?;
@@ -286,16 +276,7 @@ pub async fn propose(
     render(&app, &visitor, Some(&fields), trouble.as_ref(), status).await
 }
 
-pub async fn confirm(
-    State(app): State<App>,
-    visitor: Visitor,
-    headers: HeaderMap,
-    form: Result<axum::Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let fields = Fields::read(form);
-    if let Err(refused) = fields.check(&visitor, &headers) {
-        return refused;
-    }
+pub async fn confirm(State(app): State<App>, Posted { visitor, fields }: Posted) -> Response {
     let change_id = fields.get("change_id").to_owned();
     let result = async {
         let mut risk = app.gateway.risk()?;
@@ -323,16 +304,7 @@ pub async fn confirm(
     render(&app, &visitor, None, trouble.as_ref(), status).await
 }
 
-pub async fn stop(
-    State(app): State<App>,
-    visitor: Visitor,
-    headers: HeaderMap,
-    form: Result<axum::Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let fields = Fields::read(form);
-    if let Err(refused) = fields.check(&visitor, &headers) {
-        return refused;
-    }
+pub async fn stop(State(app): State<App>, Posted { visitor, fields }: Posted) -> Response {
     let result = async {
         let mut risk = app.gateway.risk()?;
         let gateway = &app.gateway;

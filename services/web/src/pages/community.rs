@@ -1,15 +1,14 @@
 //! Notifications, and the leaderboards with the visitor's own row highlighted.
 
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use fastbreak_proto::common::v1::Period;
 use fastbreak_proto::notification::v1::{ListNotificationsRequest, MarkAllNotificationsReadRequest, Priority};
 use fastbreak_proto::trading::v1::{GetLeaderboardRequest, LeaderboardEntry, LeaderboardMetric};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use maud::{Markup, html};
 
-use super::{App, Fields, any_signed_out, done, session, status_of};
+use super::{App, Posted, any_signed_out, done, session, status_of};
 use crate::backend::{Part, Problem, answer};
 use crate::html::{csrf_field, money, or_problem, percent, problem, time, words};
 use crate::session::Visitor;
@@ -61,16 +60,7 @@ pub async fn notifications(State(app): State<App>, visitor: Visitor) -> Response
     render_notifications(&app, &visitor, None, StatusCode::OK).await
 }
 
-pub async fn read_all(
-    State(app): State<App>,
-    visitor: Visitor,
-    headers: HeaderMap,
-    form: Result<axum::Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let fields = Fields::read(form);
-    if let Err(refused) = fields.check(&visitor, &headers) {
-        return refused;
-    }
+pub async fn read_all(State(app): State<App>, Posted { visitor, .. }: Posted) -> Response {
     let result = async {
         let mut notifications = app.gateway.notifications()?;
         let request = app.gateway.request(&visitor, MarkAllNotificationsReadRequest {});

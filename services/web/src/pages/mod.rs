@@ -138,6 +138,32 @@ impl Fields {
     }
 }
 
+/// A posted form that came from the dashboard's own pages, with its visitor: a forged one is
+/// answered with the refusal before the handler runs.
+#[derive(Debug)]
+pub struct Posted {
+    /// Who sent it.
+    pub visitor: Visitor,
+    /// Its fields.
+    pub fields: Fields,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let Ok(visitor) = <Visitor as axum::extract::FromRequestParts<S>>::from_request_parts(&mut parts, state).await;
+        let headers = parts.headers.clone();
+        let form =
+            axum::Form::<Vec<(String, String)>>::from_request(axum::extract::Request::from_parts(parts, body), state)
+                .await;
+        let fields = Fields::read(form);
+        fields.check(&visitor, &headers)?;
+        Ok(Self { visitor, fields })
+    }
+}
+
 /// The visitor's session, or the way to the sign-in page.
 pub fn session(visitor: &Visitor) -> Result<&Session, Response> {
     visitor.session.as_ref().ok_or_else(|| Redirect::to("/sign-in").into_response())

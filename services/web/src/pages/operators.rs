@@ -2,13 +2,12 @@
 //! credential is given once on this page and kept in a cookie of its own.
 
 use axum::extract::State;
-use axum::extract::rejection::FormRejection;
 use axum::response::{IntoResponse, Redirect, Response};
 use fastbreak_proto::gateway::v1::{GetSystemHealthRequest, ServingStatus, SystemHealth};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use maud::{Markup, html};
 
-use super::{App, Fields, status_of};
+use super::{App, Posted, status_of};
 use crate::backend::{Part, Problem, answer};
 use crate::html::{csrf_field, field, page as frame, problem, time};
 use crate::session::{OPERATOR_COOKIE, Visitor, encode_operator};
@@ -90,16 +89,7 @@ pub async fn page(State(app): State<App>, visitor: Visitor) -> Response {
     app.html(&visitor, StatusCode::OK, frame(&visitor, "/operators", "Operators", body))
 }
 
-pub async fn credential(
-    State(app): State<App>,
-    visitor: Visitor,
-    headers: HeaderMap,
-    form: Result<axum::Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let fields = Fields::read(form);
-    if let Err(refused) = fields.check(&visitor, &headers) {
-        return refused;
-    }
+pub async fn credential(State(app): State<App>, Posted { visitor, fields }: Posted) -> Response {
     if fields.get("action") == "forget" {
         let mut response = Redirect::to("/operators").into_response();
         response.headers_mut().append(http::header::SET_COOKIE, app.cookies.clear(OPERATOR_COOKIE));

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use axum::extract::State;
-use axum::extract::rejection::FormRejection;
 use axum::response::{IntoResponse, Redirect, Response};
 use fastbreak_proto::common::v1::Period;
 use fastbreak_proto::marketplace::v1::{BatchGetMomentsRequest, Moment};
@@ -15,10 +14,10 @@ use fastbreak_proto::trading::v1::{
 use fastbreak_proto::user::v1::{
     ConnectWalletRequest, DisconnectWalletRequest, GetWalletRequest, RegisterWalletRequest, Wallet, WalletState,
 };
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use maud::{Markup, html};
 
-use super::{App, Fields, any_signed_out, form_key, session, status_of};
+use super::{App, Posted, any_signed_out, form_key, session, status_of};
 use crate::backend::{Part, Problem, answer};
 use crate::chart::{Series, money_over_time};
 use crate::html::{csrf_field, field, money, or_problem, parse_dollars, percent, signed_money, time};
@@ -240,16 +239,7 @@ pub async fn page(State(app): State<App>, visitor: Visitor) -> Response {
     render(&app, &visitor, None, StatusCode::OK).await
 }
 
-pub async fn deposit(
-    State(app): State<App>,
-    visitor: Visitor,
-    headers: HeaderMap,
-    form: Result<axum::Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let fields = Fields::read(form);
-    if let Err(refused) = fields.check(&visitor, &headers) {
-        return refused;
-    }
+pub async fn deposit(State(app): State<App>, Posted { visitor, fields }: Posted) -> Response {
     let result = async {
         let amount = match parse_dollars(fields.get("amount_cents")) {
             Ok(Some(cents)) => cents,
@@ -268,16 +258,7 @@ pub async fn deposit(
     }
 }
 
-pub async fn wallet(
-    State(app): State<App>,
-    visitor: Visitor,
-    headers: HeaderMap,
-    form: Result<axum::Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let fields = Fields::read(form);
-    if let Err(refused) = fields.check(&visitor, &headers) {
-        return refused;
-    }
+pub async fn wallet(State(app): State<App>, Posted { visitor, fields }: Posted) -> Response {
     let result = async {
         let mut users = app.gateway.users()?;
         let gateway = &app.gateway;

@@ -1,7 +1,6 @@
 //! Strategies: the list with each one's performance, creation from a template, editing with
 //! the services' complaints beside the fields, activation and pausing.
 
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use fastbreak_proto::common::v1::Rarity;
@@ -11,10 +10,10 @@ use fastbreak_proto::strategy::v1::{
     GetStrategyRequest, ListStrategiesRequest, ListStrategyTemplatesRequest, PauseStrategyRequest, Strategy,
     StrategyPerformance, StrategyRules, StrategyState, StrategyTemplate, UpdateStrategyRequest,
 };
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use maud::{Markup, html};
 
-use super::{App, Fields, any_signed_out, done, session, status_of};
+use super::{App, Fields, Posted, any_signed_out, done, session, status_of};
 use crate::backend::{Part, Problem, answer};
 use crate::html::{csrf_field, dollars_value, field, money, or_problem, parse_dollars, percent, problem, words};
 use crate::session::Visitor;
@@ -338,16 +337,7 @@ pub async fn new(State(app): State<App>, visitor: Visitor, Query(query): Query<T
     }
 }
 
-pub async fn create(
-    State(app): State<App>,
-    visitor: Visitor,
-    headers: HeaderMap,
-    form: Result<axum::Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let fields = Fields::read(form);
-    if let Err(refused) = fields.check(&visitor, &headers) {
-        return refused;
-    }
+pub async fn create(State(app): State<App>, Posted { visitor, fields }: Posted) -> Response {
     let t = match template(&app, &visitor, fields.get("template_id")).await {
         Ok(t) => t,
         Err(trouble) if trouble.signed_out() => return app.signed_out(),
@@ -430,17 +420,7 @@ pub async fn edit(State(app): State<App>, visitor: Visitor, Path(id): Path<Strin
     }
 }
 
-pub async fn update(
-    State(app): State<App>,
-    visitor: Visitor,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    form: Result<axum::Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let fields = Fields::read(form);
-    if let Err(refused) = fields.check(&visitor, &headers) {
-        return refused;
-    }
+pub async fn update(State(app): State<App>, Path(id): Path<String>, Posted { visitor, fields }: Posted) -> Response {
     let current = match strategy(&app, &visitor, &id).await {
         Ok(s) => s,
         Err(trouble) if trouble.signed_out() => return app.signed_out(),
@@ -473,15 +453,9 @@ pub async fn update(
 
 pub async fn change_state(
     State(app): State<App>,
-    visitor: Visitor,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    form: Result<axum::Form<Vec<(String, String)>>, FormRejection>,
+    Posted { visitor, fields }: Posted,
 ) -> Response {
-    let fields = Fields::read(form);
-    if let Err(refused) = fields.check(&visitor, &headers) {
-        return refused;
-    }
     let result = async {
         let mut client = app.gateway.strategies()?;
         let gateway = &app.gateway;
