@@ -54,6 +54,9 @@ tr.you { background:#fef9c3; font-weight:600; }
 .tag.buy { background:#d1fae5; color:#065f46; } .tag.skip { background:#f3f4f6; color:#374151; } .tag.refused { background:#fee2e2; color:#991b1b; }
 .weight { background:#1d4ed8; height:.6rem; display:inline-block; vertical-align:middle; }
 svg text { font-size: 11px; fill: #374151; }
+.skip-link { position:absolute; left:-100rem; top:.5rem; background:#fff; color:var(--brand); padding:.4rem .6rem; border-radius:4px; }
+.skip-link:focus { left:.5rem; z-index:10; }
+:focus-visible { outline: 3px solid #f59e0b; outline-offset: 2px; }
 @media (max-width: 40rem) { input[type=text], input[type=email], input[type=password], input[type=number], select { width: 100%; } header form { margin-left:0; } }
 "#;
 
@@ -81,6 +84,7 @@ pub fn page(visitor: &Visitor, current: &str, title: &str, body: Markup) -> Mark
                 style { (PreEscaped(STYLE)) }
             }
             body {
+                a.skip-link href="#main" { "Skip to the content" }
                 header {
                     a.brand href="/portfolio" { "FastBreak" }
                     nav aria-label="Sections" {
@@ -117,6 +121,7 @@ pub fn bare(title: &str, body: Markup) -> Markup {
                 style { (PreEscaped(STYLE)) }
             }
             body {
+                a.skip-link href="#main" { "Skip to the content" }
                 header { a.brand href="/portfolio" { "FastBreak" } }
                 main id="main" { h1 { (title) } (body) }
             }

@@ -56,7 +56,10 @@ async fn sections(app: &App, visitor: &Visitor) -> Sections {
             Err(problem) => Err(problem),
         }
     };
-    let (portfolio, holdings, equity, wallet) = tokio::join!(portfolio, holdings, equity, wallet);
+    // Reading the portfolio keeps a snapshot of the equity it computed: the history is asked
+    // after it, so that the chart ends with the figures the summary shows.
+    let portfolio_then_equity = async { (portfolio.await, equity.await) };
+    let ((portfolio, equity), holdings, wallet) = tokio::join!(portfolio_then_equity, holdings, wallet);
     // The moments' names, when the marketplace answers (ids otherwise).
     let mut moments = HashMap::new();
     if let Ok(list) = &holdings
