@@ -67,6 +67,12 @@ async fn every_page_answers_and_sign_out_revokes_the_token() {
     assert_eq!(again.status, 303, "the same form twice deposits once");
     let portfolio = visitor.get("/portfolio").await;
     assert!(portfolio.body.contains("$1,250.50"), "{}", portfolio.body);
+    // The equity chart ends with the equity the summary shows (read after it, not beside it).
+    assert!(
+        portfolio.body.contains("Equity (cash and moments at market value) from $0.00 to $1,250.50;"),
+        "{}",
+        portfolio.body
+    );
     // Operators: a wrong credential is refused, the right one shows every endpoint.
     let wrong = visitor.post("/operators", &[("action", "remember"), ("credential", "not-it")]).await;
     assert!(wrong.body.contains("credential is not the operator credential"), "{}", wrong.body);
@@ -140,6 +146,16 @@ async fn a_form_from_another_origin_or_without_its_token_is_refused_and_not_acte
         .post_as_is("/portfolio/deposit", &form(true), &[("origin", &format!("http://{}", mesh.addr("web")))])
         .await;
     assert_eq!(ours.status, 303, "{}", ours.body);
+}
+
+/// Posts `fields` with the visitor's CSRF token, as the dashboard's own form would.
+async fn post(
+    visitor: &mut WebClient,
+    path: &str,
+    mut fields: Vec<(String, String)>,
+) -> fastbreak_integration_tests::web::Page {
+    fields.push(("csrf".into(), visitor.cookies[fastbreak_web::CSRF_COOKIE].clone()));
+    visitor.post_as_is(path, &fields, &[]).await
 }
 
 fn uuid() -> String {
@@ -259,4 +275,116 @@ async fn with_trading_stopped_the_portfolio_says_so_and_the_other_pages_work() {
     }
     let leaderboards = visitor.get("/leaderboards").await;
     assert!(leaderboards.body.contains("Trading is unavailable right now"), "{}", leaderboards.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_strategys_daily_scan_and_statistic_triggers_are_edited_with_their_mistakes_named() {
+    let mesh = mesh(&[]).await;
+    let mut visitor = WebClient::new(mesh.addr("web"));
+    visitor.sign_up("Ada", "ada-triggers@example.com", PASSWORD).await;
+    let form = visitor.get("/strategies/new?template=post-game-spike").await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(
+        form.body.contains("id=\"field-time_of_day\"") && form.body.contains("id=\"field-stat-0\""),
+        "{}",
+        form.body
+    );
+    let mut base: Vec<(String, String)> = [
+        "template_id",
+        "priority",
+        "min_confidence",
+        "min_discount_bps",
+        "max_price_cents",
+        "max_purchases_per_day",
+        "min_game_score",
+        "buy_window_minutes",
+        "player_ids",
+    ]
+    .iter()
+    .map(|name| ((*name).to_owned(), hidden(&form.body, name).unwrap_or_else(|| panic!("{name} in the form"))))
+    .collect();
+    base.push(("display_name".into(), "Big nights".into()));
+    let with = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut fields = base.clone();
+        fields.extend(extra.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())));
+        fields
+    };
+    let created = post(&mut visitor, "/strategies", with(&[])).await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    let id = visitor
+        .get("/strategies")
+        .await
+        .body
+        .split("href=\"/strategies/")
+        .find_map(|rest| rest.split('"').next().filter(|id| id.len() == 36).map(str::to_owned))
+        .expect("the strategy's link");
+    let path = format!("/strategies/{id}");
+
+    // The service's complaints, each beside its field: a time that is no time, a trigger too low.
+    let wrong = post(
+        &mut visitor,
+        &path,
+        with(&[
+            ("time_of_day", "25:00"),
+            ("time_zone", ""),
+            ("stat", "STAT_POINTS"),
+            ("at_least", "30"),
+            ("stat", "STAT_REBOUNDS"),
+            ("at_least", "0"),
+        ]),
+    )
+    .await;
+    assert_eq!(wrong.status, 422, "{}", wrong.body);
+    assert!(wrong.body.contains("id=\"field-time_of_day-error\">time_of_day must be a 24-hour time"), "{}", wrong.body);
+    assert!(wrong.body.contains("<span class=\"field-error\">trigger 2 must"), "{}", wrong.body);
+    // The page's own: a least value with no statistic.
+    let half = post(&mut visitor, &path, with(&[("stat", ""), ("at_least", "12"), ("time_of_day", "")])).await;
+    assert_eq!(half.status, 422, "{}", half.body);
+    assert!(half.body.contains("trigger 1 is needed for a least value"), "{}", half.body);
+
+    // Good values are kept, and shown when the strategy is opened again.
+    let saved = post(
+        &mut visitor,
+        &path,
+        with(&[
+            ("time_of_day", "09:30"),
+            ("time_zone", "America/New_York"),
+            ("stat", "STAT_POINTS"),
+            ("at_least", "30"),
+            ("stat", ""),
+            ("at_least", ""),
+            ("stat", "STAT_REBOUNDS"),
+            ("at_least", "10"),
+        ]),
+    )
+    .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let page = visitor.get(&path).await;
+    for shown in [
+        "value=\"09:30\"",
+        "value=\"America/New_York\"",
+        "<option value=\"STAT_POINTS\" selected>",
+        "<option value=\"STAT_REBOUNDS\" selected>",
+        "id=\"field-at_least-0\" name=\"at_least\" type=\"number\" step=\"any\" value=\"30\"",
+        "id=\"field-at_least-1\" name=\"at_least\" type=\"number\" step=\"any\" value=\"10\"",
+    ] {
+        assert!(page.body.contains(shown), "{shown}: {}", page.body);
+    }
+    // Saving the form as it is shown loses nothing; clearing the scan's time removes it.
+    let again = post(
+        &mut visitor,
+        &path,
+        with(&[
+            ("time_of_day", ""),
+            ("time_zone", ""),
+            ("stat", "STAT_POINTS"),
+            ("at_least", "30"),
+            ("stat", "STAT_REBOUNDS"),
+            ("at_least", "10"),
+        ]),
+    )
+    .await;
+    assert_eq!(again.status, 303, "{}", again.body);
+    let page = visitor.get(&path).await;
+    assert!(!page.body.contains("value=\"09:30\"") && page.body.contains("value=\"10\""), "{}", page.body);
 }

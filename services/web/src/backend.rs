@@ -76,12 +76,7 @@ impl Problem {
     pub fn new(part: Part, status: &tonic::Status) -> Self {
         let fields = status
             .get_details_bad_request()
-            .map(|bad| {
-                bad.field_violations
-                    .into_iter()
-                    .map(|v| (v.field.rsplit('.').next().unwrap_or_default().to_owned(), v.description))
-                    .collect()
-            })
+            .map(|bad| bad.field_violations.into_iter().map(|v| (field_key(&v.field), v.description)).collect())
             .unwrap_or_default();
         if matches!(status.code(), Code::Unavailable | Code::Internal | Code::Unknown | Code::DeadlineExceeded) {
             tracing::warn!(part = part.name(), code = ?status.code(), message = status.message(), "a call from a page failed");
@@ -135,6 +130,18 @@ impl Problem {
     /// Why a field is wrong, when the service said so.
     pub fn about(&self, field: &str) -> Option<&str> {
         self.fields.iter().find(|(name, _)| name == field).map(|(_, why)| why.as_str())
+    }
+}
+
+/// A violation's field as the forms name it: its last path segment, with the index of a
+/// repeated field before it ("strategy.rules.min_confidence" is "min_confidence",
+/// "strategy.post_game_spike.stat_triggers[1].at_least" is "at_least[1]").
+fn field_key(path: &str) -> String {
+    let mut segments = path.rsplit('.');
+    let last = segments.next().unwrap_or_default();
+    match segments.next().and_then(|s| s.rfind('[').map(|at| &s[at..])) {
+        Some(index) if index.ends_with(']') => format!("{last}{index}"),
+        _ => last.to_owned(),
     }
 }
 
@@ -273,5 +280,9 @@ mod tests {
         let problem = Problem::new(Part::Strategies, &status);
         assert_eq!(problem.about("min_confidence"), Some("must be from 0 to 1"));
         assert!(problem.readable().contains("min_confidence must be from 0 to 1"), "{}", problem.readable());
+        let status =
+            fastbreak_mesh::status::invalid_field("strategy.post_game_spike.stat_triggers[1].at_least", "too small");
+        let problem = Problem::new(Part::Strategies, &status);
+        assert_eq!(problem.about("at_least[1]"), Some("too small"), "a repeated field keeps its row");
     }
 }

@@ -43,10 +43,19 @@ pub fn money_over_time(title: &str, series: &[Series<'_>]) -> Markup {
             .map(|d| d.format("%b %d %H:%M").to_string())
             .unwrap_or_default()
     };
+    // What a screen reader says of it: each line's first and last value.
+    let ends: Vec<String> = series
+        .iter()
+        .filter_map(|s| {
+            let (first, last) = (s.points.first()?, s.points.last()?);
+            Some(format!("{} from {} to {}", s.name, crate::html::money(first.1), crate::html::money(last.1)))
+        })
+        .collect();
+    let description = format!("{title}: {}", ends.join("; "));
     html! {
         figure {
-            svg role="img" aria-label=(title) viewBox={"0 0 " (WIDTH) " " (HEIGHT)} width="100%" preserveAspectRatio="xMidYMid meet" {
-                title { (title) }
+            svg role="img" aria-label=(description) viewBox={"0 0 " (WIDTH) " " (HEIGHT)} width="100%" preserveAspectRatio="xMidYMid meet" {
+                title { (description) }
                 line x1=(LEFT) y1=(TOP) x2=(LEFT) y2=(HEIGHT - BOTTOM) stroke="#6b7280" {}
                 line x1=(LEFT) y1=(HEIGHT - BOTTOM) x2=(WIDTH - RIGHT) y2=(HEIGHT - BOTTOM) stroke="#6b7280" {}
                 text x=(LEFT - 6.0) y=(TOP + 10.0) text-anchor="end" { (crate::html::money(y_max)) }
@@ -82,6 +91,7 @@ mod tests {
         let svg = money_over_time("Equity over time", &series).into_string();
         assert!(svg.contains(r#"points="70.0,190.0 350.0,10.0 630.0,100.0""#), "{svg}");
         assert!(svg.contains("$20.00") && svg.contains("$10.00"), "{svg}");
+        assert!(svg.contains(r#"aria-label="Equity over time: Equity from $10.00 to $15.00""#), "{svg}");
         let empty = money_over_time("Equity over time", &[]).into_string();
         assert!(empty.contains("Nothing to draw yet"), "{empty}");
     }

@@ -6,9 +6,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use fastbreak_proto::common::v1::Rarity;
 use fastbreak_proto::strategy::v1::strategy::Parameters;
 use fastbreak_proto::strategy::v1::{
-    ActivateStrategyRequest, CreateStrategyRequest, DeleteStrategyRequest, GetStrategyPerformanceRequest,
-    GetStrategyRequest, ListStrategiesRequest, ListStrategyTemplatesRequest, PauseStrategyRequest, Strategy,
-    StrategyPerformance, StrategyRules, StrategyState, StrategyTemplate, UpdateStrategyRequest,
+    ActivateStrategyRequest, CreateStrategyRequest, DailyScan, DeleteStrategyRequest, GetStrategyPerformanceRequest,
+    GetStrategyRequest, ListStrategiesRequest, ListStrategyTemplatesRequest, PauseStrategyRequest, Stat, StatTrigger,
+    Strategy, StrategyPerformance, StrategyRules, StrategyState, StrategyTemplate, UpdateStrategyRequest,
 };
 use http::StatusCode;
 use maud::{Markup, html};
@@ -19,6 +19,11 @@ use crate::html::{csrf_field, dollars_value, field, money, or_problem, parse_dol
 use crate::session::Visitor;
 
 const RARITIES: [Rarity; 5] = [Rarity::Common, Rarity::Fandom, Rarity::Rare, Rarity::Legendary, Rarity::Ultimate];
+
+const STATS: [Stat; 5] = [Stat::Points, Stat::Rebounds, Stat::Assists, Stat::Steals, Stat::Blocks];
+
+/// How many statistic triggers the form offers (rows left empty are not kept).
+const TRIGGER_ROWS: usize = 3;
 
 fn kind_name(strategy: &Strategy) -> &'static str {
     match strategy.parameters {
@@ -162,6 +167,12 @@ fn form(
             input type="hidden" name="template_id" value=(strategy.template_id);
             (field("Name", "display_name", "text", &value("display_name", strategy.display_name.clone()), "1 to 80 characters", trouble))
             (field("Priority", "priority", "number", &value("priority", strategy.priority.to_string()), "1 to 100; higher is served first when strategies compete for one budget", trouble))
+            @let scan = strategy.daily_scan.clone().unwrap_or_default();
+            fieldset {
+                legend { "Daily scan" }
+                (field("Time of day", "time_of_day", "text", &value("time_of_day", scan.time_of_day), "HH:MM on a 24-hour clock: the agents look over the whole market once a day then; empty means no daily scan", trouble))
+                (field("Time zone of the scan", "time_zone", "text", &value("time_zone", scan.time_zone), "an IANA name such as America/New_York; empty means UTC", trouble))
+            }
             fieldset {
                 legend { "Rules" }
                 (field("Least confidence", "min_confidence", "number", &value("min_confidence", rules.min_confidence.to_string()), "0 to 1: how sure the model must be", trouble))
@@ -183,10 +194,13 @@ fn form(
                     (field("Buying window after the game, in minutes", "buy_window_minutes", "number", &value("buy_window_minutes", p.buy_window_minutes.to_string()), "1 to 4320", trouble))
                     (rarity_boxes(&p.rarities, &rarity_checked, trouble))
                     (field("Players", "player_ids", "text", &value("player_ids", p.player_ids.join(", ")), "player ids separated by commas; empty means every player", trouble))
+                    (trigger_rows(&p.stat_triggers, typed, trouble))
                 },
                 Some(Parameters::ArbitrageMode(p)) => fieldset {
                     legend { "Arbitrage" }
                     (field("Least spread after fees, in basis points", "min_spread_bps", "number", &value("min_spread_bps", p.min_spread_bps.to_string()), "1 to 10000", trouble))
+                    (field("Buy on", "buy_source_ids", "text", &value("buy_source_ids", p.buy_source_ids.join(", ")), "marketplace ids separated by commas; empty means every marketplace", trouble))
+                    (field("Relist on", "relist_source_ids", "text", &value("relist_source_ids", p.relist_source_ids.join(", ")), "marketplace ids separated by commas; empty means every marketplace", trouble))
                     label for="field-auto_relist" {
                         input id="field-auto_relist" type="checkbox" name="auto_relist" value="on"
                             checked[typed.map_or(p.auto_relist, |t| t.get("auto_relist") == "on")];
@@ -212,6 +226,41 @@ fn rarity_boxes(chosen: &[i32], checked: &dyn Fn(Rarity, &[i32]) -> bool, troubl
                 }
             }
             @if let Some(why) = trouble.and_then(|t| t.about("rarities")) { span.field-error { "rarities " (why) } }
+        }
+    }
+}
+
+/// The statistic triggers: a row each (a statistic and its least value), empty rows to add more.
+fn trigger_rows(triggers: &[StatTrigger], typed: Option<&Fields>, trouble: Option<&Problem>) -> Markup {
+    let (stats, least): (Vec<String>, Vec<String>) = match typed {
+        Some(t) => (
+            t.all("stat").iter().map(|s| (*s).to_owned()).collect(),
+            t.all("at_least").iter().map(|s| (*s).to_owned()).collect(),
+        ),
+        None => triggers.iter().map(|t| (t.stat().as_str_name().to_owned(), t.at_least.to_string())).unzip(),
+    };
+    html! {
+        fieldset {
+            legend { "Statistic triggers (all must hold; none means the game score alone)" }
+            @for i in 0..TRIGGER_ROWS.max(stats.len()) {
+                @let chosen = stats.get(i).map_or("", String::as_str);
+                @let (stat_id, least_id) = (format!("field-stat-{i}"), format!("field-at_least-{i}"));
+                @let why = trouble.and_then(|t| t.about(&format!("stat[{i}]")).or_else(|| t.about(&format!("at_least[{i}]"))));
+                div.trigger {
+                    label for=(stat_id) { "Statistic " (i + 1) }
+                    select id=(stat_id) name="stat" {
+                        option value="" { "none" }
+                        @for stat in STATS {
+                            option value=(stat.as_str_name()) selected[chosen == stat.as_str_name()] { (words(stat.as_str_name(), "STAT_")) }
+                        }
+                    }
+                    " "
+                    label for=(least_id) { "at least" }
+                    input id=(least_id) name="at_least" type="number" step="any" value=(least.get(i).map_or("", String::as_str))
+                        aria-invalid=[why.map(|_| "true")];
+                    @if let Some(why) = why { span.field-error { "trigger " (i + 1) " " (why) } }
+                }
+            }
         }
     }
 }
@@ -257,6 +306,9 @@ fn apply(fields: &Fields, strategy: &mut Strategy) -> Result<(), Problem> {
         Err(why) => wrong.push(("max_price_cents".to_owned(), why)),
     }
     strategy.rules = Some(rules);
+    let (time_of_day, time_zone) = (fields.get("time_of_day").trim(), fields.get("time_zone").trim());
+    strategy.daily_scan = (!time_of_day.is_empty() || !time_zone.is_empty())
+        .then(|| DailyScan { time_of_day: time_of_day.to_owned(), time_zone: time_zone.to_owned() });
     let rarities: Vec<i32> =
         fields.all("rarities").iter().filter_map(|name| Rarity::from_str_name(name)).map(|r| r as i32).collect();
     let list = |name: &str| -> Vec<String> {
@@ -274,9 +326,12 @@ fn apply(fields: &Fields, strategy: &mut Strategy) -> Result<(), Problem> {
             p.buy_window_minutes = window;
             p.rarities = rarities;
             p.player_ids = list("player_ids");
+            p.stat_triggers = triggers(fields, &mut wrong);
         }
         Some(Parameters::ArbitrageMode(p)) => {
             p.min_spread_bps = spread;
+            p.buy_source_ids = list("buy_source_ids");
+            p.relist_source_ids = list("relist_source_ids");
             p.auto_relist = fields.get("auto_relist") == "on";
         }
         None => {}
@@ -286,6 +341,29 @@ fn apply(fields: &Fields, strategy: &mut Strategy) -> Result<(), Problem> {
     }
     let message = wrong.iter().map(|(f, why)| format!("{f} {why}")).collect::<Vec<_>>().join("; ");
     Err(Problem { part: Part::Strategies, code: tonic::Code::InvalidArgument, message, fields: wrong })
+}
+
+/// The filled rows of statistic triggers; a row with a value but no statistic (or the other
+/// way round, or a value that is not a number) is named by its row.
+fn triggers(fields: &Fields, wrong: &mut Vec<(String, String)>) -> Vec<StatTrigger> {
+    let (stats, least) = (fields.all("stat"), fields.all("at_least"));
+    let mut found = Vec::new();
+    for i in 0..stats.len().max(least.len()) {
+        let (stat, at_least) = (stats.get(i).map_or("", |s| s.trim()), least.get(i).map_or("", |s| s.trim()));
+        match (Stat::from_str_name(stat), at_least) {
+            (None, "") if stat.is_empty() => {}
+            (None, _) if stat.is_empty() => {
+                wrong.push((format!("stat[{i}]"), "is needed for a least value".to_owned()))
+            }
+            (None, _) => wrong.push((format!("stat[{i}]"), format!("is not a statistic: {stat:?}"))),
+            (Some(_), "") => wrong.push((format!("at_least[{i}]"), "is needed for a statistic".to_owned())),
+            (Some(stat), text) => match text.parse::<i32>() {
+                Ok(at_least) => found.push(StatTrigger { stat: stat as i32, at_least }),
+                Err(_) => wrong.push((format!("at_least[{i}]"), format!("must be a whole number, not {text:?}"))),
+            },
+        }
+    }
+    found
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -436,7 +514,7 @@ pub async fn update(State(app): State<App>, Path(id): Path<String>, Posted { vis
             None => "rules",
         };
         let mask = prost_types::FieldMask {
-            paths: ["display_name", "priority", "rules", kind].iter().map(|p| (*p).to_owned()).collect(),
+            paths: ["display_name", "priority", "daily_scan", "rules", kind].iter().map(|p| (*p).to_owned()).collect(),
         };
         let mut client = app.gateway.strategies()?;
         let request =
