@@ -1,6 +1,6 @@
 //! The dashboard's portfolio page under 50 concurrent sessions: pages served per second, p50
 //! and p99, beside the same data read through the gateway by gRPC (the page's four calls:
-//! portfolio, holdings, equity history and wallet, made at once as the page makes them), for
+//! the portfolio then its equity history, beside holdings and the wallet, as the page makes them), for
 //! the same 50 users over the same mesh. Asserts nothing.
 //!
 //! `cargo bench -p fastbreak-integration-tests --bench web` (`WEB_SESSIONS`, default 50;
@@ -82,14 +82,20 @@ fn main() {
                 async move {
                     let mut trading_b = trading.clone();
                     let mut trading_c = trading.clone();
-                    let (a, b, c, d) = tokio::join!(
-                        trading.get_portfolio(bearer(GetPortfolioRequest {}, &token)),
+                    let portfolio_then_equity = async {
+                        let a = trading.get_portfolio(bearer(GetPortfolioRequest {}, &token)).await;
+                        let c = trading_c
+                            .get_equity_history(bearer(
+                                GetEquityHistoryRequest { max_points: 200, ..Default::default() },
+                                &token,
+                            ))
+                            .await;
+                        (a, c)
+                    };
+                    let ((a, c), b, d) = tokio::join!(
+                        portfolio_then_equity,
                         trading_b.list_holdings(bearer(
                             ListHoldingsRequest { page_size: 100, page_token: String::new() },
-                            &token
-                        )),
-                        trading_c.get_equity_history(bearer(
-                            GetEquityHistoryRequest { max_points: 200, ..Default::default() },
                             &token
                         )),
                         users.get_wallet(bearer(GetWalletRequest {}, &token)),
