@@ -7,7 +7,7 @@ BASE_URL is a running dashboard (the web target) in front of a mesh whose market
 listings. The collector signs up, deposits paper funds, creates a strategy from a template
 (first with a mistake, named beside its field), activates it, watches the agents' decisions
 arrive in the live feed, opens one and reads why, changes a limit through the two steps,
-engages and releases the emergency stop, visits every other page, signs out, and signs in
+engages and releases the emergency stop, follows the live listing feed, visits every other page, signs out, and signs in
 again with the keyboard alone. Every page is checked for labels, names, contrast and a phone's
 width, and photographed into SCREENSHOTS_DIR. Any failure ends the run with a message naming
 the page and what was wrong, and exit status 1.
@@ -343,6 +343,11 @@ class Dashboard:
     def market(self):
         self.open("/market")
         self.at("Market")
+        self.driver.execute_script("window.stillThisPage = true;")
+        state = lambda: self.driver.find_element(By.ID, "market-state").text
+        self.until("a listing event arriving by the live feed", lambda: state().startswith("Live:"), seconds=60)
+        self.expect(self.driver.execute_script("return window.stillThisPage === true;"),
+                    "the listing arrived without the page being loaded again")
         self.audit("market")
         links = self.driver.find_elements(By.CSS_SELECTOR, "a[href^='/market/moments/']")
         self.expect(links, "the market links to moments")

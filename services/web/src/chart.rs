@@ -53,7 +53,7 @@ pub fn money_over_time(title: &str, series: &[Series<'_>]) -> Markup {
         .collect();
     let description = format!("{title}: {}", ends.join("; "));
     html! {
-        figure {
+        figure.chart {
             svg role="img" aria-label=(description) viewBox={"0 0 " (WIDTH) " " (HEIGHT)} width="100%" preserveAspectRatio="xMidYMid meet" {
                 title { (description) }
                 line x1=(LEFT) y1=(TOP) x2=(LEFT) y2=(HEIGHT - BOTTOM) stroke="#6b7280" {}

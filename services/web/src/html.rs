@@ -54,6 +54,8 @@ tr.you { background:#fef9c3; font-weight:600; }
 .tag.buy { background:#d1fae5; color:#065f46; } .tag.skip { background:#f3f4f6; color:#374151; } .tag.refused { background:#fee2e2; color:#991b1b; }
 .weight { background:#1d4ed8; height:.6rem; display:inline-block; vertical-align:middle; }
 svg text { font-size: 11px; fill: #374151; }
+figure.chart { margin: 0; overflow-x: auto; }
+figure.chart svg { min-width: 36rem; }
 .skip-link { position:absolute; left:-100rem; top:.5rem; background:#fff; color:var(--brand); padding:.4rem .6rem; border-radius:4px; }
 .skip-link:focus { left:.5rem; z-index:10; }
 :focus-visible { outline: 3px solid #f59e0b; outline-offset: 2px; }
