@@ -53,6 +53,12 @@ def main():
                 problems.append(f"{target}: no resource requests")
             if container.get("args") != ["serve", "--target", target]:
                 problems.append(f"{target}: does not serve its target: {container.get('args')}")
+            env = {e["name"]: e.get("value") for e in container.get("env", [])}
+            listen = {name: value for name, value in env.items() if name.endswith("_LISTEN_ADDR")}
+            if listen != {f"FASTBREAK_{target.upper()}_LISTEN_ADDR": f"0.0.0.0:{port}"}:
+                problems.append(f"{target}: listens by the wrong variable or port: {listen}")
+            if target == "web" and env.get("FASTBREAK_WEB_SECURE_COOKIES") != "on":
+                problems.append("web: its cookies are not Secure (FASTBREAK_WEB_SECURE_COOKIES=on) behind TLS")
         for kind in ("Service", "PodDisruptionBudget"):
             if (kind, target) not in resources:
                 problems.append(f"no {kind} for {target}")

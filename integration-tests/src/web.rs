@@ -14,6 +14,8 @@ pub struct Page {
     pub location: Option<String>,
     /// The `Set-Cookie` headers, whole.
     pub set_cookies: Vec<String>,
+    /// The `Cache-Control` header.
+    pub cache_control: Option<String>,
     /// The body.
     pub body: String,
 }
@@ -72,8 +74,9 @@ impl WebClient {
                 }
             }
         }
+        let cache_control = response.headers().get("cache-control").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = response.text().await.unwrap_or_default();
-        Page { status, location, set_cookies, body }
+        Page { status, location, set_cookies, cache_control, body }
     }
 
     /// GET `path`.

@@ -177,6 +177,8 @@ class Dashboard:
         self.driver.set_window_size(*PHONE)
         try:
             narrow = self.driver.execute_script(AUDIT)
+            self.expect(not narrow["problems"], "accessibility at a phone's width: "
+                        + "; ".join(narrow["problems"][:10]))
             self.expect(not narrow["wide"], "a phone's width (%d px): the page is %d px wide"
                         % (narrow["width"], narrow["scrollWidth"]))
             self.screenshot(name + "-phone")
@@ -296,20 +298,37 @@ class Dashboard:
         self.open("/decisions")
         self.at("Decisions")
         self.driver.execute_script("window.stillThisPage = true;")
+        shown = lambda: [a.get_attribute("href") for a in
+                         self.driver.find_elements(By.CSS_SELECTOR, "#decision-rows a[href^='/decisions/']")]
+        at_load = set(shown())
         state = lambda: self.driver.find_element(By.ID, "feed-state").text
         self.until("a decision arriving by the live feed", lambda: state().startswith("Live:"), seconds=90)
+        self.until("a decision the page did not have", lambda: set(shown()) - at_load)
         self.expect(self.driver.execute_script("return window.stillThisPage === true;"),
                     "the decision arrived without the page being loaded again")
+        links = shown()
+        twice = sorted({link for link in links if links.count(link) > 1})
+        self.expect(not twice, "the feed sends each decision once; twice: %s" % twice[:5])
         rows = self.driver.find_elements(By.CSS_SELECTOR, "#decision-rows tr")
         self.expect(rows and "Any player who played" in rows[0].text, "the newest row names the strategy")
+        # A purchase keeps its weighted factors: wait for one in the feed.
+        bought = lambda: self.driver.find_elements(
+            By.XPATH, "//tbody[@id='decision-rows']/tr[.//span[contains(@class,'buy')]]//a[starts-with(@href,'/decisions/')]")
+        self.until("a purchase in the feed", bought, seconds=60)
         self.audit("decisions")
 
     def read_a_decision(self):
-        self.driver.find_element(By.CSS_SELECTOR, "#decision-rows tr a[href^='/decisions/']").click()
+        self.driver.find_element(
+            By.XPATH, "//tbody[@id='decision-rows']/tr[.//span[contains(@class,'buy')]]//a[starts-with(@href,'/decisions/')]"
+        ).click()
         self.at("Decision")
+        self.expect("bought" in self.text(), "the decision opened is a purchase")
         reasons = self.driver.find_elements(By.XPATH, "//h2[.='Why']/following-sibling::ul[1]/li")
         self.expect(reasons and all(r.text.strip() for r in reasons), "the decision lists its reasons")
-        self.expect("Weighted factors" in self.text(), "the decision has its factors section")
+        factors = self.driver.find_elements(
+            By.XPATH, "//h2[.='Weighted factors']/following-sibling::div[1]//tbody/tr")
+        self.expect(factors and all(f.find_elements(By.TAG_NAME, "code") for f in factors),
+                    "the purchase shows its weighted factors, each named")
         self.audit("decision")
 
     def change_a_limit(self):
@@ -353,7 +372,15 @@ class Dashboard:
         self.expect(links, "the market links to moments")
         links[0].click()
         self.until("a moment's page", lambda: self.path().startswith("/market/moments/"))
-        self.expect(self.driver.find_elements(By.TAG_NAME, "h1"), "the moment's page has a heading")
+        self.expect(self.driver.find_elements(By.XPATH, "//h2[starts-with(.,'Price history')]"),
+                    "the moment's page has its price history")
+        self.expect(self.driver.find_elements(By.CSS_SELECTOR, "figure.chart svg[role='img']")
+                    or "Nothing to draw yet" in self.text(), "the price history is a chart (or says it has none)")
+        self.expect(self.driver.find_elements(By.XPATH, "//h2[.='Valuation']"), "the moment's page has its valuation")
+        self.expect(self.driver.find_elements(By.XPATH, "//h2[.='Valuation']/following::tbody[1]/tr/td/code")
+                    or self.driver.find_elements(By.XPATH, "//section[@aria-labelledby='valuation']"
+                                                 "//*[contains(@class,'problem') or contains(@class,'unavailable')]"),
+                    "the valuation shows its factors (or says why it has none)")
         self.audit("moment")
 
     def the_rest(self):
@@ -367,13 +394,22 @@ class Dashboard:
         self.fill("credential", self.operator)
         self.press("Show the system's health")
         self.at("Operators")
-        self.expect("SERVING" in self.text(), "the operators' page shows each endpoint's health")
+        self.expect("The system is serving" in self.text(), "the operators' page says the system is serving")
+        for service in ("user", "strategy", "risk", "marketplace", "scouting", "trading", "notification", "agents"):
+            row = self.driver.find_elements(By.XPATH, "//tbody/tr[td/strong[.='%s']]" % service)
+            self.expect(row and "serving" in row[0].text and "not serving" not in row[0].text,
+                        "%s's endpoint is shown serving" % service)
         self.audit("operators")
 
     def sign_out(self):
         self.press("Sign out")
         self.at("Sign in")
         self.open("/portfolio")
+        self.at("Sign in")
+        self.open("/operators")
+        self.expect(self.driver.find_elements(By.NAME, "credential"),
+                    "signed out, the operator credential is forgotten too")
+        self.open("/sign-in")
         self.at("Sign in")
 
     def sign_in_by_keyboard(self, email):

@@ -104,7 +104,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Visitor {
             csrf_is_new,
             operator: named(OPERATOR_COOKIE).as_deref().and_then(decode_operator),
             address,
-            host: parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned),
+            // HTTP/1.1 names the host in `Host`; HTTP/2 in `:authority`, which is the URI's.
+            host: parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+                .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned())),
         })
     }
 }
@@ -219,6 +225,25 @@ mod tests {
         ));
         // A cookie made for this very answer was never seen by a form.
         assert_eq!(visitor(token, true).check_form(&headers(&[]), Some(token)), Err(Forged::TokenMismatch));
+    }
+
+    #[tokio::test]
+    async fn over_http2_the_site_is_the_requests_authority() {
+        // HTTP/2 sends no Host header: the host is the URI's authority (`:authority`).
+        let request = http::Request::builder()
+            .uri("http://dash.example:50060/budget/stop")
+            .header(http::header::COOKIE, "fastbreak_csrf=a-csrf-token-of-enough-length-0123")
+            .body(())
+            .unwrap();
+        let (mut parts, ()) = request.into_parts();
+        let Ok(visitor) = Visitor::from_request_parts(&mut parts, &()).await;
+        let ours = headers(&[("origin", "http://dash.example:50060")]);
+        assert_eq!(visitor.check_form(&ours, Some("a-csrf-token-of-enough-length-0123")), Ok(()));
+        let theirs = headers(&[("origin", "http://evil.example")]);
+        assert!(matches!(
+            visitor.check_form(&theirs, Some("a-csrf-token-of-enough-length-0123")),
+            Err(Forged::OtherOrigin(_))
+        ));
     }
 
     #[test]

@@ -52,6 +52,13 @@ async fn open_session(app: &App, visitor: &Visitor, email: &str, password: &str)
         ttl: Some(ttl),
     };
     let token = answer(Part::Accounts, users.create_access_token(app.gateway.request(visitor, request)).await)?;
+    // A sign-in over a session still open ends that one: its token is revoked, not left behind.
+    if visitor.session.is_some()
+        && let Err(trouble) = revoke(app, visitor).await
+        && !trouble.signed_out()
+    {
+        tracing::warn!(problem = %trouble.readable(), "the replaced session's token could not be revoked");
+    }
     let session = Session { token_id: token.token_id, secret: token.secret };
     let mut response = Redirect::to("/portfolio").into_response();
     let cookie = app.cookies.set(SESSION_COOKIE, &session.cookie_value(), Some(app.cookies.session_seconds));
@@ -119,15 +126,17 @@ pub async fn sign_up(State(app): State<App>, Posted { visitor, fields }: Posted)
     }
 }
 
+/// Revokes the visitor's session token (with that token itself).
+async fn revoke(app: &App, visitor: &Visitor) -> Result<(), Problem> {
+    let Some(session) = &visitor.session else { return Ok(()) };
+    let mut users = app.gateway.users()?;
+    let request = RevokeAccessTokenRequest { token_id: session.token_id.clone() };
+    answer(Part::Accounts, users.revoke_access_token(app.gateway.request(visitor, request)).await).map(|_| ())
+}
+
 pub async fn sign_out(State(app): State<App>, Posted { visitor, .. }: Posted) -> Response {
-    if let Some(session) = &visitor.session {
-        let revoked = async {
-            let mut users = app.gateway.users()?;
-            let request = RevokeAccessTokenRequest { token_id: session.token_id.clone() };
-            answer(Part::Accounts, users.revoke_access_token(app.gateway.request(&visitor, request)).await)
-        }
-        .await;
-        match revoked {
+    if visitor.session.is_some() {
+        match revoke(&app, &visitor).await {
             // A token the gateway no longer accepts is as good as revoked.
             Ok(_) => {}
             Err(trouble) if trouble.signed_out() => {}
@@ -145,6 +154,6 @@ pub async fn sign_out(State(app): State<App>, Posted { visitor, .. }: Posted) ->
         }
     }
     let mut response = Redirect::to("/sign-in").into_response();
-    response.headers_mut().append(http::header::SET_COOKIE, app.cookies.clear(SESSION_COOKIE));
+    app.forget(&mut response);
     response
 }

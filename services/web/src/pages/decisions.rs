@@ -1,7 +1,7 @@
 //! The agents' decisions, buys and skips, each with its reason, rule and weighted factors; a
 //! live feed of new ones (server-sent events).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::convert::Infallible;
 
 use axum::extract::{Path, Query, State};
@@ -96,14 +96,35 @@ async fn strategy_names(app: &App, visitor: &Visitor) -> Result<Vec<Strategy>, P
     Ok(answer(Part::Strategies, strategies.list_strategies(app.gateway.request(visitor, request)).await)?.strategies)
 }
 
+/// Where a feed stands: the newest decision it has shown, by time and then id (decisions
+/// written together share their time). Written "seconds.nanos/id".
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Mark {
+    seconds: i64,
+    nanos: i32,
+    id: String,
+}
+
+impl Mark {
+    fn of(decision: &Decision) -> Option<Self> {
+        let t = decision.create_time.as_ref()?;
+        Some(Self { seconds: t.seconds, nanos: t.nanos, id: decision.decision_id.clone() })
+    }
+
+    /// Reads "seconds.nanos/id" (the id may be left out); anything else is the start.
+    fn parse(text: &str) -> Self {
+        let (time, id) = text.split_once('/').unwrap_or((text, ""));
+        let (seconds, nanos) = time.split_once('.').unwrap_or((time, "0"));
+        Self { seconds: seconds.parse().unwrap_or(0), nanos: nanos.parse().unwrap_or(0), id: id.to_owned() }
+    }
+
+    fn text(&self) -> String {
+        format!("{}.{:09}/{}", self.seconds, self.nanos, self.id)
+    }
+}
+
 fn since_of(decisions: &[Decision]) -> String {
-    decisions
-        .iter()
-        .filter_map(|d| d.create_time.as_ref())
-        .map(|t| (t.seconds, t.nanos))
-        .max()
-        .map(|(s, n)| format!("{s}.{n:09}"))
-        .unwrap_or_else(|| "0.000000000".to_owned())
+    decisions.iter().filter_map(Mark::of).max().unwrap_or_default().text()
 }
 
 pub async fn list(State(app): State<App>, visitor: Visitor, Query(filter): Query<Filter>) -> Response {
@@ -124,6 +145,7 @@ pub async fn list(State(app): State<App>, visitor: Visitor, Query(filter): Query
         .map(|list| list.iter().map(|s| (s.strategy_id.clone(), s.display_name.clone())).collect())
         .unwrap_or_default();
     let since = decisions.as_ref().map(|d| since_of(&d.decisions)).unwrap_or_default();
+    let since = percent_encoding::utf8_percent_encode(&since, percent_encoding::NON_ALPHANUMERIC).to_string();
     let feed = format!("/decisions/feed?{}&since={since}", filter.query());
     let body = html! {
         form method="get" action="/decisions" {
@@ -180,14 +202,15 @@ pub async fn list(State(app): State<App>, visitor: Visitor, Query(filter): Query
     app.html(&visitor, StatusCode::OK, crate::html::page(&visitor, "/decisions", "Decisions", body))
 }
 
-fn parse_since(text: &str) -> (i64, i32) {
-    let (seconds, nanos) = text.split_once('.').unwrap_or((text, "0"));
-    (seconds.parse().unwrap_or(0), nanos.parse().unwrap_or(0))
-}
-
-/// New decisions as server-sent events, each one row of the list's table; an `ended` event
-/// when the session is no longer accepted.
-pub async fn feed(State(app): State<App>, visitor: Visitor, Query(filter): Query<Filter>) -> Response {
+/// New decisions as server-sent events, each one row of the list's table with its mark as the
+/// event's id (a browser that reconnects sends it back as `Last-Event-ID` and goes on from
+/// there, so nothing is sent twice); an `ended` event when the session is no longer accepted.
+pub async fn feed(
+    State(app): State<App>,
+    visitor: Visitor,
+    headers: http::HeaderMap,
+    Query(filter): Query<Filter>,
+) -> Response {
     if visitor.session.is_none() {
         return (StatusCode::UNAUTHORIZED, "sign in to follow decisions").into_response();
     }
@@ -195,11 +218,11 @@ pub async fn feed(State(app): State<App>, visitor: Visitor, Query(filter): Query
         Ok(request) => request,
         Err(problem) => return (StatusCode::BAD_REQUEST, problem.readable()).into_response(),
     };
+    let resumed = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let mut since = Mark::parse(resumed.unwrap_or(&filter.since));
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(16);
     let every = app.settings.feed_interval;
     tokio::spawn(async move {
-        let mut since = parse_since(&filter.since);
-        let mut sent: HashSet<String> = HashSet::new();
         let mut names: HashMap<String, String> = HashMap::new();
         loop {
             let found = async {
@@ -209,27 +232,22 @@ pub async fn feed(State(app): State<App>, visitor: Visitor, Query(filter): Query
             .await;
             match found {
                 Ok(list) => {
-                    let mut fresh: Vec<&Decision> = list
+                    // Strictly after what the page (or the feed) already shows, oldest first.
+                    let mut fresh: Vec<(Mark, &Decision)> = list
                         .decisions
                         .iter()
-                        .filter(|d| d.create_time.as_ref().is_some_and(|t| (t.seconds, t.nanos) >= since))
-                        .filter(|d| !sent.contains(&d.decision_id))
+                        .filter_map(|d| Mark::of(d).map(|mark| (mark, d)))
+                        .filter(|(mark, _)| *mark > since)
                         .collect();
-                    fresh.reverse();
-                    if fresh.iter().any(|d| !names.contains_key(&d.strategy_id))
+                    fresh.sort_by(|a, b| a.0.cmp(&b.0));
+                    if fresh.iter().any(|(_, d)| !names.contains_key(&d.strategy_id))
                         && let Ok(list) = strategy_names(&app, &visitor).await
                     {
                         names = list.into_iter().map(|s| (s.strategy_id, s.display_name)).collect();
                     }
-                    for decision in fresh {
-                        if let Some(t) = decision.create_time.as_ref() {
-                            since = since.max((t.seconds, t.nanos));
-                        }
-                        if sent.len() > 10_000 {
-                            sent.clear();
-                        }
-                        sent.insert(decision.decision_id.clone());
-                        let event = Event::default().data(row(decision, &names).into_string());
+                    for (mark, decision) in fresh {
+                        let event = Event::default().id(mark.text()).data(row(decision, &names).into_string());
+                        since = mark;
                         if tx.send(Ok(event)).await.is_err() {
                             return;
                         }
@@ -321,4 +339,22 @@ pub async fn one(State(app): State<App>, visitor: Visitor, Path(id): Path<String
         p { a href="/decisions" { "All decisions" } }
     };
     app.html(&visitor, StatusCode::OK, crate::html::page(&visitor, "/decisions", "Decision", body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Mark;
+
+    #[test]
+    fn a_feed_mark_orders_by_time_then_id_and_reads_back_what_it_writes() {
+        let mark = Mark { seconds: 1_700_000_000, nanos: 120_000, id: "b".to_owned() };
+        assert_eq!(mark.text(), "1700000000.000120000/b");
+        assert_eq!(Mark::parse(&mark.text()), mark);
+        // Decisions written together share their time: the id tells them apart.
+        let tie = Mark { id: "c".to_owned(), ..mark.clone() };
+        assert!(tie > mark && Mark { nanos: 120_001, id: "a".to_owned(), ..mark.clone() } > tie);
+        // An old page's mark (no id) and nonsense read as marks, never as errors.
+        assert_eq!(Mark::parse("1700000000.000120000"), Mark { id: String::new(), ..mark.clone() });
+        assert_eq!(Mark::parse("not a mark"), Mark::default());
+    }
 }

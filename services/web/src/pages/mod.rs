@@ -42,15 +42,31 @@ impl App {
     }
 
     /// A page, with the visitor's CSRF cookie when it is new.
+    ///
+    /// Pages are the visitor's own: no cache keeps them (the Back button after signing out
+    /// shows nothing of the last visitor), and no other site may frame them.
     pub fn html(&self, visitor: &Visitor, status: StatusCode, markup: Markup) -> Response {
-        self.cookies.with_csrf(visitor, (status, markup).into_response())
+        let mut response = (status, markup).into_response();
+        let headers = response.headers_mut();
+        headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+        headers.insert(http::header::X_FRAME_OPTIONS, http::HeaderValue::from_static("DENY"));
+        headers.insert(http::header::CONTENT_SECURITY_POLICY, http::HeaderValue::from_static("frame-ancestors 'none'"));
+        self.cookies.with_csrf(visitor, response)
     }
 
     /// To the sign-in page, forgetting a session the gateway no longer accepts.
     pub fn signed_out(&self) -> Response {
         let mut response = Redirect::to("/sign-in?ended=1").into_response();
-        response.headers_mut().append(http::header::SET_COOKIE, self.cookies.clear(SESSION_COOKIE));
+        self.forget(&mut response);
         response
+    }
+
+    /// Clears the visitor's session cookie and the operator credential kept beside it (the
+    /// next person at the browser gets neither).
+    pub fn forget(&self, response: &mut Response) {
+        for cookie in [SESSION_COOKIE, crate::session::OPERATOR_COOKIE] {
+            response.headers_mut().append(http::header::SET_COOKIE, self.cookies.clear(cookie));
+        }
     }
 }
 

@@ -232,11 +232,10 @@ fn rarity_boxes(chosen: &[i32], checked: &dyn Fn(Rarity, &[i32]) -> bool, troubl
 
 /// The statistic triggers: a row each (a statistic and its least value), empty rows to add more.
 fn trigger_rows(triggers: &[StatTrigger], typed: Option<&Fields>, trouble: Option<&Problem>) -> Markup {
+    // Rows are shown (and named in complaints) in the order of the filled ones, the page's and
+    // the service's alike: a typed form comes back with its empty rows last.
     let (stats, least): (Vec<String>, Vec<String>) = match typed {
-        Some(t) => (
-            t.all("stat").iter().map(|s| (*s).to_owned()).collect(),
-            t.all("at_least").iter().map(|s| (*s).to_owned()).collect(),
-        ),
+        Some(t) => filled_rows(t).into_iter().map(|(s, l)| (s.to_owned(), l.to_owned())).unzip(),
         None => triggers.iter().map(|t| (t.stat().as_str_name().to_owned(), t.at_least.to_string())).unzip(),
     };
     html! {
@@ -343,15 +342,21 @@ fn apply(fields: &Fields, strategy: &mut Strategy) -> Result<(), Problem> {
     Err(Problem { part: Part::Strategies, code: tonic::Code::InvalidArgument, message, fields: wrong })
 }
 
+/// The trigger rows with anything in them, in order: (statistic, least value), trimmed.
+fn filled_rows(fields: &Fields) -> Vec<(&str, &str)> {
+    let (stats, least) = (fields.all("stat"), fields.all("at_least"));
+    (0..stats.len().max(least.len()))
+        .map(|i| (stats.get(i).map_or("", |s| s.trim()), least.get(i).map_or("", |s| s.trim())))
+        .filter(|(stat, at_least)| !stat.is_empty() || !at_least.is_empty())
+        .collect()
+}
+
 /// The filled rows of statistic triggers; a row with a value but no statistic (or the other
 /// way round, or a value that is not a number) is named by its row.
 fn triggers(fields: &Fields, wrong: &mut Vec<(String, String)>) -> Vec<StatTrigger> {
-    let (stats, least) = (fields.all("stat"), fields.all("at_least"));
     let mut found = Vec::new();
-    for i in 0..stats.len().max(least.len()) {
-        let (stat, at_least) = (stats.get(i).map_or("", |s| s.trim()), least.get(i).map_or("", |s| s.trim()));
+    for (i, (stat, at_least)) in filled_rows(fields).into_iter().enumerate() {
         match (Stat::from_str_name(stat), at_least) {
-            (None, "") if stat.is_empty() => {}
             (None, _) if stat.is_empty() => {
                 wrong.push((format!("stat[{i}]"), "is needed for a least value".to_owned()))
             }
