@@ -116,14 +116,17 @@ pub async fn page(State(app): State<App>, visitor: Visitor, Query(search): Query
     app.html(&visitor, StatusCode::OK, crate::html::page(&visitor, "/market", "Market", body))
 }
 
-/// Listing events from now on, as server-sent events (rows of the live table).
-pub async fn feed(State(app): State<App>, visitor: Visitor) -> Response {
+/// Listing events from now on, as server-sent events (rows of the live table), each with its
+/// sequence as the event's id: a browser that reconnects sends it back (`Last-Event-ID`) and
+/// goes on after it, missing nothing and given nothing twice.
+pub async fn feed(State(app): State<App>, visitor: Visitor, headers: http::HeaderMap) -> Response {
     if visitor.session.is_none() {
         return (StatusCode::UNAUTHORIZED, "sign in to follow the market").into_response();
     }
+    let resumed = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(64);
     tokio::spawn(async move {
-        let mut after: Option<i64> = None;
+        let mut after: Option<i64> = resumed;
         loop {
             let opened = async {
                 let mut market = app.gateway.market()?;
@@ -136,7 +139,8 @@ pub async fn feed(State(app): State<App>, visitor: Visitor) -> Response {
                     while let Some(item) = stream.next().await {
                         let Ok(event) = item else { break };
                         after = Some(event.sequence);
-                        if tx.send(Ok(Event::default().data(event_row(&event).into_string()))).await.is_err() {
+                        let row = Event::default().id(event.sequence.to_string()).data(event_row(&event).into_string());
+                        if tx.send(Ok(row)).await.is_err() {
                             return;
                         }
                     }
