@@ -20,9 +20,16 @@ use fastbreak_mesh::{Context, Peers};
 use fastbreak_proto::user::v1::user_service_client::UserServiceClient;
 use fastbreak_proto::user::v1::{CreateAccessTokenRequest, CreateUserRequest, GetCurrentUserRequest};
 
-const ROUNDS: usize = 4;
-/// Calls made one at a time, for the latency at low load.
-const SERIAL: u64 = 5_000;
+/// Rounds of load (`GATEWAY_ROUNDS`, 0 to go straight to the calls one at a time, as a profile
+/// under callgrind wants).
+fn rounds() -> usize {
+    std::env::var("GATEWAY_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(4)
+}
+
+/// Calls made one at a time, for the latency at low load (`GATEWAY_SERIAL`).
+fn serial() -> u64 {
+    std::env::var("GATEWAY_SERIAL").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000)
+}
 /// The aim: the gateway keeps at least this share of the direct calls' throughput.
 const AIM: f64 = 0.7;
 const PATH: &str = "/fastbreak.user.v1.UserService/GetCurrentUser";
@@ -103,7 +110,7 @@ fn main() {
         let figures =
             |load: &Load| format!("{:>7.0} calls/s (p50 {:.2} ms, p99 {:.2} ms)", load.rps, load.p50_ms, load.p99_ms);
         let (mut ratios, mut anchor_ratios) = (Vec::new(), Vec::new());
-        for _ in 0..ROUNDS {
+        for _ in 0..rounds() {
             let (d, g, h) = tokio::task::spawn_blocking({
                 let (body, direct_headers, gateway_headers) =
                     (body.clone(), direct_headers.clone(), gateway_headers.clone());
@@ -129,17 +136,22 @@ fn main() {
             ratios.sort_by(f64::total_cmp);
             ratios[ratios.len() / 2]
         };
-        let mut line =
-            format!("over {ROUNDS} rounds: median ratio to direct, gateway {:.2} (aim ≥ {AIM})", median(&mut ratios));
-        if !anchor_ratios.is_empty() {
-            line.push_str(&format!(", HAProxy {:.2}", median(&mut anchor_ratios)));
+        if !ratios.is_empty() {
+            let mut line = format!(
+                "over {} rounds: median ratio to direct, gateway {:.2} (aim ≥ {AIM})",
+                ratios.len(),
+                median(&mut ratios)
+            );
+            if !anchor_ratios.is_empty() {
+                line.push_str(&format!(", HAProxy {:.2}", median(&mut anchor_ratios)));
+            }
+            println!("{line}");
         }
-        println!("{line}");
 
         let (d, g, h) = tokio::task::spawn_blocking(move || {
-            let d = h2load_serial(SERIAL, direct_addr, PATH, &direct_headers, &body);
-            let g = h2load_serial(SERIAL, gateway_addr, PATH, &gateway_headers, &body);
-            let h = haproxy_addr.map(|addr| h2load_serial(SERIAL, addr, PATH, &direct_headers, &body));
+            let d = h2load_serial(serial(), direct_addr, PATH, &direct_headers, &body);
+            let g = h2load_serial(serial(), gateway_addr, PATH, &gateway_headers, &body);
+            let h = haproxy_addr.map(|addr| h2load_serial(serial(), addr, PATH, &direct_headers, &body));
             (d, g, h)
         })
         .await
@@ -148,7 +160,8 @@ fn main() {
         let added =
             |load: &Load| format!("p50 {:+.3} ms, p99 {:+.3} ms", load.p50_ms - d.p50_ms, load.p99_ms - d.p99_ms);
         println!(
-            "one call at a time ({SERIAL} calls over one connection): direct {}; through the gateway {} (adds {})",
+            "one call at a time ({} calls over one connection): direct {}; through the gateway {} (adds {})",
+            serial(),
             latency(&d),
             latency(&g),
             added(&g)
