@@ -271,10 +271,15 @@ impl Trader {
                     fee_cents,
                     description: format!("moment {moment} bought for {price} cents"),
                 };
-                let posted = ledger.transfer(conn, &transfer).await?;
-                let settled = repo::settle_trade_at(conn, trade_id, posted.id, price, fee_cents).await?;
+                // The ledger transaction is the trade's own id (the ledger refuses a repeat). The
+                // trade names it now; the transfer is posted last (below), just before the commit:
+                // its entries update the market's and the fees' account rows, which every
+                // purchase shares, so they are held for the shortest time (the trade's reference
+                // to it is checked at the commit).
+                let ledger_id = transfer.id;
+                let settled = repo::settle_trade_at(conn, trade_id, ledger_id, price, fee_cents).await?;
                 if let Some(holding) = holder {
-                    sell(conn, &settled, &holding, posted.id).await?;
+                    sell(conn, &settled, &holding, ledger_id).await?;
                 }
                 let now = Utc::now();
                 repo::put_holding(
@@ -318,6 +323,8 @@ impl Trader {
                     relist.created_at = now;
                     repo::insert_trade_if_new(conn, &relist).await?;
                 }
+                // Posted under the transfer's id, the one the trade names.
+                ledger.transfer(conn, &transfer).await?;
                 Ok(settled)
             }
             .boxed()

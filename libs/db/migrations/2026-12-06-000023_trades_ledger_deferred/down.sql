@@ -1,0 +1,1 @@
+ALTER TABLE trades ALTER CONSTRAINT trades_ledger_transaction_id_fkey NOT DEFERRABLE;
