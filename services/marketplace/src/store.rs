@@ -628,9 +628,8 @@ text_enum! {
 /// Takes the listing events lock until the end of the transaction. Every transaction that
 /// appends events holds it (taken here first, or by [`append_listing_events`]), so they commit
 /// one after another and sequences become visible in order: a reader never sees sequence n+1
-/// before n. Taken as a transaction's first statement, it also serialises that transaction
-/// with every other appender (an ingest batch relies on this); a purchase takes it last, see
-/// [`take_listing`].
+/// before n. Taken as a transaction's first statement, it also gives every writer one order of
+/// locks.
 pub async fn lock_listing_events(conn: &mut AsyncPgConnection) -> Result<(), DatabaseError> {
     diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('listing_events', 0))").execute(conn).await?;
     Ok(())
@@ -863,16 +862,11 @@ pub enum Taken {
     OwnListing,
 }
 
-/// Buys an active listing for `buyer`, at most at `max_price_cents`: the listing row is locked
-/// first, so concurrent takers of one listing are decided one after another and only one buys.
-/// The sale is recorded, the moment moves to the buyer, its other active listings are
-/// withdrawn, and the events are appended last: the events lock (which every appending
-/// transaction holds to its commit, so that sequences become visible in order) is held only
-/// for that append and the commit, not across the whole purchase, and purchases of different
-/// listings run side by side. A writer that took the events lock first (an ingest batch) and
-/// then wants a row a purchase holds meets a deadlock, which PostgreSQL breaks and the
-/// transaction helpers try again. A listing whose seller no longer owns the moment is withdrawn
-/// instead.
+/// Buys an active listing for `buyer`, at most at `max_price_cents`: the events lock and then
+/// the listing row are locked first, so concurrent takers are decided one after another and
+/// only one buys. The sale is
+/// recorded, the moment moves to the buyer, its other active listings are withdrawn, and the
+/// events are appended. A listing whose seller no longer owns the moment is withdrawn instead.
 pub async fn take_listing(
     conn: &mut AsyncPgConnection,
     listing_id: Uuid,
@@ -881,6 +875,7 @@ pub async fn take_listing(
     sale_id: Uuid,
     at: DateTime<Utc>,
 ) -> Result<Taken, DatabaseError> {
+    lock_listing_events(conn).await?;
     let listing = lock_listing(conn, listing_id).await?.ok_or(DatabaseError::NotFound("listing"))?;
     match listing.state {
         ListingState::Active => {}
