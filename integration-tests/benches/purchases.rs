@@ -68,10 +68,16 @@ async fn transactions(mesh: &TradingMesh) -> (i64, Instant) {
 /// waiting (`Lock:advisory`, `Lock:transactionid`, `IO:...`), or idle in a transaction (waiting
 /// for its service).
 const ACTIVITY: &str = "(SELECT coalesce(string_agg(what || '=' || n, ' '), '') FROM ( \
-     SELECT CASE WHEN state LIKE 'idle in transaction%' THEN 'idle-in-transaction' \
-     WHEN wait_event_type IS NULL THEN 'running' ELSE wait_event_type || ':' || wait_event END AS what, count(*) AS n \
-     FROM pg_stat_activity WHERE datname = current_database() AND state <> 'idle' AND pid <> pg_backend_pid() \
-     GROUP BY 1) AS busy)";
+     SELECT CASE WHEN a.state LIKE 'idle in transaction%' THEN 'idle-in-transaction' \
+     WHEN a.wait_event_type IS NULL THEN 'running' \
+     WHEN a.wait_event = 'advisory' THEN 'Lock:advisory(' || coalesce((SELECT CASE \
+         WHEN l.objid::bigint = (k.h & 4294967295) AND l.classid::bigint = ((k.h >> 32) & 4294967295) \
+         THEN 'listing events' ELSE 'another key' END \
+         FROM pg_locks l, (SELECT hashtextextended('listing_events', 0) AS h) AS k \
+         WHERE l.pid = a.pid AND NOT l.granted AND l.locktype = 'advisory' LIMIT 1), '?') || ')' \
+     ELSE a.wait_event_type || ':' || a.wait_event END AS what, count(*) AS n \
+     FROM pg_stat_activity a WHERE a.datname = current_database() AND a.state <> 'idle' \
+     AND a.pid <> pg_backend_pid() GROUP BY 1) AS busy)";
 
 /// Samples what the database's sessions do every 100 ms until `stop`; the mean count of
 /// sessions in each state, most first.
