@@ -72,7 +72,7 @@ const ACTIVITY: &str = "(SELECT coalesce(string_agg(what || '=' || n, ' '), '') 
      WHEN a.wait_event_type IS NULL THEN 'running' \
      WHEN a.wait_event = 'advisory' THEN 'Lock:advisory(' || coalesce((SELECT CASE \
          WHEN l.objid::bigint = (k.h & 4294967295) AND l.classid::bigint = ((k.h >> 32) & 4294967295) \
-         THEN 'listing events' ELSE 'another key' END \
+         THEN 'listing_events' ELSE 'another_key' END \
          FROM pg_locks l, (SELECT hashtextextended('listing_events', 0) AS h) AS k \
          WHERE l.pid = a.pid AND NOT l.granted AND l.locktype = 'advisory' LIMIT 1), '?') || ')' \
      ELSE a.wait_event_type || ':' || a.wait_event END AS what, count(*) AS n \
