@@ -170,14 +170,14 @@ async fn a_form_from_another_origin_or_without_its_token_is_refused_and_not_acte
     assert_eq!(ours.status, 303, "{}", ours.body);
 }
 
-/// Posts `fields` with the visitor's CSRF token, as the dashboard's own form would.
+/// Posts `fields` as the dashboard's own form would (with the visitor's CSRF token).
 async fn post(
     visitor: &mut WebClient,
     path: &str,
-    mut fields: Vec<(String, String)>,
+    fields: Vec<(String, String)>,
 ) -> fastbreak_integration_tests::web::Page {
-    fields.push(("csrf".into(), visitor.cookies[fastbreak_web::CSRF_COOKIE].clone()));
-    visitor.post_as_is(path, &fields, &[]).await
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    visitor.post(path, &fields).await
 }
 
 fn uuid() -> String {

@@ -218,7 +218,7 @@ pub async fn feed(
         Ok(request) => request,
         Err(problem) => return (StatusCode::BAD_REQUEST, problem.readable()).into_response(),
     };
-    let resumed = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let resumed = super::last_event_id(&headers);
     let mut since = Mark::parse(resumed.unwrap_or(&filter.since));
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(16);
     let every = app.settings.feed_interval;

@@ -123,7 +123,7 @@ pub async fn feed(State(app): State<App>, visitor: Visitor, headers: http::Heade
     if visitor.session.is_none() {
         return (StatusCode::UNAUTHORIZED, "sign in to follow the market").into_response();
     }
-    let resumed = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+    let resumed = super::last_event_id(&headers).and_then(|v| v.parse().ok());
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(64);
     tokio::spawn(async move {
         let mut after: Option<i64> = resumed;

@@ -180,6 +180,12 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Posted {
     }
 }
 
+/// Where a live feed's browser last was, when it reconnects: the id of the last server-sent
+/// event it received (`Last-Event-ID`), which each feed writes as it likes.
+pub fn last_event_id(headers: &http::HeaderMap) -> Option<&str> {
+    headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
 /// The visitor's session, or the way to the sign-in page.
 pub fn session(visitor: &Visitor) -> Result<&Session, Response> {
     visitor.session.as_ref().ok_or_else(|| Redirect::to("/sign-in").into_response())
