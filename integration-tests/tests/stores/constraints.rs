@@ -304,7 +304,13 @@ async fn every_decision_has_reasons() {
         data_incomplete: false,
         event_sequence: None,
         trigger_event: None,
+        approval_expires_at: None,
     };
+    refused_by(
+        agents::insert_decision(&mut conn, &decision(vec!["waits".into()], DecisionOutcome::AwaitingApproval, None))
+            .await,
+        "decisions_awaiting_has_deadline",
+    );
     refused_by(
         agents::insert_decision(&mut conn, &decision(vec![], DecisionOutcome::Skip, None)).await,
         "decisions_have_reasons",

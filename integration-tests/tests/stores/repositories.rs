@@ -107,6 +107,8 @@ fn strategy(user_id: Uuid) -> Strategy {
         priority: 50,
         scan_time: Some("09:30".to_owned()),
         scan_time_zone: Some("America/New_York".to_owned()),
+        protections: serde_json::json!({"max_daily_loss_cents": 5000}),
+        protections_reset_at: None,
     }
 }
 
@@ -154,12 +156,42 @@ async fn strategies_templates_and_performance_round_trip() {
         spent_cents: 2500,
         proceeds_cents: 0,
         realized_pnl_cents: 0,
+        moment_id: None,
+        occurred_at: common::now() - chrono::Duration::hours(2),
     };
     let performance = strategies::record_outcome(conn, &outcome).await.unwrap();
     assert_eq!((performance.purchase_count, performance.spent_cents), (1, 2500));
     let again = strategies::record_outcome(conn, &outcome).await.unwrap();
     assert_eq!((again.purchase_count, again.spent_cents), (1, 2500), "a trade counts once");
     assert_eq!(strategies::find_performance(conn, created.id).await.unwrap(), Some(again));
+
+    // Outcomes are read back by the time they occurred, oldest first, and a reset of the
+    // strategy's protections hides those before it.
+    let sale = StrategyOutcome {
+        trade_id: Uuid::new_v4(),
+        spent_cents: 0,
+        proceeds_cents: 2000,
+        realized_pnl_cents: -500,
+        moment_id: Some(Uuid::new_v4()),
+        occurred_at: common::now() - chrono::Duration::hours(1),
+        ..outcome.clone()
+    };
+    strategies::record_outcome(conn, &sale).await.unwrap();
+    let since = common::now() - chrono::Duration::minutes(150);
+    let (read, reset) = strategies::outcomes_since(conn, created.id, since, 100).await.unwrap();
+    assert_eq!((read, reset), (vec![outcome.clone(), sale.clone()], None));
+    let recent = strategies::outcomes_since(conn, created.id, common::now() - chrono::Duration::minutes(90), 100);
+    assert_eq!(recent.await.unwrap().0, vec![sale.clone()]);
+    assert_eq!(
+        strategies::outcomes_since(conn, created.id, since, 1).await.unwrap().0,
+        vec![sale.clone()],
+        "the newest"
+    );
+    let reset = strategies::reset_protections(conn, user.id, created.id).await.unwrap();
+    assert!(reset.protections_reset_at.is_some());
+    let (read, at) = strategies::outcomes_since(conn, created.id, since, 100).await.unwrap();
+    assert_eq!((read, at), (vec![], reset.protections_reset_at));
+    assert!(strategies::reset_protections(conn, Uuid::new_v4(), created.id).await.is_err(), "only its owner");
 
     assert!(strategies::delete_strategy(conn, user.id, created.id).await.unwrap());
     assert!(!strategies::delete_strategy(conn, user.id, created.id).await.unwrap());
@@ -903,6 +935,7 @@ async fn agent_runs_and_decisions_round_trip() {
         data_incomplete: false,
         event_sequence: None,
         trigger_event: None,
+        approval_expires_at: None,
     };
     assert_eq!(agents::insert_decision(conn, &decision).await.unwrap(), decision);
     assert_eq!(agents::find_decision(conn, user.id, decision.id).await.unwrap(), Some(decision.clone()));
@@ -930,6 +963,35 @@ async fn agent_runs_and_decisions_round_trip() {
         (RunState::Succeeded, 4, 1, 0)
     );
     assert!(agents::finish_run(conn, run.id, 4, 1, None).await.is_err(), "a run ends once");
+
+    // A purchase waiting for approval expires at its deadline, not before, and only once.
+    let deadline = common::now() + chrono::Duration::minutes(30);
+    let waiting = Decision {
+        id: Uuid::new_v4(),
+        outcome: DecisionOutcome::AwaitingApproval,
+        reasons: vec!["Waiting for your approval.".to_owned(), "Cheap.".to_owned()],
+        reason_code: "awaiting_approval".to_owned(),
+        rule: "protections.manual_approval".to_owned(),
+        approval_expires_at: Some(deadline),
+        ..decision.clone()
+    };
+    agents::insert_decision(conn, &waiting).await.unwrap();
+    assert!(agents::expire_approvals(conn, deadline - chrono::Duration::seconds(1)).await.unwrap().is_empty());
+    let expired = agents::expire_approvals(conn, deadline).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!((expired[0].outcome, expired[0].reason_code.as_str()), (DecisionOutcome::Skip, "approval_expired"));
+    assert!(
+        expired[0].reasons[0].starts_with("Expired: the purchase was not approved by "),
+        "{:?}",
+        expired[0].reasons
+    );
+    assert_eq!(&expired[0].reasons[1..], &waiting.reasons[..]);
+    assert!(agents::expire_approvals(conn, deadline).await.unwrap().is_empty(), "once");
+    // Once expired, a decline no longer ends it; a purchase made meanwhile is still recorded.
+    let declined = Decision { outcome: DecisionOutcome::Skip, reason_code: "declined".into(), ..waiting.clone() };
+    assert_eq!(agents::end_approval(conn, &declined).await.unwrap(), None);
+    let bought = Decision { outcome: DecisionOutcome::Buy, trade_id: Some(Uuid::new_v4()), ..waiting.clone() };
+    assert_eq!(agents::end_approval(conn, &bought).await.unwrap().map(|d| d.outcome), Some(DecisionOutcome::Buy));
     assert_eq!(agents::find_run(conn, user.id, run.id).await.unwrap(), Some(finished.clone()));
     let failed_run = agents::start_run(conn, Uuid::new_v4(), user.id, RunTrigger::ScheduledScan).await.unwrap();
     let failed =

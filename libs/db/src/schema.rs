@@ -68,6 +68,8 @@ diesel::table! {
         priority -> Int4,
         scan_time -> Nullable<Text>,
         scan_time_zone -> Nullable<Text>,
+        protections -> Jsonb,
+        protections_reset_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -98,6 +100,8 @@ diesel::table! {
         proceeds_cents -> Int8,
         realized_pnl_cents -> Int8,
         recorded_at -> Timestamptz,
+        moment_id -> Nullable<Uuid>,
+        occurred_at -> Timestamptz,
     }
 }
 
@@ -620,6 +624,7 @@ diesel::table! {
         data_incomplete -> Bool,
         event_sequence -> Nullable<Int8>,
         trigger_event -> Nullable<Text>,
+        approval_expires_at -> Nullable<Timestamptz>,
     }
 }
 

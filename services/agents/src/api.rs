@@ -143,6 +143,7 @@ fn decision_to_pb(d: &Decision) -> pb::Decision {
             DecisionOutcome::Buy => pb::DecisionOutcome::Buy,
             DecisionOutcome::Skip => pb::DecisionOutcome::Skip,
             DecisionOutcome::Refused => pb::DecisionOutcome::Refused,
+            DecisionOutcome::AwaitingApproval => pb::DecisionOutcome::AwaitingApproval,
         }
         .into(),
         reasons: d.reasons.clone(),
@@ -164,11 +165,34 @@ fn decision_to_pb(d: &Decision) -> pb::Decision {
             })
             .collect(),
         data_incomplete: d.data_incomplete,
+        approval_expire_time: d.approval_expires_at.map(timestamp),
     }
 }
 
 #[tonic::async_trait]
 impl AgentService for AgentApi {
+    async fn approve_decision(
+        &self,
+        request: Request<pb::ApproveDecisionRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
+        let user = caller::user_id(&request)?;
+        let id = required_uuid(&request.get_ref().decision_id, "decision_id")?;
+        let decision = self.engine.approve(user, id, chrono::Utc::now()).await?;
+        tracing::info!(%user, decision_id = %id, outcome = decision.outcome.as_str(), "a purchase approved");
+        Ok(Response::new(decision_to_pb(&decision)))
+    }
+
+    async fn decline_decision(
+        &self,
+        request: Request<pb::DeclineDecisionRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
+        let user = caller::user_id(&request)?;
+        let id = required_uuid(&request.get_ref().decision_id, "decision_id")?;
+        let decision = self.engine.decline(user, id, chrono::Utc::now()).await?;
+        tracing::info!(%user, decision_id = %id, "a purchase declined");
+        Ok(Response::new(decision_to_pb(&decision)))
+    }
+
     async fn start_scan(&self, request: Request<pb::StartScanRequest>) -> Result<Response<pb::AgentRun>, Status> {
         let user = caller::user_id(&request)?;
         let r = request.into_inner();
@@ -307,6 +331,7 @@ impl AgentService for AgentApi {
             Ok(pb::DecisionOutcome::Buy) => Some(DecisionOutcome::Buy),
             Ok(pb::DecisionOutcome::Skip) => Some(DecisionOutcome::Skip),
             Ok(pb::DecisionOutcome::Refused) => Some(DecisionOutcome::Refused),
+            Ok(pb::DecisionOutcome::AwaitingApproval) => Some(DecisionOutcome::AwaitingApproval),
             Err(_) => {
                 violations.add("outcome", "is not a known decision outcome");
                 None

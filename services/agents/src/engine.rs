@@ -113,7 +113,7 @@ impl Engine {
 
     /// Calls `call` until it answers or the retries are spent: the kit's one retry rule, with
     /// backoff from `retry_min`, within the step's deadline.
-    async fn retried<T, F, Fut>(&self, call: F) -> Result<T, Status>
+    pub(crate) async fn retried<T, F, Fut>(&self, call: F) -> Result<T, Status>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, Status>>,
@@ -291,7 +291,7 @@ impl Engine {
             };
             match self.decide_one(candidate, strategy, user, strategy_id, run, shared).await {
                 Ok(decision) => {
-                    if matches!(decision.outcome, DecisionOutcome::Buy | DecisionOutcome::Refused) {
+                    if decision.acted_on() {
                         taken_by.insert(strategy.user_id.clone(), strategy.display_name.clone());
                     }
                     decisions.push(decision);
@@ -323,6 +323,7 @@ impl Engine {
                 self.alert(&format!("agents:unavailable:{hour}"), &message, Some(decision.user_id)).await;
             }
         }
+        self.tell_awaiting(&stored).await;
         outcome.decisions = stored;
         if let Some((status, user, name)) = held_up {
             let message = format!(
@@ -409,7 +410,8 @@ impl Engine {
     }
 
     /// Buys what the rules chose unless the strategy's daily cap (with `bought_today` purchases
-    /// made today) stops it. An error means trading could not be reached: nothing is decided.
+    /// made today) or its protections stop it; with manual approval, the purchase waits for the
+    /// user instead. An error means trading could not be reached: nothing is decided.
     pub(crate) async fn purchase(
         &self,
         candidate: &Candidate,
@@ -418,24 +420,45 @@ impl Engine {
         chosen: Chosen,
         bought_today: i64,
     ) -> Result<Decision, Status> {
-        let Chosen { mut decision, sentence, factors, valuation } = chosen;
+        let Chosen { decision, sentence, factors } = chosen;
         let rules = strategy.rules.unwrap_or_default();
         if let Some(skip) = domain::daily_cap(&rules, &strategy.display_name, bought_today) {
             return Ok(skip.decide(decision));
         }
-        let listing = &candidate.listing;
-        let price = listing.price_cents;
+        let now = Utc::now();
+        let player = candidate.moment.as_ref().map(|m| m.player_id.as_str());
+        if let Some(stopped) = self.stopped_by_protections(strategy, user, player, &decision, now).await {
+            return Ok(stopped);
+        }
+        if let Some(minutes) = crate::protect::approval_minutes(strategy) {
+            return Ok(crate::protect::awaiting(decision, sentence, minutes, now));
+        }
         // Every rule passed: buy, under a key that a replay of this event repeats.
-        let request = trading::ExecutePurchaseRequest {
+        let mut request = self.purchase_request(strategy, user, &decision, &factors);
+        request.reasoning.insert(0, sentence.clone());
+        self.bought(decision, self.execute(request).await, sentence)
+    }
+
+    /// The purchase of a decision's listing at most at its price, under the key a replay of
+    /// its event repeats, with its reasons, valuation and factors.
+    pub(crate) fn purchase_request(
+        &self,
+        strategy: &strategy::Strategy,
+        user: Uuid,
+        decision: &Decision,
+        factors: &[Factor],
+    ) -> trading::ExecutePurchaseRequest {
+        let (listing, price) = (decision.listing_id, decision.price_cents);
+        trading::ExecutePurchaseRequest {
             user_id: user.to_string(),
-            listing_id: listing.listing_id.clone(),
+            listing_id: listing.to_string(),
             max_price_cents: price,
-            idempotency_key: format!("agents:{user}:{}:{price}", listing.listing_id),
+            idempotency_key: format!("agents:{user}:{listing}:{price}"),
             strategy_id: strategy.strategy_id.clone(),
             decision_id: decision.id.to_string(),
-            reasoning: std::iter::once(sentence.clone()).chain(decision.reasons.iter().cloned()).collect(),
-            valuation_id: valuation.valuation_id.clone(),
-            expected_value_cents: valuation.fair_value_cents.max(0),
+            reasoning: decision.reasons.clone(),
+            valuation_id: decision.valuation_id.map(|v| v.to_string()).unwrap_or_default(),
+            expected_value_cents: decision.fair_value_cents.max(0),
             factors: factors
                 .iter()
                 .map(|f| trading::ReasoningFactor {
@@ -445,17 +468,30 @@ impl Engine {
                     explanation: f.explanation.clone(),
                 })
                 .collect(),
-        };
-        let bought = self
-            .retried(|| {
-                let request = self.request(request.clone());
-                async move {
-                    let mut client = TradingInternalServiceClient::new(self.peers.trading.channel()?);
-                    client.execute_purchase(request).await.map(|r| r.into_inner())
-                }
-            })
-            .await;
-        match bought {
+        }
+    }
+
+    /// Sends a purchase to trading, retried until answered within the step's deadline.
+    pub(crate) async fn execute(&self, request: trading::ExecutePurchaseRequest) -> Result<trading::Trade, Status> {
+        self.retried(|| {
+            let request = self.request(request.clone());
+            async move {
+                let mut client = TradingInternalServiceClient::new(self.peers.trading.channel()?);
+                client.execute_purchase(request).await.map(|r| r.into_inner())
+            }
+        })
+        .await
+    }
+
+    /// The decision as trading's answer makes it: bought (with `sentence` first), or refused
+    /// with trading's reason. An error means trading could not be reached: nothing is decided.
+    pub(crate) fn bought(
+        &self,
+        mut decision: Decision,
+        answer: Result<trading::Trade, Status>,
+        sentence: String,
+    ) -> Result<Decision, Status> {
+        match answer {
             Ok(trade) => {
                 decision.outcome = DecisionOutcome::Buy;
                 decision.trade_id = Uuid::parse_str(&trade.trade_id).ok();
@@ -535,7 +571,12 @@ impl Engine {
                 None => Ok(sentence),
             },
         };
+        let stopped = match &chosen {
+            Ok(_) => self.stopped_by_protections(strategy, user, None, &decision, Utc::now()).await,
+            Err(_) => None,
+        };
         let decision = match chosen {
+            _ if stopped.is_some() => stopped.unwrap_or(decision),
             Err(skip) => skip.decide(decision),
             Ok(sentence) => {
                 let key = format!("agents:arbitrage:{user}:{}:{price}", listing.listing_id);
@@ -806,6 +847,7 @@ fn new_decision(candidate: &Candidate, user: Uuid, strategy_id: Uuid, run: Uuid)
         data_incomplete: false,
         event_sequence: candidate.sequence,
         trigger_event: candidate.trigger_event.clone(),
+        approval_expires_at: None,
     })
 }
 
@@ -825,8 +867,6 @@ pub(crate) struct Chosen {
     pub sentence: String,
     /// The valuation's factors, heaviest first.
     pub factors: Vec<Factor>,
-    /// The valuation.
-    pub valuation: Box<scouting::Valuation>,
 }
 
 /// One strategy's look at a listing by its rules alone (no call, no database): a skip, or a
@@ -847,6 +887,9 @@ pub(crate) fn judge(
     let mut decision = new_decision(candidate, user, strategy_id, run)?;
     let active = listing.state == market::ListingState::Active as i32;
     if let Some(skip) = domain::before_valuation(active, shared.taken_by.map(String::as_str), &rules, name, price) {
+        return Ok(Judged::Decided(skip.decide(decision)));
+    }
+    if let Some(skip) = domain::protections::blocked(strategy.protections.as_ref(), candidate.moment.as_ref(), name) {
         return Ok(Judged::Decided(skip.decide(decision)));
     }
     if let Some(form) = shared.form
@@ -873,9 +916,7 @@ pub(crate) fn judge(
         decision.reasons.extend(factors.iter().take(3).map(|f| f.explanation.clone()).filter(|s| !s.is_empty()));
     }
     match passed {
-        Ok(sentence) => {
-            Ok(Judged::Chosen(Chosen { decision, sentence, factors, valuation: Box::new(valuation.clone()) }))
-        }
+        Ok(sentence) => Ok(Judged::Chosen(Chosen { decision, sentence, factors })),
         Err(skip) => Ok(Judged::Decided(skip.decide(decision))),
     }
 }

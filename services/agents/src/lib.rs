@@ -13,6 +13,7 @@ mod error;
 mod index;
 mod listings;
 mod peers;
+mod protect;
 pub mod settings;
 pub mod store;
 pub mod worker;

@@ -338,7 +338,7 @@ impl Engine {
                 if decision.outcome == DecisionOutcome::Buy {
                     *bought.entry(strategy_id).or_default() += 1;
                 }
-                if matches!(decision.outcome, DecisionOutcome::Buy | DecisionOutcome::Refused) {
+                if decision.acted_on() {
                     taken_by = Some(strategy.display_name.clone());
                 }
                 decisions.push(decision);
@@ -380,6 +380,8 @@ impl Prepared {
             decision.created_at = now;
         }
         let count = decisions.len();
+        let awaiting: Vec<Decision> =
+            decisions.iter().filter(|d| d.outcome == DecisionOutcome::AwaitingApproval).cloned().collect();
         engine
             .database
             .read_committed(move |conn| {
@@ -394,6 +396,7 @@ impl Prepared {
             .or_status()
             .map_err(|s| format!("the decisions could not be stored: {}", s.message()))?;
         tracing::debug!(decisions = count, storing_ms = started.elapsed().as_millis() as u64, "decisions stored");
+        engine.tell_awaiting(&awaiting).await;
         let hour = Utc::now().format("%Y-%m-%dT%H");
         let mut seen = HashSet::new();
         for (user, message) in told {

@@ -161,11 +161,13 @@ text_enum! {
         Skip => "skip",
         /// Chosen, but the purchase was refused.
         Refused => "refused",
+        /// Chosen by a strategy with manual approval: waits for the user.
+        AwaitingApproval => "awaiting_approval",
     }
 }
 
 /// A decision with its reasons.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = decisions)]
 pub struct Decision {
     /// Id.
@@ -208,6 +210,16 @@ pub struct Decision {
     pub event_sequence: Option<i64>,
     /// The game event that started its run, if one did.
     pub trigger_event: Option<String>,
+    /// Until when it can be approved, when it waited for approval.
+    pub approval_expires_at: Option<DateTime<Utc>>,
+}
+
+impl Decision {
+    /// Whether the strategy acted on its listing (bought it, tried to, or waits for the user's
+    /// approval to): the user's other strategies then leave the listing alone.
+    pub fn acted_on(&self) -> bool {
+        matches!(self.outcome, DecisionOutcome::Buy | DecisionOutcome::Refused | DecisionOutcome::AwaitingApproval)
+    }
 }
 
 /// Records a decision.
@@ -439,7 +451,7 @@ pub async fn record_listing_decisions(
             .collect();
         diesel::insert_into(agent_runs::table).values(rows).on_conflict_do_nothing().execute(conn).await?;
     }
-    // A statement holds at most 65,535 parameters: 20 a decision.
+    // A statement holds at most 65,535 parameters: 21 a decision.
     let mut recorded: HashMap<Uuid, (i32, i32)> = HashMap::new();
     for chunk in decisions.chunks(3_000) {
         let rows: Vec<(Uuid, DecisionOutcome)> = diesel::insert_into(decisions::table)
@@ -606,6 +618,50 @@ pub async fn find_decision(
         .first(conn)
         .await
         .optional()?)
+}
+
+/// Ends a decision that waits for approval, as `ended` says (its outcome, reason, rule, trade
+/// and reasons), unless it no longer waits; `None` then. A purchase made on approval is
+/// recorded whatever the decision became meanwhile (the trade exists), except over a purchase.
+pub async fn end_approval(conn: &mut AsyncPgConnection, ended: &Decision) -> Result<Option<Decision>, DatabaseError> {
+    let waiting = if ended.outcome == DecisionOutcome::Buy {
+        Box::new(decisions::outcome.ne(DecisionOutcome::Buy))
+            as Box<dyn BoxableExpression<decisions::table, diesel::pg::Pg, SqlType = diesel::sql_types::Bool>>
+    } else {
+        Box::new(decisions::outcome.eq(DecisionOutcome::AwaitingApproval))
+    };
+    Ok(diesel::update(decisions::table.find(ended.id).filter(decisions::user_id.eq(ended.user_id)).filter(waiting))
+        .set((
+            decisions::outcome.eq(ended.outcome),
+            decisions::reason_code.eq(&ended.reason_code),
+            decisions::rule.eq(&ended.rule),
+            decisions::reasons.eq(&ended.reasons),
+            decisions::trade_id.eq(ended.trade_id),
+            decisions::data_incomplete.eq(ended.data_incomplete),
+        ))
+        .returning(Decision::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?)
+}
+
+/// Expires the decisions whose approval did not come by `now`: each is skipped with the reason
+/// `approval_expired`. The decisions expired.
+pub async fn expire_approvals(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+) -> Result<Vec<Decision>, DatabaseError> {
+    use diesel::sql_types::Timestamptz;
+    Ok(diesel::sql_query(
+        "UPDATE decisions SET outcome = 'skip', reason_code = 'approval_expired', rule = 'protections.manual_approval', \
+                reasons = array_prepend('Expired: the purchase was not approved by ' \
+                    || to_char(approval_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC.', reasons) \
+          WHERE outcome = 'awaiting_approval' AND approval_expires_at <= $1 \
+          RETURNING *",
+    )
+    .bind::<Timestamptz, _>(now)
+    .load::<Decision>(conn)
+    .await?)
 }
 
 /// A user's decisions, newest first, optionally of one strategy or outcome.

@@ -387,6 +387,10 @@ impl ScanSchedule {
                 Ok(scans) => tracing::info!(scans, "daily scans run"),
                 Err(error) => tracing::warn!(error = %error.message(), "the daily scans' schedule could not be read"),
             }
+            // Purchases that waited for approval in vain expire on the same beat.
+            if let Err(error) = self.engine.expire(Utc::now()).await {
+                tracing::warn!(error = %error.message(), "purchases waiting for approval could not be expired");
+            }
             if draining.sleep(self.engine.settings.schedule_interval).await {
                 return;
             }

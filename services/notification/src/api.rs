@@ -106,7 +106,7 @@ fn severity_to_pb(severity: &str) -> i32 {
 fn link_from_pb(link: &pb::NotificationLink, field: &str, violations: &mut Violations) -> Option<Link> {
     use pb::notification_link::Target;
     let Some(target) = &link.target else {
-        violations.add(field, "must name a trade, moment, strategy or risk alert");
+        violations.add(field, "must name a trade, moment, strategy, risk alert or decision");
         return None;
     };
     let (id, field, make): (&str, String, fn(Uuid) -> Link) = match target {
@@ -114,6 +114,7 @@ fn link_from_pb(link: &pb::NotificationLink, field: &str, violations: &mut Viola
         Target::MomentId(id) => (id, format!("{field}.moment_id"), Link::Moment),
         Target::StrategyId(id) => (id, format!("{field}.strategy_id"), Link::Strategy),
         Target::RiskAlertId(id) => (id, format!("{field}.risk_alert_id"), Link::RiskAlert),
+        Target::DecisionId(id) => (id, format!("{field}.decision_id"), Link::Decision),
     };
     violations.uuid(id, field).map(make)
 }
@@ -125,6 +126,7 @@ fn link_to_pb(link: Link) -> pb::NotificationLink {
         Link::Moment(id) => Target::MomentId(id.to_string()),
         Link::Strategy(id) => Target::StrategyId(id.to_string()),
         Link::RiskAlert(id) => Target::RiskAlertId(id.to_string()),
+        Link::Decision(id) => Target::DecisionId(id.to_string()),
     };
     pb::NotificationLink { target: Some(target) }
 }

@@ -69,6 +69,7 @@ fn row_from_spec(spec: StrategySpec, base: StrategyRow) -> StrategyRow {
         priority: spec.priority,
         scan_time: spec.daily_scan.as_ref().map(|s| s.local_time.clone()),
         scan_time_zone: spec.daily_scan.map(|s| s.time_zone),
+        protections: spec.protections.to_json(),
         ..base
     }
 }
@@ -127,6 +128,8 @@ impl StrategyService for StrategyApi {
             priority: domain::DEFAULT_PRIORITY,
             scan_time: None,
             scan_time_zone: None,
+            protections: serde_json::json!({}),
+            protections_reset_at: None,
         };
         let row = row_from_spec(spec, base);
         if request.validate_only {
@@ -277,6 +280,17 @@ impl StrategyService for StrategyApi {
             .ok_or(StrategyError::Database(DatabaseError::NotFound("strategy")))?;
         Ok(Response::new(performance_to_pb(performance)))
     }
+
+    async fn reset_strategy_protections(
+        &self,
+        request: Request<pb::ResetStrategyProtectionsRequest>,
+    ) -> Result<Response<pb::Strategy>, Status> {
+        let user_id = caller::user_id(&request)?;
+        let id = fastbreak_mesh::status::required_uuid(&request.get_ref().strategy_id, "strategy_id")?;
+        let reset = self.read(|conn| strategies::reset_protections(conn, user_id, id).boxed()).await?;
+        tracing::info!(%user_id, strategy_id = %id, "strategy protections reset");
+        Ok(Response::new(strategy_to_pb(reset).map_err(StrategyError::from)?))
+    }
 }
 
 #[tonic::async_trait]
@@ -345,6 +359,9 @@ impl StrategyInternalService for StrategyApi {
             "spent_cents",
             "a trade either spends (a purchase) or brings in (a sale)",
         );
+        let moment_id = (!request.moment_id.is_empty()).then(|| violations.uuid(&request.moment_id, "moment_id"));
+        let occurred_at =
+            request.occur_time.map(|t| fastbreak_mesh::status::time_field(&t, "occur_time", &mut violations));
         let (strategy_id, trade_id) = violations.into_result((strategy_id, trade_id))?;
         let outcome = StrategyOutcome {
             strategy_id: strategy_id.unwrap_or_default(),
@@ -352,6 +369,8 @@ impl StrategyInternalService for StrategyApi {
             spent_cents: request.spent_cents,
             proceeds_cents: request.proceeds_cents,
             realized_pnl_cents: request.realized_pnl_cents,
+            moment_id: moment_id.flatten(),
+            occurred_at: occurred_at.flatten().unwrap_or_else(Utc::now),
         };
         let performance = self
             .database
@@ -363,4 +382,41 @@ impl StrategyInternalService for StrategyApi {
             .map_err(StrategyError::from)?;
         Ok(Response::new(performance_to_pb(performance)))
     }
+
+    async fn list_strategy_outcomes(
+        &self,
+        request: Request<pb::ListStrategyOutcomesRequest>,
+    ) -> Result<Response<pb::ListStrategyOutcomesResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = Violations::new();
+        let strategy_id = violations.uuid(&request.strategy_id, "strategy_id");
+        let since = match &request.since {
+            Some(since) => fastbreak_mesh::status::time_field(since, "since", &mut violations),
+            None => {
+                violations.add("since", "is required");
+                None
+            }
+        };
+        let (strategy_id, since) = violations.into_result((strategy_id, since))?;
+        let (strategy_id, since) = (strategy_id.unwrap_or_default(), since.unwrap_or_default());
+        let (outcomes, reset) =
+            self.read(|conn| strategies::outcomes_since(conn, strategy_id, since, MAX_OUTCOMES).boxed()).await?;
+        Ok(Response::new(pb::ListStrategyOutcomesResponse {
+            outcomes: outcomes
+                .into_iter()
+                .map(|o| pb::StrategyOutcome {
+                    trade_id: o.trade_id.to_string(),
+                    moment_id: o.moment_id.map(|m| m.to_string()).unwrap_or_default(),
+                    spent_cents: o.spent_cents,
+                    proceeds_cents: o.proceeds_cents,
+                    realized_pnl_cents: o.realized_pnl_cents,
+                    occur_time: Some(timestamp(o.occurred_at)),
+                })
+                .collect(),
+            protections_reset_time: reset.map(timestamp),
+        }))
+    }
 }
+
+/// The most outcomes ListStrategyOutcomes returns (the newest).
+const MAX_OUTCOMES: i64 = 10_000;

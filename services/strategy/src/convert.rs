@@ -9,8 +9,8 @@ use fastbreak_proto::strategy::v1 as pb;
 use pb::strategy::Parameters as PbParameters;
 
 use crate::domain::{
-    self, ArbitrageMode, DailyScan, Parameters, PostGameSpike, RookieRisers, Rules, Stat, StatTrigger,
-    StoredParametersError, StrategySpec,
+    self, ArbitrageMode, CooldownAfterLoss, DailyScan, DrawdownGuard, LosingStreakGuard, Parameters, PostGameSpike,
+    Protections, RookieRisers, Rules, Stat, StatTrigger, StoredParametersError, StrategySpec,
 };
 
 /// A contract rarity as stored; `None` for unspecified or unknown values.
@@ -132,6 +132,53 @@ fn parameters_from_pb(given: Option<&PbParameters>, violations: &mut Violations)
     })
 }
 
+/// Protections as the user sent them (unset: none); validated by the caller.
+fn protections_from_pb(given: Option<&pb::StrategyProtections>) -> Protections {
+    let Some(p) = given else { return Protections::default() };
+    Protections {
+        cooldown_after_loss: p
+            .cooldown_after_loss
+            .map(|c| CooldownAfterLoss { minutes: c.minutes, per_player: c.per_player }),
+        losing_streak: p.losing_streak.map(|g| LosingStreakGuard {
+            losing_trades: g.losing_trades,
+            window_minutes: g.window_minutes,
+            pause_minutes: g.pause_minutes,
+        }),
+        drawdown: p.drawdown.map(|g| DrawdownGuard {
+            max_drawdown_bps: g.max_drawdown_bps,
+            window_minutes: g.window_minutes,
+            pause_minutes: g.pause_minutes,
+        }),
+        max_daily_loss_cents: p.max_daily_loss_cents,
+        blocked_player_ids: p.blocked_player_ids.iter().map(|id| id.trim().to_owned()).collect(),
+        blocked_set_names: p.blocked_set_names.iter().map(|name| name.trim().to_owned()).collect(),
+        approval_expire_after_minutes: p.manual_approval.map(|m| m.expire_after_minutes),
+    }
+}
+
+/// Protections as the contract shows them; `None` when there are none.
+fn protections_to_pb(p: Protections) -> Option<pb::StrategyProtections> {
+    (p != Protections::default()).then(|| pb::StrategyProtections {
+        cooldown_after_loss: p
+            .cooldown_after_loss
+            .map(|c| pb::CooldownAfterLoss { minutes: c.minutes, per_player: c.per_player }),
+        losing_streak: p.losing_streak.map(|g| pb::LosingStreakGuard {
+            losing_trades: g.losing_trades,
+            window_minutes: g.window_minutes,
+            pause_minutes: g.pause_minutes,
+        }),
+        drawdown: p.drawdown.map(|g| pb::DrawdownGuard {
+            max_drawdown_bps: g.max_drawdown_bps,
+            window_minutes: g.window_minutes,
+            pause_minutes: g.pause_minutes,
+        }),
+        max_daily_loss_cents: p.max_daily_loss_cents,
+        blocked_player_ids: p.blocked_player_ids,
+        blocked_set_names: p.blocked_set_names,
+        manual_approval: p.approval_expire_after_minutes.map(|m| pb::ManualApproval { expire_after_minutes: m }),
+    })
+}
+
 /// Validates a strategy as the user sent it (fields under "strategy."): every violation at once.
 pub fn spec_from_pb(strategy: &pb::Strategy) -> Result<StrategySpec, Violations> {
     let mut violations = Violations::new();
@@ -155,9 +202,20 @@ pub fn spec_from_pb(strategy: &pb::Strategy) -> Result<StrategySpec, Violations>
         .daily_scan
         .as_ref()
         .and_then(|scan| DailyScan::parse(&scan.time_of_day, &scan.time_zone, "strategy.daily_scan", &mut violations));
+    let protections = protections_from_pb(strategy.protections.as_ref());
+    protections.validate("strategy.protections", &mut violations);
+    if matches!(parameters, Some(Parameters::ArbitrageMode(_))) {
+        // An arbitrage buys where a spread opens and relists at once: it has no moment's player
+        // or set to look at before, and a spread does not wait for an approval.
+        let field = |name: &str| format!("strategy.protections.{name}");
+        let unsupported = "does not apply to arbitrage mode (its pauses after losses do)";
+        violations.check(protections.blocked_player_ids.is_empty(), field("blocked_player_ids"), unsupported);
+        violations.check(protections.blocked_set_names.is_empty(), field("blocked_set_names"), unsupported);
+        violations.check(protections.approval_expire_after_minutes.is_none(), field("manual_approval"), unsupported);
+    }
     match (rules, parameters, violations.is_empty()) {
         (Some(rules), Some(parameters), true) => {
-            Ok(StrategySpec { display_name, rules, parameters, priority, daily_scan })
+            Ok(StrategySpec { display_name, rules, parameters, priority, daily_scan, protections })
         }
         _ => Err(violations),
     }
@@ -194,6 +252,11 @@ fn parameters_to_pb(parameters: Parameters) -> PbParameters {
 /// A stored strategy as the contract shows it.
 pub fn strategy_to_pb(row: StrategyRow) -> Result<pb::Strategy, StoredParametersError> {
     let parameters = Parameters::from_json(row.kind, &row.parameters)?;
+    let protections = Protections::from_json(&row.protections).map_err(|source| StoredParametersError {
+        kind: row.kind,
+        what: "protections",
+        source,
+    })?;
     let state = match row.state {
         StrategyState::Active => pb::StrategyState::Active,
         StrategyState::Paused => pb::StrategyState::Paused,
@@ -220,6 +283,8 @@ pub fn strategy_to_pb(row: StrategyRow) -> Result<pb::Strategy, StoredParameters
         daily_scan,
         kind: kind_to_pb(row.kind) as i32,
         parameters: Some(parameters_to_pb(parameters)),
+        protections: protections_to_pb(protections),
+        protections_reset_time: row.protections_reset_at.map(timestamp),
     })
 }
 
@@ -266,7 +331,8 @@ pub fn apply_mask(
 ) -> pb::Strategy {
     let mut merged = current.clone();
     let own_kind = current.parameters.as_ref().map(kind_name);
-    let all = ["display_name", "priority", "daily_scan", "rules", own_kind.unwrap_or("parameters")].map(str::to_owned);
+    let all = ["display_name", "priority", "daily_scan", "rules", "protections", own_kind.unwrap_or("parameters")]
+        .map(str::to_owned);
     let paths: Vec<String> = if paths.is_empty() { all.to_vec() } else { paths.to_vec() };
     let given_rules = given.rules.unwrap_or_default();
     for path in &paths {
@@ -275,6 +341,7 @@ pub fn apply_mask(
             "display_name" => merged.display_name = given.display_name.clone(),
             "priority" => merged.priority = given.priority,
             "daily_scan" => merged.daily_scan = given.daily_scan.clone(),
+            "protections" => merged.protections = given.protections.clone(),
             "rules" => merged.rules = given.rules,
             "rules.min_confidence" => rules.min_confidence = given_rules.min_confidence,
             "rules.min_discount_bps" => rules.min_discount_bps = given_rules.min_discount_bps,

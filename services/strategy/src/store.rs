@@ -94,6 +94,10 @@ pub struct Strategy {
     pub scan_time: Option<String>,
     /// The IANA time zone of `scan_time`.
     pub scan_time_zone: Option<String>,
+    /// Its protections, as validated by the strategy service (an empty object: none).
+    pub protections: serde_json::Value,
+    /// When the user last lifted its protections.
+    pub protections_reset_at: Option<DateTime<Utc>>,
 }
 
 /// A strategy's performance.
@@ -202,6 +206,7 @@ pub async fn update_strategy(conn: &mut AsyncPgConnection, strategy: &Strategy) 
         strategies::priority.eq(strategy.priority),
         strategies::scan_time.eq(&strategy.scan_time),
         strategies::scan_time_zone.eq(&strategy.scan_time_zone),
+        strategies::protections.eq(&strategy.protections),
         strategies::updated_at.eq(diesel::dsl::now),
     ))
     .returning(Strategy::as_returning())
@@ -209,6 +214,21 @@ pub async fn update_strategy(conn: &mut AsyncPgConnection, strategy: &Strategy) 
     .await
     .optional()?
     .ok_or(DatabaseError::NotFound("strategy"))
+}
+
+/// Lifts a strategy's protections: losses up to now no longer count towards them.
+pub async fn reset_protections(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Strategy, DatabaseError> {
+    diesel::update(strategies::table.find(id).filter(strategies::user_id.eq(user_id)))
+        .set((strategies::protections_reset_at.eq(diesel::dsl::now), strategies::updated_at.eq(diesel::dsl::now)))
+        .returning(Strategy::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?
+        .ok_or(DatabaseError::NotFound("strategy"))
 }
 
 /// Activates or pauses a strategy.
@@ -297,7 +317,7 @@ pub async fn revision(conn: &mut AsyncPgConnection) -> Result<i64, DatabaseError
 }
 
 /// The outcome of one trade for a strategy.
-#[derive(Debug, Clone, PartialEq, Eq, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, Insertable, Queryable, Selectable)]
 #[diesel(table_name = strategy_outcomes)]
 pub struct StrategyOutcome {
     /// The strategy.
@@ -310,6 +330,36 @@ pub struct StrategyOutcome {
     pub proceeds_cents: i64,
     /// Realised profit or loss.
     pub realized_pnl_cents: i64,
+    /// The moment traded, when known.
+    pub moment_id: Option<Uuid>,
+    /// When the trade settled.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A strategy's outcomes at or after `since` (and after its protections' reset, if any),
+/// oldest first: the newest `size` of them.
+pub async fn outcomes_since(
+    conn: &mut AsyncPgConnection,
+    strategy_id: Uuid,
+    since: DateTime<Utc>,
+    size: i64,
+) -> Result<(Vec<StrategyOutcome>, Option<DateTime<Utc>>), DatabaseError> {
+    let reset: Option<Option<DateTime<Utc>>> =
+        strategies::table.find(strategy_id).select(strategies::protections_reset_at).first(conn).await.optional()?;
+    let Some(reset) = reset else { return Err(DatabaseError::NotFound("strategy")) };
+    let mut query = strategy_outcomes::table
+        .filter(strategy_outcomes::strategy_id.eq(strategy_id))
+        .filter(strategy_outcomes::occurred_at.ge(since))
+        .order((strategy_outcomes::occurred_at.desc(), strategy_outcomes::trade_id.desc()))
+        .limit(size)
+        .select(StrategyOutcome::as_select())
+        .into_boxed();
+    if let Some(reset) = reset {
+        query = query.filter(strategy_outcomes::occurred_at.gt(reset));
+    }
+    let mut rows: Vec<StrategyOutcome> = query.load(conn).await?;
+    rows.reverse();
+    Ok((rows, reset))
 }
 
 /// Adds a trade's outcome to its strategy's performance; a trade already counted is not

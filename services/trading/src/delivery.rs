@@ -124,12 +124,20 @@ impl Trader {
                 let trade = self.current(message.trade_id).await?;
                 let Some(strategy_id) = trade.strategy_id else { return Ok(()) };
                 let mut client = StrategyInternalServiceClient::new(self.peers.strategy.channel()?);
+                // A purchase spends its price; a sale brings in its price less the fee, and
+                // realises its profit or loss on the moment's cost.
+                let (spent_cents, proceeds_cents, realized_pnl_cents) = match trade.kind {
+                    TradeKind::Sale => (0, trade.price_cents - trade.fee_cents, trade.realized_pnl_cents),
+                    _ => (trade.price_cents, 0, 0),
+                };
                 let request = self.request(strategy::RecordStrategyOutcomeRequest {
                     strategy_id: strategy_id.to_string(),
                     trade_id: trade.id.to_string(),
-                    spent_cents: trade.price_cents,
-                    proceeds_cents: 0,
-                    realized_pnl_cents: 0,
+                    spent_cents,
+                    proceeds_cents,
+                    realized_pnl_cents,
+                    moment_id: trade.moment_id.to_string(),
+                    occur_time: Some(fastbreak_mesh::status::timestamp(trade.settled_at.unwrap_or(trade.created_at))),
                 });
                 match client.record_strategy_outcome(request).await {
                     Ok(_) => Ok(()),

@@ -440,6 +440,12 @@ async fn sell(
 ) -> Result<(), DatabaseError> {
     let now = Utc::now();
     let proceeds = purchase.price_cents - purchase.fee_cents;
+    // The sale belongs to the strategy that bought the moment, if one did: its profit or loss
+    // counts in that strategy's performance and protections.
+    let strategy_id = match holding.trade_id {
+        Some(bought) => repo::find_trade_by_id(conn, bought).await?.and_then(|t| t.strategy_id),
+        None => None,
+    };
     let sale = Trade {
         id: Uuid::new_v4(),
         user_id: holding.user_id,
@@ -450,7 +456,7 @@ async fn sell(
         listing_id: purchase.listing_id,
         price_cents: purchase.price_cents,
         fee_cents: purchase.fee_cents,
-        strategy_id: None,
+        strategy_id,
         decision_id: None,
         reasoning: vec![format!("Sold to another collector for {} cents.", purchase.price_cents)],
         idempotency_key: format!("sale:{}", purchase.id),
@@ -476,5 +482,8 @@ async fn sell(
     repo::remove_holding(conn, holding.user_id, holding.moment_id).await?;
     let payload = serde_json::to_value(Message::new(sale.id, None, String::new())).unwrap_or_default();
     outbox::enqueue(conn, NOTIFY, &sale.id.to_string(), &payload).await?;
+    if sale.strategy_id.is_some() {
+        outbox::enqueue(conn, STRATEGY_OUTCOME, &sale.id.to_string(), &payload).await?;
+    }
     Ok(())
 }

@@ -16,6 +16,8 @@ use tonic_types::StatusExt;
 
 use crate::store::Decision;
 
+pub(crate) mod protections;
+
 /// A factor as a decision keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Factor {

@@ -29,6 +29,8 @@ pub enum Link {
     Strategy(uuid::Uuid),
     /// A risk alert.
     RiskAlert(uuid::Uuid),
+    /// An agent's decision.
+    Decision(uuid::Uuid),
 }
 
 impl Link {
@@ -39,6 +41,7 @@ impl Link {
             Link::Moment(id) => ("moment", id),
             Link::Strategy(id) => ("strategy", id),
             Link::RiskAlert(id) => ("risk_alert", id),
+            Link::Decision(id) => ("decision", id),
         };
         json!({"kind": kind, "id": id.to_string()})
     }
@@ -55,6 +58,7 @@ impl Link {
                     "moment" => Link::Moment(id),
                     "strategy" => Link::Strategy(id),
                     "risk_alert" => Link::RiskAlert(id),
+                    "decision" => Link::Decision(id),
                     _ => return None,
                 })
             })
@@ -584,7 +588,11 @@ mod tests {
 
     #[test]
     fn links_round_trip_and_muted_categories_stay_in_app() {
-        let links = vec![Link::Trade(uuid::Uuid::new_v4()), Link::RiskAlert(uuid::Uuid::new_v4())];
+        let links = vec![
+            Link::Trade(uuid::Uuid::new_v4()),
+            Link::RiskAlert(uuid::Uuid::new_v4()),
+            Link::Decision(uuid::Uuid::new_v4()),
+        ];
         let stored = serde_json::Value::Array(links.iter().map(|l| l.to_json()).collect());
         assert_eq!(Link::from_json(&stored), links);
         assert!(wants_webhook(Priority::High, Category::Purchase, Priority::Normal, &[]));

@@ -139,10 +139,12 @@ pub enum Parameters {
 
 /// Why stored parameters could not be read back.
 #[derive(Debug, thiserror::Error)]
-#[error("stored {kind} parameters are malformed: {source}")]
+#[error("stored {kind} {what} are malformed: {source}")]
 pub struct StoredParametersError {
     /// The kind.
     pub kind: StrategyKind,
+    /// What: "parameters" or "protections".
+    pub what: &'static str,
     /// The JSON error.
     pub source: serde_json::Error,
 }
@@ -266,7 +268,7 @@ impl Parameters {
 
     /// Reads stored parameters back.
     pub fn from_json(kind: StrategyKind, value: &serde_json::Value) -> Result<Self, StoredParametersError> {
-        let error = |source| StoredParametersError { kind, source };
+        let error = |source| StoredParametersError { kind, what: "parameters", source };
         Ok(match kind {
             StrategyKind::RookieRisers => Self::RookieRisers(serde_json::from_value(value.clone()).map_err(error)?),
             StrategyKind::PostGameSpike => Self::PostGameSpike(serde_json::from_value(value.clone()).map_err(error)?),
@@ -312,6 +314,139 @@ impl DailyScan {
     }
 }
 
+/// A pause after every losing sale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CooldownAfterLoss {
+    /// Minutes, 1 to 10080.
+    pub minutes: i32,
+    /// Only the losing moment's player.
+    pub per_player: bool,
+}
+
+/// A pause after several losing sales within a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LosingStreakGuard {
+    /// Losing sales that trip it, 1 to 100.
+    pub losing_trades: i32,
+    /// Minutes they fall within, 1 to 43200.
+    pub window_minutes: i32,
+    /// Minutes of pause after the last of them, 1 to 43200.
+    pub pause_minutes: i32,
+}
+
+/// A pause when the realised drawdown over a window reaches a share of the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawdownGuard {
+    /// The share of the budget, 1 to 10000 basis points.
+    pub max_drawdown_bps: i32,
+    /// Minutes of the window, 1 to 43200.
+    pub window_minutes: i32,
+    /// Minutes of pause after the sale that reached it, 1 to 43200.
+    pub pause_minutes: i32,
+}
+
+/// A strategy's protections, as stored (an empty object: none).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Protections {
+    /// A pause after every losing sale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cooldown_after_loss: Option<CooldownAfterLoss>,
+    /// A pause after a losing streak.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub losing_streak: Option<LosingStreakGuard>,
+    /// A pause on a drawdown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drawdown: Option<DrawdownGuard>,
+    /// The most lost in a UTC day, cents; 0 means no limit.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_daily_loss_cents: i64,
+    /// Players never bought.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocked_player_ids: Vec<String>,
+    /// Sets never bought.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocked_set_names: Vec<String>,
+    /// Minutes a purchase waits for approval before it expires (1 to 1440), when purchases
+    /// wait for approval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_expire_after_minutes: Option<i32>,
+}
+
+fn is_zero(value: &i64) -> bool {
+    *value == 0
+}
+
+/// The most a strategy may be set to lose in a day: $100,000,000.
+pub const MAX_DAILY_LOSS_CENTS: i64 = 10_000_000_000;
+
+/// The longest window or pause a protection may have: 30 days, in minutes.
+pub const MAX_PROTECTION_MINUTES: i32 = 43_200;
+
+impl Protections {
+    /// Validates protections, noting violations under `field` (such as "strategy.protections").
+    pub fn validate(&self, field: &str, violations: &mut Violations) {
+        let minutes = |value: i32, max: i32, name: String, violations: &mut Violations| {
+            violations.check((1..=max).contains(&value), name, format!("must be between 1 and {max} minutes"));
+        };
+        if let Some(cooldown) = &self.cooldown_after_loss {
+            minutes(cooldown.minutes, 10_080, format!("{field}.cooldown_after_loss.minutes"), violations);
+        }
+        if let Some(streak) = &self.losing_streak {
+            let name = |n: &str| format!("{field}.losing_streak.{n}");
+            violations.check(
+                (1..=100).contains(&streak.losing_trades),
+                name("losing_trades"),
+                "must be between 1 and 100",
+            );
+            minutes(streak.window_minutes, MAX_PROTECTION_MINUTES, name("window_minutes"), violations);
+            minutes(streak.pause_minutes, MAX_PROTECTION_MINUTES, name("pause_minutes"), violations);
+        }
+        if let Some(drawdown) = &self.drawdown {
+            let name = |n: &str| format!("{field}.drawdown.{n}");
+            violations.check(
+                (1..=10_000).contains(&drawdown.max_drawdown_bps),
+                name("max_drawdown_bps"),
+                "must be between 1 and 10000 basis points",
+            );
+            minutes(drawdown.window_minutes, MAX_PROTECTION_MINUTES, name("window_minutes"), violations);
+            minutes(drawdown.pause_minutes, MAX_PROTECTION_MINUTES, name("pause_minutes"), violations);
+        }
+        violations.check(
+            (0..=MAX_DAILY_LOSS_CENTS).contains(&self.max_daily_loss_cents),
+            format!("{field}.max_daily_loss_cents"),
+            format!("must be between 0 (no limit) and {MAX_DAILY_LOSS_CENTS} cents"),
+        );
+        list_of_ids(&self.blocked_player_ids, &format!("{field}.blocked_player_ids"), 100, violations);
+        let sets = format!("{field}.blocked_set_names");
+        violations.check(self.blocked_set_names.len() <= 100, &sets, "must hold at most 100 sets");
+        for (i, name) in self.blocked_set_names.iter().enumerate() {
+            violations.check(
+                (1..=120).contains(&name.chars().count()) && !name.chars().any(char::is_control),
+                format!("{sets}[{i}]"),
+                "must be a set name of 1 to 120 characters",
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        if self.blocked_set_names.iter().any(|name| !seen.insert(name.to_lowercase())) {
+            violations.add(&sets, "must not repeat a set");
+        }
+        if let Some(expire) = self.approval_expire_after_minutes {
+            minutes(expire, 1_440, format!("{field}.manual_approval.expire_after_minutes"), violations);
+        }
+    }
+
+    /// As stored.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("plain structs always serialise")
+    }
+
+    /// Reads stored protections back.
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(value.clone())
+    }
+}
+
 /// A strategy as the user defines it (what create and update write).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StrategySpec {
@@ -325,6 +460,8 @@ pub struct StrategySpec {
     pub priority: i32,
     /// The daily scan, if any.
     pub daily_scan: Option<DailyScan>,
+    /// Its protections.
+    pub protections: Protections,
 }
 
 /// The priority of a strategy that asks for none.
@@ -416,6 +553,49 @@ mod tests {
         assert!(DailyScan::parse("24:00", "Mars/Olympus", "daily_scan", &mut v).is_none());
         assert!(DailyScan::parse("9:30", "UTC", "daily_scan", &mut v).is_none());
         assert_eq!(v.fields().count(), 3);
+    }
+
+    #[test]
+    fn protections_name_every_violation_and_round_trip_through_storage() {
+        let mut v = Violations::new();
+        let bad = Protections {
+            cooldown_after_loss: Some(CooldownAfterLoss { minutes: 0, per_player: true }),
+            losing_streak: Some(LosingStreakGuard { losing_trades: 101, window_minutes: 60, pause_minutes: 0 }),
+            drawdown: Some(DrawdownGuard { max_drawdown_bps: 10_001, window_minutes: 43_201, pause_minutes: 60 }),
+            max_daily_loss_cents: -1,
+            blocked_player_ids: vec![String::new()],
+            blocked_set_names: vec!["Base Set".into(), "base set".into()],
+            approval_expire_after_minutes: Some(1_441),
+        };
+        bad.validate("strategy.protections", &mut v);
+        let fields: Vec<&str> = v.fields().map(|(f, _)| f).collect();
+        assert_eq!(
+            fields,
+            [
+                "strategy.protections.cooldown_after_loss.minutes",
+                "strategy.protections.losing_streak.losing_trades",
+                "strategy.protections.losing_streak.pause_minutes",
+                "strategy.protections.drawdown.max_drawdown_bps",
+                "strategy.protections.drawdown.window_minutes",
+                "strategy.protections.max_daily_loss_cents",
+                "strategy.protections.blocked_player_ids[0]",
+                "strategy.protections.blocked_set_names",
+                "strategy.protections.manual_approval.expire_after_minutes",
+            ]
+        );
+        let good = Protections {
+            cooldown_after_loss: Some(CooldownAfterLoss { minutes: 60, per_player: true }),
+            max_daily_loss_cents: 5_000,
+            blocked_set_names: vec!["Base Set".into()],
+            approval_expire_after_minutes: Some(30),
+            ..Protections::default()
+        };
+        let mut v = Violations::new();
+        good.validate("strategy.protections", &mut v);
+        assert!(v.is_empty());
+        assert_eq!(Protections::from_json(&good.to_json()).unwrap(), good);
+        assert_eq!(Protections::default().to_json(), serde_json::json!({}));
+        assert_eq!(Protections::from_json(&serde_json::json!({})).unwrap(), Protections::default());
     }
 
     #[test]

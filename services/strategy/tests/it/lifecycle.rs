@@ -228,6 +228,7 @@ async fn outcomes_add_up_once_per_trade() {
         spent_cents: 4_000,
         proceeds_cents: 0,
         realized_pnl_cents: 0,
+        ..Default::default()
     };
     app.internal.record_strategy_outcome(internal(buy.clone())).await.unwrap();
     let repeated = app.internal.record_strategy_outcome(internal(buy)).await.unwrap().into_inner();
@@ -238,6 +239,7 @@ async fn outcomes_add_up_once_per_trade() {
         spent_cents: 0,
         proceeds_cents: 5_000,
         realized_pnl_cents: 1_000,
+        ..Default::default()
     };
     app.internal.record_strategy_outcome(internal(sale)).await.unwrap();
     let request = GetStrategyPerformanceRequest { strategy_id: created.strategy_id.clone() };
@@ -258,9 +260,91 @@ async fn outcomes_add_up_once_per_trade() {
         spent_cents: 1,
         proceeds_cents: 0,
         realized_pnl_cents: 0,
+        ..Default::default()
     };
     assert_eq!(app.internal.record_strategy_outcome(internal(unknown)).await.unwrap_err().code(), Code::NotFound);
     let bad = RecordStrategyOutcomeRequest { spent_cents: -1, ..Default::default() };
     let status = app.internal.record_strategy_outcome(internal(bad)).await.unwrap_err();
     assert_eq!(violated_fields(&status), ["strategy_id", "trade_id", "spent_cents", "spent_cents"]);
+}
+
+#[tokio::test]
+async fn protections_are_kept_changed_by_their_mask_and_lifted_by_a_reset() {
+    use fastbreak_proto::strategy::v1::{
+        CooldownAfterLoss, ListStrategyOutcomesRequest, ManualApproval, ResetStrategyProtectionsRequest, Strategy,
+        StrategyProtections, UpdateStrategyRequest,
+    };
+    let mut app = spawn_app().await;
+    let user = app.user().await;
+    let protections = StrategyProtections {
+        cooldown_after_loss: Some(CooldownAfterLoss { minutes: 90, per_player: true }),
+        max_daily_loss_cents: 2_500,
+        blocked_set_names: vec!["Base Set".into()],
+        manual_approval: Some(ManualApproval { expire_after_minutes: 30 }),
+        ..Default::default()
+    };
+    let created =
+        app.create(user, Strategy { protections: Some(protections.clone()), ..spike(&[], &[]) }).await.unwrap();
+    assert_eq!(created.protections, Some(protections.clone()));
+    assert_eq!(created.protections_reset_time, None);
+
+    // An update that does not name them keeps them; one that names them replaces them.
+    let renamed = UpdateStrategyRequest {
+        strategy: Some(Strategy {
+            strategy_id: created.strategy_id.clone(),
+            display_name: "Renamed".into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["display_name".into()] }),
+        validate_only: false,
+    };
+    let kept = app.public.update_strategy(as_user(renamed, user)).await.unwrap().into_inner();
+    assert_eq!(kept.protections, Some(protections.clone()));
+    let cleared = UpdateStrategyRequest {
+        strategy: Some(Strategy { strategy_id: created.strategy_id.clone(), ..Default::default() }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["protections".into()] }),
+        validate_only: false,
+    };
+    let none = app.public.update_strategy(as_user(cleared, user)).await.unwrap().into_inner();
+    assert_eq!(none.protections, None);
+
+    // Outcomes come back by the time their trades settled, oldest first, with their moments.
+    let moment = uuid::Uuid::new_v4().to_string();
+    let at = |minutes_ago: i64| {
+        Some(fastbreak_mesh::status::timestamp(chrono::Utc::now() - chrono::Duration::minutes(minutes_ago)))
+    };
+    for (minutes_ago, pnl) in [(30, -700), (90, 300)] {
+        let sale = RecordStrategyOutcomeRequest {
+            strategy_id: created.strategy_id.clone(),
+            trade_id: uuid::Uuid::new_v4().to_string(),
+            proceeds_cents: 4_000,
+            realized_pnl_cents: pnl,
+            moment_id: moment.clone(),
+            occur_time: at(minutes_ago),
+            ..Default::default()
+        };
+        app.internal.record_strategy_outcome(internal(sale)).await.unwrap();
+    }
+    let since = ListStrategyOutcomesRequest { strategy_id: created.strategy_id.clone(), since: at(120) };
+    let listed = app.internal.list_strategy_outcomes(internal(since.clone())).await.unwrap().into_inner();
+    let pnls: Vec<i64> = listed.outcomes.iter().map(|o| o.realized_pnl_cents).collect();
+    assert_eq!(pnls, [300, -700]);
+    assert!(listed.outcomes.iter().all(|o| o.moment_id == moment));
+    let recent = ListStrategyOutcomesRequest { since: at(60), ..since.clone() };
+    assert_eq!(app.internal.list_strategy_outcomes(internal(recent)).await.unwrap().into_inner().outcomes.len(), 1);
+
+    // A reset lifts them: what came before no longer counts towards the protections.
+    let reset = ResetStrategyProtectionsRequest { strategy_id: created.strategy_id.clone() };
+    let lifted = app.public.reset_strategy_protections(as_user(reset.clone(), user)).await.unwrap().into_inner();
+    assert!(lifted.protections_reset_time.is_some());
+    let after = app.internal.list_strategy_outcomes(internal(since)).await.unwrap().into_inner();
+    assert!(after.outcomes.is_empty());
+    assert_eq!(after.protections_reset_time, lifted.protections_reset_time);
+    let stranger = app.user().await;
+    let status = app.public.reset_strategy_protections(as_user(reset, stranger)).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "only its owner resets a strategy's protections");
+
+    let missing = ListStrategyOutcomesRequest { strategy_id: "nope".into(), since: None };
+    let status = app.internal.list_strategy_outcomes(internal(missing)).await.unwrap_err();
+    assert_eq!(violated_fields(&status), ["strategy_id", "since"]);
 }

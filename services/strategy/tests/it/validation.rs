@@ -120,3 +120,57 @@ async fn a_strategy_needs_its_rules_and_a_known_template() {
         .unwrap_err();
     assert_eq!(violated_fields(&status), ["strategy.template_id"]);
 }
+
+#[tokio::test]
+async fn protections_name_each_bad_value_and_arbitrage_takes_only_its_pauses() {
+    use fastbreak_proto::strategy::v1::{DrawdownGuard, LosingStreakGuard, ManualApproval, StrategyProtections};
+    let mut app = spawn_app().await;
+    let user = app.user().await;
+    let bad = StrategyProtections {
+        losing_streak: Some(LosingStreakGuard { losing_trades: 0, window_minutes: 60, pause_minutes: 60 }),
+        drawdown: Some(DrawdownGuard { max_drawdown_bps: 500, window_minutes: 0, pause_minutes: 60 }),
+        max_daily_loss_cents: -5,
+        blocked_player_ids: vec!["lebron".into(), "lebron".into()],
+        manual_approval: Some(ManualApproval { expire_after_minutes: 0 }),
+        ..Default::default()
+    };
+    let status = app.create(user, Strategy { protections: Some(bad), ..spike(&[], &[]) }).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&status),
+        [
+            "strategy.protections.losing_streak.losing_trades",
+            "strategy.protections.drawdown.window_minutes",
+            "strategy.protections.max_daily_loss_cents",
+            "strategy.protections.blocked_player_ids",
+            "strategy.protections.manual_approval.expire_after_minutes",
+        ]
+    );
+    let arbitrage = Strategy {
+        display_name: "Spreads".into(),
+        rules: Some(rules()),
+        parameters: Some(Parameters::ArbitrageMode(ArbitrageModeParameters {
+            min_spread_bps: 500,
+            auto_relist: true,
+            ..Default::default()
+        })),
+        protections: Some(StrategyProtections {
+            losing_streak: Some(LosingStreakGuard { losing_trades: 3, window_minutes: 60, pause_minutes: 60 }),
+            blocked_set_names: vec!["Base Set".into()],
+            manual_approval: Some(ManualApproval { expire_after_minutes: 10 }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let status = app.create(user, arbitrage.clone()).await.unwrap_err();
+    assert_eq!(
+        violated_fields(&status),
+        ["strategy.protections.blocked_set_names", "strategy.protections.manual_approval"]
+    );
+    let pauses_only = StrategyProtections {
+        losing_streak: Some(LosingStreakGuard { losing_trades: 3, window_minutes: 60, pause_minutes: 60 }),
+        ..Default::default()
+    };
+    let created = app.create(user, Strategy { protections: Some(pauses_only.clone()), ..arbitrage }).await.unwrap();
+    assert_eq!(created.protections, Some(pauses_only));
+}
