@@ -1015,3 +1015,270 @@ async fn listings_competing_for_one_budget_are_taken_by_expected_return() {
     assert_eq!(of(better).outcome(), DecisionOutcome::Buy, "the best return is taken first: {:?}", of(better));
     assert_eq!(of(cheap).reason(), DecisionReason::DailyCap, "the cheaper one waits: {:?}", of(cheap));
 }
+
+/// New prices for listings, as one batch of listing events.
+async fn reprice(mesh: &TradingMesh, prices: &[(Uuid, i64)]) {
+    let prices = prices.to_vec();
+    mesh.pool
+        .read_committed(move |conn| {
+            let prices = prices.clone();
+            async move {
+                market::lock_listing_events(conn).await?;
+                for (listing, price) in &prices {
+                    market::update_listing_price(conn, *listing, *price).await?;
+                }
+                let events: Vec<_> =
+                    prices.iter().map(|(listing, price)| (ListingEventKind::PriceChanged, *listing, *price)).collect();
+                market::append_listing_events(conn, &events).await
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+}
+
+/// The decision of `strategy` on `listing`, once it is made.
+async fn decision_on(
+    mesh: &TradingMesh,
+    user: Uuid,
+    strategy: &Strategy,
+    listing: Uuid,
+) -> fastbreak_proto::agents::v1::Decision {
+    let what = format!("a decision of \"{}\" on listing {listing}", strategy.display_name);
+    decided(mesh, user, &what, Duration::from_secs(30), |found| {
+        found.into_iter().find(|d| d.strategy_id == strategy.strategy_id && d.listing_id == listing.to_string())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_protection_pauses_only_its_strategy_after_a_real_loss_says_why_and_lifts_on_reset() {
+    use fastbreak_proto::strategy::v1::strategy_internal_service_client::StrategyInternalServiceClient;
+    use fastbreak_proto::strategy::v1::{
+        CooldownAfterLoss, GetStrategyPerformanceRequest, ListStrategyOutcomesRequest, ResetStrategyProtectionsRequest,
+        StrategyProtections,
+    };
+    use fastbreak_proto::trading::v1::{PurchaseMomentRequest, SellMomentRequest};
+    let mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
+    let (user, listings, player, plain, mut strategies) = setup(&mesh).await;
+    // Over "Bargains" (priority 50): "Careful" (90) pauses an hour after any loss, and
+    // "Not him" (95) never buys the player.
+    let careful = active_strategy(
+        &mut strategies,
+        user,
+        Strategy {
+            display_name: "Careful".into(),
+            priority: 90,
+            protections: Some(StrategyProtections {
+                cooldown_after_loss: Some(CooldownAfterLoss { minutes: 60, per_player: false }),
+                ..Default::default()
+            }),
+            ..plain.clone()
+        },
+    )
+    .await;
+    let not_him = active_strategy(
+        &mut strategies,
+        user,
+        Strategy {
+            display_name: "Not him".into(),
+            priority: 95,
+            protections: Some(StrategyProtections { blocked_player_ids: vec![player.clone()], ..Default::default() }),
+            ..plain.clone()
+        },
+    )
+    .await;
+
+    // "Careful" buys at 10.00; the player is blocked for "Not him", which says so.
+    reprice(&mesh, &[(listings[5], 1_000)]).await;
+    let first = decision_on(&mesh, user, &careful, listings[5]).await;
+    assert_eq!(first.outcome(), DecisionOutcome::Buy, "{first:?}");
+    let blocked = decision_on(&mesh, user, &not_him, listings[5]).await;
+    assert_eq!(
+        (blocked.reason(), blocked.rule.as_str()),
+        (DecisionReason::Protection, "protections.blocked_player_ids")
+    );
+    assert!(blocked.reasons[0].contains("never buys"), "{:?}", blocked.reasons);
+
+    // The user sells that moment at 6.00 and another collector buys it: a real loss, counted
+    // for the strategy that bought the moment.
+    let trading = mesh.trading().await;
+    let bought = trading
+        .clone()
+        .get_trade(as_user(GetTradeRequest { trade_id: first.trade_id.clone() }, user))
+        .await
+        .unwrap()
+        .into_inner();
+    let sale = SellMomentRequest {
+        moment_id: bought.moment_id.clone(),
+        price_cents: 600,
+        source_id: String::new(),
+        idempotency_key: "sell-at-a-loss".into(),
+    };
+    let listed = trading.clone().sell_moment(as_user(sale, user)).await.unwrap().into_inner();
+    let (collector, _) = mesh.funded_user(10_000).await;
+    let purchase = PurchaseMomentRequest {
+        listing_id: listed.listing_id.clone(),
+        max_price_cents: 600,
+        idempotency_key: "buy-the-loss".into(),
+        ..Default::default()
+    };
+    trading.clone().purchase_moment(as_user(purchase, collector)).await.unwrap();
+    let outcomes = StrategyInternalServiceClient::new(channel(&mesh, "strategy").await);
+    let since = Some(fastbreak_mesh::status::timestamp(Utc::now() - chrono::Duration::hours(1)));
+    let loss = until("the loss reaches the strategy", Duration::from_secs(30), || {
+        let mut outcomes = outcomes.clone();
+        let request = ListStrategyOutcomesRequest { strategy_id: careful.strategy_id.clone(), since };
+        async move {
+            let listed = outcomes.list_strategy_outcomes(internal(request)).await.ok()?.into_inner();
+            listed.outcomes.into_iter().find(|o| o.realized_pnl_cents < 0)
+        }
+    })
+    .await;
+    assert_eq!(loss.moment_id, bought.moment_id);
+    let request = GetStrategyPerformanceRequest { strategy_id: careful.strategy_id.clone() };
+    let performance = strategies.get_strategy_performance(as_user(request, user)).await.unwrap().into_inner();
+    assert_eq!((performance.sale_count, performance.realized_pnl_cents), (1, loss.realized_pnl_cents));
+
+    // The next bargain: "Careful" is paused by its cooldown and says until when; "Bargains",
+    // without protections, buys it.
+    reprice(&mesh, &[(listings[6], 1_000)]).await;
+    let paused = decision_on(&mesh, user, &careful, listings[6]).await;
+    assert_eq!(paused.outcome(), DecisionOutcome::Skip, "{paused:?}");
+    assert_eq!(
+        (paused.reason(), paused.rule.as_str()),
+        (DecisionReason::Protection, "protections.cooldown_after_loss")
+    );
+    assert!(paused.reasons[0].contains("is paused until") && paused.reasons[0].contains("a cooldown of 60 minutes"));
+    let other = decision_on(&mesh, user, &plain, listings[6]).await;
+    assert_eq!(other.outcome(), DecisionOutcome::Buy, "only the protected strategy is paused: {other:?}");
+    user_told(&mesh, user, Duration::from_secs(10), |n| {
+        n.title == "A strategy paused by its protections" && n.body.contains("\"Careful\" is paused until")
+    })
+    .await;
+
+    // Reset by the user, the protections let "Careful" buy again.
+    let reset = ResetStrategyProtectionsRequest { strategy_id: careful.strategy_id.clone() };
+    strategies.reset_strategy_protections(as_user(reset, user)).await.unwrap();
+    reprice(&mesh, &[(listings[7], 1_000)]).await;
+    let lifted = decision_on(&mesh, user, &careful, listings[7]).await;
+    assert_eq!(lifted.outcome(), DecisionOutcome::Buy, "{lifted:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_manual_approval_a_purchase_waits_and_is_bought_only_once_approved() {
+    use fastbreak_proto::agents::v1::{ApproveDecisionRequest, DeclineDecisionRequest};
+    use fastbreak_proto::strategy::v1::{ManualApproval, StrategyProtections};
+    use fastbreak_proto::trading::v1::ListTradesRequest;
+    let mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
+    let (user, listings, _player, created, mut strategies) = setup(&mesh).await;
+    let mut approving = created.clone();
+    approving.protections = Some(StrategyProtections {
+        manual_approval: Some(ManualApproval { expire_after_minutes: 30 }),
+        ..Default::default()
+    });
+    strategies
+        .update_strategy(as_user(
+            UpdateStrategyRequest {
+                strategy: Some(approving),
+                update_mask: Some(prost_types::FieldMask { paths: vec!["protections".into()] }),
+                validate_only: false,
+            },
+            user,
+        ))
+        .await
+        .unwrap();
+    let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
+    let trades = || async {
+        let listed = mesh.trading().await.list_trades(as_user(ListTradesRequest::default(), user)).await;
+        listed.unwrap().into_inner().trades.len()
+    };
+    let before = trades().await;
+
+    // Three bargains: each waits for approval, with a deadline, and nothing is bought.
+    reprice(&mesh, &[(listings[5], 1_000), (listings[6], 1_000), (listings[7], 1_000)]).await;
+    let mut waiting = Vec::new();
+    for listing in &listings[5..8] {
+        let decision = decision_on(&mesh, user, &created, *listing).await;
+        assert_eq!(decision.outcome(), DecisionOutcome::AwaitingApproval, "{decision:?}");
+        assert_eq!(
+            (decision.reason(), decision.rule.as_str()),
+            (DecisionReason::AwaitingApproval, "protections.manual_approval")
+        );
+        let deadline = decision.approval_expire_time.expect("a deadline").seconds;
+        let expected = (Utc::now() + chrono::Duration::minutes(30)).timestamp();
+        assert!((expected - 60..=expected).contains(&deadline), "30 minutes from the decision: {deadline}");
+        assert!(decision.reasons[0].starts_with("Waiting for your approval until"), "{:?}", decision.reasons);
+        assert!(decision.trade_id.is_empty());
+        waiting.push(decision);
+    }
+    assert_eq!(trades().await, before, "nothing bought before approval");
+    user_told(&mesh, user, Duration::from_secs(10), |n| {
+        n.title == "A purchase waits for your approval" && n.body.contains(&waiting[0].decision_id)
+    })
+    .await;
+
+    // Approved: bought at most at its price. Approved again: the same answer.
+    let approve = |decision: &fastbreak_proto::agents::v1::Decision| ApproveDecisionRequest {
+        decision_id: decision.decision_id.clone(),
+    };
+    let stranger = mesh.database.create_user().await;
+    let hidden = agents.approve_decision(as_user(approve(&waiting[0]), stranger)).await.unwrap_err();
+    assert_eq!(hidden.code(), tonic::Code::NotFound, "another user's decision");
+    let bought = agents.approve_decision(as_user(approve(&waiting[0]), user)).await.unwrap().into_inner();
+    assert_eq!((bought.outcome(), bought.reason()), (DecisionOutcome::Buy, DecisionReason::Bought), "{bought:?}");
+    assert!(bought.reasons[0].starts_with("Bought on your approval at"), "{:?}", bought.reasons);
+    let trade = mesh
+        .trading()
+        .await
+        .get_trade(as_user(GetTradeRequest { trade_id: bought.trade_id.clone() }, user))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (trade.state(), trade.price_cents, trade.decision_id.as_str()),
+        (TradeState::Settled, 1_000, bought.decision_id.as_str())
+    );
+    let again = agents.approve_decision(as_user(approve(&waiting[0]), user)).await.unwrap().into_inner();
+    assert_eq!(again.trade_id, bought.trade_id);
+    let late = DeclineDecisionRequest { decision_id: waiting[0].decision_id.clone() };
+    assert_eq!(agents.decline_decision(as_user(late, user)).await.unwrap_err().code(), tonic::Code::FailedPrecondition);
+
+    // Declined: skipped, and no longer approvable.
+    let decline = DeclineDecisionRequest { decision_id: waiting[1].decision_id.clone() };
+    let declined = agents.decline_decision(as_user(decline, user)).await.unwrap().into_inner();
+    assert_eq!((declined.outcome(), declined.reason()), (DecisionOutcome::Skip, DecisionReason::Declined));
+    let refused = agents.approve_decision(as_user(approve(&waiting[1]), user)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(refused.message().contains("Declined by you"), "{}", refused.message());
+
+    // Its 30 minutes run out (the deadline moved into the past): it expires, and cannot be
+    // approved.
+    let third = Uuid::parse_str(&waiting[2].decision_id).unwrap();
+    mesh.pool
+        .read_committed(move |conn| {
+            async move {
+                use diesel_async::RunQueryDsl;
+                diesel::sql_query(
+                    "UPDATE decisions SET approval_expires_at = now() - interval '1 second' WHERE id = $1",
+                )
+                .bind::<diesel::sql_types::Uuid, _>(third)
+                .execute(conn)
+                .await?;
+                Ok(())
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    let expired = agents.approve_decision(as_user(approve(&waiting[2]), user)).await.unwrap_err();
+    assert_eq!(expired.code(), tonic::Code::FailedPrecondition);
+    assert!(expired.message().contains("expired"), "{}", expired.message());
+    let read = agents
+        .get_decision(as_user(GetDecisionRequest { decision_id: waiting[2].decision_id.clone() }, user))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((read.outcome(), read.reason()), (DecisionOutcome::Skip, DecisionReason::ApprovalExpired));
+    assert_eq!(trades().await, before + 1, "only the approved purchase was made");
+}

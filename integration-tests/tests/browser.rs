@@ -56,6 +56,8 @@ async fn a_new_collector_uses_every_page_in_a_real_browser() {
         "strategies",
         "decisions",
         "decision",
+        "strategy-protections",
+        "decision-awaiting",
         "budget",
         "budget-review",
         "budget-stopped",

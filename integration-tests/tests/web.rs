@@ -423,4 +423,39 @@ async fn a_strategys_daily_scan_and_statistic_triggers_are_edited_with_their_mis
     assert_eq!(again.status, 303, "{}", again.body);
     let page = visitor.get(&path).await;
     assert!(!page.body.contains("value=\"09:30\"") && page.body.contains("value=\"10\""), "{}", page.body);
+    // Protections: a streak without its window is named beside the window; good values are kept,
+    // and the strategy's page then offers to reset them.
+    let streak = [("stat", "STAT_POINTS"), ("at_least", "30"), ("losing_streak.losing_trades", "3")];
+    let half = post(&mut visitor, &path, with(&streak)).await;
+    assert_eq!(half.status, 422, "{}", half.body);
+    assert!(
+        half.body.contains("id=\"field-losing_streak.window_minutes-error\">losing_streak.window_minutes must be between 1 and 43200 minutes"),
+        "{}",
+        half.body
+    );
+    let mut guarded = streak.to_vec();
+    guarded.extend([
+        ("losing_streak.window_minutes", "60"),
+        ("losing_streak.pause_minutes", "120"),
+        ("cooldown_after_loss.minutes", "45"),
+        ("cooldown_after_loss.per_player", "on"),
+        ("max_daily_loss_cents", "25.50"),
+        ("blocked_set_names", "Base Set, Rookie Debut"),
+    ]);
+    let saved = post(&mut visitor, &path, with(&guarded)).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let page = visitor.get(&path).await;
+    for shown in [
+        "value=\"45\"",
+        "value=\"120\"",
+        "value=\"25.50\"",
+        "value=\"Base Set, Rookie Debut\"",
+        "Reset the protections",
+    ] {
+        assert!(page.body.contains(shown), "{shown}: {}", page.body);
+    }
+    assert!(!page.body.contains("Last reset"), "{}", page.body);
+    let reset = post(&mut visitor, &format!("{path}/state"), vec![("action".into(), "reset_protections".into())]).await;
+    assert_eq!((reset.status, reset.location.as_deref()), (303, Some(path.as_str())), "{}", reset.body);
+    assert!(visitor.get(&path).await.body.contains("Last reset"));
 }

@@ -221,6 +221,7 @@ class Dashboard:
         self.activate(strategy)
         self.watch_decisions()
         self.read_a_decision()
+        self.approve_a_purchase(strategy)
         self.change_a_limit()
         self.emergency_stop()
         self.market()
@@ -330,6 +331,45 @@ class Dashboard:
         self.expect(factors and all(f.find_elements(By.TAG_NAME, "code") for f in factors),
                     "the purchase shows its weighted factors, each named")
         self.audit("decision")
+
+    def approve_a_purchase(self, name):
+        """Manual approval turned on in the strategy's form; a purchase then waits, and is
+        approved from its page."""
+        self.open("/strategies")
+        self.driver.find_element(By.LINK_TEXT, name).click()
+        self.at(name)
+        self.fill("manual_approval.expire_after_minutes", "0")
+        self.press("Save changes")
+        error = self.driver.find_elements(By.ID, "field-manual_approval.expire_after_minutes-error")
+        self.expect(error and "between 1 and 1440" in error[0].text, "a wait of 0 minutes is named beside its field")
+        self.fill("manual_approval.expire_after_minutes", "30")
+        self.fill("max_purchases_per_day", "1000")
+        self.press("Save changes")
+        self.at(name)
+        self.expect(self.driver.find_element(By.NAME, "manual_approval.expire_after_minutes").get_attribute("value") == "30",
+                    "the approval's wait is kept")
+        self.expect("Reset the protections" in self.text(), "a strategy with protections can reset them")
+        self.audit("strategy-protections")
+        self.open("/decisions?outcome=awaiting")
+        self.at("Decisions")
+        waiting = lambda: self.driver.find_elements(
+            By.XPATH, "//tbody[@id='decision-rows']/tr[.//span[contains(@class,'awaiting')]]//a[starts-with(@href,'/decisions/')]")
+        self.until("a purchase waiting for approval", waiting, seconds=90)
+        waiting()[0].click()
+        self.at("Decision")
+        self.expect("Your approval" in self.text() and "awaits your approval" in self.text(),
+                    "the decision asks for approval")
+        self.audit("decision-awaiting")
+        approve = self.driver.find_element(By.XPATH, "//button[starts-with(normalize-space(), 'Approve and buy for')]")
+        old = self.driver.find_element(By.TAG_NAME, "html")
+        approve.click()
+        self.until("the page after approving", lambda: stale(old))
+        self.at("Decision")
+        text = self.text()
+        # Approved, it is bought (or refused by trading when the listing went meanwhile); it no
+        # longer waits either way.
+        self.expect("awaits your approval" not in text and ("Bought on your approval" in text or "refused" in text),
+                    "the approval ends the wait")
 
     def change_a_limit(self):
         self.open("/budget")

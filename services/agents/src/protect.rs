@@ -43,7 +43,9 @@ pub(crate) fn awaiting(mut decision: Decision, sentence: String, minutes: i32, n
     decision.approval_expires_at = Some(until);
     decision.reason_code = reason_code(pb::DecisionReason::AwaitingApproval);
     decision.rule = MANUAL_APPROVAL.to_owned();
-    decision.reasons.insert(0, sentence);
+    // Chosen, not bought yet: the rules' sentence says so.
+    let chosen = sentence.strip_prefix("Bought: ").map_or(sentence.clone(), |rest| format!("Chosen to buy: {rest}"));
+    decision.reasons.insert(0, chosen);
     decision.reasons.insert(0, format!("Waiting for your approval until {}.", clock(until)));
     decision
 }

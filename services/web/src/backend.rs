@@ -135,8 +135,13 @@ impl Problem {
 
 /// A violation's field as the forms name it: its last path segment, with the index of a
 /// repeated field before it ("strategy.rules.min_confidence" is "min_confidence",
-/// "strategy.post_game_spike.stat_triggers[1].at_least" is "at_least[1]").
+/// "strategy.post_game_spike.stat_triggers[1].at_least" is "at_least[1]"); a strategy's
+/// protections keep their path under "protections", without a list's index
+/// ("strategy.protections.drawdown.window_minutes" is "drawdown.window_minutes").
 fn field_key(path: &str) -> String {
+    if let Some((_, protection)) = path.split_once("protections.") {
+        return protection.split('[').next().unwrap_or_default().to_owned();
+    }
     let mut segments = path.rsplit('.');
     let last = segments.next().unwrap_or_default();
     match segments.next().and_then(|s| s.rfind('[').map(|at| &s[at..])) {
@@ -284,5 +289,14 @@ mod tests {
             fastbreak_mesh::status::invalid_field("strategy.post_game_spike.stat_triggers[1].at_least", "too small");
         let problem = Problem::new(Part::Strategies, &status);
         assert_eq!(problem.about("at_least[1]"), Some("too small"), "a repeated field keeps its row");
+        for (path, key) in [
+            ("strategy.protections.drawdown.window_minutes", "drawdown.window_minutes"),
+            ("strategy.protections.losing_streak.window_minutes", "losing_streak.window_minutes"),
+            ("strategy.protections.blocked_set_names[2]", "blocked_set_names"),
+            ("strategy.protections.max_daily_loss_cents", "max_daily_loss_cents"),
+        ] {
+            let problem = Problem::new(Part::Strategies, &fastbreak_mesh::status::invalid_field(path, "wrong"));
+            assert_eq!(problem.about(key), Some("wrong"), "{path}");
+        }
     }
 }

@@ -51,7 +51,7 @@ button.danger { background: var(--bad); border-color:#7f1d1d; }
 .bar .held { background:#93c5fd; height:100%; position:absolute; top:0; }
 tr.you { background:#fef9c3; font-weight:600; }
 .tag { display:inline-block; padding:0 .4rem; border-radius:4px; font-size:.85rem; border:1px solid var(--line); }
-.tag.buy { background:#d1fae5; color:#065f46; } .tag.skip { background:#f3f4f6; color:#374151; } .tag.refused { background:#fee2e2; color:#991b1b; }
+.tag.buy { background:#d1fae5; color:#065f46; } .tag.skip { background:#f3f4f6; color:#374151; } .tag.refused { background:#fee2e2; color:#991b1b; } .tag.awaiting { background:#fef3c7; color:#78350f; }
 .weight { background:#1d4ed8; height:.6rem; display:inline-block; vertical-align:middle; }
 svg text { font-size: 11px; fill: #374151; }
 figure.chart { margin: 0; overflow-x: auto; }

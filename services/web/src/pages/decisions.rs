@@ -8,15 +8,16 @@ use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use fastbreak_proto::agents::v1::{
-    Decision, DecisionOutcome, DecisionReason, GetDecisionRequest, ListDecisionsRequest,
+    ApproveDecisionRequest, Decision, DecisionOutcome, DecisionReason, DeclineDecisionRequest, GetDecisionRequest,
+    ListDecisionsRequest,
 };
 use fastbreak_proto::strategy::v1::{ListStrategiesRequest, Strategy};
 use http::StatusCode;
 use maud::{Markup, PreEscaped, html};
 
-use super::{App, any_signed_out, session};
+use super::{App, Posted, any_signed_out, done, session, status_of};
 use crate::backend::{Part, Problem, answer};
-use crate::html::{money, or_problem, percent, time, words};
+use crate::html::{csrf_field, money, or_problem, percent, time, words};
 use crate::session::Visitor;
 
 /// The filters of the list and of its feed.
@@ -38,9 +39,12 @@ impl Filter {
             "buy" => Ok(DecisionOutcome::Buy),
             "skip" => Ok(DecisionOutcome::Skip),
             "refused" => Ok(DecisionOutcome::Refused),
-            other => {
-                Err(Problem::field(Part::Agents, "outcome", format!("must be buy, skip or refused, not {other:?}")))
-            }
+            "awaiting" => Ok(DecisionOutcome::AwaitingApproval),
+            other => Err(Problem::field(
+                Part::Agents,
+                "outcome",
+                format!("must be buy, skip, refused or awaiting, not {other:?}"),
+            )),
         }
     }
 
@@ -64,6 +68,7 @@ fn outcome_tag(outcome: DecisionOutcome) -> Markup {
     let (class, text) = match outcome {
         DecisionOutcome::Buy => ("tag buy", "bought"),
         DecisionOutcome::Refused => ("tag refused", "refused"),
+        DecisionOutcome::AwaitingApproval => ("tag awaiting", "awaits your approval"),
         _ => ("tag skip", "skipped"),
     };
     html! { span class=(class) { (text) } }
@@ -161,7 +166,7 @@ pub async fn list(State(app): State<App>, visitor: Visitor, Query(filter): Query
             " "
             label for="filter-outcome" { "Outcome " }
             select id="filter-outcome" name="outcome" {
-                @for (value, name) in [("", "any"), ("buy", "bought"), ("skip", "skipped"), ("refused", "refused")] {
+                @for (value, name) in [("", "any"), ("buy", "bought"), ("skip", "skipped"), ("refused", "refused"), ("awaiting", "awaiting approval")] {
                     option value=(value) selected[value == filter.outcome] { (name) }
                 }
             }
@@ -273,6 +278,40 @@ pub async fn one(State(app): State<App>, visitor: Visitor, Path(id): Path<String
     if let Err(away) = session(&visitor) {
         return away;
     }
+    render_one(&app, &visitor, id, None).await
+}
+
+/// Approves or declines a purchase that waits for approval, then shows the decision again.
+pub async fn answer_approval(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Posted { visitor, fields }: Posted,
+) -> Response {
+    let result = async {
+        let mut agents = app.gateway.agents()?;
+        let gateway = &app.gateway;
+        match fields.get("action") {
+            "approve" => {
+                let request = ApproveDecisionRequest { decision_id: id.clone() };
+                answer(Part::Agents, agents.approve_decision(gateway.request(&visitor, request)).await)
+            }
+            "decline" => {
+                let request = DeclineDecisionRequest { decision_id: id.clone() };
+                answer(Part::Agents, agents.decline_decision(gateway.request(&visitor, request)).await)
+            }
+            other => Err(Problem::field(Part::Agents, "action", format!("must be approve or decline, not {other:?}"))),
+        }
+    }
+    .await;
+    if let Some(response) = done(&app, &result, &format!("/decisions/{id}")) {
+        return response;
+    }
+    render_one(&app, &visitor, id, result.err().as_ref()).await
+}
+
+/// One decision's page, with what went wrong with a form sent from it, if anything did.
+async fn render_one(app: &App, visitor: &Visitor, id: String, trouble: Option<&Problem>) -> Response {
+    let visitor = visitor.clone();
     let decision = async {
         let mut agents = app.gateway.agents()?;
         answer(
@@ -296,9 +335,29 @@ pub async fn one(State(app): State<App>, visitor: Visitor, Path(id): Path<String
     };
     let discount = (decision.fair_value_cents > 0)
         .then(|| (decision.fair_value_cents - decision.price_cents) * 10_000 / decision.fair_value_cents);
+    let awaiting = decision.outcome() == DecisionOutcome::AwaitingApproval;
     let body = html! {
+        @if let Some(trouble) = trouble { (crate::html::problem(trouble)) }
         p { (outcome_tag(decision.outcome())) " " strong { (reason_words(decision.reason())) }
             @if !decision.rule.is_empty() { ", decided by the rule " code { (decision.rule) } } "." }
+        @if awaiting {
+            section aria-labelledby="approval" {
+                h2 #approval { "Your approval" }
+                p { "The strategy chose to buy this moment for " (money(decision.price_cents)) ". It waits for your answer until "
+                    (time(decision.approval_expire_time.as_ref())) "; without one, it expires and nothing is bought." }
+                form.inline method="post" action={"/decisions/" (decision.decision_id) "/approval"} {
+                    (csrf_field(&visitor))
+                    input type="hidden" name="action" value="approve";
+                    button type="submit" { "Approve and buy for " (money(decision.price_cents)) }
+                }
+                " "
+                form.inline method="post" action={"/decisions/" (decision.decision_id) "/approval"} {
+                    (csrf_field(&visitor))
+                    input type="hidden" name="action" value="decline";
+                    button.secondary type="submit" { "Decline" }
+                }
+            }
+        }
         div.cards {
             div.card { div.label { "Price" } div.value { (money(decision.price_cents)) } }
             div.card { div.label { "Fair value" } div.value { (money(decision.fair_value_cents)) } }
@@ -338,7 +397,8 @@ pub async fn one(State(app): State<App>, visitor: Visitor, Path(id): Path<String
         }
         p { a href="/decisions" { "All decisions" } }
     };
-    app.html(&visitor, StatusCode::OK, crate::html::page(&visitor, "/decisions", "Decision", body))
+    let status = trouble.map_or(StatusCode::OK, status_of);
+    app.html(&visitor, status, crate::html::page(&visitor, "/decisions", "Decision", body))
 }
 
 #[cfg(test)]

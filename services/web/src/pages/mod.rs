@@ -83,6 +83,7 @@ pub fn router(app: App) -> Router {
         .route("/decisions", get(decisions::list))
         .route("/decisions/feed", get(decisions::feed))
         .route("/decisions/{id}", get(decisions::one))
+        .route("/decisions/{id}/approval", post(decisions::answer_approval))
         .route("/strategies", get(strategies::list).post(strategies::create))
         .route("/strategies/new", get(strategies::new))
         .route("/strategies/{id}", get(strategies::edit).post(strategies::update))

@@ -6,9 +6,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use fastbreak_proto::common::v1::Rarity;
 use fastbreak_proto::strategy::v1::strategy::Parameters;
 use fastbreak_proto::strategy::v1::{
-    ActivateStrategyRequest, CreateStrategyRequest, DailyScan, DeleteStrategyRequest, GetStrategyPerformanceRequest,
-    GetStrategyRequest, ListStrategiesRequest, ListStrategyTemplatesRequest, PauseStrategyRequest, Stat, StatTrigger,
-    Strategy, StrategyPerformance, StrategyRules, StrategyState, StrategyTemplate, UpdateStrategyRequest,
+    ActivateStrategyRequest, CooldownAfterLoss, CreateStrategyRequest, DailyScan, DeleteStrategyRequest, DrawdownGuard,
+    GetStrategyPerformanceRequest, GetStrategyRequest, ListStrategiesRequest, ListStrategyTemplatesRequest,
+    LosingStreakGuard, ManualApproval, PauseStrategyRequest, ResetStrategyProtectionsRequest, Stat, StatTrigger,
+    Strategy, StrategyPerformance, StrategyProtections, StrategyRules, StrategyState, StrategyTemplate,
+    UpdateStrategyRequest,
 };
 use http::StatusCode;
 use maud::{Markup, html};
@@ -209,9 +211,99 @@ fn form(
                 },
                 None => p { "This strategy has no parameters." },
             }
+            (protections_fields(strategy, typed, trouble))
             p { button type="submit" { (submit) } }
         }
     }
+}
+
+/// What a protection's field shows: the typed value, else the strategy's (empty when unset).
+fn shown(typed: Option<&Fields>, name: &str, from_strategy: Option<String>) -> String {
+    typed.map_or(from_strategy.unwrap_or_default(), |t| t.get(name).to_owned())
+}
+
+/// The protections: each optional, empty fields meaning none.
+fn protections_fields(strategy: &Strategy, typed: Option<&Fields>, trouble: Option<&Problem>) -> Markup {
+    let p = strategy.protections.clone().unwrap_or_default();
+    let arbitrage = matches!(strategy.parameters, Some(Parameters::ArbitrageMode(_)));
+    let (cooldown, streak, drawdown) = (p.cooldown_after_loss, p.losing_streak, p.drawdown);
+    let per_player =
+        typed.map_or(cooldown.is_some_and(|c| c.per_player), |t| t.get("cooldown_after_loss.per_player") == "on");
+    let daily = (p.max_daily_loss_cents > 0).then(|| dollars_value(Some(p.max_daily_loss_cents)));
+    html! {
+        fieldset {
+            legend { "Protections (empty fields mean none)" }
+            p.hint { "A protection that trips pauses only this strategy: its purchases are skipped, saying why, and you are told. It lifts by itself when its time runs out, or when you reset the protections." }
+            (field("Cooldown after a loss, in minutes", "cooldown_after_loss.minutes", "number", &shown(typed, "cooldown_after_loss.minutes", cooldown.map(|c| c.minutes.to_string())), "1 to 10080: no purchase for this long after a sale at a loss", trouble))
+            label for="field-cooldown_after_loss.per_player" {
+                input id="field-cooldown_after_loss.per_player" type="checkbox" name="cooldown_after_loss.per_player" value="on" checked[per_player];
+                " Only for the losing moment's player"
+            }
+            (field("Losing sales that pause it", "losing_streak.losing_trades", "number", &shown(typed, "losing_streak.losing_trades", streak.map(|g| g.losing_trades.to_string())), "1 to 100", trouble))
+            (field("…within minutes", "losing_streak.window_minutes", "number", &shown(typed, "losing_streak.window_minutes", streak.map(|g| g.window_minutes.to_string())), "1 to 43200", trouble))
+            (field("…pausing it for minutes", "losing_streak.pause_minutes", "number", &shown(typed, "losing_streak.pause_minutes", streak.map(|g| g.pause_minutes.to_string())), "1 to 43200", trouble))
+            (field("Most drawdown, in basis points of the daily budget", "drawdown.max_drawdown_bps", "number", &shown(typed, "drawdown.max_drawdown_bps", drawdown.map(|g| g.max_drawdown_bps.to_string())), "1 to 10000; the budget is the most price times the most purchases a day", trouble))
+            (field("…over minutes", "drawdown.window_minutes", "number", &shown(typed, "drawdown.window_minutes", drawdown.map(|g| g.window_minutes.to_string())), "1 to 43200", trouble))
+            (field("…pausing it for minutes", "drawdown.pause_minutes", "number", &shown(typed, "drawdown.pause_minutes", drawdown.map(|g| g.pause_minutes.to_string())), "1 to 43200", trouble))
+            (field("Most loss in a day, in dollars", "max_daily_loss_cents", "text", &shown(typed, "max_daily_loss_cents", daily), "net of gains, per UTC day", trouble))
+            @if !arbitrage {
+                (field("Never buy these players", "blocked_player_ids", "text", &shown(typed, "blocked_player_ids", Some(p.blocked_player_ids.join(", "))), "player ids separated by commas", trouble))
+                (field("Never buy these sets", "blocked_set_names", "text", &shown(typed, "blocked_set_names", Some(p.blocked_set_names.join(", "))), "set names separated by commas", trouble))
+                (field("Wait for my approval, in minutes", "manual_approval.expire_after_minutes", "number", &shown(typed, "manual_approval.expire_after_minutes", p.manual_approval.map(|m| m.expire_after_minutes.to_string())), "1 to 1440: each purchase waits this long for your approval, then expires; empty buys without asking", trouble))
+            }
+        }
+    }
+}
+
+/// The typed protections over the strategy's; values that are not numbers, named.
+fn apply_protections(fields: &Fields, strategy: &mut Strategy, wrong: &mut Vec<(String, String)>) {
+    let mut int = |name: &str| -> Option<i32> {
+        let text = fields.get(name).trim();
+        if text.is_empty() {
+            return None;
+        }
+        Some(text.parse::<i32>().unwrap_or_else(|_| {
+            wrong.push((name.to_owned(), format!("must be a whole number, not {text:?}")));
+            0
+        }))
+    };
+    let cooldown = int("cooldown_after_loss.minutes");
+    let streak =
+        [int("losing_streak.losing_trades"), int("losing_streak.window_minutes"), int("losing_streak.pause_minutes")];
+    let drawdown = [int("drawdown.max_drawdown_bps"), int("drawdown.window_minutes"), int("drawdown.pause_minutes")];
+    let approval = int("manual_approval.expire_after_minutes");
+    // A group with any value is set; its empty values are then zero, which the service names.
+    let group =
+        |values: [Option<i32>; 3]| values.iter().any(Option::is_some).then(|| values.map(Option::unwrap_or_default));
+    let mut p = strategy.protections.clone().unwrap_or_default();
+    p.cooldown_after_loss = cooldown
+        .map(|minutes| CooldownAfterLoss { minutes, per_player: fields.get("cooldown_after_loss.per_player") == "on" });
+    p.losing_streak = group(streak).map(|[losing_trades, window_minutes, pause_minutes]| LosingStreakGuard {
+        losing_trades,
+        window_minutes,
+        pause_minutes,
+    });
+    p.drawdown = group(drawdown).map(|[max_drawdown_bps, window_minutes, pause_minutes]| DrawdownGuard {
+        max_drawdown_bps,
+        window_minutes,
+        pause_minutes,
+    });
+    p.max_daily_loss_cents = match parse_dollars(fields.get("max_daily_loss_cents")) {
+        Ok(cents) => cents.unwrap_or_default(),
+        Err(why) => {
+            wrong.push(("max_daily_loss_cents".to_owned(), why));
+            0
+        }
+    };
+    if !matches!(strategy.parameters, Some(Parameters::ArbitrageMode(_))) {
+        let list = |name: &str| -> Vec<String> {
+            fields.get(name).split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        };
+        p.blocked_player_ids = list("blocked_player_ids");
+        p.blocked_set_names = list("blocked_set_names");
+        p.manual_approval = approval.map(|expire_after_minutes| ManualApproval { expire_after_minutes });
+    }
+    strategy.protections = (p != StrategyProtections::default()).then_some(p);
 }
 
 fn rarity_boxes(chosen: &[i32], checked: &dyn Fn(Rarity, &[i32]) -> bool, trouble: Option<&Problem>) -> Markup {
@@ -335,6 +427,7 @@ fn apply(fields: &Fields, strategy: &mut Strategy) -> Result<(), Problem> {
         }
         None => {}
     }
+    apply_protections(fields, strategy, &mut wrong);
     if wrong.is_empty() {
         return Ok(());
     }
@@ -483,6 +576,16 @@ async fn edit_page(
             input type="hidden" name="action" value="delete";
             button.danger type="submit" { "Delete" }
         }
+        @if s.protections.is_some() {
+            h2 { "Protections" }
+            p { "A protection that tripped lifts by itself when its time runs out. Resetting lifts every one now: the losses so far no longer count towards them."
+                @if let Some(at) = &s.protections_reset_time { " Last reset " (crate::html::time(Some(at))) "." } }
+            form.inline method="post" action={"/strategies/" (s.strategy_id) "/state"} {
+                (csrf_field(visitor))
+                input type="hidden" name="action" value="reset_protections";
+                button.secondary type="submit" { "Reset the protections" }
+            }
+        }
         p { a href={"/decisions?strategy=" (s.strategy_id)} { "This strategy's decisions" } }
     };
     let status = trouble.map_or(StatusCode::OK, status_of);
@@ -519,7 +622,10 @@ pub async fn update(State(app): State<App>, Path(id): Path<String>, Posted { vis
             None => "rules",
         };
         let mask = prost_types::FieldMask {
-            paths: ["display_name", "priority", "daily_scan", "rules", kind].iter().map(|p| (*p).to_owned()).collect(),
+            paths: ["display_name", "priority", "daily_scan", "rules", "protections", kind]
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect(),
         };
         let mut client = app.gateway.strategies()?;
         let request =
@@ -555,15 +661,24 @@ pub async fn change_state(
                 let request = DeleteStrategyRequest { strategy_id: id.clone() };
                 answer(Part::Strategies, client.delete_strategy(gateway.request(&visitor, request)).await).map(|_| ())
             }
+            "reset_protections" => {
+                let request = ResetStrategyProtectionsRequest { strategy_id: id.clone() };
+                answer(Part::Strategies, client.reset_strategy_protections(gateway.request(&visitor, request)).await)
+                    .map(|_| ())
+            }
             other => Err(Problem::field(
                 Part::Strategies,
                 "action",
-                format!("must be activate, pause or delete, not {other:?}"),
+                format!("must be activate, pause, delete or reset_protections, not {other:?}"),
             )),
         }
     }
     .await;
     match result {
+        // A reset is made from the strategy's own page, and shown there.
+        Ok(()) if fields.get("action") == "reset_protections" => {
+            Redirect::to(&format!("/strategies/{id}")).into_response()
+        }
         Ok(()) => Redirect::to("/strategies").into_response(),
         Err(trouble) if trouble.signed_out() => app.signed_out(),
         Err(trouble) => render_list(&app, &visitor, Some(&trouble), status_of(&trouble)).await,
