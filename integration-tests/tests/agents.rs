@@ -1128,7 +1128,8 @@ async fn a_protection_pauses_only_its_strategy_after_a_real_loss_says_why_and_li
     let since = Some(fastbreak_mesh::status::timestamp(Utc::now() - chrono::Duration::hours(1)));
     let loss = until("the loss reaches the strategy", Duration::from_secs(30), || {
         let mut outcomes = outcomes.clone();
-        let request = ListStrategyOutcomesRequest { strategy_id: careful.strategy_id.clone(), since };
+        let request =
+            ListStrategyOutcomesRequest { strategy_id: careful.strategy_id.clone(), since, ..Default::default() };
         async move {
             let listed = outcomes.list_strategy_outcomes(internal(request)).await.ok()?.into_inner();
             listed.outcomes.into_iter().find(|o| o.realized_pnl_cents < 0)
@@ -1281,4 +1282,155 @@ async fn with_manual_approval_a_purchase_waits_and_is_bought_only_once_approved(
         .into_inner();
     assert_eq!((read.outcome(), read.reason()), (DecisionOutcome::Skip, DecisionReason::ApprovalExpired));
     assert_eq!(trades().await, before + 1, "only the approved purchase was made");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_protection_trips_on_its_scripted_losses_and_only_its_strategy_is_paused() {
+    use fastbreak_proto::strategy::v1::strategy_internal_service_client::StrategyInternalServiceClient;
+    use fastbreak_proto::strategy::v1::{
+        CooldownAfterLoss, DrawdownGuard, LosingStreakGuard, RecordStrategyOutcomeRequest, StrategyProtections,
+    };
+    // The day's losses must fall on the day the agents judge them: not across midnight (UTC).
+    let to_midnight = 86_400 - Utc::now().timestamp().rem_euclid(86_400);
+    if to_midnight < 90 {
+        tokio::time::sleep(Duration::from_secs(u64::try_from(to_midnight).unwrap_or(0) + 1)).await;
+    }
+    let mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
+    let (user, listings, _player, plain, mut strategies) = setup(&mesh).await;
+    let mut outcomes = StrategyInternalServiceClient::new(channel(&mesh, "strategy").await);
+    // A strategy over "Bargains" with one protection, and its losses, `(minutes ago, profit)`.
+    let moment = Uuid::new_v4().to_string();
+    let mut guarded = Vec::new();
+    let cases: [(&str, i32, StrategyProtections, &[(i64, i64)], &str); 4] = [
+        (
+            "Streak",
+            91,
+            StrategyProtections {
+                losing_streak: Some(LosingStreakGuard { losing_trades: 3, window_minutes: 60, pause_minutes: 240 }),
+                ..Default::default()
+            },
+            // Three losses within the hour, a gain between them.
+            &[(100, -100), (80, -100), (70, 500), (50, -100)],
+            "protections.losing_streak",
+        ),
+        (
+            "Drawdown",
+            92,
+            StrategyProtections {
+                // 10% of a budget of $50.00 × 3 a day: a fall of $15.00.
+                drawdown: Some(DrawdownGuard { max_drawdown_bps: 1_000, window_minutes: 120, pause_minutes: 60 }),
+                ..Default::default()
+            },
+            &[(40, 1_000), (30, -1_200), (20, -1_400)],
+            "protections.drawdown",
+        ),
+        (
+            "Daily",
+            93,
+            StrategyProtections { max_daily_loss_cents: 2_000, ..Default::default() },
+            &[(1, -1_500), (0, -600)],
+            "protections.max_daily_loss_cents",
+        ),
+        (
+            "This player",
+            94,
+            StrategyProtections {
+                cooldown_after_loss: Some(CooldownAfterLoss { minutes: 30, per_player: true }),
+                ..Default::default()
+            },
+            // A loss on another moment of the listing's player.
+            &[(10, -300)],
+            "protections.cooldown_after_loss",
+        ),
+    ];
+    let listed = listings[0];
+    let players_moment = mesh
+        .pool
+        .read(move |conn| async move { market::find_listing(conn, listed).await }.boxed())
+        .await
+        .unwrap()
+        .expect("the listing")
+        .moment_id
+        .to_string();
+    let now = Utc::now();
+    for (name, priority, protections, losses, rule) in cases {
+        let strategy =
+            Strategy { display_name: name.into(), priority, protections: Some(protections), ..plain.clone() };
+        let created = active_strategy(&mut strategies, user, strategy).await;
+        for (minutes_ago, pnl) in losses {
+            // The day's losses no earlier than its midnight.
+            let at = (now - chrono::Duration::minutes(*minutes_ago))
+                .max(now.date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc());
+            let sale = RecordStrategyOutcomeRequest {
+                strategy_id: created.strategy_id.clone(),
+                trade_id: Uuid::new_v4().to_string(),
+                proceeds_cents: 1_000,
+                realized_pnl_cents: *pnl,
+                moment_id: if name == "This player" { players_moment.clone() } else { moment.clone() },
+                occur_time: Some(fastbreak_mesh::status::timestamp(at)),
+                ..Default::default()
+            };
+            outcomes.record_strategy_outcome(internal(sale)).await.unwrap();
+        }
+        guarded.push((created, rule));
+    }
+
+    // A bargain: each protected strategy skips it, naming its protection and until when; the
+    // strategy without protections buys it.
+    reprice(&mesh, &[(listings[5], 1_000)]).await;
+    for (strategy, rule) in &guarded {
+        let decision = decision_on(&mesh, user, strategy, listings[5]).await;
+        assert_eq!(
+            (decision.outcome(), decision.reason()),
+            (DecisionOutcome::Skip, DecisionReason::Protection),
+            "{decision:?}"
+        );
+        assert_eq!(decision.rule, *rule, "{decision:?}");
+        assert!(
+            decision.reasons[0].contains("is paused") && decision.reasons[0].contains("until"),
+            "{:?}",
+            decision.reasons
+        );
+    }
+    let bought = decision_on(&mesh, user, &plain, listings[5]).await;
+    assert_eq!(bought.outcome(), DecisionOutcome::Buy, "only the protected strategies are paused: {bought:?}");
+    for (strategy, _) in &guarded {
+        let name = strategy.display_name.clone();
+        user_told(&mesh, user, Duration::from_secs(10), move |n| {
+            n.title == "A strategy paused by its protections" && n.body.contains(&format!("\"{name}\" is paused"))
+        })
+        .await;
+    }
+
+    // A streak whose pause ran out lifts by its own rule: another collector's strategy with the
+    // same losses four hours earlier goes on to trading.
+    let (other, _) = mesh.funded_user(50_000).await;
+    let lapsed = Strategy {
+        display_name: "Lapsed".into(),
+        protections: Some(StrategyProtections {
+            losing_streak: Some(LosingStreakGuard { losing_trades: 3, window_minutes: 60, pause_minutes: 240 }),
+            ..Default::default()
+        }),
+        ..plain.clone()
+    };
+    let lapsed = active_strategy(&mut strategies, other, lapsed).await;
+    for minutes_ago in [340, 320, 290] {
+        let sale = RecordStrategyOutcomeRequest {
+            strategy_id: lapsed.strategy_id.clone(),
+            trade_id: Uuid::new_v4().to_string(),
+            proceeds_cents: 1_000,
+            realized_pnl_cents: -100,
+            moment_id: moment.clone(),
+            occur_time: Some(fastbreak_mesh::status::timestamp(now - chrono::Duration::minutes(minutes_ago))),
+            ..Default::default()
+        };
+        outcomes.record_strategy_outcome(internal(sale)).await.unwrap();
+    }
+    reprice(&mesh, &[(listings[6], 1_000)]).await;
+    let decision = decision_on(&mesh, other, &lapsed, listings[6]).await;
+    assert!(
+        matches!(decision.outcome(), DecisionOutcome::Buy | DecisionOutcome::Refused)
+            && decision.reason() != DecisionReason::Protection,
+        "the pause ran out at the last loss plus 240 minutes: {decision:?}"
+    );
 }

@@ -178,19 +178,20 @@ async fn strategies_templates_and_performance_round_trip() {
     };
     strategies::record_outcome(conn, &sale).await.unwrap();
     let since = common::now() - chrono::Duration::minutes(150);
-    let (read, reset) = strategies::outcomes_since(conn, created.id, since, 100).await.unwrap();
-    assert_eq!((read, reset), (vec![outcome.clone(), sale.clone()], None));
-    let recent = strategies::outcomes_since(conn, created.id, common::now() - chrono::Duration::minutes(90), 100);
-    assert_eq!(recent.await.unwrap().0, vec![sale.clone()]);
-    assert_eq!(
-        strategies::outcomes_since(conn, created.id, since, 1).await.unwrap().0,
-        vec![sale.clone()],
-        "the newest"
-    );
+    let (read, reset) = strategies::outcomes_since(conn, created.id, since, PageRequest::first(100)).await.unwrap();
+    assert_eq!((read.items, reset), (vec![outcome.clone(), sale.clone()], None));
+    let recent = common::now() - chrono::Duration::minutes(90);
+    let recent = strategies::outcomes_since(conn, created.id, recent, PageRequest::first(100)).await.unwrap();
+    assert_eq!(recent.0.items, vec![sale.clone()]);
+    let (first, _) = strategies::outcomes_since(conn, created.id, since, PageRequest::first(1)).await.unwrap();
+    assert_eq!(first.items, vec![outcome.clone()], "the oldest first");
+    let rest = PageRequest { size: 1, after: first.next };
+    let (second, _) = strategies::outcomes_since(conn, created.id, since, rest).await.unwrap();
+    assert_eq!((second.items, second.next), (vec![sale.clone()], None));
     let reset = strategies::reset_protections(conn, user.id, created.id).await.unwrap();
     assert!(reset.protections_reset_at.is_some());
-    let (read, at) = strategies::outcomes_since(conn, created.id, since, 100).await.unwrap();
-    assert_eq!((read, at), (vec![], reset.protections_reset_at));
+    let (read, at) = strategies::outcomes_since(conn, created.id, since, PageRequest::first(100)).await.unwrap();
+    assert_eq!((read.items, at), (vec![], reset.protections_reset_at));
     assert!(strategies::reset_protections(conn, Uuid::new_v4(), created.id).await.is_err(), "only its owner");
 
     assert!(strategies::delete_strategy(conn, user.id, created.id).await.unwrap());

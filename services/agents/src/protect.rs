@@ -66,19 +66,30 @@ impl Engine {
     ) -> Result<Option<Pause>, Status> {
         let guard = strategy.protections.as_ref();
         let Some(lookback) = protections::lookback(guard) else { return Ok(None) };
-        let request = strategy::ListStrategyOutcomesRequest {
-            strategy_id: strategy.strategy_id.clone(),
-            since: Some(status::timestamp(now - lookback)),
-        };
-        let listed = self
-            .retried(|| {
-                let request = self.request(request.clone());
-                async move {
-                    let mut client = StrategyInternalServiceClient::new(self.peers.strategy.channel()?);
-                    client.list_strategy_outcomes(request).await.map(|r| r.into_inner().outcomes)
-                }
-            })
-            .await?;
+        let mut listed = Vec::new();
+        let mut token = String::new();
+        loop {
+            let request = strategy::ListStrategyOutcomesRequest {
+                strategy_id: strategy.strategy_id.clone(),
+                since: Some(status::timestamp(now - lookback)),
+                page_size: 1000,
+                page_token: token.clone(),
+            };
+            let page = self
+                .retried(|| {
+                    let request = self.request(request.clone());
+                    async move {
+                        let mut client = StrategyInternalServiceClient::new(self.peers.strategy.channel()?);
+                        client.list_strategy_outcomes(request).await.map(|r| r.into_inner())
+                    }
+                })
+                .await?;
+            listed.extend(page.outcomes);
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
         // A per-player cooldown needs the players of the losing moments.
         let players = if protections::needs_players(guard) {
             let mut ids: Vec<String> = listed

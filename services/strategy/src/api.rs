@@ -397,12 +397,15 @@ impl StrategyInternalService for StrategyApi {
                 None
             }
         };
+        let page = paging::page_request(request.page_size, &request.page_token, 1000, 1000, &mut violations);
         let (strategy_id, since) = violations.into_result((strategy_id, since))?;
         let (strategy_id, since) = (strategy_id.unwrap_or_default(), since.unwrap_or_default());
         let (outcomes, reset) =
-            self.read(|conn| strategies::outcomes_since(conn, strategy_id, since, MAX_OUTCOMES).boxed()).await?;
+            self.read(|conn| strategies::outcomes_since(conn, strategy_id, since, page).boxed()).await?;
         Ok(Response::new(pb::ListStrategyOutcomesResponse {
+            next_page_token: paging::next_page_token(outcomes.next),
             outcomes: outcomes
+                .items
                 .into_iter()
                 .map(|o| pb::StrategyOutcome {
                     trade_id: o.trade_id.to_string(),
@@ -417,6 +420,3 @@ impl StrategyInternalService for StrategyApi {
         }))
     }
 }
-
-/// The most outcomes ListStrategyOutcomes returns (the newest).
-const MAX_OUTCOMES: i64 = 10_000;

@@ -336,30 +336,36 @@ pub struct StrategyOutcome {
     pub occurred_at: DateTime<Utc>,
 }
 
-/// A strategy's outcomes at or after `since` (and after its protections' reset, if any),
-/// oldest first: the newest `size` of them.
+/// A page of a strategy's outcomes at or after `since` (and after its protections' reset, if
+/// any), oldest first (by time, then trade), with the reset's time.
 pub async fn outcomes_since(
     conn: &mut AsyncPgConnection,
     strategy_id: Uuid,
     since: DateTime<Utc>,
-    size: i64,
-) -> Result<(Vec<StrategyOutcome>, Option<DateTime<Utc>>), DatabaseError> {
+    page: PageRequest,
+) -> Result<(Page<StrategyOutcome>, Option<DateTime<Utc>>), DatabaseError> {
     let reset: Option<Option<DateTime<Utc>>> =
         strategies::table.find(strategy_id).select(strategies::protections_reset_at).first(conn).await.optional()?;
     let Some(reset) = reset else { return Err(DatabaseError::NotFound("strategy")) };
     let mut query = strategy_outcomes::table
         .filter(strategy_outcomes::strategy_id.eq(strategy_id))
         .filter(strategy_outcomes::occurred_at.ge(since))
-        .order((strategy_outcomes::occurred_at.desc(), strategy_outcomes::trade_id.desc()))
-        .limit(size)
+        .order((strategy_outcomes::occurred_at.asc(), strategy_outcomes::trade_id.asc()))
+        .limit(page.size + 1)
         .select(StrategyOutcome::as_select())
         .into_boxed();
     if let Some(reset) = reset {
         query = query.filter(strategy_outcomes::occurred_at.gt(reset));
     }
-    let mut rows: Vec<StrategyOutcome> = query.load(conn).await?;
-    rows.reverse();
-    Ok((rows, reset))
+    if let Some(after) = page.after {
+        query = query.filter(
+            strategy_outcomes::occurred_at
+                .gt(after.time)
+                .or(strategy_outcomes::occurred_at.eq(after.time).and(strategy_outcomes::trade_id.gt(after.id))),
+        );
+    }
+    let rows: Vec<StrategyOutcome> = query.load(conn).await?;
+    Ok((Page::from_rows(rows, page.size, |o| Cursor { time: o.occurred_at, id: o.trade_id }), reset))
 }
 
 /// Adds a trade's outcome to its strategy's performance; a trade already counted is not

@@ -325,13 +325,21 @@ async fn protections_are_kept_changed_by_their_mask_and_lifted_by_a_reset() {
         };
         app.internal.record_strategy_outcome(internal(sale)).await.unwrap();
     }
-    let since = ListStrategyOutcomesRequest { strategy_id: created.strategy_id.clone(), since: at(120) };
+    let since =
+        ListStrategyOutcomesRequest { strategy_id: created.strategy_id.clone(), since: at(120), ..Default::default() };
     let listed = app.internal.list_strategy_outcomes(internal(since.clone())).await.unwrap().into_inner();
     let pnls: Vec<i64> = listed.outcomes.iter().map(|o| o.realized_pnl_cents).collect();
     assert_eq!(pnls, [300, -700]);
     assert!(listed.outcomes.iter().all(|o| o.moment_id == moment));
     let recent = ListStrategyOutcomesRequest { since: at(60), ..since.clone() };
     assert_eq!(app.internal.list_strategy_outcomes(internal(recent)).await.unwrap().into_inner().outcomes.len(), 1);
+    // A page at a time, oldest first.
+    let one = ListStrategyOutcomesRequest { page_size: 1, ..since.clone() };
+    let first = app.internal.list_strategy_outcomes(internal(one.clone())).await.unwrap().into_inner();
+    assert_eq!((first.outcomes[0].realized_pnl_cents, first.next_page_token.is_empty()), (300, false));
+    let next = ListStrategyOutcomesRequest { page_token: first.next_page_token, ..one };
+    let second = app.internal.list_strategy_outcomes(internal(next)).await.unwrap().into_inner();
+    assert_eq!((second.outcomes[0].realized_pnl_cents, second.next_page_token.as_str()), (-700, ""));
 
     // A reset lifts them: what came before no longer counts towards the protections.
     let reset = ResetStrategyProtectionsRequest { strategy_id: created.strategy_id.clone() };
@@ -344,7 +352,8 @@ async fn protections_are_kept_changed_by_their_mask_and_lifted_by_a_reset() {
     let status = app.public.reset_strategy_protections(as_user(reset, stranger)).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "only its owner resets a strategy's protections");
 
-    let missing = ListStrategyOutcomesRequest { strategy_id: "nope".into(), since: None };
+    let missing =
+        ListStrategyOutcomesRequest { strategy_id: "nope".into(), since: None, page_size: 5000, ..Default::default() };
     let status = app.internal.list_strategy_outcomes(internal(missing)).await.unwrap_err();
-    assert_eq!(violated_fields(&status), ["strategy_id", "since"]);
+    assert_eq!(violated_fields(&status), ["strategy_id", "since", "page_size"]);
 }
