@@ -1290,11 +1290,6 @@ async fn each_protection_trips_on_its_scripted_losses_and_only_its_strategy_is_p
     use fastbreak_proto::strategy::v1::{
         CooldownAfterLoss, DrawdownGuard, LosingStreakGuard, RecordStrategyOutcomeRequest, StrategyProtections,
     };
-    // The day's losses must fall on the day the agents judge them: not across midnight (UTC).
-    let to_midnight = 86_400 - Utc::now().timestamp().rem_euclid(86_400);
-    if to_midnight < 90 {
-        tokio::time::sleep(Duration::from_secs(u64::try_from(to_midnight).unwrap_or(0) + 1)).await;
-    }
     let mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
     let (user, listings, _player, plain, mut strategies) = setup(&mesh).await;
     let mut outcomes = StrategyInternalServiceClient::new(channel(&mesh, "strategy").await);
@@ -1352,6 +1347,11 @@ async fn each_protection_trips_on_its_scripted_losses_and_only_its_strategy_is_p
         .expect("the listing")
         .moment_id
         .to_string();
+    // The day's losses must fall on the day the agents judge them: not across midnight (UTC).
+    let to_midnight = 86_400 - Utc::now().timestamp().rem_euclid(86_400);
+    if to_midnight < 180 {
+        tokio::time::sleep(Duration::from_secs(u64::try_from(to_midnight).unwrap_or(0) + 1)).await;
+    }
     let now = Utc::now();
     for (name, priority, protections, losses, rule) in cases {
         let strategy =
@@ -1402,8 +1402,8 @@ async fn each_protection_trips_on_its_scripted_losses_and_only_its_strategy_is_p
         .await;
     }
 
-    // A streak whose pause ran out lifts by its own rule: another collector's strategy with the
-    // same losses four hours earlier goes on to trading.
+    // A streak whose pause ran out lifts by its own rule: another collector's strategy with
+    // three losses about five hours ago goes on to trading.
     let (other, _) = mesh.funded_user(50_000).await;
     let lapsed = Strategy {
         display_name: "Lapsed".into(),
@@ -1414,7 +1414,8 @@ async fn each_protection_trips_on_its_scripted_losses_and_only_its_strategy_is_p
         ..plain.clone()
     };
     let lapsed = active_strategy(&mut strategies, other, lapsed).await;
-    for minutes_ago in [340, 320, 290] {
+    // Within the 300 minutes the streak looks back, its pause over 50 minutes ago.
+    for minutes_ago in [298, 294, 290] {
         let sale = RecordStrategyOutcomeRequest {
             strategy_id: lapsed.strategy_id.clone(),
             trade_id: Uuid::new_v4().to_string(),

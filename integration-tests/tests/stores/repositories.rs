@@ -988,11 +988,34 @@ async fn agent_runs_and_decisions_round_trip() {
     );
     assert_eq!(&expired[0].reasons[1..], &waiting.reasons[..]);
     assert!(agents::expire_approvals(conn, deadline).await.unwrap().is_empty(), "once");
-    // Once expired, a decline no longer ends it; a purchase made meanwhile is still recorded.
+    // Once expired, neither a decline nor an approval ends it.
     let declined = Decision { outcome: DecisionOutcome::Skip, reason_code: "declined".into(), ..waiting.clone() };
-    assert_eq!(agents::end_approval(conn, &declined).await.unwrap(), None);
-    let bought = Decision { outcome: DecisionOutcome::Buy, trade_id: Some(Uuid::new_v4()), ..waiting.clone() };
-    assert_eq!(agents::end_approval(conn, &bought).await.unwrap().map(|d| d.outcome), Some(DecisionOutcome::Buy));
+    assert_eq!(agents::end_approval(conn, &declined, false).await.unwrap(), None);
+    assert_eq!(
+        agents::claim_approval(conn, user.id, waiting.id, deadline - chrono::Duration::minutes(1)).await.unwrap(),
+        None
+    );
+
+    // Claimed for its approval, a purchase that waits is not declined or expired meanwhile; given
+    // back, it can be declined; a claim left behind expires ten minutes after its deadline.
+    let second = Decision { id: Uuid::new_v4(), ..waiting.clone() };
+    agents::insert_decision(conn, &second).await.unwrap();
+    let before = deadline - chrono::Duration::minutes(1);
+    assert!(agents::claim_approval(conn, user.id, second.id, before).await.unwrap().is_some());
+    assert_eq!(agents::claim_approval(conn, user.id, second.id, before).await.unwrap(), None, "one claim");
+    let declined = Decision { id: second.id, ..declined.clone() };
+    assert_eq!(agents::end_approval(conn, &declined, false).await.unwrap(), None, "not while claimed");
+    assert!(agents::expire_approvals(conn, deadline).await.unwrap().is_empty(), "not while claimed");
+    agents::release_approval(conn, second.id).await.unwrap();
+    assert!(agents::claim_approval(conn, user.id, second.id, before).await.unwrap().is_some());
+    let bought = Decision { outcome: DecisionOutcome::Buy, trade_id: Some(Uuid::new_v4()), ..second.clone() };
+    assert_eq!(agents::end_approval(conn, &bought, true).await.unwrap().map(|d| d.outcome), Some(DecisionOutcome::Buy));
+    let third = Decision { id: Uuid::new_v4(), ..waiting.clone() };
+    agents::insert_decision(conn, &third).await.unwrap();
+    agents::claim_approval(conn, user.id, third.id, before).await.unwrap();
+    assert!(agents::expire_approvals(conn, deadline + chrono::Duration::minutes(9)).await.unwrap().is_empty());
+    let stuck = agents::expire_approvals(conn, deadline + chrono::Duration::minutes(10)).await.unwrap();
+    assert_eq!(stuck.iter().map(|d| d.id).collect::<Vec<_>>(), vec![third.id]);
     assert_eq!(agents::find_run(conn, user.id, run.id).await.unwrap(), Some(finished.clone()));
     let failed_run = agents::start_run(conn, Uuid::new_v4(), user.id, RunTrigger::ScheduledScan).await.unwrap();
     let failed =

@@ -430,8 +430,8 @@ impl Engine {
         if let Some(stopped) = self.stopped_by_protections(strategy, user, player, &decision, now).await {
             return Ok(stopped);
         }
-        if let Some(minutes) = crate::protect::approval_minutes(strategy) {
-            return Ok(crate::protect::awaiting(decision, sentence, minutes, now));
+        if let Some(minutes) = domain::protections::approval_minutes(strategy) {
+            return Ok(domain::protections::awaiting(decision, sentence, minutes, now));
         }
         // Every rule passed: buy, under a key that a replay of this event repeats.
         let mut request = self.purchase_request(strategy, user, &decision, &factors);

@@ -18,41 +18,14 @@ use futures::FutureExt;
 use tonic::Status;
 use uuid::Uuid;
 
-use crate::domain::protections::{self, Outcome, Pause};
-use crate::domain::{self, Factor, reason_code, skip};
+use crate::domain::protections::{self, MANUAL_APPROVAL, Outcome, Pause, clock};
+use crate::domain::{self, Factor, skip};
 use crate::engine::Engine;
 use crate::store::{self as repo, Decision, DecisionOutcome};
-
-/// The rule a decision that waited for approval names.
-pub(crate) const MANUAL_APPROVAL: &str = "protections.manual_approval";
 
 /// FAILED_PRECONDITION: the decision is not in a state the call can act on.
 fn invalid_state(message: impl Into<String>) -> Status {
     status::failed_precondition(message, fastbreak_proto::common::v1::ErrorReason::InvalidState, [])
-}
-
-fn clock(time: DateTime<Utc>) -> String {
-    time.format("%Y-%m-%d %H:%M UTC").to_string()
-}
-
-/// The decision of a purchase chosen by a strategy with manual approval: it waits until
-/// `now` plus the strategy's time, its first reason saying so before the reason it was chosen.
-pub(crate) fn awaiting(mut decision: Decision, sentence: String, minutes: i32, now: DateTime<Utc>) -> Decision {
-    let until = now + Duration::minutes(i64::from(minutes.max(1)));
-    decision.outcome = DecisionOutcome::AwaitingApproval;
-    decision.approval_expires_at = Some(until);
-    decision.reason_code = reason_code(pb::DecisionReason::AwaitingApproval);
-    decision.rule = MANUAL_APPROVAL.to_owned();
-    // Chosen, not bought yet: the rules' sentence says so.
-    let chosen = sentence.strip_prefix("Bought: ").map_or(sentence.clone(), |rest| format!("Chosen to buy: {rest}"));
-    decision.reasons.insert(0, chosen);
-    decision.reasons.insert(0, format!("Waiting for your approval until {}.", clock(until)));
-    decision
-}
-
-/// How long the strategy's purchases wait for approval, when they do.
-pub(crate) fn approval_minutes(strategy: &strategy::Strategy) -> Option<i32> {
-    strategy.protections.as_ref()?.manual_approval.map(|m| m.expire_after_minutes)
 }
 
 impl Engine {
@@ -92,9 +65,13 @@ impl Engine {
         }
         // A per-player cooldown needs the players of the losing moments.
         let players = if protections::needs_players(guard) {
+            // Only the losses the cooldown still looks at.
+            let cooldown = guard.and_then(|g| g.cooldown_after_loss).map_or(0, |c| i64::from(c.minutes));
+            let from = status::timestamp(now - Duration::minutes(cooldown));
             let mut ids: Vec<String> = listed
                 .iter()
                 .filter(|o| o.realized_pnl_cents < 0 && !o.moment_id.is_empty())
+                .filter(|o| o.occur_time.is_none_or(|t| (t.seconds, t.nanos) >= (from.seconds, from.nanos)))
                 .map(|o| o.moment_id.clone())
                 .collect();
             ids.sort();
@@ -118,19 +95,22 @@ impl Engine {
         Ok(protections::paused(guard, &rules, &strategy.display_name, &outcomes, player, now))
     }
 
-    /// Moments by id (unknown ones left out).
+    /// Moments by id (unknown ones left out), a thousand at a time.
     async fn moments(&self, ids: Vec<String>) -> Result<Vec<market::Moment>, Status> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        let mut found = Vec::new();
+        for chunk in ids.chunks(1000) {
+            let moments = self
+                .retried(|| {
+                    let request = self.request(market::BatchGetMomentsRequest { moment_ids: chunk.to_vec() });
+                    async move {
+                        let mut client = MarketplaceServiceClient::new(self.peers.marketplace.channel()?);
+                        client.batch_get_moments(request).await.map(|r| r.into_inner().moments)
+                    }
+                })
+                .await?;
+            found.extend(moments);
         }
-        self.retried(|| {
-            let request = self.request(market::BatchGetMomentsRequest { moment_ids: ids.clone() });
-            async move {
-                let mut client = MarketplaceServiceClient::new(self.peers.marketplace.channel()?);
-                client.batch_get_moments(request).await.map(|r| r.into_inner().moments)
-            }
-        })
-        .await
+        Ok(found)
     }
 
     /// The decision skipped when the strategy's protections stop a chosen purchase at `now`: a
@@ -255,7 +235,7 @@ impl Engine {
             DecisionOutcome::AwaitingApproval => {}
             // Already bought on approval: the same answer again.
             DecisionOutcome::Buy => return Ok(Err(found)),
-            _ if found.rule == MANUAL_APPROVAL => {
+            _ if found.approval_expires_at.is_some() => {
                 return Err(invalid_state(format!(
                     "the purchase no longer waits for approval: {}",
                     found.reasons.first().cloned().unwrap_or_default()
@@ -276,14 +256,47 @@ impl Engine {
     }
 
     /// Approves a purchase that waits: bought now at most at its price, unless the strategy's
-    /// daily cap or a protection stops it, or trading refuses it. Trading not reached leaves it
-    /// waiting (the error says so).
+    /// daily cap or a protection stops it, or trading refuses it. The decision is claimed first,
+    /// so that a decline or the expiry cannot end it meanwhile; when the strategy or trading
+    /// cannot be reached, it is given back to its wait (the error says so).
     pub(crate) async fn approve(&self, user: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<Decision, Status> {
-        let waiting = match self.waiting(user, id, now).await? {
-            Ok(waiting) => waiting,
-            Err(bought) => return Ok(bought),
-        };
+        if let Err(bought) = self.waiting(user, id, now).await? {
+            return Ok(bought);
+        }
         let indexed = self.indexed().await?;
+        let claimed = self
+            .read_committed(move |conn| async move { repo::claim_approval(conn, user, id, now).await }.boxed())
+            .await?;
+        let Some(waiting) = claimed else {
+            // Answered, declined or expired meanwhile, or being approved by another call.
+            return match self.waiting(user, id, now).await? {
+                Err(bought) => Ok(bought),
+                Ok(_) => Err(status::dependency_unavailable("agents", std::time::Duration::from_secs(1))),
+            };
+        };
+        let ended = match self.approved(user, &waiting, &indexed, now).await {
+            Ok(ended) => ended,
+            Err(error) => {
+                let release = self
+                    .read_committed(move |conn| async move { repo::release_approval(conn, id).await }.boxed())
+                    .await;
+                if let Err(status) = release {
+                    tracing::warn!(error = %status.message(), "a claimed approval could not be given back");
+                }
+                return Err(error);
+            }
+        };
+        self.end_wait(ended, true).await
+    }
+
+    /// What a claimed approval ends in; an error when it could not be acted on.
+    async fn approved(
+        &self,
+        user: Uuid,
+        waiting: &Decision,
+        indexed: &crate::index::Indexed,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, Status> {
         let strategy_id = waiting.strategy_id.to_string();
         let Some(strategy) = indexed.strategies.iter().find(|s| s.strategy_id == strategy_id) else {
             return Err(invalid_state("its strategy is paused or deleted: activate it to approve the purchase"));
@@ -295,34 +308,34 @@ impl Engine {
         let rules = strategy.rules.unwrap_or_default();
         let midnight = now.date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
         let bought_today = self.bought_since(waiting.strategy_id, midnight).await?;
-        let ended = if let Some(cap) = domain::daily_cap(&rules, &strategy.display_name, bought_today) {
-            cap.decide(decision)
-        } else {
-            let player = if protections::needs_players(strategy.protections.as_ref()) {
-                self.moments(vec![waiting.moment_id.to_string()]).await?.pop().map(|m| m.player_id)
-            } else {
-                None
-            };
-            match self.stopped_by_protections(strategy, user, player.as_deref(), &decision, now).await {
-                Some(stopped) => stopped,
-                None => {
-                    let factors: Vec<Factor> = serde_json::from_value(waiting.factors.clone()).unwrap_or_default();
-                    let request = self.purchase_request(strategy, user, &decision, &factors);
-                    let sentence = format!("Bought on your approval at {}.", clock(now));
-                    self.bought(decision, self.execute(request).await, sentence)?
-                }
-            }
-        };
-        self.end_wait(ended).await
+        if let Some(cap) = domain::daily_cap(&rules, &strategy.display_name, bought_today) {
+            return Ok(cap.decide(decision));
+        }
+        // The protections as they are now: a block or a pause added since the purchase was chosen.
+        let guard = strategy.protections.as_ref();
+        let moment = self.moments(vec![waiting.moment_id.to_string()]).await?.pop();
+        if let Some(blocked) = protections::blocked(guard, moment.as_ref(), &strategy.display_name) {
+            return Ok(blocked.decide(decision));
+        }
+        let player = moment.as_ref().map(|m| m.player_id.as_str());
+        if let Some(pause) = self.pause(strategy, player, now).await? {
+            self.tell_paused(strategy, user, &pause).await;
+            return Ok(pause.skip().decide(decision));
+        }
+        let factors: Vec<Factor> = serde_json::from_value(waiting.factors.clone()).unwrap_or_default();
+        let request = self.purchase_request(strategy, user, &decision, &factors);
+        let sentence = format!("Bought on your approval at {}.", clock(now));
+        self.bought(decision, self.execute(request).await, sentence)
     }
 
     /// Declines a purchase that waits.
     pub(crate) async fn decline(&self, user: Uuid, id: Uuid, now: DateTime<Utc>) -> Result<Decision, Status> {
         let waiting = match self.waiting(user, id, now).await? {
             Ok(waiting) => waiting,
-            Err(_bought) => {
+            Err(bought) if bought.approval_expires_at.is_some() => {
                 return Err(invalid_state("the purchase was approved and made already"));
             }
+            Err(_) => return Err(invalid_state("the decision did not wait for approval")),
         };
         let mut decision = waiting;
         decision.reasons.remove(0);
@@ -333,17 +346,22 @@ impl Engine {
             MANUAL_APPROVAL,
             format!("Declined by you at {}.", clock(now)),
         );
-        self.end_wait(ended).await
+        let stored = self.end_wait(ended, false).await?;
+        if stored.outcome == DecisionOutcome::AwaitingApproval {
+            return Err(invalid_state("the purchase is being approved right now"));
+        }
+        Ok(stored)
     }
 
-    /// Stores how a wait ended; when it ended otherwise meanwhile, that is the answer.
-    async fn end_wait(&self, ended: Decision) -> Result<Decision, Status> {
+    /// Stores how a wait ended (`claimed`: by its approval); when it ended otherwise meanwhile,
+    /// that is the answer.
+    async fn end_wait(&self, ended: Decision, claimed: bool) -> Result<Decision, Status> {
         let (user, id) = (ended.user_id, ended.id);
         let stored = self
             .read_committed(move |conn| {
                 let ended = ended.clone();
                 async move {
-                    match repo::end_approval(conn, &ended).await? {
+                    match repo::end_approval(conn, &ended, claimed).await? {
                         Some(stored) => Ok(Some(stored)),
                         None => repo::find_decision(conn, user, id).await,
                     }

@@ -620,33 +620,83 @@ pub async fn find_decision(
         .optional()?)
 }
 
+/// The rule a decision that waited for approval names.
+pub const MANUAL_APPROVAL: &str = "protections.manual_approval";
+
+/// The rule of a decision that waits while its approval is being acted on (a claim): neither a
+/// decline nor the expiry touches it meanwhile.
+pub const APPROVING: &str = "protections.manual_approval:approving";
+
+/// Claims a decision that waits for approval, before `now`'s deadline, for its approval; `None`
+/// when it does not wait (or is claimed already, or expired).
+pub async fn claim_approval(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<Decision>, DatabaseError> {
+    Ok(diesel::update(
+        decisions::table
+            .find(id)
+            .filter(decisions::user_id.eq(user_id))
+            .filter(decisions::outcome.eq(DecisionOutcome::AwaitingApproval))
+            .filter(decisions::rule.eq(MANUAL_APPROVAL))
+            .filter(decisions::approval_expires_at.gt(now)),
+    )
+    .set(decisions::rule.eq(APPROVING))
+    .returning(Decision::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?)
+}
+
+/// Gives a claimed decision back to its wait (its approval could not be acted on).
+pub async fn release_approval(conn: &mut AsyncPgConnection, id: Uuid) -> Result<(), DatabaseError> {
+    diesel::update(
+        decisions::table
+            .find(id)
+            .filter(decisions::outcome.eq(DecisionOutcome::AwaitingApproval))
+            .filter(decisions::rule.eq(APPROVING)),
+    )
+    .set(decisions::rule.eq(MANUAL_APPROVAL))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Ends a decision that waits for approval, as `ended` says (its outcome, reason, rule, trade
-/// and reasons), unless it no longer waits; `None` then. A purchase made on approval is
-/// recorded whatever the decision became meanwhile (the trade exists), except over a purchase.
-pub async fn end_approval(conn: &mut AsyncPgConnection, ended: &Decision) -> Result<Option<Decision>, DatabaseError> {
-    let waiting = if ended.outcome == DecisionOutcome::Buy {
-        Box::new(decisions::outcome.ne(DecisionOutcome::Buy))
-            as Box<dyn BoxableExpression<decisions::table, diesel::pg::Pg, SqlType = diesel::sql_types::Bool>>
-    } else {
-        Box::new(decisions::outcome.eq(DecisionOutcome::AwaitingApproval))
-    };
-    Ok(diesel::update(decisions::table.find(ended.id).filter(decisions::user_id.eq(ended.user_id)).filter(waiting))
-        .set((
-            decisions::outcome.eq(ended.outcome),
-            decisions::reason_code.eq(&ended.reason_code),
-            decisions::rule.eq(&ended.rule),
-            decisions::reasons.eq(&ended.reasons),
-            decisions::trade_id.eq(ended.trade_id),
-            decisions::data_incomplete.eq(ended.data_incomplete),
-        ))
-        .returning(Decision::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?)
+/// and reasons): one claimed for its approval when `claimed`, else one that waits unclaimed (a
+/// decline). `None` when it is not in that state.
+pub async fn end_approval(
+    conn: &mut AsyncPgConnection,
+    ended: &Decision,
+    claimed: bool,
+) -> Result<Option<Decision>, DatabaseError> {
+    let rule = if claimed { APPROVING } else { MANUAL_APPROVAL };
+    Ok(diesel::update(
+        decisions::table
+            .find(ended.id)
+            .filter(decisions::user_id.eq(ended.user_id))
+            .filter(decisions::outcome.eq(DecisionOutcome::AwaitingApproval))
+            .filter(decisions::rule.eq(rule)),
+    )
+    .set((
+        decisions::outcome.eq(ended.outcome),
+        decisions::reason_code.eq(&ended.reason_code),
+        decisions::rule.eq(&ended.rule),
+        decisions::reasons.eq(&ended.reasons),
+        decisions::trade_id.eq(ended.trade_id),
+        decisions::data_incomplete.eq(ended.data_incomplete),
+    ))
+    .returning(Decision::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?)
 }
 
 /// Expires the decisions whose approval did not come by `now`: each is skipped with the reason
-/// `approval_expired`. The decisions expired.
+/// `approval_expired`. One claimed for its approval is left to it, unless its deadline passed
+/// ten minutes ago (its approver stopped midway). The decisions expired.
 pub async fn expire_approvals(
     conn: &mut AsyncPgConnection,
     now: DateTime<Utc>,
@@ -657,6 +707,7 @@ pub async fn expire_approvals(
                 reasons = array_prepend('Expired: the purchase was not approved by ' \
                     || to_char(approval_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC.', reasons) \
           WHERE outcome = 'awaiting_approval' AND approval_expires_at <= $1 \
+            AND (rule = 'protections.manual_approval' OR approval_expires_at <= $1 - interval '10 minutes') \
           RETURNING *",
     )
     .bind::<Timestamptz, _>(now)

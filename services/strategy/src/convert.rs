@@ -212,6 +212,11 @@ pub fn spec_from_pb(strategy: &pb::Strategy) -> Result<StrategySpec, Violations>
         violations.check(protections.blocked_player_ids.is_empty(), field("blocked_player_ids"), unsupported);
         violations.check(protections.blocked_set_names.is_empty(), field("blocked_set_names"), unsupported);
         violations.check(protections.approval_expire_after_minutes.is_none(), field("manual_approval"), unsupported);
+        violations.check(
+            protections.cooldown_after_loss.is_none_or(|c| !c.per_player),
+            field("cooldown_after_loss.per_player"),
+            "does not apply to arbitrage mode (its cooldown pauses the whole strategy)",
+        );
     }
     match (rules, parameters, violations.is_empty()) {
         (Some(rules), Some(parameters), true) => {

@@ -10,7 +10,29 @@ use fastbreak_proto::agents::v1 as pb;
 use fastbreak_proto::marketplace::v1 as market;
 use fastbreak_proto::strategy::v1 as strategy;
 
-use super::Skip;
+use super::{Skip, reason_code};
+pub(crate) use crate::store::MANUAL_APPROVAL;
+use crate::store::{Decision, DecisionOutcome};
+
+/// The decision of a purchase chosen by a strategy with manual approval: it waits until
+/// `now` plus the strategy's time, its first reason saying so before the reason it was chosen.
+pub(crate) fn awaiting(mut decision: Decision, sentence: String, minutes: i32, now: DateTime<Utc>) -> Decision {
+    let until = now + Duration::minutes(i64::from(minutes.max(1)));
+    decision.outcome = DecisionOutcome::AwaitingApproval;
+    decision.approval_expires_at = Some(until);
+    decision.reason_code = reason_code(pb::DecisionReason::AwaitingApproval);
+    decision.rule = MANUAL_APPROVAL.to_owned();
+    // Chosen, not bought yet: the rules' sentence says so.
+    let chosen = sentence.strip_prefix("Bought: ").map_or(sentence.clone(), |rest| format!("Chosen to buy: {rest}"));
+    decision.reasons.insert(0, chosen);
+    decision.reasons.insert(0, format!("Waiting for your approval until {}.", clock(until)));
+    decision
+}
+
+/// How long the strategy's purchases wait for approval, when they do.
+pub(crate) fn approval_minutes(strategy: &strategy::Strategy) -> Option<i32> {
+    strategy.protections.as_ref()?.manual_approval.map(|m| m.expire_after_minutes)
+}
 
 /// One trade's outcome for a strategy, as its protections read it.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +69,18 @@ pub(crate) fn blocked(
     moment: Option<&market::Moment>,
     name: &str,
 ) -> Option<Skip> {
-    let (protections, moment) = (protections?, moment?);
+    let protections = protections?;
+    if protections.blocked_player_ids.is_empty() && protections.blocked_set_names.is_empty() {
+        return None;
+    }
+    // Without its moment the blocks cannot be checked: nothing is bought on a guess.
+    let Some(moment) = moment else {
+        return Some(Skip::new(
+            pb::DecisionReason::Protection,
+            "protections.blocked_player_ids",
+            format!("Skipped: \"{name}\" blocks players or sets, and the listing's moment is unknown."),
+        ));
+    };
     if protections.blocked_player_ids.iter().any(|p| p == &moment.player_id) {
         let player = if moment.player_name.is_empty() { &moment.player_id } else { &moment.player_name };
         return Some(Skip::new(
@@ -90,7 +123,7 @@ pub(crate) fn needs_players(protections: Option<&strategy::StrategyProtections>)
     protections.and_then(|p| p.cooldown_after_loss).is_some_and(|c| c.per_player)
 }
 
-fn clock(time: DateTime<Utc>) -> String {
+pub(crate) fn clock(time: DateTime<Utc>) -> String {
     time.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
@@ -127,7 +160,8 @@ fn cooldown(
         .iter()
         .rev()
         .filter(|o| o.pnl_cents < 0)
-        .filter(|o| !c.per_player || (player.is_some() && o.player_id.as_deref() == player))
+        // Per player: a loss on the same player's moment; when the player is unknown, any loss.
+        .filter(|o| !c.per_player || player.is_none() || o.player_id.as_deref() == player)
         .find(|o| o.at + minutes(c.minutes) > now)?;
     let until = loss.at + minutes(c.minutes);
     let whose = if c.per_player { " on this player's moments" } else { "" };
@@ -276,6 +310,8 @@ mod tests {
         let outcomes = [sale(0, -300, "lebron")];
         assert!(check(&p, &outcomes, "lebron", 30).is_some());
         assert_eq!(check(&p, &outcomes, "curry", 30), None);
+        let unknown = paused(Some(&p), &rules(), "Spikes", &outcomes, None, at(30));
+        assert!(unknown.is_some(), "an unknown player is treated as the losing one");
         assert!(needs_players(Some(&p)));
     }
 
@@ -371,5 +407,7 @@ mod tests {
             "protections.blocked_set_names"
         );
         assert!(blocked(Some(&p), Some(&moment("curry", "Metallic Gold")), "Spikes").is_none());
+        assert!(blocked(Some(&p), None, "Spikes").is_some(), "an unknown moment is not bought on a guess");
+        assert!(blocked(Some(&strategy::StrategyProtections::default()), None, "Spikes").is_none());
     }
 }

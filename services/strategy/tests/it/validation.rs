@@ -123,7 +123,9 @@ async fn a_strategy_needs_its_rules_and_a_known_template() {
 
 #[tokio::test]
 async fn protections_name_each_bad_value_and_arbitrage_takes_only_its_pauses() {
-    use fastbreak_proto::strategy::v1::{DrawdownGuard, LosingStreakGuard, ManualApproval, StrategyProtections};
+    use fastbreak_proto::strategy::v1::{
+        CooldownAfterLoss, DrawdownGuard, LosingStreakGuard, ManualApproval, StrategyProtections,
+    };
     let mut app = spawn_app().await;
     let user = app.user().await;
     let bad = StrategyProtections {
@@ -158,6 +160,7 @@ async fn protections_name_each_bad_value_and_arbitrage_takes_only_its_pauses() {
             losing_streak: Some(LosingStreakGuard { losing_trades: 3, window_minutes: 60, pause_minutes: 60 }),
             blocked_set_names: vec!["Base Set".into()],
             manual_approval: Some(ManualApproval { expire_after_minutes: 10 }),
+            cooldown_after_loss: Some(CooldownAfterLoss { minutes: 30, per_player: true }),
             ..Default::default()
         }),
         ..Default::default()
@@ -165,7 +168,11 @@ async fn protections_name_each_bad_value_and_arbitrage_takes_only_its_pauses() {
     let status = app.create(user, arbitrage.clone()).await.unwrap_err();
     assert_eq!(
         violated_fields(&status),
-        ["strategy.protections.blocked_set_names", "strategy.protections.manual_approval"]
+        [
+            "strategy.protections.blocked_set_names",
+            "strategy.protections.manual_approval",
+            "strategy.protections.cooldown_after_loss.per_player"
+        ]
     );
     let pauses_only = StrategyProtections {
         losing_streak: Some(LosingStreakGuard { losing_trades: 3, window_minutes: 60, pause_minutes: 60 }),
