@@ -288,6 +288,7 @@ impl Engine {
                 factors: &factors,
                 form: form.as_ref(),
                 taken_by: taken_by.get(&strategy.user_id),
+                now: Utc::now(),
             };
             match self.decide_one(candidate, strategy, user, strategy_id, run, shared).await {
                 Ok(decision) => {
@@ -402,7 +403,7 @@ impl Engine {
         match judge(candidate, strategy, user, strategy_id, run, shared)? {
             Judged::Decided(decision) => Ok(decision),
             Judged::Chosen(chosen) => {
-                let today = Utc::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+                let today = shared.now.date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
                 let bought_today = self.bought_since(strategy_id, today).await?;
                 self.purchase(candidate, strategy, user, chosen, bought_today).await
             }
@@ -425,7 +426,8 @@ impl Engine {
         if let Some(skip) = domain::daily_cap(&rules, &strategy.display_name, bought_today) {
             return Ok(skip.decide(decision));
         }
-        let now = Utc::now();
+        // The instant the listing was judged at.
+        let now = decision.created_at;
         let player = candidate.moment.as_ref().map(|m| m.player_id.as_str());
         if let Some(stopped) = self.stopped_by_protections(strategy, user, player, &decision, now).await {
             return Ok(stopped);
@@ -560,7 +562,7 @@ impl Engine {
         let (price, sell) = (listing.price_cents, opportunity.expected_sell_cents);
         let rules = strategy.rules.unwrap_or_default();
         let name = &strategy.display_name;
-        let mut decision = new_decision(&candidate, user, strategy_id, run)?;
+        let mut decision = new_decision(&candidate, user, strategy_id, run, Utc::now())?;
         decision.fair_value_cents = sell.max(0);
         decision.confidence = 1.0;
         let today = Utc::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
@@ -823,7 +825,13 @@ impl Engine {
 }
 
 /// A decision about a candidate for one strategy, not made yet (a skip without reasons).
-fn new_decision(candidate: &Candidate, user: Uuid, strategy_id: Uuid, run: Uuid) -> Result<Decision, Status> {
+fn new_decision(
+    candidate: &Candidate,
+    user: Uuid,
+    strategy_id: Uuid,
+    run: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Decision, Status> {
     let listing = &candidate.listing;
     Ok(Decision {
         // Time-ordered: a decision's id lands at the end of its index, as its time does.
@@ -839,7 +847,7 @@ fn new_decision(candidate: &Candidate, user: Uuid, strategy_id: Uuid, run: Uuid)
         fair_value_cents: 0,
         confidence: 0.0,
         trade_id: None,
-        created_at: Utc::now(),
+        created_at: now,
         reason_code: String::new(),
         rule: String::new(),
         valuation_id: None,
@@ -884,7 +892,7 @@ pub(crate) fn judge(
     let price = listing.price_cents;
     let rules = strategy.rules.unwrap_or_default();
     let name = &strategy.display_name;
-    let mut decision = new_decision(candidate, user, strategy_id, run)?;
+    let mut decision = new_decision(candidate, user, strategy_id, run, shared.now)?;
     let active = listing.state == market::ListingState::Active as i32;
     if let Some(skip) = domain::before_valuation(active, shared.taken_by.map(String::as_str), &rules, name, price) {
         return Ok(Judged::Decided(skip.decide(decision)));
@@ -893,7 +901,7 @@ pub(crate) fn judge(
         return Ok(Judged::Decided(skip.decide(decision)));
     }
     if let Some(form) = shared.form
-        && let Some(unfit) = domain::kind_fit(strategy, form, &mut decision, Utc::now())
+        && let Some(unfit) = domain::kind_fit(strategy, form, &mut decision, shared.now)
     {
         return Ok(Judged::Decided(unfit));
     }
@@ -946,4 +954,7 @@ pub(crate) struct Shared<'a> {
     pub factors: &'a [Factor],
     pub form: Option<&'a Result<PlayerForm, Status>>,
     pub taken_by: Option<&'a String>,
+    /// The instant the listing is judged at: what the rules read as "now" (a player's window
+    /// since his game, the protections' pauses), and the decisions' time.
+    pub now: DateTime<Utc>,
 }

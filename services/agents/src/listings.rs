@@ -174,8 +174,13 @@ impl Engine {
                 let run = *runs.entry(user).or_insert_with(|| repo::listing_run(user, hour));
                 for (k, strategy) in theirs.iter().enumerate() {
                     let strategy_id = Uuid::parse_str(&strategy.strategy_id).map_err(|_| "a bad strategy id")?;
-                    let shared =
-                        Shared { valued: &looked[place].valued, factors: &looked[place].factors, form, taken_by: None };
+                    let shared = Shared {
+                        valued: &looked[place].valued,
+                        factors: &looked[place].factors,
+                        form,
+                        taken_by: None,
+                        now: Utc::now(),
+                    };
                     match judge(candidate, strategy, user, strategy_id, run, shared)
                         .map_err(|s| s.message().to_owned())?
                     {
@@ -309,6 +314,7 @@ impl Engine {
                     factors: &looked[place].factors,
                     form,
                     taken_by: taken_by.as_ref(),
+                    now: Utc::now(),
                 };
                 let decision = match judge(candidate, strategy, user, strategy_id, run, shared) {
                     Err(_) => continue,
