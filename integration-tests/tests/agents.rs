@@ -163,22 +163,7 @@ async fn a_listing_event_is_bought_or_skipped_with_its_reasons_and_never_twice()
 
     // Two price changes reach the stream: 10.00 (50% under fair value) and 19.50 (2.5% under).
     let (cheap, close) = (listings[5], listings[6]);
-    mesh.pool
-        .read_committed(move |conn| {
-            async move {
-                market::lock_listing_events(conn).await?;
-                market::update_listing_price(conn, cheap, 1_000).await?;
-                market::update_listing_price(conn, close, 1_950).await?;
-                market::append_listing_events(
-                    conn,
-                    &[(ListingEventKind::PriceChanged, cheap, 1_000), (ListingEventKind::PriceChanged, close, 1_950)],
-                )
-                .await
-            }
-            .boxed()
-        })
-        .await
-        .unwrap();
+    reprice(&mesh, &[(cheap, 1_000), (close, 1_950)]).await;
 
     let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
     let decisions =

@@ -696,20 +696,9 @@ impl Engine {
             tracing::warn!(error = %status.message(), "the operators' alert could not be raised");
         }
         if let Some(user) = user {
-            let sent = client
-                .send_notification(self.request(notification::SendNotificationRequest {
-                    user_id: user.to_string(),
-                    category: notification::NotificationCategory::System.into(),
-                    priority: notification::Priority::High.into(),
-                    title: "Your automation is held up".to_owned(),
-                    body: message.to_owned(),
-                    idempotency_key: format!("{dedup}:{user}"),
-                    links: Vec::new(),
-                }))
-                .await;
-            if let Err(status) = sent {
-                tracing::warn!(error = %status.message(), "the user's alert could not be sent");
-            }
+            let category = notification::NotificationCategory::System;
+            let (title, key) = ("Your automation is held up", format!("{dedup}:{user}"));
+            self.notify(user, category, title, message.to_owned(), key, Vec::new()).await;
         }
     }
 

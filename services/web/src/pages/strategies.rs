@@ -255,6 +255,11 @@ fn protections_fields(strategy: &Strategy, typed: Option<&Fields>, trouble: Opti
     }
 }
 
+/// A field's comma-separated values, trimmed, the empty ones left out.
+fn comma_list(fields: &Fields, name: &str) -> Vec<String> {
+    fields.get(name).split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
 /// The typed protections over the strategy's; values that are not numbers, named.
 fn apply_protections(fields: &Fields, strategy: &mut Strategy, wrong: &mut Vec<(String, String)>) {
     let mut int = |name: &str| -> Option<i32> {
@@ -296,11 +301,8 @@ fn apply_protections(fields: &Fields, strategy: &mut Strategy, wrong: &mut Vec<(
         }
     };
     if !matches!(strategy.parameters, Some(Parameters::ArbitrageMode(_))) {
-        let list = |name: &str| -> Vec<String> {
-            fields.get(name).split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
-        };
-        p.blocked_player_ids = list("blocked_player_ids");
-        p.blocked_set_names = list("blocked_set_names");
+        p.blocked_player_ids = comma_list(fields, "blocked_player_ids");
+        p.blocked_set_names = comma_list(fields, "blocked_set_names");
         p.manual_approval = approval.map(|expire_after_minutes| ManualApproval { expire_after_minutes });
     }
     strategy.protections = (p != StrategyProtections::default()).then_some(p);
@@ -402,9 +404,7 @@ fn apply(fields: &Fields, strategy: &mut Strategy) -> Result<(), Problem> {
         .then(|| DailyScan { time_of_day: time_of_day.to_owned(), time_zone: time_zone.to_owned() });
     let rarities: Vec<i32> =
         fields.all("rarities").iter().filter_map(|name| Rarity::from_str_name(name)).map(|r| r as i32).collect();
-    let list = |name: &str| -> Vec<String> {
-        fields.get(name).split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
-    };
+    let list = |name: &str| comma_list(fields, name);
     match &mut strategy.parameters {
         Some(Parameters::RookieRisers(p)) => {
             p.max_seasons_played = seasons;
