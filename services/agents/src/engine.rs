@@ -405,71 +405,8 @@ impl Engine {
             Judged::Chosen(chosen) => {
                 let today = shared.now.date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
                 let bought_today = self.bought_since(strategy_id, today).await?;
-                self.purchase(candidate, strategy, user, chosen, bought_today).await
+                purchase(self, candidate, strategy, user, chosen, bought_today).await
             }
-        }
-    }
-
-    /// Buys what the rules chose unless the strategy's daily cap (with `bought_today` purchases
-    /// made today) or its protections stop it; with manual approval, the purchase waits for the
-    /// user instead. An error means trading could not be reached: nothing is decided.
-    pub(crate) async fn purchase(
-        &self,
-        candidate: &Candidate,
-        strategy: &strategy::Strategy,
-        user: Uuid,
-        chosen: Chosen,
-        bought_today: i64,
-    ) -> Result<Decision, Status> {
-        let Chosen { decision, sentence, factors } = chosen;
-        let rules = strategy.rules.unwrap_or_default();
-        if let Some(skip) = domain::daily_cap(&rules, &strategy.display_name, bought_today) {
-            return Ok(skip.decide(decision));
-        }
-        // The instant the listing was judged at.
-        let now = decision.created_at;
-        let player = candidate.moment.as_ref().map(|m| m.player_id.as_str());
-        if let Some(stopped) = self.stopped_by_protections(strategy, user, player, &decision, now).await {
-            return Ok(stopped);
-        }
-        if let Some(minutes) = domain::protections::approval_minutes(strategy) {
-            return Ok(domain::protections::awaiting(decision, sentence, minutes, now));
-        }
-        // Every rule passed: buy, under a key that a replay of this event repeats.
-        let mut request = self.purchase_request(strategy, user, &decision, &factors);
-        request.reasoning.insert(0, sentence.clone());
-        self.bought(decision, self.execute(request).await, sentence)
-    }
-
-    /// The purchase of a decision's listing at most at its price, under the key a replay of
-    /// its event repeats, with its reasons, valuation and factors.
-    pub(crate) fn purchase_request(
-        &self,
-        strategy: &strategy::Strategy,
-        user: Uuid,
-        decision: &Decision,
-        factors: &[Factor],
-    ) -> trading::ExecutePurchaseRequest {
-        let (listing, price) = (decision.listing_id, decision.price_cents);
-        trading::ExecutePurchaseRequest {
-            user_id: user.to_string(),
-            listing_id: listing.to_string(),
-            max_price_cents: price,
-            idempotency_key: format!("agents:{user}:{listing}:{price}"),
-            strategy_id: strategy.strategy_id.clone(),
-            decision_id: decision.id.to_string(),
-            reasoning: decision.reasons.clone(),
-            valuation_id: decision.valuation_id.map(|v| v.to_string()).unwrap_or_default(),
-            expected_value_cents: decision.fair_value_cents.max(0),
-            factors: factors
-                .iter()
-                .map(|f| trading::ReasoningFactor {
-                    name: f.name.clone(),
-                    weight: f.weight.clamp(0.0, 1.0),
-                    impact_cents: f.impact_cents,
-                    explanation: f.explanation.clone(),
-                })
-                .collect(),
         }
     }
 
@@ -483,39 +420,6 @@ impl Engine {
             }
         })
         .await
-    }
-
-    /// The decision as trading's answer makes it: bought (with `sentence` first), or refused
-    /// with trading's reason. An error means trading could not be reached: nothing is decided.
-    pub(crate) fn bought(
-        &self,
-        mut decision: Decision,
-        answer: Result<trading::Trade, Status>,
-        sentence: String,
-    ) -> Result<Decision, Status> {
-        match answer {
-            Ok(trade) => {
-                decision.outcome = DecisionOutcome::Buy;
-                decision.trade_id = Uuid::parse_str(&trade.trade_id).ok();
-                decision.reason_code = reason_code(pb::DecisionReason::Bought);
-                decision.rule = "all_rules_passed".to_owned();
-                decision.reasons.insert(0, sentence);
-                Ok(decision)
-            }
-            Err(status) => {
-                let Some((code, rule)) = domain::purchase_refused(&status) else {
-                    return Err(status);
-                };
-                decision.outcome = DecisionOutcome::Refused;
-                decision.data_incomplete = code == pb::DecisionReason::ServiceUnavailable;
-                Ok(domain::skip(
-                    decision,
-                    code,
-                    rule,
-                    format!("Chosen to buy, but the purchase was refused: {}", status.message()),
-                ))
-            }
-        }
     }
 
     pub(crate) async fn bought_since(&self, strategy_id: Uuid, since: DateTime<Utc>) -> Result<i64, Status> {
@@ -946,4 +850,138 @@ pub(crate) struct Shared<'a> {
     /// The instant the listing is judged at: what the rules read as "now" (a player's window
     /// since his game, the protections' pauses), and the decisions' time.
     pub now: DateTime<Utc>,
+}
+
+/// Where a purchase the rules chose is bought: trading for the live agents (the [`Engine`]), a
+/// paper ledger for a backtest. Both go through [`purchase`], so that a replay decides as the
+/// live agents do.
+pub(crate) trait Book {
+    /// The decision skipped when the strategy's protections stop the purchase at `now`; `None`
+    /// when it may go on.
+    fn stopped(
+        &self,
+        strategy: &strategy::Strategy,
+        user: Uuid,
+        player: Option<&str>,
+        decision: &Decision,
+        now: DateTime<Utc>,
+    ) -> impl std::future::Future<Output = Option<Decision>> + Send;
+
+    /// Buys, at most at the request's price. An error that is not an answer means the book
+    /// could not be reached: nothing is decided then.
+    fn buy(
+        &self,
+        request: trading::ExecutePurchaseRequest,
+    ) -> impl std::future::Future<Output = Result<trading::Trade, Status>> + Send;
+}
+
+impl Book for Engine {
+    async fn stopped(
+        &self,
+        strategy: &strategy::Strategy,
+        user: Uuid,
+        player: Option<&str>,
+        decision: &Decision,
+        now: DateTime<Utc>,
+    ) -> Option<Decision> {
+        self.stopped_by_protections(strategy, user, player, decision, now).await
+    }
+
+    async fn buy(&self, request: trading::ExecutePurchaseRequest) -> Result<trading::Trade, Status> {
+        self.execute(request).await
+    }
+}
+
+/// Buys what the rules chose unless the strategy's daily cap (with `bought_today` purchases
+/// made today) or its protections stop it; with manual approval, the purchase waits for the
+/// user instead. An error means the book could not be reached: nothing is decided.
+pub(crate) async fn purchase<B: Book>(
+    book: &B,
+    candidate: &Candidate,
+    strategy: &strategy::Strategy,
+    user: Uuid,
+    chosen: Chosen,
+    bought_today: i64,
+) -> Result<Decision, Status> {
+    let Chosen { decision, sentence, factors } = chosen;
+    let rules = strategy.rules.unwrap_or_default();
+    if let Some(skip) = domain::daily_cap(&rules, &strategy.display_name, bought_today) {
+        return Ok(skip.decide(decision));
+    }
+    // The instant the listing was judged at.
+    let now = decision.created_at;
+    let player = candidate.moment.as_ref().map(|m| m.player_id.as_str());
+    if let Some(stopped) = book.stopped(strategy, user, player, &decision, now).await {
+        return Ok(stopped);
+    }
+    if let Some(minutes) = domain::protections::approval_minutes(strategy) {
+        return Ok(domain::protections::awaiting(decision, sentence, minutes, now));
+    }
+    // Every rule passed: buy, under a key that a replay of this event repeats.
+    let mut request = purchase_request(strategy, user, &decision, &factors);
+    request.reasoning.insert(0, sentence.clone());
+    bought(decision, book.buy(request).await, sentence)
+}
+
+/// The purchase of a decision's listing at most at its price, under the key a replay of its
+/// event repeats, with its reasons, valuation and factors.
+pub(crate) fn purchase_request(
+    strategy: &strategy::Strategy,
+    user: Uuid,
+    decision: &Decision,
+    factors: &[Factor],
+) -> trading::ExecutePurchaseRequest {
+    let (listing, price) = (decision.listing_id, decision.price_cents);
+    trading::ExecutePurchaseRequest {
+        user_id: user.to_string(),
+        listing_id: listing.to_string(),
+        max_price_cents: price,
+        idempotency_key: format!("agents:{user}:{listing}:{price}"),
+        strategy_id: strategy.strategy_id.clone(),
+        decision_id: decision.id.to_string(),
+        reasoning: decision.reasons.clone(),
+        valuation_id: decision.valuation_id.map(|v| v.to_string()).unwrap_or_default(),
+        expected_value_cents: decision.fair_value_cents.max(0),
+        factors: factors
+            .iter()
+            .map(|f| trading::ReasoningFactor {
+                name: f.name.clone(),
+                weight: f.weight.clamp(0.0, 1.0),
+                impact_cents: f.impact_cents,
+                explanation: f.explanation.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The decision as the book's answer makes it: bought (with `sentence` first), or refused with
+/// the book's reason. An error means the book could not be reached: nothing is decided.
+pub(crate) fn bought(
+    mut decision: Decision,
+    answer: Result<trading::Trade, Status>,
+    sentence: String,
+) -> Result<Decision, Status> {
+    match answer {
+        Ok(trade) => {
+            decision.outcome = DecisionOutcome::Buy;
+            decision.trade_id = Uuid::parse_str(&trade.trade_id).ok();
+            decision.reason_code = reason_code(pb::DecisionReason::Bought);
+            decision.rule = "all_rules_passed".to_owned();
+            decision.reasons.insert(0, sentence);
+            Ok(decision)
+        }
+        Err(status) => {
+            let Some((code, rule)) = domain::purchase_refused(&status) else {
+                return Err(status);
+            };
+            decision.outcome = DecisionOutcome::Refused;
+            decision.data_incomplete = code == pb::DecisionReason::ServiceUnavailable;
+            Ok(domain::skip(
+                decision,
+                code,
+                rule,
+                format!("Chosen to buy, but the purchase was refused: {}", status.message()),
+            ))
+        }
+    }
 }

@@ -7,6 +7,7 @@
 #![deny(rust_2018_idioms)]
 
 mod api;
+mod backtest;
 mod domain;
 mod engine;
 mod error;

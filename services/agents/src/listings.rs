@@ -23,7 +23,7 @@ use tonic::Status;
 use uuid::Uuid;
 
 use crate::domain::{Factor, PlayerForm, reason_code};
-use crate::engine::{Candidate, Engine, Judged, Shared, factors_of, judge};
+use crate::engine::{Candidate, Engine, Judged, Shared, factors_of, judge, purchase};
 use crate::store::{self as repo, Decision, DecisionOutcome, RunShare};
 
 /// The listing stream's name in the cursor table.
@@ -327,7 +327,7 @@ impl Engine {
                         let purchased = match so_far {
                             Ok(n) => {
                                 bought.insert(strategy_id, n);
-                                self.purchase(candidate, strategy, user, chosen, n).await
+                                purchase(self, candidate, strategy, user, chosen, n).await
                             }
                             Err(status) => Err(status),
                         };
@@ -420,7 +420,7 @@ impl Prepared {
 }
 
 /// Whether a strategy's kind looks at the player's form.
-fn wants_form(strategy: &strategy::Strategy) -> bool {
+pub(crate) fn wants_form(strategy: &strategy::Strategy) -> bool {
     matches!(
         strategy.parameters,
         Some(strategy::strategy::Parameters::RookieRisers(_) | strategy::strategy::Parameters::PostGameSpike(_))

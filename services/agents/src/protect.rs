@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::domain::protections::{self, MANUAL_APPROVAL, Outcome, Pause, clock};
 use crate::domain::{self, Factor, skip};
-use crate::engine::Engine;
+use crate::engine::{Engine, bought, purchase_request};
 use crate::store::{self as repo, Decision, DecisionOutcome};
 
 /// FAILED_PRECONDITION: the decision is not in a state the call can act on.
@@ -323,9 +323,9 @@ impl Engine {
             return Ok(pause.skip().decide(decision));
         }
         let factors: Vec<Factor> = serde_json::from_value(waiting.factors.clone()).unwrap_or_default();
-        let request = self.purchase_request(strategy, user, &decision, &factors);
+        let request = purchase_request(strategy, user, &decision, &factors);
         let sentence = format!("Bought on your approval at {}.", clock(now));
-        self.bought(decision, self.execute(request).await, sentence)
+        bought(decision, self.execute(request).await, sentence)
     }
 
     /// Declines a purchase that waits.

@@ -9,7 +9,8 @@
 mod api;
 pub mod catalog;
 mod convert;
-pub mod domain;
+/// The valuation model (free of I/O), shared with the agents' backtests.
+pub use fastbreak_valuation as domain;
 mod error;
 pub mod settings;
 pub mod store;

@@ -8,7 +8,7 @@ use fastbreak_db::{Database, DatabaseError, PgConnection};
 use futures::FutureExt;
 use uuid::Uuid;
 
-use crate::domain::{self, Advice, Comparable, Performance, Target};
+use crate::domain::{self, Advice, Game, Sale, Target};
 
 /// A stored valuation with its factors.
 pub type Valued = (Valuation, Vec<ValuationFactor>);
@@ -34,44 +34,32 @@ pub async fn value(
             async move {
                 let moment = scouting::find_moment(conn, moment_id).await?.ok_or(DatabaseError::NotFound("moment"))?;
                 let player = scouting::find_player(conn, &moment.player_id).await?;
-                let games = scouting::recent_game_stats(conn, &moment.player_id, 82).await?;
+                let games = scouting::recent_game_stats(conn, &moment.player_id, domain::GAMES_READ as i64).await?;
                 let since = now - Duration::days(domain::WINDOW_DAYS as i64);
-                let sales = scouting::comparable_sales(conn, moment_id, since, now, 300).await?;
+                let sales = scouting::comparable_sales(conn, moment_id, since, now, domain::SALES_READ as i64).await?;
                 Ok((moment, player, games, sales))
             }
             .boxed()
         })
         .await?;
     let (moment, player, games, sales) = inputs;
-    let last_game = games.first();
-    let performance = Performance {
-        name: player.as_ref().map_or_else(|| moment.player_id.clone(), |p| p.full_name.clone()),
-        last_points: last_game.map(|g| g.points),
-        last_game_age_days: last_game.map_or(99.0, |g| (now - g.game_at).num_minutes() as f64 / 1_440.0),
-        average_points: if games.is_empty() {
-            0.0
-        } else {
-            games.iter().map(|g| f64::from(g.points)).sum::<f64>() / games.len() as f64
-        },
-        previous_high: games.iter().skip(1).map(|g| g.points).max().unwrap_or(0),
-        games: games.len(),
-    };
-    let comparables: Vec<Comparable> = sales
-        .iter()
-        .map(|s| Comparable {
-            same_play: s.same_play,
-            serial: s.serial_number,
-            price_cents: s.price_cents,
-            age_days: (now - s.sold_at).num_minutes() as f64 / 1_440.0,
-            after_last_game: last_game.is_some_and(|g| s.sold_at >= g.game_at),
-        })
-        .collect();
     let target = Target {
         serial: moment.serial_number,
         jersey: player.as_ref().and_then(|p| p.jersey_number),
         tier: moment.rarity.as_str().to_owned(),
     };
-    let Some(estimate) = domain::estimate(&target, &comparables, &performance) else {
+    let name = player.as_ref().map_or_else(|| moment.player_id.clone(), |p| p.full_name.clone());
+    let games: Vec<Game> = games.iter().map(|g| Game { points: g.points, played_at: g.game_at }).collect();
+    let sales: Vec<Sale> = sales
+        .iter()
+        .map(|s| Sale {
+            same_play: s.same_play,
+            serial: s.serial_number,
+            price_cents: s.price_cents,
+            sold_at: s.sold_at,
+        })
+        .collect();
+    let Some(estimate) = domain::value_at(&target, &name, &games, &sales, now) else {
         return Ok(Outcome::NoComparables);
     };
     let id = Uuid::new_v4();

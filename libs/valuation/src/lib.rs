@@ -3,6 +3,8 @@
 //! player's last game against his averages; confidence from how many comparables there are and
 //! how much they disagree; every step written as a factor a collector can read.
 
+use chrono::{DateTime, Utc};
+
 /// The model's version, stored with every valuation.
 pub const MODEL_VERSION: &str = "comparables-v1";
 
@@ -211,6 +213,70 @@ pub fn estimate(target: &Target, comparables: &[Comparable], performance: &Perfo
         factors.push(Factor { name: "confidence", weight: 0.0, impact_cents: 0, explanation: why });
     }
     Some(Estimate { fair_value_cents: fair.round().max(1.0) as i64, confidence, risk_score, factors })
+}
+
+/// The most comparable sales a valuation reads, newest first.
+pub const SALES_READ: usize = 300;
+
+/// The most of a player's games a valuation reads, newest first.
+pub const GAMES_READ: usize = 82;
+
+/// A sale of one of the player's moments of the target's tier, as it was recorded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sale {
+    /// Of the same play (same set, play and time) as the target.
+    pub same_play: bool,
+    /// The serial sold.
+    pub serial: i32,
+    /// The price.
+    pub price_cents: i64,
+    /// When.
+    pub sold_at: DateTime<Utc>,
+}
+
+/// A player's points in a game, and when it was played.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Game {
+    /// Points.
+    pub points: i32,
+    /// Tip-off.
+    pub played_at: DateTime<Utc>,
+}
+
+/// Values a moment at `now` from the sales and games given (newest first): sales at or before
+/// `now` and within the window only (a sale after `now` is never looked at, so that a replay of
+/// the past values as the live service did), at most [`SALES_READ`] of them, and the player's
+/// latest [`GAMES_READ`] games as the caller knows them at `now`. `None` without a comparable
+/// sale.
+pub fn value_at(target: &Target, name: &str, games: &[Game], sales: &[Sale], now: DateTime<Utc>) -> Option<Estimate> {
+    let days = |then: DateTime<Utc>| (now - then).num_minutes() as f64 / 1_440.0;
+    let games: Vec<&Game> = games.iter().take(GAMES_READ).collect();
+    let last_game = games.first();
+    let performance = Performance {
+        name: name.to_owned(),
+        last_points: last_game.map(|g| g.points),
+        last_game_age_days: last_game.map_or(99.0, |g| days(g.played_at)),
+        average_points: if games.is_empty() {
+            0.0
+        } else {
+            games.iter().map(|g| f64::from(g.points)).sum::<f64>() / games.len() as f64
+        },
+        previous_high: games.iter().skip(1).map(|g| g.points).max().unwrap_or(0),
+        games: games.len(),
+    };
+    let comparables: Vec<Comparable> = sales
+        .iter()
+        .filter(|s| s.sold_at <= now && days(s.sold_at) <= WINDOW_DAYS)
+        .take(SALES_READ)
+        .map(|s| Comparable {
+            same_play: s.same_play,
+            serial: s.serial,
+            price_cents: s.price_cents,
+            age_days: days(s.sold_at),
+            after_last_game: last_game.is_some_and(|g| s.sold_at >= g.played_at),
+        })
+        .collect();
+    estimate(target, &comparables, &performance)
 }
 
 /// What the model advises at `price`, given fair value and confidence.

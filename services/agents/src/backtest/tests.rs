@@ -1,0 +1,153 @@
+use fastbreak_proto::strategy::v1 as strategy;
+
+use super::*;
+
+fn hunter(id: u128, name: &str, rules: strategy::StrategyRules) -> strategy::Strategy {
+    strategy::Strategy {
+        strategy_id: Uuid::from_u128(id).to_string(),
+        user_id: Uuid::from_u128(99).to_string(),
+        display_name: name.to_owned(),
+        rules: Some(rules),
+        ..Default::default()
+    }
+}
+
+fn value_rules() -> strategy::StrategyRules {
+    strategy::StrategyRules {
+        min_confidence: 0.3,
+        min_discount_bps: 1_500,
+        max_price_cents: 50_000,
+        max_purchases_per_day: 5,
+    }
+}
+
+fn plan(days: u32, strategies: Vec<strategy::Strategy>) -> Plan {
+    Plan { seed: 11, days, starting_cents: 200_000, hold_days: 3, strategies }
+}
+
+fn run(plan: &Plan) -> Report {
+    futures::executor::block_on(replay(plan, |_| {}))
+}
+
+#[test]
+fn a_seeded_season_gives_the_same_report_twice() {
+    let plan = plan(6, vec![hunter(1, "value", value_rules())]);
+    let (first, second) = (run(&plan), run(&plan));
+    assert!(first.listing_events > 100, "the season lists: {}", first.listing_events);
+    assert!(first.strategies[0].purchases > 0, "the strategy buys: {:?}", first.strategies[0]);
+    assert!(first.strategies[0].closed > 0, "positions are sold after three days");
+    assert_eq!(serde_json::to_string(&first).unwrap(), serde_json::to_string(&second).unwrap());
+    assert_eq!(first.chart_svg(), second.chart_svg());
+}
+
+#[test]
+fn what_was_bought_by_an_instant_does_not_depend_on_the_market_after_it() {
+    // A replay of 3 days and one of 7: the purchases of the first 3 days are the same, so no
+    // decision looked at a sale or a game that came after it.
+    let strategies = vec![hunter(1, "value", value_rules())];
+    let short = run(&plan(3, strategies.clone()));
+    let long = run(&plan(7, strategies));
+    let key = |t: &report::Trade| {
+        (
+            t.listing_id.clone(),
+            t.bought_at,
+            t.price_cents,
+            t.fair_value_cents,
+            t.confidence.to_bits(),
+            t.reasons.clone(),
+        )
+    };
+    let early: Vec<_> = long.strategies[0].trades.iter().filter(|t| t.bought_at < short.end).map(key).collect();
+    let all: Vec<_> = short.strategies[0].trades.iter().map(key).collect();
+    assert!(!all.is_empty());
+    assert_eq!(early, all);
+}
+
+#[test]
+fn the_strategys_rules_and_protections_decide_in_the_replay() {
+    let capped = hunter(1, "capped", strategy::StrategyRules { max_purchases_per_day: 1, ..value_rules() });
+    let approval = strategy::Strategy {
+        protections: Some(strategy::StrategyProtections {
+            manual_approval: Some(strategy::ManualApproval { expire_after_minutes: 30 }),
+            ..Default::default()
+        }),
+        ..hunter(2, "approval", value_rules())
+    };
+    let cheap = hunter(3, "cheap", strategy::StrategyRules { max_price_cents: 1, ..value_rules() });
+    let report = run(&plan(5, vec![capped, approval, cheap]));
+    let [capped, approval, cheap] = &report.strategies[..] else { panic!("three ledgers") };
+    let mut days: BTreeMap<chrono::NaiveDate, u64> = BTreeMap::new();
+    for trade in &capped.trades {
+        *days.entry(trade.bought_at.date_naive()).or_default() += 1;
+    }
+    assert!(!days.is_empty() && days.values().all(|n| *n == 1), "one a day: {days:?}");
+    assert!(capped.skips.iter().any(|s| s.reason == "daily_cap" && s.rule == "max_purchases_per_day"));
+    assert_eq!(approval.purchases, 0, "nothing is bought without an approval");
+    assert!(approval.awaiting_approval > 0);
+    assert_eq!(cheap.purchases, 0);
+    assert!(cheap.skips.iter().any(|s| s.reason == "above_max_price" && s.rule == "max_price_cents"), "{cheap:?}");
+    // The baselines: every discount bought, and nothing.
+    assert_eq!(report.baselines.len(), 2);
+    assert!(report.baselines[0].purchases > capped.purchases);
+    assert_eq!(report.baselines[1].final_equity_cents, 200_000);
+}
+
+#[test]
+fn a_losing_streak_pauses_the_strategy_in_the_replay() {
+    // Buying at any discount with short holds loses to the fee often: a streak of two losses
+    // pauses the strategy for a day, and its purchases are skipped with the rule named.
+    let guarded = strategy::Strategy {
+        protections: Some(strategy::StrategyProtections {
+            losing_streak: Some(strategy::LosingStreakGuard {
+                losing_trades: 2,
+                window_minutes: 7 * 1440,
+                pause_minutes: 1440,
+            }),
+            ..Default::default()
+        }),
+        ..hunter(
+            1,
+            "guarded",
+            strategy::StrategyRules { min_confidence: 0.0, min_discount_bps: 1, ..Default::default() },
+        )
+    };
+    let report = run(&Plan { hold_days: 1, ..plan(6, vec![guarded]) });
+    let ledger = &report.strategies[0];
+    assert!(ledger.closed > 0 && ledger.wins < ledger.closed, "some losses: {} of {}", ledger.wins, ledger.closed);
+    assert!(
+        ledger.skips.iter().any(|s| s.reason == "protection" && s.rule == "protections.losing_streak"),
+        "{:?}",
+        ledger.skips
+    );
+    assert!(ledger.purchases < report.baselines[0].purchases);
+}
+
+#[test]
+fn the_report_figures_add_up_and_the_chart_draws_every_ledger() {
+    let report = run(&plan(
+        4,
+        vec![
+            hunter(1, "value", value_rules()),
+            hunter(2, "deep", strategy::StrategyRules { min_discount_bps: 3_000, ..value_rules() }),
+        ],
+    ));
+    for ledger in report.strategies.iter().chain(&report.baselines) {
+        assert_eq!(ledger.profit_cents, ledger.final_equity_cents - report.starting_balance_cents);
+        assert_eq!(ledger.equity.len(), 5, "a point at the start and after each day");
+        let realised: i64 = ledger.trades.iter().filter(|t| t.sold_at.is_some()).map(|t| t.pnl_cents).sum();
+        assert_eq!(realised, ledger.realised_profit_cents);
+        assert!(ledger.max_drawdown >= 0.0 && ledger.max_drawdown <= 1.0);
+        assert!(ledger.best.iter().all(|t| t.pnl_cents > 0 && !t.factors.is_empty()));
+    }
+    let svg = report.chart_svg();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<polyline").count(), 2 * 4, "equity and drawdown of 2 strategies and 2 baselines");
+    assert!(svg.contains("hold nothing"));
+}
+
+#[test]
+fn a_plan_out_of_bounds_names_each_figure() {
+    let wrong: Vec<&str> = check(0, 0, 61, 11).into_iter().map(|(field, _)| field).collect();
+    assert_eq!(wrong, ["days", "starting_balance_cents", "hold_days", "strategy_ids"]);
+    assert!(check(30, 100_000, 7, 1).is_empty());
+}
