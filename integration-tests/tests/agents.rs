@@ -1420,3 +1420,121 @@ async fn each_protection_trips_on_its_scripted_losses_and_only_its_strategy_is_p
         "the pause ran out at the last loss plus 240 minutes: {decision:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backtest_replays_a_season_on_paper_and_stores_its_report() {
+    use fastbreak_proto::agents::v1::{BacktestState, GetBacktestRequest, ListBacktestsRequest, RunBacktestRequest};
+    use fastbreak_proto::trading::v1::ListTradesRequest;
+    let mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
+    let (user, _) = mesh.funded_user(50_000).await;
+    let (stranger, _) = mesh.funded_user(50_000).await;
+    let mut strategies = StrategyServiceClient::new(channel(&mesh, "strategy").await);
+    let kind = |name: &str, min_discount_bps| Strategy {
+        display_name: name.into(),
+        rules: Some(StrategyRules {
+            min_confidence: 0.3,
+            min_discount_bps,
+            max_price_cents: 50_000,
+            max_purchases_per_day: 4,
+        }),
+        parameters: Some(Parameters::RookieRisers(RookieRisersParameters {
+            max_seasons_played: 3,
+            min_performance_rise_percent: 0.0,
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let bargains = active_strategy(&mut strategies, user, kind("Bargains", 1_500)).await;
+    let deep = active_strategy(&mut strategies, user, kind("Deep discounts", 3_000)).await;
+    let theirs = active_strategy(&mut strategies, stranger, kind("Theirs", 1_500)).await;
+    let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
+    let ask = |ids: Vec<&str>, days, hold_days| RunBacktestRequest {
+        strategy_ids: ids.into_iter().map(str::to_owned).collect(),
+        seed: 11,
+        days,
+        starting_balance_cents: 200_000,
+        hold_days,
+    };
+
+    // Bad input is named, field by field; another user's strategy is not the caller's.
+    let id = bargains.strategy_id.as_str();
+    let bad = agents.run_backtest(as_user(ask(vec![id, id, "nope"], 0, 61), user)).await.unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    for field in ["strategy_ids[1]", "strategy_ids[2]", "days", "hold_days"] {
+        assert!(bad.message().contains(field), "{field} named: {}", bad.message());
+    }
+    let foreign = agents.run_backtest(as_user(ask(vec![&theirs.strategy_id], 5, 3), user)).await.unwrap_err();
+    assert_eq!(foreign.code(), tonic::Code::InvalidArgument);
+    assert!(foreign.message().contains("strategy_ids[0]"), "{}", foreign.message());
+
+    // A run answers at once, running; one of the user's runs at a time.
+    let trades = mesh.trading().await.list_trades(as_user(ListTradesRequest::default(), user)).await.unwrap();
+    let trades_before = trades.into_inner().trades.len();
+    let started =
+        agents.run_backtest(as_user(ask(vec![&bargains.strategy_id, &deep.strategy_id], 60, 5), user)).await.unwrap();
+    let started = started.into_inner();
+    assert_eq!(started.state(), BacktestState::Running);
+    let busy = agents.run_backtest(as_user(ask(vec![&deep.strategy_id], 5, 3), user)).await.unwrap_err();
+    assert_eq!(busy.code(), tonic::Code::FailedPrecondition, "{busy:?}");
+    let reader = agents.clone();
+    let get = |id: String, who: Uuid| {
+        let mut agents = reader.clone();
+        async move { agents.get_backtest(as_user(GetBacktestRequest { backtest_id: id }, who)).await }
+    };
+    let hidden = get(started.backtest_id.clone(), stranger).await.unwrap_err();
+    assert_eq!(hidden.code(), tonic::Code::NotFound);
+    let done = until("the backtest finishes", Duration::from_secs(120), || async {
+        let found = get(started.backtest_id.clone(), user).await.ok()?.into_inner();
+        (found.state() != BacktestState::Running).then_some(found)
+    })
+    .await;
+    assert_eq!(done.state(), BacktestState::Succeeded, "{}", done.failure_reason);
+    assert_eq!(done.days_done, 60);
+    let names: Vec<&str> = done.strategies.iter().map(|l| l.display_name.as_str()).collect();
+    assert_eq!(names, ["Bargains", "Deep discounts"]);
+    let baselines: Vec<&str> = done.baselines.iter().map(|l| l.display_name.as_str()).collect();
+    assert_eq!(baselines, ["buy every listing under fair value", "hold nothing"]);
+    assert!(done.strategies[0].purchases > 0, "{:?}", done.strategies[0]);
+    assert!(done.strategies[0].purchases >= done.strategies[1].purchases, "a deeper discount buys less");
+    let report: serde_json::Value = serde_json::from_str(&done.report_json).unwrap();
+    let trade = &report["strategies"][0]["trades"][0];
+    assert!(trade["reasons"][0].as_str().unwrap().starts_with("Bought: listed at"), "{trade}");
+    assert!(!trade["factors"].as_array().unwrap().is_empty());
+    assert!(done.chart_svg.starts_with("<svg"));
+
+    // On paper only: the user's money and trades are untouched, and no decision is stored.
+    let trades = mesh.trading().await.list_trades(as_user(ListTradesRequest::default(), user)).await.unwrap();
+    assert_eq!(trades.into_inner().trades.len(), trades_before);
+    let decisions = agents.list_decisions(as_user(ListDecisionsRequest::default(), user)).await.unwrap();
+    assert!(decisions.into_inner().decisions.is_empty());
+
+    // The same seed again: the same report. Listed newest first, a page at a time.
+    let again = agents
+        .run_backtest(as_user(ask(vec![&bargains.strategy_id, &deep.strategy_id], 60, 5), user))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = until("the second backtest finishes", Duration::from_secs(120), || async {
+        let found = get(again.backtest_id.clone(), user).await.ok()?.into_inner();
+        (found.state() == BacktestState::Succeeded).then_some(found)
+    })
+    .await;
+    assert_eq!(again.report_json, done.report_json);
+    assert_eq!(again.chart_svg, done.chart_svg);
+    let page = agents
+        .list_backtests(as_user(ListBacktestsRequest { page_size: 1, page_token: String::new() }, user))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.backtests.len(), 1);
+    assert_eq!(page.backtests[0].backtest_id, again.backtest_id);
+    assert!(page.backtests[0].report_json.is_empty(), "lists carry no report");
+    let next = agents
+        .list_backtests(as_user(ListBacktestsRequest { page_size: 1, page_token: page.next_page_token }, user))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next.backtests[0].backtest_id, done.backtest_id);
+    let theirs = agents.list_backtests(as_user(ListBacktestsRequest::default(), stranger)).await.unwrap();
+    assert!(theirs.into_inner().backtests.is_empty());
+}

@@ -67,6 +67,7 @@ pub const TABLES: &[(&str, &str)] = &[
     ("agent_runs", "agents"),
     ("decisions", "agents"),
     ("agent_scan_slots", "agents"),
+    ("backtests", "agents"),
     ("agent_automation", "agents"),
     ("agent_cursors", "agents"),
     // the outbox mechanism

@@ -585,6 +585,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    backtests (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        state -> Text,
+        strategy_ids -> Array<Uuid>,
+        seed -> Int8,
+        days -> Int4,
+        starting_cents -> Int8,
+        hold_days -> Int4,
+        days_done -> Int4,
+        report -> Nullable<Jsonb>,
+        chart_svg -> Nullable<Text>,
+        failure_reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     agent_runs (id) {
         id -> Uuid,
         user_id -> Uuid,
@@ -706,7 +725,7 @@ macro_rules! for_all_tables {
             scouting_sales, market_sources,
             moments, listings, listing_events, sales, price_points, valuations, valuation_factors, ledger_accounts,
             ledger_transactions, ledger_entries, trades, holdings, equity_snapshots, leaderboard_entries, idempotency_keys, notifications,
-            notification_preferences, deliveries, delivery_attempts, system_alerts, agent_runs, decisions, agent_cursors, agent_automation, agent_scan_slots, feed_positions, outbox,
+            notification_preferences, deliveries, delivery_attempts, system_alerts, agent_runs, decisions, agent_cursors, agent_automation, agent_scan_slots, backtests, feed_positions, outbox,
             sign_in_failures
         }
     };

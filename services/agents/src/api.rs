@@ -12,6 +12,10 @@ use futures::FutureExt;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+use crate::backtest::{self, run::backtest_to_pb};
 use crate::domain::{Factor, reason_of};
 use crate::engine::{Engine, Scope};
 
@@ -19,11 +23,13 @@ use crate::engine::{Engine, Scope};
 #[derive(Debug, Clone)]
 pub struct AgentApi {
     engine: Engine,
+    /// The backtests replaying, bounded.
+    backtests: Arc<Semaphore>,
 }
 
 impl AgentApi {
     pub(crate) fn new(engine: Engine) -> Self {
-        Self { engine }
+        Self { engine, backtests: backtest::run::slots() }
     }
 
     async fn read<T: Send>(
@@ -171,6 +177,38 @@ fn decision_to_pb(d: &Decision) -> pb::Decision {
 
 #[tonic::async_trait]
 impl AgentService for AgentApi {
+    async fn run_backtest(&self, request: Request<pb::RunBacktestRequest>) -> Result<Response<pb::Backtest>, Status> {
+        let user = caller::user_id(&request)?;
+        let started = self.engine.start_backtest(user, request.into_inner(), self.backtests.clone()).await?;
+        Ok(Response::new(backtest_to_pb(&started, None, None)))
+    }
+
+    async fn get_backtest(&self, request: Request<pb::GetBacktestRequest>) -> Result<Response<pb::Backtest>, Status> {
+        let user = caller::user_id(&request)?;
+        let id = required_uuid(&request.get_ref().backtest_id, "backtest_id")?;
+        let (found, report, chart) = self
+            .read(move |conn| async move { repo::find_backtest(conn, user, id).await }.boxed())
+            .await?
+            .ok_or_else(|| status::not_found("backtest"))?;
+        Ok(Response::new(backtest_to_pb(&found, report, chart)))
+    }
+
+    async fn list_backtests(
+        &self,
+        request: Request<pb::ListBacktestsRequest>,
+    ) -> Result<Response<pb::ListBacktestsResponse>, Status> {
+        let user = caller::user_id(&request)?;
+        let r = request.into_inner();
+        let mut violations = Violations::new();
+        let page = paging::page_request(r.page_size, &r.page_token, 20, 100, &mut violations);
+        violations.into_result(())?;
+        let found = self.read(move |conn| async move { repo::list_backtests(conn, user, page).await }.boxed()).await?;
+        Ok(Response::new(pb::ListBacktestsResponse {
+            backtests: found.items.iter().map(|b| backtest_to_pb(b, None, None)).collect(),
+            next_page_token: paging::next_page_token(found.next),
+        }))
+    }
+
     async fn approve_decision(
         &self,
         request: Request<pb::ApproveDecisionRequest>,

@@ -8,7 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use fastbreak_db::DatabaseError;
-use fastbreak_db::schema::{agent_automation, agent_cursors, agent_runs, agent_scan_slots, decisions};
+use fastbreak_db::schema::{agent_automation, agent_cursors, agent_runs, agent_scan_slots, backtests, decisions};
 use fastbreak_db::{Cursor, Page, PageRequest, text_enum};
 
 text_enum! {
@@ -814,4 +814,150 @@ pub async fn recent_failures(conn: &mut AsyncPgConnection, limit: i64) -> Result
 /// How many users paused their automation.
 pub async fn paused_count(conn: &mut AsyncPgConnection) -> Result<i64, DatabaseError> {
     Ok(agent_automation::table.filter(agent_automation::paused.eq(true)).count().get_result(conn).await?)
+}
+
+/// A backtest as it is kept, without its report.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = backtests)]
+pub struct Backtest {
+    /// Id.
+    pub id: Uuid,
+    /// Whose.
+    pub user_id: Uuid,
+    /// Where it stands.
+    pub state: RunState,
+    /// The strategies backtested, in the order asked.
+    pub strategy_ids: Vec<Uuid>,
+    /// The season's seed (its bits).
+    pub seed: i64,
+    /// Simulated days asked for.
+    pub days: i32,
+    /// Each ledger's starting cash.
+    pub starting_cents: i64,
+    /// Days a moment is held; 0 to the end.
+    pub hold_days: i32,
+    /// Simulated days replayed so far.
+    pub days_done: i32,
+    /// Why it failed.
+    pub failure_reason: Option<String>,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// How long a backtest may stay running before it counts as interrupted (the replica running
+/// it stopped): well past the longest run its bounds allow.
+pub const BACKTEST_ABANDONED_AFTER: chrono::Duration = chrono::Duration::minutes(15);
+
+/// Stores a new running backtest; `false` when one of the user's is running already.
+pub async fn start_backtest(conn: &mut AsyncPgConnection, backtest: &Backtest) -> Result<bool, DatabaseError> {
+    fail_abandoned_backtests(conn, backtest.user_id, backtest.created_at).await?;
+    let added = diesel::insert_into(backtests::table).values(backtest).on_conflict_do_nothing().execute(conn).await?;
+    Ok(added == 1)
+}
+
+/// Fails the user's backtests still running long after they started (their replica stopped).
+async fn fail_abandoned_backtests(
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+    now: DateTime<Utc>,
+) -> Result<usize, DatabaseError> {
+    Ok(diesel::update(
+        backtests::table
+            .filter(backtests::user_id.eq(user))
+            .filter(backtests::state.eq(RunState::Running))
+            .filter(backtests::created_at.lt(now - BACKTEST_ABANDONED_AFTER)),
+    )
+    .set((
+        backtests::state.eq(RunState::Failed),
+        backtests::failure_reason.eq("the backtest was interrupted (the agents stopped while it ran)"),
+        backtests::finished_at.eq(now),
+    ))
+    .execute(conn)
+    .await?)
+}
+
+/// Records how far a running backtest has got.
+pub async fn backtest_progress(conn: &mut AsyncPgConnection, id: Uuid, days_done: i32) -> Result<(), DatabaseError> {
+    diesel::update(backtests::table.find(id).filter(backtests::state.eq(RunState::Running)))
+        .set(backtests::days_done.eq(days_done))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends a running backtest: succeeded with its report and chart, or failed with the reason.
+pub async fn finish_backtest(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    result: Result<(serde_json::Value, String), String>,
+    now: DateTime<Utc>,
+) -> Result<(), DatabaseError> {
+    let target = backtests::table.find(id).filter(backtests::state.eq(RunState::Running));
+    match result {
+        Ok((report, chart)) => {
+            diesel::update(target)
+                .set((
+                    backtests::state.eq(RunState::Succeeded),
+                    backtests::days_done.eq(backtests::days),
+                    backtests::report.eq(report),
+                    backtests::chart_svg.eq(chart),
+                    backtests::finished_at.eq(now),
+                ))
+                .execute(conn)
+                .await?
+        }
+        Err(reason) => {
+            diesel::update(target)
+                .set((
+                    backtests::state.eq(RunState::Failed),
+                    backtests::failure_reason.eq(reason),
+                    backtests::finished_at.eq(now),
+                ))
+                .execute(conn)
+                .await?
+        }
+    };
+    Ok(())
+}
+
+/// One of the user's backtests with its report and chart (once it succeeded).
+pub async fn find_backtest(
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+    id: Uuid,
+) -> Result<Option<(Backtest, Option<serde_json::Value>, Option<String>)>, DatabaseError> {
+    fail_abandoned_backtests(conn, user, Utc::now()).await?;
+    Ok(backtests::table
+        .filter(backtests::id.eq(id))
+        .filter(backtests::user_id.eq(user))
+        .select((Backtest::as_select(), backtests::report, backtests::chart_svg))
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The user's backtests, newest first, without their reports.
+pub async fn list_backtests(
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+    page: PageRequest,
+) -> Result<Page<Backtest>, DatabaseError> {
+    fail_abandoned_backtests(conn, user, Utc::now()).await?;
+    let mut query = backtests::table
+        .filter(backtests::user_id.eq(user))
+        .select(Backtest::as_select())
+        .order((backtests::created_at.desc(), backtests::id.desc()))
+        .limit(page.size + 1)
+        .into_boxed();
+    if let Some(after) = page.after {
+        query = query.filter(
+            backtests::created_at
+                .lt(after.time)
+                .or(backtests::created_at.eq(after.time).and(backtests::id.lt(after.id))),
+        );
+    }
+    let rows = query.load(conn).await?;
+    Ok(Page::from_rows(rows, page.size, |r| Cursor { time: r.created_at, id: r.id }))
 }

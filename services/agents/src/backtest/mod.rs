@@ -4,7 +4,8 @@
 //! instant is only what the market had shown by then: the sales and box scores of the past
 //! (a valuation reads nothing later), so a decision can never look ahead.
 //!
-//! Pure: no database, no peer. The service runs it on a blocking thread and stores its report.
+//! The replay is pure: no database, no peer. `run` is where the service starts it, on a blocking
+//! thread, and stores its progress and report.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
@@ -28,6 +29,7 @@ use crate::index::Indexed;
 use crate::store::{Decision, DecisionOutcome};
 
 pub(crate) mod report;
+pub(crate) mod run;
 
 pub(crate) use report::Report;
 use report::{Account, Position};
