@@ -55,6 +55,46 @@ pub enum Command {
     /// real shapes. Prints each address and the `fastbreak up` command that follows them, then
     /// serves until SIGTERM or ctrl-c.
     FakeMarket(FakeMarketArgs),
+    /// Backtest strategies through the gateway: replay a seeded simulated season through the
+    /// agents' decision code, each strategy on a paper ledger, and write the report.
+    ///
+    /// Runs AgentService/RunBacktest as the user of FASTBREAK_ACCESS_TOKEN (or --token), prints
+    /// its progress, then one line per strategy and baseline (purchases, win rate, profit,
+    /// ROI, maximum drawdown), and writes report.json and chart.svg (equity and drawdown) into
+    /// --out. Exits 1 when the backtest fails or cannot be run.
+    Backtest(BacktestArgs),
+}
+
+/// Arguments of `fastbreak backtest`.
+#[derive(Debug, clap::Args)]
+pub struct BacktestArgs {
+    /// The gateway, as HOST:PORT or an http:// URL.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50051")]
+    pub gateway: String,
+    /// The user's access token.
+    #[arg(long, env = "FASTBREAK_ACCESS_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// A strategy of the user's to backtest; repeat for several side by side (up to 10).
+    #[arg(long = "strategy", value_name = "ID", required = true)]
+    pub strategies: Vec<String>,
+    /// The simulated season's seed.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Simulated days to replay (1 to 120).
+    #[arg(long, default_value_t = 30)]
+    pub days: i32,
+    /// Days a moment is held before it is sold (0 to 60; 0 holds to the end).
+    #[arg(long, default_value_t = 7)]
+    pub hold_days: i32,
+    /// The paper money each strategy starts with, in cents.
+    #[arg(long, default_value_t = 100_000)]
+    pub starting_balance_cents: i64,
+    /// The folder report.json and chart.svg are written to (made when missing).
+    #[arg(long, value_name = "DIR", default_value = "backtest")]
+    pub out: std::path::PathBuf,
+    /// How long to wait for the backtest, such as 90s or 10m.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 /// Arguments of `fastbreak fake-market`.

@@ -217,6 +217,17 @@ pub async fn run_status(args: StatusArgs) -> ExitCode {
     }
 }
 
+/// `fastbreak backtest`: a backtest through the gateway, its report written; 0 once it succeeded.
+pub async fn run_backtest(args: crate::cli::BacktestArgs) -> ExitCode {
+    match crate::backtest::run(&args, |line| println!("{line}")).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("fastbreak backtest: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// A target's name and the address it is bound to.
 type BoundTarget = (&'static str, std::net::SocketAddr);
 

@@ -56,7 +56,14 @@ fn failed(step: &'static str) -> impl Fn(Status) -> SeedError {
 
 /// Adds the bearer token to every call.
 #[derive(Clone)]
-struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+pub(crate) struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl Bearer {
+    /// The header of a user's access token; `None` when the token cannot travel in a header.
+    pub(crate) fn of(token: &str) -> Option<Self> {
+        format!("Bearer {token}").parse().ok().map(Self)
+    }
+}
 
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
@@ -109,10 +116,8 @@ pub async fn seed(gateway: SocketAddr, data_dir: &Path) -> Result<Demo, SeedErro
         })?
         .into_inner()
         .secret;
-    let header = format!("Bearer {token}")
-        .parse()
-        .map_err(|_| SeedError { step: "the access token", message: "not a valid header value".to_owned() })?;
-    let bearer = Bearer(header);
+    let bearer = Bearer::of(&token)
+        .ok_or_else(|| SeedError { step: "the access token", message: "not a valid header value".to_owned() })?;
 
     wallet(UserServiceClient::with_interceptor(channel.clone(), bearer.clone())).await?;
     let mut trading = TradingServiceClient::with_interceptor(channel.clone(), bearer.clone());

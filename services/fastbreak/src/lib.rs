@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod backtest;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -16,6 +16,7 @@ async fn main() -> ExitCode {
         Command::Status(args) => commands::run_status(args).await,
         Command::Health(args) => commands::run_health(args).await,
         Command::FakeMarket(args) => commands::run_fake_market(args).await,
+        Command::Backtest(args) => commands::run_backtest(args).await,
         Command::Migrate(args) => {
             commands::init_logging();
             commands::run_migrate(args).await

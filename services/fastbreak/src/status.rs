@@ -10,14 +10,7 @@ const OPERATOR_HEADER: &str = "x-fastbreak-operator-token";
 
 /// Asks the gateway at `addr` for the system's health with the operator credential `token`.
 pub async fn system_health(addr: &str, token: &str, timeout: Duration) -> Result<SystemHealth, String> {
-    let url = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
-    let channel = tonic::transport::Endpoint::from_shared(url)
-        .map_err(|e| format!("{addr} is not an address: {e}"))?
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .connect()
-        .await
-        .map_err(|e| format!("the gateway at {addr} cannot be reached: {}", fastbreak_mesh::health::error_chain(&e)))?;
+    let channel = connect(addr, timeout).await?;
     let mut request = tonic::Request::new(GetSystemHealthRequest {});
     let value = token.parse().map_err(|_| "the operator credential is not a valid header value".to_owned())?;
     request.metadata_mut().insert(OPERATOR_HEADER, value);
@@ -26,6 +19,19 @@ pub async fn system_health(addr: &str, token: &str, timeout: Duration) -> Result
         .await
         .map(tonic::Response::into_inner)
         .map_err(|status| format!("the gateway at {addr} answered {:?}: {}", status.code(), status.message()))
+}
+
+/// A channel to the gateway at `addr` (HOST:PORT or an http:// URL), each call bounded by
+/// `timeout`.
+pub async fn connect(addr: &str, timeout: Duration) -> Result<tonic::transport::Channel, String> {
+    let url = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
+    tonic::transport::Endpoint::from_shared(url)
+        .map_err(|e| format!("{addr} is not an address: {e}"))?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .connect()
+        .await
+        .map_err(|e| format!("the gateway at {addr} cannot be reached: {}", fastbreak_mesh::health::error_chain(&e)))
 }
 
 fn status_name(status: i32) -> &'static str {
