@@ -641,6 +641,25 @@ async fn up_serves_a_client_end_to_end_through_the_gateway() {
         String::from_utf8_lossy(&output.stderr)
     );
 
+    // `fastbreak backtest`: the user's strategy replayed on paper, its report and chart written.
+    let out = tempfile::tempdir().unwrap();
+    let backtest = Command::new(BIN)
+        .args(["backtest", "--gateway", &gateway, "--strategy", &strategy_id, "--days", "20", "--seed", "5"])
+        .arg("--out")
+        .arg(out.path())
+        .env("FASTBREAK_ACCESS_TOKEN", &token)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&backtest.stdout);
+    assert!(backtest.status.success(), "{printed}{}", String::from_utf8_lossy(&backtest.stderr));
+    for line in ["Cheap, any player", "buy every listing under fair value", "hold nothing"] {
+        assert!(printed.lines().any(|l| l.starts_with(line)), "{line}: {printed}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["days"], 20);
+    assert!(std::fs::read_to_string(out.path().join("chart.svg")).unwrap().starts_with("<svg"));
+
     // `fastbreak status`: a table of every service, SERVING, with the credential `up` kept.
     let status = Command::new(BIN)
         .args(["status", "--gateway", &gateway])
