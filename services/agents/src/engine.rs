@@ -478,7 +478,7 @@ impl Engine {
             },
         };
         let stopped = match &chosen {
-            Ok(_) => self.stopped_by_protections(strategy, user, None, &decision, Utc::now()).await,
+            Ok(_) => self.stopped(strategy, user, None, &decision, Utc::now()).await,
             Err(_) => None,
         };
         let decision = match chosen {
@@ -873,23 +873,6 @@ pub(crate) trait Book {
         &self,
         request: trading::ExecutePurchaseRequest,
     ) -> impl std::future::Future<Output = Result<trading::Trade, Status>> + Send;
-}
-
-impl Book for Engine {
-    async fn stopped(
-        &self,
-        strategy: &strategy::Strategy,
-        user: Uuid,
-        player: Option<&str>,
-        decision: &Decision,
-        now: DateTime<Utc>,
-    ) -> Option<Decision> {
-        self.stopped_by_protections(strategy, user, player, decision, now).await
-    }
-
-    async fn buy(&self, request: trading::ExecutePurchaseRequest) -> Result<trading::Trade, Status> {
-        self.execute(request).await
-    }
 }
 
 /// Buys what the rules chose unless the strategy's daily cap (with `bought_today` purchases

@@ -14,13 +14,14 @@ use fastbreak_proto::notification::v1 as notification;
 use fastbreak_proto::notification::v1::notification_internal_service_client::NotificationInternalServiceClient;
 use fastbreak_proto::strategy::v1 as strategy;
 use fastbreak_proto::strategy::v1::strategy_internal_service_client::StrategyInternalServiceClient;
+use fastbreak_proto::trading::v1 as trading;
 use futures::FutureExt;
 use tonic::Status;
 use uuid::Uuid;
 
 use crate::domain::protections::{self, MANUAL_APPROVAL, Outcome, Pause, clock};
 use crate::domain::{self, Factor, skip};
-use crate::engine::{Engine, bought, purchase_request};
+use crate::engine::{Book, Engine, bought, purchase_request};
 use crate::store::{self as repo, Decision, DecisionOutcome};
 
 /// FAILED_PRECONDITION: the decision is not in a state the call can act on.
@@ -111,39 +112,6 @@ impl Engine {
             found.extend(moments);
         }
         Ok(found)
-    }
-
-    /// The decision skipped when the strategy's protections stop a chosen purchase at `now`: a
-    /// pause that holds (the user told once per trip), or protections that could not be read
-    /// (then nothing is bought, and the decision says why). `None` when the purchase may go on.
-    pub(crate) async fn stopped_by_protections(
-        &self,
-        strategy: &strategy::Strategy,
-        user: Uuid,
-        player: Option<&str>,
-        decision: &Decision,
-        now: DateTime<Utc>,
-    ) -> Option<Decision> {
-        match self.pause(strategy, player, now).await {
-            Ok(None) => None,
-            Ok(Some(pause)) => {
-                self.tell_paused(strategy, user, &pause).await;
-                Some(pause.skip().decide(decision.clone()))
-            }
-            Err(status) => {
-                let mut decision = decision.clone();
-                decision.data_incomplete = true;
-                Some(skip(
-                    decision,
-                    pb::DecisionReason::ServiceUnavailable,
-                    "protections",
-                    format!(
-                        "Skipped: the strategy's protections could not be checked, so nothing was bought: {}",
-                        status.message()
-                    ),
-                ))
-            }
-        }
     }
 
     /// Tells the user that a protection paused a strategy: once per trip.
@@ -380,5 +348,46 @@ impl Engine {
             tracing::info!(decision_id = %decision.id, user_id = %decision.user_id, "a purchase waiting for approval expired");
         }
         Ok(expired.len())
+    }
+}
+
+/// The live book: protections read from the strategy's outcomes (the user told of a pause),
+/// purchases through trading.
+impl Book for Engine {
+    /// The decision skipped when the strategy's protections stop a chosen purchase at `now`: a
+    /// pause that holds (the user told once per trip), or protections that could not be read
+    /// (then nothing is bought, and the decision says why). `None` when the purchase may go on.
+    async fn stopped(
+        &self,
+        strategy: &strategy::Strategy,
+        user: Uuid,
+        player: Option<&str>,
+        decision: &Decision,
+        now: DateTime<Utc>,
+    ) -> Option<Decision> {
+        match self.pause(strategy, player, now).await {
+            Ok(None) => None,
+            Ok(Some(pause)) => {
+                self.tell_paused(strategy, user, &pause).await;
+                Some(pause.skip().decide(decision.clone()))
+            }
+            Err(status) => {
+                let mut decision = decision.clone();
+                decision.data_incomplete = true;
+                Some(skip(
+                    decision,
+                    pb::DecisionReason::ServiceUnavailable,
+                    "protections",
+                    format!(
+                        "Skipped: the strategy's protections could not be checked, so nothing was bought: {}",
+                        status.message()
+                    ),
+                ))
+            }
+        }
+    }
+
+    async fn buy(&self, request: trading::ExecutePurchaseRequest) -> Result<trading::Trade, Status> {
+        self.execute(request).await
     }
 }

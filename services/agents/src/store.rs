@@ -928,14 +928,23 @@ pub async fn find_backtest(
     user: Uuid,
     id: Uuid,
 ) -> Result<Option<(Backtest, Option<serde_json::Value>, Option<String>)>, DatabaseError> {
-    fail_abandoned_backtests(conn, user, Utc::now()).await?;
-    Ok(backtests::table
-        .filter(backtests::id.eq(id))
-        .filter(backtests::user_id.eq(user))
-        .select((Backtest::as_select(), backtests::report, backtests::chart_svg))
-        .first(conn)
-        .await
-        .optional()?)
+    let find = backtests::table.filter(backtests::id.eq(id)).filter(backtests::user_id.eq(user)).select((
+        Backtest::as_select(),
+        backtests::report,
+        backtests::chart_svg,
+    ));
+    let found: Option<(Backtest, _, _)> = find.first(conn).await.optional()?;
+    let now = Utc::now();
+    if found.as_ref().is_some_and(|(b, _, _)| abandoned(b, now)) {
+        fail_abandoned_backtests(conn, user, now).await?;
+        return Ok(find.first(conn).await.optional()?);
+    }
+    Ok(found)
+}
+
+/// Whether a backtest still shown running was interrupted: it started too long ago.
+fn abandoned(backtest: &Backtest, now: DateTime<Utc>) -> bool {
+    backtest.state == RunState::Running && backtest.created_at < now - BACKTEST_ABANDONED_AFTER
 }
 
 /// The user's backtests, newest first, without their reports.
@@ -944,7 +953,20 @@ pub async fn list_backtests(
     user: Uuid,
     page: PageRequest,
 ) -> Result<Page<Backtest>, DatabaseError> {
-    fail_abandoned_backtests(conn, user, Utc::now()).await?;
+    let now = Utc::now();
+    let listed = list_backtests_once(conn, user, page).await?;
+    if !listed.items.iter().any(|b| abandoned(b, now)) {
+        return Ok(listed);
+    }
+    fail_abandoned_backtests(conn, user, now).await?;
+    list_backtests_once(conn, user, page).await
+}
+
+async fn list_backtests_once(
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+    page: PageRequest,
+) -> Result<Page<Backtest>, DatabaseError> {
     let mut query = backtests::table
         .filter(backtests::user_id.eq(user))
         .select(Backtest::as_select())

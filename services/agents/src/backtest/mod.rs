@@ -186,15 +186,18 @@ impl Known {
                     .iter()
                     .rev()
                     .take(valuation::SALES_READ)
-                    .map(|(sold, price, at)| valuation::Sale {
-                        same_play: self.moments.get(sold).is_some_and(|m| {
-                            m.set_name == moment.set_name
-                                && m.play_category == moment.play_category
-                                && m.play_at == moment.play_at
-                        }),
-                        serial: self.moments.get(sold).map_or(0, |m| m.serial_number),
-                        price_cents: *price,
-                        sold_at: *at,
+                    .map(|(sold, price, at)| {
+                        let sold = self.moments.get(sold);
+                        valuation::Sale {
+                            same_play: sold.is_some_and(|m| {
+                                m.set_name == moment.set_name
+                                    && m.play_category == moment.play_category
+                                    && m.play_at == moment.play_at
+                            }),
+                            serial: sold.map_or(0, |m| m.serial_number),
+                            price_cents: *price,
+                            sold_at: *at,
+                        }
                     })
                     .collect()
             })
