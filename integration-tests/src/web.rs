@@ -16,6 +16,8 @@ pub struct Page {
     pub set_cookies: Vec<String>,
     /// The `Cache-Control` header.
     pub cache_control: Option<String>,
+    /// Every header, for those a test looks at beside the above.
+    pub headers: reqwest::header::HeaderMap,
     /// The body.
     pub body: String,
 }
@@ -24,6 +26,11 @@ impl Page {
     /// The `Set-Cookie` header that sets `name`, if any.
     pub fn cookie(&self, name: &str) -> Option<&str> {
         self.set_cookies.iter().map(String::as_str).find(|c| c.starts_with(&format!("{name}=")))
+    }
+
+    /// The header `name`, when it is there and is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
@@ -75,8 +82,9 @@ impl WebClient {
             }
         }
         let cache_control = response.headers().get("cache-control").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let headers = response.headers().clone();
         let body = response.text().await.unwrap_or_default();
-        Page { status, location, set_cookies, cache_control, body }
+        Page { status, location, set_cookies, cache_control, headers, body }
     }
 
     /// GET `path`.

@@ -2,9 +2,10 @@
 //! by `integration-tests/clients/browser/dashboard.py` through WebDriver) in front of the whole
 //! mesh with the simulated market running: a new collector signs up, deposits, creates and
 //! activates a strategy from a template, sees the agents' decisions arrive in the live feed,
-//! reads one, changes a limit in two steps, engages and releases the emergency stop, signs out
-//! and signs in again by keyboard. Every page is checked for labels, names, contrast and a
-//! phone's width, and photographed into `target/screenshots/dashboard`.
+//! reads one, changes a limit in two steps, engages and releases the emergency stop, backtests
+//! the strategy and sees its chart, signs out and signs in again by keyboard. Every page is
+//! checked for labels, names, contrast and a phone's width, and photographed into
+//! `target/screenshots/dashboard`.
 
 use std::path::{Path, PathBuf};
 
@@ -63,6 +64,8 @@ async fn a_new_collector_uses_every_page_in_a_real_browser() {
         "budget-stopped",
         "market",
         "moment",
+        "backtests",
+        "backtest",
         "notifications",
         "leaderboards",
         "operators",

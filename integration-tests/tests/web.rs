@@ -62,6 +62,7 @@ async fn every_page_answers_and_sign_out_revokes_the_token() {
         ("/portfolio", "Portfolio"),
         ("/decisions", "Decisions"),
         ("/strategies", "Strategies"),
+        ("/backtests", "Backtests"),
         ("/budget", "Budget"),
         ("/market", "Market"),
         ("/notifications", "Notifications"),
@@ -178,6 +179,26 @@ async fn post(
 ) -> fastbreak_integration_tests::web::Page {
     let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     visitor.post(path, &fields).await
+}
+
+/// The fields of the post-game spike template's form as its page gives them, named `name`.
+fn spike_fields(form: &str, name: &str) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = [
+        "template_id",
+        "priority",
+        "min_confidence",
+        "min_discount_bps",
+        "max_price_cents",
+        "max_purchases_per_day",
+        "min_game_score",
+        "buy_window_minutes",
+        "player_ids",
+    ]
+    .iter()
+    .map(|field| ((*field).to_owned(), hidden(form, field).unwrap_or_else(|| panic!("{field} in the form"))))
+    .collect();
+    fields.push(("display_name".into(), name.into()));
+    fields
 }
 
 fn uuid() -> String {
@@ -316,21 +337,7 @@ async fn a_strategys_daily_scan_and_statistic_triggers_are_edited_with_their_mis
         "{}",
         form.body
     );
-    let mut base: Vec<(String, String)> = [
-        "template_id",
-        "priority",
-        "min_confidence",
-        "min_discount_bps",
-        "max_price_cents",
-        "max_purchases_per_day",
-        "min_game_score",
-        "buy_window_minutes",
-        "player_ids",
-    ]
-    .iter()
-    .map(|name| ((*name).to_owned(), hidden(&form.body, name).unwrap_or_else(|| panic!("{name} in the form"))))
-    .collect();
-    base.push(("display_name".into(), "Big nights".into()));
+    let base = spike_fields(&form.body, "Big nights");
     let with = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
         let mut fields = base.clone();
         fields.extend(extra.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())));
@@ -458,4 +465,124 @@ async fn a_strategys_daily_scan_and_statistic_triggers_are_edited_with_their_mis
     let reset = post(&mut visitor, &format!("{path}/state"), vec![("action".into(), "reset_protections".into())]).await;
     assert_eq!((reset.status, reset.location.as_deref()), (303, Some(path.as_str())), "{}", reset.body);
     assert!(visitor.get(&path).await.body.contains("Last reset"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backtest_runs_from_its_page_which_shows_its_figures_and_the_agents_chart() {
+    let mesh = mesh(&[]).await;
+    let web = mesh.addr("web");
+    let mut visitor = WebClient::new(web);
+    visitor.sign_up("Ada", "ada-backtests@example.com", PASSWORD).await;
+    let none_yet = visitor.get("/backtests").await;
+    assert_eq!(none_yet.status, 200, "{}", none_yet.body);
+    assert!(none_yet.body.contains("<h1>Backtests</h1>") && none_yet.body.contains("no strategy to backtest yet"));
+    // A strategy from a template, to backtest.
+    let form = visitor.get("/strategies/new?template=post-game-spike").await;
+    let created = post(&mut visitor, "/strategies", spike_fields(&form.body, "Spikes to test")).await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    let page = visitor.get("/backtests").await;
+    let id = page
+        .body
+        .split("name=\"strategy_ids\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the strategy offered in the form")
+        .to_owned();
+    assert!(page.body.contains("Spikes to test"), "{}", page.body);
+
+    // What is wrong is named beside its field: by the page, then by the agents.
+    let words = visitor
+        .post(
+            "/backtests",
+            &[
+                ("strategy_ids", &id),
+                ("days", "ten"),
+                ("seed", "7"),
+                ("hold_days", "2"),
+                ("starting_balance_cents", "500"),
+            ],
+        )
+        .await;
+    assert_eq!(words.status, 422, "{}", words.body);
+    assert!(words.body.contains("days must be a whole number, not &quot;ten&quot;"), "{}", words.body);
+    assert!(words.body.contains("checked"), "the strategy chosen stays chosen: {}", words.body);
+    let bounds = visitor
+        .post("/backtests", &[("days", "200"), ("seed", "7"), ("hold_days", "99"), ("starting_balance_cents", "500")])
+        .await;
+    assert_eq!(bounds.status, 422, "{}", bounds.body);
+    for named in ["strategy_ids name 1 to 10 strategies", "days must be 1 to 120", "hold_days must be 0 to 60"] {
+        assert!(bounds.body.contains(named), "{named}: {}", bounds.body);
+    }
+    assert!(visitor.get("/backtests").await.body.contains("No backtest yet."), "nothing was started by a bad form");
+
+    // A good one runs, and its page follows it until it has succeeded.
+    let started = visitor
+        .post(
+            "/backtests",
+            &[
+                ("strategy_ids", &id),
+                ("days", "5"),
+                ("seed", "7"),
+                ("hold_days", "2"),
+                ("starting_balance_cents", "500"),
+            ],
+        )
+        .await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    let path = started.location.clone().expect("to the backtest's page");
+    assert!(path.starts_with("/backtests/") && path.len() == "/backtests/".len() + 36, "{path}");
+    let mut shown = visitor.get(&path).await;
+    for _ in 0..240 {
+        if !shown.body.contains("running") {
+            break;
+        }
+        assert_eq!(shown.header("refresh"), Some("2"), "a running backtest's page asks again: {}", shown.body);
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        shown = visitor.get(&path).await;
+    }
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert!(shown.body.contains("succeeded") && shown.body.contains("5 of 5 days"), "{}", shown.body);
+    assert_eq!(shown.header("refresh"), None, "a finished backtest's page stays");
+    for ledger in ["Spikes to test", "buy every listing under fair value", "hold nothing"] {
+        assert!(shown.body.contains(&format!("<td>{ledger}")), "{ledger}: {}", shown.body);
+    }
+    assert!(
+        shown.body.contains(&format!(
+            "<img src=\"{path}/chart.svg\" alt=\"Equity and drawdown over 5 simulated days: Spikes to test ends at $"
+        )),
+        "{}",
+        shown.body
+    );
+
+    // The chart is the agents' own SVG, served so that it runs nothing; the report is JSON.
+    let chart = visitor.get(&format!("{path}/chart.svg")).await;
+    assert_eq!(chart.status, 200, "{}", chart.body);
+    assert_eq!(chart.header("content-type"), Some("image/svg+xml"));
+    assert!(
+        chart
+            .header("content-security-policy")
+            .is_some_and(|p| p.contains("default-src 'none'") && p.contains("sandbox"))
+    );
+    assert!(
+        chart.body.starts_with("<svg") && chart.body.contains("<polyline") && chart.body.contains("Spikes to test"),
+        "{}",
+        chart.body
+    );
+    let report = visitor.get(&format!("{path}/report.json")).await;
+    assert_eq!((report.status, report.header("content-type")), (200, Some("application/json")), "{}", report.body);
+    let json: serde_json::Value = serde_json::from_str(&report.body).expect("the report is JSON");
+    assert_eq!((json["days"].as_u64(), json["seed"].as_u64()), (Some(5), Some(7)), "{json}");
+    assert_eq!(json["strategies"][0]["name"], "Spikes to test", "{json}");
+    let listed = visitor.get("/backtests").await;
+    assert!(listed.body.contains(&format!("href=\"{path}\"")) && listed.body.contains("succeeded"), "{}", listed.body);
+
+    // Another collector sees none of it.
+    let mut stranger = WebClient::new(web);
+    stranger.sign_up("Bob", "bob-backtests@example.com", PASSWORD).await;
+    for what in ["", "/chart.svg", "/report.json"] {
+        let seen = stranger.get(&format!("{path}{what}")).await;
+        assert_eq!(seen.status, 404, "{what}: {}", seen.body);
+        assert!(!seen.body.contains("Spikes to test"), "{what}: {}", seen.body);
+    }
+    assert!(stranger.get("/backtests").await.body.contains("No backtest yet."));
 }

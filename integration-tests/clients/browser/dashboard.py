@@ -7,8 +7,9 @@ BASE_URL is a running dashboard (the web target) in front of a mesh whose market
 listings. The collector signs up, deposits paper funds, creates a strategy from a template
 (first with a mistake, named beside its field), activates it, watches the agents' decisions
 arrive in the live feed, opens one and reads why, changes a limit through the two steps,
-engages and releases the emergency stop, follows the live listing feed, visits every other page, signs out, and signs in
-again with the keyboard alone. Every page is checked for labels, names, contrast and a phone's
+engages and releases the emergency stop, follows the live listing feed, backtests the strategy
+and sees its chart, visits every other page, signs out, and signs in again with the keyboard
+alone. Every page is checked for labels, names, contrast and a phone's
 width, and photographed into SCREENSHOTS_DIR. Any failure ends the run with a message naming
 the page and what was wrong, and exit status 1.
 """
@@ -225,6 +226,7 @@ class Dashboard:
         self.change_a_limit()
         self.emergency_stop()
         self.market()
+        self.backtest(strategy)
         self.the_rest()
         self.sign_out()
         self.sign_in_by_keyboard(email)
@@ -422,6 +424,33 @@ class Dashboard:
                                                  "//*[contains(@class,'problem') or contains(@class,'unavailable')]"),
                     "the valuation shows its factors (or says why it has none)")
         self.audit("moment")
+
+    def backtest(self, name):
+        self.open("/backtests")
+        self.at("Backtests")
+        self.audit("backtests")
+        box = self.driver.find_elements(By.XPATH, "//label[contains(normalize-space(), '%s')]/input[@name='strategy_ids']" % name)
+        self.expect(box, "the strategy is offered for a backtest")
+        box[0].click()
+        self.fill("days", "3")
+        self.press("Run the backtest")
+        self.at("Backtest")
+
+        def succeeded():
+            try:
+                return "succeeded" in self.text()
+            except WebDriverException:
+                return False  # the page was refreshing
+        self.until("the backtest's page refreshing until it has succeeded", succeeded, seconds=60)
+        self.at("Backtest")
+        chart = self.driver.find_elements(By.CSS_SELECTOR, "figure.chart img")
+        self.expect(chart, "the backtest's page shows its chart")
+        self.until("the chart drawn", lambda: self.driver.execute_script(
+            "return arguments[0].complete && arguments[0].naturalWidth > 0;", chart[0]))
+        table = self.driver.find_element(By.TAG_NAME, "table").text
+        for ledger in (name, "buy every listing under fair value", "hold nothing"):
+            self.expect(ledger in table, "the figures of %r are shown" % ledger)
+        self.audit("backtest")
 
     def the_rest(self):
         for path, heading, name in (("/notifications", "Notifications", "notifications"),

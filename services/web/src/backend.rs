@@ -220,6 +220,16 @@ impl Gateway {
         Ok(StrategyServiceClient::new(self.channel(Part::Strategies)?))
     }
 
+    /// The visitor's strategies (the first 100), as the pages that list or pick them show them.
+    pub async fn own_strategies(
+        &self,
+        visitor: &Visitor,
+    ) -> Result<fastbreak_proto::strategy::v1::ListStrategiesResponse, Problem> {
+        let mut client = self.strategies()?;
+        let request = fastbreak_proto::strategy::v1::ListStrategiesRequest { page_size: 100, ..Default::default() };
+        answer(Part::Strategies, client.list_strategies(self.request(visitor, request)).await)
+    }
+
     /// Risk.
     pub fn risk(&self) -> Result<RiskServiceClient<PeerChannel>, Problem> {
         Ok(RiskServiceClient::new(self.channel(Part::Risk)?))

@@ -63,10 +63,11 @@ figure.chart svg { min-width: 36rem; }
 "#;
 
 /// The dashboard's sections, for the navigation.
-pub const SECTIONS: [(&str, &str); 8] = [
+pub const SECTIONS: [(&str, &str); 9] = [
     ("/portfolio", "Portfolio"),
     ("/decisions", "Decisions"),
     ("/strategies", "Strategies"),
+    ("/backtests", "Backtests"),
     ("/budget", "Budget"),
     ("/market", "Market"),
     ("/notifications", "Notifications"),

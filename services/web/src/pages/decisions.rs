@@ -11,7 +11,7 @@ use fastbreak_proto::agents::v1::{
     ApproveDecisionRequest, Decision, DecisionOutcome, DecisionReason, DeclineDecisionRequest, GetDecisionRequest,
     ListDecisionsRequest,
 };
-use fastbreak_proto::strategy::v1::{ListStrategiesRequest, Strategy};
+use fastbreak_proto::strategy::v1::Strategy;
 use http::StatusCode;
 use maud::{Markup, PreEscaped, html};
 
@@ -96,9 +96,7 @@ fn row(decision: &Decision, names: &HashMap<String, String>) -> Markup {
 }
 
 async fn strategy_names(app: &App, visitor: &Visitor) -> Result<Vec<Strategy>, Problem> {
-    let mut strategies = app.gateway.strategies()?;
-    let request = ListStrategiesRequest { page_size: 100, ..Default::default() };
-    Ok(answer(Part::Strategies, strategies.list_strategies(app.gateway.request(visitor, request)).await)?.strategies)
+    Ok(app.gateway.own_strategies(visitor).await?.strategies)
 }
 
 /// Where a feed stands: the newest decision it has shown, by time and then id (decisions

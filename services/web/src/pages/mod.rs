@@ -1,6 +1,7 @@
 //! The routes, and what every page shares: the state, reading forms, answering.
 
 mod auth;
+mod backtests;
 mod budget;
 mod community;
 mod decisions;
@@ -88,6 +89,10 @@ pub fn router(app: App) -> Router {
         .route("/strategies/new", get(strategies::new))
         .route("/strategies/{id}", get(strategies::edit).post(strategies::update))
         .route("/strategies/{id}/state", post(strategies::change_state))
+        .route("/backtests", get(backtests::list).post(backtests::run))
+        .route("/backtests/{id}", get(backtests::one))
+        .route("/backtests/{id}/chart.svg", get(backtests::chart))
+        .route("/backtests/{id}/report.json", get(backtests::report))
         .route("/budget", get(budget::page))
         .route("/budget/propose", post(budget::propose))
         .route("/budget/confirm", post(budget::confirm))

@@ -7,10 +7,9 @@ use fastbreak_proto::common::v1::Rarity;
 use fastbreak_proto::strategy::v1::strategy::Parameters;
 use fastbreak_proto::strategy::v1::{
     ActivateStrategyRequest, CooldownAfterLoss, CreateStrategyRequest, DailyScan, DeleteStrategyRequest, DrawdownGuard,
-    GetStrategyPerformanceRequest, GetStrategyRequest, ListStrategiesRequest, ListStrategyTemplatesRequest,
-    LosingStreakGuard, ManualApproval, PauseStrategyRequest, ResetStrategyProtectionsRequest, Stat, StatTrigger,
-    Strategy, StrategyPerformance, StrategyProtections, StrategyRules, StrategyState, StrategyTemplate,
-    UpdateStrategyRequest,
+    GetStrategyPerformanceRequest, GetStrategyRequest, ListStrategyTemplatesRequest, LosingStreakGuard, ManualApproval,
+    PauseStrategyRequest, ResetStrategyProtectionsRequest, Stat, StatTrigger, Strategy, StrategyPerformance,
+    StrategyProtections, StrategyRules, StrategyState, StrategyTemplate, UpdateStrategyRequest,
 };
 use http::StatusCode;
 use maud::{Markup, html};
@@ -62,11 +61,7 @@ async fn render_list(app: &App, visitor: &Visitor, trouble: Option<&Problem>, st
         return away;
     }
     let gateway = &app.gateway;
-    let strategies = async {
-        let mut client = gateway.strategies()?;
-        let request = ListStrategiesRequest { page_size: 100, ..Default::default() };
-        answer(Part::Strategies, client.list_strategies(gateway.request(visitor, request)).await)
-    };
+    let strategies = gateway.own_strategies(visitor);
     let templates = async {
         let mut client = gateway.strategies()?;
         let request = ListStrategyTemplatesRequest { page_size: 100, ..Default::default() };
