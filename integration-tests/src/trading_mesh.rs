@@ -209,7 +209,7 @@ impl TradingMesh {
                     batch: self.options.agents_batch,
                     ..Default::default()
                 },
-                &["strategy", "scouting", "marketplace", "trading", "notification"],
+                &["strategy", "scouting", "marketplace", "trading", "notification", "risk"],
             )),
             other => panic!("no target {other} in the trading mesh"),
         }

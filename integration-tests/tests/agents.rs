@@ -1428,6 +1428,8 @@ async fn a_backtest_replays_a_season_on_paper_and_stores_its_report() {
     let mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
     let (user, _) = mesh.funded_user(50_000).await;
     let (stranger, _) = mesh.funded_user(50_000).await;
+    // The user's budget: $30 a moment at most (the periods far above any run's spending).
+    mesh.set_limits(user, 100_000_000, 3_000).await;
     let mut strategies = StrategyServiceClient::new(channel(&mesh, "strategy").await);
     let kind = |name: &str, min_discount_bps| Strategy {
         display_name: name.into(),
@@ -1501,6 +1503,24 @@ async fn a_backtest_replays_a_season_on_paper_and_stores_its_report() {
     assert!(trade["reasons"][0].as_str().unwrap().starts_with("Bought: listed at"), "{trade}");
     assert!(!trade["factors"].as_array().unwrap().is_empty());
     assert!(done.chart_svg.starts_with("<svg"));
+    // The user's budget limits, as risk gives them, held every ledger: no moment above $30.
+    assert_eq!(report["budget_limits"]["per_moment_cents"], 3_000, "{}", report["budget_limits"]);
+    assert_eq!(report["budget_limits"]["time_zone"], "UTC");
+    let ledgers = report["strategies"].as_array().unwrap().iter().chain(report["baselines"].as_array().unwrap());
+    let mut refused = 0;
+    for ledger in ledgers {
+        for trade in ledger["trades"].as_array().unwrap() {
+            assert!(trade["price_cents"].as_i64().unwrap() <= 3_000, "{}: {trade}", ledger["name"]);
+        }
+        refused += ledger["skips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["reason"] == "risk_refused" && s["rule"] == "risk")
+            .map(|s| s["count"].as_u64().unwrap())
+            .sum::<u64>();
+    }
+    assert!(refused > 0, "dearer moments were refused by the per-moment limit");
 
     // On paper only: the user's money and trades are untouched, and no decision is stored.
     let trades = mesh.trading().await.list_trades(as_user(ListTradesRequest::default(), user)).await.unwrap();

@@ -543,6 +543,12 @@ async fn a_backtest_runs_from_its_page_which_shows_its_figures_and_the_agents_ch
     assert_eq!(shown.status, 200, "{}", shown.body);
     assert!(shown.body.contains("succeeded") && shown.body.contains("5 of 5 days"), "{}", shown.body);
     assert_eq!(shown.header("refresh"), None, "a finished backtest's page stays");
+    assert!(
+        shown.body.contains("Every ledger was held to your budget limits: $500.00 a day, ")
+            && shown.body.contains("a moment"),
+        "the collector's limits (risk's defaults): {}",
+        shown.body
+    );
     for ledger in ["Spikes to test", "buy every listing under fair value", "hold nothing"] {
         assert!(shown.body.contains(&format!("<td>{ledger}")), "{ledger}: {}", shown.body);
     }

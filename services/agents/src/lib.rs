@@ -32,7 +32,7 @@ pub use settings::Settings;
 pub const TARGET: &str = "agents";
 
 /// The services this target calls, by target name.
-pub const PEERS: &[&str] = &["strategy", "scouting", "marketplace", "trading", "notification"];
+pub const PEERS: &[&str] = &["strategy", "scouting", "marketplace", "trading", "notification", "risk"];
 
 /// The port the target listens on unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 50059;

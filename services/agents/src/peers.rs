@@ -13,6 +13,8 @@ pub(crate) struct AgentPeers {
     pub marketplace: Peer,
     /// Purchases.
     pub trading: Peer,
+    /// The user's budget limits (a backtest holds its ledgers to them).
+    pub risk: Peer,
     /// Alerts.
     pub notification: Peer,
 }
@@ -25,6 +27,7 @@ impl AgentPeers {
             scouting: peers.peer("scouting"),
             marketplace: peers.peer("marketplace"),
             trading: peers.peer("trading"),
+            risk: peers.peer("risk"),
             notification: peers.peer("notification"),
         }
     }

@@ -659,6 +659,8 @@ async fn up_serves_a_client_end_to_end_through_the_gateway() {
         serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(report["days"], 20);
     assert!(std::fs::read_to_string(out.path().join("chart.svg")).unwrap().starts_with("<svg"));
+    let budget = printed.lines().find(|l| l.starts_with("held to your budget limits: ")).unwrap_or_default();
+    assert!(budget.contains(" a moment") && budget.ends_with("(periods in UTC)"), "the user's limits: {printed}");
 
     // `fastbreak status`: a table of every service, SERVING, with the credential `up` kept.
     let status = Command::new(BIN)

@@ -193,16 +193,7 @@ fn answer(decision: Decision) -> Result<crate::store::Hold, Status> {
                 ("reason".to_owned(), stop.reason.clone()),
             ],
         ),
-        Decision::Limit(refusal) => {
-            // Passing the emergency threshold engaged the stop: that is what the caller meets.
-            let reason = if refusal.kind == LimitKind::EmergencyThreshold {
-                ErrorReason::EmergencyStopEngaged
-            } else {
-                ErrorReason::LimitExceeded
-            };
-            let kind = convert::limit_kind_to_pb(refusal.kind);
-            status::failed_precondition(refusal.message(), reason, refusal.metadata(kind.as_str_name()))
-        }
+        Decision::Limit(refusal) => refusal.status(),
         Decision::Paused(alert) => status::failed_precondition(
             format!("automated purchases are paused: {}; acknowledge risk alert {} to resume", alert.message, alert.id),
             ErrorReason::SuspiciousActivity,
@@ -346,7 +337,8 @@ impl RiskService for RiskApi {
                     let row = risk::find_limits(conn, user_id).await?;
                     let limits = limits_in_force(row.as_ref());
                     let periods = Periods::at(now, limits.zone);
-                    let figures = risk::figures(conn, user_id, &periods.windows(now, now, &suspicion)).await?;
+                    let figures =
+                        risk::figures(conn, user_id, &crate::domain::windows(&periods, now, now, &suspicion)).await?;
                     let stop = risk::find_emergency_stop(conn, user_id).await?;
                     let paused = risk::open_suspicious_alert(conn, user_id).await?.is_some();
                     Ok((row, figures, stop, paused, periods))

@@ -96,7 +96,7 @@ pub(crate) async fn authorize(
 
     let limits = limits_in_force(risk::find_limits(conn, p.user_id).await?.as_ref());
     let periods = Periods::at(now, limits.zone);
-    let windows = periods.windows(now, p.balance_time, &settings.suspicion);
+    let windows = domain::windows(&periods, now, p.balance_time, &settings.suspicion);
     let figures = risk::figures(conn, p.user_id, &windows).await?;
 
     if let Err(refusal) = domain::check(&limits, &figures, p.amount, p.balance) {

@@ -2,7 +2,7 @@
 
 use crate::store::{
     AlertKind, AlertSeverity, BudgetLimits, EmergencyStop, Hold, HoldOrigin, HoldState, LimitChange, LimitChangeState,
-    LimitKind, LimitValues, RiskAlert, StopActor,
+    LimitValues, RiskAlert, StopActor,
 };
 use chrono::{DateTime, Utc};
 use fastbreak_mesh::status::timestamp;
@@ -10,29 +10,7 @@ use fastbreak_proto::risk::v1 as pb;
 
 use crate::domain::{self, Limits};
 
-pub(crate) fn limit_kind_to_pb(kind: LimitKind) -> pb::LimitKind {
-    match kind {
-        LimitKind::Daily => pb::LimitKind::Daily,
-        LimitKind::Weekly => pb::LimitKind::Weekly,
-        LimitKind::Monthly => pb::LimitKind::Monthly,
-        LimitKind::Total => pb::LimitKind::Total,
-        LimitKind::PerMoment => pb::LimitKind::PerMoment,
-        LimitKind::Reserve => pb::LimitKind::Reserve,
-        LimitKind::EmergencyThreshold => pb::LimitKind::EmergencyThreshold,
-    }
-}
-
-pub(crate) fn limits_from_pb(limits: &pb::BudgetLimits) -> LimitValues {
-    LimitValues {
-        daily_cents: limits.daily_cents,
-        weekly_cents: limits.weekly_cents,
-        monthly_cents: limits.monthly_cents,
-        total_cents: limits.total_cents,
-        per_moment_cents: limits.per_moment_cents,
-        reserve_cents: limits.reserve_cents,
-        emergency_threshold_cents: limits.emergency_threshold_cents,
-    }
-}
+pub(crate) use fastbreak_limits::{limit_kind_to_pb, limits_from_pb};
 
 pub(crate) fn values_to_pb(v: &LimitValues, time_zone: &str, effective: Option<DateTime<Utc>>) -> pb::BudgetLimits {
     pb::BudgetLimits {

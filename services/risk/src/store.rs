@@ -12,25 +12,7 @@ use fastbreak_db::schema::{
 };
 use fastbreak_db::{Cursor, Page, PageRequest, text_enum};
 
-/// The six limits, in cents; `None` means no such limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = budget_limits)]
-pub struct LimitValues {
-    /// Per calendar day.
-    pub daily_cents: Option<i64>,
-    /// Per ISO week.
-    pub weekly_cents: Option<i64>,
-    /// Per calendar month.
-    pub monthly_cents: Option<i64>,
-    /// Ever.
-    pub total_cents: Option<i64>,
-    /// Per moment.
-    pub per_moment_cents: Option<i64>,
-    /// Balance to keep.
-    pub reserve_cents: Option<i64>,
-    /// Spending within an hour past which the emergency stop engages.
-    pub emergency_threshold_cents: Option<i64>,
-}
+pub use fastbreak_limits::{Figures, LimitKind, LimitValues};
 
 /// The limits in force for a user.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -476,45 +458,6 @@ pub struct Windows {
     pub history: DateTime<Utc>,
 }
 
-/// What a user spent, holds and usually does, read in one statement (one snapshot, so a hold
-/// committed meanwhile is counted once: as held or as spent).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, QueryableByName)]
-pub struct Figures {
-    /// Committed since the start of the day.
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub spent_day: i64,
-    /// Committed since the start of the week.
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub spent_week: i64,
-    /// Committed since the start of the month.
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub spent_month: i64,
-    /// Committed ever.
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub spent_total: i64,
-    /// Committed within the last hour.
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub spent_hour: i64,
-    /// Committed since the balance was read.
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub spent_since_balance: i64,
-    /// Purchases committed within the history.
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub history_purchases: i64,
-    /// Their mean amount.
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub history_mean_cents: i64,
-    /// On hold now.
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub held: i64,
-    /// Holds placed within the burst window.
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub burst_holds: i64,
-    /// Holds placed within the history, before the burst window.
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub history_holds: i64,
-}
-
 /// Reads a user's [`Figures`].
 pub async fn figures(conn: &mut AsyncPgConnection, user_id: Uuid, w: &Windows) -> Result<Figures, DatabaseError> {
     use diesel::sql_types::{Timestamptz, Uuid as SqlUuid};
@@ -762,26 +705,6 @@ text_enum! {
         SuspiciousActivity => "suspicious_activity",
         /// The emergency stop engaged by itself.
         EmergencyStop => "emergency_stop",
-    }
-}
-
-text_enum! {
-    /// One of a user's limits.
-    LimitKind {
-        /// Per day.
-        Daily => "daily",
-        /// Per ISO week.
-        Weekly => "weekly",
-        /// Per month.
-        Monthly => "monthly",
-        /// Ever.
-        Total => "total",
-        /// Per moment.
-        PerMoment => "per_moment",
-        /// The balance to keep.
-        Reserve => "reserve",
-        /// Spending within an hour.
-        EmergencyThreshold => "emergency_threshold",
     }
 }
 

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
+use fastbreak_limits::{Figures, LimitKind, Limits, Periods, THRESHOLD_WINDOW};
 use fastbreak_market_sim::{self as sim, Event, Simulator};
 use fastbreak_mesh::status::{self, timestamp};
 use fastbreak_proto::common::v1::{ErrorReason, Rarity};
@@ -55,6 +56,9 @@ pub(crate) struct Plan {
     pub hold_days: u32,
     /// The strategies, each with a ledger of its own.
     pub strategies: Vec<strategy::Strategy>,
+    /// The user's budget limits, applied to every ledger as risk applies them to a live
+    /// purchase (by the same rules, `libs/limits`); `None` applies none.
+    pub limits: Option<Limits>,
 }
 
 /// The simulated season a plan replays: the simulator's own calendar from its fixed start.
@@ -73,10 +77,11 @@ fn every_discount() -> strategy::Strategy {
     }
 }
 
-/// A paper ledger as a strategy's purchases meet it: its cash, and its outcomes for the
-/// protections.
+/// A paper ledger as a strategy's purchases meet it: its cash, its outcomes for the
+/// protections, and the user's budget limits.
 struct Paper {
     account: Mutex<Account>,
+    limits: Option<Limits>,
 }
 
 impl Paper {
@@ -84,6 +89,37 @@ impl Paper {
         let mut account = self.account.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut account)
     }
+}
+
+/// Checks a paper purchase of `price` at the ledger's instant against the user's limits, as
+/// risk checks a live one: what the ledger spent in the periods of the instant, nothing on
+/// hold, its cash as the balance. Passing the emergency threshold engages the ledger's
+/// emergency stop, which nobody releases in a replay.
+fn within(limits: &Limits, account: &mut Account, price: i64) -> Result<(), Status> {
+    if let Some(stop) = &account.emergency_stop {
+        return Err(status::failed_precondition(
+            format!("the emergency stop is engaged: {}; nobody releases it in a replay", stop.reason),
+            ErrorReason::EmergencyStopEngaged,
+            [("reason".to_owned(), stop.reason.clone())],
+        ));
+    }
+    let now = account.now;
+    let periods = Periods::at(now, limits.zone);
+    let since = |start: DateTime<Utc>| account.spent.iter().filter(|(at, _)| *at >= start).map(|(_, c)| c).sum();
+    let figures = Figures {
+        spent_day: since(periods.day),
+        spent_week: since(periods.week),
+        spent_month: since(periods.month),
+        spent_total: account.spent.iter().map(|(_, c)| c).sum(),
+        spent_hour: since(now - THRESHOLD_WINDOW),
+        ..Figures::default()
+    };
+    fastbreak_limits::check(limits, &figures, price, account.cash_cents).map_err(|refusal| {
+        if refusal.kind == LimitKind::EmergencyThreshold {
+            account.emergency_stop = Some(report::Stop { at: now, reason: refusal.message() });
+        }
+        refusal.status()
+    })
 }
 
 impl Book for Paper {
@@ -105,6 +141,9 @@ impl Book for Paper {
     async fn buy(&self, request: trading::ExecutePurchaseRequest) -> Result<trading::Trade, Status> {
         self.with(|a| {
             let price = request.max_price_cents;
+            if let Some(limits) = &self.limits {
+                within(limits, a, price)?;
+            }
             if a.cash_cents < price {
                 return Err(status::failed_precondition(
                     format!(
@@ -117,6 +156,7 @@ impl Book for Paper {
                 ));
             }
             a.cash_cents -= price;
+            a.spent.push((a.now, price));
             a.bought += 1;
             Ok(trading::Trade { trade_id: Uuid::from_u128(u128::from(a.bought)).to_string(), ..Default::default() })
         })
@@ -279,8 +319,13 @@ pub(crate) async fn replay(plan: &Plan, mut progress: impl FnMut(u32)) -> Report
     let start = simulator.now();
     let mut strategies = plan.strategies.clone();
     strategies.push(every_discount());
-    let books: Vec<Paper> =
-        strategies.iter().map(|s| Paper { account: Mutex::new(Account::new(s, plan.starting_cents, start)) }).collect();
+    let books: Vec<Paper> = strategies
+        .iter()
+        .map(|s| Paper {
+            account: Mutex::new(Account::new(s, plan.starting_cents, start)),
+            limits: plan.limits.clone(),
+        })
+        .collect();
     // Each strategy alone in the index, so that every strategy decides every listing it
     // matches (the ledgers are side by side, not one user's strategies competing).
     let indexes: Vec<Indexed> = strategies.iter().map(|s| Indexed::new(0, vec![s.clone()])).collect();
@@ -395,7 +440,11 @@ async fn decide(
         let paper = &books[k];
         let strategy_id = Uuid::parse_str(&strategy.strategy_id).unwrap_or_default();
         // A listing a strategy acted on is not bought again when it is repriced.
-        let taken = paper.with(|a| a.acted.contains(&listing.id)).then(|| strategy.display_name.clone());
+        let taken = paper.with(|a| {
+            a.now = now;
+            a.acted.contains(&listing.id)
+        });
+        let taken = taken.then(|| strategy.display_name.clone());
         let shared = Shared {
             valued: &valued,
             factors: &factors,

@@ -70,6 +70,12 @@ pub(crate) struct Account {
     open: Vec<Position>,
     closed: Vec<Position>,
     bought_at: Vec<DateTime<Utc>>,
+    /// The instant of the decision being made.
+    pub now: DateTime<Utc>,
+    /// What each purchase spent, and when (for the user's budget limits).
+    pub spent: Vec<(DateTime<Utc>, i64)>,
+    /// When its emergency stop engaged, and why, once it has.
+    pub emergency_stop: Option<Stop>,
     decisions: u64,
     awaiting: u64,
     skips: BTreeMap<(String, String), u64>,
@@ -89,6 +95,9 @@ impl Account {
             open: Vec::new(),
             closed: Vec::new(),
             bought_at: Vec::new(),
+            now: start,
+            spent: Vec::new(),
+            emergency_stop: None,
             decisions: 0,
             awaiting: 0,
             skips: BTreeMap::new(),
@@ -192,6 +201,7 @@ impl Account {
         let left_out = purchases.saturating_sub(TRADES_LISTED);
         trades.truncate(TRADES_LISTED);
         Ledger {
+            emergency_stop: self.emergency_stop,
             strategy_id: self.strategy_id,
             name: self.name,
             decisions: self.decisions,
@@ -281,6 +291,17 @@ pub(crate) struct Ledger {
     pub trades: Vec<Trade>,
     pub trades_left_out: u64,
     pub equity: Vec<Point>,
+    /// When the ledger's emergency stop engaged (the user's emergency threshold passed), and
+    /// why: nothing is bought after it.
+    #[serde(default)]
+    pub emergency_stop: Option<Stop>,
+}
+
+/// An emergency stop that engaged during a replay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Stop {
+    pub at: DateTime<Utc>,
+    pub reason: String,
 }
 
 /// A backtest's report.
@@ -294,9 +315,48 @@ pub(crate) struct Report {
     pub hold_days: u32,
     /// Listing events (new listings and price changes) replayed.
     pub listing_events: u64,
+    /// The user's budget limits every ledger was held to (none when absent).
+    #[serde(default)]
+    pub budget_limits: Option<Budget>,
     pub strategies: Vec<Ledger>,
     /// "buy every listing under fair value" and "hold nothing".
     pub baselines: Vec<Ledger>,
+}
+
+/// The budget limits a backtest applied, in cents (absent: no such limit), with the time zone
+/// of their periods.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Budget {
+    #[serde(flatten)]
+    pub limits: fastbreak_limits::LimitValues,
+    pub time_zone: String,
+    /// The limits in words, as the command line and the dashboard show them.
+    pub summary: String,
+}
+
+impl Budget {
+    fn of(limits: &fastbreak_limits::Limits) -> Self {
+        let v = &limits.values;
+        let named = [
+            ("a day", v.daily_cents),
+            ("a week", v.weekly_cents),
+            ("a month", v.monthly_cents),
+            ("in all", v.total_cents),
+            ("a moment", v.per_moment_cents),
+            ("kept in reserve", v.reserve_cents),
+            ("within an hour before the emergency stop engages", v.emergency_threshold_cents),
+        ];
+        let parts: Vec<String> = named
+            .iter()
+            .filter_map(|(what, cents)| cents.map(|c| format!("{} {what}", fastbreak_mesh::money::dollars(c))))
+            .collect();
+        let summary = if parts.is_empty() {
+            "no budget limit".to_owned()
+        } else {
+            format!("{} (periods in {})", parts.join(", "), limits.zone.name())
+        };
+        Self { summary, limits: *v, time_zone: limits.zone.name().to_owned() }
+    }
 }
 
 impl Report {
@@ -341,6 +401,7 @@ impl Report {
             trades: Vec::new(),
             trades_left_out: 0,
             equity: flat,
+            emergency_stop: None,
         };
         let mut baselines = every;
         baselines.push(nothing);
@@ -352,6 +413,7 @@ impl Report {
             starting_balance_cents: plan.starting_cents,
             hold_days: plan.hold_days,
             listing_events,
+            budget_limits: plan.limits.as_ref().map(Budget::of),
             strategies: ledgers,
             baselines,
         }

@@ -6,10 +6,13 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use fastbreak_limits::Limits;
 use fastbreak_mesh::caller;
 use fastbreak_mesh::status::{self, Violations, timestamp};
 use fastbreak_proto::agents::v1 as pb;
 use fastbreak_proto::common::v1::ErrorReason;
+use fastbreak_proto::risk::v1 as risk;
+use fastbreak_proto::risk::v1::risk_service_client::RiskServiceClient;
 use fastbreak_proto::strategy::v1 as strategy;
 use fastbreak_proto::strategy::v1::strategy_service_client::StrategyServiceClient;
 use futures::FutureExt;
@@ -74,6 +77,8 @@ impl Engine {
             }
             strategies.push(strategy);
         }
+        // The user's budget limits as they stand: each ledger is held to them.
+        let limits = self.limits_of(user).await?;
         let now = Utc::now();
         let backtest = Backtest {
             id: Uuid::now_v7(),
@@ -103,10 +108,27 @@ impl Engine {
                 [],
             ));
         }
-        let plan = Plan { seed: request.seed, days, starting_cents: starting, hold_days, strategies };
+        let plan =
+            Plan { seed: request.seed, days, starting_cents: starting, hold_days, strategies, limits: Some(limits) };
         let engine = self.on_background();
         tokio::spawn(async move { engine.run_backtest(backtest.id, plan, slots).await });
         Ok(backtest)
+    }
+
+    /// The caller's budget limits, as the risk service answers the caller.
+    async fn limits_of(&self, user: Uuid) -> Result<Limits, Status> {
+        let limits = self
+            .retried(|| {
+                let mut request = self.request(risk::GetBudgetLimitsRequest {});
+                caller::set_user_id(&mut request, user);
+                async move {
+                    let mut client = RiskServiceClient::new(self.peers.risk.channel()?);
+                    client.get_budget_limits(request).await.map(|r| r.into_inner())
+                }
+            })
+            .await?;
+        Limits::from_pb(&limits)
+            .ok_or_else(|| Status::internal(format!("risk gave a time zone that is none: {:?}", limits.time_zone)))
     }
 
     /// One of the caller's strategies, as the strategy service answers the caller.

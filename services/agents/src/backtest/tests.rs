@@ -22,7 +22,7 @@ fn value_rules() -> strategy::StrategyRules {
 }
 
 fn plan(days: u32, strategies: Vec<strategy::Strategy>) -> Plan {
-    Plan { seed: 11, days, starting_cents: 200_000, hold_days: 3, strategies }
+    Plan { seed: 11, days, starting_cents: 200_000, hold_days: 3, strategies, limits: None }
 }
 
 fn run(plan: &Plan) -> Report {
@@ -143,6 +143,41 @@ fn the_report_figures_add_up_and_the_chart_draws_every_ledger() {
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert_eq!(svg.matches("<polyline").count(), 2 * 4, "equity and drawdown of 2 strategies and 2 baselines");
     assert!(svg.contains("hold nothing"));
+}
+
+#[test]
+fn the_users_budget_limits_hold_every_ledger_as_risk_holds_a_live_purchase() {
+    let eager = vec![hunter(1, "value", strategy::StrategyRules { max_purchases_per_day: 100, ..value_rules() })];
+    let limits = |values: fastbreak_limits::LimitValues| Some(Limits { values, zone: chrono_tz::Tz::UTC });
+    let free = run(&plan(4, eager.clone()));
+    assert_eq!(free.budget_limits, None);
+    // A daily limit: what a ledger spends in a day stays within it, the rest refused by risk.
+    let daily = fastbreak_limits::LimitValues { daily_cents: Some(3_000), ..Default::default() };
+    let held = run(&Plan { limits: limits(daily), ..plan(4, eager.clone()) });
+    assert_eq!(
+        held.budget_limits.as_ref().map(|b| (b.limits.daily_cents, b.time_zone.as_str())),
+        Some((Some(3_000), "UTC"))
+    );
+    for (ledger, unheld) in
+        held.strategies.iter().zip(&free.strategies).chain([(&held.baselines[0], &free.baselines[0])])
+    {
+        let mut days: BTreeMap<chrono::NaiveDate, i64> = BTreeMap::new();
+        for trade in &ledger.trades {
+            *days.entry(trade.bought_at.date_naive()).or_default() += trade.price_cents;
+        }
+        assert!(!days.is_empty() && days.values().all(|spent| *spent <= 3_000), "{}: {days:?}", ledger.name);
+        assert!(ledger.skips.iter().any(|s| s.reason == "risk_refused" && s.rule == "risk"), "{:?}", ledger.skips);
+        assert!(ledger.purchases < unheld.purchases, "{}: {} of {}", ledger.name, ledger.purchases, unheld.purchases);
+    }
+    // The emergency threshold: once an hour's spending would pass it, the ledger's stop
+    // engages and nothing is bought after it.
+    let threshold = fastbreak_limits::LimitValues { emergency_threshold_cents: Some(2_000), ..Default::default() };
+    let stopped = run(&Plan { limits: limits(threshold), ..plan(4, eager) });
+    let every = &stopped.baselines[0];
+    let stop = every.emergency_stop.as_ref().expect("buying every discount passes $20 within an hour");
+    assert!(stop.reason.contains("emergency threshold"), "{}", stop.reason);
+    assert!(every.purchases > 0 && every.trades.iter().all(|t| t.bought_at <= stop.at), "{every:?}");
+    assert!(every.purchases < free.baselines[0].purchases);
 }
 
 #[test]

@@ -1,0 +1,385 @@
+//! The spending limits of a user, free of I/O: the limits and their defaults, the periods they
+//! count over in the user's time zone, and the check of a purchase against them in a fixed
+//! order with the figures a refusal carries. The risk service checks every live purchase with
+//! it; a backtest checks its paper purchases with the same rules.
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use diesel::prelude::*;
+use fastbreak_db::schema::budget_limits;
+use fastbreak_db::text_enum;
+use fastbreak_proto::common::v1::ErrorReason;
+use fastbreak_proto::risk::v1 as pb;
+
+pub use fastbreak_mesh::money::amount as money;
+
+text_enum! {
+    /// One of a user's limits.
+    LimitKind {
+        /// Per day.
+        Daily => "daily",
+        /// Per ISO week.
+        Weekly => "weekly",
+        /// Per month.
+        Monthly => "monthly",
+        /// Ever.
+        Total => "total",
+        /// Per moment.
+        PerMoment => "per_moment",
+        /// The balance to keep.
+        Reserve => "reserve",
+        /// Spending within an hour.
+        EmergencyThreshold => "emergency_threshold",
+    }
+}
+
+/// The six limits, in cents; `None` means no such limit.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Queryable, Selectable, Insertable, serde::Serialize, serde::Deserialize,
+)]
+#[diesel(table_name = budget_limits)]
+pub struct LimitValues {
+    /// Per calendar day.
+    pub daily_cents: Option<i64>,
+    /// Per ISO week.
+    pub weekly_cents: Option<i64>,
+    /// Per calendar month.
+    pub monthly_cents: Option<i64>,
+    /// Ever.
+    pub total_cents: Option<i64>,
+    /// Per moment.
+    pub per_moment_cents: Option<i64>,
+    /// Balance to keep.
+    pub reserve_cents: Option<i64>,
+    /// Spending within an hour past which the emergency stop engages.
+    pub emergency_threshold_cents: Option<i64>,
+}
+
+/// What a user spent, holds and usually does, read in one statement (one snapshot, so a hold
+/// committed meanwhile is counted once: as held or as spent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, QueryableByName)]
+pub struct Figures {
+    /// Committed since the start of the day.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub spent_day: i64,
+    /// Committed since the start of the week.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub spent_week: i64,
+    /// Committed since the start of the month.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub spent_month: i64,
+    /// Committed ever.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub spent_total: i64,
+    /// Committed within the last hour.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub spent_hour: i64,
+    /// Committed since the balance was read.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub spent_since_balance: i64,
+    /// Purchases committed within the history.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub history_purchases: i64,
+    /// Their mean amount.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub history_mean_cents: i64,
+    /// On hold now.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub held: i64,
+    /// Holds placed within the burst window.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub burst_holds: i64,
+    /// Holds placed within the history, before the burst window.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub history_holds: i64,
+}
+
+/// The limits of a user who never set any.
+pub const DEFAULT_LIMITS: LimitValues = LimitValues {
+    daily_cents: Some(50_000),
+    weekly_cents: Some(200_000),
+    monthly_cents: Some(500_000),
+    total_cents: Some(2_000_000),
+    per_moment_cents: Some(25_000),
+    reserve_cents: None,
+    emergency_threshold_cents: Some(30_000),
+};
+
+/// The largest amount a limit or a purchase may name: a hundred billion, far beyond any real
+/// wallet, small enough that sums of them never overflow.
+pub const MAX_CENTS: i64 = 10_000_000_000_000;
+
+/// The window of the emergency threshold.
+pub const THRESHOLD_WINDOW: Duration = Duration::hours(1);
+
+/// A limit as the contract names it.
+pub fn limit_kind_to_pb(kind: LimitKind) -> pb::LimitKind {
+    match kind {
+        LimitKind::Daily => pb::LimitKind::Daily,
+        LimitKind::Weekly => pb::LimitKind::Weekly,
+        LimitKind::Monthly => pb::LimitKind::Monthly,
+        LimitKind::Total => pb::LimitKind::Total,
+        LimitKind::PerMoment => pb::LimitKind::PerMoment,
+        LimitKind::Reserve => pb::LimitKind::Reserve,
+        LimitKind::EmergencyThreshold => pb::LimitKind::EmergencyThreshold,
+    }
+}
+
+/// The amounts of a set of limits as the contract gives them.
+pub fn limits_from_pb(limits: &pb::BudgetLimits) -> LimitValues {
+    LimitValues {
+        daily_cents: limits.daily_cents,
+        weekly_cents: limits.weekly_cents,
+        monthly_cents: limits.monthly_cents,
+        total_cents: limits.total_cents,
+        per_moment_cents: limits.per_moment_cents,
+        reserve_cents: limits.reserve_cents,
+        emergency_threshold_cents: limits.emergency_threshold_cents,
+    }
+}
+
+/// The limits in force for a user, and the time zone of their periods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// The amounts.
+    pub values: LimitValues,
+    /// The time zone.
+    pub zone: Tz,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { values: DEFAULT_LIMITS, zone: Tz::UTC }
+    }
+}
+
+impl Limits {
+    /// The limits the contract gives (`GetBudgetLimits`); `None` when their time zone is none.
+    pub fn from_pb(limits: &pb::BudgetLimits) -> Option<Self> {
+        Some(Self { values: limits_from_pb(limits), zone: zone(&limits.time_zone)? })
+    }
+
+    /// One limit's amount.
+    pub fn get(&self, kind: LimitKind) -> Option<i64> {
+        value(&self.values, kind)
+    }
+}
+
+/// One limit's amount in a set.
+pub fn value(values: &LimitValues, kind: LimitKind) -> Option<i64> {
+    match kind {
+        LimitKind::Daily => values.daily_cents,
+        LimitKind::Weekly => values.weekly_cents,
+        LimitKind::Monthly => values.monthly_cents,
+        LimitKind::Total => values.total_cents,
+        LimitKind::PerMoment => values.per_moment_cents,
+        LimitKind::Reserve => values.reserve_cents,
+        LimitKind::EmergencyThreshold => values.emergency_threshold_cents,
+    }
+}
+
+/// A time zone by its IANA name; empty means UTC.
+pub fn zone(name: &str) -> Option<Tz> {
+    if name.is_empty() { Some(Tz::UTC) } else { name.parse().ok() }
+}
+
+/// The start of the local day `date` in `zone`, in UTC (a day that begins in a daylight-saving
+/// gap begins at the first local time that exists).
+pub fn start_of(zone: Tz, date: NaiveDate) -> DateTime<Utc> {
+    let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+    (0..4)
+        .find_map(|hours| zone.from_local_datetime(&(midnight + Duration::hours(hours))).earliest())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
+}
+
+/// Where the user's day, ISO week and month began at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Periods {
+    /// The day.
+    pub day: DateTime<Utc>,
+    /// The ISO week (from Monday).
+    pub week: DateTime<Utc>,
+    /// The month.
+    pub month: DateTime<Utc>,
+}
+
+impl Periods {
+    /// The periods at `now` in `zone`.
+    pub fn at(now: DateTime<Utc>, zone: Tz) -> Self {
+        let today = now.with_timezone(&zone).date_naive();
+        let monday = today - Duration::days(i64::from(today.weekday().num_days_from_monday()));
+        let first = today.with_day(1).unwrap_or(today);
+        Self { day: start_of(zone, today), week: start_of(zone, monday), month: start_of(zone, first) }
+    }
+
+    /// When the period of a limit began; `None` for limits without one.
+    pub fn start(&self, kind: LimitKind) -> Option<DateTime<Utc>> {
+        match kind {
+            LimitKind::Daily => Some(self.day),
+            LimitKind::Weekly => Some(self.week),
+            LimitKind::Monthly => Some(self.month),
+            _ => None,
+        }
+    }
+}
+
+/// Committed spending against a limit, from the figures.
+pub fn spent(figures: &Figures, kind: LimitKind) -> i64 {
+    match kind {
+        LimitKind::Daily => figures.spent_day,
+        LimitKind::Weekly => figures.spent_week,
+        LimitKind::Monthly => figures.spent_month,
+        LimitKind::Total => figures.spent_total,
+        LimitKind::EmergencyThreshold => figures.spent_hour,
+        LimitKind::Reserve => figures.spent_since_balance,
+        LimitKind::PerMoment => 0,
+    }
+}
+
+/// The limits that count spending over a period, in the order they are checked.
+pub const SPENDING_LIMITS: [LimitKind; 4] = [LimitKind::Daily, LimitKind::Weekly, LimitKind::Monthly, LimitKind::Total];
+
+/// A purchase a limit refuses, with the figures behind the refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// The limit.
+    pub kind: LimitKind,
+    /// Its amount.
+    pub limit: i64,
+    /// Committed in its period (for the reserve: committed since the balance was read).
+    pub spent: i64,
+    /// On hold.
+    pub held: i64,
+    /// The purchase's amount.
+    pub asked: i64,
+    /// The balance the caller read (reserve only).
+    pub balance: Option<i64>,
+}
+
+impl Refusal {
+    /// The refusal as a sentence.
+    pub fn message(&self) -> String {
+        let (limit, spent, held, asked) = (money(self.limit), money(self.spent), money(self.held), money(self.asked));
+        match self.kind {
+            LimitKind::PerMoment => format!("{asked} is above the per-moment limit of {limit}"),
+            LimitKind::Reserve => format!(
+                "{asked} would leave less than the reserve of {limit} (balance {}, on hold {held}, spent since {spent})",
+                money(self.balance.unwrap_or(0))
+            ),
+            LimitKind::EmergencyThreshold => format!(
+                "{asked} would take spending within an hour past the emergency threshold of {limit} (spent {spent}, on hold {held}); the emergency stop is engaged"
+            ),
+            kind => format!("{asked} would exceed the {kind} limit of {limit} (spent {spent}, on hold {held})"),
+        }
+    }
+
+    /// The refusal as the caller of a purchase meets it: FAILED_PRECONDITION with the limit's
+    /// figures. Passing the emergency threshold engages the emergency stop: that is its reason.
+    pub fn status(&self) -> tonic::Status {
+        let reason = if self.kind == LimitKind::EmergencyThreshold {
+            ErrorReason::EmergencyStopEngaged
+        } else {
+            ErrorReason::LimitExceeded
+        };
+        let kind = limit_kind_to_pb(self.kind);
+        fastbreak_mesh::status::failed_precondition(self.message(), reason, self.metadata(kind.as_str_name()))
+    }
+
+    /// The figures, as `ErrorInfo` metadata.
+    pub fn metadata(&self, kind_name: &str) -> Vec<(String, String)> {
+        let mut metadata = vec![
+            ("limit".to_owned(), kind_name.to_owned()),
+            ("limit_cents".to_owned(), self.limit.to_string()),
+            ("spent_cents".to_owned(), self.spent.to_string()),
+            ("held_cents".to_owned(), self.held.to_string()),
+            ("asked_cents".to_owned(), self.asked.to_string()),
+        ];
+        if let Some(balance) = self.balance {
+            metadata.push(("balance_cents".to_owned(), balance.to_string()));
+            metadata.push(("reserve_cents".to_owned(), self.limit.to_string()));
+        }
+        metadata
+    }
+}
+
+/// Checks a purchase of `asked` cents against every limit, in a fixed order: per moment, the
+/// emergency threshold, daily, weekly, monthly, total, then the reserve. Holds count as spent
+/// in every period; for the reserve, open holds and spending committed since the balance was
+/// read are taken off the balance, so that a stale balance never lets a purchase into it.
+pub fn check(limits: &Limits, figures: &Figures, asked: i64, balance: i64) -> Result<(), Refusal> {
+    let held = figures.held;
+    if let Some(limit) = limits.get(LimitKind::PerMoment)
+        && asked > limit
+    {
+        return Err(Refusal { kind: LimitKind::PerMoment, limit, spent: 0, held: 0, asked, balance: None });
+    }
+    let order = [LimitKind::EmergencyThreshold].into_iter().chain(SPENDING_LIMITS);
+    for kind in order {
+        if let Some(limit) = limits.get(kind) {
+            let spent = spent(figures, kind);
+            if spent.saturating_add(held).saturating_add(asked) > limit {
+                return Err(Refusal { kind, limit, spent, held, asked, balance: None });
+            }
+        }
+    }
+    if let Some(reserve) = limits.get(LimitKind::Reserve) {
+        let spent = figures.spent_since_balance;
+        let left = balance.saturating_sub(held).saturating_sub(spent).saturating_sub(asked);
+        if left < reserve {
+            return Err(Refusal {
+                kind: LimitKind::Reserve,
+                limit: reserve,
+                spent,
+                held,
+                asked,
+                balance: Some(balance),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(values: LimitValues) -> Limits {
+        Limits { values, zone: Tz::UTC }
+    }
+
+    #[test]
+    fn limits_are_checked_in_order_with_their_figures() {
+        let l = limits(LimitValues {
+            daily_cents: Some(1_000),
+            weekly_cents: Some(2_000),
+            per_moment_cents: Some(600),
+            reserve_cents: Some(500),
+            ..LimitValues::default()
+        });
+        let f = Figures { spent_day: 300, spent_week: 1_500, held: 200, ..Figures::default() };
+        assert_eq!(check(&l, &f, 601, 10_000).unwrap_err().kind, LimitKind::PerMoment);
+        let daily = check(&l, &f, 501, 10_000).unwrap_err();
+        assert_eq!(
+            (daily.kind, daily.limit, daily.spent, daily.held, daily.asked),
+            (LimitKind::Daily, 1_000, 300, 200, 501)
+        );
+        assert_eq!(check(&l, &f, 301, 10_000).unwrap_err().kind, LimitKind::Weekly);
+        assert!(check(&l, &f, 300, 10_000).is_ok());
+        let reserve = check(&l, &Figures { spent_since_balance: 100, ..f }, 300, 1_099).unwrap_err();
+        assert_eq!((reserve.kind, reserve.balance), (LimitKind::Reserve, Some(1_099)));
+        assert!(check(&l, &f, 300, 1_000).is_ok(), "1000 - 200 held - 300 = 500 keeps the reserve");
+    }
+
+    #[test]
+    fn periods_follow_the_time_zone() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 3, 0, 0).unwrap(); // a Wednesday, 22:00 the day before in New York
+        let utc = Periods::at(now, Tz::UTC);
+        assert_eq!(utc.day, Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap());
+        assert_eq!(utc.week, Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap());
+        assert_eq!(utc.month, Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap());
+        let ny = Periods::at(now, "America/New_York".parse().unwrap());
+        assert_eq!(ny.day, Utc.with_ymd_and_hms(2026, 11, 24, 5, 0, 0).unwrap());
+        assert_eq!(ny.month, Utc.with_ymd_and_hms(2026, 11, 1, 4, 0, 0).unwrap(), "1 November began in daylight time");
+    }
+}
