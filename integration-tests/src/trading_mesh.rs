@@ -37,6 +37,8 @@ pub struct MeshOptions {
     pub agents: bool,
     /// The most listing events the agents decide together.
     pub agents_batch: usize,
+    /// The longest a backtest may replay.
+    pub backtest_deadline: Duration,
 }
 
 impl Default for MeshOptions {
@@ -56,6 +58,7 @@ impl Default for MeshOptions {
             pool: 8,
             agents: false,
             agents_batch: fastbreak_agents::Settings::default().batch,
+            backtest_deadline: fastbreak_agents::Settings::default().backtest_deadline,
         }
     }
 }
@@ -207,6 +210,7 @@ impl TradingMesh {
                     step_deadline: Duration::from_secs(3),
                     schedule_interval: Duration::from_millis(100),
                     batch: self.options.agents_batch,
+                    backtest_deadline: self.options.backtest_deadline,
                     ..Default::default()
                 },
                 &["strategy", "scouting", "marketplace", "trading", "notification", "risk"],

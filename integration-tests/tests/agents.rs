@@ -1558,3 +1558,85 @@ async fn a_backtest_replays_a_season_on_paper_and_stores_its_report() {
     let theirs = agents.list_backtests(as_user(ListBacktestsRequest::default(), stranger)).await.unwrap();
     assert!(theirs.into_inner().backtests.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backtest_is_cancelled_by_its_user_or_stopped_at_its_deadline() {
+    use fastbreak_proto::agents::v1::{BacktestState, CancelBacktestRequest, GetBacktestRequest, RunBacktestRequest};
+    let mesh = TradingMesh::start(MeshOptions {
+        agents: true,
+        backtest_deadline: Duration::from_secs(3),
+        ..MeshOptions::default()
+    })
+    .await;
+    let (user, _) = mesh.funded_user(50_000).await;
+    let (stranger, _) = mesh.funded_user(50_000).await;
+    let mut strategies = StrategyServiceClient::new(channel(&mesh, "strategy").await);
+    let rules = StrategyRules {
+        min_confidence: 0.3,
+        min_discount_bps: 1_500,
+        max_price_cents: 50_000,
+        max_purchases_per_day: 4,
+    };
+    let strategy = Strategy {
+        display_name: "Season long".into(),
+        rules: Some(rules),
+        parameters: Some(Parameters::RookieRisers(RookieRisersParameters {
+            max_seasons_played: 3,
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let strategy = active_strategy(&mut strategies, user, strategy).await;
+    let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
+    let season = RunBacktestRequest {
+        strategy_ids: vec![strategy.strategy_id.clone()],
+        seed: 3,
+        days: 120,
+        starting_balance_cents: 100_000,
+        hold_days: 7,
+    };
+    let cancel = |id: &str| CancelBacktestRequest { backtest_id: id.to_owned() };
+
+    // Cancelled by its user: it ends CANCELLED at once, keeps how far it got, and goes no further.
+    let started = agents.run_backtest(as_user(season.clone(), user)).await.unwrap().into_inner();
+    let missing = agents.cancel_backtest(as_user(cancel(&started.backtest_id), stranger)).await.unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound, "another user's backtest is not found");
+    let bad = agents.cancel_backtest(as_user(cancel("nope"), user)).await.unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert!(bad.message().contains("backtest_id"), "{}", bad.message());
+    let cancelled = agents.cancel_backtest(as_user(cancel(&started.backtest_id), user)).await.unwrap().into_inner();
+    assert_eq!(cancelled.state(), BacktestState::Cancelled);
+    assert!(cancelled.failure_reason.starts_with("cancelled by you at "), "{}", cancelled.failure_reason);
+    assert!(cancelled.end_time.is_some());
+    let again = agents.cancel_backtest(as_user(cancel(&started.backtest_id), user)).await.unwrap_err();
+    assert_eq!(again.code(), tonic::Code::FailedPrecondition, "{again:?}");
+    assert!(again.message().contains("already ended (cancelled)"), "{}", again.message());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let get = GetBacktestRequest { backtest_id: started.backtest_id.clone() };
+    let later = agents.get_backtest(as_user(get.clone(), user)).await.unwrap().into_inner();
+    assert_eq!(later.state(), BacktestState::Cancelled);
+    assert!(later.days_done < 120 && later.report_json.is_empty(), "it stopped: day {}", later.days_done);
+    let still = agents.get_backtest(as_user(get, user)).await.unwrap().into_inner();
+    assert_eq!(still.days_done, later.days_done, "no day is replayed after the cancellation");
+
+    // Its deadline: a season longer than 3 s to replay is stopped, FAILED, saying why; the user
+    // may run another at once.
+    let long = agents.run_backtest(as_user(season, user)).await.unwrap().into_inner();
+    let stopped = until("the backtest reaches its deadline", Duration::from_secs(60), || {
+        let mut agents = agents.clone();
+        let id = long.backtest_id.clone();
+        async move {
+            let found = agents.get_backtest(as_user(GetBacktestRequest { backtest_id: id }, user)).await.ok()?;
+            let found = found.into_inner();
+            (found.state() != BacktestState::Running).then_some(found)
+        }
+    })
+    .await;
+    assert_eq!(stopped.state(), BacktestState::Failed, "{stopped:?}");
+    assert!(
+        stopped.failure_reason.contains("took longer than the 3 s a backtest may run"),
+        "{}",
+        stopped.failure_reason
+    );
+    assert!(stopped.days_done < 120);
+}

@@ -582,9 +582,36 @@ async fn a_backtest_runs_from_its_page_which_shows_its_figures_and_the_agents_ch
     let listed = visitor.get("/backtests").await;
     assert!(listed.body.contains(&format!("href=\"{path}\"")) && listed.body.contains("succeeded"), "{}", listed.body);
 
+    // A long one, cancelled from its page: the page says so, and a second cancel is refused.
+    let long = visitor
+        .post(
+            "/backtests",
+            &[
+                ("strategy_ids", &id),
+                ("days", "120"),
+                ("seed", "3"),
+                ("hold_days", "2"),
+                ("starting_balance_cents", "500"),
+            ],
+        )
+        .await;
+    let long = long.location.clone().expect("to the long backtest's page");
+    let running = visitor.get(&long).await;
+    assert!(running.body.contains("Cancel the backtest"), "{}", running.body);
+    let cancelled = visitor.post(&format!("{long}/cancel"), &[]).await;
+    assert_eq!((cancelled.status, cancelled.location.as_deref()), (303, Some(long.as_str())), "{}", cancelled.body);
+    let shown = visitor.get(&long).await;
+    assert!(shown.body.contains("It was cancelled by you at "), "{}", shown.body);
+    assert_eq!(shown.header("refresh"), None);
+    let twice = visitor.post(&format!("{long}/cancel"), &[]).await;
+    assert_eq!(twice.status, 422, "{}", twice.body);
+    assert!(twice.body.contains("already ended (cancelled)"), "{}", twice.body);
+
     // Another collector sees none of it.
     let mut stranger = WebClient::new(web);
     stranger.sign_up("Bob", "bob-backtests@example.com", PASSWORD).await;
+    let theirs = stranger.post(&format!("{long}/cancel"), &[]).await;
+    assert_eq!(theirs.status, 404, "{}", theirs.body);
     for what in ["", "/chart.svg", "/report.json"] {
         let seen = stranger.get(&format!("{path}{what}")).await;
         assert_eq!(seen.status, 404, "{what}: {}", seen.body);

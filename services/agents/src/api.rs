@@ -193,6 +193,16 @@ impl AgentService for AgentApi {
         Ok(Response::new(backtest_to_pb(&found, report, chart)))
     }
 
+    async fn cancel_backtest(
+        &self,
+        request: Request<pb::CancelBacktestRequest>,
+    ) -> Result<Response<pb::Backtest>, Status> {
+        let user = caller::user_id(&request)?;
+        let id = required_uuid(&request.get_ref().backtest_id, "backtest_id")?;
+        let cancelled = self.engine.cancel_backtest(user, id).await?;
+        Ok(Response::new(backtest_to_pb(&cancelled, None, None)))
+    }
+
     async fn list_backtests(
         &self,
         request: Request<pb::ListBacktestsRequest>,

@@ -23,6 +23,8 @@ pub struct Settings {
     pub batch: usize,
     /// Whether the listing loop runs in this target.
     pub worker_enabled: bool,
+    /// The longest a backtest may replay before it is stopped (failed, saying so).
+    pub backtest_deadline: Duration,
 }
 
 impl Default for Settings {
@@ -36,6 +38,7 @@ impl Default for Settings {
             schedule_interval: Duration::from_secs(30),
             batch: 500,
             worker_enabled: true,
+            backtest_deadline: Duration::from_secs(600),
         }
     }
 }
@@ -64,6 +67,13 @@ impl Settings {
                 "a duration from 10ms to 10m",
                 ms(10)..=ms(600_000),
                 &mut settings.schedule_interval,
+            ),
+            (
+                // Below the 15 minutes after which a running backtest counts as interrupted.
+                "FASTBREAK_AGENTS_BACKTEST_DEADLINE",
+                "a duration from 100ms to 10m",
+                ms(100)..=ms(600_000),
+                &mut settings.backtest_deadline,
             ),
         ] {
             reader.set_duration(var, expected, range, target);
@@ -98,10 +108,16 @@ mod tests {
             ("FASTBREAK_AGENTS_SCAN_LIMIT", "0"),
             ("FASTBREAK_AGENTS_RETRY_MIN", "1h"),
             ("FASTBREAK_AGENTS_BATCH", "5001"),
+            ("FASTBREAK_AGENTS_BACKTEST_DEADLINE", "1h"),
         ]);
         let _ = Settings::read(&mut reader);
         let text = reader.finish().unwrap_err().to_string();
-        for variable in ["FASTBREAK_AGENTS_SCAN_LIMIT", "FASTBREAK_AGENTS_RETRY_MIN", "FASTBREAK_AGENTS_BATCH"] {
+        for variable in [
+            "FASTBREAK_AGENTS_SCAN_LIMIT",
+            "FASTBREAK_AGENTS_RETRY_MIN",
+            "FASTBREAK_AGENTS_BATCH",
+            "FASTBREAK_AGENTS_BACKTEST_DEADLINE",
+        ] {
             assert!(text.contains(variable), "{variable}: {text}");
         }
         let mut reader = Reader::new([("FASTBREAK_AGENTS_BATCH", "20")]);

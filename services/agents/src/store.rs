@@ -39,6 +39,20 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// Where a backtest stands.
+    BacktestState {
+        /// Replaying.
+        Running => "running",
+        /// Done, its report kept.
+        Succeeded => "succeeded",
+        /// Stopped: its deadline passed, or the agents stopped while it ran.
+        Failed => "failed",
+        /// Cancelled by its user.
+        Cancelled => "cancelled",
+    }
+}
+
 /// One pass of the automation loop.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = agent_runs)]
@@ -825,7 +839,7 @@ pub struct Backtest {
     /// Whose.
     pub user_id: Uuid,
     /// Where it stands.
-    pub state: RunState,
+    pub state: BacktestState,
     /// The strategies backtested, in the order asked.
     pub strategy_ids: Vec<Uuid>,
     /// The season's seed (its bits).
@@ -866,11 +880,11 @@ async fn fail_abandoned_backtests(
     Ok(diesel::update(
         backtests::table
             .filter(backtests::user_id.eq(user))
-            .filter(backtests::state.eq(RunState::Running))
+            .filter(backtests::state.eq(BacktestState::Running))
             .filter(backtests::created_at.lt(now - BACKTEST_ABANDONED_AFTER)),
     )
     .set((
-        backtests::state.eq(RunState::Failed),
+        backtests::state.eq(BacktestState::Failed),
         backtests::failure_reason.eq("the backtest was interrupted (the agents stopped while it ran)"),
         backtests::finished_at.eq(now),
     ))
@@ -878,13 +892,39 @@ async fn fail_abandoned_backtests(
     .await?)
 }
 
-/// Records how far a running backtest has got.
-pub async fn backtest_progress(conn: &mut AsyncPgConnection, id: Uuid, days_done: i32) -> Result<(), DatabaseError> {
-    diesel::update(backtests::table.find(id).filter(backtests::state.eq(RunState::Running)))
+/// Records how far a running backtest has got; `false` when it no longer runs (cancelled).
+pub async fn backtest_progress(conn: &mut AsyncPgConnection, id: Uuid, days_done: i32) -> Result<bool, DatabaseError> {
+    let updated = diesel::update(backtests::table.find(id).filter(backtests::state.eq(BacktestState::Running)))
         .set(backtests::days_done.eq(days_done))
         .execute(conn)
         .await?;
-    Ok(())
+    Ok(updated == 1)
+}
+
+/// Cancels one of the user's running backtests (its replay stops at its next progress): the
+/// backtest as it now stands, and whether this call cancelled it (`false`: it had ended
+/// before); `None` when the user has no such backtest.
+pub async fn cancel_backtest(
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<(Backtest, bool)>, DatabaseError> {
+    let mine = backtests::table.filter(backtests::id.eq(id)).filter(backtests::user_id.eq(user));
+    let cancelled: Option<Backtest> = diesel::update(mine.filter(backtests::state.eq(BacktestState::Running)))
+        .set((
+            backtests::state.eq(BacktestState::Cancelled),
+            backtests::failure_reason.eq(format!("cancelled by you at {}", now.format("%Y-%m-%d %H:%M:%S UTC"))),
+            backtests::finished_at.eq(now),
+        ))
+        .returning(Backtest::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    match cancelled {
+        Some(backtest) => Ok(Some((backtest, true))),
+        None => Ok(mine.select(Backtest::as_select()).first(conn).await.optional()?.map(|b| (b, false))),
+    }
 }
 
 /// Ends a running backtest: succeeded with its report and chart, or failed with the reason.
@@ -894,12 +934,12 @@ pub async fn finish_backtest(
     result: Result<(serde_json::Value, String), String>,
     now: DateTime<Utc>,
 ) -> Result<(), DatabaseError> {
-    let target = backtests::table.find(id).filter(backtests::state.eq(RunState::Running));
+    let target = backtests::table.find(id).filter(backtests::state.eq(BacktestState::Running));
     match result {
         Ok((report, chart)) => {
             diesel::update(target)
                 .set((
-                    backtests::state.eq(RunState::Succeeded),
+                    backtests::state.eq(BacktestState::Succeeded),
                     backtests::days_done.eq(backtests::days),
                     backtests::report.eq(report),
                     backtests::chart_svg.eq(chart),
@@ -911,7 +951,7 @@ pub async fn finish_backtest(
         Err(reason) => {
             diesel::update(target)
                 .set((
-                    backtests::state.eq(RunState::Failed),
+                    backtests::state.eq(BacktestState::Failed),
                     backtests::failure_reason.eq(reason),
                     backtests::finished_at.eq(now),
                 ))
@@ -944,7 +984,7 @@ pub async fn find_backtest(
 
 /// Whether a backtest still shown running was interrupted: it started too long ago.
 fn abandoned(backtest: &Backtest, now: DateTime<Utc>) -> bool {
-    backtest.state == RunState::Running && backtest.created_at < now - BACKTEST_ABANDONED_AFTER
+    backtest.state == BacktestState::Running && backtest.created_at < now - BACKTEST_ABANDONED_AFTER
 }
 
 /// The user's backtests, newest first, without their reports.

@@ -55,8 +55,10 @@ pub async fn run(args: &BacktestArgs, mut say: impl FnMut(String)) -> Result<(),
         }
         tokio::time::sleep(POLL).await;
     };
-    if done.state() != BacktestState::Succeeded {
-        return Err(format!("backtest {} failed: {}", done.backtest_id, done.failure_reason));
+    match done.state() {
+        BacktestState::Succeeded => {}
+        BacktestState::Cancelled => return Err(format!("backtest {} was {}", done.backtest_id, done.failure_reason)),
+        _ => return Err(format!("backtest {} failed: {}", done.backtest_id, done.failure_reason)),
     }
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{} cannot be made: {e}", args.out.display()))?;
     for (name, text) in [("report.json", &done.report_json), ("chart.svg", &done.chart_svg)] {

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Duration, Utc};
 use fastbreak_limits::{Figures, LimitKind, Limits, Periods, THRESHOLD_WINDOW};
@@ -312,8 +313,9 @@ impl Known {
     }
 }
 
-/// Replays `plan` and reports on it. `progress` is told the simulated days done, after each.
-pub(crate) async fn replay(plan: &Plan, mut progress: impl FnMut(u32)) -> Report {
+/// Replays `plan` and reports on it. `progress` is told the simulated days done, after each;
+/// once `stop` is set the replay ends at the next simulated hour, with no report.
+pub(crate) async fn replay(plan: &Plan, mut progress: impl FnMut(u32), stop: &AtomicBool) -> Option<Report> {
     let mut simulator = Simulator::new(season(plan.seed));
     let fee_bps = simulator.config().marketplaces.first().map_or(0, |m| m.fee_bps);
     let start = simulator.now();
@@ -335,6 +337,9 @@ pub(crate) async fn replay(plan: &Plan, mut progress: impl FnMut(u32)) -> Report
     let mut events_decided = 0u64;
     for day in 0..plan.days {
         for _ in 0..steps_per_day {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
             let now = simulator.now();
             for paper in &books {
                 paper.with(|a| a.sell_held(&simulator, plan.hold_days, fee_bps, now));
@@ -394,7 +399,7 @@ pub(crate) async fn replay(plan: &Plan, mut progress: impl FnMut(u32)) -> Report
     let end = simulator.now();
     let accounts: Vec<Account> =
         books.into_iter().map(|p| p.account.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)).collect();
-    Report::new(plan, start, end, events_decided, accounts)
+    Some(Report::new(plan, start, end, events_decided, accounts))
 }
 
 /// One listing event decided for every strategy that matches it, each on its own ledger, by the

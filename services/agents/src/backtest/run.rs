@@ -4,6 +4,7 @@
 //! stored at the end.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::Utc;
 use fastbreak_limits::Limits;
@@ -22,7 +23,7 @@ use uuid::Uuid;
 
 use super::{Plan, Report, check, replay};
 use crate::engine::Engine;
-use crate::store::{self as repo, Backtest, RunState};
+use crate::store::{self as repo, Backtest, BacktestState};
 
 /// Backtests replayed at once across all users (each takes a core while it runs).
 pub(crate) const AT_ONCE: usize = 2;
@@ -83,7 +84,7 @@ impl Engine {
         let backtest = Backtest {
             id: Uuid::now_v7(),
             user_id: user,
-            state: RunState::Running,
+            state: BacktestState::Running,
             strategy_ids: ids,
             seed: request.seed as i64,
             days: request.days,
@@ -154,35 +155,61 @@ impl Engine {
         }
     }
 
-    /// Replays a stored backtest once a slot is free, writing its progress, then its report.
+    /// Replays a stored backtest once a slot is free, writing its progress, then its report. It
+    /// stops when its deadline passes (failed, saying so) or when its progress finds it no
+    /// longer running (cancelled).
     async fn run_backtest(&self, id: Uuid, plan: Plan, slots: Arc<Semaphore>) {
         let _slot = slots.acquire_owned().await;
+        let deadline = self.settings.backtest_deadline;
+        let until = tokio::time::Instant::now() + deadline;
+        let stop = Arc::new(AtomicBool::new(false));
         let (tx, mut rx) = watch::channel(0u32);
+        let stopping = stop.clone();
         let mut replaying = tokio::task::spawn_blocking(move || {
-            let report = futures::executor::block_on(replay(&plan, |day| {
-                let _ = tx.send(day);
-            }));
+            let report = futures::executor::block_on(replay(
+                &plan,
+                |day| {
+                    let _ = tx.send(day);
+                },
+                &stopping,
+            ))?;
             let chart = report.chart_svg();
-            (report, chart)
+            Some((report, chart))
         });
+        let (mut late, mut cancelled) = (false, false);
         let result = loop {
             tokio::select! {
                 done = &mut replaying => break done,
+                () = tokio::time::sleep_until(until), if !late => {
+                    late = true;
+                    stop.store(true, Ordering::Relaxed);
+                }
                 changed = rx.changed() => {
                     if changed.is_err() {
                         break (&mut replaying).await;
                     }
                     let day = i32::try_from(*rx.borrow_and_update()).unwrap_or(i32::MAX);
-                    let _ = self
+                    let running = self
                         .read_committed(move |conn| async move { repo::backtest_progress(conn, id, day).await }.boxed())
                         .await;
+                    if matches!(running, Ok(false)) {
+                        cancelled = true;
+                        stop.store(true, Ordering::Relaxed);
+                    }
                 }
             }
         };
         let result = match result {
-            Ok((report, chart)) => serde_json::to_value(&report)
+            Ok(Some((report, chart))) => serde_json::to_value(&report)
                 .map(|report| (report, chart))
                 .map_err(|e| format!("the report could not be written: {e}")),
+            // Cancelled: the user's cancellation is what is stored.
+            Ok(None) if cancelled && !late => return,
+            Ok(None) => Err(format!(
+                "the backtest took longer than the {} s a backtest may run, and was stopped: replay fewer days or \
+                 strategies",
+                deadline.as_secs_f64()
+            )),
             Err(e) => Err(format!("the replay stopped: {e}")),
         };
         let finished = self
@@ -194,6 +221,23 @@ impl Engine {
         if let Err(status) = finished {
             tracing::warn!(backtest = %id, error = %status.message(), "a backtest's end could not be stored");
         }
+    }
+
+    /// Cancels one of the user's running backtests: as it now stands, cancelled.
+    pub(crate) async fn cancel_backtest(&self, user: Uuid, id: Uuid) -> Result<Backtest, Status> {
+        let now = Utc::now();
+        let (found, cancelled) = self
+            .read_committed(move |conn| async move { repo::cancel_backtest(conn, user, id, now).await }.boxed())
+            .await?
+            .ok_or_else(|| status::not_found("backtest"))?;
+        if !cancelled {
+            return Err(status::failed_precondition(
+                format!("the backtest has already ended ({}); there is nothing to cancel", found.state),
+                ErrorReason::InvalidState,
+                [("state".to_owned(), found.state.to_string())],
+            ));
+        }
+        Ok(found)
     }
 }
 
@@ -222,9 +266,10 @@ pub(crate) fn backtest_to_pb(
     chart: Option<String>,
 ) -> pb::Backtest {
     let state = match backtest.state {
-        RunState::Running => pb::BacktestState::Running,
-        RunState::Succeeded => pb::BacktestState::Succeeded,
-        RunState::Failed => pb::BacktestState::Failed,
+        BacktestState::Running => pb::BacktestState::Running,
+        BacktestState::Succeeded => pb::BacktestState::Succeeded,
+        BacktestState::Failed => pb::BacktestState::Failed,
+        BacktestState::Cancelled => pb::BacktestState::Cancelled,
     };
     let parsed: Option<Report> = report.as_ref().and_then(|r| serde_json::from_value(r.clone()).ok());
     pb::Backtest {

@@ -26,7 +26,7 @@ fn plan(days: u32, strategies: Vec<strategy::Strategy>) -> Plan {
 }
 
 fn run(plan: &Plan) -> Report {
-    futures::executor::block_on(replay(plan, |_| {}))
+    futures::executor::block_on(replay(plan, |_| {}, &AtomicBool::new(false))).expect("not stopped")
 }
 
 #[test]
@@ -178,6 +178,25 @@ fn the_users_budget_limits_hold_every_ledger_as_risk_holds_a_live_purchase() {
     assert!(stop.reason.contains("emergency threshold"), "{}", stop.reason);
     assert!(every.purchases > 0 && every.trades.iter().all(|t| t.bought_at <= stop.at), "{every:?}");
     assert!(every.purchases < free.baselines[0].purchases);
+}
+
+#[test]
+fn a_stopped_replay_ends_within_the_day_without_a_report() {
+    let plan = plan(30, vec![hunter(1, "value", value_rules())]);
+    let stop = AtomicBool::new(false);
+    let mut days = Vec::new();
+    let report = futures::executor::block_on(replay(
+        &plan,
+        |day| {
+            days.push(day);
+            if day == 2 {
+                stop.store(true, Ordering::Relaxed);
+            }
+        },
+        &stop,
+    ));
+    assert!(report.is_none());
+    assert_eq!(days, [1, 2], "nothing replayed after the day it was stopped");
 }
 
 #[test]

@@ -6,14 +6,14 @@
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use fastbreak_proto::agents::v1::{
-    Backtest, BacktestLedger, BacktestState, GetBacktestRequest, ListBacktestsRequest, ListBacktestsResponse,
-    RunBacktestRequest,
+    Backtest, BacktestLedger, BacktestState, CancelBacktestRequest, GetBacktestRequest, ListBacktestsRequest,
+    ListBacktestsResponse, RunBacktestRequest,
 };
 use fastbreak_proto::strategy::v1::{ListStrategiesResponse, strategy::Parameters};
 use http::StatusCode;
 use maud::{Markup, html};
 
-use super::{App, Fields, Posted, any_signed_out, session, status_of};
+use super::{App, Fields, Posted, any_signed_out, done, session, status_of};
 use crate::backend::{Part, Problem, answer};
 use crate::html::{csrf_field, field, money, or_problem, parse_dollars, problem, time};
 use crate::session::Visitor;
@@ -73,6 +73,7 @@ fn state_tag(state: BacktestState) -> Markup {
         BacktestState::Running => html! { span.tag { "running" } },
         BacktestState::Succeeded => html! { strong.good { "succeeded" } },
         BacktestState::Failed => html! { strong.bad { "failed" } },
+        BacktestState::Cancelled => html! { span.tag { "cancelled" } },
         BacktestState::Unspecified => html! { "unknown" },
     }
 }
@@ -279,12 +280,32 @@ fn chart_description(b: &Backtest) -> String {
 }
 
 pub async fn one(State(app): State<App>, visitor: Visitor, Path(id): Path<String>) -> Response {
-    let b = match backtest(&app, &visitor, id).await {
+    render_one(&app, &visitor, id, None).await
+}
+
+/// Cancels a running backtest, then shows it again.
+pub async fn cancel(State(app): State<App>, Path(id): Path<String>, Posted { visitor, .. }: Posted) -> Response {
+    let result = async {
+        let mut agents = app.gateway.agents()?;
+        let request = CancelBacktestRequest { backtest_id: id.clone() };
+        answer(Part::Agents, agents.cancel_backtest(app.gateway.request(&visitor, request)).await)
+    }
+    .await;
+    if let Some(response) = done(&app, &result, &format!("/backtests/{id}")) {
+        return response;
+    }
+    render_one(&app, &visitor, id, result.err().as_ref()).await
+}
+
+/// One backtest's page, with what went wrong with a form sent from it, if anything did.
+async fn render_one(app: &App, visitor: &Visitor, id: String, trouble: Option<&Problem>) -> Response {
+    let b = match backtest(app, visitor, id).await {
         Ok(b) => b,
         Err(page) => return page,
     };
     let running = b.state() == BacktestState::Running;
     let body = html! {
+        @if let Some(trouble) = trouble { (problem(trouble)) }
         p {
             (state_tag(b.state())) " — " (days_done(&b)) " of the season with seed " (b.seed)
             ", each strategy starting with " (money(b.starting_balance_cents)) " of paper money"
@@ -296,6 +317,13 @@ pub async fn one(State(app): State<App>, visitor: Visitor, Path(id): Path<String
         @if running {
             progress max=(b.days) value=(b.days_done) aria-label="Simulated days replayed" { (days_done(&b)) }
             p { "This page refreshes every " (REFRESH_SECONDS) " seconds until the backtest is done." }
+            form method="post" action={"/backtests/" (b.backtest_id) "/cancel"} {
+                (csrf_field(visitor))
+                button.secondary type="submit" { "Cancel the backtest" }
+            }
+        }
+        @if b.state() == BacktestState::Cancelled {
+            p { "It was " (b.failure_reason) ", after " (days_done(&b)) "; it has no report." }
         }
         @if b.state() == BacktestState::Failed {
             p.problem role="alert" { "It failed: " (b.failure_reason) }
@@ -320,7 +348,8 @@ pub async fn one(State(app): State<App>, visitor: Visitor, Path(id): Path<String
         }
         p { a href="/backtests" { "All backtests" } }
     };
-    let mut response = app.html(&visitor, StatusCode::OK, crate::html::page(&visitor, "/backtests", "Backtest", body));
+    let status = trouble.map_or(StatusCode::OK, status_of);
+    let mut response = app.html(visitor, status, crate::html::page(visitor, "/backtests", "Backtest", body));
     if running {
         // Asked again while it runs (the dashboard needs no script for it).
         response.headers_mut().insert("refresh", http::HeaderValue::from(REFRESH_SECONDS));

@@ -91,6 +91,7 @@ pub fn router(app: App) -> Router {
         .route("/strategies/{id}/state", post(strategies::change_state))
         .route("/backtests", get(backtests::list).post(backtests::run))
         .route("/backtests/{id}", get(backtests::one))
+        .route("/backtests/{id}/cancel", post(backtests::cancel))
         .route("/backtests/{id}/chart.svg", get(backtests::chart))
         .route("/backtests/{id}/report.json", get(backtests::report))
         .route("/budget", get(budget::page))
