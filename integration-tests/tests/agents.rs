@@ -1559,18 +1559,24 @@ async fn a_backtest_replays_a_season_on_paper_and_stores_its_report() {
     assert!(theirs.into_inner().backtests.is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_backtest_is_cancelled_by_its_user_or_stopped_at_its_deadline() {
-    use fastbreak_proto::agents::v1::{BacktestState, CancelBacktestRequest, GetBacktestRequest, RunBacktestRequest};
-    let mesh = TradingMesh::start(MeshOptions {
-        agents: true,
-        backtest_deadline: Duration::from_secs(3),
-        ..MeshOptions::default()
+/// A backtest of `user` once it no longer runs (within a minute).
+async fn ended(agents: &AgentServiceClient<Channel>, user: Uuid, id: &str) -> fastbreak_proto::agents::v1::Backtest {
+    use fastbreak_proto::agents::v1::{BacktestState, GetBacktestRequest};
+    until("the backtest ends", Duration::from_secs(60), || {
+        let mut agents = agents.clone();
+        let request = GetBacktestRequest { backtest_id: id.to_owned() };
+        async move {
+            let found = agents.get_backtest(as_user(request, user)).await.ok()?.into_inner();
+            (found.state() != BacktestState::Running).then_some(found)
+        }
     })
-    .await;
+    .await
+}
+
+/// A user with a strategy to backtest, in `mesh`.
+async fn season_to_backtest(mesh: &TradingMesh) -> (Uuid, fastbreak_proto::agents::v1::RunBacktestRequest) {
     let (user, _) = mesh.funded_user(50_000).await;
-    let (stranger, _) = mesh.funded_user(50_000).await;
-    let mut strategies = StrategyServiceClient::new(channel(&mesh, "strategy").await);
+    let mut strategies = StrategyServiceClient::new(channel(mesh, "strategy").await);
     let rules = StrategyRules {
         min_confidence: 0.3,
         min_discount_bps: 1_500,
@@ -1587,14 +1593,23 @@ async fn a_backtest_is_cancelled_by_its_user_or_stopped_at_its_deadline() {
         ..Default::default()
     };
     let strategy = active_strategy(&mut strategies, user, strategy).await;
-    let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
-    let season = RunBacktestRequest {
+    let season = fastbreak_proto::agents::v1::RunBacktestRequest {
         strategy_ids: vec![strategy.strategy_id.clone()],
         seed: 3,
         days: 120,
         starting_balance_cents: 100_000,
         hold_days: 7,
     };
+    (user, season)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backtest_cancelled_by_its_user_stops_and_frees_its_slot() {
+    use fastbreak_proto::agents::v1::{BacktestState, CancelBacktestRequest, GetBacktestRequest, RunBacktestRequest};
+    let mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
+    let (user, season) = season_to_backtest(&mesh).await;
+    let (stranger, _) = mesh.funded_user(50_000).await;
+    let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
     let cancel = |id: &str| CancelBacktestRequest { backtest_id: id.to_owned() };
 
     // Cancelled by its user: it ends CANCELLED at once, keeps how far it got, and goes no further.
@@ -1611,32 +1626,41 @@ async fn a_backtest_is_cancelled_by_its_user_or_stopped_at_its_deadline() {
     let again = agents.cancel_backtest(as_user(cancel(&started.backtest_id), user)).await.unwrap_err();
     assert_eq!(again.code(), tonic::Code::FailedPrecondition, "{again:?}");
     assert!(again.message().contains("already ended (cancelled)"), "{}", again.message());
-    tokio::time::sleep(Duration::from_secs(1)).await;
     let get = GetBacktestRequest { backtest_id: started.backtest_id.clone() };
-    let later = agents.get_backtest(as_user(get.clone(), user)).await.unwrap().into_inner();
+    let later = agents.get_backtest(as_user(get, user)).await.unwrap().into_inner();
     assert_eq!(later.state(), BacktestState::Cancelled);
     assert!(later.days_done < 120 && later.report_json.is_empty(), "it stopped: day {}", later.days_done);
-    let still = agents.get_backtest(as_user(get, user)).await.unwrap().into_inner();
-    assert_eq!(still.days_done, later.days_done, "no day is replayed after the cancellation");
 
-    // Its deadline: a season longer than 3 s to replay is stopped, FAILED, saying why; the user
-    // may run another at once.
-    let long = agents.run_backtest(as_user(season, user)).await.unwrap().into_inner();
-    let stopped = until("the backtest reaches its deadline", Duration::from_secs(60), || {
-        let mut agents = agents.clone();
-        let id = long.backtest_id.clone();
-        async move {
-            let found = agents.get_backtest(as_user(GetBacktestRequest { backtest_id: id }, user)).await.ok()?;
-            let found = found.into_inner();
-            (found.state() != BacktestState::Running).then_some(found)
-        }
+    // The replays stop: with both slots taken by cancelled seasons that went on, a short
+    // backtest would wait for a whole season; it runs at once instead.
+    let second = agents.run_backtest(as_user(season.clone(), user)).await.unwrap().into_inner();
+    agents.cancel_backtest(as_user(cancel(&second.backtest_id), user)).await.unwrap();
+    let short =
+        agents.run_backtest(as_user(RunBacktestRequest { days: 2, ..season }, user)).await.unwrap().into_inner();
+    let began = std::time::Instant::now();
+    let done = ended(&agents, user, &short.backtest_id).await;
+    assert_eq!(done.state(), BacktestState::Succeeded, "{}", done.failure_reason);
+    assert!(began.elapsed() < Duration::from_secs(8), "it waited {:?} for a slot", began.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backtest_past_its_deadline_is_stopped_and_fails_saying_so() {
+    use fastbreak_proto::agents::v1::BacktestState;
+    let mesh = TradingMesh::start(MeshOptions {
+        agents: true,
+        backtest_deadline: Duration::from_secs(1),
+        ..MeshOptions::default()
     })
     .await;
+    let (user, season) = season_to_backtest(&mesh).await;
+    let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
+    let long = agents.run_backtest(as_user(season, user)).await.unwrap().into_inner();
+    let stopped = ended(&agents, user, &long.backtest_id).await;
     assert_eq!(stopped.state(), BacktestState::Failed, "{stopped:?}");
     assert!(
-        stopped.failure_reason.contains("took longer than the 3 s a backtest may run"),
+        stopped.failure_reason.contains("took longer than the 1 s a backtest may run"),
         "{}",
         stopped.failure_reason
     );
-    assert!(stopped.days_done < 120);
+    assert!(stopped.days_done < 120 && stopped.report_json.is_empty());
 }

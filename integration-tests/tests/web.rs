@@ -505,7 +505,11 @@ async fn a_backtest_runs_from_its_page_which_shows_its_figures_and_the_agents_ch
         .await;
     assert_eq!(words.status, 422, "{}", words.body);
     assert!(words.body.contains("days must be a whole number, not &quot;ten&quot;"), "{}", words.body);
-    assert!(words.body.contains("checked"), "the strategy chosen stays chosen: {}", words.body);
+    assert!(
+        words.body.contains(&format!("value=\"{id}\" checked")),
+        "the strategy chosen stays chosen: {}",
+        words.body
+    );
     let bounds = visitor
         .post("/backtests", &[("days", "200"), ("seed", "7"), ("hold_days", "99"), ("starting_balance_cents", "500")])
         .await;

@@ -154,9 +154,10 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// The limits the contract gives (`GetBudgetLimits`); `None` when their time zone is none.
-    pub fn from_pb(limits: &pb::BudgetLimits) -> Option<Self> {
-        Some(Self { values: limits_from_pb(limits), zone: zone(&limits.time_zone)? })
+    /// The limits the contract gives (`GetBudgetLimits`); a time zone that names none counts
+    /// as UTC, as risk counts it.
+    pub fn from_pb(limits: &pb::BudgetLimits) -> Self {
+        Self { values: limits_from_pb(limits), zone: zone(&limits.time_zone).unwrap_or(Tz::UTC) }
     }
 
     /// One limit's amount.

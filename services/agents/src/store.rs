@@ -910,6 +910,8 @@ pub async fn cancel_backtest(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Option<(Backtest, bool)>, DatabaseError> {
+    // One interrupted long ago failed; it is not cancelled now.
+    fail_abandoned_backtests(conn, user, now).await?;
     let mine = backtests::table.filter(backtests::id.eq(id)).filter(backtests::user_id.eq(user));
     let cancelled: Option<Backtest> = diesel::update(mine.filter(backtests::state.eq(BacktestState::Running)))
         .set((

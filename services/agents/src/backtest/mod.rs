@@ -99,7 +99,10 @@ impl Paper {
 fn within(limits: &Limits, account: &mut Account, price: i64) -> Result<(), Status> {
     if let Some(stop) = &account.emergency_stop {
         return Err(status::failed_precondition(
-            format!("the emergency stop is engaged: {}; nobody releases it in a replay", stop.reason),
+            format!(
+                "the emergency stop engaged at {} is still engaged: nobody releases it in a replay",
+                stop.at.format("%Y-%m-%d %H:%M UTC")
+            ),
             ErrorReason::EmergencyStopEngaged,
             [("reason".to_owned(), stop.reason.clone())],
         ));

@@ -128,8 +128,7 @@ impl Engine {
                 }
             })
             .await?;
-        Limits::from_pb(&limits)
-            .ok_or_else(|| Status::internal(format!("risk gave a time zone that is none: {:?}", limits.time_zone)))
+        Ok(Limits::from_pb(&limits))
     }
 
     /// One of the caller's strategies, as the strategy service answers the caller.
@@ -156,12 +155,19 @@ impl Engine {
     }
 
     /// Replays a stored backtest once a slot is free, writing its progress, then its report. It
-    /// stops when its deadline passes (failed, saying so) or when its progress finds it no
-    /// longer running (cancelled).
+    /// stops when its deadline passes, counted from the request (failed, saying so), or when
+    /// its progress finds it no longer running (cancelled).
     async fn run_backtest(&self, id: Uuid, plan: Plan, slots: Arc<Semaphore>) {
-        let _slot = slots.acquire_owned().await;
+        // The deadline counts from the request, the wait for a slot included.
         let deadline = self.settings.backtest_deadline;
         let until = tokio::time::Instant::now() + deadline;
+        let _slot = tokio::time::timeout_at(until, slots.acquire_owned()).await;
+        // One cancelled while it waited is not replayed.
+        let running =
+            self.read_committed(move |conn| async move { repo::backtest_progress(conn, id, 0).await }.boxed()).await;
+        if matches!(running, Ok(false)) {
+            return;
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, mut rx) = watch::channel(0u32);
         let stopping = stop.clone();

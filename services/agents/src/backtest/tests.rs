@@ -169,6 +169,24 @@ fn the_users_budget_limits_hold_every_ledger_as_risk_holds_a_live_purchase() {
         assert!(ledger.skips.iter().any(|s| s.reason == "risk_refused" && s.rule == "risk"), "{:?}", ledger.skips);
         assert!(ledger.purchases < unheld.purchases, "{}: {} of {}", ledger.name, ledger.purchases, unheld.purchases);
     }
+    // The reserve: cash kept, whatever is sold meanwhile (the sales' proceeds count as cash).
+    let reserve = fastbreak_limits::LimitValues { reserve_cents: Some(199_000), ..Default::default() };
+    let kept = run(&Plan { limits: limits(reserve), hold_days: 0, ..plan(4, eager.clone()) });
+    let spent: i64 = kept.baselines[0].trades.iter().map(|t| t.price_cents).sum();
+    assert!(spent > 0 && spent <= 1_000, "$10 of $2,000 may be spent: {spent}");
+    // A day in the user's time zone: New York's day begins at 04:00 UTC in October.
+    let zoned = Some(Limits {
+        values: fastbreak_limits::LimitValues { daily_cents: Some(3_000), ..Default::default() },
+        zone: chrono_tz::America::New_York,
+    });
+    let local = run(&Plan { limits: zoned, ..plan(4, eager.clone()) });
+    let mut days: BTreeMap<chrono::NaiveDate, i64> = BTreeMap::new();
+    for trade in &local.baselines[0].trades {
+        let day = trade.bought_at.with_timezone(&chrono_tz::America::New_York).date_naive();
+        *days.entry(day).or_default() += trade.price_cents;
+    }
+    assert!(days.values().all(|spent| *spent <= 3_000), "{days:?}");
+    assert_eq!(local.budget_limits.as_ref().map(|b| b.time_zone.as_str()), Some("America/New_York"));
     // The emergency threshold: once an hour's spending would pass it, the ledger's stop
     // engages and nothing is bought after it.
     let threshold = fastbreak_limits::LimitValues { emergency_threshold_cents: Some(2_000), ..Default::default() };
