@@ -181,6 +181,18 @@ async fn post(
     visitor.post(path, &fields).await
 }
 
+/// The backtest form's fields: `strategy` for `days` of season `seed`, each moment held 2 days,
+/// with `dollars` of paper money.
+fn backtest_form<'a>(strategy: &'a str, days: &'a str, seed: &'a str, dollars: &'a str) -> [(&'a str, &'a str); 5] {
+    [
+        ("strategy_ids", strategy),
+        ("days", days),
+        ("seed", seed),
+        ("hold_days", "2"),
+        ("starting_balance_cents", dollars),
+    ]
+}
+
 /// The fields of the post-game spike template's form as its page gives them, named `name`.
 fn spike_fields(form: &str, name: &str) -> Vec<(String, String)> {
     let mut fields: Vec<(String, String)> = [
@@ -491,18 +503,7 @@ async fn a_backtest_runs_from_its_page_which_shows_its_figures_and_the_agents_ch
     assert!(page.body.contains("Spikes to test"), "{}", page.body);
 
     // What is wrong is named beside its field: by the page, then by the agents.
-    let words = visitor
-        .post(
-            "/backtests",
-            &[
-                ("strategy_ids", &id),
-                ("days", "ten"),
-                ("seed", "7"),
-                ("hold_days", "2"),
-                ("starting_balance_cents", "500"),
-            ],
-        )
-        .await;
+    let words = visitor.post("/backtests", &backtest_form(&id, "ten", "7", "500")).await;
     assert_eq!(words.status, 422, "{}", words.body);
     assert!(words.body.contains("days must be a whole number, not &quot;ten&quot;"), "{}", words.body);
     assert!(
@@ -517,21 +518,17 @@ async fn a_backtest_runs_from_its_page_which_shows_its_figures_and_the_agents_ch
     for named in ["strategy_ids name 1 to 10 strategies", "days must be 1 to 120", "hold_days must be 0 to 60"] {
         assert!(bounds.body.contains(named), "{named}: {}", bounds.body);
     }
+    let dear = visitor.post("/backtests", &backtest_form(&id, "5", "7", "20,000,000")).await;
+    assert_eq!(dear.status, 422, "{}", dear.body);
+    assert!(
+        dear.body.contains("starting_balance_cents must be more than $0.00 and at most $10,000,000.00"),
+        "in the dollars the field is in: {}",
+        dear.body
+    );
     assert!(visitor.get("/backtests").await.body.contains("No backtest yet."), "nothing was started by a bad form");
 
     // A good one runs, and its page follows it until it has succeeded.
-    let started = visitor
-        .post(
-            "/backtests",
-            &[
-                ("strategy_ids", &id),
-                ("days", "5"),
-                ("seed", "7"),
-                ("hold_days", "2"),
-                ("starting_balance_cents", "500"),
-            ],
-        )
-        .await;
+    let started = visitor.post("/backtests", &backtest_form(&id, "5", "7", "500")).await;
     assert_eq!(started.status, 303, "{}", started.body);
     let path = started.location.clone().expect("to the backtest's page");
     assert!(path.starts_with("/backtests/") && path.len() == "/backtests/".len() + 36, "{path}");
@@ -587,18 +584,7 @@ async fn a_backtest_runs_from_its_page_which_shows_its_figures_and_the_agents_ch
     assert!(listed.body.contains(&format!("href=\"{path}\"")) && listed.body.contains("succeeded"), "{}", listed.body);
 
     // A long one, cancelled from its page: the page says so, and a second cancel is refused.
-    let long = visitor
-        .post(
-            "/backtests",
-            &[
-                ("strategy_ids", &id),
-                ("days", "120"),
-                ("seed", "3"),
-                ("hold_days", "2"),
-                ("starting_balance_cents", "500"),
-            ],
-        )
-        .await;
+    let long = visitor.post("/backtests", &backtest_form(&id, "120", "3", "500")).await;
     let long = long.location.clone().expect("to the long backtest's page");
     let running = visitor.get(&long).await;
     assert!(running.body.contains("Cancel the backtest"), "{}", running.body);

@@ -18,6 +18,9 @@ use crate::backend::{Part, Problem, answer};
 use crate::html::{csrf_field, field, money, or_problem, parse_dollars, problem, time};
 use crate::session::Visitor;
 
+/// The most paper money a ledger may start with, in cents ($10,000,000), as the agents bound it.
+const MAX_STARTING_CENTS: i64 = 1_000_000_000;
+
 /// How often a running backtest's page asks again, in seconds.
 const REFRESH_SECONDS: u32 = 2;
 
@@ -54,6 +57,15 @@ impl<'a> Form<'a> {
             Problem::field(Part::Agents, "seed", format!("must be a whole number from 0, not {:?}", self.seed))
         })?;
         let starting = match parse_dollars(self.starting) {
+            // The agents' bounds, in the dollars the field is in (0 would mean their default).
+            Ok(Some(cents)) if !(1..=MAX_STARTING_CENTS).contains(&cents) => {
+                let most = money(MAX_STARTING_CENTS);
+                return Err(Problem::field(
+                    Part::Agents,
+                    "starting_balance_cents",
+                    format!("must be more than $0.00 and at most {most}"),
+                ));
+            }
             Ok(Some(cents)) => cents,
             Ok(None) => return Err(Problem::field(Part::Agents, "starting_balance_cents", "is required")),
             Err(why) => return Err(Problem::field(Part::Agents, "starting_balance_cents", why)),
@@ -113,7 +125,7 @@ fn start_form(
                 (field("Simulated days", "days", "number", form.days, "1 to 120", trouble))
                 (field("Season's seed", "seed", "number", form.seed, "the same seed replays the same market", trouble))
                 (field("Days each moment is held before it is sold", "hold_days", "number", form.hold_days, "0 to 60; 0 holds to the end", trouble))
-                (field("Paper money for each strategy, in dollars", "starting_balance_cents", "text", form.starting, "never your own funds", trouble))
+                (field("Paper money for each strategy, in dollars", "starting_balance_cents", "text", form.starting, "up to $10,000,000; never your own funds", trouble))
                 p { button type="submit" { "Run the backtest" } }
             }
         }
