@@ -213,7 +213,7 @@ impl TradingMesh {
                     backtest_deadline: self.options.backtest_deadline,
                     ..Default::default()
                 },
-                &["strategy", "scouting", "marketplace", "trading", "notification", "risk"],
+                fastbreak_agents::PEERS,
             )),
             other => panic!("no target {other} in the trading mesh"),
         }

@@ -14,9 +14,7 @@ pub struct Page {
     pub location: Option<String>,
     /// The `Set-Cookie` headers, whole.
     pub set_cookies: Vec<String>,
-    /// The `Cache-Control` header.
-    pub cache_control: Option<String>,
-    /// Every header, for those a test looks at beside the above.
+    /// Every header.
     pub headers: reqwest::header::HeaderMap,
     /// The body.
     pub body: String,
@@ -81,10 +79,9 @@ impl WebClient {
                 }
             }
         }
-        let cache_control = response.headers().get("cache-control").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let headers = response.headers().clone();
         let body = response.text().await.unwrap_or_default();
-        Page { status, location, set_cookies, cache_control, headers, body }
+        Page { status, location, set_cookies, headers, body }
     }
 
     /// GET `path`.

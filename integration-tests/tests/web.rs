@@ -101,7 +101,7 @@ async fn every_page_answers_and_sign_out_revokes_the_token() {
         .await;
     assert_eq!(right.status, 303, "{}", right.body);
     let health = visitor.get("/operators").await;
-    assert_eq!(health.cache_control.as_deref(), Some("no-store"), "a visitor's pages are never cached");
+    assert_eq!(health.header("cache-control"), Some("no-store"), "a visitor's pages are never cached");
     for service in ["user", "strategy", "risk", "marketplace", "scouting", "trading", "notification", "agents"] {
         assert!(health.body.contains(&format!("<strong>{service}</strong>")), "{service}: {}", health.body);
     }

@@ -68,9 +68,8 @@ pub async fn run(args: &BacktestArgs, mut say: impl FnMut(String)) -> Result<(),
     for line in table(&done.strategies, &done.baselines) {
         say(line);
     }
-    let report: serde_json::Value = serde_json::from_str(&done.report_json).unwrap_or_default();
-    if let Some(budget) = report["budget_limits"]["summary"].as_str() {
-        say(format!("held to your budget limits: {budget}"));
+    if !done.budget_limits.is_empty() {
+        say(format!("held to your budget limits: {}", done.budget_limits));
     }
     say(format!("report: {}", args.out.join("report.json").display()));
     say(format!("chart: {}", args.out.join("chart.svg").display()));

@@ -109,15 +109,21 @@ fn within(limits: &Limits, account: &mut Account, price: i64) -> Result<(), Stat
     }
     let now = account.now;
     let periods = Periods::at(now, limits.zone);
-    let since = |start: DateTime<Utc>| account.spent.iter().filter(|(at, _)| *at >= start).map(|(_, c)| c).sum();
-    let figures = Figures {
-        spent_day: since(periods.day),
-        spent_week: since(periods.week),
-        spent_month: since(periods.month),
-        spent_total: account.spent.iter().map(|(_, c)| c).sum(),
-        spent_hour: since(now - THRESHOLD_WINDOW),
-        ..Figures::default()
-    };
+    let hour = now - THRESHOLD_WINDOW;
+    let mut figures = Figures::default();
+    for &(at, cents) in &account.spent {
+        figures.spent_total += cents;
+        for (start, sum) in [
+            (periods.month, &mut figures.spent_month),
+            (periods.week, &mut figures.spent_week),
+            (periods.day, &mut figures.spent_day),
+            (hour, &mut figures.spent_hour),
+        ] {
+            if at >= start {
+                *sum += cents;
+            }
+        }
+    }
     fastbreak_limits::check(limits, &figures, price, account.cash_cents).map_err(|refusal| {
         if refusal.kind == LimitKind::EmergencyThreshold {
             account.emergency_stop = Some(report::Stop { at: now, reason: refusal.message() });

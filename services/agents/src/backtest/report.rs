@@ -69,7 +69,6 @@ pub(crate) struct Account {
     pub acted: Acted,
     open: Vec<Position>,
     closed: Vec<Position>,
-    bought_at: Vec<DateTime<Utc>>,
     /// The instant of the decision being made.
     pub now: DateTime<Utc>,
     /// What each purchase spent, and when (for the user's budget limits).
@@ -94,7 +93,6 @@ impl Account {
             acted: Acted::default(),
             open: Vec::new(),
             closed: Vec::new(),
-            bought_at: Vec::new(),
             now: start,
             spent: Vec::new(),
             emergency_stop: None,
@@ -107,7 +105,7 @@ impl Account {
 
     /// Purchases made at or after `since`.
     pub(crate) fn bought_since(&self, since: DateTime<Utc>) -> i64 {
-        self.bought_at.iter().filter(|at| **at >= since).count() as i64
+        self.spent.iter().filter(|(at, _)| *at >= since).count() as i64
     }
 
     /// Counts a decision: a purchase, one waiting for an approval nobody gives in a replay, or
@@ -118,7 +116,8 @@ impl Account {
             self.acted.insert(decision.listing_id);
         }
         match decision.outcome {
-            DecisionOutcome::Buy => self.bought_at.push(decision.created_at),
+            // Its purchase is counted where the ledger paid for it (`spent`).
+            DecisionOutcome::Buy => {}
             DecisionOutcome::AwaitingApproval => self.awaiting += 1,
             DecisionOutcome::Skip | DecisionOutcome::Refused => {
                 *self.skips.entry((decision.reason_code.clone(), decision.rule.clone())).or_default() += 1;

@@ -292,6 +292,11 @@ pub(crate) fn backtest_to_pb(
         end_time: backtest.finished_at.map(timestamp),
         strategies: parsed.as_ref().map(|r| r.strategies.iter().map(ledger_to_pb).collect()).unwrap_or_default(),
         baselines: parsed.as_ref().map(|r| r.baselines.iter().map(ledger_to_pb).collect()).unwrap_or_default(),
+        budget_limits: parsed
+            .as_ref()
+            .and_then(|r| r.budget_limits.as_ref())
+            .map(|b| b.summary.clone())
+            .unwrap_or_default(),
         report_json: report.map(|r| r.to_string()).unwrap_or_default(),
         chart_svg: chart.unwrap_or_default(),
     }

@@ -267,12 +267,6 @@ fn ledgers(b: &Backtest) -> Markup {
     }
 }
 
-/// The budget limits the ledgers were held to, in words, from the report.
-fn budget_of(b: &Backtest) -> Option<String> {
-    let report: serde_json::Value = serde_json::from_str(&b.report_json).ok()?;
-    report["budget_limits"]["summary"].as_str().map(str::to_owned)
-}
-
 /// What the chart shows, for a reader who cannot see it.
 fn chart_description(b: &Backtest) -> String {
     let ends: Vec<String> = b
@@ -343,7 +337,7 @@ async fn render_one(app: &App, visitor: &Visitor, id: String, trouble: Option<&P
         @if b.state() == BacktestState::Succeeded {
             section aria-labelledby="figures" {
                 h2 #figures { "Figures" }
-                @if let Some(budget) = budget_of(&b) { p { "Every ledger was held to your budget limits: " (budget) "." } }
+                @if !b.budget_limits.is_empty() { p { "Every ledger was held to your budget limits: " (b.budget_limits) "." } }
                 (ledgers(&b))
             }
             section aria-labelledby="chart" {
