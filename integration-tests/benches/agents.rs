@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use fastbreak_db::Rarity;
 use fastbreak_integration_tests::trading_mesh::{MeshOptions, TradingMesh};
-use fastbreak_marketplace::store::{self as market, ListingEventKind, ListingState};
+use fastbreak_marketplace::store::{self as market, ListingState};
 use fastbreak_mesh::testing::internal;
 use fastbreak_proto::scouting::v1::ValueListingRequest;
 use fastbreak_proto::scouting::v1::scouting_internal_service_client::ScoutingInternalServiceClient;
@@ -286,6 +286,8 @@ async fn add_strategies(mesh: &TradingMesh, players: &[String], count: usize, di
             priority: 1 + dice.below(100) as i32,
             scan_time: None,
             scan_time_zone: None,
+            protections: serde_json::json!({}),
+            protections_reset_at: None,
         });
     }
     for chunk in rows.chunks(1_000) {
@@ -341,16 +343,7 @@ async fn reprice(mesh: &TradingMesh, listings: &[(Uuid, i64)], count: usize, dic
     mesh.pool
         .read_committed(move |conn| {
             let events = events.clone();
-            async move {
-                market::lock_listing_events(conn).await?;
-                let mut written = Vec::with_capacity(events.len());
-                for (listing, price) in events {
-                    market::update_listing_price(conn, listing, price).await?;
-                    written.push((ListingEventKind::PriceChanged, listing, price));
-                }
-                market::append_listing_events(conn, &written).await
-            }
-            .boxed()
+            async move { market::reprice_listings(conn, &events).await.map(drop) }.boxed()
         })
         .await
         .expect("the repricings are written");
@@ -448,6 +441,8 @@ async fn buyer(mesh: &TradingMesh, count: usize) -> Buyer {
         priority: 50,
         scan_time: None,
         scan_time_zone: None,
+        protections: serde_json::json!({}),
+        protections_reset_at: None,
     };
     mesh.pool
         .read_committed(move |conn| {
@@ -466,12 +461,7 @@ async fn time_to_buy(mesh: &TradingMesh, buyer: &mut Buyer) -> f64 {
     buyer.next += 1;
     mesh.pool
         .read_committed(move |conn| {
-            async move {
-                market::lock_listing_events(conn).await?;
-                market::update_listing_price(conn, listing, FAIR / 2).await?;
-                market::append_listing_events(conn, &[(ListingEventKind::PriceChanged, listing, FAIR / 2)]).await
-            }
-            .boxed()
+            async move { market::reprice_listings(conn, &[(listing, FAIR / 2)]).await.map(drop) }.boxed()
         })
         .await
         .expect("the bargain is offered");

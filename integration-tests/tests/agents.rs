@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use fastbreak_integration_tests::trading_mesh::{MeshOptions, TradingMesh};
 use fastbreak_integration_tests::until;
-use fastbreak_marketplace::store::{self as market, ListingEventKind};
+use fastbreak_marketplace::store as market;
 use fastbreak_mesh::testing::{as_user, internal};
 use fastbreak_proto::agents::v1::agent_internal_service_client::AgentInternalServiceClient;
 use fastbreak_proto::agents::v1::agent_service_client::AgentServiceClient;
@@ -361,12 +361,7 @@ async fn a_service_that_stays_down_is_recorded_and_alerts_the_user_and_the_opera
     let cheap = listings[5];
     mesh.pool
         .read_committed(move |conn| {
-            async move {
-                market::lock_listing_events(conn).await?;
-                market::update_listing_price(conn, cheap, 1_000).await?;
-                market::append_listing_events(conn, &[(ListingEventKind::PriceChanged, cheap, 1_000)]).await
-            }
-            .boxed()
+            async move { market::reprice_listings(conn, &[(cheap, 1_000)]).await.map(drop) }.boxed()
         })
         .await
         .unwrap();
@@ -381,12 +376,7 @@ async fn a_service_that_stays_down_is_recorded_and_alerts_the_user_and_the_opera
     let close = listings[6];
     mesh.pool
         .read_committed(move |conn| {
-            async move {
-                market::lock_listing_events(conn).await?;
-                market::update_listing_price(conn, close, 1_500).await?;
-                market::append_listing_events(conn, &[(ListingEventKind::PriceChanged, close, 1_500)]).await
-            }
-            .boxed()
+            async move { market::reprice_listings(conn, &[(close, 1_500)]).await.map(drop) }.boxed()
         })
         .await
         .unwrap();
@@ -771,12 +761,7 @@ async fn purchases_wait_for_trading_to_return_and_a_restart_mid_stream_misses_no
     let cheap = listings[5];
     mesh.pool
         .read_committed(move |conn| {
-            async move {
-                market::lock_listing_events(conn).await?;
-                market::update_listing_price(conn, cheap, 1_000).await?;
-                market::append_listing_events(conn, &[(ListingEventKind::PriceChanged, cheap, 1_000)]).await
-            }
-            .boxed()
+            async move { market::reprice_listings(conn, &[(cheap, 1_000)]).await.map(drop) }.boxed()
         })
         .await
         .unwrap();
@@ -833,14 +818,8 @@ async fn purchases_wait_for_trading_to_return_and_a_restart_mid_stream_misses_no
         .read_committed(move |conn| {
             let repriced = repriced.clone();
             async move {
-                market::lock_listing_events(conn).await?;
-                let mut events = Vec::new();
-                for i in 0..200_i64 {
-                    let listing = repriced[i as usize % repriced.len()];
-                    market::update_listing_price(conn, listing, 1_900 + i).await?;
-                    events.push((ListingEventKind::PriceChanged, listing, 1_900 + i));
-                }
-                market::append_listing_events(conn, &events).await
+                let prices: Vec<_> = (0..200_i64).map(|i| (repriced[i as usize % repriced.len()], 1_900 + i)).collect();
+                market::reprice_listings(conn, &prices).await.map(drop)
             }
             .boxed()
         })
@@ -1007,16 +986,7 @@ async fn reprice(mesh: &TradingMesh, prices: &[(Uuid, i64)]) {
     mesh.pool
         .read_committed(move |conn| {
             let prices = prices.clone();
-            async move {
-                market::lock_listing_events(conn).await?;
-                for (listing, price) in &prices {
-                    market::update_listing_price(conn, *listing, *price).await?;
-                }
-                let events: Vec<_> =
-                    prices.iter().map(|(listing, price)| (ListingEventKind::PriceChanged, *listing, *price)).collect();
-                market::append_listing_events(conn, &events).await
-            }
-            .boxed()
+            async move { market::reprice_listings(conn, &prices).await.map(drop) }.boxed()
         })
         .await
         .unwrap();

@@ -131,8 +131,7 @@ impl MarketplaceApi {
     }
 
     /// A listing change: row locks decide between concurrent changes; streams are woken after.
-    /// Every change appends listing events, so `work` takes the events lock first (one order
-    /// of locks for every writer: no deadlock with a listing's row lock).
+    /// `work` locks the moment first (the order of locks is in `market::append_listing_events`).
     async fn change<T: Send>(
         &self,
         work: impl for<'c> Fn(&'c mut PgConnection) -> BoxFuture<'c, Result<T, DatabaseError>> + Send + Sync,
@@ -423,13 +422,14 @@ impl MarketplaceInternalService for MarketplaceApi {
             .change(|conn| {
                 let (listing, key) = (listing.clone(), key.clone());
                 async move {
-                    market::lock_listing_events(conn).await?;
+                    // The moment first (see market::append_listing_events): a retry with the same
+                    // key waits for the first and finds its listing.
+                    let moment = market::lock_moment(conn, listing.moment_id).await?;
                     if let Some(existing) = market::find_listing_by_key(conn, &listing.seller_address, &key).await? {
                         let same = existing.moment_id == listing.moment_id && existing.source_id == listing.source_id;
                         return Ok(if same { Created::Listed(existing) } else { Created::Reused(existing) });
                     }
-                    let moment =
-                        market::find_moment(conn, listing.moment_id).await?.ok_or(DatabaseError::NotFound("moment"))?;
+                    let moment = moment.ok_or(DatabaseError::NotFound("moment"))?;
                     if moment.owner_address != listing.seller_address {
                         return Ok(Created::NotOwner);
                     }
@@ -474,14 +474,7 @@ impl MarketplaceInternalService for MarketplaceApi {
         let price_cents = r.price_cents;
         let updated = self
             .change(|conn| {
-                async move {
-                    market::lock_listing_events(conn).await?;
-                    let updated = market::update_listing_price(conn, id, price_cents).await?;
-                    market::append_listing_events(conn, &[(market::ListingEventKind::PriceChanged, id, price_cents)])
-                        .await?;
-                    Ok(updated)
-                }
-                .boxed()
+                async move { Ok(market::reprice_listings(conn, &[(id, price_cents)]).await?.remove(0)) }.boxed()
             })
             .await?;
         Ok(Response::new(convert::listing_to_pb(&updated)))
@@ -498,21 +491,7 @@ impl MarketplaceInternalService for MarketplaceApi {
         violations.into_result(())?;
         let id = id.unwrap_or_default();
         self.own_listing(id, &r.seller_address).await?;
-        let withdrawn = self
-            .change(|conn| {
-                async move {
-                    market::lock_listing_events(conn).await?;
-                    let closed = market::close_listing(conn, id, ListingState::Withdrawn).await?;
-                    market::append_listing_events(
-                        conn,
-                        &[(market::ListingEventKind::Withdrawn, id, closed.price_cents)],
-                    )
-                    .await?;
-                    Ok(closed)
-                }
-                .boxed()
-            })
-            .await?;
+        let withdrawn = self.change(|conn| market::withdraw_listing(conn, id).boxed()).await?;
         Ok(Response::new(convert::listing_to_pb(&withdrawn)))
     }
 
@@ -583,7 +562,14 @@ impl MarketplaceInternalService for MarketplaceApi {
         let taken = self
             .change(|conn| {
                 let buyer = buyer.clone();
-                async move { market::take_listing(conn, id, &buyer, max, Uuid::new_v4(), Utc::now()).await }.boxed()
+                async move {
+                    let mut events = market::ListingEvents::new();
+                    let taken =
+                        market::take_listing(conn, id, &buyer, max, Uuid::new_v4(), Utc::now(), &mut events).await?;
+                    market::append_listing_events(conn, &events).await?;
+                    Ok(taken)
+                }
+                .boxed()
             })
             .await?;
         match taken {

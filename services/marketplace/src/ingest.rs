@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use fastbreak_db::{Rarity, outbox};
 
-use crate::store::{self as market, Listing, ListingEventKind, ListingState, Moment};
+use crate::store::{self as market, Listing, ListingEventKind, ListingEvents, ListingState, Moment};
 use fastbreak_db::{Database, DatabaseError, PgConnection};
 use fastbreak_market_sim::{ListingChange, Tier};
 use fastbreak_mesh::Draining;
@@ -29,9 +29,15 @@ fn rarity(tier: Tier) -> Rarity {
     }
 }
 
-/// Applies one event; listing changes append their listing events at once, so sequences follow
-/// the order of the batch.
-async fn apply(conn: &mut PgConnection, event: &SourceEvent, now: DateTime<Utc>) -> Result<(), DatabaseError> {
+/// Applies one event, adding the listing events it makes to `events` (appended at the end of the
+/// batch, in the batch's order). A change to a listing locks its moment first (see
+/// [`market::append_listing_events`] for the order of locks).
+async fn apply(
+    conn: &mut PgConnection,
+    event: &SourceEvent,
+    now: DateTime<Utc>,
+    events: &mut ListingEvents,
+) -> Result<(), DatabaseError> {
     match event {
         SourceEvent::PlayerSigned(p) => {
             let player = market::Player {
@@ -98,7 +104,7 @@ async fn apply(conn: &mut PgConnection, event: &SourceEvent, now: DateTime<Utc>)
         SourceEvent::Listed(l) => {
             // A source may be behind: the seller must still own the moment, and it must not
             // be listed on that source already.
-            let Some(moment) = market::find_moment(conn, l.moment_id).await? else { return Ok(()) };
+            let Some(moment) = market::lock_moment(conn, l.moment_id).await? else { return Ok(()) };
             let listed_there =
                 market::active_listings_of(conn, l.moment_id).await?.iter().any(|a| a.source_id == l.marketplace);
             if moment.owner_address != l.seller || listed_there || market::find_listing(conn, l.id).await?.is_some() {
@@ -115,31 +121,29 @@ async fn apply(conn: &mut PgConnection, event: &SourceEvent, now: DateTime<Utc>)
                 updated_at: now,
             };
             if market::insert_listing_if_new(conn, &listing).await? {
-                market::append_listing_events(conn, &[(ListingEventKind::Created, l.id, l.price_cents)]).await?;
+                events.push((ListingEventKind::Created, l.id, l.price_cents));
             }
         }
         SourceEvent::PriceChanged { listing_id, price_cents } => {
             if is_active(conn, *listing_id).await? {
                 market::update_listing_price(conn, *listing_id, *price_cents).await?;
-                market::append_listing_events(conn, &[(ListingEventKind::PriceChanged, *listing_id, *price_cents)])
-                    .await?;
+                events.push((ListingEventKind::PriceChanged, *listing_id, *price_cents));
             }
         }
         SourceEvent::Sold { listing_id, buyer, .. } => {
             if is_active(conn, *listing_id).await? {
-                market::take_listing(conn, *listing_id, buyer, i64::MAX, Uuid::new_v4(), now).await?;
+                market::take_listing(conn, *listing_id, buyer, i64::MAX, Uuid::new_v4(), now, events).await?;
             }
         }
         SourceEvent::Withdrawn { listing_id } => {
             if is_active(conn, *listing_id).await? {
                 let listing = market::close_listing(conn, *listing_id, ListingState::Withdrawn).await?;
-                market::append_listing_events(conn, &[(ListingEventKind::Withdrawn, *listing_id, listing.price_cents)])
-                    .await?;
+                events.push((ListingEventKind::Withdrawn, *listing_id, listing.price_cents));
             }
         }
         SourceEvent::SaleRecorded(sale) => {
             // A sale of a moment the catalog has, once, even when the chain reported it too.
-            let known_moment = market::find_moment(conn, sale.moment_id).await?.is_some();
+            let known_moment = market::lock_moment(conn, sale.moment_id).await?.is_some();
             let window = chrono::Duration::minutes(15);
             if known_moment
                 && !market::sale_known(conn, sale.id, sale.moment_id, sale.price_cents, sale.sold_at, window).await?
@@ -174,14 +178,15 @@ async fn apply(conn: &mut PgConnection, event: &SourceEvent, now: DateTime<Utc>)
                 }
                 ListingChange::Withdrawn => SourceEvent::Withdrawn { listing_id },
             };
-            Box::pin(apply(conn, &event, now)).await?;
+            Box::pin(apply(conn, &event, now, events)).await?;
         }
     }
     Ok(())
 }
 
+/// Whether a listing is active, its moment and itself locked (see [`market::lock_listing`]).
 async fn is_active(conn: &mut PgConnection, id: Uuid) -> Result<bool, DatabaseError> {
-    Ok(market::find_listing(conn, id).await?.is_some_and(|l| l.state == ListingState::Active))
+    Ok(market::lock_listing(conn, id).await?.is_some_and(|l| l.state == ListingState::Active))
 }
 
 /// A feed's name and where it stands after a batch.
@@ -198,17 +203,19 @@ pub async fn apply_batch(
             let events = events.clone();
             let position = position.clone();
             async move {
+                // Batches one after another; each change to a listing locks its moment, so a
+                // change made through the API to one of the batch's moments waits for the batch
+                // and what the batch checked stays true. The events last, in the batch's order.
+                market::lock_ingest(conn).await?;
                 if let Some(position) = position.as_deref() {
                     market::set_feed_position(conn, &position.0, &position.1).await?;
                 }
-                // The events lock first, as every appending transaction takes it: changes made
-                // through the API wait for the batch, so what the batch checked stays true.
-                market::lock_listing_events(conn).await?;
                 let now = Utc::now();
+                let mut appended = ListingEvents::new();
                 for event in events.iter() {
-                    apply(conn, event, now).await?;
+                    apply(conn, event, now, &mut appended).await?;
                 }
-                Ok(())
+                market::append_listing_events(conn, &appended).await
             }
             .boxed()
         })

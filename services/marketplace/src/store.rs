@@ -367,8 +367,21 @@ pub async fn find_listing(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Opti
     Ok(listings::table.find(id).select(Listing::as_select()).first(conn).await.optional()?)
 }
 
-/// Finds a listing and locks it for the rest of the transaction (for settlement).
+/// Finds a moment and locks its row for the rest of the transaction. Every transaction that
+/// changes a moment's listings, sales or owner takes its moment's lock before any of those rows
+/// (see [`append_listing_events`] for the whole order), so changes to one moment are decided
+/// one after another while changes to different moments go side by side. The lock is `FOR NO
+/// KEY UPDATE`: rows that refer to the moment can still be written meanwhile.
+pub async fn lock_moment(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Moment>, DatabaseError> {
+    Ok(moments::table.find(id).for_no_key_update().select(Moment::as_select()).first(conn).await.optional()?)
+}
+
+/// Finds a listing and locks it for the rest of the transaction, its moment first (see
+/// [`lock_moment`]).
 pub async fn lock_listing(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Listing>, DatabaseError> {
+    let moment: Option<Uuid> = listings::table.find(id).select(listings::moment_id).first(conn).await.optional()?;
+    let Some(moment) = moment else { return Ok(None) };
+    lock_moment(conn, moment).await?;
     Ok(listings::table.find(id).for_update().select(Listing::as_select()).first(conn).await.optional()?)
 }
 
@@ -625,17 +638,24 @@ text_enum! {
     }
 }
 
-/// Takes the listing events lock until the end of the transaction. Every transaction that
-/// appends events holds it (taken here first, or by [`append_listing_events`]), so they commit
-/// one after another and sequences become visible in order: a reader never sees sequence n+1
-/// before n. Taken as a transaction's first statement, it also gives every writer one order of
-/// locks.
-pub async fn lock_listing_events(conn: &mut AsyncPgConnection) -> Result<(), DatabaseError> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('listing_events', 0))").execute(conn).await?;
-    Ok(())
-}
+/// Listing events a transaction has decided on, appended as its last statement by
+/// [`append_listing_events`].
+pub type ListingEvents = Vec<(ListingEventKind, Uuid, i64)>;
 
-/// Appends listing events in order, under the events lock (see [`lock_listing_events`]).
+/// Appends listing events in order, as the transaction's last statement before its commit.
+///
+/// Sequences must become visible in order: a reader that has seen sequence n+1 never gets n
+/// later. The schema sees to it (migration `2026-12-06-000027_listing_events_numbered_at_commit`):
+/// an event is numbered at its transaction's commit, under the listing events lock, which is held
+/// from there to the end of the commit only, inside the server. So it is the last lock any
+/// transaction takes, and no wait can run in a circle through it. The order of locks, for every
+/// transaction that changes listings:
+/// 1. the ingest lock, by an ingest batch only (see [`lock_ingest`]);
+/// 2. the moment's row, before any of its listings (see [`lock_moment`]; a batch takes several);
+/// 3. the listings' rows, the sales and the day's price point of that moment;
+/// 4. at the commit, the listing events lock.
+///
+/// Appended last, the events are written in one statement once the transaction's work is done.
 pub async fn append_listing_events(
     conn: &mut AsyncPgConnection,
     events: &[(ListingEventKind, Uuid, i64)],
@@ -643,7 +663,6 @@ pub async fn append_listing_events(
     if events.is_empty() {
         return Ok(());
     }
-    lock_listing_events(conn).await?;
     let rows: Vec<_> = events
         .iter()
         .map(|(kind, listing, price)| {
@@ -656,6 +675,38 @@ pub async fn append_listing_events(
         .collect();
     diesel::insert_into(listing_events::table).values(rows).execute(conn).await?;
     Ok(())
+}
+
+/// Takes the ingest lock until the end of the transaction: ingest batches (which lock many
+/// moments, in the order of their feed) apply one after another, so two never wait on each
+/// other's moments. Taken as a batch's first statement; nothing else takes it.
+pub async fn lock_ingest(conn: &mut AsyncPgConnection) -> Result<(), DatabaseError> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('listing_ingest', 0))").execute(conn).await?;
+    Ok(())
+}
+
+/// Reprices active listings in order and appends their events: the whole change, in its
+/// transaction. The listings as they are after it.
+pub async fn reprice_listings(
+    conn: &mut AsyncPgConnection,
+    prices: &[(Uuid, i64)],
+) -> Result<Vec<Listing>, DatabaseError> {
+    let mut updated = Vec::with_capacity(prices.len());
+    for &(id, price_cents) in prices {
+        lock_listing(conn, id).await?;
+        updated.push(update_listing_price(conn, id, price_cents).await?);
+    }
+    let events: ListingEvents = prices.iter().map(|&(id, price)| (ListingEventKind::PriceChanged, id, price)).collect();
+    append_listing_events(conn, &events).await?;
+    Ok(updated)
+}
+
+/// Withdraws an active listing and appends its event: the whole change, in its transaction.
+pub async fn withdraw_listing(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Listing, DatabaseError> {
+    lock_listing(conn, id).await?;
+    let closed = close_listing(conn, id, ListingState::Withdrawn).await?;
+    append_listing_events(conn, &[(ListingEventKind::Withdrawn, id, closed.price_cents)]).await?;
+    Ok(closed)
 }
 
 /// The LISTEN/NOTIFY channel a transaction that appends listing events notifies on commit (the
@@ -862,11 +913,11 @@ pub enum Taken {
     OwnListing,
 }
 
-/// Buys an active listing for `buyer`, at most at `max_price_cents`: the events lock and then
-/// the listing row are locked first, so concurrent takers are decided one after another and
-/// only one buys. The sale is
-/// recorded, the moment moves to the buyer, its other active listings are withdrawn, and the
-/// events are appended. A listing whose seller no longer owns the moment is withdrawn instead.
+/// Buys an active listing for `buyer`, at most at `max_price_cents`, adding its events to
+/// `events` for the caller to append last (see [`append_listing_events`]). The moment and then the listing are locked first,
+/// so concurrent takers of one moment are decided one after another and only one buys. The sale
+/// is recorded, the moment moves to the buyer, its other active listings are withdrawn. A
+/// listing whose seller no longer owns the moment is withdrawn instead.
 pub async fn take_listing(
     conn: &mut AsyncPgConnection,
     listing_id: Uuid,
@@ -874,8 +925,8 @@ pub async fn take_listing(
     max_price_cents: i64,
     sale_id: Uuid,
     at: DateTime<Utc>,
+    events: &mut ListingEvents,
 ) -> Result<Taken, DatabaseError> {
-    lock_listing_events(conn).await?;
     let listing = lock_listing(conn, listing_id).await?.ok_or(DatabaseError::NotFound("listing"))?;
     match listing.state {
         ListingState::Active => {}
@@ -901,7 +952,7 @@ pub async fn take_listing(
     }
     if !transfer_moment(conn, listing.moment_id, &listing.seller_address, buyer).await? {
         close_listing(conn, listing_id, ListingState::Withdrawn).await?;
-        append_listing_events(conn, &[(ListingEventKind::Withdrawn, listing_id, listing.price_cents)]).await?;
+        events.push((ListingEventKind::Withdrawn, listing_id, listing.price_cents));
         return Ok(Taken::Gone(ListingState::Withdrawn));
     }
     close_listing(conn, listing_id, ListingState::Sold).await?;
@@ -919,12 +970,11 @@ pub async fn take_listing(
         },
     )
     .await?;
-    let mut events = vec![(ListingEventKind::Sold, listing_id, listing.price_cents)];
+    events.push((ListingEventKind::Sold, listing_id, listing.price_cents));
     for other in active_listings_of(conn, listing.moment_id).await? {
         close_listing(conn, other.id, ListingState::Withdrawn).await?;
         events.push((ListingEventKind::Withdrawn, other.id, other.price_cents));
     }
-    append_listing_events(conn, &events).await?;
     Ok(Taken::Bought(sale))
 }
 

@@ -9,7 +9,7 @@ use fastbreak_proto::marketplace::v1::{
 };
 use tonic_types::StatusExt;
 
-use crate::{address, eventually, listed, moment, player, scripted, spawn_with};
+use crate::{address, eventually, listed, moment, player, scripted, spawn_with, two_listed};
 
 fn reason(status: &tonic::Status) -> String {
     status.get_details_error_info().map(|i| i.reason).unwrap_or_default()
@@ -73,6 +73,80 @@ async fn a_listing_is_sold_once_even_to_twenty_concurrent_takers() {
     assert_eq!(again, sale);
     let moment = public.get_moment(GetMomentRequest { moment_id: m.to_string() }).await.unwrap().into_inner();
     assert_eq!((moment.last_sale_cents, moment.floor_price_cents), (Some(5_000), None));
+}
+
+/// Sessions of the test's database waiting on a lock with a statement on moments.
+async fn waiting_on_moments(database: &fastbreak_db::Database) -> i64 {
+    use diesel::sql_types::BigInt;
+    use diesel_async::RunQueryDsl as _;
+    let mut conn = database.conn().await.unwrap();
+    diesel::select(diesel::dsl::sql::<BigInt>(
+        "(SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' \
+         AND query LIKE '%\"moments\"%')",
+    ))
+    .get_result(&mut conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_purchase_waiting_on_a_busy_moment_holds_up_no_purchase_of_another() {
+    use diesel_async::RunQueryDsl as _;
+    let (app, [(busy, l_busy), (_, l_free)]) = two_listed(20, 5_000).await;
+    let database = app.database.database();
+    let take = |listing: uuid::Uuid, buyer: u64| {
+        let mut client = app.internal.clone();
+        async move {
+            client
+                .take_listing(internal(TakeListingRequest {
+                    listing_id: listing.to_string(),
+                    buyer_address: address(buyer),
+                    max_price_cents: 6_000,
+                }))
+                .await
+        }
+    };
+
+    // Another change to the busy moment is under way (the chain reports its owner, say): its
+    // transaction holds the moment's row and has not committed.
+    let mut holder = database.conn().await.unwrap();
+    diesel::sql_query("BEGIN").execute(&mut holder).await.unwrap();
+    diesel::sql_query("UPDATE moments SET owner_address = owner_address WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(busy)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    // A purchase of the busy moment waits for it...
+    let waiting = tokio::spawn(take(l_busy, 1_001));
+    eventually("the purchase of the busy moment waits on its lock", || {
+        let database = database.clone();
+        async move { waiting_on_moments(&database).await == 1 }
+    })
+    .await;
+    // ...and a purchase of another moment is not held up behind it.
+    let other = tokio::time::timeout(std::time::Duration::from_secs(5), take(l_free, 1_002))
+        .await
+        .expect("a purchase of another moment completes while one of the busy moment waits")
+        .expect("the free moment is bought");
+    assert_eq!(other.get_ref().buyer_address, address(1_002));
+    assert!(!waiting.is_finished(), "the purchase of the busy moment still waits");
+
+    // Once the other change ends, the waiting purchase goes through.
+    diesel::sql_query("ROLLBACK").execute(&mut holder).await.unwrap();
+    let bought = waiting.await.unwrap().expect("the busy moment is bought once it is free");
+    assert_eq!(bought.get_ref().buyer_address, address(1_001));
+
+    // The events are in the order the purchases committed, with no gap.
+    let mut conn = database.conn().await.unwrap();
+    let events = fastbreak_marketplace::store::listing_events_after(&mut conn, 0, None, &[], 100).await.unwrap();
+    let sold: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == fastbreak_marketplace::store::ListingEventKind::Sold)
+        .map(|e| e.listing_id)
+        .collect();
+    assert_eq!(sold, [l_free, l_busy]);
+    let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+    assert!(sequences.windows(2).all(|w| w[1] == w[0] + 1), "gapless: {sequences:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

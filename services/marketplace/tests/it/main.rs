@@ -143,6 +143,28 @@ fn listed(id: u128, moment: Uuid, source: &str, price: i64, seller: u64) -> (Uui
     (id, event)
 }
 
+/// A marketplace whose feed lists two moments of one player on `market-a` at `price` (moments
+/// `base + 1` and `base + 2`, listings `base + 11` and `base + 12`), once both are ingested:
+/// the app and each (moment, listing).
+async fn two_listed(base: u128, price: i64) -> (App, [(Uuid, Uuid); 2]) {
+    let (first_moment, minted_first) = moment(base + 1, "p-1", Tier::Common, 1, 100);
+    let (second_moment, minted_second) = moment(base + 2, "p-1", Tier::Common, 2, 100);
+    let (first, listed_first) = listed(base + 11, first_moment, "market-a", price, 100);
+    let (second, listed_second) = listed(base + 12, second_moment, "market-a", price, 100);
+    let batch = vec![player("p-1", "BOS"), minted_first, minted_second, listed_first, listed_second];
+    let app = spawn_with(vec![scripted(vec![batch])]).await;
+    let public = app.public.clone();
+    eventually("the listings are ingested", || {
+        let mut public = public.clone();
+        async move {
+            let request = fastbreak_proto::marketplace::v1::GetListingRequest { listing_id: second.to_string() };
+            public.get_listing(request).await.is_ok()
+        }
+    })
+    .await;
+    (app, [(first_moment, first), (second_moment, second)])
+}
+
 /// Waits until `done` holds, failing with `what` after ten seconds.
 async fn eventually<F, Fut>(what: &str, mut done: F)
 where

@@ -153,3 +153,50 @@ async fn events_another_process_appends_reach_a_stream_at_once_not_at_its_next_p
         .expect("the stream stays open");
     assert_eq!(event.listing.map(|l| l.listing_id), Some(listing.to_string()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_are_numbered_in_the_order_their_transactions_commit_and_writers_do_not_wait() {
+    use std::time::Duration;
+
+    use diesel_async::RunQueryDsl as _;
+    use fastbreak_marketplace::store::{self as market, ListingEventKind as Kind};
+
+    let (app, [(_, first), (_, second)]) = crate::two_listed(40, 1_000).await;
+    let database = app.database.database();
+    let mut reader = database.conn().await.unwrap();
+    let newest = market::last_listing_sequence(&mut reader).await.unwrap();
+
+    // Two writers: the first appends first but commits last.
+    let (mut early, mut late) = (database.conn().await.unwrap(), database.conn().await.unwrap());
+    diesel::sql_query("BEGIN").execute(&mut early).await.unwrap();
+    market::append_listing_events(&mut early, &[(Kind::PriceChanged, first, 1_100)]).await.unwrap();
+    diesel::sql_query("BEGIN").execute(&mut late).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        market::append_listing_events(&mut late, &[(Kind::PriceChanged, second, 1_200)]),
+    )
+    .await
+    .expect("a writer does not wait for another's open transaction to append")
+    .unwrap();
+    diesel::sql_query("COMMIT").execute(&mut late).await.unwrap();
+
+    // A reader sees the committed event, and resumes after it...
+    let seen = market::listing_events_after(&mut reader, newest, None, &[], 10).await.unwrap();
+    assert_eq!(seen.iter().map(|e| (e.listing_id, e.price_cents)).collect::<Vec<_>>(), [(second, 1_200)]);
+    let resume = seen[0].sequence;
+    assert_eq!(resume, newest + 1, "numbered when it committed");
+    // ...and still gets the event committed after it: it is numbered later.
+    diesel::sql_query("COMMIT").execute(&mut early).await.unwrap();
+    let later = market::listing_events_after(&mut reader, resume, None, &[], 10).await.unwrap();
+    assert_eq!(later.iter().map(|e| (e.listing_id, e.sequence)).collect::<Vec<_>>(), [(first, resume + 1)]);
+
+    // A writer that rolls back leaves no event and no gap.
+    diesel::sql_query("BEGIN").execute(&mut early).await.unwrap();
+    market::append_listing_events(&mut early, &[(Kind::PriceChanged, first, 1_300)]).await.unwrap();
+    diesel::sql_query("ROLLBACK").execute(&mut early).await.unwrap();
+    diesel::sql_query("BEGIN").execute(&mut late).await.unwrap();
+    market::append_listing_events(&mut late, &[(Kind::PriceChanged, second, 1_400)]).await.unwrap();
+    diesel::sql_query("COMMIT").execute(&mut late).await.unwrap();
+    let last = market::listing_events_after(&mut reader, resume + 1, None, &[], 10).await.unwrap();
+    assert_eq!(last.iter().map(|e| (e.listing_id, e.sequence)).collect::<Vec<_>>(), [(second, resume + 2)]);
+}
