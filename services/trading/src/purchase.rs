@@ -88,18 +88,18 @@ impl Trader {
                 let listing = listing.clone();
                 let wallet = wallet.clone();
                 async move {
+                    // Under the account's lock: the lock, one read, the trade, the commit.
                     let account = repo::lock_user_account(conn, order.user).await?;
-                    if let Some(trade) =
-                        repo::find_trade_by_key(conn, order.user, &order.key, TradeKind::Purchase).await?
-                    {
-                        return Ok(Admission::Existing(trade));
+                    let facts = repo::admission_facts(conn, order.user, &order.key, order.listing).await?;
+                    if let Some(id) = facts.existing {
+                        let existing = repo::find_trade(conn, order.user, id).await?;
+                        return Ok(Admission::Existing(existing.ok_or(DatabaseError::NotFound("trade"))?));
                     }
-                    let at = repo::database_now(conn).await?;
-                    let pending = repo::pending_purchase_total(conn, order.user).await?;
-                    let live = repo::live_purchase_of_listing(conn, order.listing).await?;
+                    let at = facts.at;
                     let price = listing.price_cents;
                     let fee_cents = fee(price, fee_bps);
-                    let refusal = refusal(&order, &listing, &wallet, resale_bps, account.balance_cents - pending, live);
+                    let available = account.balance_cents - facts.pending_cents;
+                    let refusal = refusal(&order, &listing, &wallet, resale_bps, available, facts.live_state);
                     let mut trade = new_trade(&order, &hash, TradeKind::Purchase, moment, price, at);
                     trade.listing_id = Some(order.listing);
                     trade.fee_cents = fee_cents;

@@ -532,41 +532,62 @@ pub async fn complete_idempotency_key(
 /// A user's cash account, opened on first use and locked until the end of the transaction:
 /// purchases of one user are admitted one after another against one balance.
 pub async fn lock_user_account(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<LedgerAccount, DatabaseError> {
+    let locked = || {
+        ledger_accounts::table
+            .filter(ledger_accounts::user_id.eq(user_id))
+            .filter(ledger_accounts::kind.eq(AccountKind::UserCash))
+            .select(LedgerAccount::as_select())
+            .for_update()
+    };
+    // One round trip when the account exists (every purchase but a user's first).
+    if let Some(account) = locked().first(conn).await.optional()? {
+        return Ok(account);
+    }
     user_account(conn, user_id).await?;
-    Ok(ledger_accounts::table
-        .filter(ledger_accounts::user_id.eq(user_id))
-        .filter(ledger_accounts::kind.eq(AccountKind::UserCash))
-        .select(LedgerAccount::as_select())
-        .for_update()
-        .first(conn)
-        .await?)
+    Ok(locked().first(conn).await?)
 }
 
-/// What the user's purchases still under way will take from their balance.
-pub async fn pending_purchase_total(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<i64, DatabaseError> {
-    let total: Option<i64> = trades::table
-        .filter(trades::user_id.eq(user_id))
-        .filter(trades::kind.eq(TradeKind::Purchase))
-        .filter(trades::state.eq(TradeState::Pending))
-        .select(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>("sum(price_cents)::bigint"))
-        .first(conn)
-        .await?;
-    Ok(total.unwrap_or(0))
+/// What admitting a purchase reads once the user's account is locked, in one statement.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct AdmissionFacts {
+    /// The database's clock now: the trade's time.
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub at: DateTime<Utc>,
+    /// What the user's purchases still under way will take from their balance.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub pending_cents: i64,
+    /// The user's purchase under this idempotency key, if any.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+    pub existing: Option<Uuid>,
+    /// The state of the listing's purchase under way or done, if any (one at most).
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub live_state: Option<TradeState>,
 }
 
-/// The purchase of a listing under way or done, if any (one at most).
-pub async fn live_purchase_of_listing(
+/// [`AdmissionFacts`] for a user's purchase of a listing under a key: read after
+/// [`lock_user_account`], in a statement of its own, so that it sees every purchase committed
+/// by the lock's previous holder.
+pub async fn admission_facts(
     conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    key: &str,
     listing_id: Uuid,
-) -> Result<Option<Trade>, DatabaseError> {
-    Ok(trades::table
-        .filter(trades::listing_id.eq(listing_id))
-        .filter(trades::kind.eq(TradeKind::Purchase))
-        .filter(trades::state.ne(TradeState::Failed))
-        .select(Trade::as_select())
-        .first(conn)
-        .await
-        .optional()?)
+) -> Result<AdmissionFacts, DatabaseError> {
+    use diesel::sql_types::{Text, Uuid as SqlUuid};
+    Ok(diesel::sql_query(
+        "SELECT clock_timestamp() AS at,
+                (SELECT coalesce(sum(price_cents), 0)::bigint FROM trades
+                  WHERE user_id = $1 AND kind = 'purchase' AND state = 'pending') AS pending_cents,
+                (SELECT id FROM trades
+                  WHERE user_id = $1 AND idempotency_key = $2 AND kind = 'purchase') AS existing,
+                (SELECT state FROM trades
+                  WHERE listing_id = $3 AND kind = 'purchase' AND state <> 'failed' LIMIT 1) AS live_state",
+    )
+    .bind::<SqlUuid, _>(user_id)
+    .bind::<Text, _>(key)
+    .bind::<SqlUuid, _>(listing_id)
+    .get_result(conn)
+    .await?)
 }
 
 /// Records a trade unless one of its kind already has its key; `None` when one has.

@@ -12,7 +12,7 @@ use tonic::Status;
 use uuid::Uuid;
 
 use crate::error::wallet_disconnected;
-use crate::store::{Trade, TradeOrigin};
+use crate::store::{TradeOrigin, TradeState};
 
 /// The key of an arbitrage's relist: its purchase's id.
 pub(crate) fn relist_key(purchase: Uuid) -> String {
@@ -73,7 +73,7 @@ pub(crate) fn refusal(
     wallet: &user::UserStatus,
     fee_bps: i64,
     available: i64,
-    live: Option<Trade>,
+    live: Option<TradeState>,
 ) -> Option<Status> {
     let price = listing.price_cents;
     let listing_id = ("listing_id".to_owned(), listing.listing_id.clone());
@@ -129,7 +129,7 @@ pub(crate) fn refusal(
         return Some(status::failed_precondition(
             "the listing is being bought by another purchase",
             ErrorReason::ListingUnavailable,
-            [listing_id, ("trade_state".to_owned(), live.state.as_str().to_owned())],
+            [listing_id, ("trade_state".to_owned(), live.as_str().to_owned())],
         ));
     }
     if available < price {
