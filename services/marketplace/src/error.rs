@@ -15,6 +15,15 @@ pub(crate) fn listing_change(error: DatabaseError) -> Status {
         DatabaseError::UniqueViolation { constraint } if constraint == "listings_one_active_per_source" => {
             status::already_exists("moment_id", "the moment is already listed on this source")
         }
+        // A concurrent listing of another moment under the same key committed first (listings
+        // of one moment are created one after another, so a retry of the same finds its own).
+        DatabaseError::UniqueViolation { constraint } if constraint == "listings_seller_key_unique" => {
+            status::failed_precondition(
+                "the idempotency key was used for another listing",
+                ErrorReason::IdempotencyKeyReused,
+                [],
+            )
+        }
         DatabaseError::NotFound("active listing") => {
             status::failed_precondition("the listing is no longer active", ErrorReason::ListingUnavailable, [])
         }

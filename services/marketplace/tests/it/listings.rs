@@ -238,3 +238,45 @@ async fn a_retried_listing_is_one_listing_and_only_its_seller_changes_it() {
         .unwrap_err();
     assert_eq!(reason(&late), "LISTING_UNAVAILABLE");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_key_sent_at_once_for_two_moments_lists_one_and_names_the_reuse() {
+    const PAIRS: u128 = 6;
+    let mut batch = vec![player("p-1", "BOS")];
+    let mut moments = Vec::new();
+    for n in 0..2 * PAIRS {
+        let (m, minted) = moment(70 + n, "p-1", Tier::Common, 20 + n as i32, 300);
+        batch.push(minted);
+        moments.push(m);
+    }
+    let app = spawn_with(vec![scripted(vec![batch])]).await;
+    let last = *moments.last().unwrap();
+    eventually("the moments are ingested", || {
+        let mut public = app.public.clone();
+        async move { public.get_moment(GetMomentRequest { moment_id: last.to_string() }).await.is_ok() }
+    })
+    .await;
+    // Each pair: the same seller and key, two moments, sent together.
+    for (pair, moments) in moments.chunks(2).enumerate() {
+        let calls = moments.iter().map(|m| {
+            let mut client = app.internal.clone();
+            let request = CreateListingRequest {
+                seller_address: address(300),
+                moment_id: m.to_string(),
+                source_id: "market-a".to_owned(),
+                price_cents: 2_500,
+                idempotency_key: format!("same-{pair}"),
+            };
+            async move { client.create_listing(internal(request)).await }
+        });
+        let answers = futures::future::join_all(calls).await;
+        assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 1, "one listing per key: {answers:?}");
+        for refused in answers.iter().filter_map(|a| a.as_ref().err()) {
+            assert_eq!(
+                (refused.code(), reason(refused).as_str()),
+                (tonic::Code::FailedPrecondition, "IDEMPOTENCY_KEY_REUSED"),
+                "{refused:?}"
+            );
+        }
+    }
+}
