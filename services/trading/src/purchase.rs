@@ -56,12 +56,14 @@ impl Trader {
         let resale_bps = resale_bps.unwrap_or(fee_bps);
         let wallet = self.user_status(order.user).await?;
         let fees = (fee_bps, resale_bps);
+        let turn = self.turns.take(order.user).await;
         let mut admitted = self.admit(&order, &hash, &listing, moment, fees, &wallet).await;
         if matches!(&admitted, Err(DatabaseError::UniqueViolation { constraint }) if constraint == "trades_one_purchase_per_listing")
         {
             // Another purchase of the listing began at the same instant; the second look finds it.
             admitted = self.admit(&order, &hash, &listing, moment, fees, &wallet).await;
         }
+        drop(turn);
         let (trade, balance, at) = match admitted.or_status()? {
             Admission::Admitted { trade, balance, at } => (trade, balance, at),
             Admission::Existing(trade) => return self.replay(trade, &hash).await,

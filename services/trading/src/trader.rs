@@ -94,6 +94,31 @@ pub(crate) struct Trader {
     pub(crate) retry: RetryPolicy,
     /// Fee of each market source, in basis points.
     pub(crate) fees: Arc<Mutex<HashMap<String, i64>>>,
+    /// One admission at a time per user in this process (see [`Turns`]).
+    pub(crate) turns: Arc<Turns>,
+}
+
+/// One admission at a time per user in this process. A user's purchases wait for their turn
+/// here, cheaply, rather than all at once on their account's row in the database, where a long
+/// queue slows every holder. The row lock still decides between processes.
+#[derive(Debug, Default)]
+pub(crate) struct Turns(Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>);
+
+impl Turns {
+    /// Entries kept before the idle ones are dropped.
+    const KEPT: usize = 4_096;
+
+    /// Waits for the user's turn; it lasts as long as the guard.
+    pub(crate) async fn take(&self, user: Uuid) -> tokio::sync::OwnedMutexGuard<()> {
+        let turn = {
+            let mut turns = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if turns.len() >= Self::KEPT {
+                turns.retain(|_, turn| Arc::strong_count(turn) > 1);
+            }
+            turns.entry(user).or_default().clone()
+        };
+        turn.lock_owned().await
+    }
 }
 
 impl Trader {
@@ -107,7 +132,8 @@ impl Trader {
         // Three attempts, each with the call timeout, 50 ms and then 100 ms apart.
         let retry = RetryPolicy::backoff(3, Duration::from_millis(50), Duration::from_millis(100))
             .with_overall_timeout(settings.call_timeout * 3 + Duration::from_secs(1));
-        Self { database, settings, ledger, peers: TradingPeers::new(&peers), retry, fees: Arc::default() }
+        let peers = TradingPeers::new(&peers);
+        Self { database, settings, ledger, peers, retry, fees: Arc::default(), turns: Arc::default() }
     }
 
     pub(crate) fn request<T>(&self, message: T) -> Request<T> {
