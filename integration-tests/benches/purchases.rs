@@ -128,6 +128,8 @@ impl Run {
 /// One run's load, with the database transactions per successful purchase and what the
 /// database's sessions were doing.
 async fn run(mesh: &TradingMesh, users: &[Uuid], listings: Vec<Uuid>, idle_rate: f64) -> Run {
+    // Said before the load starts, so that a profiler can be started on it (see "Profiling" in docs/testing.md).
+    eprintln!("loading: {} users, {CALLERS} callers, {} s", users.len(), RUN.as_secs());
     let listings = Arc::new(listings);
     let next = Arc::new(AtomicUsize::new(0));
     let users = Arc::new(users.to_vec());

@@ -603,6 +603,12 @@ async fn ledger_trades_holdings_and_idempotency_round_trip() {
     assert_eq!(trading::user_account(conn, user.id).await.unwrap().id, account.id, "one account per user");
     let funding = trading::system_account(conn, AccountKind::Funding).await.unwrap();
     let market_account = trading::system_account(conn, AccountKind::Market).await.unwrap();
+    // The ledger posts to the system accounts by the ids the schema gave them, without a read.
+    for kind in [AccountKind::Funding, AccountKind::Market, AccountKind::Fees] {
+        let stored = trading::system_account(conn, kind).await.unwrap();
+        assert_eq!(trading::system_account_id(kind), Some(stored.id), "{kind:?}'s id");
+    }
+    assert_eq!(trading::system_account_id(AccountKind::UserCash), None);
     let deposit = trading::post_transaction(
         conn,
         Uuid::new_v4(),

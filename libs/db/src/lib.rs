@@ -14,6 +14,7 @@ pub mod outbox;
 pub mod owners;
 pub mod page;
 pub mod pool;
+pub mod prepared;
 pub mod schema;
 pub mod status;
 #[cfg(feature = "testing")]
@@ -24,4 +25,5 @@ pub use columns::{Rarity, UnknownValue};
 pub use error::DatabaseError;
 pub use page::{Cursor, Page, PageRequest};
 pub use pool::{Database, PgConnection, PoolOptions};
+pub use prepared::{Reuse, Reused};
 pub use status::OrStatus;

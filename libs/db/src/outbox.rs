@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::error::DatabaseError;
+use crate::prepared::Reuse as _;
 use crate::schema::outbox;
 
 /// A message waiting for (or past) delivery.
@@ -42,6 +43,7 @@ pub async fn enqueue(
     Ok(diesel::insert_into(outbox::table)
         .values((outbox::topic.eq(topic), outbox::message_key.eq(key), outbox::payload.eq(payload)))
         .returning(OutboxMessage::as_returning())
+        .reused()
         .get_result(conn)
         .await?)
 }
@@ -64,6 +66,7 @@ pub async fn enqueue_after(
             outbox::available_at.eq(available),
         ))
         .returning(OutboxMessage::as_returning())
+        .reused()
         .get_result(conn)
         .await?)
 }
@@ -117,6 +120,7 @@ pub async fn mark_failed(
             outbox::last_error.eq(error),
             outbox::available_at.eq(retry_at),
         ))
+        .reused()
         .execute(conn)
         .await?;
     Ok(())
@@ -176,6 +180,7 @@ pub async fn mark_delivered_by_key(
             .filter(outbox::delivered_at.is_null()),
     )
     .set((outbox::delivered_at.eq(Some(Utc::now())), outbox::attempts.eq(outbox::attempts + 1)))
+    .reused()
     .execute(conn)
     .await?;
     Ok(updated >= 1)

@@ -373,3 +373,61 @@ async fn text_the_database_cannot_store_is_the_callers_invalid_argument() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("UTF-8 without NUL"), "{}", status.message());
 }
+
+/// The prepared statements of the connection whose SQL starts with `start`.
+async fn prepared(conn: &mut diesel_async::AsyncPgConnection, start: &str) -> i64 {
+    let found: Count =
+        diesel::sql_query("SELECT count(*) AS count FROM pg_prepared_statements WHERE starts_with(statement, $1)")
+            .bind::<diesel::sql_types::Text, _>(start)
+            .get_result(conn)
+            .await
+            .unwrap();
+    found.count
+}
+
+/// Diesel prepares an `UPDATE` and a `sql_query` again on every call (a round trip more, and
+/// the server parses and plans it again); marked `reused`, each is prepared once on its
+/// connection and run again from there, with its own values each time.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reused_statement_is_prepared_once_per_connection_and_runs_with_each_calls_values() {
+    use fastbreak_db::Reuse as _;
+    use schema::outbox;
+
+    let db = TestDatabase::create().await;
+    let mut conn = db.database().conn().await.unwrap();
+    let ids: Vec<i64> = diesel::insert_into(outbox::table)
+        .values(vec![
+            (outbox::topic.eq("t"), outbox::message_key.eq("a"), outbox::payload.eq(serde_json::json!({}))),
+            (outbox::topic.eq("t"), outbox::message_key.eq("b"), outbox::payload.eq(serde_json::json!({}))),
+        ])
+        .returning(outbox::id)
+        .get_results(&mut conn)
+        .await
+        .unwrap();
+    for (attempts, id) in [(3, ids[0]), (5, ids[1]), (7, ids[0])] {
+        diesel::update(outbox::table.find(id)).set(outbox::attempts.eq(attempts)).execute(&mut conn).await.unwrap();
+    }
+    assert_eq!(prepared(&mut conn, "UPDATE \"outbox\"").await, 0, "an unmarked update is not kept prepared");
+    for (attempts, id) in [(11, ids[0]), (13, ids[1]), (17, ids[0])] {
+        diesel::update(outbox::table.find(id))
+            .set(outbox::attempts.eq(attempts))
+            .reused()
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    assert_eq!(prepared(&mut conn, "UPDATE \"outbox\"").await, 1, "one prepared statement for the three calls");
+    let attempts: Vec<i32> = outbox::table.order(outbox::id).select(outbox::attempts).load(&mut conn).await.unwrap();
+    assert_eq!(attempts, vec![17, 13], "each call ran with its own values");
+    // A query of text alone, with a result: the same.
+    for n in [1i64, 2, 3] {
+        let found: Count = diesel::sql_query("SELECT $1::bigint AS count")
+            .bind::<diesel::sql_types::BigInt, _>(n)
+            .reused()
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(found.count, n);
+    }
+    assert_eq!(prepared(&mut conn, "SELECT $1::bigint").await, 1);
+}

@@ -8,6 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use fastbreak_db::DatabaseError;
+use fastbreak_db::Reuse as _;
 use fastbreak_db::outbox::{self, CatalogChange};
 use fastbreak_db::schema::{
     feed_positions, listing_events, listings, market_sources, moments, players, price_points, sales,
@@ -174,6 +175,7 @@ pub async fn upsert_player(conn: &mut AsyncPgConnection, player: &Player) -> Res
         .do_update()
         .set(player)
         .returning(Player::as_returning())
+        .reused()
         .get_result(conn)
         .await?;
     outbox::announce(
@@ -202,8 +204,12 @@ pub async fn known_players(
 
 /// Adds a moment to the catalog.
 pub async fn insert_moment(conn: &mut AsyncPgConnection, moment: &Moment) -> Result<Moment, DatabaseError> {
-    let stored =
-        diesel::insert_into(moments::table).values(moment).returning(Moment::as_returning()).get_result(conn).await?;
+    let stored = diesel::insert_into(moments::table)
+        .values(moment)
+        .returning(Moment::as_returning())
+        .reused()
+        .get_result(conn)
+        .await?;
     outbox::announce(conn, &moment_change(&stored)).await?;
     Ok(stored)
 }
@@ -251,6 +257,7 @@ pub async fn transfer_moment(
 ) -> Result<bool, DatabaseError> {
     let moved = diesel::update(moments::table.find(id).filter(moments::owner_address.eq(from)))
         .set(moments::owner_address.eq(to))
+        .reused()
         .execute(conn)
         .await?;
     Ok(moved == 1)
@@ -259,7 +266,8 @@ pub async fn transfer_moment(
 /// Records who holds a moment now, as a chain reported it (whoever held it before); false
 /// when the moment is unknown.
 pub async fn set_moment_owner(conn: &mut AsyncPgConnection, id: Uuid, owner: &str) -> Result<bool, DatabaseError> {
-    let moved = diesel::update(moments::table.find(id)).set(moments::owner_address.eq(owner)).execute(conn).await?;
+    let moved =
+        diesel::update(moments::table.find(id)).set(moments::owner_address.eq(owner)).reused().execute(conn).await?;
     Ok(moved == 1)
 }
 
@@ -345,7 +353,8 @@ pub struct Listing {
 /// Lists a moment a source reported, unless the listing is known or the moment is already
 /// listed on that source; true when it was new.
 pub async fn insert_listing_if_new(conn: &mut AsyncPgConnection, listing: &Listing) -> Result<bool, DatabaseError> {
-    let inserted = diesel::insert_into(listings::table).values(listing).on_conflict_do_nothing().execute(conn).await?;
+    let inserted =
+        diesel::insert_into(listings::table).values(listing).on_conflict_do_nothing().reused().execute(conn).await?;
     if inserted == 1 {
         outbox::announce(conn, &listing_change(listing)).await?;
     }
@@ -357,6 +366,7 @@ pub async fn insert_listing(conn: &mut AsyncPgConnection, listing: &Listing) -> 
     let stored = diesel::insert_into(listings::table)
         .values(listing)
         .returning(Listing::as_returning())
+        .reused()
         .get_result(conn)
         .await?;
     announced(conn, stored).await
@@ -423,6 +433,7 @@ pub async fn update_listing_price(
     let updated = diesel::update(listings::table.find(id).filter(listings::state.eq(ListingState::Active)))
         .set((listings::price_cents.eq(price_cents), listings::updated_at.eq(diesel::dsl::now)))
         .returning(Listing::as_returning())
+        .reused()
         .get_result(conn)
         .await
         .optional()?
@@ -439,6 +450,7 @@ pub async fn close_listing(
     let closed = diesel::update(listings::table.find(id).filter(listings::state.eq(ListingState::Active)))
         .set((listings::state.eq(state), listings::updated_at.eq(diesel::dsl::now)))
         .returning(Listing::as_returning())
+        .reused()
         .get_result(conn)
         .await
         .optional()?
@@ -494,8 +506,12 @@ pub async fn sale_known(
 
 /// Records a sale and folds it into the moment's daily price history.
 pub async fn record_sale(conn: &mut AsyncPgConnection, sale: &Sale) -> Result<Sale, DatabaseError> {
-    let stored =
-        diesel::insert_into(sales::table).values(sale).returning(Sale::as_returning()).get_result(conn).await?;
+    let stored = diesel::insert_into(sales::table)
+        .values(sale)
+        .returning(Sale::as_returning())
+        .reused()
+        .get_result(conn)
+        .await?;
     outbox::announce(
         conn,
         &CatalogChange::Sale {
@@ -529,6 +545,7 @@ pub async fn record_sale(conn: &mut AsyncPgConnection, sale: &Sale) -> Result<Sa
             price_points::close_cents.eq(price),
             price_points::sale_count.eq(price_points::sale_count + 1),
         ))
+        .reused()
         .execute(conn)
         .await?;
     Ok(stored)
@@ -583,7 +600,8 @@ pub async fn price_history(
 
 /// Adds a moment a source reported, unless it is known; true when it was new.
 pub async fn insert_moment_if_new(conn: &mut AsyncPgConnection, moment: &Moment) -> Result<bool, DatabaseError> {
-    let inserted = diesel::insert_into(moments::table).values(moment).on_conflict_do_nothing().execute(conn).await?;
+    let inserted =
+        diesel::insert_into(moments::table).values(moment).on_conflict_do_nothing().reused().execute(conn).await?;
     if inserted == 1 {
         outbox::announce(conn, &moment_change(moment)).await?;
     }
@@ -614,6 +632,7 @@ pub async fn insert_listing_with_key(
     let stored = diesel::insert_into(listings::table)
         .values((listing, listings::idempotency_key.eq(key)))
         .returning(Listing::as_returning())
+        .reused()
         .get_result(conn)
         .await?;
     announced(conn, stored).await
@@ -673,7 +692,14 @@ pub async fn append_listing_events(
             )
         })
         .collect();
-    diesel::insert_into(listing_events::table).values(rows).execute(conn).await?;
+    let insert = diesel::insert_into(listing_events::table).values(rows);
+    // A purchase, a repricing or a withdrawal appends one event: that statement is kept
+    // prepared. A batch's length varies, so its statement is not.
+    if events.len() == 1 {
+        insert.reused().execute(conn).await?
+    } else {
+        insert.execute(conn).await?
+    };
     Ok(())
 }
 
@@ -681,7 +707,10 @@ pub async fn append_listing_events(
 /// moments, in the order of their feed) apply one after another, so two never wait on each
 /// other's moments. Taken as a batch's first statement; nothing else takes it.
 pub async fn lock_ingest(conn: &mut AsyncPgConnection) -> Result<(), DatabaseError> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('listing_ingest', 0))").execute(conn).await?;
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('listing_ingest', 0))")
+        .reused()
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -73,8 +73,9 @@ pub(crate) async fn authorize(
     now: DateTime<Utc>,
 ) -> Result<Authorized, DatabaseError> {
     risk::lock_user_risk(conn, p.user_id).await?;
+    let reads = risk::authorization_reads(conn, p.user_id, &p.key).await?;
     let done = |decision| Ok(Authorized { decision, alerts_raised: false });
-    if let Some(existing) = risk::find_hold_by_key(conn, p.user_id, &p.key).await? {
+    if let Some(existing) = reads.hold {
         let same = existing.amount_cents == p.amount && existing.moment_id == p.moment_id;
         return done(match (same, existing.state) {
             (false, _) => Decision::KeyReused(existing),
@@ -82,19 +83,19 @@ pub(crate) async fn authorize(
             (true, _) => Decision::Granted(existing),
         });
     }
-    if let Some(stop) = risk::find_emergency_stop(conn, p.user_id).await?
+    if let Some(stop) = reads.stop
         && stop.engaged
     {
         return done(Decision::Stopped(stop));
     }
-    let paused = risk::open_suspicious_alert(conn, p.user_id).await?;
+    let paused = reads.paused_by;
     if p.origin == HoldOrigin::Automated
         && let Some(alert) = paused.clone()
     {
         return done(Decision::Paused(alert));
     }
 
-    let limits = limits_in_force(risk::find_limits(conn, p.user_id).await?.as_ref());
+    let limits = limits_in_force(reads.limits.as_ref());
     let periods = Periods::at(now, limits.zone);
     let windows = domain::windows(&periods, now, p.balance_time, &settings.suspicion);
     let figures = risk::figures(conn, p.user_id, &windows).await?;

@@ -6,6 +6,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use fastbreak_db::DatabaseError;
+use fastbreak_db::Reuse as _;
 use fastbreak_db::schema::{
     budget_limit_changes, budget_limits, emergency_stop_events, emergency_stops, holds, risk_alerts, risk_states,
     spending,
@@ -305,6 +306,7 @@ pub async fn place_hold(conn: &mut AsyncPgConnection, new: &NewHold<'_>) -> Resu
         .on_conflict((holds::user_id, holds::idempotency_key))
         .do_nothing()
         .returning(Hold::as_returning())
+        .reused()
         .get_result(conn)
         .await
         .optional()?;
@@ -345,6 +347,7 @@ pub async fn commit_hold(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Hold,
     let updated = diesel::update(holds::table.find(id).filter(holds::state.eq(HoldState::Placed)))
         .set((holds::state.eq(HoldState::Committed), holds::resolved_at.eq(diesel::dsl::now)))
         .returning(Hold::as_returning())
+        .reused()
         .get_result(conn)
         .await
         .optional()?;
@@ -356,6 +359,7 @@ pub async fn commit_hold(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Hold,
                     spending::user_id.eq(hold.user_id),
                     spending::amount_cents.eq(hold.amount_cents),
                 ))
+                .reused()
                 .execute(conn)
                 .await?;
             Ok(hold)
@@ -373,6 +377,7 @@ pub async fn release_hold(conn: &mut AsyncPgConnection, id: Uuid, reason: &str) 
             holds::release_reason.eq(reason),
         ))
         .returning(Hold::as_returning())
+        .reused()
         .get_result(conn)
         .await
         .optional()?;
@@ -418,6 +423,7 @@ pub async fn list_holds(
 pub async fn postpone_hold(conn: &mut AsyncPgConnection, id: Uuid, until: DateTime<Utc>) -> Result<(), DatabaseError> {
     diesel::update(holds::table.find(id).filter(holds::state.eq(HoldState::Placed)))
         .set(holds::expires_at.eq(until))
+        .reused()
         .execute(conn)
         .await?;
     Ok(())
@@ -485,6 +491,7 @@ pub async fn figures(conn: &mut AsyncPgConnection, user_id: Uuid, w: &Windows) -
     .bind::<Timestamptz, _>(w.balance)
     .bind::<Timestamptz, _>(w.burst)
     .bind::<Timestamptz, _>(w.history)
+    .reused()
     .get_result(conn)
     .await?)
 }
@@ -500,6 +507,7 @@ pub async fn record_refusal(conn: &mut AsyncPgConnection, user_id: Uuid) -> Resu
             risk_states::updated_at.eq(diesel::dsl::now),
         ))
         .returning(risk_states::consecutive_refusals)
+        .reused()
         .get_result(conn)
         .await?)
 }
@@ -508,6 +516,7 @@ pub async fn record_refusal(conn: &mut AsyncPgConnection, user_id: Uuid) -> Resu
 pub async fn reset_refusals(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<(), DatabaseError> {
     diesel::update(risk_states::table.find(user_id).filter(risk_states::consecutive_refusals.gt(0)))
         .set((risk_states::consecutive_refusals.eq(0), risk_states::updated_at.eq(diesel::dsl::now)))
+        .reused()
         .execute(conn)
         .await?;
     Ok(())
@@ -518,9 +527,58 @@ pub async fn reset_refusals(conn: &mut AsyncPgConnection, user_id: Uuid) -> Resu
 pub async fn lock_user_risk(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<(), DatabaseError> {
     diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))")
         .bind::<diesel::sql_types::Text, _>(user_id.to_string())
+        .reused()
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// What authorising a purchase reads once the user's risk lock is held.
+#[derive(Debug, Clone)]
+pub struct AuthorizationReads {
+    /// The hold under the purchase's key, if one was placed before.
+    pub hold: Option<Hold>,
+    /// The user's emergency stop, engaged or not, if one was ever set.
+    pub stop: Option<EmergencyStop>,
+    /// The oldest unacknowledged suspicious-activity alert, which pauses automated purchases.
+    pub paused_by: Option<RiskAlert>,
+    /// The user's budget limits, if set.
+    pub limits: Option<BudgetLimits>,
+}
+
+/// [`AuthorizationReads`] for a purchase under a key: four statements sent at once (one round
+/// trip), each run after [`lock_user_risk`] returned, so each sees what the lock's previous
+/// holder committed.
+pub async fn authorization_reads(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    key: &str,
+) -> Result<AuthorizationReads, DatabaseError> {
+    // Statements sent together on one connection run one after another, as sent; none of
+    // these four depends on another.
+    let conn: &AsyncPgConnection = conn;
+    let (mut a, mut b, mut c, mut d) = (conn, conn, conn, conn);
+    let hold = holds::table
+        .filter(holds::user_id.eq(user_id))
+        .filter(holds::idempotency_key.eq(key))
+        .select(Hold::as_select())
+        .first(&mut a);
+    let stop = emergency_stops::table.find(user_id).select(EmergencyStop::as_select()).first(&mut b);
+    let paused_by = risk_alerts::table
+        .filter(risk_alerts::user_id.eq(user_id))
+        .filter(risk_alerts::kind.eq(AlertKind::SuspiciousActivity))
+        .filter(risk_alerts::acknowledged_at.is_null())
+        .order(risk_alerts::created_at)
+        .select(RiskAlert::as_select())
+        .first(&mut c);
+    let limits = budget_limits::table.find(user_id).select(BudgetLimits::as_select()).first(&mut d);
+    let (hold, stop, paused_by, limits) = futures::join!(hold, stop, paused_by, limits);
+    Ok(AuthorizationReads {
+        hold: hold.optional()?,
+        stop: stop.optional()?,
+        paused_by: paused_by.optional()?,
+        limits: limits.optional()?,
+    })
 }
 
 text_enum! {
@@ -763,6 +821,7 @@ pub async fn insert_risk_alert(
         .values(alert)
         .on_conflict_do_nothing()
         .returning(RiskAlert::as_returning())
+        .reused()
         .get_result(conn)
         .await
         .optional()?)

@@ -27,8 +27,8 @@ impl Trader {
             if self.deliver(COMMIT_HOLD, &message).await.is_ok() {
                 let key = trade.id.to_string();
                 let marked = self
-                    .read_committed(move |conn| {
-                        let key = key.clone();
+                    .database
+                    .autocommit(move |conn| {
                         async move { outbox::mark_delivered_by_key(conn, COMMIT_HOLD, &key).await }.boxed()
                     })
                     .await;
@@ -55,8 +55,8 @@ impl Trader {
         if self.deliver(RELEASE_HOLD, &message).await.is_ok() {
             let key = trade_id.to_string();
             let _ = self
-                .read_committed(move |conn| {
-                    let key = key.clone();
+                .database
+                .autocommit(move |conn| {
                     async move { outbox::mark_delivered_by_key(conn, RELEASE_HOLD, &key).await }.boxed()
                 })
                 .await;

@@ -90,9 +90,8 @@ impl Trader {
                 let listing = listing.clone();
                 let wallet = wallet.clone();
                 async move {
-                    // Under the account's lock: the lock, one read, the trade, the commit.
-                    let account = repo::lock_user_account(conn, order.user).await?;
-                    let facts = repo::admission_facts(conn, order.user, &order.key, order.listing).await?;
+                    // Under the account's lock: the lock with one read, the trade, the commit.
+                    let facts = repo::lock_for_admission(conn, order.user, &order.key, order.listing).await?;
                     if let Some(id) = facts.existing {
                         let existing = repo::find_trade(conn, order.user, id).await?;
                         return Ok(Admission::Existing(existing.ok_or(DatabaseError::NotFound("trade"))?));
@@ -100,7 +99,7 @@ impl Trader {
                     let at = facts.at;
                     let price = listing.price_cents;
                     let fee_cents = fee(price, fee_bps);
-                    let available = account.balance_cents - facts.pending_cents;
+                    let available = facts.balance_cents - facts.pending_cents;
                     let refusal = refusal(&order, &listing, &wallet, resale_bps, available, facts.live_state);
                     let mut trade = new_trade(&order, &hash, TradeKind::Purchase, moment, price, at);
                     trade.listing_id = Some(order.listing);
@@ -123,7 +122,7 @@ impl Trader {
                         });
                     }
                     Ok(match repo::insert_trade_if_new(conn, &trade).await? {
-                        Some(trade) => Admission::Admitted { trade, balance: account.balance_cents, at },
+                        Some(trade) => Admission::Admitted { trade, balance: facts.balance_cents, at },
                         None => Admission::Existing(
                             repo::find_trade_by_key(conn, order.user, &order.key, TradeKind::Purchase)
                                 .await?
@@ -201,9 +200,12 @@ impl Trader {
         };
         let hold_id = Uuid::parse_str(&hold.hold_id).map_err(|_| Status::internal("risk sent a bad hold id"))?;
         fail_point!(self, "trading::before-hold-noted");
+        // One statement: it commits on its own (a round trip, where a transaction takes three).
         let noted = self
-            .read_committed(|conn| async move { repo::set_trade_hold(conn, trade.id, hold_id).await }.boxed())
-            .await?;
+            .database
+            .autocommit(|conn| async move { repo::set_trade_hold(conn, trade.id, hold_id).await }.boxed())
+            .await
+            .or_status()?;
         if !noted {
             // The worker gave the purchase up meanwhile: the hold goes back.
             self.release_now(trade.id, hold_id, "the purchase was given up").await;

@@ -6,6 +6,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use fastbreak_db::DatabaseError;
+use fastbreak_db::Reuse as _;
 use fastbreak_db::schema::{
     equity_snapshots, holdings, idempotency_keys, leaderboard_entries, ledger_accounts, ledger_entries,
     ledger_transactions, trades,
@@ -42,8 +43,17 @@ pub struct LedgerAccount {
     pub created_at: DateTime<Utc>,
 }
 
-/// A user's cash account, opened on first use.
+/// A user's cash account, opened on first use (one round trip once it is open).
 pub async fn user_account(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<LedgerAccount, DatabaseError> {
+    let find = || {
+        ledger_accounts::table
+            .filter(ledger_accounts::user_id.eq(user_id))
+            .filter(ledger_accounts::kind.eq(AccountKind::UserCash))
+            .select(LedgerAccount::as_select())
+    };
+    if let Some(account) = find().first(conn).await.optional()? {
+        return Ok(account);
+    }
     diesel::insert_into(ledger_accounts::table)
         .values((
             ledger_accounts::id.eq(Uuid::new_v4()),
@@ -51,14 +61,10 @@ pub async fn user_account(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result
             ledger_accounts::user_id.eq(Some(user_id)),
         ))
         .on_conflict_do_nothing()
+        .reused()
         .execute(conn)
         .await?;
-    Ok(ledger_accounts::table
-        .filter(ledger_accounts::user_id.eq(user_id))
-        .filter(ledger_accounts::kind.eq(AccountKind::UserCash))
-        .select(LedgerAccount::as_select())
-        .first(conn)
-        .await?)
+    Ok(find().first(conn).await?)
 }
 
 /// The system account of a kind (funding, market or fees).
@@ -69,6 +75,17 @@ pub async fn system_account(conn: &mut AsyncPgConnection, kind: AccountKind) -> 
         .select(LedgerAccount::as_select())
         .first(conn)
         .await?)
+}
+
+/// The id of the system account of a kind, as the schema opened it (no read needed); `None`
+/// for a user's cash account.
+pub fn system_account_id(kind: AccountKind) -> Option<Uuid> {
+    match kind {
+        AccountKind::Funding => Some(uuid::uuid!("00000000-0000-0000-0000-00000000f001")),
+        AccountKind::Market => Some(uuid::uuid!("00000000-0000-0000-0000-00000000f002")),
+        AccountKind::Fees => Some(uuid::uuid!("00000000-0000-0000-0000-00000000f003")),
+        AccountKind::UserCash => None,
+    }
 }
 
 /// Finds an account.
@@ -149,6 +166,7 @@ pub async fn post_transaction(
             ledger_transactions::hash.eq(transaction_hash(id, kind, entries)),
         ))
         .returning(LedgerTransaction::as_returning())
+        .reused()
         .get_result(conn)
         .await?;
     let rows: Vec<_> = entries
@@ -161,7 +179,7 @@ pub async fn post_transaction(
             )
         })
         .collect();
-    diesel::insert_into(ledger_entries::table).values(rows).execute(conn).await?;
+    diesel::insert_into(ledger_entries::table).values(rows).reused().execute(conn).await?;
     Ok(transaction)
 }
 
@@ -301,7 +319,12 @@ pub struct Trade {
 
 /// Records a new trade.
 pub async fn insert_trade(conn: &mut AsyncPgConnection, trade: &Trade) -> Result<Trade, DatabaseError> {
-    Ok(diesel::insert_into(trades::table).values(trade).returning(Trade::as_returning()).get_result(conn).await?)
+    Ok(diesel::insert_into(trades::table)
+        .values(trade)
+        .returning(Trade::as_returning())
+        .reused()
+        .get_result(conn)
+        .await?)
 }
 
 /// Marks a pending trade settled by a ledger transaction.
@@ -317,6 +340,7 @@ pub async fn settle_trade(
             trades::settled_at.eq(Some(Utc::now())),
         ))
         .returning(Trade::as_returning())
+        .reused()
         .get_result(conn)
         .await
         .optional()?
@@ -328,6 +352,7 @@ pub async fn fail_trade(conn: &mut AsyncPgConnection, id: Uuid, reason: &str) ->
     diesel::update(trades::table.find(id).filter(trades::state.eq(TradeState::Pending)))
         .set((trades::state.eq(TradeState::Failed), trades::failure_reason.eq(Some(reason))))
         .returning(Trade::as_returning())
+        .reused()
         .get_result(conn)
         .await
         .optional()?
@@ -423,6 +448,7 @@ pub async fn put_holding(conn: &mut AsyncPgConnection, holding: &Holding) -> Res
             holdings::acquired_at.eq(holding.acquired_at),
         ))
         .returning(Holding::as_returning())
+        .reused()
         .get_result(conn)
         .await?)
 }
@@ -493,6 +519,7 @@ pub async fn claim_idempotency_key(
             idempotency_keys::request_hash.eq(request_hash),
         ))
         .on_conflict_do_nothing()
+        .reused()
         .execute(conn)
         .await?;
     if inserted == 1 {
@@ -524,33 +551,19 @@ pub async fn complete_idempotency_key(
     let updated =
         diesel::update(idempotency_keys::table.find((user_id, key)).filter(idempotency_keys::completed_at.is_null()))
             .set((idempotency_keys::response.eq(Some(response)), idempotency_keys::completed_at.eq(Some(Utc::now()))))
+            .reused()
             .execute(conn)
             .await?;
     if updated == 1 { Ok(()) } else { Err(DatabaseError::NotFound("claimed idempotency key")) }
 }
 
-/// A user's cash account, opened on first use and locked until the end of the transaction:
-/// purchases of one user are admitted one after another against one balance.
-pub async fn lock_user_account(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<LedgerAccount, DatabaseError> {
-    let locked = || {
-        ledger_accounts::table
-            .filter(ledger_accounts::user_id.eq(user_id))
-            .filter(ledger_accounts::kind.eq(AccountKind::UserCash))
-            .select(LedgerAccount::as_select())
-            .for_update()
-    };
-    // One round trip when the account exists (every purchase but a user's first).
-    if let Some(account) = locked().first(conn).await.optional()? {
-        return Ok(account);
-    }
-    user_account(conn, user_id).await?;
-    Ok(locked().first(conn).await?)
-}
-
-/// What admitting a purchase reads once the user's account is locked, in one statement.
+/// What admitting a purchase decides on, read under the user's account lock.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 pub struct AdmissionFacts {
-    /// The database's clock now: the trade's time.
+    /// The user's cash balance, read under the lock.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub balance_cents: i64,
+    /// The database's clock once the lock is held: the trade's time.
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
     pub at: DateTime<Utc>,
     /// What the user's purchases still under way will take from their balance.
@@ -564,10 +577,11 @@ pub struct AdmissionFacts {
     pub live_state: Option<TradeState>,
 }
 
-/// [`AdmissionFacts`] for a user's purchase of a listing under a key: read after
-/// [`lock_user_account`], in a statement of its own, so that it sees every purchase committed
-/// by the lock's previous holder.
-pub async fn admission_facts(
+/// Locks the user's cash account (opening it if missing) until the transaction ends, then
+/// reads [`AdmissionFacts`] for a purchase of a listing under a key: one round trip. The read is
+/// a statement of its own after the lock (in the database's `trading_admission`), so it sees
+/// every purchase committed by the lock's previous holder.
+pub async fn lock_for_admission(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     key: &str,
@@ -575,17 +589,12 @@ pub async fn admission_facts(
 ) -> Result<AdmissionFacts, DatabaseError> {
     use diesel::sql_types::{Text, Uuid as SqlUuid};
     Ok(diesel::sql_query(
-        "SELECT clock_timestamp() AS at,
-                (SELECT coalesce(sum(price_cents), 0)::bigint FROM trades
-                  WHERE user_id = $1 AND kind = 'purchase' AND state = 'pending') AS pending_cents,
-                (SELECT id FROM trades
-                  WHERE user_id = $1 AND idempotency_key = $2 AND kind = 'purchase') AS existing,
-                (SELECT state FROM trades
-                  WHERE listing_id = $3 AND kind = 'purchase' AND state <> 'failed' LIMIT 1) AS live_state",
+        "SELECT balance_cents, at, pending_cents, existing, live_state FROM trading_admission($1, $2, $3)",
     )
     .bind::<SqlUuid, _>(user_id)
     .bind::<Text, _>(key)
     .bind::<SqlUuid, _>(listing_id)
+    .reused()
     .get_result(conn)
     .await?)
 }
@@ -597,6 +606,7 @@ pub async fn insert_trade_if_new(conn: &mut AsyncPgConnection, trade: &Trade) ->
         .on_conflict((trades::user_id, trades::idempotency_key, trades::kind))
         .do_nothing()
         .returning(Trade::as_returning())
+        .reused()
         .get_result(conn)
         .await
         .optional()?)
@@ -606,6 +616,7 @@ pub async fn insert_trade_if_new(conn: &mut AsyncPgConnection, trade: &Trade) ->
 pub async fn set_trade_hold(conn: &mut AsyncPgConnection, id: Uuid, hold_id: Uuid) -> Result<bool, DatabaseError> {
     let updated = diesel::update(trades::table.find(id).filter(trades::state.eq(TradeState::Pending)))
         .set(trades::hold_id.eq(Some(hold_id)))
+        .reused()
         .execute(conn)
         .await?;
     Ok(updated == 1)
@@ -643,6 +654,7 @@ async fn fail_pending(
             trades::failure_details.eq(Some(details)),
         ))
         .returning(Trade::as_returning())
+        .reused()
         .get_result(conn)
         .await
         .optional()?)
@@ -666,6 +678,7 @@ pub async fn complete_trade(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Op
     Ok(diesel::update(trades::table.find(id).filter(trades::state.eq(TradeState::Pending)))
         .set((trades::state.eq(TradeState::Settled), trades::settled_at.eq(Some(Utc::now()))))
         .returning(Trade::as_returning())
+        .reused()
         .get_result(conn)
         .await
         .optional()?)
@@ -734,6 +747,7 @@ pub async fn set_holding_listing(
 ) -> Result<bool, DatabaseError> {
     let updated = diesel::update(holdings::table.find(moment_id).filter(holdings::user_id.eq(user_id)))
         .set(holdings::listing_id.eq(listing_id))
+        .reused()
         .execute(conn)
         .await?;
     Ok(updated == 1)
@@ -763,6 +777,7 @@ pub async fn set_holding_values(
     for (moment, value) in values {
         diesel::update(holdings::table.find(*moment))
             .set((holdings::value_cents.eq(Some(*value)), holdings::valued_at.eq(Some(at))))
+            .reused()
             .execute(conn)
             .await?;
     }
@@ -1084,6 +1099,7 @@ pub async fn settle_trade_at(
             trades::fee_cents.eq(fee_cents),
         ))
         .returning(Trade::as_returning())
+        .reused()
         .get_result(conn)
         .await
         .optional()?
@@ -1092,7 +1108,7 @@ pub async fn settle_trade_at(
 
 /// Notes the listing a trade created.
 pub async fn set_trade_listing(conn: &mut AsyncPgConnection, id: Uuid, listing_id: Uuid) -> Result<(), DatabaseError> {
-    diesel::update(trades::table.find(id)).set(trades::listing_id.eq(Some(listing_id))).execute(conn).await?;
+    diesel::update(trades::table.find(id)).set(trades::listing_id.eq(Some(listing_id))).reused().execute(conn).await?;
     Ok(())
 }
 

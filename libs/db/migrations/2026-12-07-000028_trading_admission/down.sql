@@ -1,0 +1,1 @@
+DROP FUNCTION trading_admission(uuid, text, uuid);
