@@ -565,6 +565,8 @@ fn main() {
             caught_up(&mesh, warm, Instant::now()).await;
 
             let before = newest_event(&mesh).await;
+            // Said before the load starts, so that a profiler can be started on it.
+            eprintln!("loading: {scale} strategies, {events} events at full speed");
             let started = Instant::now();
             reprice(&mesh, &listings, events, &mut dice).await;
             let last = newest_event(&mesh).await;
