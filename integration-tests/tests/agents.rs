@@ -1393,7 +1393,9 @@ async fn each_protection_trips_on_its_scripted_losses_and_only_its_strategy_is_p
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backtest_replays_a_season_on_paper_and_stores_its_report() {
-    use fastbreak_proto::agents::v1::{BacktestState, GetBacktestRequest, ListBacktestsRequest, RunBacktestRequest};
+    use fastbreak_proto::agents::v1::{
+        BacktestState, BacktestView, GetBacktestRequest, ListBacktestsRequest, RunBacktestRequest,
+    };
     use fastbreak_proto::trading::v1::ListTradesRequest;
     let mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
     let (user, _) = mesh.funded_user(50_000).await;
@@ -1451,7 +1453,7 @@ async fn a_backtest_replays_a_season_on_paper_and_stores_its_report() {
     let reader = agents.clone();
     let get = |id: String, who: Uuid| {
         let mut agents = reader.clone();
-        async move { agents.get_backtest(as_user(GetBacktestRequest { backtest_id: id }, who)).await }
+        async move { agents.get_backtest(as_user(GetBacktestRequest { backtest_id: id, view: 0 }, who)).await }
     };
     let hidden = get(started.backtest_id.clone(), stranger).await.unwrap_err();
     assert_eq!(hidden.code(), tonic::Code::NotFound);
@@ -1473,6 +1475,26 @@ async fn a_backtest_replays_a_season_on_paper_and_stores_its_report() {
     assert!(trade["reasons"][0].as_str().unwrap().starts_with("Bought: listed at"), "{trade}");
     assert!(!trade["factors"].as_array().unwrap().is_empty());
     assert!(done.chart_svg.starts_with("<svg"));
+    // Views: the figures alone, with the chart, or with the report; a view that does not exist
+    // is named.
+    let viewed = |view: i32| {
+        let (mut agents, backtest_id) = (reader.clone(), started.backtest_id.clone());
+        async move { agents.get_backtest(as_user(GetBacktestRequest { backtest_id, view }, user)).await }
+    };
+    for (view, chart, report) in [
+        (BacktestView::Basic, "", ""),
+        (BacktestView::Chart, done.chart_svg.as_str(), ""),
+        (BacktestView::Report, "", done.report_json.as_str()),
+        (BacktestView::Full, done.chart_svg.as_str(), done.report_json.as_str()),
+    ] {
+        let seen = viewed(view.into()).await.unwrap().into_inner();
+        assert_eq!((seen.chart_svg.as_str(), seen.report_json.as_str()), (chart, report), "{view:?}");
+        assert_eq!((&seen.strategies, &seen.baselines), (&done.strategies, &done.baselines), "{view:?}");
+        assert_eq!(seen.budget_limits, done.budget_limits, "{view:?}");
+    }
+    let unknown = viewed(99).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::InvalidArgument, "{unknown:?}");
+    assert!(unknown.message().contains("view"), "{}", unknown.message());
     // The user's budget limits, as risk gives them, held every ledger: no moment above $30.
     assert_eq!(report["budget_limits"]["per_moment_cents"], 3_000, "{}", report["budget_limits"]);
     assert_eq!(report["budget_limits"]["time_zone"], "UTC");
@@ -1534,7 +1556,7 @@ async fn ended(agents: &AgentServiceClient<Channel>, user: Uuid, id: &str) -> fa
     use fastbreak_proto::agents::v1::{BacktestState, GetBacktestRequest};
     until("the backtest ends", Duration::from_secs(60), || {
         let mut agents = agents.clone();
-        let request = GetBacktestRequest { backtest_id: id.to_owned() };
+        let request = GetBacktestRequest { backtest_id: id.to_owned(), ..Default::default() };
         async move {
             let found = agents.get_backtest(as_user(request, user)).await.ok()?.into_inner();
             (found.state() != BacktestState::Running).then_some(found)
@@ -1596,7 +1618,7 @@ async fn a_backtest_cancelled_by_its_user_stops_and_frees_its_slot() {
     let again = agents.cancel_backtest(as_user(cancel(&started.backtest_id), user)).await.unwrap_err();
     assert_eq!(again.code(), tonic::Code::FailedPrecondition, "{again:?}");
     assert!(again.message().contains("already ended (cancelled)"), "{}", again.message());
-    let get = GetBacktestRequest { backtest_id: started.backtest_id.clone() };
+    let get = GetBacktestRequest { backtest_id: started.backtest_id.clone(), ..Default::default() };
     let later = agents.get_backtest(as_user(get, user)).await.unwrap().into_inner();
     assert_eq!(later.state(), BacktestState::Cancelled);
     assert!(later.days_done < 120 && later.report_json.is_empty(), "it stopped: day {}", later.days_done);

@@ -180,17 +180,26 @@ impl AgentService for AgentApi {
     async fn run_backtest(&self, request: Request<pb::RunBacktestRequest>) -> Result<Response<pb::Backtest>, Status> {
         let user = caller::user_id(&request)?;
         let started = self.engine.start_backtest(user, request.into_inner(), self.backtests.clone()).await?;
-        Ok(Response::new(backtest_to_pb(&started, None, None)))
+        Ok(Response::new(backtest_to_pb(&started, None, None, false)))
     }
 
     async fn get_backtest(&self, request: Request<pb::GetBacktestRequest>) -> Result<Response<pb::Backtest>, Status> {
         let user = caller::user_id(&request)?;
         let id = required_uuid(&request.get_ref().backtest_id, "backtest_id")?;
-        let (found, report, chart) = self
-            .read(move |conn| async move { repo::find_backtest(conn, user, id).await }.boxed())
+        let view = pb::BacktestView::try_from(request.get_ref().view)
+            .map_err(|_| status::invalid_field("view", format!("{} is no BacktestView", request.get_ref().view)))?;
+        let (chart, report) = match view {
+            pb::BacktestView::Basic => (false, false),
+            pb::BacktestView::Chart => (true, false),
+            pb::BacktestView::Report => (false, true),
+            pb::BacktestView::Unspecified | pb::BacktestView::Full => (true, true),
+        };
+        let (found, stored, drawn) = self
+            .read(move |conn| async move { repo::find_backtest(conn, user, id, chart).await }.boxed())
             .await?
             .ok_or_else(|| status::not_found("backtest"))?;
-        Ok(Response::new(backtest_to_pb(&found, report, chart)))
+        // Every view gives the ledgers' figures, which are read from the report.
+        Ok(Response::new(backtest_to_pb(&found, stored, drawn, report)))
     }
 
     async fn cancel_backtest(
@@ -200,7 +209,7 @@ impl AgentService for AgentApi {
         let user = caller::user_id(&request)?;
         let id = required_uuid(&request.get_ref().backtest_id, "backtest_id")?;
         let cancelled = self.engine.cancel_backtest(user, id).await?;
-        Ok(Response::new(backtest_to_pb(&cancelled, None, None)))
+        Ok(Response::new(backtest_to_pb(&cancelled, None, None, false)))
     }
 
     async fn list_backtests(
@@ -214,7 +223,7 @@ impl AgentService for AgentApi {
         violations.into_result(())?;
         let found = self.read(move |conn| async move { repo::list_backtests(conn, user, page).await }.boxed()).await?;
         Ok(Response::new(pb::ListBacktestsResponse {
-            backtests: found.items.iter().map(|b| backtest_to_pb(b, None, None)).collect(),
+            backtests: found.items.iter().map(|b| backtest_to_pb(b, None, None, false)).collect(),
             next_page_token: paging::next_page_token(found.next),
         }))
     }

@@ -964,22 +964,32 @@ pub async fn finish_backtest(
     Ok(())
 }
 
-/// One of the user's backtests with its report and chart (once it succeeded).
+/// One of the user's backtests with its report and, `with_chart`, its chart (once it
+/// succeeded).
 pub async fn find_backtest(
     conn: &mut AsyncPgConnection,
     user: Uuid,
     id: Uuid,
+    with_chart: bool,
 ) -> Result<Option<(Backtest, Option<serde_json::Value>, Option<String>)>, DatabaseError> {
-    let find = backtests::table.filter(backtests::id.eq(id)).filter(backtests::user_id.eq(user)).select((
-        Backtest::as_select(),
-        backtests::report,
-        backtests::chart_svg,
-    ));
-    let found: Option<(Backtest, _, _)> = find.first(conn).await.optional()?;
+    // The chart is read only when it is wanted.
+    let find = || {
+        let chart = diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(if with_chart {
+            "chart_svg"
+        } else {
+            "NULL::text"
+        });
+        backtests::table.filter(backtests::id.eq(id)).filter(backtests::user_id.eq(user)).select((
+            Backtest::as_select(),
+            backtests::report,
+            chart,
+        ))
+    };
+    let found: Option<(Backtest, _, _)> = find().first(conn).await.optional()?;
     let now = Utc::now();
     if found.as_ref().is_some_and(|(b, _, _)| abandoned(b, now)) {
         fail_abandoned_backtests(conn, user, now).await?;
-        return Ok(find.first(conn).await.optional()?);
+        return Ok(find().first(conn).await.optional()?);
     }
     Ok(found)
 }

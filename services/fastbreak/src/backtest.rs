@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use fastbreak_mesh::money::dollars;
 use fastbreak_proto::agents::v1::agent_service_client::AgentServiceClient;
-use fastbreak_proto::agents::v1::{BacktestLedger, BacktestState, GetBacktestRequest, RunBacktestRequest};
+use fastbreak_proto::agents::v1::{
+    BacktestLedger, BacktestState, BacktestView, GetBacktestRequest, RunBacktestRequest,
+};
 
 use crate::cli::BacktestArgs;
 use crate::demo::Bearer;
@@ -34,12 +36,10 @@ pub async fn run(args: &BacktestArgs, mut say: impl FnMut(String)) -> Result<(),
     say(format!("backtest {} started: {} days of seed {}", started.backtest_id, started.days, started.seed));
     let began = Instant::now();
     let mut told = -1;
-    let done = loop {
-        let found = agents
-            .get_backtest(GetBacktestRequest { backtest_id: started.backtest_id.clone() })
-            .await
-            .map_err(answer)?
-            .into_inner();
+    let ask = |view: BacktestView| GetBacktestRequest { backtest_id: started.backtest_id.clone(), view: view.into() };
+    // Its progress is read without the report and the chart, which are read once at the end.
+    let ended = loop {
+        let found = agents.get_backtest(ask(BacktestView::Basic)).await.map_err(answer)?.into_inner();
         if found.state() != BacktestState::Running {
             break found;
         }
@@ -55,11 +55,12 @@ pub async fn run(args: &BacktestArgs, mut say: impl FnMut(String)) -> Result<(),
         }
         tokio::time::sleep(POLL).await;
     };
-    match done.state() {
+    match ended.state() {
         BacktestState::Succeeded => {}
-        BacktestState::Cancelled => return Err(format!("backtest {} was {}", done.backtest_id, done.failure_reason)),
-        _ => return Err(format!("backtest {} failed: {}", done.backtest_id, done.failure_reason)),
+        BacktestState::Cancelled => return Err(format!("backtest {} was {}", ended.backtest_id, ended.failure_reason)),
+        _ => return Err(format!("backtest {} failed: {}", ended.backtest_id, ended.failure_reason)),
     }
+    let done = agents.get_backtest(ask(BacktestView::Full)).await.map_err(answer)?.into_inner();
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{} cannot be made: {e}", args.out.display()))?;
     for (name, text) in [("report.json", &done.report_json), ("chart.svg", &done.chart_svg)] {
         let path = args.out.join(name);

@@ -265,11 +265,13 @@ fn ledger_to_pb(ledger: &super::report::Ledger) -> pb::BacktestLedger {
     }
 }
 
-/// A backtest as the contract gives it; with its report and chart when they are passed.
+/// A backtest as the contract gives it: its ledgers' figures from the report when it is passed, the
+/// report itself when `send_report`, and the chart when it is passed.
 pub(crate) fn backtest_to_pb(
     backtest: &Backtest,
     report: Option<serde_json::Value>,
     chart: Option<String>,
+    send_report: bool,
 ) -> pb::Backtest {
     let state = match backtest.state {
         BacktestState::Running => pb::BacktestState::Running,
@@ -277,7 +279,8 @@ pub(crate) fn backtest_to_pb(
         BacktestState::Failed => pb::BacktestState::Failed,
         BacktestState::Cancelled => pb::BacktestState::Cancelled,
     };
-    let parsed: Option<Report> = report.as_ref().and_then(|r| serde_json::from_value(r.clone()).ok());
+    let report_json = report.as_ref().filter(|_| send_report).map(|r| r.to_string()).unwrap_or_default();
+    let parsed: Option<Report> = report.and_then(|r| serde_json::from_value(r).ok());
     pb::Backtest {
         backtest_id: backtest.id.to_string(),
         state: state.into(),
@@ -297,7 +300,7 @@ pub(crate) fn backtest_to_pb(
             .and_then(|r| r.budget_limits.as_ref())
             .map(|b| b.summary.clone())
             .unwrap_or_default(),
-        report_json: report.map(|r| r.to_string()).unwrap_or_default(),
+        report_json,
         chart_svg: chart.unwrap_or_default(),
     }
 }

@@ -6,8 +6,8 @@
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use fastbreak_proto::agents::v1::{
-    Backtest, BacktestLedger, BacktestState, CancelBacktestRequest, GetBacktestRequest, ListBacktestsRequest,
-    ListBacktestsResponse, RunBacktestRequest,
+    Backtest, BacktestLedger, BacktestState, BacktestView, CancelBacktestRequest, GetBacktestRequest,
+    ListBacktestsRequest, ListBacktestsResponse, RunBacktestRequest,
 };
 use fastbreak_proto::strategy::v1::{ListStrategiesResponse, strategy::Parameters};
 use http::StatusCode;
@@ -212,14 +212,16 @@ pub async fn run(State(app): State<App>, Posted { visitor, fields }: Posted) -> 
     }
 }
 
-/// One of the visitor's backtests, or the page that says why not.
-async fn backtest(app: &App, visitor: &Visitor, id: String) -> Result<Backtest, Response> {
+/// One of the visitor's backtests, as much of it as `view` asks, or the page that says why not.
+async fn backtest(app: &App, visitor: &Visitor, id: String, view: BacktestView) -> Result<Backtest, Response> {
     session(visitor)?;
     let found = async {
         let mut agents = app.gateway.agents()?;
         answer(
             Part::Agents,
-            agents.get_backtest(app.gateway.request(visitor, GetBacktestRequest { backtest_id: id })).await,
+            agents
+                .get_backtest(app.gateway.request(visitor, GetBacktestRequest { backtest_id: id, view: view.into() }))
+                .await,
         )
     }
     .await;
@@ -305,7 +307,8 @@ pub async fn cancel(State(app): State<App>, Path(id): Path<String>, Posted { vis
 
 /// One backtest's page, with what went wrong with a form sent from it, if anything did.
 async fn render_one(app: &App, visitor: &Visitor, id: String, trouble: Option<&Problem>) -> Response {
-    let b = match backtest(app, visitor, id).await {
+    // The page shows the figures and links the chart and the report: it reads neither.
+    let b = match backtest(app, visitor, id, BacktestView::Basic).await {
         Ok(b) => b,
         Err(page) => return page,
     };
@@ -363,15 +366,15 @@ async fn render_one(app: &App, visitor: &Visitor, id: String, trouble: Option<&P
     response
 }
 
-/// A succeeded backtest's document: `pick` of it, sent as `content_type`, or 404.
+/// A succeeded backtest's document: `pick` of it, read in `view`, sent as `content_type`, or 404.
 async fn document(
     app: &App,
     visitor: &Visitor,
     id: String,
     content_type: &'static str,
-    pick: fn(Backtest) -> String,
+    (view, pick): (BacktestView, fn(Backtest) -> String),
 ) -> Response {
-    let b = match backtest(app, visitor, id).await {
+    let b = match backtest(app, visitor, id, view).await {
         Ok(b) => b,
         Err(page) => return page,
     };
@@ -395,9 +398,9 @@ async fn document(
 }
 
 pub async fn chart(State(app): State<App>, visitor: Visitor, Path(id): Path<String>) -> Response {
-    document(&app, &visitor, id, "image/svg+xml", |b| b.chart_svg).await
+    document(&app, &visitor, id, "image/svg+xml", (BacktestView::Chart, |b| b.chart_svg)).await
 }
 
 pub async fn report(State(app): State<App>, visitor: Visitor, Path(id): Path<String>) -> Response {
-    document(&app, &visitor, id, "application/json", |b| b.report_json).await
+    document(&app, &visitor, id, "application/json", (BacktestView::Report, |b| b.report_json)).await
 }
