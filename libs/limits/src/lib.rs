@@ -1,7 +1,8 @@
 //! The spending limits of a user, free of I/O: the limits and their defaults, the periods they
 //! count over in the user's time zone, and the check of a purchase against them in a fixed
-//! order with the figures a refusal carries. The risk service checks every live purchase with
-//! it; a backtest checks its paper purchases with the same rules.
+//! order with the figures a refusal carries, and the rules by which activity looks suspicious
+//! (a burst, a purchase far above the usual size, refusals in a row). The risk service checks
+//! every live purchase with it; a backtest checks its paper purchases with the same rules.
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -339,6 +340,108 @@ pub fn check(limits: &Limits, figures: &Figures, asked: i64, balance: i64) -> Re
         }
     }
     Ok(())
+}
+
+// Suspicious activity: what pauses a user's automated purchases until the user acknowledges
+// it (risk), or for the rest of a replay (a backtest, where nobody acknowledges).
+
+/// How far back a user's usual rate and size of purchases are taken from.
+pub const HISTORY: Duration = Duration::days(30);
+
+/// When activity counts as suspicious (automated purchases pause until the user acknowledges
+/// the alert).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suspicion {
+    /// The window a burst is counted in.
+    pub burst_window: std::time::Duration,
+    /// Holds within the window that are a burst whatever the usual rate.
+    pub burst_min: u32,
+    /// A burst is also this many times the usual number of holds per window (over the last
+    /// 30 days), when that is more than `burst_min`.
+    pub burst_factor: u32,
+    /// A purchase this many times the user's mean purchase (over the last 30 days) is
+    /// suspicious ...
+    pub size_factor: u32,
+    /// ... once the user made at least this many purchases in that time.
+    pub size_min_history: u32,
+    /// Refusals in a row that pause automated purchases.
+    pub refusals_in_a_row: u32,
+}
+
+impl Default for Suspicion {
+    fn default() -> Self {
+        Self {
+            burst_window: std::time::Duration::from_secs(600),
+            burst_min: 30,
+            burst_factor: 5,
+            size_factor: 10,
+            size_min_history: 5,
+            refusals_in_a_row: 10,
+        }
+    }
+}
+
+/// Why activity looks suspicious.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suspicious {
+    /// Many purchases at once.
+    Burst {
+        /// Holds in the window, this one included.
+        count: i64,
+        /// The most that is not a burst.
+        allowed: i64,
+    },
+    /// One purchase far above the usual size.
+    Size {
+        /// Its amount.
+        amount: i64,
+        /// The user's mean purchase.
+        mean: i64,
+    },
+    /// Many refusals in a row.
+    Refusals {
+        /// How many.
+        count: i32,
+    },
+}
+
+impl Suspicious {
+    /// The reason as a sentence.
+    pub fn message(&self) -> String {
+        match *self {
+            Suspicious::Burst { count, allowed } => format!(
+                "{count} purchases within the burst window, more than the {allowed} expected from your usual rate; automated purchases are paused until you acknowledge this alert"
+            ),
+            Suspicious::Size { amount, mean } => format!(
+                "a purchase of {} is far above your usual {}; automated purchases are paused until you acknowledge this alert",
+                money(amount),
+                money(mean)
+            ),
+            Suspicious::Refusals { count } => format!(
+                "{count} purchases in a row were refused; automated purchases are paused until you acknowledge this alert"
+            ),
+        }
+    }
+}
+
+/// Whether a purchase of `amount` looks suspicious given the user's recent activity.
+pub fn suspicious(s: &Suspicion, figures: &Figures, amount: i64) -> Option<Suspicious> {
+    let count = figures.burst_holds + 1;
+    let window = Duration::from_std(s.burst_window).unwrap_or(Duration::minutes(10));
+    let history_windows = ((HISTORY - window).num_seconds() / window.num_seconds().max(1)).max(1);
+    let usual = (figures.history_holds + history_windows - 1) / history_windows;
+    let allowed = i64::from(s.burst_min).max(i64::from(s.burst_factor).saturating_mul(usual));
+    if count > allowed {
+        return Some(Suspicious::Burst { count, allowed });
+    }
+    let mean = figures.history_mean_cents;
+    if figures.history_purchases >= i64::from(s.size_min_history)
+        && mean > 0
+        && amount > mean.saturating_mul(i64::from(s.size_factor))
+    {
+        return Some(Suspicious::Size { amount, mean });
+    }
+    None
 }
 
 #[cfg(test)]

@@ -4,38 +4,7 @@ use std::time::Duration;
 
 use fastbreak_config::Reader;
 
-/// When activity counts as suspicious (automated purchases pause until the user acknowledges
-/// the alert).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Suspicion {
-    /// The window a burst is counted in.
-    pub burst_window: Duration,
-    /// Holds within the window that are a burst whatever the usual rate.
-    pub burst_min: u32,
-    /// A burst is also this many times the usual number of holds per window (over the last
-    /// 30 days), when that is more than `burst_min`.
-    pub burst_factor: u32,
-    /// A purchase this many times the user's mean purchase (over the last 30 days) is
-    /// suspicious ...
-    pub size_factor: u32,
-    /// ... once the user made at least this many purchases in that time.
-    pub size_min_history: u32,
-    /// Refusals in a row that pause automated purchases.
-    pub refusals_in_a_row: u32,
-}
-
-impl Default for Suspicion {
-    fn default() -> Self {
-        Self {
-            burst_window: Duration::from_secs(600),
-            burst_min: 30,
-            burst_factor: 5,
-            size_factor: 10,
-            size_min_history: 5,
-            refusals_in_a_row: 10,
-        }
-    }
-}
+pub use fastbreak_limits::Suspicion;
 
 /// How the risk service decides and reconciles.
 #[derive(Debug, Clone, PartialEq)]

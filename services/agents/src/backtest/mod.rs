@@ -12,7 +12,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Duration, Utc};
-use fastbreak_limits::{Figures, LimitKind, Limits, Periods, THRESHOLD_WINDOW};
+use fastbreak_limits::{
+    Figures, HISTORY, LimitKind, Limits, Periods, Suspicion, Suspicious, THRESHOLD_WINDOW, suspicious,
+};
 use fastbreak_market_sim::{self as sim, Event, Simulator};
 use fastbreak_mesh::status::{self, timestamp};
 use fastbreak_proto::common::v1::{ErrorReason, Rarity};
@@ -92,10 +94,12 @@ impl Paper {
     }
 }
 
-/// Checks a paper purchase of `price` at the ledger's instant against the user's limits, as
-/// risk checks a live one: what the ledger spent in the periods of the instant, nothing on
-/// hold, its cash as the balance. Passing the emergency threshold engages the ledger's
-/// emergency stop, which nobody releases in a replay.
+/// Checks a paper purchase of `price` at the ledger's instant as risk checks a live automated
+/// one: first the user's limits (what the ledger spent in the periods of the instant, nothing on
+/// hold, its cash as the balance), then suspicious activity by risk's default rules (a burst, a
+/// purchase far above the usual size, refusals in a row). Passing the emergency threshold
+/// engages the ledger's emergency stop, and suspicious activity pauses its purchases; nobody
+/// releases either in a replay.
 fn within(limits: &Limits, account: &mut Account, price: i64) -> Result<(), Status> {
     if let Some(stop) = &account.emergency_stop {
         return Err(status::failed_precondition(
@@ -107,10 +111,54 @@ fn within(limits: &Limits, account: &mut Account, price: i64) -> Result<(), Stat
             [("reason".to_owned(), stop.reason.clone())],
         ));
     }
+    if let Some(pause) = &account.paused {
+        return Err(status::failed_precondition(
+            format!(
+                "automated purchases are paused since {}: {}; nobody acknowledges the alert in a replay",
+                pause.at.format("%Y-%m-%d %H:%M UTC"),
+                pause.reason
+            ),
+            ErrorReason::SuspiciousActivity,
+            [],
+        ));
+    }
     let now = account.now;
-    let periods = Periods::at(now, limits.zone);
+    let suspicion = Suspicion::default();
+    let figures = figures_at(account, Periods::at(now, limits.zone), &suspicion);
+    if let Err(refusal) = fastbreak_limits::check(limits, &figures, price, account.cash_cents) {
+        if refusal.kind == LimitKind::EmergencyThreshold {
+            account.emergency_stop = Some(report::Stop { at: now, reason: refusal.message() });
+        }
+        account.refusals_in_a_row += 1;
+        if account.refusals_in_a_row >= suspicion.refusals_in_a_row && account.emergency_stop.is_none() {
+            let count = i32::try_from(account.refusals_in_a_row).unwrap_or(i32::MAX);
+            account.paused = Some(report::Stop { at: now, reason: Suspicious::Refusals { count }.message() });
+        }
+        return Err(refusal.status());
+    }
+    account.refusals_in_a_row = 0;
+    if let Some(suspicious) = suspicious(&suspicion, &figures, price) {
+        let reason = suspicious.message();
+        account.paused = Some(report::Stop { at: now, reason: reason.clone() });
+        return Err(status::failed_precondition(
+            format!("{reason}; nobody acknowledges it in a replay"),
+            ErrorReason::SuspiciousActivity,
+            [],
+        ));
+    }
+    Ok(())
+}
+
+/// What risk would read of the user at the ledger's instant: its spending in the periods of
+/// the instant and the last hour, and the purchases of the burst window and of the history
+/// before it (their count and mean); nothing is ever on hold.
+fn figures_at(account: &Account, periods: Periods, suspicion: &Suspicion) -> Figures {
+    let now = account.now;
     let hour = now - THRESHOLD_WINDOW;
+    let burst = now - Duration::from_std(suspicion.burst_window).unwrap_or(Duration::minutes(10));
+    let history = now - HISTORY;
     let mut figures = Figures::default();
+    let mut history_cents = 0;
     for &(at, cents) in &account.spent {
         figures.spent_total += cents;
         for (start, sum) in [
@@ -123,13 +171,20 @@ fn within(limits: &Limits, account: &mut Account, price: i64) -> Result<(), Stat
                 *sum += cents;
             }
         }
-    }
-    fastbreak_limits::check(limits, &figures, price, account.cash_cents).map_err(|refusal| {
-        if refusal.kind == LimitKind::EmergencyThreshold {
-            account.emergency_stop = Some(report::Stop { at: now, reason: refusal.message() });
+        if at >= burst {
+            figures.burst_holds += 1;
+        } else if at >= history {
+            figures.history_holds += 1;
         }
-        refusal.status()
-    })
+        if at >= history {
+            figures.history_purchases += 1;
+            history_cents += cents;
+        }
+    }
+    // Rounded to the nearest cent, as risk's average is.
+    let n = figures.history_purchases;
+    figures.history_mean_cents = if n > 0 { (2 * history_cents + n) / (2 * n) } else { 0 };
+    figures
 }
 
 impl Book for Paper {

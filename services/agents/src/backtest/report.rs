@@ -75,6 +75,10 @@ pub(crate) struct Account {
     pub spent: Vec<(DateTime<Utc>, i64)>,
     /// When its emergency stop engaged, and why, once it has.
     pub emergency_stop: Option<Stop>,
+    /// When activity as risk judges it paused its automated purchases, and why, once it has.
+    pub paused: Option<Stop>,
+    /// Purchases refused by a limit in a row, since the last one granted.
+    pub refusals_in_a_row: u32,
     decisions: u64,
     awaiting: u64,
     skips: BTreeMap<(String, String), u64>,
@@ -96,6 +100,8 @@ impl Account {
             now: start,
             spent: Vec::new(),
             emergency_stop: None,
+            paused: None,
+            refusals_in_a_row: 0,
             decisions: 0,
             awaiting: 0,
             skips: BTreeMap::new(),
@@ -201,6 +207,7 @@ impl Account {
         trades.truncate(TRADES_LISTED);
         Ledger {
             emergency_stop: self.emergency_stop,
+            paused: self.paused,
             strategy_id: self.strategy_id,
             name: self.name,
             decisions: self.decisions,
@@ -294,9 +301,14 @@ pub(crate) struct Ledger {
     /// why: nothing is bought after it.
     #[serde(default)]
     pub emergency_stop: Option<Stop>,
+    /// When activity that risk calls suspicious (a burst, a purchase far above the usual size,
+    /// refusals in a row) paused the ledger's purchases, and why: nobody acknowledges the
+    /// alert in a replay, so nothing is bought after it.
+    #[serde(default)]
+    pub paused: Option<Stop>,
 }
 
-/// An emergency stop that engaged during a replay.
+/// An emergency stop that engaged, or a pause that began, during a replay.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Stop {
     pub at: DateTime<Utc>,
@@ -401,6 +413,7 @@ impl Report {
             trades_left_out: 0,
             equity: flat,
             emergency_stop: None,
+            paused: None,
         };
         let mut baselines = every;
         baselines.push(nothing);

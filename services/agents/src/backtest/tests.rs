@@ -223,3 +223,67 @@ fn a_plan_out_of_bounds_names_each_figure() {
     assert_eq!(wrong, ["days", "starting_balance_cents", "hold_days", "strategy_ids"]);
     assert!(check(30, 100_000, 7, 1).is_empty());
 }
+
+/// A ledger whose user set no limit, at noon on its fourth day, having bought at `price` at
+/// each of `bought` instants before then.
+fn ledger_with(bought: &[Duration], price: i64) -> (Limits, report::Account) {
+    let start = season(11).start;
+    let mut account = report::Account::new(&hunter(1, "value", value_rules()), 1_000_000, start);
+    account.now = start + Duration::days(3) + Duration::hours(12);
+    account.spent = bought.iter().map(|ago| (account.now - *ago, price)).collect();
+    (Limits { values: fastbreak_limits::LimitValues::default(), zone: chrono_tz::Tz::UTC }, account)
+}
+
+/// Refused as risk refuses an automated purchase of a user whose activity looks suspicious:
+/// decided `risk_refused` by rule `risk`, with the reason named.
+fn refused_as_suspicious(outcome: Result<(), Status>, named: &str) {
+    let status = outcome.expect_err("refused");
+    assert_eq!(
+        crate::domain::purchase_refused(&status),
+        Some((fastbreak_proto::agents::v1::DecisionReason::RiskRefused, "risk"))
+    );
+    let reason = tonic_types::StatusExt::get_details_error_info(&status).map(|i| i.reason).unwrap_or_default();
+    assert_eq!(reason, "SUSPICIOUS_ACTIVITY", "{status:?}");
+    assert!(status.message().contains(named), "{}", status.message());
+}
+
+#[test]
+fn activity_risk_calls_suspicious_pauses_a_ledger_for_the_rest_of_the_replay() {
+    // A burst: 30 purchases in the last ten minutes are as many as risk lets through without
+    // a usual rate; the 31st pauses the ledger, and nothing is bought after it.
+    let minutes: Vec<Duration> = (0..30).map(|i| Duration::seconds(10 + 19 * i)).collect();
+    let (limits, mut busy) = ledger_with(&minutes, 500);
+    refused_as_suspicious(within(&limits, &mut busy, 500), "31 purchases within the burst window");
+    assert!(busy.paused.is_some());
+    busy.now += Duration::days(2);
+    refused_as_suspicious(within(&limits, &mut busy, 500), "paused since");
+    // One purchase fewer is no burst.
+    let (limits, mut calm) = ledger_with(&minutes[1..], 500);
+    assert!(within(&limits, &mut calm, 500).is_ok());
+
+    // A purchase more than ten times the usual size, once five were made in the last 30 days.
+    let days: Vec<Duration> = (1..=5).map(Duration::days).collect();
+    let (limits, mut usual) = ledger_with(&days, 1_000);
+    assert!(within(&limits, &mut usual, 10_000).is_ok(), "ten times the mean is usual enough");
+    let (limits, mut large) = ledger_with(&days, 1_000);
+    refused_as_suspicious(within(&limits, &mut large, 10_001), "far above your usual 10.00");
+    // With four purchases there is no usual size yet.
+    let (limits, mut new) = ledger_with(&days[1..], 1_000);
+    assert!(within(&limits, &mut new, 50_000).is_ok());
+
+    // Ten refusals in a row by a limit pause the ledger; a granted purchase between them
+    // starts the count again.
+    let (mut limits, mut refused) = ledger_with(&[], 0);
+    limits.values.per_moment_cents = Some(1_000);
+    for n in 1..=9 {
+        let status = within(&limits, &mut refused, 2_000).expect_err("above the per-moment limit");
+        assert!(status.message().contains("per-moment"), "{n}: {}", status.message());
+    }
+    assert!(within(&limits, &mut refused, 500).is_ok());
+    for _ in 1..=9 {
+        within(&limits, &mut refused, 2_000).expect_err("above the per-moment limit");
+    }
+    assert!(refused.paused.is_none(), "nine in a row since the last purchase");
+    within(&limits, &mut refused, 2_000).expect_err("the tenth");
+    refused_as_suspicious(within(&limits, &mut refused, 500), "10 purchases in a row were refused");
+}

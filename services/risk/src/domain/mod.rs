@@ -9,12 +9,9 @@ use fastbreak_mesh::status::Violations;
 use crate::settings::Suspicion;
 
 pub use fastbreak_limits::{
-    DEFAULT_LIMITS, Limits, MAX_CENTS, Periods, Refusal, SPENDING_LIMITS, THRESHOLD_WINDOW, check, money, spent, value,
-    zone,
+    DEFAULT_LIMITS, HISTORY, Limits, MAX_CENTS, Periods, Refusal, SPENDING_LIMITS, Suspicious, THRESHOLD_WINDOW, check,
+    money, spent, suspicious, value, zone,
 };
-
-/// How far back a user's usual rate and size of purchases are taken from.
-pub const HISTORY: Duration = Duration::days(30);
 
 /// Checks a proposed set of limits, noting every problem at once under `limits.<field>`.
 pub fn validate(values: &LimitValues, time_zone: &str, violations: &mut Violations) {
@@ -77,69 +74,6 @@ pub fn windows(periods: &Periods, now: DateTime<Utc>, balance_time: DateTime<Utc
         burst: now - Duration::from_std(suspicion.burst_window).unwrap_or(Duration::minutes(10)),
         history: now - HISTORY,
     }
-}
-
-/// Why activity looks suspicious.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Suspicious {
-    /// Many purchases at once.
-    Burst {
-        /// Holds in the window, this one included.
-        count: i64,
-        /// The most that is not a burst.
-        allowed: i64,
-    },
-    /// One purchase far above the usual size.
-    Size {
-        /// Its amount.
-        amount: i64,
-        /// The user's mean purchase.
-        mean: i64,
-    },
-    /// Many refusals in a row.
-    Refusals {
-        /// How many.
-        count: i32,
-    },
-}
-
-impl Suspicious {
-    /// The reason as a sentence.
-    pub fn message(&self) -> String {
-        match *self {
-            Suspicious::Burst { count, allowed } => format!(
-                "{count} purchases within the burst window, more than the {allowed} expected from your usual rate; automated purchases are paused until you acknowledge this alert"
-            ),
-            Suspicious::Size { amount, mean } => format!(
-                "a purchase of {} is far above your usual {}; automated purchases are paused until you acknowledge this alert",
-                money(amount),
-                money(mean)
-            ),
-            Suspicious::Refusals { count } => format!(
-                "{count} purchases in a row were refused; automated purchases are paused until you acknowledge this alert"
-            ),
-        }
-    }
-}
-
-/// Whether a purchase of `amount` looks suspicious given the user's recent activity.
-pub fn suspicious(s: &Suspicion, figures: &Figures, amount: i64) -> Option<Suspicious> {
-    let count = figures.burst_holds + 1;
-    let window = Duration::from_std(s.burst_window).unwrap_or(Duration::minutes(10));
-    let history_windows = ((HISTORY - window).num_seconds() / window.num_seconds().max(1)).max(1);
-    let usual = (figures.history_holds + history_windows - 1) / history_windows;
-    let allowed = i64::from(s.burst_min).max(i64::from(s.burst_factor).saturating_mul(usual));
-    if count > allowed {
-        return Some(Suspicious::Burst { count, allowed });
-    }
-    let mean = figures.history_mean_cents;
-    if figures.history_purchases >= i64::from(s.size_min_history)
-        && mean > 0
-        && amount > mean.saturating_mul(i64::from(s.size_factor))
-    {
-        return Some(Suspicious::Size { amount, mean });
-    }
-    None
 }
 
 /// A share of a limit a purchase reached.
