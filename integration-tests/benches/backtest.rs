@@ -10,7 +10,7 @@ use fastbreak_integration_tests::trading_mesh::{MeshOptions, TradingMesh};
 use fastbreak_integration_tests::until;
 use fastbreak_mesh::testing::as_user;
 use fastbreak_proto::agents::v1::agent_service_client::AgentServiceClient;
-use fastbreak_proto::agents::v1::{BacktestState, GetBacktestRequest, RunBacktestRequest};
+use fastbreak_proto::agents::v1::{BacktestState, BacktestView, GetBacktestRequest, RunBacktestRequest};
 use fastbreak_proto::strategy::v1::strategy::Parameters;
 use fastbreak_proto::strategy::v1::strategy_service_client::StrategyServiceClient;
 use fastbreak_proto::strategy::v1::{CreateStrategyRequest, RookieRisersParameters, Strategy, StrategyRules};
@@ -78,8 +78,9 @@ fn main() {
                 let mut agents = agents.clone();
                 let id = started.backtest_id.clone();
                 async move {
-                    let found =
-                        agents.get_backtest(as_user(GetBacktestRequest { backtest_id: id }, user)).await.ok()?;
+                    // The whole backtest: the report's and the chart's sizes are printed.
+                    let request = GetBacktestRequest { backtest_id: id, view: BacktestView::Full.into() };
+                    let found = agents.get_backtest(as_user(request, user)).await.ok()?;
                     let found = found.into_inner();
                     (found.state() != BacktestState::Running).then_some(found)
                 }
