@@ -57,6 +57,39 @@ impl<K: Hash + Eq + Clone> PerKey<K> {
     }
 }
 
+/// One turn at a time per key (a user) in this process: a key's callers wait here, cheaply
+/// and in order, rather than all at once on a lock in the database, where a long queue slows
+/// every holder and takes pooled connections from other keys. A lock in the database still
+/// orders callers across processes. Keys share a fixed number of stripes, so two keys now and
+/// then wait for each other; nothing is kept per key.
+#[derive(Debug)]
+pub struct Turns {
+    stripes: Box<[tokio::sync::Mutex<()>]>,
+}
+
+impl Turns {
+    /// Stripes by default.
+    pub const STRIPES: usize = 256;
+
+    /// Turns over `stripes` stripes (at least one).
+    pub fn new(stripes: usize) -> Self {
+        Self { stripes: (0..stripes.max(1)).map(|_| tokio::sync::Mutex::new(())).collect() }
+    }
+
+    /// Waits for the key's turn; it lasts as long as the guard.
+    pub async fn take<K: Hash + ?Sized>(&self, key: &K) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(key);
+        self.stripes[(hash % self.stripes.len() as u64) as usize].lock().await
+    }
+}
+
+impl Default for Turns {
+    fn default() -> Self {
+        Self::new(Self::STRIPES)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
@@ -75,5 +108,16 @@ mod tests {
         assert_eq!(limits.keys(), 1, "a holds nothing and is forgotten; b still holds");
         drop(other);
         assert_eq!(limits.keys(), 0, "nothing held, nothing kept");
+    }
+
+    #[tokio::test]
+    async fn a_keys_next_turn_waits_until_the_one_before_ends() {
+        let turns = Turns::new(4);
+        let first = turns.take("user").await;
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), turns.take("user")).await;
+        assert!(waited.is_err(), "the second turn waits for the first");
+        drop(first);
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), turns.take("user")).await;
+        assert!(next.is_ok(), "the turn is free once the first ends");
     }
 }

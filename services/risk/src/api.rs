@@ -1,6 +1,7 @@
 //! The risk service's RPCs: each converts its request into domain values, applies the rule, and
 //! converts the answer back.
 
+use fastbreak_mesh::bulkhead::Turns;
 use std::sync::Arc;
 
 use crate::store::{self as risk, HoldFilter, HoldState, LimitChangeState, LimitKind, StopActor};
@@ -33,11 +34,6 @@ fn plain(text: &str) -> bool {
     !text.chars().any(char::is_control)
 }
 
-/// In-process turns for authorisations, by user (striped): calls of one user wait here, not on
-/// a pooled connection blocked on the user's database lock, so that a hot user cannot take the
-/// whole pool from the others. The database lock still orders calls across replicas.
-const TURN_STRIPES: usize = 256;
-
 /// Both of the target's services.
 #[derive(Debug, Clone)]
 pub struct RiskApi {
@@ -45,14 +41,15 @@ pub struct RiskApi {
     settings: Arc<Settings>,
     /// Wakes the worker when an alert's notification is due.
     wake: Arc<Notify>,
-    /// Authorisation turns, by user.
-    turns: Arc<[tokio::sync::Mutex<()>]>,
+    /// Authorisation turns, by user: calls of one user wait there, not on a pooled connection
+    /// blocked on the user's database lock, so that a hot user cannot take the whole pool from
+    /// the others.
+    turns: Arc<Turns>,
 }
 
 impl RiskApi {
     pub(crate) fn new(database: Database, settings: Arc<Settings>, wake: Arc<Notify>) -> Self {
-        let turns = (0..TURN_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
-        Self { database: Arc::new(database), settings, wake, turns }
+        Self { database: Arc::new(database), settings, wake, turns: Arc::default() }
     }
 
     async fn read<T: Send>(
@@ -478,7 +475,7 @@ impl RiskInternalService for RiskApi {
             origin,
         });
         let settings = self.settings.clone();
-        let _turn = self.turns[(user_id.as_u128() % TURN_STRIPES as u128) as usize].lock().await;
+        let _turn = self.turns.take(&user_id).await;
         let authorized = self
             .database
             .read_committed(|conn| {

@@ -56,7 +56,7 @@ impl Trader {
         let resale_bps = resale_bps.unwrap_or(fee_bps);
         let wallet = self.user_status(order.user).await?;
         let fees = (fee_bps, resale_bps);
-        let turn = self.turns.take(order.user).await;
+        let turn = self.turns.take(&order.user).await;
         let mut admitted = self.admit(&order, &hash, &listing, moment, fees, &wallet).await;
         if matches!(&admitted, Err(DatabaseError::UniqueViolation { constraint }) if constraint == "trades_one_purchase_per_listing")
         {

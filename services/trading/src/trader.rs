@@ -2,6 +2,7 @@
 //! them (one retry rule, answers passed through), its queries' transactions, and the outbox
 //! topics. The trades themselves are in `purchase`, `listing`, `delivery` and `recovery`.
 
+use fastbreak_mesh::bulkhead::Turns;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -94,31 +95,9 @@ pub(crate) struct Trader {
     pub(crate) retry: RetryPolicy,
     /// Fee of each market source, in basis points.
     pub(crate) fees: Arc<Mutex<HashMap<String, i64>>>,
-    /// One admission at a time per user in this process (see [`Turns`]).
+    /// One admission at a time per user in this process: a user's purchases wait for their
+    /// turn there, rather than all at once on their account's row in the database.
     pub(crate) turns: Arc<Turns>,
-}
-
-/// One admission at a time per user in this process. A user's purchases wait for their turn
-/// here, cheaply, rather than all at once on their account's row in the database, where a long
-/// queue slows every holder. The row lock still decides between processes.
-#[derive(Debug, Default)]
-pub(crate) struct Turns(Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>);
-
-impl Turns {
-    /// Entries kept before the idle ones are dropped.
-    const KEPT: usize = 4_096;
-
-    /// Waits for the user's turn; it lasts as long as the guard.
-    pub(crate) async fn take(&self, user: Uuid) -> tokio::sync::OwnedMutexGuard<()> {
-        let turn = {
-            let mut turns = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if turns.len() >= Self::KEPT {
-                turns.retain(|_, turn| Arc::strong_count(turn) > 1);
-            }
-            turns.entry(user).or_default().clone()
-        };
-        turn.lock_owned().await
-    }
 }
 
 impl Trader {
