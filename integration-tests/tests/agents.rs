@@ -118,7 +118,15 @@ async fn operators_told(mesh: &TradingMesh, within: Duration, texts: &[&str]) {
 /// play with five recent sales at 20.00 and eight of its moments listed at 20.00; (user, the
 /// listings, the player, the strategy).
 async fn setup(mesh: &TradingMesh) -> (Uuid, Vec<Uuid>, String, Strategy, StrategyServiceClient<Channel>) {
-    let (user, _) = mesh.funded_user(50_000).await;
+    setup_funded(mesh, 50_000).await
+}
+
+/// As `setup`, the user funded with `funds` cents.
+async fn setup_funded(
+    mesh: &TradingMesh,
+    funds: i64,
+) -> (Uuid, Vec<Uuid>, String, Strategy, StrategyServiceClient<Channel>) {
+    let (user, _) = mesh.funded_user(funds).await;
     let listings = mesh.list_market_moments(8, "simulator", 2_000).await;
     // Five of the play's moments sold lately at 20.00 (scouting's comparables), and a standout
     // game an hour ago: the post-game-spike strategy's window is open.
@@ -350,6 +358,51 @@ async fn a_listing_event_is_bought_or_skipped_with_its_reasons_and_never_twice()
     let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
     let runs = agents.list_agent_runs(as_user(ListAgentRunsRequest::default(), user)).await.unwrap().into_inner().runs;
     assert_eq!(scheduled_runs(runs).len(), 1, "a slot never runs twice");
+}
+
+/// A purchase refused once does not stand in the way of a later decision on the listing: the
+/// user adds funds, and a scan buys what the listing event could not afford.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_refused_for_want_of_funds_is_bought_by_a_later_scan() {
+    let mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
+    let (user, listings, _, created, _) = setup_funded(&mesh, 500).await;
+    let cheap = listings[5];
+    reprice(&mesh, &[(cheap, 1_000)]).await;
+    let refused = decision_on(&mesh, user, &created, cheap).await;
+    assert_eq!((refused.outcome(), refused.rule.as_str()), (DecisionOutcome::Refused, "trading"), "{refused:?}");
+
+    mesh.trading()
+        .await
+        .deposit_funds(as_user(
+            fastbreak_proto::trading::v1::DepositFundsRequest {
+                amount_cents: 5_000,
+                idempotency_key: "more-funds".into(),
+            },
+            user,
+        ))
+        .await
+        .unwrap();
+    let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
+    let scan = StartScanRequest { strategy_id: created.strategy_id.clone(), ..Default::default() };
+    let run = agents.start_scan(as_user(scan, user)).await.unwrap().into_inner();
+    let decisions = agents
+        .list_decisions(as_user(ListDecisionsRequest { run_id: run.run_id.clone(), ..Default::default() }, user))
+        .await
+        .unwrap()
+        .into_inner()
+        .decisions;
+    let bought = decisions.iter().find(|d| d.listing_id == cheap.to_string()).expect("the scan decides on the listing");
+    assert_eq!((bought.outcome(), bought.rule.as_str()), (DecisionOutcome::Buy, "all_rules_passed"), "{bought:?}");
+    let buys = decisions.iter().filter(|d| d.outcome() == DecisionOutcome::Buy).count();
+    assert_eq!(usize::try_from(run.purchase_count).unwrap(), buys, "{run:?}");
+    let trade = mesh
+        .trading()
+        .await
+        .get_trade(as_user(GetTradeRequest { trade_id: bought.trade_id.clone() }, user))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((trade.state(), trade.decision_id.as_str()), (TradeState::Settled, bought.decision_id.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread")]

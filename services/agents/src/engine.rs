@@ -463,7 +463,7 @@ impl Engine {
                 id
             }
         };
-        let (price, sell) = (listing.price_cents, opportunity.expected_sell_cents);
+        let sell = opportunity.expected_sell_cents;
         let rules = strategy.rules.unwrap_or_default();
         let name = &strategy.display_name;
         let mut decision = new_decision(&candidate, user, strategy_id, run, Utc::now())?;
@@ -485,7 +485,7 @@ impl Engine {
             _ if stopped.is_some() => stopped.unwrap_or(decision),
             Err(skip) => skip.decide(decision),
             Ok(sentence) => {
-                let key = format!("agents:arbitrage:{user}:{}:{price}", listing.listing_id);
+                let key = purchase_key("agents:arbitrage", &decision);
                 let bought = self.buy_arbitrage(params, opportunity, strategy, &decision, user, key, &sentence).await;
                 match bought {
                     Ok(trade) => {
@@ -906,6 +906,21 @@ pub(crate) async fn purchase<B: Book>(
     bought(decision, book.buy(request).await, sentence)
 }
 
+/// The key of a decision's purchase: its strategy, listing and price, and what set the decision
+/// off — the listing event, the game event, else the run (a scan). A replay of the same event
+/// repeats it; a later decision on the listing (a scan, another strategy) is a purchase of its
+/// own, not a repeat of one refused before.
+pub(crate) fn purchase_key(prefix: &str, decision: &Decision) -> String {
+    let origin = match (decision.event_sequence, &decision.trigger_event) {
+        (Some(sequence), _) => format!("event-{sequence}"),
+        (None, Some(event)) => format!("game-{event}"),
+        (None, None) => format!("run-{}", decision.run_id),
+    };
+    let name = format!("{}:{}:{origin}", decision.listing_id, decision.price_cents);
+    // Named within the strategy's id, so the key stays short whatever the event's id.
+    format!("{prefix}:{}", Uuid::new_v5(&decision.strategy_id, name.as_bytes()))
+}
+
 /// The purchase of a decision's listing at most at its price, under the key a replay of its
 /// event repeats, with its reasons, valuation and factors.
 pub(crate) fn purchase_request(
@@ -914,12 +929,11 @@ pub(crate) fn purchase_request(
     decision: &Decision,
     factors: &[Factor],
 ) -> trading::ExecutePurchaseRequest {
-    let (listing, price) = (decision.listing_id, decision.price_cents);
     trading::ExecutePurchaseRequest {
         user_id: user.to_string(),
-        listing_id: listing.to_string(),
-        max_price_cents: price,
-        idempotency_key: format!("agents:{user}:{listing}:{price}"),
+        listing_id: decision.listing_id.to_string(),
+        max_price_cents: decision.price_cents,
+        idempotency_key: purchase_key("agents", decision),
         strategy_id: strategy.strategy_id.clone(),
         decision_id: decision.id.to_string(),
         reasoning: decision.reasons.clone(),

@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -457,14 +457,26 @@ async fn up_serves_a_client_end_to_end_through_the_gateway() {
     .await;
 
     // One scan that buys carries one trace through every service, and its log lines carry its
-    // correlation id.
+    // correlation id. It is a second user's, whose strategy is activated just before: the first
+    // user's agents keep taking bargains as they come, and risk may have paused the first user's
+    // automated purchases for one far above their usual size.
+    let (_, scanner) = new_user(&gateway, funds).await;
+    let scanned = strategy::Strategy {
+        display_name: "Scanned by hand".into(),
+        priority: 1,
+        rules: Some(rules(0.1, 500)),
+        parameters: Some(any_player()),
+        ..Default::default()
+    };
+    let scanned = automate(&gateway, &scanner, scanned).await;
     let mut scans = AgentServiceClient::new(channel(&gateway).await);
     let mut traced = None;
+    let mut last = BTreeMap::<String, usize>::new();
     for attempt in 0..20 {
         let trace_id = uuid::Uuid::new_v4().simple().to_string();
         let correlation = format!("e2e-scan-{attempt}-{}", uuid::Uuid::new_v4().simple());
         let mut request =
-            authed(agents::StartScanRequest { strategy_id: strategy_id.clone(), ..Default::default() }, &token);
+            authed(agents::StartScanRequest { strategy_id: scanned.clone(), ..Default::default() }, &scanner);
         request.metadata_mut().insert("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01").parse().unwrap());
         request.metadata_mut().insert("x-correlation-id", correlation.parse().unwrap());
         let run = scans.start_scan(request).await.unwrap().into_inner();
@@ -472,9 +484,24 @@ async fn up_serves_a_client_end_to_end_through_the_gateway() {
             traced = Some((trace_id, correlation));
             break;
         }
+        // What the scan made of each listing, by outcome and rule, for the failure's message.
+        let decided = scans
+            .list_decisions(authed(
+                agents::ListDecisionsRequest { run_id: run.run_id.clone(), page_size: 100, ..Default::default() },
+                &scanner,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .decisions;
+        last = decided.iter().fold(BTreeMap::new(), |mut tally, d| {
+            *tally.entry(format!("{:?} by {}", d.outcome(), d.rule)).or_default() += 1;
+            tally
+        });
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let (trace_id, correlation) = traced.expect("a scan buys within 20 tries");
+    let (trace_id, correlation) =
+        traced.unwrap_or_else(|| panic!("a scan buys within 20 tries; the last one decided {last:?}"));
     let wanted = ["gateway", "agents", "strategy", "scouting", "marketplace", "trading", "risk", "notification"];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let spans = loop {
