@@ -9,7 +9,7 @@ use fastbreak_proto::strategy::v1::{
     ActivateStrategyRequest, CooldownAfterLoss, CreateStrategyRequest, DailyScan, DeleteStrategyRequest, DrawdownGuard,
     GetStrategyPerformanceRequest, GetStrategyRequest, ListStrategyTemplatesRequest, LosingStreakGuard, ManualApproval,
     PauseStrategyRequest, ResetStrategyProtectionsRequest, Stat, StatTrigger, Strategy, StrategyPerformance,
-    StrategyProtections, StrategyRules, StrategyState, StrategyTemplate, UpdateStrategyRequest,
+    StrategyProtections, StrategyState, StrategyTemplate, UpdateStrategyRequest,
 };
 use http::StatusCode;
 use maud::{Markup, html};
@@ -151,7 +151,7 @@ fn form(
     trouble: Option<&Problem>,
     submit: &str,
 ) -> Markup {
-    let rules = strategy.rules.clone().unwrap_or_default();
+    let rules = strategy.rules.unwrap_or_default();
     let value = |name: &str, from_strategy: String| typed.map_or(from_strategy, |t| t.get(name).to_owned());
     let rarity_checked = |rarity: Rarity, chosen: &[i32]| match typed {
         Some(t) => t.all("rarities").contains(&rarity.as_str_name()),
@@ -365,7 +365,7 @@ fn apply(fields: &Fields, strategy: &mut Strategy) -> Result<(), Problem> {
     };
     strategy.display_name = fields.get("display_name").trim().to_owned();
     strategy.priority = int("priority");
-    let mut rules = strategy.rules.clone().unwrap_or(StrategyRules::default());
+    let mut rules = strategy.rules.unwrap_or_default();
     rules.min_discount_bps = int("min_discount_bps");
     rules.max_purchases_per_day = int("max_purchases_per_day");
     let (mut seasons, mut score, mut window, mut spread) = (0, 0, 0, 0);
