@@ -321,7 +321,7 @@ async fn fair_values(mesh: &TradingMesh, listings: &[(Uuid, usize)]) -> Vec<(Uui
     let mut valued = Vec::with_capacity(listings.len());
     for (listing, _) in listings {
         let valuation = scouting
-            .value_listing(internal(ValueListingRequest { listing_id: listing.to_string() }))
+            .value_listing(internal(ValueListingRequest { listing_id: listing.to_string(), ..Default::default() }))
             .await
             .expect("a valuation")
             .into_inner();

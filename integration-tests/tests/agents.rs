@@ -22,7 +22,7 @@ use fastbreak_proto::notification::v1::notification_internal_service_client::Not
 use fastbreak_proto::notification::v1::notification_service_client::NotificationServiceClient;
 use fastbreak_proto::notification::v1::{ListNotificationsRequest, ListSystemAlertsRequest};
 use fastbreak_proto::scouting::v1::scouting_internal_service_client::ScoutingInternalServiceClient;
-use fastbreak_proto::scouting::v1::{GameEvent, IngestGameEventRequest, PlayerGameStats};
+use fastbreak_proto::scouting::v1::{GameEvent, IngestGameEventRequest, PlayerGameStats, ValueListingRequest};
 use fastbreak_proto::strategy::v1::strategy::Parameters;
 use fastbreak_proto::strategy::v1::strategy_service_client::StrategyServiceClient;
 use fastbreak_proto::strategy::v1::{
@@ -403,6 +403,71 @@ async fn a_listing_refused_for_want_of_funds_is_bought_by_a_later_scan() {
         .unwrap()
         .into_inner();
     assert_eq!((trade.state(), trade.decision_id.as_str()), (TradeState::Settled, bought.decision_id.as_str()));
+}
+
+/// A listing event decided late is judged as the market stood at the event: the sales recorded
+/// after it do not count, however long the agents took to reach it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_event_decided_late_is_valued_as_the_market_stood_at_the_event() {
+    let mut mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
+    let (user, listings, _, created, _) = setup(&mesh).await;
+    mesh.stop_target("agents").await;
+    let cheap = listings[5];
+    reprice(&mesh, &[(cheap, 1_000)]).await;
+    // After the event, while the agents are away, the play sells five times at 3.00.
+    let later = listings[..5].to_vec();
+    mesh.pool
+        .read_committed(move |conn| {
+            let later = later.clone();
+            async move {
+                for listing in later {
+                    let found = market::find_listing(conn, listing).await?.expect("a listing");
+                    let sale = market::Sale {
+                        id: Uuid::new_v4(),
+                        moment_id: found.moment_id,
+                        listing_id: None,
+                        source_id: "simulator".to_owned(),
+                        price_cents: 300,
+                        seller_address: found.seller_address.clone(),
+                        buyer_address: "0x00000000000000bb".to_owned(),
+                        sold_at: Utc::now(),
+                    };
+                    market::record_sale(conn, &sale).await?;
+                }
+                Ok(())
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    // Valued now, the listing is no bargain any more ...
+    let mut scouting = ScoutingInternalServiceClient::new(channel(&mesh, "scouting").await);
+    let now = scouting
+        .value_listing(internal(ValueListingRequest { listing_id: cheap.to_string(), ..Default::default() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(now.fair_value_cents < 1_000, "the later sales bring its value under the price: {now:?}");
+
+    // ... but the agents, back, judge it at its event, from the sales before it, and buy.
+    mesh.start_target("agents").await;
+    let decision = decision_on(&mesh, user, &created, cheap).await;
+    assert_eq!(
+        (decision.outcome(), decision.rule.as_str()),
+        (DecisionOutcome::Buy, "all_rules_passed"),
+        "{decision:?}"
+    );
+    assert!(decision.fair_value_cents > 1_000, "{decision:?}");
+    // Its valuation says the instant it valued at: the event's, before it was computed.
+    let id = Uuid::parse_str(&decision.valuation_id).unwrap();
+    let (valuation, _) = mesh
+        .pool
+        .read(move |conn| async move { fastbreak_scouting::store::find_valuation(conn, id).await }.boxed())
+        .await
+        .unwrap()
+        .expect("the decision's valuation is stored");
+    assert!(valuation.valued_at < valuation.computed_at, "{valuation:?}");
+    assert_eq!(valuation.fair_value_cents, decision.fair_value_cents);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -968,9 +1033,7 @@ async fn listings_competing_for_one_budget_are_taken_by_expected_return() {
     let mut fair = std::collections::HashMap::new();
     for listing in small.iter().chain(&large) {
         let valuation = scouting
-            .value_listing(internal(fastbreak_proto::scouting::v1::ValueListingRequest {
-                listing_id: listing.to_string(),
-            }))
+            .value_listing(internal(ValueListingRequest { listing_id: listing.to_string(), ..Default::default() }))
             .await
             .unwrap()
             .into_inner();

@@ -432,7 +432,10 @@ async fn players_events_and_valuations_round_trip() {
     };
     assert_eq!(scouting::upsert_game_stats(conn, &line).await.unwrap(), line);
     let corrected = scouting::upsert_game_stats(conn, &GameStats { rebounds: 18, ..line.clone() }).await.unwrap();
-    assert_eq!(scouting::recent_game_stats(conn, "p-1", 5).await.unwrap(), vec![corrected]);
+    let after = Utc.with_ymd_and_hms(2026, 11, 21, 0, 0, 0).unwrap();
+    assert_eq!(scouting::recent_game_stats(conn, "p-1", after, 5).await.unwrap(), vec![corrected]);
+    let before = Utc.with_ymd_and_hms(2026, 11, 19, 0, 0, 0).unwrap();
+    assert!(scouting::recent_game_stats(conn, "p-1", before, 5).await.unwrap().is_empty(), "only games up to then");
 
     let before = common::now() - Duration::seconds(1);
     let event = GameEvent {
@@ -460,6 +463,7 @@ async fn players_events_and_valuations_round_trip() {
 
     let moment = common::moment(conn, "p-1", 7, &common::address(1)).await;
     catalog::catch_up_on(conn).await.unwrap();
+    let valued_at = common::now();
     let valuation = Valuation {
         id: Uuid::new_v4(),
         moment_id: moment.id,
@@ -470,7 +474,8 @@ async fn players_events_and_valuations_round_trip() {
         price_cents: Some(3500),
         discount_bps: Some(1667),
         model_version: "v1".to_owned(),
-        computed_at: common::now(),
+        computed_at: valued_at,
+        valued_at,
     };
     let factors = vec![
         ValuationFactor {

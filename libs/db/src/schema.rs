@@ -383,6 +383,7 @@ diesel::table! {
         discount_bps -> Nullable<Int4>,
         model_version -> Text,
         computed_at -> Timestamptz,
+        valued_at -> Timestamptz,
     }
 }
 

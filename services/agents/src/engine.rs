@@ -16,7 +16,7 @@ use fastbreak_db::{Database, DatabaseError};
 use fastbreak_mesh::RetryPolicy;
 
 use crate::peers::AgentPeers;
-use fastbreak_mesh::status::is_answer;
+use fastbreak_mesh::status::{is_answer, timestamp};
 use fastbreak_mesh::{Peers, status};
 use fastbreak_proto::agents::v1 as pb;
 use fastbreak_proto::marketplace::v1 as market;
@@ -50,12 +50,21 @@ pub(crate) struct Candidate {
     pub trigger_event: Option<String>,
     /// Its valuation, when it was valued before (to rank it against others).
     pub valuation: Option<scouting::Valuation>,
+    /// When its listing event happened: it is judged as the market stood then (its valuation
+    /// and the player's form from the sales and games up to it, the rules' clock at it), however
+    /// late it is decided. `None` judges it now.
+    pub at: Option<DateTime<Utc>>,
 }
 
 impl Candidate {
     /// A listing to decide on, not valued yet.
     pub(crate) fn new(listing: market::Listing, moment: Option<market::Moment>) -> Self {
-        Self { listing, moment, sequence: None, trigger_event: None, valuation: None }
+        Self { listing, moment, sequence: None, trigger_event: None, valuation: None, at: None }
+    }
+
+    /// The instant it is judged at: its event's, else now.
+    pub(crate) fn judged_at(&self) -> DateTime<Utc> {
+        self.at.unwrap_or_else(Utc::now)
     }
 
     /// What buying it is expected to return per cent spent (fair value over price, less one);
@@ -187,9 +196,18 @@ impl Engine {
         Ok(found)
     }
 
-    pub(crate) async fn valuation(&self, listing: &market::Listing) -> Result<scouting::Valuation, Status> {
+    /// A listing's valuation at its price, as the market stood at `at` (now when `None`).
+    pub(crate) async fn valuation(
+        &self,
+        listing: &market::Listing,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<scouting::Valuation, Status> {
         self.retried(|| {
-            let request = self.request(scouting::ValueListingRequest { listing_id: listing.listing_id.clone() });
+            let request = self.request(scouting::ValueListingRequest {
+                listing_id: listing.listing_id.clone(),
+                price_cents: Some(listing.price_cents).filter(|p| *p > 0),
+                valuation_time: at.map(timestamp),
+            });
             async move {
                 let mut client = ScoutingInternalServiceClient::new(self.peers.scouting.channel()?);
                 client.value_listing(request).await.map(|r| r.into_inner())
@@ -239,7 +257,7 @@ impl Engine {
         let valued = if let Some(valuation) = &candidate.valuation {
             Ok(valuation.clone())
         } else if active {
-            self.valuation(listing).await
+            self.valuation(listing, candidate.at).await
         } else {
             Err(Status::failed_precondition("the listing is no longer active"))
         };
@@ -254,7 +272,7 @@ impl Engine {
             )
         });
         let form = match (&candidate.moment, active && wants_form) {
-            (Some(moment), true) => Some(self.player_form(&moment.player_id).await),
+            (Some(moment), true) => Some(self.player_form(&moment.player_id, candidate.at).await),
             _ => None,
         };
         // Users without a run in this pass get one, started together.
@@ -288,7 +306,7 @@ impl Engine {
                 factors: &factors,
                 form: form.as_ref(),
                 taken_by: taken_by.get(&strategy.user_id),
-                now: Utc::now(),
+                now: candidate.judged_at(),
             };
             match self.decide_one(candidate, strategy, user, strategy_id, run, shared).await {
                 Ok(decision) => {
@@ -357,8 +375,9 @@ impl Engine {
             .or_status()
     }
 
-    /// A player's record and recent games, as kind-specific rules read them.
-    pub(crate) async fn player_form(&self, player: &str) -> Result<PlayerForm, Status> {
+    /// A player's record and latest games up to `until` (all of them when `None`), as
+    /// kind-specific rules read them.
+    pub(crate) async fn player_form(&self, player: &str, until: Option<DateTime<Utc>>) -> Result<PlayerForm, Status> {
         let found = self
             .retried(|| {
                 let request = self.request(scouting::GetPlayerRequest { player_id: player.to_owned() });
@@ -379,6 +398,7 @@ impl Engine {
                     player_id: player.to_owned(),
                     page_size: FORM_GAMES,
                     page_token: String::new(),
+                    until_time: until.map(timestamp),
                 });
                 async move {
                     let mut client = ScoutingServiceClient::new(self.peers.scouting.channel()?);
@@ -679,7 +699,7 @@ impl Engine {
     pub(crate) async fn rank(&self, mut candidates: Vec<Candidate>) -> Vec<Candidate> {
         for candidate in &mut candidates {
             if candidate.valuation.is_none() && candidate.listing.state == market::ListingState::Active as i32 {
-                candidate.valuation = self.valuation(&candidate.listing).await.ok();
+                candidate.valuation = self.valuation(&candidate.listing, candidate.at).await.ok();
             }
         }
         candidates.sort_by(|a, b| match (a.expected_return(), b.expected_return()) {

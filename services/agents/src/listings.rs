@@ -129,14 +129,16 @@ impl Engine {
             .collect();
         let looked: Vec<Looked> = futures::stream::iter(looks).buffered(LOOKUPS_AT_ONCE).collect().await;
         let looking = started.elapsed();
-        let players: HashSet<&str> = offered
+        // Each player's form as it stood at an event: once per player and instant (a feed's
+        // batch stamps its events alike).
+        let players: HashSet<(&str, Option<DateTime<Utc>>)> = offered
             .iter()
             .zip(&matched)
             .filter(|((_, c), strategies)| c.listing.state == ACTIVE && strategies.iter().any(|s| wants_form(s)))
-            .filter_map(|((_, c), _)| c.moment.as_ref().map(|m| m.player_id.as_str()))
+            .filter_map(|((_, c), _)| c.moment.as_ref().map(|m| (m.player_id.as_str(), c.at)))
             .collect();
-        let reads: Vec<_> = players.into_iter().map(|player| self.form_of(player)).collect();
-        let forms: HashMap<&str, Result<PlayerForm, Status>> =
+        let reads: Vec<_> = players.into_iter().map(|(player, at)| self.form_of(player, at)).collect();
+        let forms: HashMap<(&str, Option<DateTime<Utc>>), Result<PlayerForm, Status>> =
             futures::stream::iter(reads).buffer_unordered(LOOKUPS_AT_ONCE).collect().await;
         // Each listing's player's form, when one of its strategies' kinds looks at it.
         let form_at: Vec<Option<&Result<PlayerForm, Status>>> = offered
@@ -145,7 +147,7 @@ impl Engine {
             .map(|((_, candidate), strategies)| {
                 let active = candidate.listing.state == ACTIVE;
                 (active && strategies.iter().any(|s| wants_form(s)))
-                    .then(|| candidate.moment.as_ref().and_then(|m| forms.get(m.player_id.as_str())))
+                    .then(|| candidate.moment.as_ref().and_then(|m| forms.get(&(m.player_id.as_str(), candidate.at))))
                     .flatten()
             })
             .collect();
@@ -179,7 +181,7 @@ impl Engine {
                         factors: &looked[place].factors,
                         form,
                         taken_by: None,
-                        now: Utc::now(),
+                        now: candidate.judged_at(),
                     };
                     match judge(candidate, strategy, user, strategy_id, run, shared)
                         .map_err(|s| s.message().to_owned())?
@@ -265,9 +267,13 @@ impl Engine {
         Ok(Prepared { shares, decisions, cursor, told, held_up, bought })
     }
 
-    /// A player's form, named by the player.
-    async fn form_of<'p>(&self, player: &'p str) -> (&'p str, Result<PlayerForm, Status>) {
-        (player, self.player_form(player).await)
+    /// A player's form up to `at`, named by the player and the instant.
+    async fn form_of<'p>(
+        &self,
+        player: &'p str,
+        at: Option<DateTime<Utc>>,
+    ) -> ((&'p str, Option<DateTime<Utc>>), Result<PlayerForm, Status>) {
+        ((player, at), self.player_form(player, at).await)
     }
 
     /// A listing's valuation and factors, when some strategy may want it and it is active.
@@ -278,7 +284,7 @@ impl Engine {
         } else if let Some(valuation) = &candidate.valuation {
             Ok(valuation.clone())
         } else if active {
-            self.valuation(&candidate.listing).await
+            self.valuation(&candidate.listing, candidate.at).await
         } else {
             Err(Status::failed_precondition("the listing is no longer active"))
         };
@@ -314,7 +320,7 @@ impl Engine {
                     factors: &looked[place].factors,
                     form,
                     taken_by: taken_by.as_ref(),
-                    now: Utc::now(),
+                    now: candidate.judged_at(),
                 };
                 let decision = match judge(candidate, strategy, user, strategy_id, run, shared) {
                     Err(_) => continue,

@@ -171,7 +171,8 @@ fn offered(event: market::ListingEvent) -> Offered {
     let kind = market::ListingEventKind::try_from(event.kind).unwrap_or(market::ListingEventKind::Unspecified);
     let candidate = match (kind, event.listing) {
         (market::ListingEventKind::Created | market::ListingEventKind::PriceChanged, Some(listing)) => {
-            Some(Candidate { sequence: Some(event.sequence), ..Candidate::new(listing, event.moment) })
+            let at = event.event_time.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?));
+            Some(Candidate { sequence: Some(event.sequence), at, ..Candidate::new(listing, event.moment) })
         }
         _ => None,
     };

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use crate::error;
 use crate::store as scouting;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use fastbreak_db::OrStatus as _;
 use fastbreak_db::{Database, DatabaseError, PgConnection};
-use fastbreak_mesh::status::{self, Violations, required_uuid};
+use fastbreak_mesh::status::{self, Violations};
 use fastbreak_mesh::{paging, tail};
 use fastbreak_proto::scouting::v1 as pb;
 use fastbreak_proto::scouting::v1::scouting_internal_service_server::ScoutingInternalService;
@@ -85,8 +85,15 @@ impl ScoutingApi {
         catalog::catch_up(&self.database).await.or_status().map(|_| ())
     }
 
-    async fn value(&self, moment_id: Uuid, price: Option<i64>) -> Result<pb::Valuation, Status> {
-        match valuer::value(&self.database, moment_id, price, Utc::now()).await {
+    /// Values a moment at the instant `at` (now when unset or later).
+    async fn value(
+        &self,
+        moment_id: Uuid,
+        price: Option<i64>,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<pb::Valuation, Status> {
+        let now = Utc::now();
+        match valuer::value(&self.database, moment_id, price, at.map_or(now, |at| at.min(now))).await {
             Ok(Outcome::Valued(valued)) => Ok(convert::valuation_to_pb(&valued)),
             Ok(Outcome::NoComparables) => Err(error::no_comparables(moment_id)),
             Err(error) => Err(Status::from(error)),
@@ -108,7 +115,7 @@ impl ScoutingService for ScoutingApi {
         }
         violations.into_result(())?;
         self.catch_up().await?;
-        Ok(Response::new(self.value(id.unwrap_or_default(), r.price_cents).await?))
+        Ok(Response::new(self.value(id.unwrap_or_default(), r.price_cents, None).await?))
     }
 
     async fn get_player(&self, request: Request<pb::GetPlayerRequest>) -> Result<Response<pb::Player>, Status> {
@@ -133,10 +140,11 @@ impl ScoutingService for ScoutingApi {
         violations.check(!r.player_id.is_empty(), "player_id", "required");
         let size = paging::page_size(r.page_size, 50, 100, &mut violations);
         let offset = paging::decode_offset(&r.page_token, &mut violations);
+        let until = r.until_time.as_ref().and_then(|t| status::time_field(t, "until_time", &mut violations));
         violations.into_result(())?;
         let player = r.player_id;
         let stats = self
-            .read(|conn| async move { scouting::game_stats_page(conn, &player, offset, size + 1).await }.boxed())
+            .read(|conn| async move { scouting::game_stats_page(conn, &player, until, offset, size + 1).await }.boxed())
             .await?;
         let more = stats.len() as i64 > size;
         Ok(Response::new(pb::ListPlayerGameStatsResponse {
@@ -180,13 +188,21 @@ impl ScoutingInternalService for ScoutingApi {
         &self,
         request: Request<pb::ValueListingRequest>,
     ) -> Result<Response<pb::Valuation>, Status> {
-        let id = required_uuid(&request.get_ref().listing_id, "listing_id")?;
+        let r = request.into_inner();
+        let mut violations = Violations::new();
+        let id = violations.uuid(&r.listing_id, "listing_id");
+        if let Some(price) = r.price_cents {
+            violations.check(price > 0, "price_cents", format!("must be positive, got {price}"));
+        }
+        let at = r.valuation_time.as_ref().and_then(|t| status::time_field(t, "valuation_time", &mut violations));
+        violations.into_result(())?;
+        let id = id.unwrap_or_default();
         self.catch_up().await?;
         let (moment_id, price_cents) = self
             .read(|conn| scouting::find_listed_price(conn, id).boxed())
             .await?
             .ok_or_else(|| status::not_found("listing"))?;
-        Ok(Response::new(self.value(moment_id, Some(price_cents)).await?))
+        Ok(Response::new(self.value(moment_id, Some(r.price_cents.unwrap_or(price_cents)), at).await?))
     }
 
     async fn ingest_game_event(

@@ -35,6 +35,7 @@ pub(crate) fn valuation_to_pb((v, factors): &Valued) -> pb::Valuation {
             .collect(),
         model_version: v.model_version.clone(),
         compute_time: Some(timestamp(v.computed_at)),
+        valuation_time: Some(timestamp(v.valued_at)),
     }
 }
 

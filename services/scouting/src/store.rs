@@ -54,24 +54,30 @@ pub async fn upsert_game_stats(conn: &mut AsyncPgConnection, stats: &GameStats) 
         .await?)
 }
 
-/// A player's most recent game lines, newest first.
+/// A player's most recent game lines up to `until`, newest first.
 pub async fn recent_game_stats(
     conn: &mut AsyncPgConnection,
     player_id: &str,
+    until: DateTime<Utc>,
     size: i64,
 ) -> Result<Vec<GameStats>, DatabaseError> {
-    game_stats_page(conn, player_id, 0, size).await
+    game_stats_page(conn, player_id, Some(until), 0, size).await
 }
 
-/// A player's game lines, newest first, `size` after the first `offset`.
+/// A player's game lines (up to `until`, when given), newest first, `size` after the first
+/// `offset`.
 pub async fn game_stats_page(
     conn: &mut AsyncPgConnection,
     player_id: &str,
+    until: Option<DateTime<Utc>>,
     offset: i64,
     size: i64,
 ) -> Result<Vec<GameStats>, DatabaseError> {
-    Ok(player_game_stats::table
-        .filter(player_game_stats::player_id.eq(player_id))
+    let mut query = player_game_stats::table.filter(player_game_stats::player_id.eq(player_id)).into_boxed();
+    if let Some(until) = until {
+        query = query.filter(player_game_stats::game_at.le(until));
+    }
+    Ok(query
         .order((player_game_stats::game_at.desc(), player_game_stats::game_id.desc()))
         .offset(offset)
         .limit(size)
@@ -165,6 +171,8 @@ pub struct Valuation {
     pub model_version: String,
     /// Computed.
     pub computed_at: DateTime<Utc>,
+    /// The instant valued at: the sales and games up to it counted.
+    pub valued_at: DateTime<Utc>,
 }
 
 /// One factor of a valuation.

@@ -22,7 +22,8 @@ pub enum Outcome {
     NoComparables,
 }
 
-/// Values a moment (against `price`, if given) and stores the valuation.
+/// Values a moment (against `price`, if given) at the instant `now` — the sales and games up to
+/// it, their age reckoned from it — and stores the valuation.
 pub async fn value(
     database: &Database,
     moment_id: Uuid,
@@ -34,7 +35,8 @@ pub async fn value(
             async move {
                 let moment = scouting::find_moment(conn, moment_id).await?.ok_or(DatabaseError::NotFound("moment"))?;
                 let player = scouting::find_player(conn, &moment.player_id).await?;
-                let games = scouting::recent_game_stats(conn, &moment.player_id, domain::GAMES_READ as i64).await?;
+                let games =
+                    scouting::recent_game_stats(conn, &moment.player_id, now, domain::GAMES_READ as i64).await?;
                 let since = now - Duration::days(domain::WINDOW_DAYS as i64);
                 let sales = scouting::comparable_sales(conn, moment_id, since, now, domain::SALES_READ as i64).await?;
                 Ok((moment, player, games, sales))
@@ -78,7 +80,9 @@ pub async fn value(
         price_cents: price,
         discount_bps: price.map(|p| domain::discount_bps(estimate.fair_value_cents, p)),
         model_version: domain::MODEL_VERSION.to_owned(),
-        computed_at: now,
+        // A valuation at an instant past is computed now.
+        computed_at: Utc::now().max(now),
+        valued_at: now,
     };
     let factors: Vec<ValuationFactor> = estimate
         .factors
@@ -119,7 +123,7 @@ pub struct Line {
 /// new.
 pub async fn record(conn: &mut PgConnection, line: &Line, now: DateTime<Utc>) -> Result<bool, DatabaseError> {
     let s = &line.stats;
-    let before = scouting::recent_game_stats(conn, &s.player_id, 200).await?;
+    let before = scouting::game_stats_page(conn, &s.player_id, None, 0, 200).await?;
     let previous_high = before.iter().filter(|g| g.game_id != s.game_id).map(|g| g.points).max();
     let mut highlights = line.highlights.clone();
     let mut note = |h: &str| {

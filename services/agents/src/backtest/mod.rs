@@ -335,6 +335,7 @@ impl Known {
                 .collect(),
             model_version: valuation::MODEL_VERSION.to_owned(),
             compute_time: Some(timestamp(now)),
+            valuation_time: Some(timestamp(now)),
         })
     }
 

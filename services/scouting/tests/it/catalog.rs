@@ -50,7 +50,7 @@ async fn a_change_announced_just_before_a_request_is_seen_by_it() {
     let valued = app
         .internal
         .clone()
-        .value_listing(internal(ValueListingRequest { listing_id: m.listing.to_string() }))
+        .value_listing(internal(ValueListingRequest { listing_id: m.listing.to_string(), ..Default::default() }))
         .await
         .unwrap()
         .into_inner();

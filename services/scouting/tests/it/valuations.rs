@@ -1,6 +1,7 @@
 //! Valuations through the API: stored with an id, factors ranked and explained, a listing
 //! valued against its price, and no guess without comparables.
 
+use fastbreak_mesh::status::timestamp;
 use fastbreak_mesh::testing::internal;
 use fastbreak_proto::scouting::v1::{GetMomentValuationRequest, Recommendation, ValueListingRequest};
 use tonic_types::StatusExt;
@@ -17,7 +18,7 @@ async fn a_valuation_is_stored_ranked_and_explained() {
     let listed = app
         .internal
         .clone()
-        .value_listing(internal(ValueListingRequest { listing_id: m.listing.to_string() }))
+        .value_listing(internal(ValueListingRequest { listing_id: m.listing.to_string(), ..Default::default() }))
         .await
         .unwrap()
         .into_inner();
@@ -89,4 +90,36 @@ async fn few_comparables_lower_confidence_and_none_refuses_to_guess() {
         .await
         .unwrap_err();
     assert_eq!(missing.code(), tonic::Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_is_valued_at_the_instant_asked_from_the_sales_up_to_it() {
+    let app = spawn().await;
+    let m =
+        market(&app, "p-9", &[100, 120, 140, 23], &[(0, 4_000, 3), (1, 4_200, 5), (2, 3_800, 7), (0, 4_100, 1)], 6_000)
+            .await;
+    let value = |price: Option<i64>, at: Option<prost_types::Timestamp>| {
+        let mut internal_client = app.internal.clone();
+        let request = ValueListingRequest { listing_id: m.listing.to_string(), price_cents: price, valuation_time: at };
+        async move { internal_client.value_listing(internal(request)).await }
+    };
+    let at = |days: i64| Some(timestamp(chrono::Utc::now() - chrono::Duration::days(days)));
+
+    // Two days ago, the sale of yesterday had not happened: three sales count, the price asked.
+    let then = value(Some(5_000), at(2)).await.unwrap().into_inner();
+    assert_eq!(then.price_cents, Some(5_000));
+    assert!(then.factors.iter().any(|f| f.explanation.starts_with("last 3 sales of this play")), "{:#?}", then.factors);
+    let (valued, computed) = (then.valuation_time.unwrap(), then.compute_time.unwrap());
+    assert!(computed.seconds - valued.seconds >= 2 * 86_400 - 60, "valued two days before it was computed: {then:?}");
+    // A month ago no sale had happened: no guess.
+    let none = value(None, at(30)).await.unwrap_err();
+    assert_eq!(none.code(), tonic::Code::FailedPrecondition, "{none:?}");
+    // An instant to come is now; a time or price that cannot be is named.
+    let later = value(None, at(-3)).await.unwrap().into_inner();
+    assert!(later.valuation_time.unwrap().seconds <= later.compute_time.unwrap().seconds, "{later:?}");
+    let wrong = value(Some(0), Some(prost_types::Timestamp { seconds: i64::MAX, nanos: 0 })).await.unwrap_err();
+    assert_eq!(wrong.code(), tonic::Code::InvalidArgument);
+    let fields: Vec<String> =
+        wrong.get_details_bad_request().unwrap().field_violations.into_iter().map(|v| v.field).collect();
+    assert_eq!(fields, ["price_cents", "valuation_time"], "{wrong:?}");
 }

@@ -1,0 +1,1 @@
+ALTER TABLE valuations DROP COLUMN valued_at;
