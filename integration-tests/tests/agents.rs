@@ -1667,6 +1667,28 @@ async fn a_backtest_replays_a_season_on_paper_and_stores_its_report() {
     assert!(theirs.into_inner().backtests.is_empty());
 }
 
+/// A backtest holds its ledgers to the deployment's rules for suspicious activity, as its risk
+/// service applies them: here two refusals in a row pause a ledger (ten by default).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backtest_pauses_a_ledger_by_the_deployments_rules_for_suspicious_activity() {
+    use fastbreak_proto::agents::v1::BacktestState;
+    let mut options = MeshOptions { agents: true, ..MeshOptions::default() };
+    options.risk.suspicion.refusals_in_a_row = 2;
+    let mesh = TradingMesh::start(options).await;
+    let (user, mut season) = season_to_backtest(&mesh).await;
+    // No moment may cost more than a cent: every purchase the strategy chooses is refused.
+    mesh.set_limits(user, 100_000_000, 1).await;
+    season.days = 10;
+    let agents = AgentServiceClient::new(channel(&mesh, "agents").await);
+    let started = agents.clone().run_backtest(as_user(season, user)).await.unwrap().into_inner();
+    let done = ended(&agents, user, &started.backtest_id).await;
+    assert_eq!(done.state(), BacktestState::Succeeded, "{}", done.failure_reason);
+    let report: serde_json::Value = serde_json::from_str(&done.report_json).unwrap();
+    let ledger = &report["strategies"][0];
+    let paused = ledger["paused"]["reason"].as_str().unwrap_or_else(|| panic!("the ledger is paused: {ledger}"));
+    assert!(paused.starts_with("2 purchases in a row were refused"), "{paused}");
+}
+
 /// A backtest of `user` once it no longer runs (within a minute).
 async fn ended(agents: &AgentServiceClient<Channel>, user: Uuid, id: &str) -> fastbreak_proto::agents::v1::Backtest {
     use fastbreak_proto::agents::v1::{BacktestState, GetBacktestRequest};

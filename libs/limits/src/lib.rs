@@ -381,6 +381,36 @@ impl Default for Suspicion {
     }
 }
 
+impl Suspicion {
+    /// The rules as the contract carries them.
+    pub fn to_pb(&self) -> fastbreak_proto::risk::v1::SuspicionRules {
+        fastbreak_proto::risk::v1::SuspicionRules {
+            burst_window: prost_types::Duration::try_from(self.burst_window).ok(),
+            burst_min: self.burst_min,
+            burst_factor: self.burst_factor,
+            size_factor: self.size_factor,
+            size_min_history: self.size_min_history,
+            refusals_in_a_row: self.refusals_in_a_row,
+        }
+    }
+
+    /// The rules a peer sent; a burst window missing or negative is the default one.
+    pub fn from_pb(rules: &fastbreak_proto::risk::v1::SuspicionRules) -> Self {
+        let burst_window = rules
+            .burst_window
+            .and_then(|d| std::time::Duration::try_from(d).ok())
+            .unwrap_or_else(|| Self::default().burst_window);
+        Self {
+            burst_window,
+            burst_min: rules.burst_min,
+            burst_factor: rules.burst_factor,
+            size_factor: rules.size_factor,
+            size_min_history: rules.size_min_history,
+            refusals_in_a_row: rules.refusals_in_a_row,
+        }
+    }
+}
+
 /// Why activity looks suspicious.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Suspicious {

@@ -581,4 +581,11 @@ impl RiskInternalService for RiskApi {
         let user_id = required_uuid(&request.get_ref().user_id, "user_id")?;
         Ok(Response::new(self.release(user_id, StopActor::Operator).await?))
     }
+
+    async fn get_suspicion_rules(
+        &self,
+        _request: Request<pb::GetSuspicionRulesRequest>,
+    ) -> Result<Response<pb::SuspicionRules>, Status> {
+        Ok(Response::new(self.settings.suspicion.to_pb()))
+    }
 }

@@ -62,6 +62,9 @@ pub(crate) struct Plan {
     /// The user's budget limits, applied to every ledger as risk applies them to a live
     /// purchase (by the same rules, `libs/limits`); `None` applies none.
     pub limits: Option<Limits>,
+    /// When activity is suspicious, as the deployment's risk service judges it (with the
+    /// limits).
+    pub suspicion: Suspicion,
 }
 
 /// The simulated season a plan replays: the simulator's own calendar from its fixed start.
@@ -85,6 +88,7 @@ fn every_discount() -> strategy::Strategy {
 struct Paper {
     account: Mutex<Account>,
     limits: Option<Limits>,
+    suspicion: Suspicion,
 }
 
 impl Paper {
@@ -96,11 +100,11 @@ impl Paper {
 
 /// Checks a paper purchase of `price` at the ledger's instant as risk checks a live automated
 /// one: first the user's limits (what the ledger spent in the periods of the instant, nothing on
-/// hold, its cash as the balance), then suspicious activity by risk's default rules (a burst, a
-/// purchase far above the usual size, refusals in a row). Passing the emergency threshold
+/// hold, its cash as the balance), then suspicious activity by the deployment's rules (a burst,
+/// a purchase far above the usual size, refusals in a row). Passing the emergency threshold
 /// engages the ledger's emergency stop, and suspicious activity pauses its purchases; nobody
 /// releases either in a replay.
-fn within(limits: &Limits, account: &mut Account, price: i64) -> Result<(), Status> {
+fn within(limits: &Limits, suspicion: &Suspicion, account: &mut Account, price: i64) -> Result<(), Status> {
     if let Some(stop) = &account.emergency_stop {
         return Err(status::failed_precondition(
             format!(
@@ -123,8 +127,7 @@ fn within(limits: &Limits, account: &mut Account, price: i64) -> Result<(), Stat
         ));
     }
     let now = account.now;
-    let suspicion = Suspicion::default();
-    let figures = figures_at(account, Periods::at(now, limits.zone), &suspicion);
+    let figures = figures_at(account, Periods::at(now, limits.zone), suspicion);
     if let Err(refusal) = fastbreak_limits::check(limits, &figures, price, account.cash_cents) {
         if refusal.kind == LimitKind::EmergencyThreshold {
             account.emergency_stop = Some(report::Stop { at: now, reason: refusal.message() });
@@ -137,7 +140,7 @@ fn within(limits: &Limits, account: &mut Account, price: i64) -> Result<(), Stat
         return Err(refusal.status());
     }
     account.refusals_in_a_row = 0;
-    if let Some(suspicious) = suspicious(&suspicion, &figures, price) {
+    if let Some(suspicious) = suspicious(suspicion, &figures, price) {
         let reason = suspicious.message();
         account.paused = Some(report::Stop { at: now, reason: reason.clone() });
         return Err(status::failed_precondition(
@@ -207,7 +210,7 @@ impl Book for Paper {
         self.with(|a| {
             let price = request.max_price_cents;
             if let Some(limits) = &self.limits {
-                within(limits, a, price)?;
+                within(limits, &self.suspicion, a, price)?;
             }
             if a.cash_cents < price {
                 return Err(status::failed_precondition(
@@ -391,6 +394,7 @@ pub(crate) async fn replay(plan: &Plan, mut progress: impl FnMut(u32), stop: &At
         .map(|s| Paper {
             account: Mutex::new(Account::new(s, plan.starting_cents, start)),
             limits: plan.limits.clone(),
+            suspicion: plan.suspicion.clone(),
         })
         .collect();
     // Each strategy alone in the index, so that every strategy decides every listing it

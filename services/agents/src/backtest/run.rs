@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::Utc;
-use fastbreak_limits::Limits;
+use fastbreak_limits::{Limits, Suspicion};
 use fastbreak_mesh::caller;
 use fastbreak_mesh::status::{self, Violations, timestamp};
 use fastbreak_proto::agents::v1 as pb;
 use fastbreak_proto::common::v1::ErrorReason;
 use fastbreak_proto::risk::v1 as risk;
+use fastbreak_proto::risk::v1::risk_internal_service_client::RiskInternalServiceClient;
 use fastbreak_proto::risk::v1::risk_service_client::RiskServiceClient;
 use fastbreak_proto::strategy::v1 as strategy;
 use fastbreak_proto::strategy::v1::strategy_service_client::StrategyServiceClient;
@@ -80,6 +81,8 @@ impl Engine {
         }
         // The user's budget limits as they stand: each ledger is held to them.
         let limits = self.limits_of(user).await?;
+        // And the deployment's rules for suspicious activity, as risk applies them.
+        let suspicion = self.suspicion_rules().await?;
         let now = Utc::now();
         let backtest = Backtest {
             id: Uuid::now_v7(),
@@ -109,8 +112,15 @@ impl Engine {
                 [],
             ));
         }
-        let plan =
-            Plan { seed: request.seed, days, starting_cents: starting, hold_days, strategies, limits: Some(limits) };
+        let plan = Plan {
+            seed: request.seed,
+            days,
+            starting_cents: starting,
+            hold_days,
+            strategies,
+            limits: Some(limits),
+            suspicion,
+        };
         let engine = self.on_background();
         tokio::spawn(async move { engine.run_backtest(backtest.id, plan, slots).await });
         Ok(backtest)
@@ -129,6 +139,20 @@ impl Engine {
             })
             .await?;
         Ok(Limits::from_pb(&limits))
+    }
+
+    /// The rules by which the deployment's risk service finds activity suspicious.
+    async fn suspicion_rules(&self) -> Result<Suspicion, Status> {
+        let rules = self
+            .retried(|| {
+                let request = self.request(risk::GetSuspicionRulesRequest {});
+                async move {
+                    let mut client = RiskInternalServiceClient::new(self.peers.risk.channel()?);
+                    client.get_suspicion_rules(request).await.map(|r| r.into_inner())
+                }
+            })
+            .await?;
+        Ok(Suspicion::from_pb(&rules))
     }
 
     /// One of the caller's strategies, as the strategy service answers the caller.
