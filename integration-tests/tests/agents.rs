@@ -1689,6 +1689,203 @@ async fn a_backtest_pauses_a_ledger_by_the_deployments_rules_for_suspicious_acti
     assert!(paused.starts_with("2 purchases in a row were refused"), "{paused}");
 }
 
+/// One seed, one user, the simulated market at full speed: a backtest's replay decides every
+/// listing event exactly as the live agents did. The live market is the simulator stepped as
+/// fast as it goes, each event taken in by marketplace's ingest at its own simulated instant;
+/// the agents follow it through the mesh (marketplace's stream, scouting's valuations and box
+/// scores, strategy, notification), the backtest replays the same seed and start alone. The
+/// strategy asks for approval, so neither buys: a purchase would take its listing off the live
+/// market, which the simulator replayed alone does not know.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backtest_decides_every_listing_event_exactly_as_the_live_agents_did() {
+    use fastbreak_market_sim::{Config, Event, Simulator};
+    use fastbreak_proto::strategy::v1::{ManualApproval, StrategyProtections};
+    const SEED: u64 = 5;
+    const DAYS: u32 = 1;
+    let mut mesh = TradingMesh::start(MeshOptions { agents: true, ..MeshOptions::default() }).await;
+    mesh.stop_target("agents").await;
+
+    // The market, stepped at full speed on its own clock: a season that opened days ago.
+    let start = Utc::now() - chrono::Duration::days(i64::from(DAYS) + 2);
+    let config = Config { seed: SEED, start, ..fastbreak_agents::backtest::season(SEED) };
+    let mut simulator = Simulator::new(config.clone());
+    let mut listed: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut moments: std::collections::HashMap<Uuid, String> = std::collections::HashMap::new();
+    mesh.pool
+        .read_committed(move |conn| {
+            let sources = config.marketplaces.clone();
+            async move {
+                for source in &sources {
+                    market::ensure_source(conn, &source.id, &source.id, source.fee_bps).await?;
+                }
+                Ok(())
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    for _ in 0..DAYS * 24 {
+        let timed = simulator.step();
+        for t in &timed {
+            match &t.event {
+                Event::MomentMinted(m) => {
+                    moments.insert(m.id, m.player_id.clone());
+                }
+                Event::Listed(l) => *listed.entry(moments[&l.moment_id].clone()).or_default() += 1,
+                _ => {}
+            }
+        }
+        let (stamps, events): (Vec<_>, Vec<_>) = timed.into_iter().map(|t| (t.at, t.event)).unzip();
+        fastbreak_marketplace::ingest::apply_stamped_batch(
+            &mesh.pool,
+            std::sync::Arc::new(events),
+            Some(std::sync::Arc::new(stamps)),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    // Scouting takes in every box score before the agents start.
+    until("scouting has every box score", Duration::from_secs(60), || async {
+        let left = count(
+            &mesh,
+            "SELECT count(*) AS n FROM outbox WHERE topic = 'game_final' AND delivered_at IS NULL AND $1 IS NOT NULL",
+            &[],
+        )
+        .await;
+        (left == 0).then_some(())
+    })
+    .await;
+
+    // One user's strategy: after a good game, the three most listed players, with approval.
+    let mut players: Vec<(usize, String)> = listed.into_iter().map(|(p, n)| (n, p)).collect();
+    players.sort_by(|a, b| b.cmp(a));
+    let (user, _) = mesh.funded_user(100_000).await;
+    let mut strategies = StrategyServiceClient::new(channel(&mesh, "strategy").await);
+    let strategy = Strategy {
+        display_name: "After a good game".into(),
+        rules: Some(StrategyRules {
+            min_confidence: 0.1,
+            min_discount_bps: 500,
+            max_price_cents: 1_000_000,
+            max_purchases_per_day: 50,
+        }),
+        parameters: Some(Parameters::PostGameSpike(PostGameSpikeParameters {
+            min_game_score: 10,
+            buy_window_minutes: 4_320,
+            player_ids: players.iter().take(3).map(|(_, p)| p.clone()).collect(),
+            ..Default::default()
+        })),
+        protections: Some(StrategyProtections {
+            manual_approval: Some(ManualApproval { expire_after_minutes: 1_440 }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let strategy = active_strategy(&mut strategies, user, strategy).await;
+
+    // The live agents follow the market to its end.
+    mesh.start_target("agents").await;
+    market_followed(&mesh, Duration::from_secs(120)).await;
+    let mut agents = AgentServiceClient::new(channel(&mesh, "agents").await);
+    let runs = agents
+        .list_agent_runs(as_user(ListAgentRunsRequest { page_size: 100, ..Default::default() }, user))
+        .await
+        .unwrap()
+        .into_inner()
+        .runs;
+    let of_listings: std::collections::HashSet<String> =
+        runs.into_iter().filter(|r| r.trigger() == RunTrigger::ListingEvent).map(|r| r.run_id).collect();
+    let mut live = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = agents
+            .list_decisions(as_user(ListDecisionsRequest { page_size: 100, page_token, ..Default::default() }, user))
+            .await
+            .unwrap()
+            .into_inner();
+        live.extend(page.decisions.into_iter().filter(|d| of_listings.contains(&d.run_id)));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+
+    // The replay of the same seed and start, for the same strategy.
+    let plan = fastbreak_agents::backtest::Plan {
+        seed: SEED,
+        start,
+        days: DAYS,
+        starting_cents: 100_000,
+        hold_days: 0,
+        strategies: vec![strategy.clone()],
+        limits: None,
+        suspicion: fastbreak_limits::Suspicion::default(),
+    };
+    let mut replayed = Vec::new();
+    fastbreak_agents::backtest::replay_decisions(&plan, |k, d| {
+        if k == 0 {
+            replayed.push(d.clone());
+        }
+    })
+    .await;
+
+    // Decision by decision: the listing and its price, the outcome, why, by which rule, the
+    // valuation's figures and every reason but the approval's deadline.
+    type Seen = (String, i64, String, String, String, i64, String, Vec<String>);
+    let deadline = |reasons: &[String]| -> Vec<String> {
+        reasons.iter().filter(|r| !r.starts_with("Waiting for your approval until")).cloned().collect()
+    };
+    let mut live: Vec<Seen> = live
+        .iter()
+        .map(|d| {
+            let outcome = format!("{:?}", d.outcome()).to_lowercase();
+            let reason = d.reason().as_str_name().trim_start_matches("DECISION_REASON_").to_ascii_lowercase();
+            let confidence = format!("{:.6}", d.confidence);
+            (
+                d.listing_id.clone(),
+                d.price_cents,
+                outcome,
+                reason,
+                d.rule.clone(),
+                d.fair_value_cents,
+                confidence,
+                deadline(&d.reasons),
+            )
+        })
+        .collect();
+    let mut replayed: Vec<Seen> = replayed
+        .iter()
+        .map(|d| {
+            let outcome = format!("{:?}", d.outcome).to_lowercase().replace('_', "");
+            let confidence = format!("{:.6}", d.confidence);
+            (
+                d.listing_id.to_string(),
+                d.price_cents,
+                outcome,
+                d.reason_code.clone(),
+                d.rule.clone(),
+                d.fair_value_cents,
+                confidence,
+                deadline(&d.reasons),
+            )
+        })
+        .collect();
+    live.sort();
+    replayed.sort();
+    let waiting = live.iter().filter(|d| d.2 == "awaitingapproval").count();
+    println!(
+        "{} listing events decided live, {} replayed; {waiting} chosen (awaiting approval)",
+        live.len(),
+        replayed.len()
+    );
+    assert!(live.len() >= 20 && waiting >= 1, "enough decisions to compare: {live:#?}");
+    for (a, b) in live.iter().zip(&replayed) {
+        assert_eq!(a, b, "the live decision, then the replayed one");
+    }
+    assert_eq!(live.len(), replayed.len());
+}
+
 /// A backtest of `user` once it no longer runs (within a minute).
 async fn ended(agents: &AgentServiceClient<Channel>, user: Uuid, id: &str) -> fastbreak_proto::agents::v1::Backtest {
     use fastbreak_proto::agents::v1::{BacktestState, GetBacktestRequest};

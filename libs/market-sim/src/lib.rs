@@ -515,6 +515,11 @@ impl Simulator {
             }
         }
         self.trade(at, &mut out);
+        // Each event at an instant of its own, a microsecond after the one before it (the
+        // step's order), so that time alone tells what happened before an event.
+        for (k, timed) in out.iter_mut().enumerate() {
+            timed.at += Duration::microseconds(i64::try_from(k).unwrap_or(i64::MAX));
+        }
         self.now = end;
         self.steps += 1;
         out

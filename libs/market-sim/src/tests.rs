@@ -103,9 +103,15 @@ fn the_market_is_alive_from_its_first_step_whatever_the_start() {
         assert!(
             first.iter().all(|e| match &e.event {
                 Event::MomentMinted(m) => m.play_at < start,
-                _ => e.at == start,
+                _ => e.at >= start && e.at < start + chrono::Duration::seconds(1),
             }),
             "{start}: the catalog's plays are earlier plays; the rest happens at the start"
+        );
+        let now: Vec<DateTime<Utc>> =
+            first.iter().filter(|e| !matches!(e.event, Event::MomentMinted(_))).map(|e| e.at).collect();
+        assert!(
+            now.windows(2).all(|w| w[0] < w[1]),
+            "{start}: each event at an instant of its own, in the step's order"
         );
         for market in &sim.config().marketplaces {
             let listed =

@@ -887,6 +887,10 @@ pub(crate) trait Book {
         now: DateTime<Utc>,
     ) -> impl std::future::Future<Output = Option<Decision>> + Send;
 
+    /// When a purchase that waits for approval is put to the user, for a listing judged at
+    /// `judged`: the approval's time limit counts from then.
+    fn asked_at(&self, judged: DateTime<Utc>) -> DateTime<Utc>;
+
     /// Buys, at most at the request's price. An error that is not an answer means the book
     /// could not be reached: nothing is decided then.
     fn buy(
@@ -918,7 +922,7 @@ pub(crate) async fn purchase<B: Book>(
         return Ok(stopped);
     }
     if let Some(minutes) = domain::protections::approval_minutes(strategy) {
-        return Ok(domain::protections::awaiting(decision, sentence, minutes, now));
+        return Ok(domain::protections::awaiting(decision, sentence, minutes, book.asked_at(now)));
     }
     // Every rule passed: buy, under a key that a replay of this event repeats.
     let mut request = purchase_request(strategy, user, &decision, &factors);

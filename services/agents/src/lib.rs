@@ -7,7 +7,7 @@
 #![deny(rust_2018_idioms)]
 
 mod api;
-mod backtest;
+pub mod backtest;
 mod domain;
 mod engine;
 mod error;

@@ -354,6 +354,12 @@ impl Engine {
 /// The live book: protections read from the strategy's outcomes (the user told of a pause),
 /// purchases through trading.
 impl Book for Engine {
+    /// Now: a listing judged late is put to the user when it is decided, with the whole time
+    /// limit to approve it.
+    fn asked_at(&self, _judged: DateTime<Utc>) -> DateTime<Utc> {
+        Utc::now()
+    }
+
     /// The decision skipped when the strategy's protections stop a chosen purchase at `now`: a
     /// pause that holds (the user told once per trip), or protections that could not be read
     /// (then nothing is bought, and the decision says why). `None` when the purchase may go on.

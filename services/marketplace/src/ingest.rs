@@ -198,9 +198,21 @@ pub async fn apply_batch(
     events: Arc<Vec<SourceEvent>>,
     position: Option<Arc<FeedPosition>>,
 ) -> Result<(), DatabaseError> {
+    apply_stamped_batch(database, events, None, position).await
+}
+
+/// Applies a batch in one transaction as [`apply_batch`] does, each event at the instant
+/// `stamps` gives it (in the batch's order; now for an event past their end, or without them):
+/// a market replayed on its own clock, such as a simulated one stepped at full speed.
+pub async fn apply_stamped_batch(
+    database: &Database,
+    events: Arc<Vec<SourceEvent>>,
+    stamps: Option<Arc<Vec<DateTime<Utc>>>>,
+    position: Option<Arc<FeedPosition>>,
+) -> Result<(), DatabaseError> {
     database
         .read_committed(|conn| {
-            let events = events.clone();
+            let (events, stamps) = (events.clone(), stamps.clone());
             let position = position.clone();
             async move {
                 // Batches one after another; each change to a listing locks its moment, so a
@@ -212,10 +224,20 @@ pub async fn apply_batch(
                 }
                 let now = Utc::now();
                 let mut appended = ListingEvents::new();
-                for event in events.iter() {
-                    apply(conn, event, now, &mut appended).await?;
+                // Each listing event's instant, when the batch's events carry theirs.
+                let mut instants = Vec::new();
+                for (k, event) in events.iter().enumerate() {
+                    let at = stamps.as_ref().and_then(|s| s.get(k).copied()).unwrap_or(now);
+                    apply(conn, event, at, &mut appended).await?;
+                    instants.resize(appended.len(), at);
                 }
-                market::append_listing_events(conn, &appended).await
+                if stamps.is_some() {
+                    let stamped: Vec<_> =
+                        appended.iter().zip(&instants).map(|(&(kind, id, price), &at)| (kind, id, price, at)).collect();
+                    market::append_listing_events_at(conn, &stamped).await
+                } else {
+                    market::append_listing_events(conn, &appended).await
+                }
             }
             .boxed()
         })

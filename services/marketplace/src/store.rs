@@ -703,6 +703,30 @@ pub async fn append_listing_events(
     Ok(())
 }
 
+/// Appends listing events as [`append_listing_events`] does, each at the instant it carries
+/// rather than at the transaction's: a market replayed on its own clock.
+pub async fn append_listing_events_at(
+    conn: &mut AsyncPgConnection,
+    events: &[(ListingEventKind, Uuid, i64, DateTime<Utc>)],
+) -> Result<(), DatabaseError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = events
+        .iter()
+        .map(|(kind, listing, price, at)| {
+            (
+                listing_events::kind.eq(*kind),
+                listing_events::listing_id.eq(*listing),
+                listing_events::price_cents.eq(*price),
+                listing_events::occurred_at.eq(*at),
+            )
+        })
+        .collect();
+    diesel::insert_into(listing_events::table).values(rows).execute(conn).await?;
+    Ok(())
+}
+
 /// Takes the ingest lock until the end of the transaction: ingest batches (which lock many
 /// moments, in the order of their feed) apply one after another, so two never wait on each
 /// other's moments. Taken as a batch's first statement; nothing else takes it.

@@ -47,9 +47,12 @@ pub(crate) const MAX_HOLD_DAYS: u32 = 60;
 
 /// What to replay.
 #[derive(Debug, Clone)]
-pub(crate) struct Plan {
+pub struct Plan {
     /// The simulated market's seed.
     pub seed: u64,
+    /// When the simulated season opens: the simulator's own calendar's start ([`season`]) for
+    /// a backtest asked through the API.
+    pub start: DateTime<Utc>,
     /// Simulated days.
     pub days: u32,
     /// The paper money each strategy starts with, in cents.
@@ -67,8 +70,8 @@ pub(crate) struct Plan {
     pub suspicion: Suspicion,
 }
 
-/// The simulated season a plan replays: the simulator's own calendar from its fixed start.
-pub(crate) fn season(seed: u64) -> sim::Config {
+/// The simulated season of a seed: the simulator's own calendar from its fixed start.
+pub fn season(seed: u64) -> sim::Config {
     sim::Config { seed, ..sim::Config::default() }
 }
 
@@ -191,6 +194,11 @@ fn figures_at(account: &Account, periods: Periods, suspicion: &Suspicion) -> Fig
 }
 
 impl Book for Paper {
+    /// The replayed instant: nobody approves on paper.
+    fn asked_at(&self, judged: DateTime<Utc>) -> DateTime<Utc> {
+        judged
+    }
+
     async fn stopped(
         &self,
         strategy: &strategy::Strategy,
@@ -383,8 +391,25 @@ impl Known {
 
 /// Replays `plan` and reports on it. `progress` is told the simulated days done, after each;
 /// once `stop` is set the replay ends at the next simulated hour, with no report.
-pub(crate) async fn replay(plan: &Plan, mut progress: impl FnMut(u32), stop: &AtomicBool) -> Option<Report> {
-    let mut simulator = Simulator::new(season(plan.seed));
+pub(crate) async fn replay(plan: &Plan, progress: impl FnMut(u32), stop: &AtomicBool) -> Option<Report> {
+    replay_deciding(plan, progress, stop, |_, _| {}).await
+}
+
+/// Replays `plan` and tells `decided` every decision it makes, in order, with the place of its
+/// strategy in the plan (the baseline "buy every listing under fair value" comes after them):
+/// what a replay decided, to be set beside what the live agents decided. The replay's figures
+/// are left out.
+pub async fn replay_decisions(plan: &Plan, mut decided: impl FnMut(usize, &Decision)) {
+    replay_deciding(plan, |_| {}, &AtomicBool::new(false), |k, d| decided(k, d)).await;
+}
+
+async fn replay_deciding(
+    plan: &Plan,
+    mut progress: impl FnMut(u32),
+    stop: &AtomicBool,
+    mut decided: impl FnMut(usize, &Decision),
+) -> Option<Report> {
+    let mut simulator = Simulator::new(sim::Config { start: plan.start, ..season(plan.seed) });
     let fee_bps = simulator.config().marketplaces.first().map_or(0, |m| m.fee_bps);
     let start = simulator.now();
     let mut strategies = plan.strategies.clone();
@@ -456,7 +481,9 @@ pub(crate) async fn replay(plan: &Plan, mut progress: impl FnMut(u32), stop: &At
                 let Some(listing) = offered.and_then(|id| known.listings.get(&id)) else { continue };
                 let Some(moment) = known.moments.get(&listing.moment_id) else { continue };
                 events_decided += 1;
-                decide(&known, listing, moment, &strategies, &indexes, &books, user, at).await;
+                for (k, decision) in decide(&known, listing, moment, &strategies, &indexes, &books, user, at).await {
+                    decided(k, &decision);
+                }
             }
         }
         let end = simulator.now();
@@ -472,7 +499,7 @@ pub(crate) async fn replay(plan: &Plan, mut progress: impl FnMut(u32), stop: &At
 }
 
 /// One listing event decided for every strategy that matches it, each on its own ledger, by the
-/// decision code the live agents run.
+/// decision code the live agents run: the decisions, with their strategies' places.
 #[allow(clippy::too_many_arguments)]
 async fn decide(
     known: &Known,
@@ -483,7 +510,7 @@ async fn decide(
     books: &[Paper],
     user: Uuid,
     now: DateTime<Utc>,
-) {
+) -> Vec<(usize, Decision)> {
     let moment_pb = known.moment(moment);
     let candidate = Candidate::new(
         market::Listing {
@@ -500,8 +527,9 @@ async fn decide(
     );
     let matching: Vec<usize> =
         (0..strategies.len()).filter(|&k| !indexes[k].matching(candidate.moment.as_ref()).is_empty()).collect();
+    let mut made = Vec::new();
     if matching.is_empty() {
-        return;
+        return made;
     }
     let valued = known.valuation(moment, listing.price_cents, now);
     let factors: Vec<Factor> = valued.as_ref().map(factors_of).unwrap_or_default();
@@ -513,7 +541,7 @@ async fn decide(
         let strategy = &strategies[k];
         let paper = &books[k];
         let strategy_id = Uuid::parse_str(&strategy.strategy_id).unwrap_or_default();
-        // A listing a strategy acted on is not bought again when it is repriced.
+        // A listing a strategy bought is not bought again when it is repriced: it left the market.
         let taken = paper.with(|a| {
             a.now = now;
             a.acted.contains(&listing.id)
@@ -546,7 +574,9 @@ async fn decide(
                 a.opened(Position::bought(&decision, moment, player));
             }
         });
+        made.push((k, decision));
     }
+    made
 }
 
 /// Validation of a plan's figures: each wrong one named.
@@ -572,7 +602,7 @@ fn outcome(player: &str, pnl_cents: i64, at: DateTime<Utc>) -> Outcome {
     Outcome { player_id: Some(player.to_owned()), pnl_cents, at }
 }
 
-/// Which listings a ledger acted on.
+/// Which listings a ledger bought.
 type Acted = HashSet<Uuid>;
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ pub(crate) struct Account {
     pub bought: u64,
     /// What its protections read: a purchase (no profit) and a sale (its profit) each.
     pub outcomes: Vec<Outcome>,
-    /// Listings it acted on.
+    /// Listings it bought.
     pub acted: Acted,
     open: Vec<Position>,
     closed: Vec<Position>,
@@ -118,7 +118,9 @@ impl Account {
     /// a skip by its reason and rule.
     pub(crate) fn decided(&mut self, decision: &Decision) {
         self.decisions += 1;
-        if decision.acted_on() {
+        // A listing bought leaves the market, as a live purchase takes it off; one refused or
+        // waiting for approval stays, and is decided again when repriced, as live.
+        if decision.outcome == DecisionOutcome::Buy {
             self.acted.insert(decision.listing_id);
         }
         match decision.outcome {

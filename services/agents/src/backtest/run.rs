@@ -114,6 +114,7 @@ impl Engine {
         }
         let plan = Plan {
             seed: request.seed,
+            start: super::season(request.seed).start,
             days,
             starting_cents: starting,
             hold_days,

@@ -24,6 +24,7 @@ fn value_rules() -> strategy::StrategyRules {
 fn plan(days: u32, strategies: Vec<strategy::Strategy>) -> Plan {
     Plan {
         seed: 11,
+        start: season(11).start,
         days,
         starting_cents: 200_000,
         hold_days: 3,
@@ -257,50 +258,44 @@ fn refused_as_suspicious(outcome: Result<(), Status>, named: &str) {
 
 #[test]
 fn activity_risk_calls_suspicious_pauses_a_ledger_for_the_rest_of_the_replay() {
+    let usual_rules = Suspicion::default();
     // A burst: 30 purchases in the last ten minutes are as many as risk lets through without
     // a usual rate; the 31st pauses the ledger, and nothing is bought after it.
     let minutes: Vec<Duration> = (0..30).map(|i| Duration::seconds(10 + 19 * i)).collect();
     let (limits, mut busy) = ledger_with(&minutes, 500);
-    refused_as_suspicious(
-        within(&limits, &Suspicion::default(), &mut busy, 500),
-        "31 purchases within the burst window",
-    );
+    refused_as_suspicious(within(&limits, &usual_rules, &mut busy, 500), "31 purchases within the burst window");
     assert!(busy.paused.is_some());
     busy.now += Duration::days(2);
-    refused_as_suspicious(within(&limits, &Suspicion::default(), &mut busy, 500), "paused since");
+    refused_as_suspicious(within(&limits, &usual_rules, &mut busy, 500), "paused since");
     // One purchase fewer is no burst.
     let (limits, mut calm) = ledger_with(&minutes[1..], 500);
-    assert!(within(&limits, &Suspicion::default(), &mut calm, 500).is_ok());
+    assert!(within(&limits, &usual_rules, &mut calm, 500).is_ok());
 
     // A purchase more than ten times the usual size, once five were made in the last 30 days.
     let days: Vec<Duration> = (1..=5).map(Duration::days).collect();
     let (limits, mut usual) = ledger_with(&days, 1_000);
-    assert!(within(&limits, &Suspicion::default(), &mut usual, 10_000).is_ok(), "ten times the mean is usual enough");
+    assert!(within(&limits, &usual_rules, &mut usual, 10_000).is_ok(), "ten times the mean is usual enough");
     let (limits, mut large) = ledger_with(&days, 1_000);
-    refused_as_suspicious(within(&limits, &Suspicion::default(), &mut large, 10_001), "far above your usual 10.00");
+    refused_as_suspicious(within(&limits, &usual_rules, &mut large, 10_001), "far above your usual 10.00");
     // With four purchases there is no usual size yet.
     let (limits, mut new) = ledger_with(&days[1..], 1_000);
-    assert!(within(&limits, &Suspicion::default(), &mut new, 50_000).is_ok());
+    assert!(within(&limits, &usual_rules, &mut new, 50_000).is_ok());
 
     // Ten refusals in a row by a limit pause the ledger; a granted purchase between them
     // starts the count again.
     let (mut limits, mut refused) = ledger_with(&[], 0);
     limits.values.per_moment_cents = Some(1_000);
     for n in 1..=9 {
-        let status =
-            within(&limits, &Suspicion::default(), &mut refused, 2_000).expect_err("above the per-moment limit");
+        let status = within(&limits, &usual_rules, &mut refused, 2_000).expect_err("above the per-moment limit");
         assert!(status.message().contains("per-moment"), "{n}: {}", status.message());
     }
-    assert!(within(&limits, &Suspicion::default(), &mut refused, 500).is_ok());
+    assert!(within(&limits, &usual_rules, &mut refused, 500).is_ok());
     for _ in 1..=9 {
-        within(&limits, &Suspicion::default(), &mut refused, 2_000).expect_err("above the per-moment limit");
+        within(&limits, &usual_rules, &mut refused, 2_000).expect_err("above the per-moment limit");
     }
     assert!(refused.paused.is_none(), "nine in a row since the last purchase");
-    within(&limits, &Suspicion::default(), &mut refused, 2_000).expect_err("the tenth");
-    refused_as_suspicious(
-        within(&limits, &Suspicion::default(), &mut refused, 500),
-        "10 purchases in a row were refused",
-    );
+    within(&limits, &usual_rules, &mut refused, 2_000).expect_err("the tenth");
+    refused_as_suspicious(within(&limits, &usual_rules, &mut refused, 500), "10 purchases in a row were refused");
 
     // A deployment's own rules, as its risk service sends them: a burst from six purchases.
     let strict = Suspicion { burst_min: 5, ..Suspicion::default() };
