@@ -876,8 +876,9 @@ pub(crate) struct Shared<'a> {
 /// paper ledger for a backtest. Both go through [`purchase`], so that a replay decides as the
 /// live agents do.
 pub(crate) trait Book {
-    /// The decision skipped when the strategy's protections stop the purchase at `now`; `None`
-    /// when it may go on.
+    /// The decision skipped when the strategy's protections stop the purchase of a listing
+    /// judged at `now` (the live agents check them at the instant they would buy); `None` when
+    /// it may go on.
     fn stopped(
         &self,
         strategy: &strategy::Strategy,

@@ -360,7 +360,7 @@ impl Book for Engine {
         Utc::now()
     }
 
-    /// The decision skipped when the strategy's protections stop a chosen purchase at `now`: a
+    /// The decision skipped when the strategy's protections stop a chosen purchase now: a
     /// pause that holds (the user told once per trip), or protections that could not be read
     /// (then nothing is bought, and the decision says why). `None` when the purchase may go on.
     async fn stopped(
@@ -369,9 +369,11 @@ impl Book for Engine {
         user: Uuid,
         player: Option<&str>,
         decision: &Decision,
-        now: DateTime<Utc>,
+        judged: DateTime<Utc>,
     ) -> Option<Decision> {
-        match self.pause(strategy, player, now).await {
+        // At the instant the purchase would be made: a pause in force now stops it, however
+        // long before its listing event was judged.
+        match self.pause(strategy, player, Utc::now().max(judged)).await {
             Ok(None) => None,
             Ok(Some(pause)) => {
                 self.tell_paused(strategy, user, &pause).await;

@@ -224,20 +224,18 @@ pub async fn apply_stamped_batch(
                 }
                 let now = Utc::now();
                 let mut appended = ListingEvents::new();
-                // Each listing event's instant, when the batch's events carry theirs.
+                // Each listing event at the instant of the event that made it, the instant its
+                // sales and box scores carry too: taken once the lock is held, so a batch's
+                // instant is never before the one of the batch it waited for.
                 let mut instants = Vec::new();
                 for (k, event) in events.iter().enumerate() {
                     let at = stamps.as_ref().and_then(|s| s.get(k).copied()).unwrap_or(now);
                     apply(conn, event, at, &mut appended).await?;
                     instants.resize(appended.len(), at);
                 }
-                if stamps.is_some() {
-                    let stamped: Vec<_> =
-                        appended.iter().zip(&instants).map(|(&(kind, id, price), &at)| (kind, id, price, at)).collect();
-                    market::append_listing_events_at(conn, &stamped).await
-                } else {
-                    market::append_listing_events(conn, &appended).await
-                }
+                let stamped: Vec<_> =
+                    appended.iter().zip(&instants).map(|(&(kind, id, price), &at)| (kind, id, price, at)).collect();
+                market::append_listing_events_at(conn, &stamped).await
             }
             .boxed()
         })

@@ -200,3 +200,18 @@ async fn events_are_numbered_in_the_order_their_transactions_commit_and_writers_
     let last = market::listing_events_after(&mut reader, resume + 1, None, &[], 10).await.unwrap();
     assert_eq!(last.iter().map(|e| (e.listing_id, e.sequence)).collect::<Vec<_>>(), [(second, resume + 2)]);
 }
+
+/// A listing event carries the instant its batch was taken in at, the one the batch's listings,
+/// sales and box scores carry: never the earlier start of a transaction that waited for the
+/// batch before it (a listing judged at its event must see the sales and games before it).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_event_carries_the_instant_its_batch_was_taken_in_at() {
+    let app = spawn_with(vec![simulator(11)]).await;
+    let events = read(&app, Some(0), 150).await;
+    let created: Vec<&ListingEvent> = events.iter().filter(|e| e.kind() == ListingEventKind::Created).collect();
+    assert!(!created.is_empty());
+    for event in created {
+        let listing = event.listing.as_ref().unwrap();
+        assert_eq!(event.event_time, listing.create_time, "{event:?}");
+    }
+}
