@@ -1345,7 +1345,8 @@ async fn with_manual_approval_a_purchase_waits_and_is_bought_only_once_approved(
         .unwrap();
     let expired = agents.approve_decision(as_user(approve(&waiting[2]), user)).await.unwrap_err();
     assert_eq!(expired.code(), tonic::Code::FailedPrecondition);
-    assert!(expired.message().contains("expired"), "{}", expired.message());
+    // Expired by this call, or by the agents' expiry pass just before it: either way it says so.
+    assert!(expired.message().to_lowercase().contains("expired"), "{}", expired.message());
     let read = agents
         .get_decision(as_user(GetDecisionRequest { decision_id: waiting[2].decision_id.clone() }, user))
         .await
