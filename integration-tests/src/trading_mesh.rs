@@ -340,10 +340,21 @@ impl TradingMesh {
     /// Records a sale at `price` cents of the moment of each of `listings` (a day apart, the
     /// latest yesterday): scouting's comparables. Returns the moments' player.
     pub async fn record_sales(&self, listings: &[Uuid], price: i64) -> String {
+        self.record_sales_at(listings, price, |i| Utc::now() - chrono::Duration::days(i as i64 + 1)).await
+    }
+
+    /// Records a sale at `price` cents of the moment of each of `listings`, the `i`th at
+    /// `sold_at(i)`. Returns the moments' player.
+    pub async fn record_sales_at(
+        &self,
+        listings: &[Uuid],
+        price: i64,
+        sold_at: impl Fn(usize) -> chrono::DateTime<Utc> + Send + Sync + Clone + 'static,
+    ) -> String {
         let listings = listings.to_vec();
         self.pool
             .read_committed(move |conn| {
-                let listings = listings.clone();
+                let (listings, sold_at) = (listings.clone(), sold_at.clone());
                 async move {
                     let mut player = String::new();
                     for (i, listing) in listings.iter().enumerate() {
@@ -360,7 +371,7 @@ impl TradingMesh {
                                 price_cents: price,
                                 seller_address: found.seller_address.clone(),
                                 buyer_address: "0x00000000000000aa".to_owned(),
-                                sold_at: Utc::now() - chrono::Duration::days(i as i64 + 1),
+                                sold_at: sold_at(i),
                             },
                         )
                         .await?;

@@ -59,6 +59,12 @@ async fn decided<T>(
     .await
 }
 
+/// One of the user's trades, as trading answers the user.
+async fn trade_of(mesh: &TradingMesh, user: Uuid, trade_id: &str) -> fastbreak_proto::trading::v1::Trade {
+    let request = GetTradeRequest { trade_id: trade_id.to_owned() };
+    mesh.trading().await.get_trade(as_user(request, user)).await.unwrap().into_inner()
+}
+
 /// The user's runs, asked for until `pick` finds what it wants in them (`within` at most).
 async fn ran<T>(
     mesh: &TradingMesh,
@@ -182,13 +188,7 @@ async fn a_listing_event_is_bought_or_skipped_with_its_reasons_and_never_twice()
     assert_eq!((bought.reason(), bought.rule.as_str()), (DecisionReason::Bought, "all_rules_passed"));
     assert!(!bought.valuation_id.is_empty() && !bought.factors.is_empty(), "the valuation and its factors: {bought:?}");
     assert!(bought.fair_value_cents > 1_000 && bought.reasons[0].starts_with("Bought"), "{bought:?}");
-    let trade = mesh
-        .trading()
-        .await
-        .get_trade(as_user(GetTradeRequest { trade_id: bought.trade_id.clone() }, user))
-        .await
-        .unwrap()
-        .into_inner();
+    let trade = trade_of(&mesh, user, &bought.trade_id).await;
     assert_eq!(trade.state(), TradeState::Settled);
     assert_eq!(
         (trade.decision_id.as_str(), trade.strategy_id.as_str()),
@@ -395,13 +395,7 @@ async fn a_listing_refused_for_want_of_funds_is_bought_by_a_later_scan() {
     assert_eq!((bought.outcome(), bought.rule.as_str()), (DecisionOutcome::Buy, "all_rules_passed"), "{bought:?}");
     let buys = decisions.iter().filter(|d| d.outcome() == DecisionOutcome::Buy).count();
     assert_eq!(usize::try_from(run.purchase_count).unwrap(), buys, "{run:?}");
-    let trade = mesh
-        .trading()
-        .await
-        .get_trade(as_user(GetTradeRequest { trade_id: bought.trade_id.clone() }, user))
-        .await
-        .unwrap()
-        .into_inner();
+    let trade = trade_of(&mesh, user, &bought.trade_id).await;
     assert_eq!((trade.state(), trade.decision_id.as_str()), (TradeState::Settled, bought.decision_id.as_str()));
 }
 
@@ -415,31 +409,7 @@ async fn a_listing_event_decided_late_is_valued_as_the_market_stood_at_the_event
     let cheap = listings[5];
     reprice(&mesh, &[(cheap, 1_000)]).await;
     // After the event, while the agents are away, the play sells five times at 3.00.
-    let later = listings[..5].to_vec();
-    mesh.pool
-        .read_committed(move |conn| {
-            let later = later.clone();
-            async move {
-                for listing in later {
-                    let found = market::find_listing(conn, listing).await?.expect("a listing");
-                    let sale = market::Sale {
-                        id: Uuid::new_v4(),
-                        moment_id: found.moment_id,
-                        listing_id: None,
-                        source_id: "simulator".to_owned(),
-                        price_cents: 300,
-                        seller_address: found.seller_address.clone(),
-                        buyer_address: "0x00000000000000bb".to_owned(),
-                        sold_at: Utc::now(),
-                    };
-                    market::record_sale(conn, &sale).await?;
-                }
-                Ok(())
-            }
-            .boxed()
-        })
-        .await
-        .unwrap();
+    mesh.record_sales_at(&listings[..5], 300, |_| Utc::now()).await;
     // Valued now, the listing is no bargain any more ...
     let mut scouting = ScoutingInternalServiceClient::new(channel(&mesh, "scouting").await);
     let now = scouting
@@ -1174,12 +1144,7 @@ async fn a_protection_pauses_only_its_strategy_after_a_real_loss_says_why_and_li
     // The user sells that moment at 6.00 and another collector buys it: a real loss, counted
     // for the strategy that bought the moment.
     let trading = mesh.trading().await;
-    let bought = trading
-        .clone()
-        .get_trade(as_user(GetTradeRequest { trade_id: first.trade_id.clone() }, user))
-        .await
-        .unwrap()
-        .into_inner();
+    let bought = trade_of(&mesh, user, &first.trade_id).await;
     let sale = SellMomentRequest {
         moment_id: bought.moment_id.clone(),
         price_cents: 600,
@@ -1300,13 +1265,7 @@ async fn with_manual_approval_a_purchase_waits_and_is_bought_only_once_approved(
     let bought = agents.approve_decision(as_user(approve(&waiting[0]), user)).await.unwrap().into_inner();
     assert_eq!((bought.outcome(), bought.reason()), (DecisionOutcome::Buy, DecisionReason::Bought), "{bought:?}");
     assert!(bought.reasons[0].starts_with("Bought on your approval at"), "{:?}", bought.reasons);
-    let trade = mesh
-        .trading()
-        .await
-        .get_trade(as_user(GetTradeRequest { trade_id: bought.trade_id.clone() }, user))
-        .await
-        .unwrap()
-        .into_inner();
+    let trade = trade_of(&mesh, user, &bought.trade_id).await;
     assert_eq!(
         (trade.state(), trade.price_cents, trade.decision_id.as_str()),
         (TradeState::Settled, 1_000, bought.decision_id.as_str())

@@ -54,6 +54,12 @@ pub async fn upsert_game_stats(conn: &mut AsyncPgConnection, stats: &GameStats) 
         .await?)
 }
 
+/// The last instant a request can name (the end of year 9999, as `status::time_field` allows).
+const LAST_INSTANT: DateTime<Utc> = match DateTime::from_timestamp(253_402_300_799, 0) {
+    Some(at) => at,
+    None => DateTime::<Utc>::MAX_UTC,
+};
+
 /// A player's most recent game lines up to `until`, newest first.
 pub async fn recent_game_stats(
     conn: &mut AsyncPgConnection,
@@ -73,11 +79,12 @@ pub async fn game_stats_page(
     offset: i64,
     size: i64,
 ) -> Result<Vec<GameStats>, DatabaseError> {
-    let mut query = player_game_stats::table.filter(player_game_stats::player_id.eq(player_id)).into_boxed();
-    if let Some(until) = until {
-        query = query.filter(player_game_stats::game_at.le(until));
-    }
-    Ok(query
+    // One shape with or without a bound (a boxed query would be planned again on every call,
+    // once per valuation): no bound is the last instant a request can give.
+    let until = until.unwrap_or(LAST_INSTANT);
+    Ok(player_game_stats::table
+        .filter(player_game_stats::player_id.eq(player_id))
+        .filter(player_game_stats::game_at.le(until))
         .order((player_game_stats::game_at.desc(), player_game_stats::game_id.desc()))
         .offset(offset)
         .limit(size)
